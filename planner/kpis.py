@@ -1,0 +1,211 @@
+"""Scenario KPIs: service standards per segment, site loads, and the annual cost split.
+
+The basic travel-time KPIs (demand-weighted mean, p90, max, shares within thresholds) come from
+:func:`planner.results.compute_kpis`; this module adds what a layout comparison needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from planner.costs import CostBreakdown, CostParameters
+from planner.results import ScenarioResult, compute_kpis
+
+__all__ = [
+    "DEFAULT_SERVICE_STANDARD_MIN",
+    "annual_costs",
+    "scenario_kpis",
+    "service_standard_minutes",
+    "share_within_service_standard",
+    "site_loads",
+]
+
+#: Service standard (minutes of travel) for segments not listed in a scenario.
+DEFAULT_SERVICE_STANDARD_MIN = 30.0
+
+
+def _customer_jobs(result: ScenarioResult, parameters: CostParameters) -> np.ndarray:
+    return result.customers["weight"].to_numpy(float) * parameters.jobs_per_weight
+
+
+def service_standard_minutes(
+    segments: pd.Series | np.ndarray, standards_min: Mapping[str, float] | None = None
+) -> np.ndarray:
+    """Return each customer's service standard in minutes.
+
+    Parameters
+    ----------
+    segments
+        Segment name of each customer.
+    standards_min
+        ``{segment: minutes}``; the key ``"default"`` (or
+        :data:`DEFAULT_SERVICE_STANDARD_MIN`) applies to segments not listed.
+    """
+    standards = dict(standards_min or {})
+    default = float(standards.pop("default", DEFAULT_SERVICE_STANDARD_MIN))
+    seg = pd.Series(np.asarray(segments, dtype=object)).astype(str)
+    return seg.map(lambda s: float(standards.get(s, default))).to_numpy(float)
+
+
+def share_within_service_standard(
+    result: ScenarioResult, standards_min: Mapping[str, float] | None = None
+) -> float:
+    """Share of all demand whose travel time is within its segment's service standard.
+
+    Unserved customers count as outside the standard.
+    """
+    cust = result.customers
+    weights = cust["weight"].to_numpy(float)
+    total = weights.sum()
+    if total <= 0:
+        return float("nan")
+    segments = cust["segment"] if "segment" in cust else np.full(len(cust), "default")
+    limit = service_standard_minutes(segments, standards_min)
+    t = cust["travel_min"].to_numpy(float)
+    ok = np.isfinite(t) & (t <= limit)
+    return float(weights[ok].sum() / total)
+
+
+def site_loads(result: ScenarioResult, parameters: CostParameters | None = None) -> pd.DataFrame:
+    """Jobs per year, capacity and utilisation of every site of ``result``.
+
+    Own workshops (role ``workshop``) have capacity ``parameters.workshop_capacity_jobs``;
+    partners and offices have no modelled capacity (NaN).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``site_id, role, customers, jobs, capacity_jobs, utilisation``.
+    """
+    parameters = parameters or CostParameters()
+    jobs = pd.Series(_customer_jobs(result, parameters), index=result.customers.index)
+    by_site = jobs.groupby(result.customers["site_id"].astype(str)).sum()
+    sites = result.sites
+    site_ids = sites["site_id"].astype(str)
+    load = site_ids.map(by_site).fillna(0.0).to_numpy(float)
+    roles = sites["role"].astype(str).to_numpy()
+    capacity = np.where(roles == "workshop", parameters.workshop_capacity_jobs, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(capacity > 0, load / capacity, np.nan)
+    return pd.DataFrame(
+        {
+            "site_id": site_ids.to_numpy(),
+            "role": roles,
+            "customers": sites["customers"].to_numpy(int),
+            "jobs": load,
+            "capacity_jobs": capacity,
+            "utilisation": util,
+        }
+    )
+
+
+def annual_costs(
+    result: ScenarioResult,
+    parameters: CostParameters,
+    *,
+    layout: str,
+    link_time_s: Mapping[str, float] | None = None,
+) -> CostBreakdown:
+    """Annual cost of a layout's result, split into fixed costs, fees, deliveries, leakage, time.
+
+    Parameters
+    ----------
+    result
+        The solved scenario (site roles ``workshop``, ``partner``, ``office``).
+    parameters
+        Cost assumptions.
+    layout
+        ``"in-house"``, ``"outsourced"`` or ``"two-tier"``; sets the fixed cost of own workshops.
+    link_time_s
+        Two-tier only: one-way travel seconds from the office to each workshop ``site_id``.
+
+    Returns
+    -------
+    CostBreakdown
+    """
+    sites = result.sites
+    roles = sites["role"].astype(str).to_numpy()
+    n_own = int(np.sum(roles == "workshop"))
+    n_office = int(np.sum(roles == "office"))
+    workshop_layout = "two-tier" if layout == "two-tier" else "in-house"
+    fixed = n_own * parameters.workshop_fixed_cost_eur(layout=workshop_layout)
+    fixed += n_office * parameters.office_fixed_cost_eur
+
+    cust = result.customers
+    jobs = _customer_jobs(result, parameters)
+    served = cust["site_id"].astype(str).to_numpy() != ""
+    partner_ids = set(sites.loc[roles == "partner", "site_id"].astype(str))
+    at_partner = cust["site_id"].astype(str).isin(partner_ids).to_numpy()
+    partner_jobs = float(jobs[at_partner].sum())
+
+    deliveries = 0.0
+    if link_time_s:
+        times = np.array(
+            [
+                link_time_s[s]
+                for s, r in zip(sites["site_id"].astype(str), roles, strict=True)
+                if r != "office" and s in link_time_s
+            ],
+            dtype=float,
+        )
+        deliveries = float(np.sum(parameters.delivery_cost_eur(times)))
+    travel_s = cust["travel_min"].to_numpy(float) * 60.0
+    return CostBreakdown(
+        fixed_eur=float(fixed),
+        fees_eur=partner_jobs * parameters.partner_fee_per_job_eur,
+        deliveries_eur=deliveries,
+        leakage_eur=parameters.leakage_cost_eur(partner_jobs),
+        customer_time_eur=parameters.customer_time_cost_eur(jobs[served], travel_s[served]),
+        jobs=float(jobs[served].sum()),
+    )
+
+
+def scenario_kpis(
+    result: ScenarioResult,
+    parameters: CostParameters,
+    *,
+    layout: str,
+    service_standard_min: Mapping[str, float] | None = None,
+    link_time_s: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """All KPIs of one layout: travel times, service standard, sites by kind, load, costs.
+
+    Returns
+    -------
+    dict
+        The keys of :func:`planner.results.compute_kpis` plus ``share_within_sla``,
+        ``sites``, ``sites_workshop``, ``sites_partner``, ``sites_office``,
+        ``max_utilisation``, ``mean_utilisation``, ``fixed_eur``, ``fees_eur``,
+        ``deliveries_eur``, ``leakage_eur``, ``customer_time_eur``, ``annual_cost_eur``,
+        ``jobs`` and ``cost_per_job_eur``.
+    """
+    cust = result.customers
+    kpis = dict(compute_kpis(cust["travel_min"].to_numpy(float), cust["weight"].to_numpy(float)))
+    kpis["share_within_sla"] = share_within_service_standard(result, service_standard_min)
+    roles = result.sites["role"].astype(str)
+    kpis["sites"] = float(int((roles != "office").sum()))
+    for kind in ("workshop", "partner", "office"):
+        kpis[f"sites_{kind}"] = float(int((roles == kind).sum()))
+    loads = site_loads(result, parameters)
+    util = loads["utilisation"].to_numpy(float)
+    util = util[np.isfinite(util)]
+    kpis["max_utilisation"] = float(util.max()) if util.size else float("nan")
+    kpis["mean_utilisation"] = float(util.mean()) if util.size else float("nan")
+    costs = annual_costs(result, parameters, layout=layout, link_time_s=link_time_s)
+    split = costs.to_dict()
+    kpis.update(
+        {
+            "fixed_eur": split["fixed_eur"],
+            "fees_eur": split["fees_eur"],
+            "deliveries_eur": split["deliveries_eur"],
+            "leakage_eur": split["leakage_eur"],
+            "customer_time_eur": split["customer_time_eur"],
+            "annual_cost_eur": split["total_eur"],
+            "jobs": split["jobs"],
+            "cost_per_job_eur": split["cost_per_job_eur"],
+        }
+    )
+    return kpis
