@@ -1,0 +1,228 @@
+"""Disk cache of prepared road graphs and matrices, without pickle.
+
+A prepared graph is stored as a directory holding ``nodes.parquet``, ``edges.parquet`` and
+``graph.json``. Attribute columns keep their Python types on a round trip: numbers, booleans and
+strings map to Arrow types, shapely geometries to WKB, and anything else (the lists that osmnx
+simplification leaves in ``osmid``, ``highway``, ``name``...) to JSON text. Reading the cache needs
+only pyarrow, shapely and networkx, so a warm load does not pay the cost of importing osmnx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable that overrides the cache directory.
+CACHE_ENV_VAR = "PLANNER_CACHE_DIR"
+
+_FORMAT_VERSION = 1
+
+
+def cache_dir(kind: str) -> Path:
+    """Return (and create) the cache sub-directory ``kind``.
+
+    The root is ``$PLANNER_CACHE_DIR`` when set, else ``~/.cache/service-site-planner``.
+
+    Parameters
+    ----------
+    kind
+        Sub-directory name, for example ``"graphs"`` or ``"matrices"``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    root = os.environ.get(CACHE_ENV_VAR)
+    base = Path(root) if root else Path.home() / ".cache" / "service-site-planner"
+    path = base / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _column_kind(values: list[Any]) -> str:
+    present = [v for v in values if v is not None]
+    if not present:
+        return "null"
+    if all(isinstance(v, bool | np.bool_) for v in present):
+        return "bool"
+    if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in present):
+        return "int"
+    if all(isinstance(v, int | float | np.integer | np.floating) for v in present):
+        return "float"
+    if all(isinstance(v, str) for v in present):
+        return "str"
+    if all(hasattr(v, "wkb") and hasattr(v, "geom_type") for v in present):
+        return "geometry"
+    return "json"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    msg = f"cannot store attribute value of type {type(value).__name__} in the graph cache"
+    raise TypeError(msg)
+
+
+def _to_table(records: list[Mapping[str, Any]], index: dict[str, list[Any]]) -> tuple[Any, dict]:
+    import pyarrow as pa
+    import shapely
+
+    keys: list[str] = []
+    seen: set[str] = set()
+    for rec in records:
+        for k in rec:
+            if k not in seen:
+                seen.add(k)
+                keys.append(k)
+    columns: dict[str, Any] = {
+        name: pa.array(vals, type=pa.int64()) for name, vals in index.items()
+    }
+    kinds: dict[str, str] = {}
+    for key in keys:
+        values = [rec.get(key) for rec in records]
+        kind = _column_kind(values)
+        kinds[key] = kind
+        if kind == "bool":
+            arr = pa.array([None if v is None else bool(v) for v in values], type=pa.bool_())
+        elif kind == "int":
+            arr = pa.array([None if v is None else int(v) for v in values], type=pa.int64())
+        elif kind == "float":
+            arr = pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+        elif kind == "str":
+            arr = pa.array(values, type=pa.string())
+        elif kind == "geometry":
+            wkb = [None if v is None else shapely.to_wkb(v) for v in values]
+            arr = pa.array(wkb, type=pa.binary())
+        elif kind == "null":
+            arr = pa.nulls(len(values))
+        else:
+            arr = pa.array(
+                [None if v is None else json.dumps(v, default=_json_default) for v in values],
+                type=pa.string(),
+            )
+        columns[f"a:{key}"] = arr
+    return pa.table(columns), kinds
+
+
+def _from_table(table: Any, kinds: Mapping[str, str]) -> list[dict[str, Any]]:
+    import shapely
+
+    n = table.num_rows
+    records: list[dict[str, Any]] = [{} for _ in range(n)]
+    for key, kind in kinds.items():
+        if kind == "null":
+            continue
+        col = table.column(f"a:{key}")
+        if kind == "geometry":
+            raw = col.to_pylist()
+            mask = np.array([v is not None for v in raw], dtype=bool)
+            geoms = np.empty(n, dtype=object)
+            if mask.any():
+                geoms[mask] = shapely.from_wkb([v for v in raw if v is not None])
+            values: Iterable[Any] = (g if m else None for g, m in zip(geoms, mask, strict=True))
+        elif kind == "json":
+            values = (None if v is None else json.loads(v) for v in col.to_pylist())
+        else:
+            values = col.to_pylist()
+        for rec, value in zip(records, values, strict=True):
+            if value is not None:
+                rec[key] = value
+    return records
+
+
+def write_graph(G: nx.MultiDiGraph, path: Path) -> None:
+    """Write a MultiDiGraph to the cache directory ``path`` (atomically replaced).
+
+    Parameters
+    ----------
+    G
+        Graph whose node ids are integers.
+    path
+        Target directory; it is created, or replaced when it exists.
+    """
+    import pyarrow.parquet as pq
+
+    node_ids = list(G.nodes)
+    node_table, node_kinds = _to_table([G.nodes[n] for n in node_ids], {"node": node_ids})
+    us, vs, ks, recs = [], [], [], []
+    for u, v, k, data in G.edges(keys=True, data=True):
+        us.append(u)
+        vs.append(v)
+        ks.append(k)
+        recs.append(data)
+    edge_table, edge_kinds = _to_table(recs, {"u": us, "v": vs, "key": ks})
+    meta = {
+        "format": _FORMAT_VERSION,
+        "graph": dict(G.graph),
+        "node_kinds": node_kinds,
+        "edge_kinds": edge_kinds,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
+    try:
+        pq.write_table(node_table, tmp / "nodes.parquet")
+        pq.write_table(edge_table, tmp / "edges.parquet")
+        (tmp / "graph.json").write_text(json.dumps(meta, default=_json_default), encoding="utf-8")
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_graph(path: Path) -> nx.MultiDiGraph | None:
+    """Read a graph written by :func:`write_graph`; ``None`` if absent or unreadable.
+
+    Parameters
+    ----------
+    path
+        Cache directory of one graph.
+
+    Returns
+    -------
+    networkx.MultiDiGraph or None
+    """
+    import pyarrow.parquet as pq
+
+    meta_path = path / "graph.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("format") != _FORMAT_VERSION:
+            return None
+        nodes = pq.read_table(path / "nodes.parquet")
+        edges = pq.read_table(path / "edges.parquet")
+        node_recs = _from_table(nodes, meta["node_kinds"])
+        edge_recs = _from_table(edges, meta["edge_kinds"])
+        G = nx.MultiDiGraph(**meta["graph"])
+        G.add_nodes_from(zip(nodes.column("node").to_pylist(), node_recs, strict=True))
+        G.add_edges_from(
+            zip(
+                edges.column("u").to_pylist(),
+                edges.column("v").to_pylist(),
+                edges.column("key").to_pylist(),
+                edge_recs,
+                strict=True,
+            )
+        )
+    except (OSError, ValueError, KeyError) as exc:  # a corrupt cache entry is rebuilt
+        logger.warning("ignoring unreadable graph cache %s: %s", path, exc)
+        return None
+    return G
