@@ -1,0 +1,522 @@
+"""Folium maps of customers and proposed sites that work with no internet.
+
+Pure functions: they build :class:`folium.Map` objects and never talk to Streamlit. The maps
+are made to stay fast with tens of thousands of customers: all customers are one GeoJSON layer
+drawn as circle markers on a canvas (no DOM element per marker), with coordinates rounded to
+about a metre. No tile server is needed: the region's main roads are drawn as a light layer,
+and OpenStreetMap tiles are added only when asked for (``tiles="OpenStreetMap"``). The
+OpenStreetMap credit is always on the map, through Leaflet's attribution control.
+
+Examples
+--------
+>>> from planner import maps
+>>> roads = maps.main_roads(G)  # doctest: +SKIP
+>>> m = maps.result_map(result, roads=roads)  # doctest: +SKIP
+>>> maps.save_map(m, "map.html")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import folium
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+from folium.template import Template
+from folium.utilities import JsCode
+
+from planner import _assets
+
+__all__ = [
+    "MAIN_ROAD_CLASSES",
+    "OSM_ATTRIBUTION",
+    "PALETTE",
+    "TILES",
+    "customers_map",
+    "main_roads",
+    "map_html",
+    "result_map",
+    "save_map",
+    "site_colors",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The credit every map carries (the same text as folium's OpenStreetMap tiles, so that
+#: Leaflet shows it once when tiles are on).
+OSM_ATTRIBUTION = (
+    '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+)
+
+#: OSM ``highway`` classes drawn as main roads, most important first, with line weights (px).
+MAIN_ROAD_CLASSES: dict[str, float] = {
+    "motorway": 2.6,
+    "trunk": 2.4,
+    "primary": 2.0,
+    "secondary": 1.5,
+    "tertiary": 1.0,
+    "motorway_link": 1.5,
+    "trunk_link": 1.5,
+    "primary_link": 1.2,
+    "secondary_link": 1.0,
+    "tertiary_link": 0.8,
+}
+
+#: Tile layers a map may show; ``None`` means no tiles (works offline).
+TILES: tuple[str | None, ...] = (None, "OpenStreetMap")
+
+#: Categorical palette for sites (Tableau 20 reordered: strong colours first).
+PALETTE: tuple[str, ...] = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#9edae5",
+    "#dbdb8d",
+    "#637939",
+)
+_UNASSIGNED_COLOR = "#7f7f7f"
+_CUSTOMER_COLOR = "#3b6ea5"
+_ROAD_COLOR = "#8a8a8a"
+_BACKGROUND = "#f2efe9"
+_COORD_DECIMALS = 5
+_ROLES = ("workshop", "office", "partner")
+
+
+class _ResultLike(Protocol):
+    customers: gpd.GeoDataFrame
+    sites: gpd.GeoDataFrame
+
+
+class _Attribution(folium.MacroElement):
+    """Add a permanent text to the map's attribution control (shown without any tiles)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            {{ this._parent.get_name() }}.attributionControl.addAttribution(
+                {{ this.text|tojson }}
+            );
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "Attribution"
+        self.text = text
+
+
+def _first_main_class(value: object) -> str | None:
+    values = value if isinstance(value, list | tuple) else [value]
+    ranked = [v for v in values if isinstance(v, str) and v in MAIN_ROAD_CLASSES]
+    if not ranked:
+        return None
+    order = list(MAIN_ROAD_CLASSES)
+    return min(ranked, key=order.index)
+
+
+def _join_names(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return "; ".join(str(v) for v in value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def main_roads(G: nx.MultiDiGraph, *, tolerance_m: float = 10.0) -> gpd.GeoDataFrame:
+    """Return the main roads of a graph as simplified lines in lon/lat.
+
+    Parameters
+    ----------
+    G
+        Unprojected osmnx road graph (EPSG:4326).
+    tolerance_m
+        Geometry simplification tolerance, in metres (approximately; applied in degrees).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per road segment (both directions of a two-way road give one row):
+        ``highway`` (the most important class of :data:`MAIN_ROAD_CLASSES` on the edge),
+        ``name``, ``length_m`` and ``geometry`` (EPSG:4326, coordinates rounded to ~1 m).
+    """
+    columns = ["highway", "name", "length_m"]
+    crs = G.graph.get("crs", "EPSG:4326")
+    rows: list[dict[str, Any]] = []
+    geoms: list[Any] = []
+    seen: set[tuple[Any, Any, str]] = set()
+    nodes = G.nodes
+    for u, v, data in G.edges(data=True):
+        highway = _first_main_class(data.get("highway"))
+        if highway is None:
+            continue
+        pair = (min(u, v), max(u, v), str(data.get("osmid")))
+        if pair in seen:
+            continue
+        seen.add(pair)
+        geom = data.get("geometry")
+        if geom is None:
+            geom = shapely.LineString(
+                [(nodes[u]["x"], nodes[u]["y"]), (nodes[v]["x"], nodes[v]["y"])]
+            )
+        rows.append(
+            {
+                "highway": highway,
+                "name": _join_names(data.get("name")),
+                "length_m": float(data.get("length", np.nan)),
+            }
+        )
+        geoms.append(geom)
+    frame = pd.DataFrame(rows, columns=columns)
+    roads = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
+    if roads.crs is not None and not roads.crs.equals("EPSG:4326"):
+        roads = roads.to_crs("EPSG:4326")
+    if len(roads):
+        tolerance_deg = tolerance_m / 111_000.0
+        simplified = shapely.simplify(roads.geometry.values, tolerance_deg)
+        roads["geometry"] = shapely.set_precision(simplified, 10.0**-_COORD_DECIMALS)
+        roads = roads[~roads.geometry.is_empty].reset_index(drop=True)
+    logger.debug("main roads: %d segments", len(roads))
+    return roads
+
+
+def site_colors(site_ids: Sequence[str]) -> dict[str, str]:
+    """Map each site id to a colour of :data:`PALETTE` (cycling when there are more sites)."""
+    return {str(s): PALETTE[i % len(PALETTE)] for i, s in enumerate(site_ids)}
+
+
+def _validate_tiles(tiles: str | None) -> None:
+    if tiles not in TILES:
+        raise ValueError(f"tiles must be one of {list(TILES)}, got {tiles!r}")
+
+
+def _base_map(bounds: list[list[float]] | None, tiles: str | None) -> folium.Map:
+    _validate_tiles(tiles)
+    center = None
+    if bounds is not None:
+        center = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
+    m = folium.Map(
+        location=center,
+        zoom_start=11,
+        tiles=None,
+        prefer_canvas=True,
+        control_scale=True,
+    )
+    if tiles is not None:
+        folium.TileLayer(tiles, name="OpenStreetMap tiles", attr=OSM_ATTRIBUTION).add_to(m)
+    m.add_child(_Attribution(OSM_ATTRIBUTION))
+    m.get_root().header.add_child(
+        folium.Element(f"<style>.leaflet-container {{ background: {_BACKGROUND}; }}</style>"),
+        name="planner_background",
+    )
+    if bounds is not None:
+        m.fit_bounds(bounds)
+    return m
+
+
+def _bounds(*frames: pd.DataFrame) -> list[list[float]] | None:
+    lats = np.concatenate([f["lat"].to_numpy(float) for f in frames if len(f)] or [np.empty(0)])
+    lons = np.concatenate([f["lon"].to_numpy(float) for f in frames if len(f)] or [np.empty(0)])
+    ok = np.isfinite(lats) & np.isfinite(lons)
+    if not ok.any():
+        return None
+    return [
+        [float(lats[ok].min()), float(lons[ok].min())],
+        [float(lats[ok].max()), float(lons[ok].max())],
+    ]
+
+
+def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame | None) -> None:
+    if roads is None or len(roads) == 0:
+        return
+    features = []
+    for highway, weight in MAIN_ROAD_CLASSES.items():
+        parts = shapely.get_parts(roads.geometry.values[roads["highway"].to_numpy() == highway])
+        lines = [p for p in parts if isinstance(p, shapely.LineString) and not p.is_empty]
+        if not lines:
+            continue
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(shapely.MultiLineString(lines)),
+                "properties": {
+                    "highway": highway,
+                    "style": {"color": _ROAD_COLOR, "weight": weight, "opacity": 0.7},
+                },
+            }
+        )
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        name="Main roads",
+        interactive=False,
+        attribution=OSM_ATTRIBUTION,
+    ).add_to(m)
+
+
+_POINT_STYLE_JS = JsCode(
+    """
+    function(feature, layer) {
+        var p = feature.properties;
+        layer.setStyle({color: p.c, fillColor: p.c});
+        layer.bindTooltip(p.t);
+    }
+    """
+)
+
+
+def _points_layer(
+    lon: np.ndarray,
+    lat: np.ndarray,
+    colors: np.ndarray,
+    tooltips: Sequence[str],
+    *,
+    name: str,
+    radius: float,
+) -> folium.GeoJson:
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    lon_r = np.round(lon, _COORD_DECIMALS)
+    lat_r = np.round(lat, _COORD_DECIMALS)
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [float(x), float(y)]},
+            "properties": {"c": str(c), "t": str(t)},
+        }
+        for x, y, c, t, keep in zip(lon_r, lat_r, colors, tooltips, ok, strict=True)
+        if keep
+    ]
+    marker = folium.CircleMarker(radius=radius, weight=1, opacity=0.9, fill=True, fill_opacity=0.7)
+    return folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        name=name,
+        marker=marker,
+        on_each_feature=_POINT_STYLE_JS,
+    )
+
+
+def _customer_radius(n: int) -> float:
+    return 4.0 if n <= 2000 else 3.0 if n <= 20000 else 2.0
+
+
+def customers_map(
+    customers: pd.DataFrame,
+    *,
+    roads: gpd.GeoDataFrame | None = None,
+    tiles: str | None = None,
+) -> folium.Map:
+    """Map customers before any solve, coloured by segment when there is one.
+
+    Parameters
+    ----------
+    customers
+        Table with ``lat``, ``lon`` and optionally ``customer_id``, ``segment``, ``weight``.
+    roads
+        Main roads to draw as a light layer (see :func:`main_roads`).
+    tiles
+        One of :data:`TILES`; ``None`` (default) needs no internet.
+
+    Returns
+    -------
+    folium.Map
+    """
+    bounds = _bounds(customers)
+    m = _base_map(bounds, tiles)
+    _add_roads(m, roads)
+    n = len(customers)
+    ids = (
+        customers["customer_id"].astype(str)
+        if "customer_id" in customers
+        else pd.Series([str(i) for i in range(n)])
+    )
+    if "segment" in customers:
+        segments = customers["segment"].astype(str).fillna("")
+        palette = site_colors(sorted(segments.unique()))
+        colors = segments.map(palette).to_numpy()
+        labels = (ids + " · " + segments).to_list()
+    else:
+        colors = np.full(n, _CUSTOMER_COLOR, dtype=object)
+        labels = ids.to_list()
+    if "weight" in customers:
+        labels = [
+            f"{label} · {w:g} jobs/yr"
+            for label, w in zip(labels, customers["weight"].to_numpy(float), strict=True)
+        ]
+    _points_layer(
+        customers["lon"].to_numpy(float),
+        customers["lat"].to_numpy(float),
+        colors,
+        [html.escape(t) for t in labels],
+        name="Customers",
+        radius=_customer_radius(n),
+    ).add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)
+    return m
+
+
+def _site_popup(site: pd.Series) -> str:
+    name = html.escape(str(site.get("name", "") or site["site_id"]))
+    role = html.escape(str(site.get("role", "workshop")))
+    lines = [f"<b>{name}</b>", f"{role} · {html.escape(str(site['site_id']))}"]
+    if "customers" in site and pd.notna(site["customers"]):
+        lines.append(f"customers: {int(site['customers']):,}")
+    if "demand_share" in site and pd.notna(site["demand_share"]):
+        lines.append(f"demand share: {100 * float(site['demand_share']):.1f} %")
+    if "mean_travel_min" in site and pd.notna(site["mean_travel_min"]):
+        lines.append(f"mean travel: {float(site['mean_travel_min']):.1f} min")
+    if "max_travel_min" in site and pd.notna(site["max_travel_min"]):
+        lines.append(f"max travel: {float(site['max_travel_min']):.1f} min")
+    return "<br>".join(lines)
+
+
+def _site_style(role: str, color: str) -> dict[str, Any]:
+    if role == "office":
+        return {
+            "radius": 12,
+            "color": "#000000",
+            "weight": 4,
+            "fill_color": "#ffffff",
+            "fill_opacity": 1.0,
+        }
+    if role == "partner":
+        return {
+            "radius": 9,
+            "color": "#000000",
+            "weight": 2,
+            "dash_array": "3 3",
+            "fill_color": color,
+            "fill_opacity": 0.6,
+        }
+    return {"radius": 10, "color": "#000000", "weight": 2, "fill_color": color, "fill_opacity": 1.0}
+
+
+def result_map(
+    result: _ResultLike,
+    *,
+    roads: gpd.GeoDataFrame | None = None,
+    tiles: str | None = None,
+) -> folium.Map:
+    """Map a solved scenario: customers coloured by their site, and the sites.
+
+    Parameters
+    ----------
+    result
+        A :class:`planner.results.ScenarioResult` (anything with ``customers`` and ``sites``
+        tables in the shared schema works).
+    roads
+        Main roads to draw as a light layer (see :func:`main_roads`).
+    tiles
+        One of :data:`TILES`; ``None`` (default) needs no internet.
+
+    Returns
+    -------
+    folium.Map
+        Layers "Main roads", "Customers" and one per site role, with a layer control. Sites
+        are larger markers with a tooltip (name) and a popup (role, customers, demand share,
+        mean and max travel minutes); the office is white with a thick outline, partners have
+        a dashed outline.
+    """
+    customers = result.customers
+    sites = result.sites
+    m = _base_map(_bounds(customers, sites), tiles)
+    _add_roads(m, roads)
+
+    colors_by_site = site_colors(sites["site_id"].astype(str).to_list())
+    site_ids = customers["site_id"].fillna("").astype(str)
+    colors = site_ids.map(colors_by_site).fillna(_UNASSIGNED_COLOR).to_numpy()
+    site_names = {
+        str(s): (str(n) if n else str(s))
+        for s, n in zip(sites["site_id"], sites.get("name", sites["site_id"]), strict=True)
+    }
+    ids = customers["customer_id"].astype(str).to_list()
+    travel = customers["travel_min"].to_numpy(float)
+    labels = [
+        html.escape(
+            f"{cid} → {site_names.get(sid, sid)} · {t:.1f} min"
+            if sid and np.isfinite(t)
+            else f"{cid} · not served"
+        )
+        for cid, sid, t in zip(ids, site_ids, travel, strict=True)
+    ]
+    _points_layer(
+        customers["lon"].to_numpy(float),
+        customers["lat"].to_numpy(float),
+        colors,
+        labels,
+        name="Customers",
+        radius=_customer_radius(len(customers)),
+    ).add_to(m)
+
+    roles = sites["role"].astype(str) if "role" in sites else pd.Series(["workshop"] * len(sites))
+    unknown = sorted(set(roles) - set(_ROLES))
+    if unknown:
+        raise ValueError(f"site roles must be in {list(_ROLES)}, got {unknown}")
+    layer_names = {"workshop": "Workshops", "office": "Office", "partner": "Partners"}
+    for role in _ROLES:
+        chosen = sites[(roles == role).to_numpy()]
+        if len(chosen) == 0:
+            continue
+        group = folium.FeatureGroup(name=layer_names[role])
+        for _, site in chosen.iterrows():
+            sid = str(site["site_id"])
+            folium.CircleMarker(
+                location=[float(site["lat"]), float(site["lon"])],
+                tooltip=html.escape(site_names.get(sid, sid)),
+                popup=folium.Popup(_site_popup(site), max_width=300),
+                **_site_style(role, colors_by_site[sid]),
+            ).add_to(group)
+        group.add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)
+    return m
+
+
+def map_html(m: folium.Map) -> str:
+    """Return a map as one standalone HTML document that opens with no internet.
+
+    Leaflet and its plugins are inlined from the pip-installed XStatic packages.
+    """
+    return _assets.render_standalone_html(m)
+
+
+def save_map(m: folium.Map, path: str | os.PathLike[str]) -> Path:
+    """Write a map to a standalone HTML file that opens with no internet (also from file://).
+
+    Parameters
+    ----------
+    m
+        The map.
+    path
+        Output file, e.g. ``"map.html"``; parent folders are created.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(map_html(m), encoding="utf-8")
+    logger.info("wrote map to %s", out)
+    return out
