@@ -1,0 +1,346 @@
+"""Customers: import, validation, aggregation and demo generation.
+
+A customer is a point with an id, a weight (service jobs or purchases per year) and a segment
+(for example ``private`` / ``business``). Customers come from a user file
+(:func:`read_customers`), from the committed demo (:func:`load_demo_customers`) or from the
+region's OpenStreetMap buildings (:func:`generate_demo_customers`).
+
+Demo customers
+--------------
+:func:`generate_demo_customers` samples OSM buildings of a region, deterministically by seed:
+
+* **private** customers come from residential buildings: ``building`` in
+  :data:`RESIDENTIAL_BUILDINGS` with none of the keys ``shop``, ``office``, ``craft``,
+  ``amenity``; they are drawn with weight :data:`PRIVATE_SAMPLING_WEIGHT` and have
+  ``weight`` 1-3 service jobs per year.
+* **business** customers come from buildings tagged ``shop``/``office``/``craft``/``amenity``,
+  from buildings in :data:`BUSINESS_BUILDINGS`, and from shop/office/craft points (many shops
+  are mapped as a node inside a building); they are drawn with weight
+  :data:`BUSINESS_SAMPLING_WEIGHT` and have ``weight`` 2-12.
+* The location is the building centroid. Buildings farther than ``max_road_m`` from every node
+  of the region's road graph are left out. The road graph keeps only its largest connected
+  part, so in Malta this drops Gozo and Comino, which reach the main island only by ferry.
+
+Road data © OpenStreetMap contributors (ODbL).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from planner import _io
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from planner.snapping import SnappedPoints
+    from planner.validation import ValidationReport
+
+logger = logging.getLogger(__name__)
+
+#: Building values counted as homes (when the building has no shop/office/craft/amenity tag).
+RESIDENTIAL_BUILDINGS: tuple[str, ...] = (
+    "yes",
+    "house",
+    "residential",
+    "apartments",
+    "detached",
+    "semidetached_house",
+    "terrace",
+    "bungalow",
+)
+#: Building values counted as businesses.
+BUSINESS_BUILDINGS: tuple[str, ...] = (
+    "commercial",
+    "industrial",
+    "retail",
+    "office",
+    "warehouse",
+    "manufacture",
+    "supermarket",
+    "kiosk",
+    "hotel",
+)
+#: Keys that make a building (or a point) a business.
+BUSINESS_KEYS: tuple[str, ...] = ("shop", "office", "craft", "amenity")
+PRIVATE_SAMPLING_WEIGHT = 2.0
+BUSINESS_SAMPLING_WEIGHT = 1.0
+#: Inclusive ranges of service jobs per year drawn for demo customers.
+DEMO_WEIGHT_RANGE: dict[str, tuple[int, int]] = {"private": (1, 3), "business": (2, 12)}
+SEGMENTS_DEMO: tuple[str, ...] = ("private", "business")
+
+#: Columns of a customer frame, in order (plus ``geometry``).
+CUSTOMER_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "lat",
+    "lon",
+    "weight",
+    "segment",
+    "name",
+    "address",
+)
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+@dataclass(frozen=True)
+class CustomerTable:
+    """Customers read from a file, with the validation report.
+
+    Attributes
+    ----------
+    frame
+        GeoDataFrame (EPSG:4326) with :data:`CUSTOMER_COLUMNS` plus ``row`` (1-based data row in
+        the file), ``valid`` (bool: no blocking problem in that row), ``service_max_min``
+        (maximum travel minutes of the row's segment, NaN when not given), ``geometry``. Rows with
+        problems stay in the frame with ``valid`` False; ``lat``/``lon`` are NaN where they could
+        not be read.
+    report
+        Every problem found, row by row.
+    """
+
+    frame: gpd.GeoDataFrame
+    report: ValidationReport
+
+    @property
+    def valid(self) -> gpd.GeoDataFrame:
+        """The rows that can be used in a solve (only with the report shown to the user)."""
+        return self.frame[self.frame["valid"]].reset_index(drop=True)
+
+
+def customers_frame(data: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Build a customer GeoDataFrame from a frame with at least id/lat/lon columns.
+
+    Missing ``weight`` is 1, missing ``segment`` is ``"default"``, missing ``name`` and
+    ``address`` are empty.
+    """
+    out = pd.DataFrame(index=range(len(data)))
+    source = data.reset_index(drop=True)
+    out["customer_id"] = source["customer_id"].astype(str)
+    out["lat"] = pd.to_numeric(source["lat"], errors="coerce").astype(float)
+    out["lon"] = pd.to_numeric(source["lon"], errors="coerce").astype(float)
+    out["weight"] = (
+        pd.to_numeric(source["weight"], errors="coerce").fillna(1.0).astype(float)
+        if "weight" in source
+        else 1.0
+    )
+    out["segment"] = (
+        source["segment"].fillna("default").astype(str) if "segment" in source else "default"
+    )
+    for col in ("name", "address"):
+        out[col] = source[col].astype(object) if col in source else None
+    for col in source.columns:
+        if col not in out.columns and col != "geometry":
+            out[col] = source[col]
+    return gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(out["lon"], out["lat"]), crs=4326)
+
+
+# --------------------------------------------------------------------------------------------
+# demo customers
+
+
+def _node_distance_m(graph: nx.MultiDiGraph, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Distance in metres from each point to the nearest graph node (local flat projection)."""
+    from scipy.spatial import cKDTree
+
+    nodes = graph.nodes(data=True)
+    nx_ = np.fromiter((d["x"] for _, d in nodes), dtype=float, count=len(graph))
+    ny_ = np.fromiter((d["y"] for _, d in nodes), dtype=float, count=len(graph))
+    lat0 = np.deg2rad(float(np.mean(ny_)))
+    kx, ky = 111_320.0 * np.cos(lat0), 110_574.0
+    tree = cKDTree(np.column_stack([nx_ * kx, ny_ * ky]))
+    dist, _ = tree.query(np.column_stack([lon * kx, lat * ky]))
+    return dist
+
+
+def classify_buildings(features: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Split OSM features into demo customer pools.
+
+    Parameters
+    ----------
+    features
+        Output of the feature reader (columns ``element``, ``osm_id``, ``building``, ``shop``,
+        ``office``, ``craft``, ``amenity``, ``geometry``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per usable feature: ``osm_ref`` ("way/123"), ``lon``, ``lat`` (centroid),
+        ``segment`` (private/business), ``sampling_weight``; sorted by ``osm_ref``-order of the
+        input.
+    """
+    building = features["building"]
+    tagged = np.zeros(len(features), dtype=bool)
+    for key in BUSINESS_KEYS:
+        tagged |= features[key].notna().to_numpy()
+    is_building = building.notna().to_numpy()
+    residential = is_building & building.isin(RESIDENTIAL_BUILDINGS).to_numpy() & ~tagged
+    business_building = is_building & (tagged | building.isin(BUSINESS_BUILDINGS).to_numpy())
+    point_business = (
+        ~is_building
+        & (features.geometry.geom_type == "Point").to_numpy()
+        & (
+            features["shop"].notna() | features["office"].notna() | features["craft"].notna()
+        ).to_numpy()
+    )
+    business = business_building | point_business
+    keep = residential | business
+    sub = features[keep]
+    centroids = shapely.centroid(sub.geometry.to_numpy())
+    segment = np.where(residential[keep], "private", "business")
+    return pd.DataFrame(
+        {
+            "osm_ref": sub["element"].astype(str).to_numpy()
+            + "/"
+            + sub["osm_id"].astype(str).to_numpy(),
+            "lon": shapely.get_x(centroids),
+            "lat": shapely.get_y(centroids),
+            "segment": segment,
+            "sampling_weight": np.where(
+                segment == "private", PRIVATE_SAMPLING_WEIGHT, BUSINESS_SAMPLING_WEIGHT
+            ),
+        }
+    )
+
+
+def generate_demo_customers(
+    region: str | os.PathLike[str],
+    n: int = 2000,
+    *,
+    seed: int = 0,
+    graph: nx.MultiDiGraph | None = None,
+    max_road_m: float = 1000.0,
+) -> gpd.GeoDataFrame:
+    """Sample demo customers from the region's OSM buildings, deterministically by seed.
+
+    Parameters
+    ----------
+    region
+        Bundled region name or a path to an OSM features file.
+    n
+        Number of customers. When it exceeds the number of usable buildings, buildings are
+        drawn with replacement.
+    seed
+        Random seed; the same seed, region and graph give the same customers.
+    graph
+        The region's road graph; loaded with :func:`planner.network.load_region` when omitted.
+    max_road_m
+        Buildings farther than this from every graph node are not used (islands without a road
+        link, such as Gozo for Malta).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Customer frame (:data:`CUSTOMER_COLUMNS`, EPSG:4326) with ids ``C00001``..., plus
+        ``osm_ref`` naming the sampled OSM object.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    features = _io.read_osm_features(region)
+    pool = classify_buildings(features)
+    if graph is None:
+        from planner.network import load_region
+
+        graph = load_region(region)
+    near = _node_distance_m(graph, pool["lon"].to_numpy(), pool["lat"].to_numpy()) <= max_road_m
+    dropped = int((~near).sum())
+    if dropped:
+        logger.info(
+            "%d buildings farther than %g m from the road graph left out", dropped, max_road_m
+        )
+    pool = pool[near].reset_index(drop=True)
+    if pool.empty:
+        raise ValueError(f"region {region!s} has no buildings within {max_road_m:g} m of a road")
+    rng = np.random.default_rng(seed)
+    p = pool["sampling_weight"].to_numpy()
+    replace = n > len(pool)
+    picked = rng.choice(len(pool), size=n, replace=replace, p=p / p.sum())
+    sample = pool.iloc[picked].reset_index(drop=True)
+    weights = np.empty(n, dtype=np.int64)
+    for segment, (lo, hi) in DEMO_WEIGHT_RANGE.items():
+        mask = sample["segment"].to_numpy() == segment
+        weights[mask] = rng.integers(lo, hi + 1, size=int(mask.sum()))
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(1, n + 1)],
+            "lat": sample["lat"].round(6),
+            "lon": sample["lon"].round(6),
+            "weight": weights.astype(float),
+            "segment": sample["segment"],
+            "osm_ref": sample["osm_ref"],
+        }
+    )
+    return customers_frame(frame)
+
+
+def demo_customers_path(region: str) -> Path | None:
+    """Return the committed demo customer file of a bundled region, or None."""
+    path = DEMO_DIR / f"{str(region).lower()}_customers.csv"
+    return path if path.is_file() else None
+
+
+def load_demo_customers(region: str, *, n: int = 2000, seed: int = 0) -> gpd.GeoDataFrame:
+    """Return the demo customers of a region.
+
+    The committed file ``data/demo/<region>_customers.csv`` is used when it exists (Malta);
+    otherwise :func:`generate_demo_customers` samples ``n`` customers with ``seed``.
+    """
+    path = demo_customers_path(region)
+    if path is None:
+        return generate_demo_customers(region, n, seed=seed)
+    data = pd.read_csv(path, dtype={"id": str})
+    return customers_frame(data.rename(columns={"id": "customer_id"}))
+
+
+# --------------------------------------------------------------------------------------------
+# aggregation
+
+
+def aggregate_demand(
+    snapped: SnappedPoints, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge customers that snap to the same network position into one demand point.
+
+    Parameters
+    ----------
+    snapped
+        Snapped customers (one entry per customer); ``snapped.position_key`` is equal for
+        customers at the same network position.
+    weights
+        Weight of each customer.
+
+    Returns
+    -------
+    point_index : numpy.ndarray
+        For each demand point, the index of its first customer (a representative to take the
+        network position from), in order of first appearance.
+    unique_weights : numpy.ndarray
+        Summed weight of each demand point.
+    inverse : numpy.ndarray
+        For each customer, the index of its demand point: results per demand point are given
+        back per customer with ``values[inverse]``.
+    """
+    key = np.asarray(snapped.position_key)
+    weights = np.asarray(weights, dtype=float)
+    if key.shape[0] != weights.shape[0]:
+        raise ValueError(
+            f"{key.shape[0]} snapped points but {weights.shape[0]} weights; pass one per customer"
+        )
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    # number demand points in order of first appearance, so the output follows the input
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    inverse = rank[inverse.reshape(-1)]
+    point_index = first[order]
+    unique_weights = np.bincount(inverse, weights=weights, minlength=point_index.size)
+    return point_index, unique_weights, inverse
