@@ -297,7 +297,10 @@ def _check_speeds(speeds: Mapping[str, float] | None) -> dict[str, float]:
         except (TypeError, ValueError):
             speed = math.nan
         if not (math.isfinite(speed) and 0 < speed <= 200):
-            msg = f"speed for highway type {key!r} must be a number of km/h in (0, 200], got {value!r}"
+            msg = (
+                f"speed for highway type {key!r} must be a number of km/h in (0, 200], "
+                f"got {value!r}"
+            )
             raise InputError(msg, field="speeds")
         table[str(key)] = speed
     return table

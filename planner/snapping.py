@@ -1,0 +1,476 @@
+"""Points -> network positions, with the snap distance reported.
+
+Each point is projected to the graph's UTM zone and snapped to the nearest *edge* (not only the
+nearest node) with a shapely ``STRtree`` over the edge geometries. The point's position on the
+road is the edge ``u -> v`` plus the fraction of the edge's length from ``u``. The trip from the
+point to the road takes ``snap_distance_m / access_speed_kph`` (default
+:data:`DEFAULT_ACCESS_SPEED_KPH` = 20 km/h: driving slowly out of a yard, car park or private
+lane, which is how customers and workshops off the mapped network reach it).
+
+Points farther than ``max_snap_m`` (default 1 km) from every road are *flagged* in ``too_far``,
+not silently moved; :func:`planner.matrix.snapped_travel_time_matrix` gives them ``inf``.
+Coordinates that are invalid, that all fall outside the road network's area, or that fall inside
+it only once latitude and longitude are swapped raise :class:`~planner.errors.InputError`.
+
+A two-way street is one position: osmnx stores it as two directed edges ``u -> v`` and
+``v -> u`` with the same geometry, and the point snaps to one of them (the *canonical* edge)
+while the other one is its *reverse*. From a point at fraction ``f`` of ``u -> v``:
+
+* ``v`` is reached after ``(1 - f) * travel_time(u, v)``;
+* ``u`` is reached after ``f * travel_time(v, u)`` if the reverse edge exists (else never);
+
+and the point is reached from ``u`` after ``f * travel_time(u, v)`` and from ``v`` after
+``(1 - f) * travel_time(v, u)`` (if the reverse edge exists).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from dataclasses import dataclass, fields
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import numpy.typing as npt
+
+from planner.errors import GraphError, InputError
+
+logger = logging.getLogger(__name__)
+
+#: Speed (km/h) of the trip between a point and the road it snaps to.
+DEFAULT_ACCESS_SPEED_KPH = 20.0
+
+#: Default snap threshold in metres: farther points are flagged ``too_far``.
+DEFAULT_MAX_SNAP_M = 1000.0
+
+_METRES_PER_DEGREE = 111_320.0
+
+
+@dataclass(frozen=True)
+class SnappedPoints:
+    """Points snapped to a road graph: one entry per input point in every array.
+
+    Attributes
+    ----------
+    lon, lat
+        Input coordinates (degrees).
+    snapped_lon, snapped_lat
+        The position on the road the point snapped to (degrees).
+    snap_distance_m
+        Straight-line distance from the point to that position (metres, in UTM).
+    access_time_s
+        ``snap_distance_m / access_speed_kph`` in seconds.
+    too_far
+        True where ``snap_distance_m > max_snap_m``: the point is flagged, not served.
+    outside_region
+        True where the point lies outside the road network's bounding box (plus ``max_snap_m``).
+    edge_u, edge_v, edge_key
+        The directed graph edge the point lies on (the canonical edge of a two-way street).
+    edge_index
+        Index of that edge position in the graph's snapping index (same street, same index).
+    fraction
+        Position along ``edge_u -> edge_v`` as a fraction of its length from ``edge_u``.
+    has_reverse
+        True where the edge has a reverse twin ``edge_v -> edge_u`` (two-way street).
+    node_forward, time_to_forward_s
+        Entry node ``edge_v`` and the time to drive there from the snapped position.
+    node_backward, time_to_backward_s
+        Entry node ``edge_u`` and the time to drive there (``inf`` on a one-way street).
+    time_from_u_s, time_from_v_s
+        Time to reach the snapped position from ``edge_u`` and from ``edge_v`` (``inf`` when
+        the one-way street cannot be entered from ``edge_v``).
+    position_key
+        Integer equal for points that snap to the same network position (same edge and offset
+        to the centimetre, or the same node).
+    max_snap_m, access_speed_kph
+        Settings used.
+    graph_fingerprint
+        Hash of the graph the points were snapped to.
+    """
+
+    lon: npt.NDArray[np.float64]
+    lat: npt.NDArray[np.float64]
+    snapped_lon: npt.NDArray[np.float64]
+    snapped_lat: npt.NDArray[np.float64]
+    snap_distance_m: npt.NDArray[np.float64]
+    access_time_s: npt.NDArray[np.float64]
+    too_far: npt.NDArray[np.bool_]
+    outside_region: npt.NDArray[np.bool_]
+    edge_u: npt.NDArray[np.int64]
+    edge_v: npt.NDArray[np.int64]
+    edge_key: npt.NDArray[np.int64]
+    edge_index: npt.NDArray[np.int64]
+    fraction: npt.NDArray[np.float64]
+    has_reverse: npt.NDArray[np.bool_]
+    node_forward: npt.NDArray[np.int64]
+    time_to_forward_s: npt.NDArray[np.float64]
+    node_backward: npt.NDArray[np.int64]
+    time_to_backward_s: npt.NDArray[np.float64]
+    time_from_u_s: npt.NDArray[np.float64]
+    time_from_v_s: npt.NDArray[np.float64]
+    position_key: npt.NDArray[np.int64]
+    max_snap_m: float
+    access_speed_kph: float
+    graph_fingerprint: str
+
+    def __len__(self) -> int:
+        return int(self.lon.shape[0])
+
+    @property
+    def nearest_node(self) -> npt.NDArray[np.int64]:
+        """The end of the snapped edge nearer to the point along the edge."""
+        return np.where(self.fraction <= 0.5, self.edge_u, self.edge_v)
+
+    def subset(self, index: npt.ArrayLike) -> SnappedPoints:
+        """Return the points selected by an integer or boolean index, in that order.
+
+        Parameters
+        ----------
+        index
+            Integer positions or boolean mask.
+
+        Returns
+        -------
+        SnappedPoints
+        """
+        idx = np.asarray(index)
+        values: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            values[f.name] = value[idx] if isinstance(value, np.ndarray) else value
+        return SnappedPoints(**values)
+
+    def to_frame(self) -> Any:
+        """Return a pandas DataFrame with one row per point and one column per array.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        import pandas as pd
+
+        return pd.DataFrame(
+            {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _SCALARS}
+        )
+
+
+_SCALARS = {"max_snap_m", "access_speed_kph", "graph_fingerprint"}
+
+
+@dataclass(frozen=True)
+class _EdgeIndex:
+    fingerprint: str
+    epsg: int
+    tree: Any  # shapely.STRtree over geoms
+    geoms: npt.NDArray[np.object_]  # canonical edge geometries in UTM
+    u: npt.NDArray[np.int64]
+    v: npt.NDArray[np.int64]
+    key: npt.NDArray[np.int64]
+    tt_forward_s: npt.NDArray[np.float64]
+    tt_reverse_s: npt.NDArray[np.float64]  # inf where there is no reverse twin
+    bbox: tuple[float, float, float, float]
+    to_utm: Any
+    to_lonlat: Any
+
+
+_INDEX_MEMO: weakref.WeakKeyDictionary[nx.MultiDiGraph, _EdgeIndex] = weakref.WeakKeyDictionary()
+
+
+def _transformers(epsg: int) -> tuple[Any, Any]:
+    from pyproj import Transformer
+
+    to_utm = Transformer.from_crs(4326, epsg, always_xy=True)
+    to_lonlat = Transformer.from_crs(epsg, 4326, always_xy=True)
+    return to_utm, to_lonlat
+
+
+def _edge_index(G: nx.MultiDiGraph) -> _EdgeIndex:
+    """Build (or reuse) the STRtree of canonical edge geometries of ``G`` in UTM."""
+    import shapely
+
+    from planner.network import graph_fingerprint, graph_utm_epsg
+
+    fingerprint = graph_fingerprint(G)
+    cached = _INDEX_MEMO.get(G)
+    if cached is not None and cached.fingerprint == fingerprint:
+        return cached
+    if G.number_of_edges() == 0:
+        msg = "the road graph has no edges to snap to; load a region with load_region()"
+        raise GraphError(msg)
+    crs = str(G.graph.get("crs", "epsg:4326")).lower()
+    if crs not in {"epsg:4326", "wgs84", "wgs 84"}:
+        msg = (
+            f"snap_points needs the unprojected graph (EPSG:4326), got crs={crs!r}; "
+            "pass the graph returned by load_region()"
+        )
+        raise GraphError(msg)
+    epsg = graph_utm_epsg(G)
+    to_utm, to_lonlat = _transformers(epsg)
+
+    edges = list(G.edges(keys=True, data=True))
+    m = len(edges)
+    us = np.empty(m, dtype=np.int64)
+    vs = np.empty(m, dtype=np.int64)
+    ks = np.empty(m, dtype=np.int64)
+    tts = np.empty(m, dtype=np.float64)
+    lengths = np.empty(m, dtype=np.float64)
+    geoms = np.empty(m, dtype=object)
+    for i, (u, v, k, d) in enumerate(edges):
+        us[i], vs[i], ks[i] = u, v, k
+        tt = d.get("travel_time")
+        if tt is None or not math.isfinite(float(tt)) or float(tt) < 0:
+            msg = (
+                f"edge ({u}, {v}, {k}) has no valid travel_time; load the graph with "
+                "planner.network.load_region() or prepare_graph()"
+            )
+            raise GraphError(msg)
+        tts[i] = float(tt)
+        lengths[i] = float(d.get("length", 0.0))
+        geom = d.get("geometry")
+        if geom is None:
+            nu, nv = G.nodes[u], G.nodes[v]
+            geom = shapely.LineString([(nu["x"], nu["y"]), (nv["x"], nv["y"])])
+        geoms[i] = geom
+
+    # pair each edge with its reverse twin (same street, opposite direction, same length)
+    by_pair: dict[tuple[int, int], list[int]] = {}
+    for i in range(m):
+        by_pair.setdefault((int(us[i]), int(vs[i])), []).append(i)
+    twin = np.full(m, -1, dtype=np.int64)
+    for i in range(m):
+        if twin[i] >= 0:
+            continue
+        for j in by_pair.get((int(vs[i]), int(us[i])), ()):
+            if j == i or twin[j] >= 0:
+                continue
+            if abs(lengths[j] - lengths[i]) <= 1e-6 * max(lengths[i], 1.0) + 1e-3:
+                twin[i], twin[j] = j, i
+                break
+    canonical = np.array([i for i in range(m) if twin[i] < 0 or i < twin[i]], dtype=np.int64)
+    rev = twin[canonical]
+    tt_rev = np.where(rev >= 0, tts[np.maximum(rev, 0)], np.inf)
+
+    utm = shapely.transform(
+        geoms[canonical], lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1]))
+    )
+    xs = np.fromiter((d["x"] for _, d in G.nodes(data=True)), dtype=float)
+    ys = np.fromiter((d["y"] for _, d in G.nodes(data=True)), dtype=float)
+    index = _EdgeIndex(
+        fingerprint=fingerprint,
+        epsg=epsg,
+        tree=shapely.STRtree(utm),
+        geoms=utm,
+        u=us[canonical],
+        v=vs[canonical],
+        key=ks[canonical],
+        tt_forward_s=tts[canonical],
+        tt_reverse_s=tt_rev,
+        bbox=(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())),
+        to_utm=to_utm,
+        to_lonlat=to_lonlat,
+    )
+    _INDEX_MEMO[G] = index
+    return index
+
+
+def _check_coordinates(
+    lon: npt.NDArray[np.float64],
+    lat: npt.NDArray[np.float64],
+    bbox: tuple[float, float, float, float],
+    margin_m: float,
+    source: str | None,
+) -> npt.NDArray[np.bool_]:
+    """Validate coordinates; return the mask of points outside the region's bbox."""
+    bad = ~(np.isfinite(lon) & np.isfinite(lat))
+    if bad.any():
+        rows = np.flatnonzero(bad)[:5].tolist()
+        msg = (
+            f"{int(bad.sum())} point(s) have missing or non-numeric coordinates (rows {rows}); "
+            "fill in lat and lon in decimal degrees"
+        )
+        raise InputError(msg, file=source)
+    out_of_range = (np.abs(lat) > 90) | (np.abs(lon) > 180)
+    swapped_valid = (np.abs(lon) <= 90) & (np.abs(lat) <= 180)
+    if out_of_range.any():
+        rows = np.flatnonzero(out_of_range)[:5].tolist()
+        hint = (
+            " Latitude and longitude look swapped: put latitudes in lat and longitudes in lon."
+            if swapped_valid[out_of_range].all()
+            else ""
+        )
+        msg = (
+            f"{int(out_of_range.sum())} point(s) have coordinates out of range (rows {rows}): "
+            f"latitude must be within [-90, 90] and longitude within [-180, 180].{hint}"
+        )
+        raise InputError(msg, file=source)
+    west, south, east, north = bbox
+    mid_lat = math.radians((south + north) / 2)
+    dlat = margin_m / _METRES_PER_DEGREE
+    dlon = margin_m / (_METRES_PER_DEGREE * max(math.cos(mid_lat), 0.01))
+
+    def inside(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        return (x >= west - dlon) & (x <= east + dlon) & (y >= south - dlat) & (y <= north + dlat)
+
+    in_region = inside(lon, lat)
+    in_swapped = inside(lat, lon)
+    n = lon.shape[0]
+    n_in, n_swapped = int(in_region.sum()), int(in_swapped.sum())
+    area = f"lon {west:.4f}..{east:.4f}, lat {south:.4f}..{north:.4f}"
+    if n_swapped > n_in and n_swapped >= max(1, n // 2):
+        msg = (
+            f"latitude and longitude look swapped: {n_swapped} of {n} points fall inside the "
+            f"road network ({area}) only when lat and lon are exchanged. Put latitudes "
+            "(north-south, e.g. 35.9) in lat and longitudes (east-west, e.g. 14.5) in lon"
+        )
+        raise InputError(msg, file=source)
+    if n_in == 0:
+        msg = (
+            f"none of the {n} points lie within the road network's area ({area}); they belong "
+            "to another region: load the matching region or fix the coordinates"
+        )
+        raise InputError(msg, file=source)
+    if n_in < n:
+        logger.warning(
+            "%d of %d points lie outside the road network's area (%s); they are flagged",
+            n - n_in,
+            n,
+            area,
+        )
+    return ~in_region
+
+
+def snap_points(
+    G: nx.MultiDiGraph,
+    lon: npt.ArrayLike,
+    lat: npt.ArrayLike,
+    *,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    access_speed_kph: float = DEFAULT_ACCESS_SPEED_KPH,
+    source: str | None = None,
+) -> SnappedPoints:
+    """Snap points to the nearest edge of a road graph.
+
+    Parameters
+    ----------
+    G
+        Graph from :func:`planner.network.load_region` (EPSG:4326, edges with ``travel_time``).
+    lon, lat
+        Point coordinates in degrees (same length).
+    max_snap_m
+        Points farther than this from every road are flagged ``too_far`` (not moved).
+    access_speed_kph
+        Speed of the trip between the point and the road (default 20 km/h).
+    source
+        Name of the file the points came from, used in error messages.
+
+    Returns
+    -------
+    SnappedPoints
+
+    Raises
+    ------
+    InputError
+        Coordinates missing, out of range, apparently swapped, or all outside the region.
+    GraphError
+        The graph is projected, empty, or lacks ``travel_time``.
+    """
+    import shapely
+
+    lon_a = np.atleast_1d(np.asarray(lon, dtype=np.float64)).ravel()
+    lat_a = np.atleast_1d(np.asarray(lat, dtype=np.float64)).ravel()
+    if lon_a.shape != lat_a.shape:
+        msg = f"lon and lat must have the same length, got {lon_a.size} and {lat_a.size}"
+        raise InputError(msg, file=source)
+    if not (math.isfinite(max_snap_m) and max_snap_m > 0):
+        raise InputError(f"max_snap_m must be a positive number of metres, got {max_snap_m!r}")
+    if not (math.isfinite(access_speed_kph) and access_speed_kph > 0):
+        msg = f"access_speed_kph must be a positive speed in km/h, got {access_speed_kph!r}"
+        raise InputError(msg)
+    index = _edge_index(G)
+    n = lon_a.size
+    outside = (
+        _check_coordinates(lon_a, lat_a, index.bbox, max_snap_m, source)
+        if n
+        else np.zeros(0, dtype=bool)
+    )
+
+    x, y = index.to_utm.transform(lon_a, lat_a)
+    points = shapely.points(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    if n:
+        (src, hit), dist = index.tree.query_nearest(points, return_distance=True, all_matches=False)
+        order = np.argsort(src, kind="stable")
+        hit = np.asarray(hit)[order]
+        dist = np.asarray(dist, dtype=float)[order]
+    else:
+        hit = np.zeros(0, dtype=np.int64)
+        dist = np.zeros(0, dtype=float)
+    geoms = index.geoms[hit]
+    fraction = np.clip(shapely.line_locate_point(geoms, points, normalized=True), 0.0, 1.0)
+    fraction = np.nan_to_num(fraction, nan=0.0)  # zero-length edges
+    on_road = shapely.line_interpolate_point(geoms, fraction, normalized=True)
+    slon, slat = index.to_lonlat.transform(shapely.get_x(on_road), shapely.get_y(on_road))
+
+    tt_f = index.tt_forward_s[hit]
+    tt_r = index.tt_reverse_s[hit]
+    has_rev = np.isfinite(tt_r)
+    at_u = fraction <= 0.0
+    at_v = fraction >= 1.0
+    time_to_forward = (1.0 - fraction) * tt_f
+    time_from_u = fraction * tt_f
+    with np.errstate(invalid="ignore"):
+        time_to_backward = np.where(has_rev, fraction * tt_r, np.where(at_u, 0.0, np.inf))
+        time_from_v = np.where(has_rev, (1.0 - fraction) * tt_r, np.where(at_v, 0.0, np.inf))
+
+    # network position key: a node when the point sits on an edge end, else edge + offset (cm)
+    lengths_m = shapely.length(geoms)
+    offset_cm = np.round(fraction * lengths_m * 100.0).astype(np.int64)
+    end_cm = np.round(lengths_m * 100.0).astype(np.int64)
+    is_u = at_u | (offset_cm <= 0)
+    is_v = ~is_u & (at_v | (offset_cm >= end_cm))
+    kind = np.where(is_u | is_v, 0, 1)
+    ident = np.where(is_u, index.u[hit], np.where(is_v, index.v[hit], hit))
+    off = np.where(kind == 0, 0, offset_cm)
+    if n:
+        _, position_key = np.unique(
+            np.column_stack([kind, ident, off]), axis=0, return_inverse=True
+        )
+        position_key = np.asarray(position_key, dtype=np.int64).ravel()
+    else:
+        position_key = np.zeros(0, dtype=np.int64)
+
+    too_far = dist > max_snap_m
+    if too_far.any():
+        logger.warning(
+            "%d of %d points are more than %.0f m from any road; they are flagged too_far",
+            int(too_far.sum()),
+            n,
+            max_snap_m,
+        )
+    return SnappedPoints(
+        lon=lon_a,
+        lat=lat_a,
+        snapped_lon=np.asarray(slon, dtype=float),
+        snapped_lat=np.asarray(slat, dtype=float),
+        snap_distance_m=dist,
+        access_time_s=dist / (access_speed_kph / 3.6),
+        too_far=too_far,
+        outside_region=outside,
+        edge_u=index.u[hit],
+        edge_v=index.v[hit],
+        edge_key=index.key[hit],
+        edge_index=hit.astype(np.int64),
+        fraction=fraction,
+        has_reverse=has_rev,
+        node_forward=index.v[hit],
+        time_to_forward_s=time_to_forward,
+        node_backward=index.u[hit],
+        time_to_backward_s=time_to_backward,
+        time_from_u_s=time_from_u,
+        time_from_v_s=time_from_v,
+        position_key=position_key,
+        max_snap_m=float(max_snap_m),
+        access_speed_kph=float(access_speed_kph),
+        graph_fingerprint=index.fingerprint,
+    )
