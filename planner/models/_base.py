@@ -1,0 +1,290 @@
+"""Shared pieces of the location models: the :class:`Solution` result and input validation.
+
+Every model works on a cost matrix ``cost`` of shape (n customers, m candidates) in seconds,
+``np.inf`` where a customer cannot reach a candidate. Validation happens here, before any solver
+runs, so that an impossible specification fails fast with a message that says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from planner.errors import InfeasibleError, InputError
+
+logger = logging.getLogger(__name__)
+
+#: Default time limit of a solve, in seconds.
+DEFAULT_TIME_LIMIT_S = 60.0
+
+#: Relative gap under which a solution counts as proven optimal.
+OPTIMALITY_GAP = 1e-9
+
+_TINY = 1e-12
+
+
+@dataclass(frozen=True)
+class Solution:
+    """Result of one location model.
+
+    Attributes
+    ----------
+    model
+        Name of the model, e.g. ``"p_median"``.
+    open
+        Sorted column indices of the opened candidates.
+    assignment
+        Column index serving each customer row, -1 when the customer is not assigned (unreachable
+        or, in coverage models, not covered).
+    objective
+        Objective value of the returned solution (every model minimises; the units are given in
+        the model's docstring).
+    lower_bound
+        Proven lower bound on the optimal objective.
+    gap
+        Relative gap ``(objective - lower_bound) / max(|objective|, tiny)``; 0.0 when proven
+        optimal.
+    optimal
+        True when the solution is proven optimal (within a relative gap of 1e-9).
+    status
+        Short status, e.g. ``"optimal"``, ``"time_limit"``, ``"gap_limit"``.
+    solve_time_s
+        Wall-clock time of the solve, in seconds.
+    solver
+        Method and version, e.g. ``"HiGHS 1.16.0"``.
+    extras
+        Model-specific details (documented per model).
+    """
+
+    model: str
+    open: np.ndarray
+    assignment: np.ndarray
+    objective: float
+    lower_bound: float
+    gap: float
+    optimal: bool
+    status: str
+    solve_time_s: float
+    solver: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_open(self) -> int:
+        """Number of opened candidates."""
+        return int(self.open.size)
+
+
+def relative_gap(objective: float, lower_bound: float) -> float:
+    """Return ``(objective - lower_bound) / max(|objective|, tiny)``, never negative."""
+    if not np.isfinite(objective):
+        return float("inf")
+    gap = (objective - lower_bound) / max(abs(objective), _TINY)
+    return max(0.0, float(gap))
+
+
+def highs_version() -> str:
+    """Return the version string of the HiGHS solver used, e.g. ``"HiGHS 1.16.0"``."""
+    import highspy
+
+    try:
+        return f"HiGHS {highspy.Highs.version()}"  # type: ignore[call-arg]
+    except TypeError:  # pragma: no cover - instance method in some versions
+        return f"HiGHS {highspy.Highs().version()}"
+
+
+def planner_version() -> str:
+    """Return ``"planner <version>"`` for heuristic solvers implemented here."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"planner {version('service-site-planner')}"
+    except PackageNotFoundError:  # pragma: no cover - source tree without install
+        return "planner (source)"
+
+
+def check_cost(cost: object, *, name: str = "cost") -> np.ndarray:
+    """Return ``cost`` as a C-contiguous float64 (n, m) array; reject NaN and negative values.
+
+    Parameters
+    ----------
+    cost
+        Cost matrix, customers x candidates; ``np.inf`` marks unreachable pairs.
+    name
+        Name used in error messages.
+    """
+    arr = np.ascontiguousarray(np.asarray(cost, dtype=np.float64))
+    if arr.ndim != 2:
+        raise InputError(f"{name} must be a 2-D array (customers x candidates), got {arr.ndim}-D")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{name} must have at least one row and one column, got {arr.shape}")
+    if np.isnan(arr).any():
+        raise InputError(f"{name} contains NaN; use np.inf for unreachable pairs")
+    if (arr < 0).any():
+        raise InputError(f"{name} contains negative values; travel times must be >= 0")
+    return arr
+
+
+def check_weights(weights: object, n: int) -> np.ndarray:
+    """Return customer weights as a float64 vector of length ``n`` (default all ones)."""
+    if weights is None:
+        return np.ones(n, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w.size != n:
+        raise InputError(f"weights has {w.size} entries but cost has {n} customer rows")
+    if not np.isfinite(w).all():
+        raise InputError("weights must be finite")
+    if (w < 0).any():
+        raise InputError("weights must be >= 0")
+    return w
+
+
+def check_index_set(indices: Iterable[int] | np.ndarray | None, m: int, *, name: str) -> np.ndarray:
+    """Return a sorted unique int array of column indices in ``[0, m)``.
+
+    Boolean masks of length ``m`` are accepted too.
+    """
+    if indices is None:
+        return np.zeros(0, dtype=np.intp)
+    arr = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    if arr.dtype == bool:
+        if arr.size != m:
+            raise InputError(f"{name} as a boolean mask must have {m} entries, got {arr.size}")
+        return np.flatnonzero(arr).astype(np.intp)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"{name} must hold integer column indices, got dtype {arr.dtype}")
+    arr = np.unique(arr.astype(np.intp))
+    if arr[0] < 0 or arr[-1] >= m:
+        raise InputError(f"{name} holds column indices outside 0..{m - 1}: {arr.tolist()}")
+    return arr
+
+
+def check_required_excluded(
+    required: Iterable[int] | np.ndarray | None,
+    excluded: Iterable[int] | np.ndarray | None,
+    m: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate required (always open) and excluded (never open) candidate sets."""
+    req = check_index_set(required, m, name="required")
+    exc = check_index_set(excluded, m, name="excluded")
+    both = np.intersect1d(req, exc)
+    if both.size:
+        raise InfeasibleError(
+            f"{both.size} candidates are both required and excluded: {format_ids(both)}"
+        )
+    if exc.size == m:
+        raise InfeasibleError(f"all {m} candidates are excluded")
+    return req, exc
+
+
+def check_p(p: object, m: int, required: np.ndarray, excluded: np.ndarray) -> int:
+    """Validate the number of sites ``p`` against the candidates, required and excluded sets."""
+    if isinstance(p, bool) or not isinstance(p, int | np.integer):
+        raise InputError(f"p must be an integer number of sites, got {p!r}")
+    p = int(p)
+    if p < 1:
+        raise InfeasibleError(f"p={p} but at least one site must open")
+    available = m - excluded.size
+    if p > available:
+        raise InfeasibleError(
+            f"p={p} but only {available} candidates are available "
+            f"({m} candidates, {excluded.size} excluded)"
+        )
+    if required.size > p:
+        raise InfeasibleError(f"p={p} but {required.size} sites are required")
+    return p
+
+
+def check_time_limit(time_limit: float | None) -> float:
+    """Return the time limit in seconds (default :data:`DEFAULT_TIME_LIMIT_S`)."""
+    if time_limit is None:
+        return DEFAULT_TIME_LIMIT_S
+    t = float(time_limit)
+    if not t > 0:
+        raise InputError(f"time_limit must be > 0 seconds, got {time_limit!r}")
+    return t
+
+
+def check_option(value: str, allowed: Iterable[str], *, name: str) -> str:
+    """Check a string option against an explicit list; the error lists the allowed values."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise InputError(f"{name}={value!r} is not supported; use one of {allowed}")
+    return value
+
+
+def format_ids(ids: Iterable[int] | np.ndarray, *, limit: int = 10) -> str:
+    """Format a list of ids for a message: ``"4, 9, 17"`` or ``"4, 9, 17, ... (25 in all)"``."""
+    ids = [int(i) for i in ids]
+    head = ", ".join(str(i) for i in ids[:limit])
+    if len(ids) > limit:
+        head += f", ... ({len(ids)} in all)"
+    return head
+
+
+def format_number(x: float) -> str:
+    """Format a quantity for a message with thousands separators: ``1,650`` or ``1,650.5``."""
+    if float(x).is_integer():
+        return f"{int(x):,}"
+    return f"{x:,.1f}"
+
+
+def unreachable_rows(cost: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """Return the customer rows that cannot reach any non-excluded candidate."""
+    usable = np.ones(cost.shape[1], dtype=bool)
+    usable[excluded] = False
+    return np.flatnonzero(~np.isfinite(cost[:, usable]).any(axis=1))
+
+
+def assign_nearest(cost: np.ndarray, open_sites: np.ndarray) -> np.ndarray:
+    """Assign every row to its cheapest open column; -1 when all open columns are inf."""
+    if open_sites.size == 0:
+        return np.full(cost.shape[0], -1, dtype=np.intp)
+    sub = cost[:, open_sites]
+    best = np.argmin(sub, axis=1)
+    assignment = open_sites[best].astype(np.intp)
+    assignment[~np.isfinite(sub[np.arange(cost.shape[0]), best])] = -1
+    return assignment
+
+
+def make_solution(
+    model: str,
+    *,
+    open_sites: np.ndarray,
+    assignment: np.ndarray,
+    objective: float,
+    lower_bound: float,
+    status: str,
+    solver: str,
+    started: float,
+    extras: dict[str, Any] | None = None,
+) -> Solution:
+    """Build a :class:`Solution`; the gap is computed and a proven-optimal one has gap 0.0.
+
+    ``started`` is the ``time.perf_counter()`` value at the start of the solve.
+    """
+    import time
+
+    lower_bound = min(float(lower_bound), float(objective))
+    gap = relative_gap(objective, lower_bound)
+    optimal = status == "optimal"
+    if optimal:
+        gap = 0.0 if gap <= 1e-6 else gap
+    return Solution(
+        model=model,
+        open=np.sort(np.asarray(open_sites, dtype=np.intp)),
+        assignment=np.asarray(assignment, dtype=np.intp),
+        objective=float(objective),
+        lower_bound=lower_bound,
+        gap=gap,
+        optimal=optimal,
+        status=status,
+        solve_time_s=time.perf_counter() - started,
+        solver=solver,
+        extras=dict(extras or {}),
+    )

@@ -1,0 +1,235 @@
+"""Lagrangian relaxation of the assignment constraints of median-type location problems.
+
+Relaxing ``sum_j x_ij = 1`` with multipliers ``lambda_i`` gives, for any ``lambda``,
+
+    L(lambda) = sum_i lambda_i + min_{y feasible} sum_j y_j rho_j,
+    rho_j = f_j + sum_i min(0, a_ij - lambda_i),
+
+where "y feasible" means: required candidates open, excluded closed and, with a cardinality p,
+exactly p open (the p - |required| smallest ``rho`` among the rest); without, every candidate
+with ``rho_j < 0`` (at least one). ``L(lambda)`` is a valid lower bound; the subgradient method
+(Held-Karp step ``mu (UB - L) / ||g||^2``) maximises it. For p-median on Euclidean-like instances
+the bound is usually within a fraction of a percent of the optimum (Beasley 1993).
+
+To keep each iteration cheap, only pairs with small ``a_ij`` are stored (a row-wise sparse
+"core"): a dropped pair contributes ``min(0, a_ij - lambda_i) = 0`` as long as ``lambda_i`` does
+not exceed the row's smallest dropped cost, so the multipliers are capped there and the bound stays
+valid.
+
+The final multipliers also give reduced-cost tests (Beasley 1993; Avella et al. 2007): a pair
+``(i, j)`` can be dropped when ``L + max(0, a_ij - lambda_i) + (cost of forcing j open) > UB``,
+which usually shrinks the exact MIP to a small fraction of the pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LagrangianResult:
+    """Best bound found and the data needed for reduced-cost tests."""
+
+    bound: float
+    multipliers: np.ndarray  # lambda_i
+    rho: np.ndarray  # rho_j at the best multipliers
+    chosen: np.ndarray  # bool mask of the relaxation's open set
+    iterations: int
+    best_primal: np.ndarray | None  # best open set seen among relaxation solutions
+
+
+class _Core:
+    """Row-wise sparse core of the cost matrix with a per-row cap on the multipliers."""
+
+    def __init__(self, a: np.ndarray, keep: np.ndarray) -> None:
+        self.rows, self.cols = np.nonzero(keep)
+        self.vals = a[self.rows, self.cols]
+        dropped = np.where(keep, np.inf, a)
+        self.cap = dropped.min(axis=1)
+        self.n, self.m = a.shape
+
+
+def _choose(
+    rho: np.ndarray,
+    *,
+    p: int | None,
+    required: np.ndarray,
+    free: np.ndarray,
+) -> np.ndarray:
+    chosen = np.zeros(rho.size, dtype=bool)
+    chosen[required] = True
+    if p is None:
+        chosen |= free & (rho < 0)
+        if not chosen.any():
+            cand = np.where(free, rho, np.inf)
+            chosen[int(np.argmin(cand))] = True
+    else:
+        k = p - int(required.size)
+        if k > 0:
+            cand = np.where(free, rho, np.inf)
+            idx = np.argpartition(cand, k - 1)[:k]
+            chosen[idx] = True
+    return chosen
+
+
+def subgradient(
+    a: np.ndarray,
+    fixed: np.ndarray,
+    *,
+    p: int | None,
+    required: np.ndarray,
+    allowed: np.ndarray,
+    upper_bound: float,
+    start: np.ndarray,
+    deadline: float,
+    max_iterations: int = 2000,
+    target: float | None = None,
+    evaluate_every: int = 25,
+) -> LagrangianResult:
+    """Maximise the Lagrangian bound by subgradient optimisation.
+
+    Parameters
+    ----------
+    a
+        Weighted cost matrix (n x m), finite (penalised) values.
+    fixed
+        Fixed cost per candidate.
+    p
+        Number of candidates to open, or None (fixed-charge).
+    required, allowed
+        Indices that must open; mask of candidates that may open (required ones included).
+    upper_bound
+        Objective of the best known solution (for the step size).
+    start
+        Initial multipliers (e.g. each row's cost in the best known solution).
+    deadline
+        ``time.perf_counter()`` value at which to stop.
+    target
+        Stop as soon as the bound reaches this value.
+    """
+    n, m = a.shape
+    is_required = np.zeros(m, dtype=bool)
+    is_required[required] = True
+    free = allowed & ~is_required
+    # core: per row, pairs up to 3x the starting multiplier, and at least the 32 cheapest
+    kmin = min(m, 32)
+    kth = np.partition(a, kmin - 1, axis=1)[:, kmin - 1] if kmin < m else a.max(axis=1)
+    threshold = np.maximum(3.0 * start, kth)
+    keep = (a <= threshold[:, None]) & allowed[None, :]
+    core = _Core(a, keep)
+    lam = np.minimum(start.astype(np.float64), core.cap)
+    best = -np.inf
+    best_lam = lam.copy()
+    best_rho = fixed.copy()
+    best_chosen = np.zeros(m, dtype=bool)
+    best_primal: np.ndarray | None = None
+    best_primal_value = upper_bound
+    mu = 2.0
+    stall = 0
+    it = 0
+    for it in range(1, max_iterations + 1):
+        red = core.vals - lam[core.rows]
+        neg = red < 0
+        rho = fixed + np.bincount(core.cols[neg], weights=red[neg], minlength=m)
+        chosen = _choose(rho, p=p, required=required, free=free)
+        value = float(lam.sum() + rho[chosen].sum())
+        if value > best + 1e-12 * max(1.0, abs(value)):
+            if value > best + 1e-4 * max(1.0, abs(best)) * 0.01:
+                stall = 0
+            best = value
+            best_lam = lam.copy()
+            best_rho = rho
+            best_chosen = chosen
+        else:
+            stall += 1
+        if stall >= 30:
+            mu *= 0.5
+            stall = 0
+        if (target is not None and best >= target) or mu < 1e-4:
+            break
+        if time.perf_counter() > deadline:
+            break
+        if p is not None and it % evaluate_every == 0:
+            cand = np.flatnonzero(chosen)
+            val = float(fixed[cand].sum() + a[:, cand].min(axis=1).sum())
+            if val < best_primal_value:
+                best_primal_value = val
+                best_primal = cand
+        # subgradient: 1 - number of open candidates the row is attached to
+        attached = neg & chosen[core.cols]
+        g = 1.0 - np.bincount(core.rows[attached], minlength=n)
+        norm = float(g @ g)
+        if norm == 0:
+            best = max(best, value)
+            break
+        gap = max(upper_bound - value, 1e-9 * max(1.0, abs(upper_bound)))
+        lam = lam + (mu * gap / norm) * g
+        np.clip(lam, 0.0, core.cap, out=lam)
+    logger.debug("Lagrangian: %d iterations, bound %.6g (UB %.6g)", it, best, upper_bound)
+    return LagrangianResult(
+        bound=best,
+        multipliers=best_lam,
+        rho=best_rho,
+        chosen=best_chosen,
+        iterations=it,
+        best_primal=best_primal,
+    )
+
+
+def reduced_pairs(
+    a: np.ndarray,
+    lag: LagrangianResult,
+    *,
+    p: int | None,
+    required: np.ndarray,
+    allowed: np.ndarray,
+    upper_bound: float,
+    eps: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced-cost tests: pairs and candidates that any solution better than UB may use.
+
+    Returns
+    -------
+    keep_pairs
+        (n x m) bool mask of pairs that survive.
+    keep_cols
+        (m,) bool mask of candidates that may still open (required ones included).
+    """
+    m = a.shape[1]
+    is_required = np.zeros(m, dtype=bool)
+    is_required[required] = True
+    free = allowed & ~is_required
+    rho = lag.rho
+    chosen = lag.chosen
+    slack = upper_bound + eps - lag.bound
+    # cost (in bound) of forcing a candidate open
+    force_open = np.zeros(m)
+    if p is None:
+        chosen_free = chosen & free
+        if is_required.any() or (rho[chosen_free] < 0).any():
+            force_open = np.maximum(rho, 0.0)
+        else:  # the relaxation opened one candidate with rho >= 0 only because one must open
+            force_open = np.maximum(rho - float(rho[chosen].min()), 0.0)
+        force_open[chosen] = 0.0
+    else:
+        chosen_free = chosen & free
+        if chosen_free.any():
+            worst = float(rho[chosen_free].max())
+            force_open = np.maximum(rho - worst, 0.0)
+            force_open[chosen] = 0.0
+        else:  # all p are required: nothing else may open
+            force_open = np.where(chosen, 0.0, np.inf)
+    keep_cols = allowed & (force_open <= slack)
+    keep_cols |= is_required
+    lam = lag.multipliers
+    extra = a - lam[:, None]
+    np.maximum(extra, 0.0, out=extra)
+    extra += force_open[None, :]
+    keep_pairs = (extra <= slack) & keep_cols[None, :]
+    return keep_pairs, keep_cols

@@ -1,0 +1,251 @@
+"""One solve path for the median-type models (p-median, fixed-charge, two-tier per office).
+
+Problem: choose open candidates to minimise ``sum_j f_j y_j + sum_i min_{j open} a_ij`` where
+``a`` is a weighted cost matrix (inf = not allowed), optionally with exactly ``p`` open.
+
+Strategy (the usual one in the p-median literature):
+
+1. greedy construction + fast interchange (:mod:`._local_search`) -> first answer, upper bound;
+2. subgradient Lagrangian relaxation (:mod:`._lagrangian`) -> lower bound; relaxation solutions
+   seed another local search;
+3. if the gap is above the target: reduced-cost tests drop every pair and candidate that no
+   solution better than the incumbent can use, and HiGHS solves the reduced exact model
+   (:mod:`._mip`) with the incumbent as warm start, within the remaining time.
+
+Small instances skip step 2 and go to the exact model directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from planner.errors import InfeasibleError
+from planner.models import _lagrangian, _local_search, _mip
+from planner.models._base import highs_version, planner_version, relative_gap
+
+logger = logging.getLogger(__name__)
+
+#: Instances with at most this many finite pairs go straight to the exact MIP.
+SMALL_PAIRS = 5_000
+
+
+@dataclass(frozen=True)
+class MedianResult:
+    """Raw outcome of :func:`solve_median`, in the caller's column indices."""
+
+    open: np.ndarray
+    objective: float
+    lower_bound: float
+    status: str
+    optimal: bool
+    solver: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def solve_median(
+    a: np.ndarray,
+    fixed: np.ndarray,
+    *,
+    p: int | None,
+    required: np.ndarray,
+    excluded: np.ndarray,
+    time_limit: float,
+    gap_target: float = 1e-7,
+    formulation: str = "auto",
+    exact: bool = True,
+) -> MedianResult:
+    """Solve the median-type problem; see the module docstring.
+
+    Parameters
+    ----------
+    a
+        Weighted cost matrix (n x m); inf where a customer may not use a candidate. Every row
+        must have a finite entry among the non-excluded columns.
+    fixed
+        Fixed cost of opening each candidate (zeros for p-median).
+    p
+        Exact number of open candidates, or None to let fixed costs decide.
+    required, excluded
+        Sorted column indices that must open / never open.
+    time_limit
+        Seconds for the whole solve.
+    gap_target
+        Stop when the proven relative gap is at most this.
+    formulation
+        MIP formulation, one of ``"auto"``, ``"assignment"``, ``"radius"``.
+    exact
+        If False, stop after the heuristic and the Lagrangian bound (no MIP).
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + time_limit
+    n, m_all = a.shape
+    cols = np.setdiff1d(np.arange(m_all), excluded)
+    sub = a[:, cols] if excluded.size else a
+    fix = fixed[cols] if excluded.size else fixed
+    req = np.searchsorted(cols, required)
+    m = cols.size
+    allowed = np.ones(m, dtype=bool)
+    extras: dict[str, Any] = {}
+    used: list[str] = []
+    if p is not None and p >= m:
+        open_local = np.arange(m)
+        objective = _local_search.evaluate(sub, fix, open_local)
+        return _finish(
+            a,
+            cols=cols,
+            open_local=open_local,
+            objective=objective,
+            lower_bound=objective,
+            status="optimal",
+            used=["enumeration"],
+            extras={},
+        )
+
+    finite = np.isfinite(sub)
+    n_pairs = int(finite.sum())
+    extras["pairs"] = n_pairs
+    pen, penalty = _local_search.penalize_inf(sub)
+
+    # 1. heuristic
+    open_local, ub = _local_search.local_search(
+        pen, fix, p=p, required=req, allowed=allowed, deadline=deadline
+    )
+    used.append("greedy + fast interchange")
+    extras["first_objective"] = ub
+    extras["first_solution_time_s"] = time.perf_counter() - t0
+    lb = -np.inf
+    status = "heuristic"
+
+    small = n_pairs <= SMALL_PAIRS
+    # 2. Lagrangian bound
+    if not small and time.perf_counter() < deadline:
+        d1 = pen[:, open_local].min(axis=1)
+        lag = _lagrangian.subgradient(
+            pen,
+            fix,
+            p=p,
+            required=req,
+            allowed=allowed,
+            upper_bound=ub,
+            start=d1,
+            deadline=deadline,
+            target=ub * (1.0 - gap_target) if ub > 0 else None,
+        )
+        used.append("Lagrangian")
+        extras["lagrangian_bound"] = lag.bound
+        extras["lagrangian_iterations"] = lag.iterations
+        lb = max(lb, lag.bound)
+        if lag.best_primal is not None and time.perf_counter() < deadline:
+            cand, val = _local_search.local_search(
+                pen,
+                fix,
+                p=p,
+                required=req,
+                allowed=allowed,
+                deadline=deadline,
+                start=lag.best_primal,
+            )
+            if val < ub - 1e-9 * max(1.0, abs(ub)):
+                open_local, ub = cand, val
+    else:
+        lag = None
+
+    gap = relative_gap(ub, lb)
+    if gap <= gap_target:
+        status = "optimal" if gap <= 1e-9 else "gap_limit"
+    elif exact and time.perf_counter() < deadline:
+        # 3. exact model on the pairs that survive the reduced-cost tests
+        eps = 1e-9 * max(1.0, abs(ub))
+        if lag is not None:
+            keep_pairs, keep_cols = _lagrangian.reduced_pairs(
+                pen, lag, p=p, required=req, allowed=allowed, upper_bound=ub, eps=eps
+            )
+            keep_pairs &= finite
+        else:
+            keep_pairs, keep_cols = finite.copy(), allowed.copy()
+        extras["mip_pairs"] = int(keep_pairs.sum())
+        if not keep_pairs.any(axis=1).all():
+            # some customer has no pair compatible with a better solution: incumbent optimal
+            lb = ub
+            status = "optimal"
+        else:
+            pairs = _mip.PairSet.from_mask(sub, keep_pairs)
+            closed = np.flatnonzero(~keep_cols)
+            result, mip_open, form = _mip.location_mip(
+                pairs,
+                fix,
+                p=p,
+                fixed_open=req,
+                fixed_closed=closed,
+                time_limit=max(deadline - time.perf_counter(), 0.05),
+                start_open=open_local,
+                mip_rel_gap=gap_target,
+                formulation=formulation,
+            )
+            used.append(f"{highs_version()} ({form})")
+            extras["mip_formulation"] = form
+            extras["mip_status"] = result.status
+            if mip_open is not None:
+                val = _local_search.evaluate(pen, fix, mip_open)
+                if val < ub:
+                    open_local, ub = mip_open, val
+            if result.status in ("optimal", "time_limit", "limit"):
+                lb = max(lb, min(result.bound, ub))
+            if result.status == "optimal":
+                lb = max(lb, min(result.bound, ub))
+            gap = relative_gap(ub, lb)
+            status = "optimal" if gap <= max(gap_target, 1e-9) else result.status
+    else:
+        status = "time_limit" if exact else "bound_only"
+    if np.isfinite(penalty) and not np.isfinite(sub[np.arange(n), _argmin(pen, open_local)]).all():
+        raise InfeasibleError(
+            "no feasible choice of sites was found: some customers cannot reach any open site "
+            "(the candidates that reach them need more sites than allowed)"
+        )
+    objective = _local_search.evaluate(sub, fix, open_local)
+    return _finish(
+        a,
+        cols=cols,
+        open_local=open_local,
+        objective=objective,
+        lower_bound=min(lb, objective),
+        status=status,
+        used=used,
+        extras=extras,
+    )
+
+
+def _argmin(a: np.ndarray, open_local: np.ndarray) -> np.ndarray:
+    return open_local[np.argmin(a[:, open_local], axis=1)]
+
+
+def _finish(
+    a: np.ndarray,
+    *,
+    cols: np.ndarray,
+    open_local: np.ndarray,
+    objective: float,
+    lower_bound: float,
+    status: str,
+    used: list[str],
+    extras: dict[str, Any],
+) -> MedianResult:
+    gap = relative_gap(objective, lower_bound)
+    optimal = status == "optimal" or gap <= 1e-9
+    if optimal:
+        status = "optimal"
+    solver = " + ".join(used) + f" [{planner_version()}]"
+    return MedianResult(
+        open=np.sort(cols[open_local]),
+        objective=float(objective),
+        lower_bound=float(lower_bound),
+        status=status,
+        optimal=optimal,
+        solver=solver,
+        extras=extras,
+    )
