@@ -1,0 +1,331 @@
+"""Maps and offline web assets: tiny hand-made inputs, no network, no browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import folium
+import folium.plugins
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from planner import _assets, maps
+
+EXTERNAL_REF = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"([^\"]+)\"", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FakeResult:
+    """The two tables of a ScenarioResult that the maps read."""
+
+    customers: gpd.GeoDataFrame
+    sites: gpd.GeoDataFrame
+
+
+def _points(frame: pd.DataFrame) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326"
+    )
+
+
+@pytest.fixture
+def result() -> FakeResult:
+    sites = _points(
+        pd.DataFrame(
+            {
+                "site_id": ["W1", "W2", "HQ"],
+                "role": ["workshop", "workshop", "office"],
+                "name": ["North <shop>", "", "Head office"],
+                "lat": [35.95, 35.85, 35.90],
+                "lon": [14.40, 14.50, 14.45],
+                "customers": [3, 1, 1],
+                "demand_share": [0.5, 0.3, 0.2],
+                "mean_travel_min": [4.25, 7.5, 1.0],
+                "max_travel_min": [6.0, 7.5, 1.0],
+            }
+        )
+    )
+    customers = _points(
+        pd.DataFrame(
+            {
+                "customer_id": ["c1", "c2", "c3", "c4", "c5", "c6"],
+                "lat": [35.951234567, 35.94, 35.96, 35.86, 35.90, 35.80],
+                "lon": [14.401234567, 14.41, 14.39, 14.49, 14.44, 14.60],
+                "weight": [1.0, 2.0, 2.0, 3.0, 2.0, 1.0],
+                "segment": ["private"] * 6,
+                "site_id": ["W1", "W1", "W1", "W2", "HQ", ""],
+                "travel_min": [4.0, 6.0, 3.0, 7.5, 1.0, np.nan],
+                "snap_distance_m": [5.0] * 6,
+            }
+        )
+    )
+    return FakeResult(customers=customers, sites=sites)
+
+
+def _layers(m: folium.Map, kind: type) -> list:
+    found = []
+
+    def walk(element: object) -> None:
+        if isinstance(element, kind):
+            found.append(element)
+        for child in getattr(element, "_children", {}).values():
+            walk(child)
+
+    walk(m)
+    return found
+
+
+def _customer_layer(m: folium.Map) -> folium.GeoJson:
+    (layer,) = [g for g in _layers(m, folium.GeoJson) if g.layer_name == "Customers"]
+    return layer
+
+
+def _assert_osm_credit(m: folium.Map, html: str | None = None) -> None:
+    """The OSM credit is added to the attribution control (visible without any tiles)."""
+    (credit,) = [e for e in m._children.values() if type(e).__name__ == "_Attribution"]
+    assert credit.text == maps.OSM_ATTRIBUTION
+    html = m.get_root().render() if html is None else html
+    call = re.search(r"attributionControl\.addAttribution\(\s*(\"[^\n]*\")\s*\)", html)
+    assert call is not None
+    assert json.loads(call.group(1)) == maps.OSM_ATTRIBUTION
+
+
+# --- main roads -------------------------------------------------------------------------------
+
+
+def _tiny_graph() -> nx.MultiDiGraph:
+    G = nx.MultiDiGraph(crs="EPSG:4326")
+    coords = {
+        1: (14.0, 35.0),
+        2: (14.01, 35.0),
+        3: (14.02, 35.01),
+        4: (14.03, 35.01),
+        5: (14.04, 35.0),
+    }
+    for n, (x, y) in coords.items():
+        G.add_node(n, x=x, y=y)
+    # a two-way primary road: two directed edges, one road segment
+    G.add_edge(1, 2, osmid=10, highway="primary", name="Triq A", length=910.0)
+    G.add_edge(2, 1, osmid=10, highway="primary", name="Triq A", length=910.0)
+    # merged edge with several classes and a curved geometry
+    bend = shapely.LineString([(14.01, 35.0), (14.0151234567, 35.0071234567), (14.02, 35.01)])
+    G.add_edge(
+        2,
+        3,
+        osmid=[11, 12],
+        highway=["residential", "secondary"],
+        name=["B", "C"],
+        geometry=bend,
+        length=1200.0,
+    )
+    G.add_edge(3, 4, osmid=13, highway="residential", length=900.0)
+    G.add_edge(4, 5, osmid=14, highway="motorway_link", length=1000.0)
+    return G
+
+
+def test_main_roads_keeps_main_classes_once_per_segment() -> None:
+    roads = maps.main_roads(_tiny_graph())
+    assert sorted(roads["highway"]) == ["motorway_link", "primary", "secondary"]
+    assert list(roads.columns) == ["highway", "name", "length_m", "geometry"]
+    assert roads.crs.equals("EPSG:4326")
+    bend = roads.loc[roads["highway"] == "secondary"].iloc[0]
+    assert bend["name"] == "B; C"
+    # the bend is kept (it is far more than 10 m off the straight line), rounded to 1e-5 deg
+    coords = np.asarray(bend.geometry.coords)
+    assert len(coords) == 3
+    np.testing.assert_allclose(coords[1], [14.01512, 35.00712], atol=1e-9)
+    # straight edges get a geometry from their end nodes
+    primary = roads.loc[roads["highway"] == "primary"].iloc[0].geometry
+    assert {tuple(c) for c in primary.coords} == {(14.0, 35.0), (14.01, 35.0)}
+
+
+def test_main_roads_empty_graph_has_schema() -> None:
+    G = nx.MultiDiGraph(crs="EPSG:4326")
+    G.add_node(1, x=0.0, y=0.0)
+    G.add_node(2, x=0.1, y=0.0)
+    G.add_edge(1, 2, osmid=1, highway="service")
+    roads = maps.main_roads(G)
+    assert len(roads) == 0
+    assert {"highway", "name", "length_m", "geometry"} <= set(roads.columns)
+
+
+def test_roads_layer_draws_every_segment_with_osm_credit() -> None:
+    roads = maps.main_roads(_tiny_graph())
+    m = maps.customers_map(pd.DataFrame({"lat": [35.0], "lon": [14.0]}), roads=roads)
+    (layer,) = [g for g in _layers(m, folium.GeoJson) if g.layer_name == "Main roads"]
+    drawn = {f["properties"]["highway"]: f for f in layer.data["features"]}
+    assert set(drawn) == set(roads["highway"])
+    assert sum(len(f["geometry"]["coordinates"]) for f in drawn.values()) == len(roads)
+    assert layer.options["interactive"] is False
+    _assert_osm_credit(m)
+
+
+# --- result map -------------------------------------------------------------------------------
+
+
+def test_result_map_colours_customers_by_their_site(result: FakeResult) -> None:
+    m = maps.result_map(result)
+    features = _customer_layer(m).data["features"]
+    assert len(features) == len(result.customers)
+    colors = maps.site_colors(result.sites["site_id"].tolist())
+    assert len(set(colors.values())) == 3
+    for feature, (_, row) in zip(features, result.customers.iterrows(), strict=True):
+        expected = colors.get(row["site_id"], "#7f7f7f")
+        assert feature["properties"]["c"] == expected
+        # coordinates rounded to 1e-5 deg (about a metre)
+        lon, lat = feature["geometry"]["coordinates"]
+        assert lon == pytest.approx(row["lon"], abs=6e-6)
+        assert lat == pytest.approx(row["lat"], abs=6e-6)
+        assert lon == round(lon, 5)
+    assert "not served" in features[-1]["properties"]["t"]
+    assert "North &lt;shop&gt;" in features[0]["properties"]["t"]
+
+
+def test_result_map_sites_have_popups_and_distinct_office(result: FakeResult) -> None:
+    m = maps.result_map(result)
+    groups = {g.layer_name: g for g in _layers(m, folium.FeatureGroup)}
+    assert set(groups) == {"Workshops", "Office"}
+    workshops = _layers(groups["Workshops"], folium.CircleMarker)
+    (office,) = _layers(groups["Office"], folium.CircleMarker)
+    assert len(workshops) == 2
+    assert office.options["fillColor"] == "#ffffff"
+    assert {w.options["fillColor"] for w in workshops} == {
+        c for s, c in maps.site_colors(["W1", "W2", "HQ"]).items() if s != "HQ"
+    }
+    assert office.options["radius"] > max(w.options["radius"] for w in workshops)
+    html = m.get_root().render()
+    assert "demand share: 50.0 %" in html
+    assert "mean travel: 4.2 min" in html or "mean travel: 4.3 min" in html
+    assert "customers: 3" in html
+
+
+def test_result_map_offline_by_default_and_tiles_on_request(result: FakeResult) -> None:
+    offline = maps.result_map(result)
+    assert _layers(offline, folium.TileLayer) == []
+    assert len(_layers(offline, folium.LayerControl)) == 1
+    online = maps.result_map(result, tiles="OpenStreetMap")
+    (tiles,) = _layers(online, folium.TileLayer)
+    assert "openstreetmap.org" in tiles.tiles
+    with pytest.raises(ValueError, match="OpenStreetMap"):
+        maps.result_map(result, tiles="Stamen Toner")
+
+
+def test_result_map_rejects_unknown_role(result: FakeResult) -> None:
+    sites = result.sites.copy()
+    sites.loc[0, "role"] = "depot"
+    with pytest.raises(ValueError, match="workshop"):
+        maps.result_map(FakeResult(result.customers, sites))
+
+
+def test_customers_map_scales_to_ten_thousand_customers() -> None:
+    rng = np.random.default_rng(1)
+    n = 10_000
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(n)],
+            "lat": 35.8 + 0.2 * rng.random(n),
+            "lon": 14.3 + 0.3 * rng.random(n),
+            "weight": rng.integers(1, 5, n).astype(float),
+            "segment": rng.choice(["private", "business"], n),
+        }
+    )
+    start = time.perf_counter()
+    m = maps.customers_map(customers)
+    html = maps.map_html(m)
+    elapsed = time.perf_counter() - start
+    layer = _customer_layer(m)
+    assert len(layer.data["features"]) == n
+    # one layer of canvas circle markers, not one DOM element (folium Marker) per customer
+    assert m.options["prefer_canvas"] is True
+    assert "L.circleMarker" in html or "L.CircleMarker" in html
+    assert len(_layers(m, folium.Marker)) == 0
+    assets_bytes = 260_000  # inlined Leaflet + jQuery + CSS
+    assert (len(html) - assets_bytes) / n < 180, "customer payload should stay compact"
+    assert elapsed < 10.0
+
+
+# --- offline assets ---------------------------------------------------------------------------
+
+
+def test_localize_map_points_every_resource_at_vendor_files() -> None:
+    m = folium.Map(tiles=None)
+    folium.plugins.MarkerCluster().add_to(m)
+    _assets.localize_map(m, base_url="/app/static/vendor")
+    refs = EXTERNAL_REF.findall(m.get_root().render())
+    assert refs, "expected local script/link tags"
+    files = _assets.vendor_files()
+    for ref in refs:
+        assert ref.startswith("/app/static/vendor/"), ref
+        assert ref.removeprefix("/app/static/vendor/") in files
+    assert any(r.endswith("leaflet.js") for r in refs)
+    assert any(r.endswith("leaflet.markercluster.js") for r in refs)
+    # folium's class-level defaults stay untouched: only this map was changed
+    assert folium.Map.default_js[0][1].startswith("https://")
+    assert EXTERNAL_REF.findall(folium.Map(tiles=None).get_root().render())[0].startswith("https")
+
+
+def test_localize_map_refuses_resources_without_local_copy() -> None:
+    m = folium.Map(tiles=None)
+    folium.plugins.Fullscreen().add_to(m)
+    with pytest.raises(ValueError, match="not available offline"):
+        _assets.localize_map(m)
+
+
+def test_install_static_assets_copies_once(tmp_path) -> None:
+    vendor = _assets.install_static_assets(tmp_path / "static")
+    files = _assets.vendor_files()
+    assert "leaflet/leaflet.js" in files
+    assert "leaflet/images/layers.png" in files
+    for key, source in files.items():
+        assert (vendor / key).read_bytes() == source.read_bytes()
+    before = {key: (vendor / key).stat().st_ino for key in files}
+    (vendor / "leaflet/leaflet.css").write_text("broken")
+    _assets.install_static_assets(tmp_path / "static")
+    after = {key: (vendor / key).stat().st_ino for key in files}
+    # only the damaged file is copied again (a copy replaces the file, so a new inode)
+    assert {key for key in files if before[key] != after[key]} == {"leaflet/leaflet.css"}
+    restored = (vendor / "leaflet/leaflet.css").read_bytes()
+    assert restored == files["leaflet/leaflet.css"].read_bytes()
+
+
+def test_standalone_html_inlines_everything(result: FakeResult, tmp_path) -> None:
+    m = maps.result_map(result, roads=maps.main_roads(_tiny_graph()))
+    path = maps.save_map(m, tmp_path / "out" / "map.html")
+    html = path.read_text(encoding="utf-8")
+    assert EXTERNAL_REF.findall(html) == []
+    assert "https://cdn" not in html
+    assert "Leaflet 1.9.3" in html or '"1.9.3"' in html
+    assert "data:image/png;base64," in html  # layer control icon from leaflet.css
+    assert "sourceMappingURL" not in html
+    _assert_osm_credit(m, html)
+    # the map's own links are restored for later (app) use
+    assert "default_js" not in m.__dict__
+
+
+def test_check_tiles_reachable(monkeypatch) -> None:
+    monkeypatch.delenv("PLANNER_OFFLINE", raising=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert _assets.check_tiles_reachable("127.0.0.1", port=port, timeout_s=2.0)
+        monkeypatch.setenv("PLANNER_OFFLINE", "1")
+        assert not _assets.check_tiles_reachable("127.0.0.1", port=port, timeout_s=2.0)
+    monkeypatch.delenv("PLANNER_OFFLINE")
+    assert not _assets.check_tiles_reachable("127.0.0.1", port=port, timeout_s=0.5)
+
+
+def test_app_static_url_matches_streamlit_config() -> None:
+    config = Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    assert re.search(r"^enableStaticServing\s*=\s*true", text, re.MULTILINE)
+    assert _assets.APP_STATIC_URL == "app/static/" + _assets.VENDOR_DIR_NAME
