@@ -65,7 +65,8 @@ class SnappedPoints:
     too_far
         True where ``snap_distance_m > max_snap_m``: the point is flagged, not served.
     outside_region
-        True where the point lies outside the road network's bounding box (plus ``max_snap_m``).
+        True where the point lies outside the road network's bounding box widened by
+        ``max(max_snap_m, 1000)`` metres.
     edge_u, edge_v, edge_key
         The directed graph edge the point lies on (the canonical edge of a two-way street).
     edge_index
@@ -391,7 +392,7 @@ def snap_points(
     index = _edge_index(G)
     n = lon_a.size
     outside = (
-        _check_coordinates(lon_a, lat_a, index.bbox, max_snap_m, source)
+        _check_coordinates(lon_a, lat_a, index.bbox, max(max_snap_m, 1000.0), source)
         if n
         else np.zeros(0, dtype=bool)
     )
