@@ -24,6 +24,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from planner import _osm_cache
 from planner.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -69,13 +70,6 @@ FEATURE_TAGS: dict[str, bool] = {
     "office": True,
 }
 _FEATURE_CACHE_VERSION = 1
-
-
-def cache_dir() -> Path:
-    """Return the on-disk cache directory (``PLANNER_CACHE_DIR`` or the user default)."""
-    env = os.environ.get("PLANNER_CACHE_DIR")
-    base = Path(env) if env else Path.home() / ".cache" / "service-site-planner"
-    return base
 
 
 def table_format(path: Path) -> str:
@@ -188,7 +182,7 @@ def _read_by_format(path: Path, fmt: str, *, sheet: str | int) -> pd.DataFrame:
             dtype=str,
             keep_default_na=False,
             na_values=[""],
-            skip_blank_lines=True,
+            skip_blank_lines=False,
             engine="c",
         )
         frame.attrs.update(format="csv", encoding=encoding, delimiter=delimiter)
@@ -229,24 +223,15 @@ def features_path(region: str | os.PathLike[str]) -> Path:
             if sibling.exists():
                 return sibling
         return candidate
-    found = _region_features_path(str(region))
+    from planner.network import region_features_path
+
+    found = region_features_path(str(region))
     if found is None:
         raise InputError(
             f"region {str(region)!r} has no bundled OSM features file; pass the path of an "
             "OSM XML file with buildings and shops"
         )
     return Path(found)
-
-
-def _region_features_path(name: str) -> Path | None:
-    try:
-        from planner.network import region_features_path
-    except ImportError:  # network module not present yet: look in the bundled data folder
-        data = Path(__file__).resolve().parent.parent / "data" / "osm"
-        hits = sorted(data.glob(f"{name.lower()}-*-features.osm.bz2"))
-        return hits[-1] if hits else None
-    found = region_features_path(name)
-    return None if found is None else Path(found)
 
 
 def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
@@ -267,7 +252,9 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     path = features_path(region)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     stem = path.name.split(".")[0]
-    cache_file = cache_dir() / "features" / f"{stem}-{digest}-v{_FEATURE_CACHE_VERSION}.parquet"
+    cache_file = (
+        _osm_cache.cache_dir("features") / f"{stem}-{digest}-v{_FEATURE_CACHE_VERSION}.parquet"
+    )
     if cache_file.exists():
         try:
             return gpd.read_parquet(cache_file)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,7 @@ import pandas as pd
 import shapely
 
 from planner import _io
+from planner.errors import InputError
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -344,3 +346,290 @@ def aggregate_demand(
     point_index = first[order]
     unique_weights = np.bincount(inverse, weights=weights, minlength=point_index.size)
     return point_index, unique_weights, inverse
+
+
+# --------------------------------------------------------------------------------------------
+# import and validation
+
+
+def _empty_customers() -> gpd.GeoDataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in CUSTOMER_COLUMNS})
+    frame["row"] = pd.Series(dtype="int64")
+    frame["valid"] = pd.Series(dtype=bool)
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=4326))
+
+
+def read_customers(
+    path: str | os.PathLike[str],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    region: str | os.PathLike[str] | None = None,
+    crs: str | None = None,
+    graph: nx.MultiDiGraph | None = None,
+    max_snap_m: float = 1000.0,
+    service_max_min: Mapping[str, float] | None = None,
+) -> CustomerTable:
+    """Read a customer file and validate every row.
+
+    Parameters
+    ----------
+    path
+        CSV (any of ``, ; TAB |``, UTF-8 with or without BOM, or cp1252), XLSX, GeoJSON,
+        GeoPackage or Parquet/GeoParquet.
+    mapping
+        ``{field: column}`` for columns the automatic detection does not find; fields are
+        ``id``, ``lat``, ``lon``, ``x``, ``y``, ``wkt``, ``weight``, ``segment``, ``name``,
+        ``address``, ``service_max_min`` (see :data:`planner.validation.COLUMN_ALIASES` for the
+        names recognised automatically).
+    region
+        Region name or road file: points are checked for being inside the region, swapped and
+        within ``max_snap_m`` of a road (the graph is loaded with
+        :func:`planner.network.load_region`). None: only coordinate ranges are checked.
+    crs
+        CRS of x/y or WKT columns (for example ``"EPSG:32633"``), or of a geometry file that
+        has none.
+    graph
+        The region's road graph, if already loaded (saves loading it again).
+    max_snap_m
+        Maximum distance from a road.
+    service_max_min
+        Service standard per segment in maximum travel minutes, for example
+        ``{"business": 30}``; overrides a ``service_max_min`` column.
+
+    Returns
+    -------
+    CustomerTable
+        ``frame`` keeps every row (``valid`` False where a problem leaves it out of a solve)
+        and ``report`` lists the problems. A file that cannot be read gives an empty frame and
+        a report with ``fatal`` True (exit code 2); nothing is raised for bad files.
+
+    Raises
+    ------
+    InputError
+        Only for a bad ``mapping`` or ``service_max_min`` argument.
+    """
+    from planner import validation
+
+    try:
+        raw = _io.read_table(path)
+    except InputError as exc:
+        return CustomerTable(
+            _empty_customers(), validation.unreadable_report(path, "customers", exc)
+        )
+    return check_customers(
+        raw,
+        mapping=mapping,
+        region=region,
+        crs=crs,
+        graph=graph,
+        max_snap_m=max_snap_m,
+        service_max_min=service_max_min,
+        path=path,
+    )
+
+
+def check_customers(
+    data: pd.DataFrame,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    region: str | os.PathLike[str] | None = None,
+    crs: str | None = None,
+    graph: nx.MultiDiGraph | None = None,
+    max_snap_m: float = 1000.0,
+    service_max_min: Mapping[str, float] | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> CustomerTable:
+    """Validate a customer table already in memory (see :func:`read_customers`)."""
+    from planner import validation as v
+
+    standards = _check_standards(service_max_min)
+    fmt = str(data.attrs.get("format", "table"))
+    header_lines, unit = v.row_unit(fmt)
+    rows = np.arange(1, len(data) + 1)
+    plain = data.drop(columns=[c for c in data.columns if c == "geometry"], errors="ignore")
+    blank = plain.isna().all(axis=1).to_numpy() if plain.shape[1] else np.zeros(len(data), bool)
+    if "geometry" in data.columns:
+        blank &= data["geometry"].isna().to_numpy()
+    data = data[~blank]
+    rows = rows[~blank]
+    n = len(data)
+    issues = v.IssueCollector(header_lines=header_lines, unit=unit)
+    found = v.detect_columns(data.columns, fields=v.CUSTOMER_FIELDS, mapping=mapping)
+    notes = [_format_note(data.attrs, fmt)]
+    notes.append(
+        "columns: " + ", ".join(f"{k} <- {c!r}" for k, c in found.items())
+        if found
+        else "columns: none recognised"
+    )
+    region_label = None if region is None and graph is None else str(region or "the given graph")
+    if n == 0:
+        issues.add(
+            None,
+            None,
+            None,
+            "the file has no data rows",
+            "add one customer per row below the header",
+            code="unreadable",
+        )
+        report = v.ValidationReport(
+            path=None if path is None else str(path),
+            kind="customers",
+            n_rows=0,
+            issues=issues.sorted(),
+            fatal=True,
+            region=region_label,
+            notes=tuple(notes),
+        )
+        return CustomerTable(_empty_customers(), report)
+
+    if "id" in found:
+        ids = v.check_ids(
+            v.text_values(data[found["id"]]), rows, issues, column=found["id"], prefix="row"
+        )
+    else:
+        ids = np.array([f"row{r}" for r in rows], dtype=object)
+        notes.append("no id column: customers are named row1, row2, ... by their row")
+
+    weight = np.ones(n)
+    if "weight" in found:
+        col = found["weight"]
+        values, missing, bad = v.parse_numbers(data[col])
+        text = v.text_values(data[col])
+        weight = np.where(missing | bad, 1.0, values)
+        for i in np.flatnonzero(bad):
+            issues.add(
+                int(rows[i]),
+                col,
+                text[i],
+                "the weight is not a number",
+                "write the number of service jobs per year (for example 3), or leave the cell "
+                "empty for the default of 1",
+                code="non_numeric_weight",
+            )
+        for i in np.flatnonzero(~bad & (values < 0)):
+            issues.add(
+                int(rows[i]),
+                col,
+                text[i],
+                "the weight is negative",
+                "write the number of service jobs per year, zero or more",
+                code="negative_weight",
+            )
+        for i in np.flatnonzero(~bad & (values == 0)):
+            issues.add(
+                int(rows[i]),
+                col,
+                text[i],
+                "the weight is zero, so this customer does not influence the result",
+                "write the number of service jobs per year, or remove the row",
+                code="zero_weight",
+                severity="warning",
+            )
+    else:
+        notes.append("no weight column: every customer counts 1 job per year")
+
+    segment = (
+        v.text_values(data[found["segment"]])
+        if "segment" in found
+        else np.full(n, None, dtype=object)
+    )
+    segment = np.where(pd.isna(segment), "default", segment).astype(object)
+    names = v.text_values(data[found["name"]]) if "name" in found else np.full(n, None, object)
+    address = (
+        v.text_values(data[found["address"]]) if "address" in found else np.full(n, None, object)
+    )
+
+    service = np.full(n, np.nan)
+    if "service_max_min" in found:
+        col = found["service_max_min"]
+        values, missing, bad = v.parse_numbers(data[col])
+        text = v.text_values(data[col])
+        wrong = bad | (~missing & ~(values > 0))
+        for i in np.flatnonzero(wrong):
+            issues.add(
+                int(rows[i]),
+                col,
+                text[i],
+                "the service standard (maximum travel minutes) is not a positive number",
+                "write the maximum travel time in minutes (for example 30) or leave it empty; "
+                "the row is used without a service standard",
+                code="invalid_service_std",
+                severity="warning",
+            )
+        service = np.where(wrong | missing, np.nan, values)
+    for seg, minutes in standards.items():
+        service[segment == seg] = minutes
+
+    located = v.locate_rows(data, found, rows, issues, crs=crs, explicit=(mapping or {}).keys())
+    fatal = located is None
+    if located is None:
+        lat = lon = np.full(n, np.nan)
+    else:
+        notes += located.notes
+        checked = v.check_locations(
+            located.lat,
+            located.lon,
+            rows,
+            issues,
+            lat_col=located.lat_col,
+            lon_col=located.lon_col,
+            lat_text=located.lat_text,
+            lon_text=located.lon_text,
+            region=region,
+            graph=graph,
+            max_snap_m=max_snap_m,
+        )
+        lat, lon = checked.lat, checked.lon
+    report = v.ValidationReport(
+        path=None if path is None else str(path),
+        kind="customers",
+        n_rows=n,
+        issues=issues.sorted(),
+        fatal=fatal,
+        region=region_label,
+        notes=tuple(notes),
+    )
+    valid = ~np.isin(rows, report.error_rows) & np.isfinite(lat) & np.isfinite(lon) & (not fatal)
+    frame = pd.DataFrame(
+        {
+            "customer_id": ids.astype(str),
+            "lat": lat,
+            "lon": lon,
+            "weight": weight.astype(float),
+            "segment": segment.astype(str),
+            "name": names,
+            "address": address,
+            "service_max_min": service,
+            "row": rows.astype(np.int64),
+            "valid": valid,
+        }
+    )
+    located_ok = np.isfinite(lat) & np.isfinite(lon)
+    geometry = gpd.GeoSeries(np.where(located_ok, gpd.points_from_xy(lon, lat), None), crs=4326)
+    return CustomerTable(gpd.GeoDataFrame(frame, geometry=geometry), report)
+
+
+def _format_note(attrs: Mapping[str, object], fmt: str) -> str:
+    text = f"read as {fmt}"
+    if attrs.get("encoding"):
+        text += f", encoding {attrs['encoding']}"
+    if attrs.get("delimiter"):
+        text += f", delimiter {attrs['delimiter']!r}"
+    return text
+
+
+def _check_standards(standards: Mapping[str, float] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for segment, minutes in (standards or {}).items():
+        try:
+            value = float(minutes)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not (np.isfinite(value) and value > 0):
+            raise InputError(
+                f"service standard for segment {segment!r} must be a positive number of "
+                f"minutes, got {minutes!r}",
+                field="service_max_min",
+            )
+        out[str(segment)] = value
+    return out
