@@ -1,0 +1,185 @@
+"""Exports: every format is read back and compared; no writer replaces a file unasked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import openpyxl
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+from test_scenarios import make_sinst
+
+from planner import export
+from planner.export import GIS_LAYERS, OutputExistsError
+from planner.report import report_html
+from planner.scenarios import compare_layouts, solve_layout
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    sinst = make_sinst(seed=21, n=15)
+    return compare_layouts(sinst.spec, sinst=sinst, workshops=2)
+
+
+@pytest.fixture(scope="module")
+def two_tier(comparison):
+    return comparison.results["two-tier"]
+
+
+def test_shortlist_csv_round_trip(tmp_path: Path, two_tier):
+    path = export.write_shortlist_csv(two_tier, tmp_path / "shortlist.csv")
+    back = pd.read_csv(path, dtype={"site_id": str})
+    expected = two_tier.result.shortlist()
+    assert back["site_id"].tolist() == expected["site_id"].astype(str).tolist()
+    np.testing.assert_allclose(back["mean_travel_min"], expected["mean_travel_min"])
+    np.testing.assert_allclose(back["demand_share"], expected["demand_share"])
+    assert {"jobs", "utilisation"} <= set(back.columns)
+
+
+def test_territories_and_comparison_csv(tmp_path: Path, comparison, two_tier):
+    terr = pd.read_csv(
+        export.write_territories_csv(two_tier, tmp_path / "t.csv"), dtype={"site_id": str}
+    )
+    cust = two_tier.result.customers
+    assert terr["customer_id"].tolist() == cust["customer_id"].tolist()
+    assert terr["site_id"].tolist() == cust["site_id"].tolist()
+    assert (terr["office_id"] == two_tier.office_id).all()
+    table = pd.read_csv(export.write_comparison_csv(comparison, tmp_path / "c.csv"))
+    pd.testing.assert_frame_equal(table, comparison.table, check_dtype=False)
+
+
+def test_xlsx_has_a_sheet_per_layout_and_the_comparison(tmp_path: Path, comparison):
+    path = export.write_xlsx(comparison, tmp_path / "plan.xlsx")
+    book = openpyxl.load_workbook(path, read_only=True)
+    names = book.sheetnames
+    assert names[0] == "comparison"
+    assert {"in-house", "outsourced", "two-tier", "site diff", "assumptions", "provenance"} <= set(
+        names
+    )
+    book.close()
+    back = pd.read_excel(path, sheet_name=None)
+    pd.testing.assert_frame_equal(back["comparison"], comparison.table, check_dtype=False)
+    for layout, lr in comparison.results.items():
+        sheet = back[layout]
+        assert sheet["site_id"].astype(str).tolist() == lr.result.sites["site_id"].tolist()
+        np.testing.assert_allclose(sheet["mean_travel_min"], lr.result.sites["mean_travel_min"])
+    assumptions = back["assumptions"].set_index("parameter")
+    params = comparison.results["in-house"].parameters
+    assert assumptions.loc["leakage_share", "value"] == params.leakage_share
+
+
+def test_geopackage_has_four_layers_that_read_back(tmp_path: Path, two_tier):
+    path = export.write_geopackage(two_tier, tmp_path / "plan.gpkg")
+    layers = dict(pyogrio.list_layers(path))
+    assert list(layers) == list(GIS_LAYERS)
+    assert layers["customers"] == "Point"
+    assert layers["assignments"] == "LineString"
+    assert layers["catchments"] in ("Polygon", "MultiPolygon")
+    expected = export.result_layers(two_tier)
+    for name in GIS_LAYERS:
+        back = gpd.read_file(path, layer=name)
+        assert back.crs.to_epsg() == 4326
+        assert len(back) == len(expected[name])
+        assert back.geometry.geom_equals_exact(expected[name].geometry, tolerance=1e-9).all()
+    sites = gpd.read_file(path, layer="sites")
+    assert sites["site_id"].tolist() == two_tier.result.sites["site_id"].tolist()
+    assert set(sites["role"]) == {"workshop", "office"}
+
+
+def test_catchments_contain_their_customers_and_lines_join_them(two_tier):
+    layers = export.result_layers(two_tier)
+    catch = layers["catchments"].set_index("site_id")
+    cust = layers["customers"]
+    for sid, poly in catch.geometry.items():
+        mine = cust[cust["site_id"] == sid]
+        assert len(mine) == catch.loc[sid, "customers"]
+        assert poly.buffer(1e-9).contains(shapely.union_all(mine.geometry.to_numpy()))
+    lines = layers["assignments"]
+    sites = layers["sites"].set_index("site_id")
+    for row in lines.itertuples(index=False):
+        end = shapely.Point(row.geometry.coords[-1])
+        assert end.equals_exact(sites.loc[row.site_id, "geometry"], 1e-9)
+
+
+@pytest.mark.parametrize("layer", GIS_LAYERS)
+def test_geojson_each_layer_round_trips(tmp_path: Path, two_tier, layer: str):
+    path = export.write_geojson(two_tier, tmp_path / f"{layer}.geojson", layer=layer)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["type"] == "FeatureCollection"
+    back = gpd.read_file(path)
+    assert len(back) == len(export.result_layers(two_tier)[layer])
+
+
+def test_geojson_rejects_unknown_layer(tmp_path: Path, two_tier):
+    with pytest.raises(ValueError, match="catchments"):
+        export.write_geojson(two_tier, tmp_path / "x.geojson", layer="roads")
+
+
+def test_report_has_kpis_assumptions_provenance_and_credit(tmp_path: Path, comparison):
+    path = export.write_report_html(comparison, tmp_path / "report.html", title="Tiny")
+    text = path.read_text(encoding="utf-8")
+    assert "<title>Tiny</title>" in text
+    assert "OpenStreetMap contributors" in text
+    assert "<svg" in text  # the cost chart
+    assert text.count("<iframe") == 3  # one map per layout
+    for word in ("mean_travel_min", "leakage_share", "Provenance", "site diff".title()[:4]):
+        assert word in text
+    for layout, lr in comparison.results.items():
+        assert layout in text
+        for sid in lr.result.sites["site_id"]:
+            assert str(sid) in text
+    # the report loads nothing from the internet (the maps inline their own assets)
+    assert 'src="http' not in text
+    assert "<link" not in text
+
+
+def test_report_of_a_single_layout(two_tier):
+    text = report_html(two_tier)
+    assert text.count("<iframe") == 1
+    assert "two-tier" in text
+
+
+def test_map_html_is_written(tmp_path: Path, two_tier):
+    path = export.write_map_html(two_tier, tmp_path / "map.html")
+    assert "OpenStreetMap" in path.read_text(encoding="utf-8")
+
+
+WRITERS = [
+    ("write_shortlist_csv", "a.csv", {}),
+    ("write_territories_csv", "t.csv", {}),
+    ("write_xlsx", "a.xlsx", {}),
+    ("write_geojson", "a.geojson", {"layer": "sites"}),
+    ("write_geopackage", "a.gpkg", {}),
+    ("write_map_html", "m.html", {}),
+    ("write_report_html", "r.html", {}),
+]
+
+
+@pytest.mark.parametrize(("writer", "name", "kwargs"), WRITERS)
+def test_no_writer_overwrites_without_being_asked(
+    tmp_path: Path, two_tier, writer: str, name: str, kwargs: dict
+):
+    target = tmp_path / name
+    target.write_text("precious", encoding="utf-8")
+    func = getattr(export, writer)
+    with pytest.raises(OutputExistsError, match="overwrite") as info:
+        func(two_tier, target, **kwargs)
+    assert isinstance(info.value, FileExistsError)
+    assert str(target) in str(info.value)
+    assert target.read_text(encoding="utf-8") == "precious"
+    func(two_tier, target, overwrite=True, **kwargs)
+    assert target.read_bytes() != b"precious"
+
+
+def test_single_result_xlsx(tmp_path: Path):
+    sinst = make_sinst(seed=22)
+    lr = solve_layout(sinst, "in-house", workshops=2)
+    path = export.write_xlsx(lr, tmp_path / "one.xlsx")
+    back = pd.read_excel(path, sheet_name=None)
+    assert "in-house" in back
+    assert "comparison" not in back
