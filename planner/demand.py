@@ -455,12 +455,7 @@ def check_customers(
     n = len(data)
     issues = v.IssueCollector(header_lines=header_lines, unit=unit)
     found = v.detect_columns(data.columns, fields=v.CUSTOMER_FIELDS, mapping=mapping)
-    notes = [_format_note(data.attrs, fmt)]
-    notes.append(
-        "columns: " + ", ".join(f"{k} <- {c!r}" for k, c in found.items())
-        if found
-        else "columns: none recognised"
-    )
+    notes = [v.format_note(data.attrs, fmt), v.columns_note(found)]
     region_label = None if region is None and graph is None else str(region or "the given graph")
     if n == 0:
         issues.add(
@@ -609,15 +604,6 @@ def check_customers(
     return CustomerTable(gpd.GeoDataFrame(frame, geometry=geometry), report)
 
 
-def _format_note(attrs: Mapping[str, object], fmt: str) -> str:
-    text = f"read as {fmt}"
-    if attrs.get("encoding"):
-        text += f", encoding {attrs['encoding']}"
-    if attrs.get("delimiter"):
-        text += f", delimiter {attrs['delimiter']!r}"
-    return text
-
-
 def _check_standards(standards: Mapping[str, float] | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for segment, minutes in (standards or {}).items():
@@ -633,3 +619,106 @@ def _check_standards(standards: Mapping[str, float] | None) -> dict[str, float]:
             )
         out[str(segment)] = value
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# geocoding (online, explicit)
+
+#: Seconds between two Nominatim requests (its usage policy allows one per second).
+NOMINATIM_PAUSE_S = 1.0
+
+
+def geocode_missing(
+    frame: pd.DataFrame,
+    *,
+    online: bool = False,
+    address_column: str = "address",
+    cache: bool = True,
+    timeout_s: float = 3.0,
+) -> gpd.GeoDataFrame:
+    """Fill in coordinates of rows that only have an address, with Nominatim (OSM).
+
+    Only runs when asked (``online=True``) and when the internet is reachable; results are
+    cached in ``$PLANNER_CACHE_DIR/geocode/nominatim.json`` and requests are spaced by
+    :data:`NOMINATIM_PAUSE_S`. Addresses Nominatim cannot find keep NaN coordinates.
+
+    Parameters
+    ----------
+    frame
+        Customer (or site) frame with ``lat``, ``lon`` and an address column.
+    online
+        Must be True to contact Nominatim; False raises :class:`~planner.errors.NetworkError`
+        at once, so an offline caller never waits.
+    address_column
+        Column holding the addresses.
+    cache
+        Read and write the geocoding cache.
+    timeout_s
+        Timeout of the reachability probe.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy with ``lat``/``lon``/geometry filled where found and a ``geocoded`` flag.
+
+    Raises
+    ------
+    NetworkError
+        When ``online`` is False or no OSM server is reachable.
+    """
+    import json
+    import time
+
+    from planner import _osm_cache
+    from planner.errors import NetworkError
+
+    if not online:
+        raise NetworkError(
+            "geocoding addresses needs the internet (Nominatim); call "
+            "geocode_missing(frame, online=True) when connected, or add lat/lon to the file"
+        )
+    from planner.network import check_online
+
+    if not check_online(timeout_s=timeout_s):
+        raise NetworkError(
+            "no connection to OpenStreetMap servers: cannot geocode addresses; add lat/lon to "
+            "the file or try again when online"
+        )
+    import osmnx as ox
+
+    out = frame.copy()
+    lat = pd.to_numeric(out["lat"], errors="coerce").to_numpy(float)
+    lon = pd.to_numeric(out["lon"], errors="coerce").to_numpy(float)
+    todo = ~(np.isfinite(lat) & np.isfinite(lon)) & out[address_column].notna().to_numpy()
+    cache_file = _osm_cache.cache_dir("geocode") / "nominatim.json"
+    known: dict[str, list[float] | None] = {}
+    if cache and cache_file.exists():
+        known = json.loads(cache_file.read_text(encoding="utf-8"))
+    geocoded = np.zeros(len(out), dtype=bool)
+    last = 0.0
+    for i in np.flatnonzero(todo):
+        address = str(out[address_column].iloc[i]).strip()
+        if address not in known:
+            time.sleep(max(0.0, NOMINATIM_PAUSE_S - (time.monotonic() - last)))
+            last = time.monotonic()
+            try:
+                found_lat, found_lon = ox.geocode(address)
+                known[address] = [float(found_lat), float(found_lon)]
+            except ox._errors.InsufficientResponseError:
+                known[address] = None
+            except Exception as exc:  # connection dropped mid-way: keep what we have
+                raise NetworkError(f"geocoding {address!r} failed: {exc}") from exc
+            finally:
+                if cache:
+                    cache_file.write_text(json.dumps(known), encoding="utf-8")
+        hit = known[address]
+        if hit is not None:
+            lat[i], lon[i] = hit
+            geocoded[i] = True
+    out["lat"] = lat
+    out["lon"] = lon
+    out["geocoded"] = geocoded
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    geometry = gpd.GeoSeries(np.where(ok, gpd.points_from_xy(lon, lat), None), crs=4326)
+    logger.info("geocoded %d of %d addresses", int(geocoded.sum()), int(todo.sum()))
+    return gpd.GeoDataFrame(out.drop(columns="geometry", errors="ignore"), geometry=geometry)

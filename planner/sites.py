@@ -23,6 +23,8 @@ OSM offices and commercial buildings.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,10 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
+import shapely
+
+from planner import _io
+from planner.errors import InputError
 
 if TYPE_CHECKING:
     from planner.validation import ValidationReport
@@ -50,6 +56,45 @@ SITE_COLUMNS: tuple[str, ...] = (
 )
 SITE_KINDS: tuple[str, ...] = ("workshop", "partner", "office")
 SITE_STATUSES: tuple[str, ...] = ("candidate", "existing", "excluded")
+
+#: OSM tags of businesses listed as potential outsourcing partners (key -> values).
+PARTNER_TAGS: dict[str, tuple[str, ...]] = {
+    "shop": (
+        "electronics",
+        "computer",
+        "mobile_phone",
+        "telecommunication",
+        "hifi",
+        "appliance",
+        "electrical",
+        "vacuum_cleaner",
+        "radiotechnics",
+        "repair",
+        "car_repair",
+    ),
+    "craft": ("electronics_repair", "electrician", "hvac", "repair", "car_repair"),
+}
+#: OSM tags of office candidates: any ``office=*`` plus these building values.
+OFFICE_BUILDINGS: tuple[str, ...] = ("office", "commercial")
+
+#: Spellings accepted for site kinds and statuses (after normalising case and separators).
+KIND_ALIASES: dict[str, tuple[str, ...]] = {
+    "workshop": ("workshop", "own", "own_workshop", "in_house", "inhouse", "werkstatt", "depot"),
+    "partner": (
+        "partner",
+        "outsourcing",
+        "outsourced",
+        "partner_workshop",
+        "contractor",
+        "third_party",
+    ),
+    "office": ("office", "central_office", "head_office", "hq", "headquarters", "buro", "buero"),
+}
+STATUS_ALIASES: dict[str, tuple[str, ...]] = {
+    "candidate": ("candidate", "new", "possible", "option", "optional", "kandidat"),
+    "existing": ("existing", "open", "keep", "keep_open", "current", "fixed", "bestand"),
+    "excluded": ("excluded", "exclude", "closed", "never", "no", "ausgeschlossen"),
+}
 
 #: Highway classes counted as main roads for generated candidates, best first.
 MAIN_ROADS: tuple[str, ...] = (
@@ -112,6 +157,7 @@ def sites_frame(data: pd.DataFrame | dict[str, object]) -> gpd.GeoDataFrame:
     for col in ("lat", "lon", "fixed_cost", "capacity"):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     for col in ("name", "opening_hours"):
+        out[col] = [None if pd.isna(v) else v for v in out[col].to_numpy(dtype=object)]
         out[col] = out[col].astype(object)
     for col in source.columns:
         if col not in out.columns and col != "geometry":
@@ -307,11 +353,388 @@ def _built_up(
     return [v for v, c in zip(keys, counts, strict=True) if c > 0]
 
 
+# --------------------------------------------------------------------------------------------
+# (a) user lists
+
+
+def _empty_sites() -> gpd.GeoDataFrame:
+    frame = sites_frame(pd.DataFrame({"site_id": pd.Series(dtype=str)}))
+    frame["row"] = pd.Series(dtype="int64")
+    frame["valid"] = pd.Series(dtype=bool)
+    return frame
+
+
+def read_sites(
+    path: str | os.PathLike[str],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    region: str | os.PathLike[str] | None = None,
+    crs: str | None = None,
+    graph: nx.MultiDiGraph | None = None,
+    max_snap_m: float = 1000.0,
+) -> SiteTable:
+    """Read a candidate site list and validate every row.
+
+    Parameters
+    ----------
+    path
+        CSV, XLSX, GeoJSON, GeoPackage or Parquet file with a name, a location (lat/lon, x/y
+        with ``crs``, or a geometry), ``kind`` (own workshop / partner / office; default
+        workshop), ``status`` (candidate / existing, which must stay open / excluded; default
+        candidate), ``fixed_cost`` (per year) and ``capacity`` (jobs per year); see
+        :data:`KIND_ALIASES` and :data:`STATUS_ALIASES` for accepted spellings.
+    mapping
+        ``{field: column}`` overrides of the column detection (fields: id, lat, lon, x, y, wkt,
+        name, address, kind, status, fixed_cost, capacity, opening_hours).
+    region, graph, max_snap_m
+        Check points against the region's road network, as in
+        :func:`planner.demand.read_customers`.
+    crs
+        CRS of x/y or WKT columns.
+
+    Returns
+    -------
+    SiteTable
+        Every row is kept (``valid`` False where a problem leaves it out); a file that cannot
+        be read gives an empty frame and a fatal report (exit code 2).
+    """
+    from planner import validation
+
+    try:
+        raw = _io.read_table(path)
+    except InputError as exc:
+        return SiteTable(_empty_sites(), validation.unreadable_report(path, "sites", exc))
+    return check_sites(
+        raw,
+        mapping=mapping,
+        region=region,
+        crs=crs,
+        graph=graph,
+        max_snap_m=max_snap_m,
+        path=path,
+    )
+
+
+def _normalise_choice(
+    values: np.ndarray, aliases: Mapping[str, tuple[str, ...]], default: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map user spellings to canonical values; returns (values, bad mask)."""
+    from planner.validation import normalize_column
+
+    lookup = {alias: key for key, names in aliases.items() for alias in names}
+    out = np.empty(len(values), dtype=object)
+    bad = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if v is None:
+            out[i] = default
+            continue
+        key = lookup.get(normalize_column(v))
+        if key is None:
+            bad[i] = True
+            out[i] = default
+        else:
+            out[i] = key
+    return out, bad
+
+
+def check_sites(
+    data: pd.DataFrame,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    region: str | os.PathLike[str] | None = None,
+    crs: str | None = None,
+    graph: nx.MultiDiGraph | None = None,
+    max_snap_m: float = 1000.0,
+    path: str | os.PathLike[str] | None = None,
+) -> SiteTable:
+    """Validate a site table already in memory (see :func:`read_sites`)."""
+    from planner import validation as v
+
+    fmt = str(data.attrs.get("format", "table"))
+    header_lines, unit = v.row_unit(fmt)
+    rows = np.arange(1, len(data) + 1)
+    plain = data.drop(columns=[c for c in data.columns if c == "geometry"], errors="ignore")
+    blank = plain.isna().all(axis=1).to_numpy() if plain.shape[1] else np.zeros(len(data), bool)
+    if "geometry" in data.columns:
+        blank &= data["geometry"].isna().to_numpy()
+    data = data[~blank]
+    rows = rows[~blank]
+    n = len(data)
+    issues = v.IssueCollector(header_lines=header_lines, unit=unit)
+    found = v.detect_columns(data.columns, fields=v.SITE_FIELDS, mapping=mapping)
+    notes = [v.format_note(data.attrs, fmt), v.columns_note(found)]
+    region_label = None if region is None and graph is None else str(region or "the given graph")
+    if n == 0:
+        issues.add(
+            None,
+            None,
+            None,
+            "the file has no data rows",
+            "add one site per row below the header",
+            code="unreadable",
+        )
+        report = v.ValidationReport(
+            path=None if path is None else str(path),
+            kind="sites",
+            n_rows=0,
+            issues=issues.sorted(),
+            fatal=True,
+            region=region_label,
+            notes=tuple(notes),
+        )
+        return SiteTable(_empty_sites(), report)
+
+    if "id" in found:
+        ids = v.check_ids(
+            v.text_values(data[found["id"]]), rows, issues, column=found["id"], prefix="site"
+        )
+    else:
+        ids = np.array([f"site{r}" for r in rows], dtype=object)
+        notes.append("no id column: sites are named site1, site2, ... by their row")
+    names = v.text_values(data[found["name"]]) if "name" in found else np.full(n, None, object)
+    names = np.where(pd.isna(names), ids, names).astype(object)
+
+    choices = {}
+    for key, aliases, default, code in (
+        ("kind", KIND_ALIASES, "workshop", "invalid_kind"),
+        ("status", STATUS_ALIASES, "candidate", "invalid_status"),
+    ):
+        if key not in found:
+            choices[key] = np.full(n, default, dtype=object)
+            notes.append(f"no {key} column: every site is a {default}")
+            continue
+        col = found[key]
+        text = v.text_values(data[col])
+        values, bad = _normalise_choice(text, aliases, default)
+        allowed = ", ".join(aliases)
+        for i in np.flatnonzero(bad):
+            issues.add(
+                int(rows[i]),
+                col,
+                text[i],
+                f"unknown {key}; allowed values are: {allowed}",
+                f"write one of {allowed} (or leave it empty for {default})",
+                code=code,
+            )
+        choices[key] = values
+
+    numbers = {}
+    for key, meaning in (("fixed_cost", "annual fixed cost"), ("capacity", "capacity (jobs/year)")):
+        if key not in found:
+            numbers[key] = np.full(n, np.nan)
+            continue
+        col = found[key]
+        values, _missing, bad = v.parse_numbers(data[col])
+        text = v.text_values(data[col])
+        for i in np.flatnonzero(bad):
+            issues.add(
+                int(rows[i]),
+                col,
+                text[i],
+                f"the {meaning} is not a number",
+                "write a plain number without currency signs or units (for example 12000), "
+                "or leave it empty when unknown",
+                code="non_numeric_number",
+            )
+        negative = ~bad & (values < 0)
+        for i in np.flatnonzero(negative):
+            issues.add(
+                int(rows[i]),
+                col,
+                text[i],
+                f"the {meaning} is negative",
+                "write zero or a positive number",
+                code="negative_number",
+            )
+        numbers[key] = np.where(bad | negative, np.nan, values)
+    hours = (
+        v.text_values(data[found["opening_hours"]])
+        if "opening_hours" in found
+        else np.full(n, None, dtype=object)
+    )
+    address = (
+        v.text_values(data[found["address"]]) if "address" in found else np.full(n, None, object)
+    )
+
+    located = v.locate_rows(data, found, rows, issues, crs=crs, explicit=(mapping or {}).keys())
+    fatal = located is None
+    if located is None:
+        lat = np.full(n, np.nan)
+        lon = np.full(n, np.nan)
+    else:
+        notes += located.notes
+        checked = v.check_locations(
+            located.lat,
+            located.lon,
+            rows,
+            issues,
+            lat_col=located.lat_col,
+            lon_col=located.lon_col,
+            lat_text=located.lat_text,
+            lon_text=located.lon_text,
+            region=region,
+            graph=graph,
+            max_snap_m=max_snap_m,
+        )
+        lat, lon = checked.lat, checked.lon
+    report = v.ValidationReport(
+        path=None if path is None else str(path),
+        kind="sites",
+        n_rows=n,
+        issues=issues.sorted(),
+        fatal=fatal,
+        region=region_label,
+        notes=tuple(notes),
+    )
+    valid = ~np.isin(rows, report.error_rows) & np.isfinite(lat) & np.isfinite(lon) & (not fatal)
+    frame = sites_frame(
+        pd.DataFrame(
+            {
+                "site_id": ids.astype(str),
+                "name": names,
+                "lat": lat,
+                "lon": lon,
+                "kind": choices["kind"],
+                "status": choices["status"],
+                "fixed_cost": numbers["fixed_cost"],
+                "capacity": numbers["capacity"],
+                "source": "user",
+                "opening_hours": hours,
+                "address": address,
+                "row": rows.astype(np.int64),
+                "valid": valid,
+            }
+        )
+    )
+    located_ok = np.isfinite(lat) & np.isfinite(lon)
+    frame = frame.set_geometry(
+        gpd.GeoSeries(np.where(located_ok, frame.geometry.to_numpy(), None), crs=4326)
+    )
+    return SiteTable(frame, report)
+
+
+# --------------------------------------------------------------------------------------------
+# (b) OSM partners and (d) office candidates
+
+
+def _feature_points(features: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    geoms = features.geometry.to_numpy()
+    points = np.where(shapely.get_type_id(geoms) == 0, geoms, shapely.point_on_surface(geoms))
+    return shapely.get_x(points), shapely.get_y(points)
+
+
+def _osm_sites(features: gpd.GeoDataFrame, tag: np.ndarray, kind: str) -> gpd.GeoDataFrame:
+    lon, lat = _feature_points(features)
+    refs = (features["element"].astype(str) + "/" + features["osm_id"].astype(str)).to_numpy()
+    names = features["name"].to_numpy(dtype=object)
+    label = np.array([t.split("=", 1)[1].replace("_", " ") for t in tag], dtype=object)
+    names = np.where(pd.isna(names), label + " (unnamed)", names)
+    return sites_frame(
+        pd.DataFrame(
+            {
+                "site_id": np.char.add("osm:", refs.astype(str)),
+                "name": names,
+                "lat": lat,
+                "lon": lon,
+                "kind": kind,
+                "status": "candidate",
+                "source": "osm",
+                "opening_hours": features["opening_hours"].to_numpy(dtype=object),
+                "osm_tag": tag,
+                "osm_ref": refs,
+            }
+        )
+    )
+
+
+def osm_partner_sites(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
+    """List mapped repair businesses of a region as potential outsourcing partners.
+
+    Features with a tag in :data:`PARTNER_TAGS` (``shop=electronics``, ``computer``,
+    ``mobile_phone``, ``hifi``, ``appliance``, ``car_repair``..., ``craft=electronics_repair``,
+    ``electrician``...) become sites with ``kind='partner'``, ``status='candidate'`` and
+    ``source='osm'``, with their name (or "<tag> (unnamed)") and ``opening_hours`` where
+    mapped; ``osm_tag`` says which tag matched and ``osm_ref`` names the OSM object.
+
+    Parameters
+    ----------
+    region
+        Bundled region name or OSM features file.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Site schema, sorted by OSM object.
+    """
+    features = _io.read_osm_features(region)
+    tag = np.full(len(features), None, dtype=object)
+    for key, values in PARTNER_TAGS.items():
+        hit = features[key].isin(values).to_numpy() & pd.isna(tag)
+        tag[hit] = key + "=" + features.loc[hit, key].astype(str).to_numpy()
+    keep = ~pd.isna(tag)
+    return _osm_sites(features[keep].reset_index(drop=True), tag[keep], "partner")
+
+
+def office_candidates(
+    region: str | os.PathLike[str], *, n: int | None = None, seed: int = 0
+) -> gpd.GeoDataFrame:
+    """List office candidates from OSM: ``office=*`` features and office/commercial buildings.
+
+    Parameters
+    ----------
+    region
+        Bundled region name or OSM features file.
+    n
+        Keep at most ``n``, spread over the region (k-means of their locations, the nearest
+        candidate to each centre); None keeps all.
+    seed
+        Random seed of the thinning.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Site schema with ``kind='office'``, ``source='osm'``.
+    """
+    if n is not None and n < 1:
+        raise ValueError(f"n must be at least 1 or None, got {n}")
+    features = _io.read_osm_features(region)
+    tag = np.full(len(features), None, dtype=object)
+    office = features["office"].notna().to_numpy()
+    tag[office] = "office=" + features.loc[office, "office"].astype(str).to_numpy()
+    building = features["building"].isin(OFFICE_BUILDINGS).to_numpy() & ~office
+    tag[building] = "building=" + features.loc[building, "building"].astype(str).to_numpy()
+    keep = ~pd.isna(tag)
+    sites = _osm_sites(features[keep].reset_index(drop=True), tag[keep], "office")
+    if n is None or n >= len(sites):
+        return sites
+    lat0 = float(sites["lat"].mean())
+    xy = _local_xy(sites["lon"].to_numpy(), sites["lat"].to_numpy(), lat0)
+    centres = _weighted_kmeans(xy, np.ones(len(xy)), n, np.random.default_rng(seed))
+    from scipy.spatial import cKDTree
+
+    taken = np.zeros(len(xy), dtype=bool)
+    tree = cKDTree(xy)
+    for centre in centres:
+        _, idx = tree.query(centre, k=min(len(xy), 64))
+        free = [j for j in np.atleast_1d(idx) if not taken[j]]
+        if free:
+            taken[free[0]] = True
+    return sites[taken].reset_index(drop=True)
+
+
 __all__ = [
+    "KIND_ALIASES",
+    "OFFICE_BUILDINGS",
+    "PARTNER_TAGS",
     "SITE_COLUMNS",
     "SITE_KINDS",
     "SITE_STATUSES",
+    "STATUS_ALIASES",
     "SiteTable",
+    "check_sites",
     "generate_candidates",
+    "office_candidates",
+    "osm_partner_sites",
+    "read_sites",
     "sites_frame",
 ]

@@ -471,6 +471,23 @@ class IssueCollector:
         )
 
 
+def format_note(attrs: Mapping[str, object], fmt: str) -> str:
+    """Note describing how a file was read (format, encoding, delimiter)."""
+    text = f"read as {fmt}"
+    if attrs.get("encoding"):
+        text += f", encoding {attrs['encoding']}"
+    if attrs.get("delimiter"):
+        text += f", delimiter {attrs['delimiter']!r}"
+    return text
+
+
+def columns_note(found: Mapping[str, str]) -> str:
+    """Note listing the detected columns."""
+    if not found:
+        return "columns: none recognised"
+    return "columns: " + ", ".join(f"{k} <- {c!r}" for k, c in found.items())
+
+
 def row_unit(fmt: str) -> tuple[int | None, str]:
     """How rows map to lines: (header lines, unit name) for a file format."""
     if fmt == "csv":
