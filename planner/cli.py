@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from planner import OSM_CREDIT, __version__
-from planner.errors import PlannerError
+from planner.errors import InputError, PlannerError
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if getattr(args, "scenario", None):
+        return _cmd_run_scenario(args)
     from planner import maps
     from planner.pipeline import plan_workshops
 
@@ -72,6 +74,115 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return int(report.exit_code)
 
 
+def _cmd_run_scenario(args: argparse.Namespace) -> int:
+    from planner import export
+    from planner.scenarios import load_scenario, run_scenario
+
+    spec = load_scenario(args.scenario)
+    _check_outputs(list(export.layout_outputs(args.out).values()), overwrite=args.overwrite)
+    lr = run_scenario(spec, progress=_progress)
+    files = export.write_layout_bundle(lr, args.out, overwrite=args.overwrite)
+    for w in lr.result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    k = lr.kpis
+    print(
+        f"{spec.name}: {spec.layout}, {int(k['sites'])} sites, mean {k['mean_travel_min']:.1f} "
+        f"min, p90 {k['p90_travel_min']:.1f} min, within standard {k['share_within_sla']:.1%}, "
+        f"annual cost {lr.costs.total_eur:,.0f} EUR ({lr.costs.cost_per_job_eur:,.0f} per job); "
+        f"wrote {', '.join(str(f) for f in files.values())}"
+    )
+    print(f"Road data {OSM_CREDIT} (ODbL)")
+    return 0
+
+
+def _parse_growth(items: Sequence[str] | None) -> dict[str, float]:
+    growth: dict[str, float] = {}
+    for item in items or []:
+        segment, sep, value = item.partition("=")
+        value = value.strip()
+        problem = (
+            f"--growth expects SEGMENT=RATE such as business=0.3 or business=30%, got {item!r}"
+        )
+        if not sep or not segment.strip():
+            raise InputError(problem)
+        try:
+            rate = float(value.rstrip("%")) / (100.0 if value.endswith("%") else 1.0)
+        except ValueError:
+            raise InputError(problem) from None
+        growth[segment.strip()] = rate
+    return growth
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from planner import export
+    from planner.scenarios import (
+        LAYOUTS,
+        ScenarioSpec,
+        compare_layouts,
+        k_curve,
+        load_scenario,
+        prepare_scenario,
+        robustness,
+    )
+
+    layouts = [x.strip() for x in args.layouts.split(",")] if args.layouts else list(LAYOUTS)
+    unknown = sorted(set(layouts) - set(LAYOUTS))
+    if unknown:
+        raise InputError(f"unknown layout(s) {unknown}; allowed: {list(LAYOUTS)}")
+    if args.scenario:
+        spec = load_scenario(args.scenario)
+    else:
+        region = args.region or "malta"
+        spec = ScenarioSpec(name=f"{region} comparison", region=region)
+    changes: dict[str, object] = {}
+    if args.region:
+        changes["region"] = args.region
+    if args.workshops is not None:
+        changes["workshops"] = None if args.workshops == "auto" else int(args.workshops)
+    for key, value in (
+        ("customers", args.customers),
+        ("sites", args.sites),
+        ("time_limit_s", args.time_limit),
+    ):
+        if value is not None:
+            changes[key] = Path(value) if key in ("customers", "sites") else value
+    spec = spec.replace(**changes)
+    out = Path(args.out)
+    planned = list(export.comparison_outputs(out, layouts).values())
+    if args.k_max:
+        planned.append(out / "k_curve.csv")
+    if args.robustness:
+        planned += [out / "robustness_cases.csv", out / "robustness_sites.csv"]
+    _check_outputs(planned, overwrite=args.overwrite)
+    sinst = prepare_scenario(spec, layouts=layouts, progress=_progress)
+    comp = compare_layouts(spec, layouts=layouts, sinst=sinst, progress=_progress)
+    files = list(export.write_comparison_bundle(comp, out, overwrite=args.overwrite).values())
+    if args.k_max:
+        curve = k_curve(sinst, args.k_max, layout=layouts[0], progress=_progress)
+        curve.to_csv(out / "k_curve.csv", index=False)
+        files.append(out / "k_curve.csv")
+    if args.robustness:
+        rob = robustness(
+            sinst,
+            layout=layouts[0],
+            growth=_parse_growth(args.growth) or None,
+            slowdown=args.slowdown,
+            progress=_progress,
+        )
+        rob.cases.to_csv(out / "robustness_cases.csv", index=False)
+        rob.sites.to_csv(out / "robustness_sites.csv", index=False)
+        files += [out / "robustness_cases.csv", out / "robustness_sites.csv"]
+        print(f"sites chosen in every case: {', '.join(rob.stable_sites) or 'none'}")
+    print(
+        comp.table[["layout", "sites", "mean_travel_min", "annual_cost", "cost_per_job"]].to_string(
+            index=False, float_format=lambda x: f"{x:,.1f}"
+        )
+    )
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    print(f"Road data {OSM_CREDIT} (ODbL)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``planner`` argument parser (exposed for docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -95,12 +206,44 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder")
     run.add_argument("--time-limit", type=float, default=60.0, help="solver seconds (default 60)")
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    run.add_argument(
+        "scenario",
+        nargs="?",
+        help="scenario TOML file (see examples/); when given it decides region, customers, "
+        "sites, layout and costs",
+    )
     run.set_defaults(func=_cmd_run)
 
     val = sub.add_parser("validate", help="check a customer or site file and report problems")
     val.add_argument("file", help="customer or site file")
     val.add_argument("--region", help="region name or road file to check locations against")
     val.set_defaults(func=_cmd_validate)
+
+    cmp_ = sub.add_parser(
+        "compare", help="compare the in-house, outsourced and two-tier layouts on the same data"
+    )
+    cmp_.add_argument("--scenario", help="scenario TOML to start from (costs, standards...)")
+    cmp_.add_argument(
+        "--region", help="bundled region or road file (default: malta, or the scenario's region)"
+    )
+    cmp_.add_argument("--workshops", help="workshops per layout, or 'auto' (default: 5)")
+    cmp_.add_argument("--customers", help="customer file (CSV/XLSX/GeoJSON/GPKG/Parquet)")
+    cmp_.add_argument("--sites", help="site file with kind workshop/partner/office")
+    cmp_.add_argument("--layouts", help="comma-separated subset of in-house,outsourced,two-tier")
+    cmp_.add_argument("--out", required=True, help="output folder")
+    cmp_.add_argument("--time-limit", type=float, help="solver seconds per solve")
+    cmp_.add_argument("--k-max", type=int, help="also write k_curve.csv for 1..K workshops")
+    cmp_.add_argument(
+        "--robustness", action="store_true", help="also re-solve with demand growth / slower roads"
+    )
+    cmp_.add_argument(
+        "--growth", action="append", help="demand growth SEGMENT=RATE, e.g. business=0.3"
+    )
+    cmp_.add_argument(
+        "--slowdown", type=float, default=1.3, help="main-road travel-time factor (default 1.3)"
+    )
+    cmp_.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    cmp_.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -41,10 +41,14 @@ __all__ = [
     "GIS_LAYERS",
     "OutputExistsError",
     "check_writable",
+    "comparison_outputs",
+    "layout_outputs",
     "result_layers",
+    "write_comparison_bundle",
     "write_comparison_csv",
     "write_geojson",
     "write_geopackage",
+    "write_layout_bundle",
     "write_map_html",
     "write_report_html",
     "write_shortlist_csv",
@@ -414,3 +418,90 @@ def write_report_html(
     p = check_writable(path, overwrite=overwrite)
     p.write_text(report_html(results, roads=roads, title=title), encoding="utf-8")
     return p
+
+
+# ============================================================================ bundles
+
+
+def comparison_outputs(folder: str | os.PathLike[str], layouts: Any) -> dict[str, Path]:
+    """The files :func:`write_comparison_bundle` writes into ``folder``, by role."""
+    out = Path(folder)
+    files = {
+        "comparison": out / "comparison.csv",
+        "site_diff": out / "site_diff.csv",
+        "xlsx": out / "comparison.xlsx",
+        "report": out / "report.html",
+    }
+    for layout in layouts:
+        files[f"shortlist:{layout}"] = out / f"shortlist_{layout}.csv"
+        files[f"territories:{layout}"] = out / f"territories_{layout}.csv"
+    return files
+
+
+def write_comparison_bundle(
+    comparison: Any,
+    folder: str | os.PathLike[str],
+    *,
+    roads: gpd.GeoDataFrame | None = None,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Write everything of a layout comparison into ``folder``.
+
+    ``comparison.csv`` (one row per layout), ``site_diff.csv``, ``shortlist_<layout>.csv`` and
+    ``territories_<layout>.csv`` per layout, ``comparison.xlsx`` and ``report.html``. Nothing
+    is written when any of the files exists and ``overwrite`` is false.
+
+    Returns
+    -------
+    dict
+        Role -> written path.
+    """
+    files = comparison_outputs(folder, comparison.results)
+    for p in files.values():
+        check_writable(p, overwrite=overwrite)
+    write_comparison_csv(comparison, files["comparison"], overwrite=True)
+    comparison.site_diff.to_csv(files["site_diff"], index=False, encoding="utf-8")
+    for layout, lr in comparison.results.items():
+        write_shortlist_csv(lr, files[f"shortlist:{layout}"], overwrite=True)
+        write_territories_csv(lr, files[f"territories:{layout}"], overwrite=True)
+    write_xlsx(comparison, files["xlsx"], overwrite=True)
+    write_report_html(comparison, files["report"], roads=roads, overwrite=True)
+    return files
+
+
+def layout_outputs(folder: str | os.PathLike[str]) -> dict[str, Path]:
+    """The files :func:`write_layout_bundle` writes into ``folder``, by role."""
+    out = Path(folder)
+    return {
+        "shortlist": out / "shortlist.csv",
+        "territories": out / "territories.csv",
+        "xlsx": out / "plan.xlsx",
+        "gpkg": out / "plan.gpkg",
+        "map": out / "map.html",
+        "report": out / "report.html",
+    }
+
+
+def write_layout_bundle(
+    layout_result: Any,
+    folder: str | os.PathLike[str],
+    *,
+    roads: gpd.GeoDataFrame | None = None,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Write the exports of one solved scenario into ``folder``.
+
+    ``shortlist.csv``, ``territories.csv``, ``plan.xlsx``, ``plan.gpkg`` (customers, sites,
+    assignments, catchments), ``map.html`` and ``report.html``. Nothing is written when any of
+    the files exists and ``overwrite`` is false.
+    """
+    files = layout_outputs(folder)
+    for p in files.values():
+        check_writable(p, overwrite=overwrite)
+    write_shortlist_csv(layout_result, files["shortlist"], overwrite=True)
+    write_territories_csv(layout_result, files["territories"], overwrite=True)
+    write_xlsx(layout_result, files["xlsx"], overwrite=True)
+    write_geopackage(layout_result, files["gpkg"], overwrite=True)
+    write_map_html(layout_result, files["map"], roads=roads, overwrite=True)
+    write_report_html(layout_result, files["report"], roads=roads, overwrite=True)
+    return files

@@ -95,6 +95,9 @@ MAIN_ROAD_CLASSES: tuple[str, ...] = (
     "secondary_link",
 )
 
+#: Office candidates taken from OSM (spread over the region) when the site list has none.
+OFFICE_CANDIDATES = 15
+
 ProgressCallback = Callable[[str, float], None]
 
 _PATH_SUFFIXES = (".osm", ".pbf", ".bz2", ".gz", ".graphml", ".xml")
@@ -376,11 +379,9 @@ def _load_sites_file(spec: ScenarioSpec) -> gpd.GeoDataFrame:
     from planner import sites as sites_mod
 
     table = sites_mod.read_sites(spec.sites, region=spec.region)
-    frame = getattr(table, "frame", table)
-    report = getattr(table, "report", None)
-    if report is not None and getattr(report, "fatal", False):
-        raise InputError(str(report), file=spec.sites)
-    return frame
+    if table.report.fatal:
+        raise InputError(str(table.report), file=spec.sites)
+    return table.valid
 
 
 def _with_kind(frame: pd.DataFrame, kind: str, prefix: str) -> gpd.GeoDataFrame:
@@ -438,7 +439,7 @@ def _gather_candidates(
     if "two-tier" in layouts:
         offices = user[user["kind"] == "office"] if user is not None else None
         if offices is None or len(offices) == 0:
-            offices = sites_mod.office_candidates(spec.region)
+            offices = sites_mod.office_candidates(spec.region, n=OFFICE_CANDIDATES, seed=spec.seed)
         if len(offices) == 0:
             logger.warning("no office candidates found; the own workshop candidates are used")
             offices = parts[0].copy()
