@@ -107,10 +107,13 @@ def read_text(path: Path) -> tuple[str, str]:
     raw = path.read_bytes()
     for encoding in CSV_ENCODINGS:
         try:
-            return raw.decode(encoding), encoding
+            text = raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise InputError(  # pragma: no cover - cp1252 decodes almost anything
+        if encoding == "utf-8-sig" and not raw.startswith(b"\xef\xbb\xbf"):
+            encoding = "utf-8"
+        return text, encoding
+    raise InputError(
         f"cannot decode the file; save it as UTF-8 (tried {', '.join(CSV_ENCODINGS)})", file=path
     )
 

@@ -284,6 +284,17 @@ def generate_demo_customers(
     return customers_frame(frame)
 
 
+#: Columns of the committed demo files (the template adds name and address).
+DEMO_FILE_COLUMNS: tuple[str, ...] = ("id", "lat", "lon", "weight", "segment")
+
+
+def write_demo_customers(customers: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write customers as a demo CSV (``id,lat,lon,weight,segment``, 6 decimals, LF endings)."""
+    out = customers.rename(columns={"customer_id": "id"})[list(DEMO_FILE_COLUMNS)].copy()
+    out["weight"] = out["weight"].round().astype(int)
+    out.to_csv(path, index=False, float_format="%.6f", lineterminator="\n")
+
+
 def demo_customers_path(region: str) -> Path | None:
     """Return the committed demo customer file of a bundled region, or None."""
     path = DEMO_DIR / f"{str(region).lower()}_customers.csv"
