@@ -110,9 +110,8 @@ def read_text(path: Path) -> tuple[str, str]:
             text = raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-        if encoding == "utf-8-sig" and not raw.startswith(b"\xef\xbb\xbf"):
-            encoding = "utf-8"
-        return text, encoding
+        bom = raw.startswith(b"\xef\xbb\xbf")
+        return text, ("utf-8" if encoding == "utf-8-sig" and not bom else encoding)
     raise InputError(
         f"cannot decode the file; save it as UTF-8 (tried {', '.join(CSV_ENCODINGS)})", file=path
     )
