@@ -387,10 +387,6 @@ def prepare_graph(
     G = G.copy()
     n_raw, m_raw = G.number_of_nodes(), G.number_of_edges()
 
-    imputed = 0
-    imputed_length_m = 0.0
-    total_length_m = 0.0
-    imputed_types: Counter[str] = Counter()
     for _, _, data in G.edges(data=True):
         length_m = float(data.get("length", math.nan))
         if not (math.isfinite(length_m) and length_m >= 0):
@@ -400,9 +396,6 @@ def prepare_graph(
         if mapped is None:
             hwy = _highway_type(data.get("highway"))
             speed = table.get(hwy, FALLBACK_SPEED_KPH)
-            imputed += 1
-            imputed_length_m += length_m
-            imputed_types[hwy] += 1
             data["speed_imputed"] = True
         else:
             speed = mapped
@@ -410,7 +403,6 @@ def prepare_graph(
         data["freeflow_speed_kph"] = speed
         data["speed_kph"] = speed / factor
         data["travel_time"] = length_m / (speed / factor / 3.6)
-        total_length_m += length_m
 
     components = list(nx.strongly_connected_components(G))
     components.sort(key=len, reverse=True)
@@ -424,6 +416,16 @@ def prepare_graph(
         H = G.subgraph(keep).copy()
         dropped_edges = m_raw - H.number_of_edges()
         G = H
+    imputed = 0
+    imputed_length_m = 0.0
+    total_length_m = 0.0
+    imputed_types: Counter[str] = Counter()
+    for _, _, data in G.edges(data=True):
+        total_length_m += data["length"]
+        if data["speed_imputed"]:
+            imputed += 1
+            imputed_length_m += data["length"]
+            imputed_types[_highway_type(data.get("highway"))] += 1
     xs = [d["x"] for _, d in G.nodes(data=True)]
     ys = [d["y"] for _, d in G.nodes(data=True)]
     bbox = (min(xs), min(ys), max(xs), max(ys))
@@ -434,10 +436,8 @@ def prepare_graph(
             "edges_raw": m_raw,
             "nodes": G.number_of_nodes(),
             "edges": G.number_of_edges(),
-            "length_km": round(
-                float(sum(d["length"] for _, _, d in G.edges(data=True))) / 1000.0, 3
-            ),
-            "imputed_speed_share": imputed / m_raw,
+            "length_km": round(float(total_length_m) / 1000.0, 3),
+            "imputed_speed_share": imputed / G.number_of_edges(),
             "imputed_speed_length_share": (
                 imputed_length_m / total_length_m if total_length_m > 0 else 0.0
             ),
