@@ -27,7 +27,15 @@ def _install_assets() -> Path:
 
 _install_assets()
 
-pages = [st.Page(PAGES_DIR / "plan.py", title="Plan workshops", icon="📍", default=True)]
+pages = [
+    st.Page(
+        PAGES_DIR / "plan.py", title="Plan workshops", icon=":material/location_on:", default=True
+    )
+]
 if (PAGES_DIR / "compare.py").is_file():
-    pages.append(st.Page(PAGES_DIR / "compare.py", title="Compare scenarios", icon="⚖️"))
+    pages.append(
+        st.Page(
+            PAGES_DIR / "compare.py", title="Compare scenarios", icon=":material/compare_arrows:"
+        )
+    )
 st.navigation(pages).run()

@@ -229,7 +229,7 @@ def _base_map(bounds: list[list[float]] | None, tiles: str | None) -> folium.Map
         folium.TileLayer(tiles, name="OpenStreetMap tiles", attr=OSM_ATTRIBUTION).add_to(m)
     m.add_child(_Attribution(OSM_ATTRIBUTION))
     m.get_root().header.add_child(
-        folium.Element(f"<style>.leaflet-container {{ background: {_BACKGROUND}; }}</style>"),
+        folium.Element(f"<style>div.leaflet-container {{ background: {_BACKGROUND}; }}</style>"),
         name="planner_background",
     )
     if bounds is not None:
