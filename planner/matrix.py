@@ -47,14 +47,11 @@ def _graph_arrays(
 
     nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
     position = {int(n): i for i, n in enumerate(nodes)}
-    m = G.number_of_edges()
-    rows = np.empty(m, dtype=np.int64)
-    cols = np.empty(m, dtype=np.int64)
-    data = np.empty(m, dtype=np.float64)
-    for i, (u, v, w) in enumerate(G.edges(data=weight)):
-        rows[i] = position[u]
-        cols[i] = position[v]
-        data[i] = math.nan if w is None else w
+    edges = list(G.edges(data=weight))
+    m = len(edges)
+    rows = np.array([position[u] for u, _, _ in edges], dtype=np.int64)
+    cols = np.array([position[v] for _, v, _ in edges], dtype=np.int64)
+    data = np.array([math.nan if w is None else w for _, _, w in edges], dtype=np.float64)
     if m and not (np.isfinite(data).all() and (data >= 0).all()):
         bad = int((~np.isfinite(data) | (data < 0)).sum())
         msg = (

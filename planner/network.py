@@ -630,7 +630,7 @@ def _filter_drivable(src: Path, dst: Path) -> dict[str, Any]:
                     continue
                 writer.add_way(way)
                 kept += 1
-                stamp = way.timestamp
+                stamp = getattr(way, "timestamp", None)
                 if stamp is not None and stamp.year > 1970:
                     iso = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
                     newest = max(newest, iso)
@@ -795,7 +795,9 @@ def _raw_graph_online(source: _Source, *, timeout_s: float) -> nx.MultiDiGraph:
 # --------------------------------------------------------------------------------------------
 
 
-def _cache_key(source: _Source, table: Mapping[str, float], congestion: float, retain_all: bool):
+def _cache_key(
+    source: _Source, table: Mapping[str, float], congestion: float, retain_all: bool
+) -> str:
     payload = json.dumps(
         {
             "source": source.fingerprint,
@@ -913,12 +915,9 @@ def graph_fingerprint(G: nx.MultiDiGraph) -> str:
     digest = hashlib.sha256()
     nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
     digest.update(nodes.tobytes())
-    m = G.number_of_edges()
-    uv = np.empty((m, 2), dtype=np.int64)
-    tt = np.empty(m, dtype=np.float64)
-    for i, (u, v, t) in enumerate(G.edges(data="travel_time")):
-        uv[i] = (u, v)
-        tt[i] = np.nan if t is None else t
+    edges = list(G.edges(data="travel_time"))
+    uv = np.array([(u, v) for u, v, _ in edges], dtype=np.int64).reshape(-1, 2)
+    tt = np.array([np.nan if t is None else t for _, _, t in edges], dtype=np.float64)
     digest.update(uv.tobytes())
     digest.update(tt.tobytes())
     return digest.hexdigest()[:32]
