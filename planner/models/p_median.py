@@ -24,6 +24,7 @@ from planner.models._base import (
 )
 from planner.models._median import solve_median
 from planner.models._mip import FORMULATIONS
+from planner.models.coverage import min_sites_to_reach
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,16 @@ def p_median(
             started=t0,
             extras=extras,
         )
+    if not np.isfinite(cost[rows]).all():
+        # the customers may lie in parts of the network that need more than p sites
+        needed, proven = min_sites_to_reach(
+            np.isfinite(cost[rows]), required=req, excluded=exc, time_limit=limit
+        )
+        if proven and needed > p:
+            raise InfeasibleError(
+                f"p={p} is too small: the customers lie in parts of the road network that "
+                f"need at least {needed} sites to reach them all"
+            )
     a = cost[rows] * w[rows, None]
     a[~np.isfinite(cost[rows])] = np.inf
     result = solve_median(

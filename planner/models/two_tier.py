@@ -1,0 +1,299 @@
+"""Two-tier network: one central office and the workshops, chosen together.
+
+Objective (money per year, every multiplier explicit)::
+
+    time_value * sum_i weights[i] * cost[i, workshop(i)]          customers -> workshops
+  + time_value * sum_i office_weights[i] * office_cost[i, office]  customers -> office (direct)
+  + link_value * sum_{j open} deliveries[j] * office_link[office, j]  parts deliveries
+  + sum_{j open} fixed_cost_workshop[j] + fixed_cost_office[office]
+
+Units: ``cost``, ``office_cost`` and ``office_link`` in seconds; ``weights`` and
+``office_weights`` in trips per year; ``deliveries`` in deliveries per year per workshop;
+``time_value`` and ``link_value`` in money per second; fixed costs in money per year. With the
+defaults (values 1, no fixed costs, no direct office customers) the objective is in weighted
+seconds.
+
+Exact approach: the office candidates are few, so each is enumerated; for a given office the
+link term is a fixed cost per workshop candidate and the rest is a p-median (``p`` given) or a
+fixed-charge problem (``p=None``), solved by the common median solve path. The best office wins;
+the lower bound is the minimum over offices of their lower bounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from planner.errors import InfeasibleError, InputError
+from planner.models._base import (
+    Solution,
+    assign_nearest,
+    check_cost,
+    check_index_set,
+    check_p,
+    check_required_excluded,
+    check_time_limit,
+    check_weights,
+    format_ids,
+    make_solution,
+    relative_gap,
+    unreachable_rows,
+)
+from planner.models._median import solve_median
+
+logger = logging.getLogger(__name__)
+
+
+def _vector(value: object, size: int, *, name: str, what: str) -> np.ndarray:
+    arr = np.asarray(0.0 if value is None else value, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(size, float(arr))
+    arr = arr.reshape(-1)
+    if arr.size != size:
+        raise InputError(f"{name} has {arr.size} entries but there are {size} {what}")
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise InputError(f"{name} must be finite and >= 0")
+    return arr
+
+
+def two_tier(
+    cost: np.ndarray,
+    office_link: np.ndarray,
+    p: int | None,
+    weights: np.ndarray | None = None,
+    *,
+    office_cost: np.ndarray | None = None,
+    office_weights: np.ndarray | None = None,
+    deliveries: np.ndarray | float = 1.0,
+    time_value: float = 1.0,
+    link_value: float = 1.0,
+    fixed_cost_workshop: np.ndarray | float | None = None,
+    fixed_cost_office: np.ndarray | float | None = None,
+    required: Iterable[int] | np.ndarray | None = None,
+    excluded: Iterable[int] | np.ndarray | None = None,
+    required_office: int | None = None,
+    excluded_offices: Iterable[int] | np.ndarray | None = None,
+    time_limit: float | None = None,
+    seed: int | None = None,
+) -> Solution:
+    """Choose one office among ``k`` candidates and the workshops; see the module docstring.
+
+    Parameters
+    ----------
+    cost
+        Customer -> workshop candidate travel times (n x m, seconds; inf = unreachable).
+    office_link
+        Office candidate -> workshop candidate travel times (k x m, seconds; inf = the workshop
+        cannot be supplied from that office).
+    p
+        Number of workshops, or None to let the costs decide (fixed-charge).
+    weights
+        Customer trips per year to their workshop (default 1 each).
+    office_cost
+        Customer -> office candidate travel times (n x k, seconds); needed when
+        ``office_weights`` has a positive entry.
+    office_weights
+        Customer trips per year to the office directly (default 0).
+    deliveries
+        Parts deliveries per year from the office to each open workshop (scalar or per
+        workshop candidate).
+    time_value
+        Money per weighted second of customer travel.
+    link_value
+        Money per second of one office -> workshop delivery.
+    fixed_cost_workshop, fixed_cost_office
+        Annual fixed costs (scalar or per candidate); default 0.
+    required, excluded
+        Workshop columns that must / must not open.
+    required_office
+        Office row that must be chosen (e.g. the existing office), or None.
+    excluded_offices
+        Office rows that may not be chosen.
+    time_limit
+        Seconds for the whole solve (default 60), shared among the office candidates.
+    seed
+        Accepted for interface symmetry; the solve is deterministic.
+
+    Returns
+    -------
+    Solution
+        ``open`` and ``assignment`` refer to workshops; ``extras["office"]`` is the chosen
+        office row; ``extras`` also has the cost terms (``customer_travel_cost``,
+        ``office_travel_cost``, ``link_cost``, ``fixed_cost_workshops``, ``fixed_cost_office``)
+        and ``offices`` (objective, lower bound and status per office candidate).
+    """
+    t0 = time.perf_counter()
+    cost = check_cost(cost)
+    n, m = cost.shape
+    link = check_cost(office_link, name="office_link")
+    if link.shape[1] != m:
+        raise InputError(f"office_link has {link.shape[1]} workshop columns but cost has {m}")
+    k = link.shape[0]
+    w = check_weights(weights, n)
+    ow = np.zeros(n) if office_weights is None else check_weights(office_weights, n)
+    if office_cost is None:
+        if (ow > 0).any():
+            raise InputError("office_weights needs office_cost (customers x office candidates)")
+        oc = np.zeros((n, k))
+    else:
+        oc = check_cost(office_cost, name="office_cost")
+        if oc.shape != (n, k):
+            raise InputError(f"office_cost must have shape {(n, k)}, got {oc.shape}")
+    req, exc = check_required_excluded(required, excluded, m)
+    if p is not None:
+        p = check_p(p, m, req, exc)
+    limit = check_time_limit(time_limit)
+    tv = float(time_value)
+    lv = float(link_value)
+    if not (np.isfinite(tv) and tv >= 0 and np.isfinite(lv) and lv >= 0):
+        raise InputError("time_value and link_value must be finite and >= 0")
+    dl = _vector(deliveries, m, name="deliveries", what="workshop candidates")
+    f_ws = _vector(fixed_cost_workshop, m, name="fixed_cost_workshop", what="workshop candidates")
+    f_of = _vector(fixed_cost_office, k, name="fixed_cost_office", what="office candidates")
+    exc_o = check_index_set(excluded_offices, k, name="excluded_offices")
+    offices = np.setdiff1d(np.arange(k), exc_o)
+    if required_office is not None:
+        ro = int(required_office)
+        if not 0 <= ro < k:
+            raise InputError(f"required_office must be in 0..{k - 1}, got {required_office!r}")
+        if ro in exc_o:
+            raise InfeasibleError(f"office {ro} is both required and excluded")
+        offices = np.array([ro])
+    if offices.size == 0:
+        raise InfeasibleError(f"all {k} office candidates are excluded")
+    far = unreachable_rows(cost, exc)
+    far = far[w[far] > 0]
+    if far.size:
+        raise InfeasibleError(
+            f"{far.size} customers cannot reach any workshop candidate: rows {format_ids(far)}"
+        )
+    rows = np.flatnonzero(w > 0)
+    a = cost[rows] * (tv * w[rows])[:, None]
+    a[~np.isfinite(cost[rows])] = np.inf
+
+    reasons: list[str] = []
+    results: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    for idx, o in enumerate(offices):
+        reason = _office_problem(o, link=link, oc=oc, ow=ow, cost=cost, w=w, req=req, exc=exc, p=p)
+        if reason:
+            reasons.append(reason)
+            results.append({"office": int(o), "status": "infeasible", "reason": reason})
+            continue
+        const = float(f_of[o] + tv * (ow[ow > 0] * oc[ow > 0, o]).sum())
+        fixed = f_ws + lv * dl * np.where(np.isfinite(link[o]), link[o], 0.0)
+        exc_o_ws = np.union1d(exc, np.flatnonzero(~np.isfinite(link[o])))
+        remaining = limit - (time.perf_counter() - t0)
+        share = max(remaining / (offices.size - idx), 0.05)
+        if rows.size == 0:
+            if req.size:
+                open_ws = req
+            else:
+                cheapest = np.where(np.isin(np.arange(m), exc_o_ws), np.inf, fixed)
+                open_ws = np.array([int(np.argmin(cheapest))])
+            if p is not None and open_ws.size < p:
+                free = np.setdiff1d(np.setdiff1d(np.arange(m), exc_o_ws), open_ws)
+                free = free[np.argsort(fixed[free], kind="stable")][: p - open_ws.size]
+                open_ws = np.sort(np.concatenate([open_ws, free]))
+            obj = float(fixed[open_ws].sum())
+            res = {
+                "open": open_ws,
+                "objective": obj,
+                "lower_bound": obj,
+                "status": "optimal",
+                "solver": "trivial (no demand)",
+                "optimal": True,
+            }
+        else:
+            try:
+                r = solve_median(a, fixed, p=p, required=req, excluded=exc_o_ws, time_limit=share)
+            except InfeasibleError as err:
+                reasons.append(f"office {o}: {err}")
+                results.append({"office": int(o), "status": "infeasible", "reason": str(err)})
+                continue
+            res = {
+                "open": r.open,
+                "objective": r.objective,
+                "lower_bound": r.lower_bound,
+                "status": r.status,
+                "solver": r.solver,
+                "optimal": r.optimal,
+            }
+        res["objective"] += const
+        res["lower_bound"] += const
+        results.append(
+            {
+                "office": int(o),
+                "objective": res["objective"],
+                "lower_bound": res["lower_bound"],
+                "status": res["status"],
+            }
+        )
+        if best is None or res["objective"] < best["objective"]:
+            best = {**res, "office": int(o)}
+    if best is None:
+        raise InfeasibleError("no office candidate works: " + "; ".join(reasons))
+    lower_bound = min(r["lower_bound"] for r in results if "lower_bound" in r)
+    o = best["office"]
+    open_ws = best["open"]
+    assignment = assign_nearest(cost, open_ws)
+    served = assignment >= 0
+    customer_travel = float(tv * (w[served] * cost[served, assignment[served]]).sum())
+    office_travel = float(tv * (ow[ow > 0] * oc[ow > 0, o]).sum())
+    link_cost = float(lv * (dl[open_ws] * link[o, open_ws]).sum())
+    all_optimal = all(r.get("status") in ("optimal", "infeasible") for r in results)
+    gap = relative_gap(best["objective"], lower_bound)
+    status = "optimal" if all_optimal or gap <= 1e-9 else "time_limit"
+    return make_solution(
+        "two_tier",
+        open_sites=open_ws,
+        assignment=assignment,
+        objective=best["objective"],
+        lower_bound=lower_bound,
+        status=status,
+        solver=best["solver"],
+        started=t0,
+        extras={
+            "office": o,
+            "customer_travel_cost": customer_travel,
+            "office_travel_cost": office_travel,
+            "link_cost": link_cost,
+            "fixed_cost_workshops": float(f_ws[open_ws].sum()),
+            "fixed_cost_office": float(f_of[o]),
+            "offices": results,
+        },
+    )
+
+
+def _office_problem(
+    o: int,
+    *,
+    link: np.ndarray,
+    oc: np.ndarray,
+    ow: np.ndarray,
+    cost: np.ndarray,
+    w: np.ndarray,
+    req: np.ndarray,
+    exc: np.ndarray,
+    p: int | None,
+) -> str | None:
+    """Why office ``o`` cannot work, or None."""
+    cut = np.flatnonzero(~np.isfinite(link[o]))
+    bad_req = np.intersect1d(req, cut)
+    if bad_req.size:
+        return f"office {o} cannot supply required workshops {format_ids(bad_req)}"
+    if (ow > 0).any() and not np.isfinite(oc[ow > 0, o]).all():
+        bad = np.flatnonzero((ow > 0) & ~np.isfinite(oc[:, o]))
+        return f"office {o} is unreachable for customers {format_ids(bad)}"
+    exc_all = np.union1d(exc, cut)
+    if p is not None and p > cost.shape[1] - exc_all.size:
+        return f"office {o} can supply only {cost.shape[1] - exc_all.size} workshops < p={p}"
+    far = unreachable_rows(cost, exc_all)
+    far = far[w[far] > 0]
+    if far.size:
+        return f"with office {o}, customers {format_ids(far)} reach no workshop it can supply"
+    return None
