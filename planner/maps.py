@@ -392,24 +392,33 @@ def _site_popup(site: pd.Series) -> str:
 
 
 def _site_style(role: str, color: str) -> dict[str, Any]:
+    # a white ring on a dark halo stands out both on the customers of the site (same colour)
+    # and on the empty background
     if role == "office":
-        return {
-            "radius": 12,
-            "color": "#000000",
-            "weight": 4,
-            "fill_color": "#ffffff",
-            "fill_opacity": 1.0,
-        }
+        return {"radius": 12, "color": "#ffffff", "weight": 3, "fill_color": "#000000"}
     if role == "partner":
         return {
             "radius": 9,
-            "color": "#000000",
-            "weight": 2,
-            "dash_array": "3 3",
+            "color": "#ffffff",
+            "weight": 3,
+            "dash_array": "4 3",
             "fill_color": color,
-            "fill_opacity": 0.6,
+            "fill_opacity": 0.75,
         }
-    return {"radius": 10, "color": "#000000", "weight": 2, "fill_color": color, "fill_opacity": 1.0}
+    return {"radius": 10, "color": "#ffffff", "weight": 3, "fill_color": color}
+
+
+def _site_marker(location: list[float], role: str, color: str) -> list[folium.CircleMarker]:
+    style = {"fill_opacity": 1.0, **_site_style(role, color)}
+    halo = folium.CircleMarker(
+        location=location,
+        radius=style["radius"] + 2.5,
+        color="#202020",
+        weight=1.5,
+        fill=False,
+    )
+    halo.options["interactive"] = False  # folium drops this path option; clicks go to the site
+    return [halo, folium.CircleMarker(location=location, fill=True, **style)]
 
 
 def result_map(
@@ -434,9 +443,9 @@ def result_map(
     -------
     folium.Map
         Layers "Main roads", "Customers" and one per site role, with a layer control. Sites
-        are larger markers with a tooltip (name) and a popup (role, customers, demand share,
-        mean and max travel minutes); the office is white with a thick outline, partners have
-        a dashed outline.
+        are larger markers (white ring, dark halo) with a tooltip (name) and a popup (role,
+        customers, demand share, mean and max travel minutes); the office is black,
+        workshops take their customers' colour, partners have a dashed ring.
     """
     customers = result.customers
     sites = result.sites
@@ -481,12 +490,13 @@ def result_map(
         group = folium.FeatureGroup(name=layer_names[role])
         for _, site in chosen.iterrows():
             sid = str(site["site_id"])
-            folium.CircleMarker(
-                location=[float(site["lat"]), float(site["lon"])],
-                tooltip=html.escape(site_names.get(sid, sid)),
-                popup=folium.Popup(_site_popup(site), max_width=300),
-                **_site_style(role, colors_by_site[sid]),
-            ).add_to(group)
+            halo, marker = _site_marker(
+                [float(site["lat"]), float(site["lon"])], role, colors_by_site[sid]
+            )
+            halo.add_to(group)
+            marker.add_child(folium.Tooltip(html.escape(site_names.get(sid, sid))))
+            marker.add_child(folium.Popup(_site_popup(site), max_width=300))
+            marker.add_to(group)
         group.add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     return m

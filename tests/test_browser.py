@@ -166,6 +166,7 @@ map.eachLayer(function (layer) {
     layers++;
     if (layer instanceof L.TileLayer) { tiles++; }
     if (layer instanceof L.CircleMarker) {
+        if (!layer.options.interactive) { return; }
         if (layer.getRadius() >= 9) { sites++; } else { customers++; }
     }
 });

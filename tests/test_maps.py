@@ -84,6 +84,10 @@ def _layers(m: folium.Map, kind: type) -> list:
     return found
 
 
+def _site_markers(group: folium.FeatureGroup) -> list[folium.CircleMarker]:
+    return [c for c in _layers(group, folium.CircleMarker) if _layers(c, folium.Popup)]
+
+
 def _customer_layer(m: folium.Map) -> folium.GeoJson:
     (layer,) = [g for g in _layers(m, folium.GeoJson) if g.layer_name == "Customers"]
     return layer
@@ -194,14 +198,17 @@ def test_result_map_sites_have_popups_and_distinct_office(result: FakeResult) ->
     m = maps.result_map(result)
     groups = {g.layer_name: g for g in _layers(m, folium.FeatureGroup)}
     assert set(groups) == {"Workshops", "Office"}
-    workshops = _layers(groups["Workshops"], folium.CircleMarker)
-    (office,) = _layers(groups["Office"], folium.CircleMarker)
+    workshops = _site_markers(groups["Workshops"])
+    (office,) = _site_markers(groups["Office"])
     assert len(workshops) == 2
-    assert office.options["fillColor"] == "#ffffff"
+    assert office.options["fillColor"] == "#000000"
     assert {w.options["fillColor"] for w in workshops} == {
         c for s, c in maps.site_colors(["W1", "W2", "HQ"]).items() if s != "HQ"
     }
     assert office.options["radius"] > max(w.options["radius"] for w in workshops)
+    # each site has a non-interactive halo drawn under it
+    halos = [c for c in _layers(m, folium.CircleMarker) if c.options.get("interactive") is False]
+    assert len(halos) == len(result.sites)
     html = m.get_root().render()
     assert "demand share: 50.0 %" in html
     assert "mean travel: 4.2 min" in html or "mean travel: 4.3 min" in html
