@@ -190,7 +190,14 @@ def _read_by_format(path: Path, fmt: str, *, sheet: str | int) -> pd.DataFrame:
         frame.attrs.update(format="csv", encoding=encoding, delimiter=delimiter)
         return frame
     if fmt == "excel":
-        frame = pd.read_excel(path, sheet_name=sheet, dtype=object, engine="openpyxl")
+        frame = pd.read_excel(
+            path,
+            sheet_name=sheet,
+            dtype=object,
+            engine="openpyxl",
+            keep_default_na=False,
+            na_values=[""],
+        )
         frame.attrs.update(format="excel")
         return frame
     if fmt in ("geojson", "gpkg"):
