@@ -104,7 +104,7 @@ def p_center(
             status="optimal",
             solver="trivial (no weighted customer)",
             started=t0,
-            extras={"unreachable": unreachable.tolist()},
+            extras={"unreachable": unreachable.tolist(), "weighted_travel": 0.0},
         )
     # every customer must reach someone: the radius is at least max_i min_j c_ij
     radii = np.unique(sub[np.isfinite(sub)])

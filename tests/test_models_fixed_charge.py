@@ -1,0 +1,127 @@
+"""Fixed-charge and capacitated models against brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from planner.errors import InfeasibleError
+from planner.models import capacitated_p_median, fixed_charge
+
+
+def instance(seed: int):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 8))
+    m = int(rng.integers(1, 6))
+    cost = rng.uniform(60, 3600, size=(n, m))
+    if seed % 3 == 0:
+        cost[rng.random((n, m)) < 0.2] = np.inf
+        cost[:, 0] = rng.uniform(60, 3600, size=n)  # keep everyone reachable
+    weights = rng.integers(1, 5, size=n).astype(float)
+    fixed = rng.uniform(0, 20000, size=m)
+    return cost, weights, fixed
+
+
+def brute_force_assign(cost, weights, cap, open_sites, time_value):
+    """Best single-sourcing assignment to open sites within capacities (None if none)."""
+    n = cost.shape[0]
+    best = None
+    for choice in itertools.product(open_sites, repeat=n):
+        load = dict.fromkeys(open_sites, 0.0)
+        ok = True
+        total = 0.0
+        for i, j in enumerate(choice):
+            if not np.isfinite(cost[i, j]):
+                ok = False
+                break
+            load[j] += weights[i]
+            total += time_value * weights[i] * cost[i, j]
+        if ok and all(load[j] <= cap[j] + 1e-9 for j in open_sites):
+            best = total if best is None else min(best, total)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fixed_charge_matches_brute_force(seed: int) -> None:
+    cost, weights, fixed = instance(seed)
+    m = cost.shape[1]
+    tv = 3.0
+    required = {m - 1} if seed % 4 == 0 else set()
+    best = np.inf
+    for size in range(1, m + 1):
+        for s in itertools.combinations(range(m), size):
+            if not required <= set(s):
+                continue
+            near = cost[:, list(s)].min(axis=1)
+            if not np.isfinite(near).all():
+                continue
+            best = min(best, fixed[list(s)].sum() + tv * (weights * near).sum())
+    sol = fixed_charge(cost, fixed, weights, time_value=tv, required=sorted(required))
+    assert sol.optimal
+    assert np.isclose(sol.objective, best, rtol=1e-9)
+    assert required <= set(sol.open.tolist())
+    assert np.isclose(
+        sol.extras["fixed_cost_total"] + sol.extras["travel_cost_total"], sol.objective
+    )
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_capacitated_models_match_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(500 + seed)
+    n = int(rng.integers(1, 6))
+    m = int(rng.integers(1, 5))
+    cost = rng.uniform(60, 3600, size=(n, m))
+    weights = rng.integers(1, 4, size=n).astype(float)
+    cap = rng.integers(2, 8, size=m).astype(float)
+    fixed = rng.uniform(0, 5000, size=m)
+    # fixed charge with capacities
+    best = None
+    for size in range(1, m + 1):
+        for s in itertools.combinations(range(m), size):
+            val = brute_force_assign(cost, weights, cap, list(s), 1.0)
+            if val is not None:
+                val += fixed[list(s)].sum()
+                best = val if best is None else min(best, val)
+    if best is None:
+        with pytest.raises(InfeasibleError):
+            fixed_charge(cost, fixed, weights, capacity=cap)
+    else:
+        sol = fixed_charge(cost, fixed, weights, capacity=cap)
+        assert sol.optimal
+        assert np.isclose(sol.objective, best, rtol=1e-7)
+        load = np.bincount(sol.assignment, weights=weights, minlength=m)
+        assert (load <= cap + 1e-9).all()
+        assert set(np.unique(sol.assignment)) <= set(sol.open.tolist())
+    # capacitated p-median
+    p = int(rng.integers(1, m + 1))
+    best = None
+    for s in itertools.combinations(range(m), p):
+        val = brute_force_assign(cost, weights, cap, list(s), 1.0)
+        if val is not None:
+            best = val if best is None else min(best, val)
+    if best is None:
+        with pytest.raises(InfeasibleError):
+            capacitated_p_median(cost, p, cap, weights)
+    else:
+        sol = capacitated_p_median(cost, p, cap, weights)
+        assert sol.optimal
+        assert sol.open.size == p
+        assert np.isclose(sol.objective, best, rtol=1e-7)
+        load = np.bincount(sol.assignment, weights=weights, minlength=m)
+        assert (load <= cap + 1e-9).all()
+
+
+def test_capacity_message() -> None:
+    cost = np.ones((3, 2))
+    with pytest.raises(InfeasibleError, match="capacity 1,200 < demand 1,650"):
+        fixed_charge(cost, 0.0, [600, 600, 450], capacity=[700, 500])
+    with pytest.raises(InfeasibleError, match="more demand than any site"):
+        fixed_charge(cost, 0.0, [900, 100, 100], capacity=[800, 800])
+
+
+def test_unreachable_customers_named() -> None:
+    cost = np.array([[1.0, 2.0], [np.inf, np.inf]])
+    with pytest.raises(InfeasibleError, match="rows 1"):
+        fixed_charge(cost, 10.0)

@@ -1,0 +1,122 @@
+"""Two-tier (office + workshops) against brute force over offices and workshop sets."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from planner.errors import InfeasibleError, InputError
+from planner.models import p_median, two_tier
+
+
+def brute_force(cost, link, p, w, *, oc, ow, dl, tv, lv, f_ws, f_of, required=()):
+    m = cost.shape[1]
+    k = link.shape[0]
+    best = np.inf
+    sizes = [p] if p is not None else range(1, m + 1)
+    for o in range(k):
+        for size in sizes:
+            for subset in itertools.combinations(range(m), size):
+                s = list(subset)
+                if not set(required) <= set(s) or not np.isfinite(link[o, s]).all():
+                    continue
+                near = cost[:, s].min(axis=1)
+                if not np.isfinite(near[w > 0]).all():
+                    continue
+                val = (
+                    tv * (w[w > 0] * near[w > 0]).sum()
+                    + tv * (ow * oc[:, o]).sum()
+                    + lv * (dl[s] * link[o, s]).sum()
+                    + f_ws[s].sum()
+                    + f_of[o]
+                )
+                best = min(best, val)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_two_tier_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, m, k = int(rng.integers(1, 8)), int(rng.integers(1, 6)), int(rng.integers(1, 4))
+    cost = rng.uniform(60, 3600, size=(n, m))
+    link = rng.uniform(60, 3600, size=(k, m))
+    if seed % 3 == 0 and m > 1:
+        link[rng.random((k, m)) < 0.2] = np.inf
+        link[:, 0] = 100.0
+    oc = rng.uniform(60, 3600, size=(n, k))
+    ow = rng.integers(0, 2, size=n).astype(float)
+    w = rng.integers(0, 5, size=n).astype(float)
+    dl = rng.uniform(0, 50, size=m)
+    f_ws = rng.uniform(0, 5000, size=m)
+    f_of = rng.uniform(0, 5000, size=k)
+    tv, lv = 0.5, 2.0
+    p = None if seed % 2 else int(rng.integers(1, m + 1))
+    required = [0] if seed % 5 == 0 and (p is None or p >= 1) else []
+    best = brute_force(
+        cost,
+        link,
+        p,
+        w,
+        oc=oc,
+        ow=ow,
+        dl=dl,
+        tv=tv,
+        lv=lv,
+        f_ws=f_ws,
+        f_of=f_of,
+        required=required,
+    )
+    kwargs = {
+        "office_cost": oc,
+        "office_weights": ow,
+        "deliveries": dl,
+        "time_value": tv,
+        "link_value": lv,
+        "fixed_cost_workshop": f_ws,
+        "fixed_cost_office": f_of,
+        "required": required,
+    }
+    if not np.isfinite(best):
+        with pytest.raises(InfeasibleError):
+            two_tier(cost, link, p, w, **kwargs)
+        return
+    sol = two_tier(cost, link, p, w, **kwargs)
+    assert sol.optimal
+    assert np.isclose(sol.objective, best, rtol=1e-9)
+    o = sol.extras["office"]
+    assert np.isfinite(link[o, sol.open]).all()
+    if p is not None:
+        assert sol.open.size == p
+    assert set(required) <= set(sol.open.tolist())
+    terms = (
+        sol.extras["customer_travel_cost"]
+        + sol.extras["office_travel_cost"]
+        + sol.extras["link_cost"]
+        + sol.extras["fixed_cost_workshops"]
+        + sol.extras["fixed_cost_office"]
+    )
+    assert np.isclose(terms, sol.objective)
+
+
+def test_reduces_to_p_median_without_office_terms() -> None:
+    rng = np.random.default_rng(3)
+    cost = rng.uniform(60, 3600, size=(60, 12))
+    w = rng.integers(1, 5, size=60).astype(float)
+    sol = two_tier(cost, np.zeros((3, 12)), 4, w)
+    ref = p_median(cost, 4, w)
+    assert np.isclose(sol.objective, ref.objective)
+
+
+def test_required_office_and_errors() -> None:
+    cost = np.ones((4, 3))
+    link = np.array([[1.0, 1.0, 1.0], [100.0, 100.0, 100.0]])
+    sol = two_tier(cost, link, 1, deliveries=10.0, required_office=1)
+    assert sol.extras["office"] == 1
+    assert two_tier(cost, link, 1, deliveries=10.0).extras["office"] == 0
+    with pytest.raises(InputError, match="office_weights needs office_cost"):
+        two_tier(cost, link, 1, office_weights=np.ones(4))
+    cut = np.array([[np.inf, np.inf, 1.0]])
+    with pytest.raises(InfeasibleError, match="cannot supply required workshops 0"):
+        two_tier(cost, cut, 1, required=[0])
