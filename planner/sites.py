@@ -452,13 +452,7 @@ def check_sites(
 
     fmt = str(data.attrs.get("format", "table"))
     header_lines, unit = v.row_unit(fmt)
-    rows = np.arange(1, len(data) + 1)
-    plain = data.drop(columns=[c for c in data.columns if c == "geometry"], errors="ignore")
-    blank = plain.isna().all(axis=1).to_numpy() if plain.shape[1] else np.zeros(len(data), bool)
-    if "geometry" in data.columns:
-        blank &= data["geometry"].isna().to_numpy()
-    data = data[~blank]
-    rows = rows[~blank]
+    data, rows = v.drop_blank_rows(data)
     n = len(data)
     issues = v.IssueCollector(header_lines=header_lines, unit=unit)
     found = v.detect_columns(data.columns, fields=v.SITE_FIELDS, mapping=mapping)

@@ -488,6 +488,15 @@ def columns_note(found: Mapping[str, str]) -> str:
     return "columns: " + ", ".join(f"{k} <- {c!r}" for k, c in found.items())
 
 
+def drop_blank_rows(data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop rows where every cell is empty; returns the rest and their 1-based row numbers."""
+    rows = np.arange(1, len(data) + 1)
+    if data.shape[1] == 0:
+        return data, rows
+    blank = data.isna().all(axis=1).to_numpy().copy()
+    return data[~blank], rows[~blank]
+
+
 def row_unit(fmt: str) -> tuple[int | None, str]:
     """How rows map to lines: (header lines, unit name) for a file format."""
     if fmt == "csv":
