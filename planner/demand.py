@@ -119,6 +119,12 @@ class CustomerTable:
         return self.frame[self.frame["valid"]].reset_index(drop=True)
 
 
+def text_or_none(values: object) -> pd.Series:
+    """An object Series of text with None for missing values (not NaN, not pandas ``str``)."""
+    items = [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values]
+    return pd.Series(items, dtype=object)
+
+
 def customers_frame(data: pd.DataFrame) -> gpd.GeoDataFrame:
     """Build a customer GeoDataFrame from a frame with at least id/lat/lon columns.
 
@@ -139,7 +145,8 @@ def customers_frame(data: pd.DataFrame) -> gpd.GeoDataFrame:
         source["segment"].fillna("default").astype(str) if "segment" in source else "default"
     )
     for col in ("name", "address"):
-        out[col] = source[col].astype(object) if col in source else None
+        values = source[col].to_numpy(dtype=object) if col in source else [None] * len(out)
+        out[col] = text_or_none(values)
     for col in source.columns:
         if col not in out.columns and col != "geometry":
             out[col] = source[col]
@@ -604,6 +611,8 @@ def check_customers(
             "valid": valid,
         }
     )
+    for col in ("name", "address"):
+        frame[col] = text_or_none(frame[col].to_numpy(dtype=object))
     located_ok = np.isfinite(lat) & np.isfinite(lon)
     geometry = gpd.GeoSeries(np.where(located_ok, gpd.points_from_xy(lon, lat), None), crs=4326)
     return CustomerTable(gpd.GeoDataFrame(frame, geometry=geometry), report)

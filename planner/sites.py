@@ -35,6 +35,7 @@ import pandas as pd
 import shapely
 
 from planner import _io
+from planner.demand import text_or_none
 from planner.errors import InputError
 
 if TYPE_CHECKING:
@@ -157,8 +158,7 @@ def sites_frame(data: pd.DataFrame | dict[str, object]) -> gpd.GeoDataFrame:
     for col in ("lat", "lon", "fixed_cost", "capacity"):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     for col in ("name", "opening_hours"):
-        out[col] = [None if pd.isna(v) else v for v in out[col].to_numpy(dtype=object)]
-        out[col] = out[col].astype(object)
+        out[col] = text_or_none(out[col].to_numpy(dtype=object))
     for col in source.columns:
         if col not in out.columns and col != "geometry":
             out[col] = source[col].to_numpy()
@@ -594,7 +594,7 @@ def check_sites(
                 "capacity": numbers["capacity"],
                 "source": "user",
                 "opening_hours": hours,
-                "address": address,
+                "address": text_or_none(address),
                 "row": rows.astype(np.int64),
                 "valid": valid,
             }
