@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -118,16 +119,16 @@ def _cache_path(
     nodes: npt.NDArray[np.int64],
     csr: Any,
     *,
-    o_ids: npt.NDArray[np.int64],
-    d_ids: npt.NDArray[np.int64],
-    weight: str,
-    settings: dict[str, Any],
+    arrays: list[npt.NDArray[Any]],
+    meta: dict[str, Any],
 ) -> Path:
+    """Cache file named by a hash of the graph (nodes, CSR weights), the points and settings."""
     digest = hashlib.sha256()
-    for arr in (nodes, csr.indptr, csr.indices, csr.data, o_ids, d_ids):
+    for arr in (nodes, csr.indptr, csr.indices, csr.data, *arrays):
+        digest.update(str(arr.dtype).encode())
         digest.update(np.ascontiguousarray(arr).tobytes())
         digest.update(b"|")
-    meta = {"weight": weight, "settings": settings, "code": MATRIX_CODE_VERSION}
+    meta = {**meta, "code": MATRIX_CODE_VERSION}
     digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
     return _osm_cache.cache_dir("matrices") / f"{digest.hexdigest()[:40]}.npz"
 
@@ -201,10 +202,8 @@ def travel_time_matrix(
         path = _cache_path(
             nodes,
             csr,
-            o_ids=nodes[o_pos],
-            d_ids=nodes[d_pos],
-            weight=weight,
-            settings=_settings_of(G),
+            arrays=[nodes[o_pos], nodes[d_pos]],
+            meta={"kind": "nodes", "weight": weight, "settings": _settings_of(G)},
         )
         hit = _read_cached(path, shape)
         if hit is not None:
@@ -220,6 +219,41 @@ def travel_time_matrix(
     if path is not None:
         _write_cached(path, result)
     return result
+
+
+def _combine(
+    dist: npt.NDArray[np.float64],
+    row_entries: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]],
+    col_entries: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]],
+    *,
+    transposed: bool,
+) -> npt.NDArray[np.float64]:
+    """min over entry pairs of row_time + dist + col_time.
+
+    ``row_entries``/``col_entries`` hold (index, time) pairs; the index addresses the rows of
+    ``dist`` (Dijkstra sources) on the side that was searched and its columns (graph node
+    positions) on the other side. With ``transposed`` the sources are the columns of the result.
+    """
+    n = row_entries[0][0].size
+    m = col_entries[0][0].size
+    out = np.full((n, m), np.inf)
+    for r_idx, r_time in row_entries:
+        for c_idx, c_time in col_entries:
+            cand = dist[np.ix_(c_idx, r_idx)].T if transposed else dist[np.ix_(r_idx, c_idx)]
+            cand += r_time[:, None]
+            cand += c_time[None, :]
+            np.minimum(out, cand, out=out)
+    return out
+
+
+def _sources(
+    a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], b_time: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Unique Dijkstra sources of two entry sets (b only where reachable) and their rows."""
+    src = np.unique(np.concatenate([a, b[np.isfinite(b_time)]]))
+    ra = np.searchsorted(src, a)
+    rb = np.minimum(np.searchsorted(src, b), src.size - 1)  # unreachable entries: time is inf
+    return src, ra, rb
 
 
 def snapped_travel_time_matrix(
@@ -238,6 +272,10 @@ def snapped_travel_time_matrix(
     destination's position, and the destination's access time. Two points on the same street
     also get the direct trip along it when the direction allows.
 
+    Dijkstra runs from the entry nodes of the side with fewer distinct entry nodes (on the
+    reversed graph for destinations), in chunks of points so that each chunk's dense
+    distances stay under ``max_chunk_bytes``; only the result is ``n x m``.
+
     Parameters
     ----------
     G
@@ -247,9 +285,9 @@ def snapped_travel_time_matrix(
     include_too_far
         If False (default), rows and columns of points flagged ``too_far`` are ``inf``.
     cache
-        Use the disk cache for the node-to-node matrix.
+        Read/write the result from/to the disk cache, keyed by graph, points and settings.
     max_chunk_bytes
-        Memory bound for the Dijkstra chunks and the combination step.
+        Memory bound for one chunk of Dijkstra distances and of the combination step.
 
     Returns
     -------
@@ -261,6 +299,8 @@ def snapped_travel_time_matrix(
     InputError
         The points were snapped to a different graph.
     """
+    from scipy.sparse.csgraph import dijkstra
+
     from planner.network import graph_fingerprint
 
     fingerprint = graph_fingerprint(G)
@@ -274,31 +314,64 @@ def snapped_travel_time_matrix(
     n, m = len(origins), len(destinations)
     if n == 0 or m == 0:
         return np.empty((n, m), dtype=np.float64)
+    nodes, csr, position = _graph_arrays(G, "travel_time")
+    path = None
+    if cache:
+        arrays = [
+            getattr(pts, f.name)
+            for pts in (origins, destinations)
+            for f in fields(pts)
+            if isinstance(getattr(pts, f.name), np.ndarray)
+        ]
+        meta = {
+            "kind": "snapped",
+            "include_too_far": include_too_far,
+            "access_speed_kph": [origins.access_speed_kph, destinations.access_speed_kph],
+            "settings": _settings_of(G),
+        }
+        path = _cache_path(nodes, csr, arrays=arrays, meta=meta)
+        hit = _read_cached(path, (n, m))
+        if hit is not None:
+            logger.debug("snapped travel-time matrix %s from cache", (n, m))
+            return hit
 
-    o_nodes = np.unique(np.concatenate([origins.node_forward, origins.node_backward]))
-    d_nodes = np.unique(np.concatenate([destinations.edge_u, destinations.edge_v]))
-    D = travel_time_matrix(
-        G, o_nodes, d_nodes, cache=cache, max_chunk_bytes=max_chunk_bytes
-    )  # unique origin entry nodes x unique destination entry nodes
-    o_entries = (
-        (np.searchsorted(o_nodes, origins.node_forward), origins.time_to_forward_s),
-        (np.searchsorted(o_nodes, origins.node_backward), origins.time_to_backward_s),
-    )
-    d_entries = (
-        (np.searchsorted(d_nodes, destinations.edge_u), destinations.time_from_u_s),
-        (np.searchsorted(d_nodes, destinations.edge_v), destinations.time_from_v_s),
-    )
-    result = np.full((n, m), np.inf, dtype=np.float64)
-    rows_per_chunk = max(1, int(max_chunk_bytes // (8 * m)))
-    for start in range(0, n, rows_per_chunk):
-        stop = min(n, start + rows_per_chunk)
-        out = result[start:stop]
-        for o_idx, o_time in o_entries:
-            for d_idx, d_time in d_entries:
-                cand = D[np.ix_(o_idx[start:stop], d_idx)]
-                cand += o_time[start:stop, None]
-                cand += d_time[None, :]
-                np.minimum(out, cand, out=out)
+    o_fwd = _positions(origins.node_forward, position, "origins")
+    o_bwd = _positions(origins.node_backward, position, "origins")
+    d_u = _positions(destinations.edge_u, position, "destinations")
+    d_v = _positions(destinations.edge_v, position, "destinations")
+    o_t_fwd, o_t_bwd = origins.time_to_forward_s, origins.time_to_backward_s
+    d_t_u, d_t_v = destinations.time_from_u_s, destinations.time_from_v_s
+    n_nodes = nodes.size
+    n_o_src = np.unique(np.concatenate([o_fwd, o_bwd[np.isfinite(o_t_bwd)]])).size
+    n_d_src = np.unique(np.concatenate([d_u, d_v[np.isfinite(d_t_v)]])).size
+    result = np.empty((n, m), dtype=np.float64)
+    if n_o_src <= n_d_src:
+        # Dijkstra from origin entry nodes, chunks of origin rows
+        step = max(1, min(max_chunk_bytes // (16 * n_nodes), max_chunk_bytes // (8 * m)))
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            src, ra, rb = _sources(o_fwd[a:b], o_bwd[a:b], o_t_bwd[a:b])
+            dist = dijkstra(csr, directed=True, indices=src)
+            result[a:b] = _combine(
+                dist,
+                [(ra, o_t_fwd[a:b]), (rb, o_t_bwd[a:b])],
+                [(d_u, d_t_u), (d_v, d_t_v)],
+                transposed=False,
+            )
+    else:
+        # Dijkstra from destination entry nodes on the reversed graph, chunks of columns
+        csr_t = csr.T.tocsr()
+        step = max(1, min(max_chunk_bytes // (16 * n_nodes), max_chunk_bytes // (8 * n)))
+        for a in range(0, m, step):
+            b = min(m, a + step)
+            src, ru, rv = _sources(d_u[a:b], d_v[a:b], d_t_v[a:b])
+            dist = dijkstra(csr_t, directed=True, indices=src)  # dist[k, x]: x -> src[k]
+            result[:, a:b] = _combine(
+                dist,
+                [(o_fwd, o_t_fwd), (o_bwd, o_t_bwd)],
+                [(ru, d_t_u[a:b]), (rv, d_t_v[a:b])],
+                transposed=True,
+            )
 
     # two points on the same street: the direct trip along it
     d_by_edge: dict[int, list[int]] = {}
@@ -318,12 +391,13 @@ def snapped_travel_time_matrix(
             # full reverse edge v -> u: f * tt_r + (1 - f) * tt_r
             tt_r = origins.time_to_backward_s[i] + origins.time_from_v_s[i]
             direct = np.minimum(direct, np.where(fd <= fo, (fo - fd) * tt_r, np.inf))
-        np.minimum(result[i, jj], direct, out=direct)
-        result[i, jj] = direct
+        result[i, jj] = np.minimum(result[i, jj], direct)
 
     result += origins.access_time_s[:, None]
     result += destinations.access_time_s[None, :]
     if not include_too_far:
         result[origins.too_far, :] = np.inf
         result[:, destinations.too_far] = np.inf
+    if path is not None:
+        _write_cached(path, result)
     return result

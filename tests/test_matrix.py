@@ -185,6 +185,12 @@ def brute_force(G: nx.MultiDiGraph, origins: SnappedPoints, dests: SnappedPoints
             H.add_edge(a, b, travel_time=(f1 - f0) * tt_f)
             if has_rev:
                 H.add_edge(b, a, travel_time=(f1 - f0) * tt_r)
+        if not has_rev:  # a point exactly at an end of a one-way street is at that node
+            for f, p in items:
+                if f == 0.0:
+                    H.add_edge(p, u, travel_time=0.0)
+                if f == 1.0:
+                    H.add_edge(v, p, travel_time=0.0)
     out = np.full((len(origins), len(dests)), np.inf)
     for i in range(len(origins)):
         dist = nx.single_source_dijkstra_path_length(H, ("o", i), weight="travel_time")
@@ -213,11 +219,16 @@ def test_snapped_matrix_equals_brute_force(seed: int) -> None:
     origins = snap_points(G, o_lon, o_lat)
     dests = snap_points(G, d_lon, d_lat)
     assert np.intersect1d(origins.edge_index, dests.edge_index).size > 0  # same-street pairs
-    got = snapped_travel_time_matrix(G, origins, dests, cache=False)
-    ref = brute_force(G, origins, dests)
-    assert np.array_equal(np.isinf(got), np.isinf(ref))
-    finite = np.isfinite(ref)
-    assert np.allclose(got[finite], ref[finite], rtol=0, atol=1e-6)
+    # many origins (Dijkstra from the destinations on the reversed graph) and few origins
+    for a, b in ((origins, dests), (dests, origins)):
+        got = snapped_travel_time_matrix(G, a, b, cache=False)
+        ref = brute_force(G, a, b)
+        assert np.array_equal(np.isinf(got), np.isinf(ref))
+        finite = np.isfinite(ref)
+        assert np.allclose(got[finite], ref[finite], rtol=0, atol=1e-6)
+        # one point per chunk gives the same numbers
+        tiny_chunks = snapped_travel_time_matrix(G, a, b, cache=False, max_chunk_bytes=1)
+        assert np.array_equal(tiny_chunks, got)
 
 
 def test_same_street_direct_trip_and_one_way() -> None:
@@ -239,6 +250,24 @@ def test_same_street_direct_trip_and_one_way() -> None:
     # upstream: to node 2 (30 s), round 2 -> 3 -> 1 (241.4 s), then 20 s along the street
     assert M[1, 0] == pytest.approx(30.0 + 241.4 + 20.0, abs=0.1)
     assert np.allclose(np.diag(M), 2 * pts.access_time_s)  # only the way to the road and back
+
+
+def test_snapped_matrix_disk_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path))
+    G = grid_graph(4)
+    lon, lat = zip(*(to_lonlat(x, 30.0) for x in (100.0, 500.0, 900.0)), strict=True)
+    pts = snap_points(G, lon, lat)
+    first = snapped_travel_time_matrix(G, pts, pts)
+    files = list((tmp_path / "matrices").glob("*.npz"))
+    assert len(files) == 1
+    with np.load(files[0], allow_pickle=False) as npz:
+        assert np.array_equal(npz["travel_time_s"], first)
+    assert np.array_equal(snapped_travel_time_matrix(G, pts, pts), first)
+    # other points or another access speed are other entries
+    slower = snap_points(G, lon, lat, access_speed_kph=5.0)
+    other = snapped_travel_time_matrix(G, slower, pts)
+    assert len(list((tmp_path / "matrices").glob("*.npz"))) == 2
+    assert (other > first).all()
 
 
 def test_points_snapped_to_another_graph_are_refused() -> None:
@@ -287,7 +316,7 @@ def test_liechtenstein_matrix_equals_networkx(liechtenstein: nx.MultiDiGraph) ->
     assert np.allclose(got, ref, rtol=0, atol=1e-6)
     # from the destination side (more origins than destinations) the result is the same
     back = travel_time_matrix(G, nodes, origins, cache=False)
-    ref_back = networkx_matrix(G, nodes.tolist(), origins.tolist())
+    ref_back = networkx_matrix(G.reverse(copy=True), origins.tolist(), nodes.tolist()).T
     assert np.allclose(back, ref_back, rtol=0, atol=1e-6)
 
 
