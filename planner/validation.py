@@ -390,7 +390,17 @@ def detect_columns(
 
 
 def text_values(series: pd.Series) -> np.ndarray:
-    """Values as stripped text (object array), None where missing or blank."""
+    """Values as stripped text (object array), None where missing or blank.
+
+    Whole floats print without ``.0`` (a spreadsheet's 7.0 is the user's 7).
+    """
+    if pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.is_object_dtype(
+        series.dtype
+    ):
+        text = series.str.strip()
+        out = text.to_numpy(dtype=object, na_value=None)
+        out[(text == "").fillna(False).to_numpy(dtype=bool)] = None
+        return out
     out = np.empty(len(series), dtype=object)
     values = series.to_numpy(dtype=object)
     missing = pd.isna(series).to_numpy()
