@@ -107,7 +107,9 @@ def _load_customers(customers: CustomersArg, region: str) -> gpd.GeoDataFrame:
     table = demand.read_customers(customers, region=region)
     if table.report.fatal:
         raise InputError(str(table.report), file=customers)
-    return table.frame
+    if table.report.issues:  # rows with errors are left out of the solve, never silently
+        logger.warning("%s", table.report)
+    return table.valid
 
 
 def prepare_instance(
@@ -348,7 +350,9 @@ def plan_workshops(
         table = sites_mod.read_sites(sites, region=region)
         if table.report.fatal:
             raise InputError(str(table.report), file=sites)
-        cands = table.frame
+        if table.report.issues:  # rows with errors are left out of the solve, never silently
+            logger.warning("%s", table.report)
+        cands = table.valid
     instance = prepare_instance(region, cust, cands, graph=graph, progress=report)
     report(f"Choosing {workshops} sites (p-median)", 0.7)
     solution = p_median(
