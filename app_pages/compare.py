@@ -1,0 +1,160 @@
+"""Compare layouts: in-house, outsourced and two-tier on the same customers and roads."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from app_pages import _shared as shared
+from planner import export, maps
+from planner.costs import CostParameters, describe_parameters
+from planner.report import COST_PARTS, report_html
+from planner.scenarios import LAYOUTS, Comparison, ScenarioSpec, compare_layouts
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _compare(
+    region: str,
+    workshops: int,
+    layouts: tuple[str, ...],
+    parameters: tuple[tuple[str, float], ...],
+    sla_min: float,
+    _progress=None,
+) -> Comparison:
+    spec = ScenarioSpec(
+        name=f"{shared.region_title(region)}: layout comparison",
+        region=region,
+        workshops=workshops,
+        parameters=CostParameters.from_dict(dict(parameters)),
+        service_standard_min={"default": sla_min},
+    )
+    return compare_layouts(
+        spec, layouts=layouts, graph=shared.load_graph(region), progress=_progress
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _xlsx_bytes(_comparison: Comparison, key: str) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = export.write_xlsx(_comparison, Path(folder) / "comparison.xlsx")
+        return path.read_bytes()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _report(_comparison: Comparison, key: str, region: str) -> str:
+    return report_html(_comparison, roads=shared.load_roads(region))
+
+
+st.title("Compare service layouts")
+
+defaults = CostParameters()
+with st.sidebar:
+    requested = st.query_params.get("region", shared.REGIONS[0])
+    region = st.selectbox(
+        "Region",
+        shared.REGIONS,
+        index=shared.REGIONS.index(requested) if requested in shared.REGIONS else 0,
+        format_func=shared.region_title,
+        key="cmp_region",
+    )
+    workshops = int(
+        st.number_input(
+            "Workshops (or partners) per layout",
+            min_value=1,
+            max_value=shared.MAX_WORKSHOPS,
+            value=shared.DEFAULT_WORKSHOPS,
+            step=1,
+            key="cmp_workshops",
+        )
+    )
+    layouts = st.multiselect("Layouts", LAYOUTS, default=list(LAYOUTS), key="cmp_layouts")
+    sla = st.number_input("Service standard (minutes)", 5.0, 120.0, 30.0, 5.0, key="cmp_sla")
+    with st.expander("Cost assumptions"):
+        fee = st.number_input(
+            "Partner fee per job (EUR)", 0.0, 10_000.0, defaults.partner_fee_per_job_eur, 10.0
+        )
+        leakage = st.slider("Leakage share", 0.0, 1.0, defaults.leakage_share, 0.05)
+        technicians = st.number_input(
+            "Technicians per workshop", 1.0, 50.0, defaults.technicians_per_workshop, 1.0
+        )
+        time_value = st.number_input(
+            "Value of customer time (EUR/hour, 0 = not valued)",
+            0.0,
+            1_000.0,
+            defaults.customer_time_eur_per_hour,
+            5.0,
+        )
+    run = st.button("Compare", type="primary", width="stretch", disabled=not layouts)
+
+params = defaults.replace(
+    partner_fee_per_job_eur=fee,
+    leakage_share=leakage,
+    technicians_per_workshop=technicians,
+    customer_time_eur_per_hour=time_value,
+)
+key = (region, workshops, tuple(layouts), tuple(sorted(params.to_dict().items())), float(sla))
+
+if run:
+    bar = st.progress(0.0, text="Starting…")
+    comparison = _compare(*key, _progress=lambda m, f: bar.progress(min(max(f, 0.0), 1.0), m))
+    bar.empty()
+    st.session_state["compare"] = {"key": key, "comparison": comparison}
+
+saved = st.session_state.get("compare")
+if saved and saved["key"] == key:
+    comparison = saved["comparison"]
+    st.subheader("Side by side")
+    st.dataframe(comparison.table, hide_index=True, width="stretch")
+    st.subheader("Annual cost split (EUR)")
+    st.bar_chart(
+        comparison.table,
+        x="layout",
+        y=[c for c, _ in COST_PARTS],
+        horizontal=True,
+        stack=True,
+    )
+    st.subheader("Sites across layouts")
+    st.dataframe(comparison.site_diff, hide_index=True, width="stretch")
+    tabs = st.tabs(list(comparison.results))
+    for tab, (layout, lr) in zip(tabs, comparison.results.items(), strict=True):
+        with tab:
+            sol = lr.result.solution
+            st.caption(
+                f"{sol.model} · {sol.solver} · "
+                + ("proven optimal" if sol.optimal else f"gap {sol.gap:.2%}")
+            )
+            shared.show_map(
+                maps.result_map(lr.result, roads=shared.load_roads(region), tiles=shared.tiles()),
+                key=f"cmp-map-{layout}-{hash(key)}",
+            )
+            st.dataframe(lr.loads, hide_index=True, width="stretch")
+    left, mid, right = st.columns(3)
+    left.download_button(
+        "Comparison (CSV)",
+        comparison.table.to_csv(index=False),
+        file_name="comparison.csv",
+        mime="text/csv",
+    )
+    mid.download_button(
+        "Workbook (XLSX)",
+        _xlsx_bytes(comparison, repr(key)),
+        file_name="comparison.xlsx",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    right.download_button(
+        "Report (HTML)",
+        _report(comparison, repr(key), region),
+        file_name="report.html",
+        mime="text/html",
+    )
+    with st.expander("Assumptions"):
+        st.dataframe(describe_parameters(params), hide_index=True, width="stretch")
+else:
+    st.info(
+        "Choose the region, the number of workshops and the cost assumptions, then press "
+        "**Compare**: the layouts are solved on the same demo customers and road network."
+    )
+
+st.caption(shared.OSM_CREDIT)

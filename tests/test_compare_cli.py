@@ -1,0 +1,146 @@
+"""``planner compare``, ``planner run SCENARIO.toml`` and the app's compare page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from planner import cli
+from planner.demand import load_demo_customers
+from planner.scenarios import LAYOUTS, ScenarioSpec, compare_layouts, load_scenario, save_scenario
+
+REGION = "liechtenstein"
+REQUIRED_COLUMNS = (
+    "layout",
+    "sites",
+    "mean_travel_min",
+    "p90_travel_min",
+    "share_within_sla",
+    "annual_cost",
+    "cost_per_job",
+    "optimal",
+    "gap",
+)
+
+
+@pytest.fixture(scope="module")
+def customers_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("in") / "customers.csv"
+    frame = load_demo_customers(REGION, n=250, seed=3)
+    frame.drop(columns="geometry").to_csv(path, index=False)
+    return path
+
+
+def test_growth_argument_parsing():
+    assert cli._parse_growth(["business=0.3", "private=10%"]) == pytest.approx(
+        {"business": 0.3, "private": 0.1}
+    )
+    with pytest.raises(ValueError, match="SEGMENT=RATE"):
+        cli._parse_growth(["business"])
+    with pytest.raises(ValueError, match="SEGMENT=RATE"):
+        cli._parse_growth(["business=lots"])
+
+
+def test_compare_rejects_unknown_layout(tmp_path: Path, capsys):
+    code = cli.main(["compare", "--layouts", "in-house,franchise", "--out", str(tmp_path)])
+    assert code == 2
+    assert "franchise" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compare_writes_table_and_shortlists(tmp_path: Path, customers_csv: Path, capsys):
+    out = tmp_path / "cmp"
+    args = [
+        "compare",
+        "--region",
+        REGION,
+        "--workshops",
+        "2",
+        "--customers",
+        str(customers_csv),
+        "--out",
+        str(out),
+    ]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    assert "%] " in captured.err  # progress on stderr
+    table = pd.read_csv(out / "comparison.csv")
+    assert table["layout"].tolist() == list(LAYOUTS)
+    for col in REQUIRED_COLUMNS:
+        assert col in table.columns
+    assert (table["sites"] == 2).all()
+    for layout in LAYOUTS:
+        short = pd.read_csv(out / f"shortlist_{layout}.csv")
+        assert len(short) == 2 + (layout == "two-tier")  # the office is listed too
+        terr = pd.read_csv(out / f"territories_{layout}.csv")
+        assert len(terr) == 250
+    assert (out / "comparison.xlsx").is_file()
+    assert "OpenStreetMap" in (out / "report.html").read_text(encoding="utf-8")
+
+    # the same comparison through the library gives the same figures
+    spec = ScenarioSpec(
+        name=f"{REGION} comparison", region=REGION, workshops=2, customers=customers_csv
+    )
+    direct = compare_layouts(spec)
+    pd.testing.assert_series_equal(
+        table["annual_cost"], direct.table["annual_cost"], check_names=False
+    )
+    pd.testing.assert_series_equal(
+        table["mean_travel_min"], direct.table["mean_travel_min"], check_names=False
+    )
+
+    # a second run refuses to overwrite, and names the flag
+    mtime = (out / "comparison.csv").stat().st_mtime_ns
+    assert cli.main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "comparison.csv").stat().st_mtime_ns == mtime
+    assert cli.main([*args, "--overwrite"]) == 0
+
+
+@pytest.mark.slow
+def test_run_scenario_file(tmp_path: Path, customers_csv: Path, capsys):
+    spec = ScenarioSpec(
+        name="cli scenario",
+        region=REGION,
+        layout="outsourced",
+        workshops=2,
+        customers=customers_csv,
+        n_candidates=10,
+    )
+    toml = save_scenario(spec, tmp_path / "scenario.toml")
+    assert load_scenario(toml) == spec
+    out = tmp_path / "run"
+    assert cli.main(["run", str(toml), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "cli scenario: outsourced, 2 sites" in text
+    short = pd.read_csv(out / "shortlist.csv")
+    assert set(short["role"]) == {"partner"}
+    for name in ("territories.csv", "plan.xlsx", "plan.gpkg", "map.html", "report.html"):
+        assert (out / name).is_file()
+
+
+@pytest.mark.slow
+def test_compare_page_runs_and_matches_library():
+    from streamlit.testing.v1 import AppTest
+
+    page = Path(__file__).resolve().parent.parent / "app_pages" / "compare.py"
+    at = AppTest.from_file(str(page), default_timeout=300)
+    at.query_params["region"] = REGION
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.number_input(key="cmp_workshops").set_value(2)
+    (button,) = [b for b in at.button if b.label == "Compare"]
+    button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = at.session_state["compare"]["comparison"]
+    table = at.dataframe[0].value
+    assert table["layout"].tolist() == list(LAYOUTS)
+    direct = compare_layouts(
+        ScenarioSpec(
+            name="direct", region=REGION, workshops=2, service_standard_min={"default": 30}
+        )
+    )
+    assert table["annual_cost"].tolist() == pytest.approx(direct.table["annual_cost"].tolist())
+    assert shown.site_diff["site_id"].tolist() == direct.site_diff["site_id"].tolist()
