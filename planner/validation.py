@@ -133,7 +133,6 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
         "annual_fixed_cost",
         "fixed_cost_per_year",
         "annual_cost",
-        "cost",
         "rent",
         "fixkosten",
     ),
@@ -168,8 +167,9 @@ SITE_FIELDS: tuple[str, ...] = (
     "capacity",
     "opening_hours",
 )
-#: Columns whose presence makes ``kind='auto'`` treat a file as a site list.
-SITE_MARKERS: tuple[str, ...] = ("kind", "status", "fixed_cost", "capacity")
+#: Columns whose presence makes ``kind='auto'`` treat a file as a site list (a ``status``
+#: column counts only when most of its values are site statuses: CRM exports have a status too).
+SITE_MARKERS: tuple[str, ...] = ("kind", "fixed_cost", "capacity")
 
 
 @dataclass(frozen=True)
@@ -296,11 +296,17 @@ class ValidationReport:
         if self.fatal:
             return "the file cannot be used (exit code 2)"
         if not self.issues:
-            return f"{self.n_rows:,} rows, no problems (exit code 0)"
-        n_err = len(self.error_rows)
+            return (
+                f"{self.n_rows:,} row{'' if self.n_rows == 1 else 's'}, no problems (exit code 0)"
+            )
+
+        def count(n: int, word: str) -> str:
+            return f"{n:,} {word}" + ("" if n == 1 else "s")
+
         return (
-            f"{self.n_rows:,} rows, {len(self.issues):,} problems in {len(self.problem_rows):,} "
-            f"rows; {n_err:,} rows would be left out of a solve (exit code 1)"
+            f"{count(self.n_rows, 'row')}, {count(len(self.issues), 'problem')} in "
+            f"{count(len(self.problem_rows), 'row')}; {count(len(self.error_rows), 'row')} "
+            "left out of a solve (exit code 1)"
         )
 
     def __str__(self) -> str:
@@ -970,10 +976,18 @@ def _address_only(issues: IssueCollector, row: int, column: str | None, value: s
 def detect_kind(path: str | os.PathLike[str]) -> str:
     """Guess whether a file is a customer or a site list from its column names."""
     from planner import _io
+    from planner.sites import STATUS_ALIASES
 
     frame = _io.read_table(path)
     found = detect_columns(frame.columns, fields=SITE_FIELDS)
-    return "sites" if any(k in found for k in SITE_MARKERS) else "customers"
+    if any(k in found for k in SITE_MARKERS):
+        return "sites"
+    if "status" in found:
+        statuses = {a for names in STATUS_ALIASES.values() for a in names}
+        values = [normalize_column(v) for v in text_values(frame[found["status"]]) if v]
+        if values and sum(v in statuses for v in values) > len(values) / 2:
+            return "sites"
+    return "customers"
 
 
 def validate_file(

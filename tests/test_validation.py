@@ -462,3 +462,14 @@ def test_cli_validate_against_bundled_region(
     assert "row 3 (line 4 of the file)" in out
     assert "swapped" in out
     assert "row 1 " not in out
+
+
+def test_auto_kind_tells_sites_from_customers(tmp_path: Path) -> None:
+    lon, lat = ON_ROAD
+    crm = write(tmp_path, f"id,lat,lon,status\nA,{lat},{lon},active\n", name="crm.csv")
+    assert validate_file(crm).kind == "customers"
+    sites = write(tmp_path, f"id,lat,lon,status\nA,{lat},{lon},existing\n", name="s.csv")
+    assert validate_file(sites).kind == "sites"
+    with_kind = write(tmp_path, f"id,lat,lon,kind\nA,{lat},{lon},partner\n", name="k.csv")
+    assert validate_file(with_kind).kind == "sites"
+    assert validate_file(crm, kind="sites").kind == "sites"
