@@ -129,6 +129,28 @@ class _Attribution(folium.MacroElement):
         self.text = text
 
 
+class _SharedTooltip(folium.MacroElement):
+    """One tooltip for all points of a GeoJSON layer, its text read from ``properties.t``.
+
+    Binding a tooltip per feature creates one Leaflet object and event handlers per customer;
+    a group tooltip is created once and filled in on hover.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            {{ this._parent.get_name() }}.bindTooltip(function (layer) {
+                return layer.feature.properties.t;
+            });
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "SharedTooltip"
+
+
 def _first_main_class(value: object) -> str | None:
     values = value if isinstance(value, list | tuple) else [value]
     ranked = [v for v in values if isinstance(v, str) and v in MAIN_ROAD_CLASSES]
@@ -233,7 +255,9 @@ def _base_map(bounds: list[list[float]] | None, tiles: str | None) -> folium.Map
         name="planner_background",
     )
     if bounds is not None:
-        m.fit_bounds(bounds)
+        fit = folium.FitBounds(bounds, padding=(12, 12), max_zoom=16)
+        fit.options["animate"] = False  # open at the right zoom, not with a zoom animation
+        m.add_child(fit)
     return m
 
 
@@ -281,7 +305,6 @@ _POINT_STYLE_JS = JsCode(
     function(feature, layer) {
         var p = feature.properties;
         layer.setStyle({color: p.c, fillColor: p.c});
-        layer.bindTooltip(p.t);
     }
     """
 )
@@ -309,12 +332,14 @@ def _points_layer(
         if keep
     ]
     marker = folium.CircleMarker(radius=radius, weight=1, opacity=0.9, fill=True, fill_opacity=0.7)
-    return folium.GeoJson(
+    layer = folium.GeoJson(
         {"type": "FeatureCollection", "features": features},
         name=name,
         marker=marker,
         on_each_feature=_POINT_STYLE_JS,
     )
+    layer.add_child(_SharedTooltip())
+    return layer
 
 
 def _customer_radius(n: int) -> float:

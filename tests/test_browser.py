@@ -41,6 +41,7 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
     )
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -186,6 +187,50 @@ return {
 """
 
 
+_CUSTOMER_POINT_JS = """
+const map = arguments[0] ? window[arguments[0]] : window.map;
+const size = map.getSize();
+const points = [];
+map.eachLayer(function (layer) {
+    if (layer instanceof L.CircleMarker && layer.options.interactive) {
+        const p = map.latLngToContainerPoint(layer.getLatLng());
+        points.push({layer: layer, p: p});
+    }
+});
+// the customer farthest from any other marker (sites included), inside the view
+let found = null, best = -1;
+for (const a of points) {
+    const inside = a.p.x > 40 && a.p.y > 40 && a.p.x < size.x - 40 && a.p.y < size.y - 40;
+    if (!a.layer.feature || !inside) { continue; }
+    let nearest = Infinity;
+    for (const b of points) {
+        if (a !== b) { nearest = Math.min(nearest, a.p.distanceTo(b.p)); }
+    }
+    if (nearest > best) { best = nearest; found = a.layer; }
+}
+const p = map.latLngToContainerPoint(found.getLatLng());
+return {x: p.x - size.x / 2, y: p.y - size.y / 2, text: found.feature.properties.t};
+"""
+
+
+def _hover_customer(browser: webdriver.Chrome, map_name: str | None) -> tuple[str, str]:
+    """Move the real mouse over one customer; return (expected text, shown tooltip)."""
+    container = browser.find_element(By.CSS_SELECTOR, ".leaflet-container")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        point = browser.execute_script(_CUSTOMER_POINT_JS, map_name)
+        # from an empty corner of the map onto the customer, so "mouseover" really fires
+        corner = (-container.size["width"] // 2 + 60, -container.size["height"] // 2 + 12)
+        chain = ActionChains(browser).move_to_element_with_offset(container, *corner)
+        chain.move_to_element_with_offset(container, round(point["x"]), round(point["y"]))
+        chain.perform()
+        time.sleep(0.3)
+        tooltips = browser.find_elements(By.CSS_SELECTOR, ".leaflet-tooltip")
+        if tooltips and tooltips[0].text:
+            return point["text"], tooltips[0].text
+    pytest.fail("no tooltip when hovering a customer")
+
+
 def _wait_for_result_map(browser: webdriver.Chrome) -> dict:
     """Switch into the st_folium iframe that shows site markers, return its map stats."""
     deadline = time.monotonic() + WAIT_S
@@ -228,6 +273,9 @@ def test_app_map_renders_offline(app_url: str, driver: webdriver.Chrome, tmp_pat
     assert "OpenStreetMap contributors" in stats["attribution"]
     assert stats["attributionVisible"]
     _assert_local_tags(driver)  # inside the iframe
+    expected, shown = _hover_customer(driver, None)
+    assert shown == expected
+    assert " min" in shown
     driver.switch_to.default_content()
     _assert_local_tags(driver)
     time.sleep(1.0)
@@ -297,5 +345,8 @@ def test_exported_map_opens_from_file(driver: webdriver.Chrome, tmp_path: Path) 
     assert "OpenStreetMap contributors" in stats["attribution"]
     assert stats["attributionVisible"]
     _assert_local_tags(driver)
+    expected, shown = _hover_customer(driver, m.get_name())
+    assert shown == expected
+    assert shown.startswith("C")
     driver.save_screenshot(str(tmp_path / "map-html.png"))
     _assert_only_local_requests(_requested_urls(driver))
