@@ -622,12 +622,12 @@ def _solve_columns(
     p = min(int(workshops), cols.size - excluded.size)
     if p < 1:
         raise InfeasibleError("no usable candidate sites for this layout")
-    if capacity_weight is not None and hasattr(models, "capacitated_p_median"):
+    if capacity_weight is not None:
         return models.capacitated_p_median(
             cost,
             p,
+            capacity_weight,
             weights,
-            capacity=capacity_weight,
             required=required,
             excluded=excluded,
             time_limit=time_limit_s,
@@ -804,22 +804,16 @@ def _solve_two_tier(
         raise InputError("prepare the instance with layouts=['two-tier'] first")
     link = sinst.office_link_s[:, ws_cols]  # offices x workshop candidates
     delivery_eur = params.delivery_cost_eur(link)
-    models = _models()
     tv = _time_value_per_weight_s(params)
-    if hasattr(models, "two_tier"):
-        sol = _call_two_tier(
-            models,
-            sinst=sinst,
-            ws_cols=ws_cols,
-            n_ws=n_ws,
-            params=params,
-            weights=weights,
-            capacity=capacity,
-            time_value=tv,
+    if tv > 0 and capacity is None:
+        # customer time has a price: office and workshops are chosen together on money
+        ws_sol = _call_two_tier(
+            sinst=sinst, ws_cols=ws_cols, n_ws=n_ws, params=params, weights=weights, time_value=tv
         )
-        office_local = int(sol.extras["office"])
-        ws_sol = sol
+        office_local = int(ws_sol.extras["office"])
     else:
+        # customer travel first (lexicographic): the workshops of the (capacitated) p-median,
+        # then the office that minimises the delivery cost to them
         ws_sol = _solve_columns(
             sinst,
             ws_cols,
@@ -829,11 +823,15 @@ def _solve_two_tier(
             weights=weights,
             time_limit_s=sinst.spec.time_limit_s,
         )
-        # the office that minimises delivery cost to the chosen workshops
         totals = delivery_eur[:, np.asarray(ws_sol.open)].sum(axis=1)
         office_local = int(np.argmin(totals))
         if not np.isfinite(totals[office_local]):
             raise InfeasibleError("no office candidate can reach all chosen workshops by road")
+        ws_sol = dataclasses.replace(
+            ws_sol,
+            model=f"two_tier (sequential: {ws_sol.model}, then office)",
+            extras={**ws_sol.extras, "office": office_local, "office_choice": "min delivery cost"},
+        )
     office_col = int(off_cols[office_local])
     full = _to_full_columns(ws_sol, ws_cols, extra_open=[office_col])
     sites = inst.candidates["site_id"].astype(str).to_numpy()
@@ -844,18 +842,39 @@ def _solve_two_tier(
 
 
 def _call_two_tier(
-    models: Any,
     *,
     sinst: ScenarioInstance,
     ws_cols: np.ndarray,
     n_ws: int | None,
     params: CostParameters,
     weights: np.ndarray,
-    capacity: float | None,
     time_value: float,
 ) -> Any:
-    """Adapter to :func:`planner.models.two_tier` (see its docstring for the model)."""
-    raise NotImplementedError  # replaced once planner.models.two_tier lands
+    """Solve office and workshops jointly with :func:`planner.models.two_tier`, in EUR/year.
+
+    Customer travel is valued at ``time_value`` EUR per weight-second (round trips), each
+    delivery costs ``2 * link_s / 60 * delivery_cost_per_min_eur``, and the fixed costs are the
+    two-tier workshop and office costs.
+    """
+    models = _models()
+    inst = sinst.instance
+    cost = inst.cost_s[:, ws_cols]
+    link = sinst.office_link_s[:, ws_cols]
+    return models.two_tier(
+        cost,
+        link,
+        n_ws,
+        weights,
+        deliveries=params.deliveries_per_workshop,
+        time_value=time_value,
+        link_value=2.0 * params.delivery_cost_per_min_eur / 60.0,
+        fixed_cost_workshop=params.workshop_fixed_cost_eur(layout="two-tier"),
+        fixed_cost_office=params.office_fixed_cost_eur,
+        required=np.flatnonzero(np.isin(ws_cols, inst.required)),
+        excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
+        excluded_offices=np.flatnonzero(np.isin(sinst.columns["office"], inst.excluded)),
+        time_limit=sinst.spec.time_limit_s,
+    )
 
 
 # ============================================================================ front doors

@@ -536,3 +536,45 @@ def test_liechtenstein_robustness_with_slower_main_roads(liechtenstein_compariso
     base = rob.cases.iloc[0]
     assert slow["mean_travel_min"] >= base["mean_travel_min"] - 1e-9
     assert set(rob.stable_sites) == set.intersection(*[set(s) for s in rob.cases["sites"]])
+
+
+def test_two_tier_with_valued_time_is_the_cheapest_office_and_workshops():
+    params = CostParameters(customer_time_eur_per_hour=40, delivery_cost_per_min_eur=5.0)
+    spec = ScenarioSpec(region="tiny", workshops=2, parameters=params)
+    sinst = make_sinst(seed=16, own=5, offices=3, spec=spec)
+    lr = solve_layout(sinst, "two-tier")
+    inst = sinst.instance
+    w = inst.demand_weight
+    ws = sinst.columns["own"].tolist()
+    fixed = 2 * params.workshop_fixed_cost_eur(layout="two-tier") + params.office_fixed_cost_eur
+    best = math.inf
+    for o in range(sinst.office_link_s.shape[0]):
+        for combo in itertools.combinations(ws, 2):
+            travel_s = float(np.sum(w * inst.cost_s[:, list(combo)].min(axis=1)))
+            total = (
+                fixed
+                + params.customer_time_cost_eur(np.ones(1), np.array([travel_s]))
+                + float(np.sum(params.delivery_cost_eur(sinst.office_link_s[o, list(combo)])))
+            )
+            best = min(best, total)
+    assert lr.costs.total_eur == pytest.approx(best, rel=1e-7)
+    assert lr.result.solution.model.startswith("two_tier")
+
+
+def test_capacitated_in_house_respects_workshop_capacity():
+    # 3 jobs per workshop: a 2-workshop plan must split demand evenly enough
+    params = CostParameters(technicians_per_workshop=1, jobs_per_technician=10)
+    spec = ScenarioSpec(region="tiny", workshops=2, parameters=params, capacitated=True)
+    sinst = make_sinst(seed=17, n=6, own=4, spec=spec)
+    lr = solve_layout(sinst, "in-house")
+    assert (lr.loads["jobs"] <= 10 + 1e-9).all()
+    inst = sinst.instance
+    w = inst.demand_weight
+    cols = sinst.columns["own"].tolist()
+    best = math.inf
+    for combo in itertools.combinations(cols, 2):  # brute force over single-source assignments
+        for assign in itertools.product(combo, repeat=len(w)):
+            load = {j: w[np.array(assign) == j].sum() for j in combo}
+            if max(load.values()) <= 10:
+                best = min(best, float(np.sum(w * inst.cost_s[np.arange(len(w)), assign])))
+    assert weighted_travel_s(lr) == pytest.approx(best, rel=1e-7)
