@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import tempfile
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +40,47 @@ DEFAULT_MAX_CHUNK_BYTES = 64 * 1024 * 1024
 MATRIX_CODE_VERSION = "matrix-1"
 
 
-def _graph_arrays(
-    G: nx.MultiDiGraph, weight: str
-) -> tuple[npt.NDArray[np.int64], Any, dict[Any, int]]:
-    """Return node ids, the CSR adjacency matrix (min over parallel edges) and id -> position."""
+@dataclass(frozen=True)
+class _GraphArrays:
+    nodes: npt.NDArray[np.int64]  # node ids in graph order (position = index)
+    sorter: npt.NDArray[np.int64]  # argsort of nodes
+    csr: Any  # n x n, min weight over parallel edges
+
+    def positions(self, ids: npt.ArrayLike, what: str) -> npt.NDArray[np.int64]:
+        """Positions of node ids; InputError naming a few unknown ids."""
+        try:
+            arr = np.atleast_1d(np.asarray(ids, dtype=np.int64)).ravel()
+        except (TypeError, ValueError):
+            msg = f"{what} must be integer graph node ids (osmnx node ids)"
+            raise InputError(msg) from None
+        sorted_nodes = self.nodes[self.sorter]
+        at = np.minimum(np.searchsorted(sorted_nodes, arr), max(sorted_nodes.size - 1, 0))
+        found = sorted_nodes[at] == arr if sorted_nodes.size else np.zeros(arr.size, bool)
+        if not found.all():
+            missing = arr[~found][:5].tolist()
+            msg = (
+                f"{what} contain node ids that are not in the graph (e.g. {missing}); use node "
+                "ids of the same graph, or snap points with planner.snapping.snap_points()"
+            )
+            raise InputError(msg)
+        return self.sorter[at]
+
+
+def _graph_arrays(G: nx.MultiDiGraph, weight: str) -> _GraphArrays:
+    """Node ids and the CSR adjacency matrix (min over parallel edges) of a graph."""
     from scipy import sparse
 
-    nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
-    position = {int(n): i for i, n in enumerate(nodes)}
+    try:
+        nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
+    except (TypeError, ValueError):
+        msg = "graph node ids must be integers (OSM ids), as in graphs from load_region()"
+        raise GraphError(msg) from None
+    sorter = np.argsort(nodes, kind="stable")
     edges = list(G.edges(data=weight))
     m = len(edges)
-    rows = np.array([position[u] for u, _, _ in edges], dtype=np.int64)
-    cols = np.array([position[v] for _, v, _ in edges], dtype=np.int64)
-    data = np.array([math.nan if w is None else w for _, _, w in edges], dtype=np.float64)
+    u = np.fromiter((e[0] for e in edges), dtype=np.int64, count=m)
+    v = np.fromiter((e[1] for e in edges), dtype=np.int64, count=m)
+    data = np.array([math.nan if e[2] is None else e[2] for e in edges], dtype=np.float64)
     if m and not (np.isfinite(data).all() and (data >= 0).all()):
         bad = int((~np.isfinite(data) | (data < 0)).sum())
         msg = (
@@ -60,36 +88,34 @@ def _graph_arrays(
             "planner.network.load_region()"
         )
         raise GraphError(msg)
-    # keep the smallest weight of parallel edges
+    sorted_nodes = nodes[sorter]
+    rows = sorter[np.searchsorted(sorted_nodes, u)]
+    cols = sorter[np.searchsorted(sorted_nodes, v)]
+    # keep the smallest weight of parallel edges; rows end up sorted, as CSR wants
     order = np.lexsort((data, cols, rows))
     rows, cols, data = rows[order], cols[order], data[order]
     first = np.ones(m, dtype=bool)
     if m:
         first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    rows, cols, data = rows[first], cols[first], data[first]
     n = nodes.size
-    csr = sparse.csr_matrix((data[first], (rows[first], cols[first])), shape=(n, n))
-    return nodes, csr, position
+    indptr = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    csr = sparse.csr_matrix((data, cols.astype(np.int32), indptr), shape=(n, n))
+    return _GraphArrays(nodes=nodes, sorter=sorter, csr=csr)
 
 
-def _positions(ids: npt.ArrayLike, position: dict[Any, int], what: str) -> npt.NDArray[np.int64]:
-    arr = np.atleast_1d(np.asarray(ids)).ravel()
-    out = np.empty(arr.size, dtype=np.int64)
-    missing = []
-    for i, node in enumerate(arr.tolist()):
-        pos = position.get(node)
-        if pos is None:
-            missing.append(node)
-            if len(missing) >= 5:
-                break
-        else:
-            out[i] = pos
-    if missing:
-        msg = (
-            f"{what} contain node ids that are not in the graph (e.g. {missing}); use node ids "
-            "of the same graph, or snap points with planner.snapping.snap_points()"
-        )
-        raise InputError(msg)
-    return out
+def _unique_in_order(
+    values: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64] | None]:
+    """Unique values in first-occurrence order and the inverse (None when already unique)."""
+    uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    if uniq.size == values.size:
+        return values, None
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return uniq[order], rank[inverse.ravel()]
 
 
 def _dijkstra_block(
@@ -102,11 +128,14 @@ def _dijkstra_block(
     from scipy.sparse.csgraph import dijkstra
 
     n = csr.shape[0]
-    out = np.empty((sources.size, targets.size), dtype=np.float64)
+    every_node = targets.size == n and bool((targets == np.arange(n)).all())
     chunk = max(1, int(max_chunk_bytes // (8 * max(n, 1))))
+    if every_node and chunk >= sources.size:
+        return dijkstra(csr, directed=True, indices=sources)
+    out = np.empty((sources.size, targets.size), dtype=np.float64)
     for start in range(0, sources.size, chunk):
         block = dijkstra(csr, directed=True, indices=sources[start : start + chunk])
-        out[start : start + chunk] = block[:, targets]
+        out[start : start + chunk] = block if every_node else block[:, targets]
     return out
 
 
@@ -191,9 +220,10 @@ def travel_time_matrix(
     GraphError
         An edge lacks a valid, non-negative weight.
     """
-    nodes, csr, position = _graph_arrays(G, weight)
-    o_pos = _positions(origins, position, "origins")
-    d_pos = _positions(destinations, position, "destinations")
+    ga = _graph_arrays(G, weight)
+    nodes, csr = ga.nodes, ga.csr
+    o_pos = ga.positions(origins, "origins")
+    d_pos = ga.positions(destinations, "destinations")
     shape = (o_pos.size, d_pos.size)
     if 0 in shape:
         return np.empty(shape, dtype=np.float64)
@@ -209,13 +239,19 @@ def travel_time_matrix(
         if hit is not None:
             logger.debug("travel-time matrix %s from cache", shape)
             return hit
-    uo, inv_o = np.unique(o_pos, return_inverse=True)
-    ud, inv_d = np.unique(d_pos, return_inverse=True)
+    uo, inv_o = _unique_in_order(o_pos)
+    ud, inv_d = _unique_in_order(d_pos)
     if uo.size <= ud.size:
-        block = _dijkstra_block(csr, uo, ud, max_chunk_bytes)
+        # Dijkstra from the origins; destinations may repeat (plain column indexing)
+        result = _dijkstra_block(csr, uo, d_pos, max_chunk_bytes)
+        if inv_o is not None:
+            result = result[inv_o]
     else:
-        block = _dijkstra_block(csr.T.tocsr(), ud, uo, max_chunk_bytes).T
-    result = np.ascontiguousarray(block[np.ix_(inv_o.ravel(), inv_d.ravel())])
+        # Dijkstra from the destinations on the reversed graph
+        result = _dijkstra_block(csr.T.tocsr(), ud, o_pos, max_chunk_bytes).T
+        if inv_d is not None:
+            result = result[:, inv_d]
+        result = np.ascontiguousarray(result)
     if path is not None:
         _write_cached(path, result)
     return result
@@ -314,7 +350,8 @@ def snapped_travel_time_matrix(
     n, m = len(origins), len(destinations)
     if n == 0 or m == 0:
         return np.empty((n, m), dtype=np.float64)
-    nodes, csr, position = _graph_arrays(G, "travel_time")
+    ga = _graph_arrays(G, "travel_time")
+    nodes, csr = ga.nodes, ga.csr
     path = None
     if cache:
         arrays = [
@@ -335,10 +372,10 @@ def snapped_travel_time_matrix(
             logger.debug("snapped travel-time matrix %s from cache", (n, m))
             return hit
 
-    o_fwd = _positions(origins.node_forward, position, "origins")
-    o_bwd = _positions(origins.node_backward, position, "origins")
-    d_u = _positions(destinations.edge_u, position, "destinations")
-    d_v = _positions(destinations.edge_v, position, "destinations")
+    o_fwd = ga.positions(origins.node_forward, "origins")
+    o_bwd = ga.positions(origins.node_backward, "origins")
+    d_u = ga.positions(destinations.edge_u, "destinations")
+    d_v = ga.positions(destinations.edge_v, "destinations")
     o_t_fwd, o_t_bwd = origins.time_to_forward_s, origins.time_to_backward_s
     d_t_u, d_t_v = destinations.time_from_u_s, destinations.time_from_v_s
     n_nodes = nodes.size
