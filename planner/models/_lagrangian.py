@@ -45,14 +45,38 @@ class LagrangianResult:
 
 
 class _Core:
-    """Row-wise sparse core of the cost matrix with a per-row cap on the multipliers."""
+    """Row-wise sparse core of the cost matrix, sorted by cost within each row.
+
+    Only the pairs with ``a_ij < lambda_i`` contribute to ``rho``; with the rows sorted they are
+    a prefix of each row, found for all rows at once by one ``searchsorted`` on keys
+    ``row * span + a_ij``, so an iteration costs O(sum of prefix lengths), not O(core size).
+    Multipliers are capped at the row's smallest dropped cost so the bound stays valid.
+    """
 
     def __init__(self, a: np.ndarray, keep: np.ndarray) -> None:
-        self.rows, self.cols = np.nonzero(keep)
-        self.vals = a[self.rows, self.cols]
-        dropped = np.where(keep, np.inf, a)
-        self.cap = dropped.min(axis=1)
-        self.n, self.m = a.shape
+        n, m = a.shape
+        rows, cols = np.nonzero(keep)
+        vals = a[rows, cols]
+        order = np.lexsort((vals, rows))
+        self.rows = rows[order]
+        self.cols = cols[order].astype(np.int32)
+        self.vals = vals[order]
+        self.cap = np.where(keep, np.inf, a).min(axis=1)
+        self.cap = np.minimum(self.cap, float(np.max(self.vals, initial=0.0)) * 4 + 1.0)
+        self.span = float(np.max(self.vals, initial=0.0)) * 8.0 + 2.0
+        self.keys = self.rows * self.span + self.vals
+        self.starts = np.searchsorted(self.rows, np.arange(n))
+        self.row_base = np.arange(n) * self.span
+        self.n, self.m = n, m
+
+    def prefix(self, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the pairs with ``a_ij < lambda_i`` and their row of each."""
+        ends = np.searchsorted(self.keys, self.row_base + lam, side="left")
+        lengths = ends - self.starts
+        total = int(lengths.sum())
+        offsets = np.cumsum(lengths) - lengths
+        idx = np.arange(total) - np.repeat(offsets - self.starts, lengths)
+        return idx, np.repeat(np.arange(self.n), lengths)
 
 
 def _choose(
@@ -88,9 +112,11 @@ def subgradient(
     upper_bound: float,
     start: np.ndarray,
     deadline: float,
-    max_iterations: int = 2000,
+    max_iterations: int = 5000,
     target: float | None = None,
     evaluate_every: int = 25,
+    stall_limit: int = 40,
+    deflection: float = 0.7,
 ) -> LagrangianResult:
     """Maximise the Lagrangian bound by subgradient optimisation.
 
@@ -117,10 +143,10 @@ def subgradient(
     is_required = np.zeros(m, dtype=bool)
     is_required[required] = True
     free = allowed & ~is_required
-    # core: per row, pairs up to 3x the starting multiplier, and at least the 32 cheapest
+    # core: per row, the pairs up to 4x the row's second-cheapest open cost, at least 32
     kmin = min(m, 32)
     kth = np.partition(a, kmin - 1, axis=1)[:, kmin - 1] if kmin < m else a.max(axis=1)
-    threshold = np.maximum(3.0 * start, kth)
+    threshold = np.maximum(4.0 * start, kth)
     keep = (a <= threshold[:, None]) & allowed[None, :]
     core = _Core(a, keep)
     lam = np.minimum(start.astype(np.float64), core.cap)
@@ -130,25 +156,26 @@ def subgradient(
     best_chosen = np.zeros(m, dtype=bool)
     best_primal: np.ndarray | None = None
     best_primal_value = upper_bound
-    mu = 2.0
+    mu = 1.0
     stall = 0
     it = 0
+    direction = np.zeros(n)
     for it in range(1, max_iterations + 1):
-        red = core.vals - lam[core.rows]
-        neg = red < 0
-        rho = fixed + np.bincount(core.cols[neg], weights=red[neg], minlength=m)
+        idx, prow = core.prefix(lam)
+        red = core.vals[idx] - lam[prow]
+        rho = fixed + np.bincount(core.cols[idx], weights=red, minlength=m)
         chosen = _choose(rho, p=p, required=required, free=free)
         value = float(lam.sum() + rho[chosen].sum())
-        if value > best + 1e-12 * max(1.0, abs(value)):
-            if value > best + 1e-4 * max(1.0, abs(best)) * 0.01:
-                stall = 0
+        if value > best + 1e-6 * max(1.0, abs(best)):
+            stall = 0
+        else:
+            stall += 1
+        if value > best:
             best = value
             best_lam = lam.copy()
             best_rho = rho
             best_chosen = chosen
-        else:
-            stall += 1
-        if stall >= 30:
+        if stall >= stall_limit:
             mu *= 0.5
             stall = 0
         if (target is not None and best >= target) or mu < 1e-4:
@@ -162,14 +189,15 @@ def subgradient(
                 best_primal_value = val
                 best_primal = cand
         # subgradient: 1 - number of open candidates the row is attached to
-        attached = neg & chosen[core.cols]
-        g = 1.0 - np.bincount(core.rows[attached], minlength=n)
-        norm = float(g @ g)
+        attached = chosen[core.cols[idx]]
+        g = 1.0 - np.bincount(prow[attached], minlength=n)
+        # deflected direction (Camerini, Fratta and Maffioli 1975)
+        direction = g + deflection * direction
+        norm = float(direction @ direction)
         if norm == 0:
-            best = max(best, value)
             break
         gap = max(upper_bound - value, 1e-9 * max(1.0, abs(upper_bound)))
-        lam = lam + (mu * gap / norm) * g
+        lam = lam + (mu * gap / norm) * direction
         np.clip(lam, 0.0, core.cap, out=lam)
     logger.debug("Lagrangian: %d iterations, bound %.6g (UB %.6g)", it, best, upper_bound)
     return LagrangianResult(

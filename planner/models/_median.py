@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 #: Instances with at most this many finite pairs go straight to the exact MIP.
 SMALL_PAIRS = 5_000
 
+#: The exact MIP is only attempted when the reduced-cost tests leave at most this many pairs;
+#: beyond, HiGHS would not finish in interactive time and the answer keeps its proven gap.
+MIP_MAX_PAIRS = 600_000
+
 
 @dataclass(frozen=True)
 class MedianResult:
@@ -169,7 +173,10 @@ def solve_median(
         else:
             keep_pairs, keep_cols = finite.copy(), allowed.copy()
         extras["mip_pairs"] = int(keep_pairs.sum())
-        if not keep_pairs.any(axis=1).all():
+        if extras["mip_pairs"] > MIP_MAX_PAIRS:
+            status = "mip_too_large"
+            extras["mip_status"] = "skipped: too many pairs left after reduced-cost tests"
+        elif not keep_pairs.any(axis=1).all():
             # some customer has no pair compatible with a better solution: incumbent optimal
             lb = ub
             status = "optimal"
