@@ -62,7 +62,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "addr:postcode",
     "addr:city",
 )
-FEATURE_TAGS: dict[str, bool] = {
+FEATURE_TAGS: dict[str, bool | str | list[str]] = {
     "building": True,
     "shop": True,
     "craft": True,

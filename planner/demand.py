@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,7 +119,7 @@ class CustomerTable:
         return self.frame[self.frame["valid"]].reset_index(drop=True)
 
 
-def text_or_none(values: object) -> pd.Series:
+def text_or_none(values: Iterable[object]) -> pd.Series:
     """An object Series of text with None for missing values (not NaN, not pandas ``str``)."""
     items = [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values]
     return pd.Series(items, dtype=object)
@@ -221,6 +221,17 @@ def classify_buildings(features: gpd.GeoDataFrame) -> pd.DataFrame:
     )
 
 
+def _road_source(region: str | os.PathLike[str]) -> str | Path:
+    """The road network for a region name, or the ``-drive`` file next to a features file."""
+    if isinstance(region, str) and not Path(region).suffix:
+        return region
+    path = Path(region)
+    drive = path.with_name(path.name.replace("-features", "-drive"))
+    if "-features" in path.name and drive.exists():
+        return drive
+    return path
+
+
 def generate_demo_customers(
     region: str | os.PathLike[str],
     n: int = 2000,
@@ -241,7 +252,8 @@ def generate_demo_customers(
     seed
         Random seed; the same seed, region and graph give the same customers.
     graph
-        The region's road graph; loaded with :func:`planner.network.load_region` when omitted.
+        The region's road graph; loaded with :func:`planner.network.load_region` when omitted
+        (for a ``...-features.osm.bz2`` path, from the ``...-drive.osm.bz2`` file next to it).
     max_road_m
         Buildings farther than this from every graph node are not used (islands without a road
         link, such as Gozo for Malta).
@@ -259,7 +271,7 @@ def generate_demo_customers(
     if graph is None:
         from planner.network import load_region
 
-        graph = load_region(region)
+        graph = load_region(_road_source(region))
     near = _node_distance_m(graph, pool["lon"].to_numpy(), pool["lat"].to_numpy()) <= max_road_m
     dropped = int((~near).sum())
     if dropped:

@@ -362,7 +362,7 @@ def detect_columns(
     InputError
         When the mapping names an unknown field or a column that is not in the file.
     """
-    columns = [str(c) for c in columns]
+    names = [str(c) for c in columns]
     found: dict[str, str] = {}
     for key, column in (mapping or {}).items():
         if key not in fields:
@@ -370,23 +370,23 @@ def detect_columns(
                 f"unknown mapping field {key!r}; allowed fields are: {', '.join(fields)}",
                 field=key,
             )
-        if column not in columns:
+        if column not in names:
             raise InputError(
                 f"mapping {key!r} -> {column!r}: no such column; the file has: "
-                f"{', '.join(map(repr, columns))}",
+                f"{', '.join(map(repr, names))}",
                 field=key,
             )
         found[key] = column
-    normalized = {normalize_column(c): c for c in reversed(columns)}
+    normalized = {normalize_column(c): c for c in reversed(names)}
     taken = set(found.values())
     for key in fields:
         if key in found:
             continue
         for alias in COLUMN_ALIASES[key]:
-            column = normalized.get(alias)
-            if column is not None and column not in taken:
-                found[key] = column
-                taken.add(column)
+            match = normalized.get(alias)
+            if match is not None and match not in taken:
+                found[key] = match
+                taken.add(match)
                 break
     return found
 
@@ -614,7 +614,7 @@ def check_locations(
     snap_distance = np.full(n, np.nan)
     pair = f"{lat_col}/{lon_col}" if lat_col and lon_col else "coordinates"
 
-    def value(i: int) -> str:
+    def value(i: int | np.integer) -> str:
         return f"{lat_text[i]}, {lon_text[i]}"
 
     valid_range = present & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
@@ -643,7 +643,7 @@ def check_locations(
     if graph is None and region is not None:
         from planner.network import load_region
 
-        graph = load_region(region)
+        graph = load_region(region if isinstance(region, str) else Path(region))
     if graph is None:
         return LocationCheck(lat=lat, lon=lon, snap_distance_m=snap_distance, error=error)
 
@@ -800,7 +800,7 @@ def locate_rows(
     )
     use_geometry = geometry is not None and not ({"lat", "lon"} & explicit)
     if use_geometry or ("wkt" in found and not {"lat", "lon"} <= set(found)):
-        if use_geometry:
+        if geometry is not None and use_geometry:
             geoms = geometry
             source_crs = geoms.crs or crs
             label = geometry.name
@@ -894,12 +894,12 @@ def locate_rows(
     else:
         if "address" in found:
             notes.append(f"no coordinate columns; addresses in column {found['address']!r}")
-            for i in range(n):
-                if address[i] is not None:
-                    _address_only(issues, int(rows[i]), found["address"], address[i])
+            for j in range(n):
+                if address[j] is not None:
+                    _address_only(issues, int(rows[j]), found["address"], address[j])
                 else:
                     issues.add(
-                        int(rows[i]),
+                        int(rows[j]),
                         found["address"],
                         None,
                         "the row has neither coordinates nor an address",

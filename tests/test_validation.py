@@ -176,9 +176,10 @@ def test_address_only_row_needs_coordinates_first(tmp_path: Path) -> None:
 
 
 def test_file_with_only_addresses_is_not_fatal(tmp_path: Path) -> None:
-    report = validate_file(write(tmp_path, "id,address\nC1,Valletta\nC2,Qormi\n"))
+    report = validate_file(write(tmp_path, "id,address,weight\nC1,Valletta,1\nC2,,2\nC3,Qormi,1\n"))
     assert report.exit_code == 1
-    assert [i.code for i in report.issues] == ["address_only", "address_only"]
+    codes = [(i.row, i.code) for i in report.issues]
+    assert codes == [(1, "address_only"), (2, "missing_coordinates"), (3, "address_only")]
 
 
 def test_non_numeric_coordinate(tmp_path: Path) -> None:
