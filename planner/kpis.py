@@ -6,6 +6,7 @@ The basic travel-time KPIs (demand-weighted mean, p90, max, shares within thresh
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -176,7 +177,8 @@ def scenario_kpis(
     Returns
     -------
     dict
-        The keys of :func:`planner.results.compute_kpis` plus ``share_within_sla``,
+        The keys of :func:`planner.results.compute_kpis` plus ``share_within_sla`` (all
+        demand) and ``share_within_sla_<segment>`` (each segment's own demand),
         ``sites``, ``sites_workshop``, ``sites_partner``, ``sites_office``,
         ``max_utilisation``, ``mean_utilisation``, ``fixed_eur``, ``fees_eur``,
         ``deliveries_eur``, ``leakage_eur``, ``customer_time_eur``, ``annual_cost_eur``,
@@ -185,6 +187,14 @@ def scenario_kpis(
     cust = result.customers
     kpis = dict(compute_kpis(cust["travel_min"].to_numpy(float), cust["weight"].to_numpy(float)))
     kpis["share_within_sla"] = share_within_service_standard(result, service_standard_min)
+    if "segment" in cust:
+        segments = cust["segment"].astype(str)
+        for segment in sorted(segments.unique()):
+            mine = (segments == segment).to_numpy()
+            part = dataclasses.replace(result, customers=cust[mine])
+            kpis[f"share_within_sla_{segment}"] = share_within_service_standard(
+                part, service_standard_min
+            )
     roles = result.sites["role"].astype(str)
     kpis["sites"] = float(int((roles != "office").sum()))
     for kind in ("workshop", "partner", "office"):

@@ -758,20 +758,32 @@ def solve_layout(
         )
     )
     prov["layout"] = layout
+    loads = site_loads(res, params)
+    over = loads[loads["utilisation"] > 1.0 + 1e-9]
+    warnings = list(res.warnings)
+    if len(over):
+        listed = ", ".join(
+            f"{sid} ({u:.0%})" for sid, u in zip(over["site_id"], over["utilisation"], strict=True)
+        )
+        warnings.append(
+            f"{len(over)} workshop(s) over capacity "
+            f"({params.workshop_capacity_jobs:,.0f} jobs/year each): {listed}; "
+            "add workshops or technicians, or set capacitated = true"
+        )
     res = ScenarioResult(
         customers=res.customers,
         sites=res.sites,
         kpis=kpis,
         solution=full,
         provenance=prov,
-        warnings=res.warnings,
+        warnings=tuple(warnings),
     )
     report(f"Solved the {layout} layout", 1.0)
     return LayoutResult(
         layout=layout,
         result=res,
         costs=costs,
-        loads=site_loads(res, params),
+        loads=loads,
         office_id=office_id,
         link_time_s=link_time,
         parameters=params,

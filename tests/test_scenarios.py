@@ -578,3 +578,26 @@ def test_capacitated_in_house_respects_workshop_capacity():
             if max(load.values()) <= 10:
                 best = min(best, float(np.sum(w * inst.cost_s[np.arange(len(w)), assign])))
     assert weighted_travel_s(lr) == pytest.approx(best, rel=1e-7)
+
+
+def test_per_segment_service_standard_shares():
+    spec = ScenarioSpec(
+        region="tiny", workshops=2, service_standard_min={"default": 15, "business": 8}
+    )
+    sinst = make_sinst(seed=18, n=12, spec=spec)
+    lr = solve_layout(sinst, "in-house")
+    cust = lr.result.customers
+    for segment, limit in (("business", 8.0), ("private", 15.0)):
+        mine = cust[cust["segment"] == segment]
+        expected = mine["weight"][mine["travel_min"] <= limit].sum() / mine["weight"].sum()
+        assert lr.kpis[f"share_within_sla_{segment}"] == pytest.approx(expected)
+
+
+def test_over_capacity_is_flagged_when_capacity_is_not_enforced():
+    params = CostParameters(technicians_per_workshop=1, jobs_per_technician=2)
+    sinst = make_sinst(seed=19, spec=ScenarioSpec(region="tiny", workshops=1, parameters=params))
+    lr = solve_layout(sinst, "in-house")
+    assert lr.loads["utilisation"].iloc[0] == pytest.approx(lr.costs.jobs / 2)
+    assert any("over capacity" in w for w in lr.result.warnings)
+    roomy = make_sinst(seed=19, spec=ScenarioSpec(region="tiny", workshops=1))
+    assert not any("over capacity" in w for w in solve_layout(roomy, "in-house").result.warnings)
