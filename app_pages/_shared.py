@@ -8,6 +8,11 @@ hashed.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import tempfile
+from pathlib import Path
+
 import folium
 import geopandas as gpd
 import networkx as nx
@@ -16,6 +21,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from planner import _assets, demand, maps, network
+from planner.errors import InputError
 from planner.results import ScenarioResult
 
 #: Bundled regions offered in the app, default first.
@@ -51,12 +57,51 @@ def load_customers(region: str) -> gpd.GeoDataFrame:
     return demand.load_demo_customers(region)
 
 
+#: Customer file formats accepted by the upload widget.
+UPLOAD_TYPES = ("csv", "txt", "xlsx", "geojson", "gpkg", "parquet")
+CUSTOMERS_TEMPLATE = demand.DEMO_DIR / "customers_template.csv"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def read_uploaded_customers(region: str, name: str, data: bytes) -> demand.CustomerTable:
+    """Read and validate an uploaded customer file against the region's roads.
+
+    The bytes are written to a temporary file under their original name (the report then
+    names the user's file) and read with :func:`planner.demand.read_customers`.
+    """
+    with tempfile.TemporaryDirectory(prefix="planner-upload-") as folder:
+        path = Path(folder) / (Path(name).name or "customers.csv")
+        path.write_bytes(data)
+        table = demand.read_customers(path, region=region, graph=load_graph(region))
+    return table
+
+
+def upload_report(table: demand.CustomerTable) -> str:
+    """The validation report of an upload, as text (paths shown by file name only)."""
+    return re.sub(r"\S*planner-upload-[^/\s]+/", "", str(table.report))
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
-def plan(region: str, workshops: int) -> ScenarioResult:
-    """Propose ``workshops`` sites for the region's demo customers."""
+def plan(
+    region: str,
+    workshops: int,
+    customers_name: str | None = None,
+    customers_data: bytes | None = None,
+) -> ScenarioResult:
+    """Propose ``workshops`` sites for the demo customers, or for an uploaded customer file.
+
+    Rows of an uploaded file with problems are left out (the page shows the report); an
+    unreadable file raises :class:`planner.errors.InputError`.
+    """
     from planner import pipeline
 
-    return pipeline.plan_workshops(region, workshops, graph=load_graph(region))
+    customers = None
+    if customers_name is not None and customers_data is not None:
+        table = read_uploaded_customers(region, customers_name, customers_data)
+        if table.report.fatal or len(table.valid) == 0:
+            raise InputError(upload_report(table), file=customers_name)
+        customers = table.valid
+    return pipeline.plan_workshops(region, workshops, customers=customers, graph=load_graph(region))
 
 
 @st.cache_data(show_spinner=False, ttl=300)
@@ -66,10 +111,22 @@ def tiles() -> str | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def result_map_html(region: str, workshops: int) -> str:
+def result_map_html(
+    region: str,
+    workshops: int,
+    customers_name: str | None = None,
+    customers_data: bytes | None = None,
+) -> str:
     """Standalone (offline) HTML of a result map, for the download button."""
-    result = plan(region, workshops)
+    result = plan(region, workshops, customers_name, customers_data)
     return maps.map_html(maps.result_map(result, roads=load_roads(region), tiles=tiles()))
+
+
+def file_key(name: str | None, data: bytes | None) -> str | None:
+    """Short fingerprint of an uploaded file (None for the demo customers)."""
+    if name is None or data is None:
+        return None
+    return f"{name}:{hashlib.sha256(data).hexdigest()[:16]}"
 
 
 def kpi_display(result: ScenarioResult) -> pd.DataFrame:

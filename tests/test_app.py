@@ -121,3 +121,33 @@ def test_result_survives_reruns_and_follows_the_inputs() -> None:
 
     at.number_input(key="workshops").set_value(3).run()  # back to the solved input
     assert _metrics(at) == shown
+
+
+def test_uploaded_customer_file_is_checked_and_planned(tmp_path: Path) -> None:
+    demo = demand.load_demo_customers("liechtenstein").head(300)
+    rows = demo[["customer_id", "lat", "lon", "weight", "segment"]].rename(
+        columns={"customer_id": "id"}
+    )
+    csv = rows.to_csv(index=False) + "BAD1,not-a-latitude,9.52,1,private\n"
+    path = tmp_path / "my_customers.csv"
+    path.write_text(csv, encoding="utf-8")
+
+    at = _open("liechtenstein")
+    at.number_input(key="workshops").set_value(3)
+    at.file_uploader(key="customers_file").upload("my_customers.csv", csv.encode(), "text/csv")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    # the bad row is reported and left out; the 300 good ones are shown
+    assert "300 customers from my_customers.csv can be used" in at.warning[0].value
+    assert "300 customers from my_customers.csv in Liechtenstein" in at.info[0].value
+    assert "my_customers.csv" in at.expander[0].text[0].value
+    assert "planner-upload-" not in at.expander[0].text[0].value
+
+    _press_run(at)
+    shown = at.session_state["plan"]["result"]
+    expected = pipeline.plan_workshops(
+        "liechtenstein", 3, customers=path, graph=network.load_region("liechtenstein")
+    )
+    assert len(shown.customers) == 300
+    assert shown.shortlist()["site_id"].tolist() == expected.shortlist()["site_id"].tolist()
+    assert shown.kpis["mean_travel_min"] == pytest.approx(expected.kpis["mean_travel_min"])
