@@ -266,7 +266,7 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     )
     if cache_file.exists():
         try:
-            return gpd.read_parquet(cache_file)
+            return _normalise_features(gpd.read_parquet(cache_file))
         except Exception:  # a truncated or foreign file: rebuild it
             logger.warning("feature cache %s is unreadable; rebuilding it", cache_file)
     import osmnx as ox
@@ -291,7 +291,19 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     out = out.sort_values(["element", "osm_id"], kind="stable").reset_index(drop=True)
     out = out[["element", "osm_id", *FEATURE_COLUMNS, "geometry"]]
     _write_parquet_atomic(out, cache_file)
-    return out
+    return _normalise_features(out)
+
+
+def _normalise_features(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Same dtypes whether parsed or read from the cache: tags as object, None when absent."""
+    for col in FEATURE_COLUMNS:
+        values = frame[col].to_numpy(dtype=object)
+        frame[col] = pd.Series(
+            [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values],
+            dtype=object,
+            index=frame.index,
+        )
+    return frame
 
 
 def _write_parquet_atomic(frame: gpd.GeoDataFrame, target: Path) -> None:

@@ -206,3 +206,25 @@ def test_office_candidates_and_thinning() -> None:
     assert len(few) == 5
     assert set(few["site_id"]) <= set(every["site_id"])
     pd.testing.assert_frame_equal(few, office_candidates("andorra", n=5))
+
+
+@pytest.mark.slow
+def test_feature_cache_is_parquet_under_planner_cache_dir() -> None:
+    import os
+
+    from planner import _io
+
+    first = _io.read_osm_features("andorra")
+    cache = Path(os.environ["PLANNER_CACHE_DIR"]) / "features"
+    files = sorted(cache.glob("andorra-*.parquet"))
+    assert len(files) == 1
+    assert files[0].read_bytes()[:4] == b"PAR1"
+    stamp = files[0].stat().st_mtime_ns
+    again = _io.read_osm_features("andorra")
+    assert files[0].stat().st_mtime_ns == stamp  # read, not rewritten
+    pd.testing.assert_frame_equal(pd.DataFrame(first), pd.DataFrame(again))
+    # a damaged cache file is rebuilt, not trusted
+    files[0].write_bytes(b"garbage")
+    rebuilt = _io.read_osm_features("andorra")
+    pd.testing.assert_frame_equal(pd.DataFrame(first), pd.DataFrame(rebuilt))
+    assert files[0].read_bytes()[:4] == b"PAR1"
