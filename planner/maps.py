@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import branca.element
 import folium
 import geopandas as gpd
 import networkx as nx
@@ -250,7 +251,9 @@ def _base_map(bounds: list[list[float]] | None, tiles: str | None) -> folium.Map
     if tiles is not None:
         folium.TileLayer(tiles, name="OpenStreetMap tiles", attr=OSM_ATTRIBUTION).add_to(m)
     m.add_child(_Attribution(OSM_ATTRIBUTION))
-    m.get_root().header.add_child(
+    figure = m.get_root()
+    assert isinstance(figure, branca.element.Figure)  # folium.Map always sits in a Figure
+    figure.header.add_child(
         folium.Element(f"<style>div.leaflet-container {{ background: {_BACKGROUND}; }}</style>"),
         name="planner_background",
     )
