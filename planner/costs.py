@@ -14,13 +14,13 @@ parameter                        default   meaning
 ``technicians_per_workshop``     3         technicians employed in one own workshop
 ``technician_salary_eur``        45 000    cost of one technician, per year
 ``receptionist_eur``             28 000    one receptionist per own workshop, per year
-``workshop_parts_store_eur``     20 000    own parts store of an in-house workshop, per year
+``workshop_parts_store_eur``     45 000    own parts store of an in-house workshop, per year
 ``jobs_per_technician``          1 000     jobs one technician does per year
 ``partner_fee_per_job_eur``      140       fee paid to a partner repair shop per job
 ``leakage_share``                0.15      share of partner jobs later lost to the partner
 ``margin_per_job_eur``           60        margin lost on each leaked job
 ``office_rent_eur``              40 000    rent of the central office (two-tier), per year
-``office_staff``                 3         staff of the central office
+``office_staff``                 2         staff of the central office
 ``office_staff_salary_eur``      48 000    cost of one office employee, per year
 ``central_parts_store_eur``      35 000    central parts store at the office, per year
 ``two_tier_workshop_store_eur``  4 000     small buffer stock of a two-tier workshop
@@ -33,11 +33,11 @@ parameter                        default   meaning
 Derived quantities (see the methods):
 
 * in-house workshop fixed cost = rent + technicians x salary + receptionist + parts store
-  (with the defaults: 30 000 + 3 x 45 000 + 28 000 + 20 000 = 213 000 EUR/year);
+  (with the defaults: 30 000 + 3 x 45 000 + 28 000 + 45 000 = 238 000 EUR/year);
 * two-tier workshop fixed cost = the same without the parts store, plus the buffer stock
-  (197 000 EUR/year); a two-tier *partner* workshop has no fixed cost;
+  (197 000 EUR/year);
 * workshop capacity = technicians x jobs per technician (3 000 jobs/year);
-* office fixed cost = rent + staff x salary + central parts store (219 000 EUR/year);
+* office fixed cost = rent + staff x salary + central parts store (171 000 EUR/year);
 * delivery cost of one workshop = deliveries x round-trip minutes office <-> workshop x cost
   per minute;
 * leakage cost = outsourced jobs x leakage share x margin per job;
@@ -91,13 +91,13 @@ class CostParameters:
     technicians_per_workshop: float = 3.0
     technician_salary_eur: float = 45_000.0
     receptionist_eur: float = 28_000.0
-    workshop_parts_store_eur: float = 20_000.0
+    workshop_parts_store_eur: float = 45_000.0
     jobs_per_technician: float = 1_000.0
     partner_fee_per_job_eur: float = 140.0
     leakage_share: float = 0.15
     margin_per_job_eur: float = 60.0
     office_rent_eur: float = 40_000.0
-    office_staff: float = 3.0
+    office_staff: float = 2.0
     office_staff_salary_eur: float = 48_000.0
     central_parts_store_eur: float = 35_000.0
     two_tier_workshop_store_eur: float = 4_000.0

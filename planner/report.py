@@ -39,7 +39,8 @@ body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 2em 
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+th { background: #f3f3f3; } td:first-child, th:first-child, td.txt { text-align: left; }
+.scroll { overflow-x: auto; }
 .muted { color: #666; font-size: 0.9em; } .warn { color: #8a4b00; }
 iframe.map { width: 100%; height: 520px; border: 1px solid #ccc; }
 @media print { iframe.map { height: 420px; } }
@@ -72,9 +73,14 @@ def _table(frame: pd.DataFrame, *, percent: Sequence[str] = ()) -> str:
                 text = f"{100 * value:.1f} %"
             else:
                 text = _fmt(value.item() if hasattr(value, "item") else value)
-            cells.append(f"<td>{html.escape(text)}</td>")
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            align = "" if numeric else " class='txt'"
+            cells.append(f"<td{align}>{html.escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (
+        f"<div class='scroll'><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def cost_chart_svg(table: pd.DataFrame, *, label_column: str = "layout") -> str:
@@ -89,7 +95,7 @@ def cost_chart_svg(table: pd.DataFrame, *, label_column: str = "layout") -> str:
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.0, 0.6 + 0.55 * max(1, len(table))))
+    fig = Figure(figsize=(7.0, 1.4 + 0.55 * max(1, len(table))))
     ax = fig.add_subplot()
     labels = table[label_column].astype(str).tolist()
     left = [0.0] * len(table)
@@ -103,7 +109,7 @@ def cost_chart_svg(table: pd.DataFrame, *, label_column: str = "layout") -> str:
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_xlabel("annual cost, thousand EUR")
     ax.invert_yaxis()
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, fontsize="small")
     fig.tight_layout()
     buf = io.StringIO()
     fig.savefig(buf, format="svg")

@@ -836,6 +836,7 @@ def _solve_two_tier(
             time_limit_s=sinst.spec.time_limit_s,
         )
         totals = delivery_eur[:, np.asarray(ws_sol.open)].sum(axis=1)
+        totals[np.isin(off_cols, inst.excluded)] = np.inf  # offices too far from any road
         office_local = int(np.argmin(totals))
         if not np.isfinite(totals[office_local]):
             raise InfeasibleError("no office candidate can reach all chosen workshops by road")
