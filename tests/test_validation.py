@@ -12,6 +12,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pyproj import Transformer
 
 from planner.demand import read_customers
@@ -474,3 +476,21 @@ def test_auto_kind_tells_sites_from_customers(tmp_path: Path) -> None:
     with_kind = write(tmp_path, f"id,lat,lon,kind\nA,{lat},{lon},partner\n", name="k.csv")
     assert validate_file(with_kind).kind == "sites"
     assert validate_file(crm, kind="sites").kind == "sites"
+
+
+@given(
+    st.lists(
+        st.floats(min_value=-180, max_value=180, allow_nan=False).map(lambda v: round(v, 6)),
+        min_size=1,
+        max_size=20,
+    ),
+    st.booleans(),
+)
+def test_parse_numbers_reads_decimal_point_and_comma(values: list[float], comma: bool) -> None:
+    from planner.validation import parse_numbers
+
+    text = [f"{v:.6f}".replace(".", ",") if comma else f" {v!r} " for v in values]
+    parsed, missing, bad = parse_numbers(pd.Series([*text, "", "12 O'Clock"], dtype=object))
+    np.testing.assert_allclose(parsed[: len(values)], values, rtol=0, atol=1e-9)
+    assert missing.tolist() == [False] * len(values) + [True, False]
+    assert bad.tolist() == [False] * len(values) + [False, True]
