@@ -186,6 +186,8 @@ def main_roads(G: nx.MultiDiGraph, *, tolerance_m: float = 10.0) -> gpd.GeoDataF
         ``highway`` (the most important class of :data:`MAIN_ROAD_CLASSES` on the edge),
         ``name``, ``length_m`` and ``geometry`` (EPSG:4326, coordinates rounded to ~1 m).
     """
+    if not (tolerance_m >= 0 and math.isfinite(tolerance_m)):
+        raise ValueError(f"tolerance_m must be a finite number >= 0, got {tolerance_m!r}")
     columns = ["highway", "name", "length_m"]
     crs = G.graph.get("crs", "EPSG:4326")
     rows: list[dict[str, Any]] = []

@@ -152,6 +152,38 @@ def test_main_roads_keeps_main_classes_once_per_segment() -> None:
     assert {tuple(c) for c in primary.coords} == {(14.0, 35.0), (14.01, 35.0)}
 
 
+def test_main_roads_rejects_negative_tolerance() -> None:
+    with pytest.raises(ValueError, match="tolerance_m"):
+        maps.main_roads(_tiny_graph(), tolerance_m=-1.0)
+
+
+def test_main_roads_of_projected_graph_come_back_in_lon_lat() -> None:
+    G = _tiny_graph()
+    roads = maps.main_roads(G)
+    projected = nx.MultiDiGraph(G)
+    projected.graph["crs"] = "EPSG:32633"
+    points = gpd.GeoSeries(
+        gpd.points_from_xy(
+            [d["x"] for _, d in G.nodes(data=True)], [d["y"] for _, d in G.nodes(data=True)]
+        ),
+        crs="EPSG:4326",
+    ).to_crs("EPSG:32633")
+    for (_, data), p in zip(projected.nodes(data=True), points, strict=True):
+        data["x"], data["y"] = p.x, p.y
+    for _, _, data in projected.edges(data=True):
+        if "geometry" in data:
+            data["geometry"] = (
+                gpd.GeoSeries([data["geometry"]], crs="EPSG:4326").to_crs("EPSG:32633").iloc[0]
+            )
+    back = maps.main_roads(projected)
+    assert back.crs.equals("EPSG:4326")
+    assert sorted(back["highway"]) == sorted(roads["highway"])
+    for a, b in zip(
+        back.sort_values("highway").geometry, roads.sort_values("highway").geometry, strict=True
+    ):
+        assert a.hausdorff_distance(b) < 2e-5
+
+
 def test_main_roads_empty_graph_has_schema() -> None:
     G = nx.MultiDiGraph(crs="EPSG:4326")
     G.add_node(1, x=0.0, y=0.0)
