@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 #: Environment variable that overrides the cache directory.
 CACHE_ENV_VAR = "PLANNER_CACHE_DIR"
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 
 
 def cache_dir(kind: str) -> Path:
@@ -78,6 +78,25 @@ def _json_default(value: Any) -> Any:
     raise TypeError(msg)
 
 
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def _is_float(v: Any) -> bool:
+    return isinstance(v, float | np.floating)
+
+
+def _is_other(v: Any) -> bool:
+    return not (_is_str(v) or _is_int(v) or _is_float(v))
+
+
+_MIXED_PARTS = (("str", _is_str), ("int", _is_int), ("float", _is_float), ("json", _is_other))
+
+
 def _to_table(records: list[Mapping[str, Any]], index: dict[str, list[Any]]) -> tuple[Any, dict]:
     import pyarrow as pa
     import shapely
@@ -91,6 +110,12 @@ def _to_table(records: list[Mapping[str, Any]], index: dict[str, list[Any]]) -> 
                 keys.append(k)
     columns: dict[str, Any] = {
         name: pa.array(vals, type=pa.int64()) for name, vals in index.items()
+    }
+    mixed_types = {
+        "str": pa.string(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "json": pa.string(),
     }
     kinds: dict[str, str] = {}
     for key in keys:
@@ -111,10 +136,16 @@ def _to_table(records: list[Mapping[str, Any]], index: dict[str, list[Any]]) -> 
         elif kind == "null":
             arr = pa.nulls(len(values))
         else:
-            arr = pa.array(
-                [None if v is None else json.dumps(v, default=_json_default) for v in values],
-                type=pa.string(),
-            )
+            # mixed column (osmnx leaves lists where simplification merged ways): scalars keep
+            # their own typed columns and only the rest is JSON text, so reading stays fast
+            for part, test in _MIXED_PARTS:
+                vals = [v if v is not None and test(v) else None for v in values]
+                if part == "json":
+                    vals = [
+                        None if v is None else json.dumps(v, default=_json_default) for v in vals
+                    ]
+                columns[f"a:{key}|{part}"] = pa.array(vals, type=mixed_types[part])
+            continue
         columns[f"a:{key}"] = arr
     return pa.table(columns), kinds
 
@@ -127,6 +158,17 @@ def _from_table(table: Any, kinds: Mapping[str, str]) -> list[dict[str, Any]]:
     for key, kind in kinds.items():
         if kind == "null":
             continue
+        if kind == "json":
+            merged: list[Any] = [None] * n
+            for part, _ in _MIXED_PARTS:
+                vals = table.column(f"a:{key}|{part}").to_pylist()
+                if part == "json":
+                    vals = [None if v is None else json.loads(v) for v in vals]
+                merged = [m if v is None else v for m, v in zip(merged, vals, strict=True)]
+            for rec, value in zip(records, merged, strict=True):
+                if value is not None:
+                    rec[key] = value
+            continue
         col = table.column(f"a:{key}")
         if kind == "geometry":
             raw = col.to_pylist()
@@ -135,8 +177,6 @@ def _from_table(table: Any, kinds: Mapping[str, str]) -> list[dict[str, Any]]:
             if mask.any():
                 geoms[mask] = shapely.from_wkb([v for v in raw if v is not None])
             values: Iterable[Any] = (g if m else None for g, m in zip(geoms, mask, strict=True))
-        elif kind == "json":
-            values = (None if v is None else json.loads(v) for v in col.to_pylist())
         else:
             values = col.to_pylist()
         for rec, value in zip(records, values, strict=True):
@@ -186,6 +226,37 @@ def write_graph(G: nx.MultiDiGraph, path: Path) -> None:
         raise
 
 
+def _add_edges(
+    G: nx.MultiDiGraph,
+    us: list[int],
+    vs: list[int],
+    keys: list[int],
+    records: list[dict[str, Any]],
+) -> None:
+    """Add keyed edges to a fresh MultiDiGraph whose nodes all exist.
+
+    ``add_edges_from`` spends most of a warm Malta load in per-edge view lookups, so this fills
+    the adjacency dicts the way ``MultiDiGraph.add_edge`` does (networkx 3.x internals), and
+    falls back to ``add_edges_from`` on a graph class without them.
+    """
+    succ = getattr(G, "_succ", None)
+    pred = getattr(G, "_pred", None)
+    factory = getattr(G, "edge_key_dict_factory", None)
+    if succ is None or pred is None or factory is None or G.number_of_edges():
+        G.add_edges_from(zip(us, vs, keys, records, strict=True))
+        return
+    for u, v, k, data in zip(us, vs, keys, records, strict=True):
+        keydict = succ[u].get(v)
+        if keydict is None:
+            keydict = factory()
+            succ[u][v] = keydict
+            pred[v][u] = keydict
+        keydict[k] = data
+    clear_cache = getattr(nx.utils.misc, "_clear_cache", None)
+    if clear_cache is not None:
+        clear_cache(G)
+
+
 def read_graph(path: Path) -> nx.MultiDiGraph | None:
     """Read a graph written by :func:`write_graph`; ``None`` if absent or unreadable.
 
@@ -213,14 +284,12 @@ def read_graph(path: Path) -> nx.MultiDiGraph | None:
         edge_recs = _from_table(edges, meta["edge_kinds"])
         G = nx.MultiDiGraph(**meta["graph"])
         G.add_nodes_from(zip(nodes.column("node").to_pylist(), node_recs, strict=True))
-        G.add_edges_from(
-            zip(
-                edges.column("u").to_pylist(),
-                edges.column("v").to_pylist(),
-                edges.column("key").to_pylist(),
-                edge_recs,
-                strict=True,
-            )
+        _add_edges(
+            G,
+            edges.column("u").to_pylist(),
+            edges.column("v").to_pylist(),
+            edges.column("key").to_pylist(),
+            edge_recs,
         )
     except (OSError, ValueError, KeyError) as exc:  # a corrupt cache entry is rebuilt
         logger.warning("ignoring unreadable graph cache %s: %s", path, exc)
