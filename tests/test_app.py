@@ -15,10 +15,14 @@ from streamlit.testing.v1 import AppTest
 
 from planner import demand, maps, network, pipeline
 
-pytestmark = pytest.mark.slow
-
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TIMEOUT_S = 300  # cold cache: Malta graph parse + matrix + solve
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the app checks whether the OSM tile server answers; tests never touch the network
+    monkeypatch.setenv("PLANNER_OFFLINE", "1")
 
 
 def _open(region: str | None = None) -> AppTest:
@@ -90,6 +94,24 @@ def _all(element: object) -> list:
     return out
 
 
+def test_static_url_follows_base_url_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+
+    monkeypatch.syspath_prepend(str(APP.parent))
+    from app_pages import _shared
+
+    for base, expected in (
+        ("", "/app/static/vendor"),
+        ("/planner/", "/planner/app/static/vendor"),
+        ("a/b", "/a/b/app/static/vendor"),
+    ):
+        monkeypatch.setattr(
+            st, "get_option", lambda name, base=base: base if name == "server.baseUrlPath" else None
+        )
+        assert _shared.static_url() == expected
+
+
+@pytest.mark.slow
 def test_default_opens_on_malta_demo_and_runs() -> None:
     at = _open()
     assert at.selectbox(key="region").value == "malta"
@@ -104,6 +126,7 @@ def test_default_opens_on_malta_demo_and_runs() -> None:
     assert "OpenStreetMap contributors" in at.main.caption[-1].value
 
 
+@pytest.mark.slow
 def test_result_survives_reruns_and_follows_the_inputs() -> None:
     at = _open("liechtenstein")
     assert at.selectbox(key="region").value == "liechtenstein"
@@ -123,6 +146,7 @@ def test_result_survives_reruns_and_follows_the_inputs() -> None:
     assert _metrics(at) == shown
 
 
+@pytest.mark.slow
 def test_uploaded_customer_file_is_checked_and_planned(tmp_path: Path) -> None:
     demo = demand.load_demo_customers("liechtenstein").head(300)
     rows = demo[["customer_id", "lat", "lon", "weight", "segment"]].rename(

@@ -68,6 +68,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "--server.headless=true",
                 f"--server.port={port}",
                 "--server.address=127.0.0.1",
+                "--browser.serverAddress=127.0.0.1",
                 "--browser.gatherUsageStats=false",
                 "--server.fileWatcherType=none",
             ],
