@@ -107,6 +107,15 @@ def _noop(message: str, fraction: float) -> None:
     logger.info("%3.0f%% %s", 100 * fraction, message)
 
 
+def _scaled(report: ProgressCallback, lo: float, hi: float) -> ProgressCallback:
+    """A progress callback that maps 0..1 onto ``lo..hi`` of ``report``."""
+
+    def inner(message: str, fraction: float) -> None:
+        report(message, lo + (hi - lo) * fraction)
+
+    return inner
+
+
 # ============================================================================ spec
 
 
@@ -378,6 +387,8 @@ def _site_kind(kind: object) -> str:
 def _load_sites_file(spec: ScenarioSpec) -> gpd.GeoDataFrame:
     from planner import sites as sites_mod
 
+    if spec.sites is None:
+        raise InputError("the scenario names no site file", field="sites")
     table = sites_mod.read_sites(spec.sites, region=spec.region)
     if table.report.fatal:
         raise InputError(str(table.report), file=spec.sites)
@@ -815,7 +826,7 @@ def _solve_two_tier(
     if sinst.office_link_s is None:
         raise InputError("prepare the instance with layouts=['two-tier'] first")
     link = sinst.office_link_s[:, ws_cols]  # offices x workshop candidates
-    delivery_eur = params.delivery_cost_eur(link)
+    delivery_eur = np.asarray(params.delivery_cost_eur(link), dtype=float)
     tv = _time_value_per_weight_s(params)
     if tv > 0 and capacity is None:
         # customer time has a price: office and workshops are chosen together on money
@@ -872,6 +883,8 @@ def _call_two_tier(
     models = _models()
     inst = sinst.instance
     cost = inst.cost_s[:, ws_cols]
+    if sinst.office_link_s is None:
+        raise InputError("prepare the instance with layouts=['two-tier'] first")
     link = sinst.office_link_s[:, ws_cols]
     return models.two_tier(
         cost,
@@ -1059,7 +1072,7 @@ def compare_layouts(
             sinst,
             layout,
             workshops=workshops,
-            progress=lambda m, f, lo=lo, hi=hi: report(m, lo + (hi - lo) * f),
+            progress=_scaled(report, lo, hi),
         )
     table = pd.DataFrame([comparison_row(r) for r in results.values()], columns=COMPARISON_COLUMNS)
     return Comparison(results=results, table=table, site_diff=diff_sites(results))
@@ -1267,10 +1280,10 @@ def robustness(
 
     rows = []
     chosen: dict[str, set[str]] = {}
-    for i, (label, case_inst, dw, w) in enumerate(cases):
+    for i, (label, case_inst, case_dw, case_w) in enumerate(cases):
         report(f"Robustness: {label}", 0.2 + 0.8 * i / len(cases))
         lr = solve_layout(
-            case_inst, layout, workshops=workshops, demand_weight=dw, customer_weight=w
+            case_inst, layout, workshops=workshops, demand_weight=case_dw, customer_weight=case_w
         )
         ids = lr.result.sites["site_id"].astype(str).tolist()
         chosen[label] = set(ids)
