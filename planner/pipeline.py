@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from os import PathLike
 from typing import Any
@@ -97,19 +97,57 @@ def _noop_progress(message: str, fraction: float) -> None:
     logger.info("%3.0f%% %s", 100 * fraction, message)
 
 
-def _load_customers(customers: CustomersArg, region: str) -> gpd.GeoDataFrame:
+def _problem_rows_warning(report: Any, path: object, what: str) -> tuple[str, ...]:
+    """A warning for rows left out of a solve, so that they are never dropped silently."""
+    n_bad = len(report.error_rows)
+    if not n_bad:
+        return ()
+    return (
+        f"{n_bad:,} {what} row{'s' if n_bad != 1 else ''} of {path} "
+        f"{'have' if n_bad != 1 else 'has'} problems and {'were' if n_bad != 1 else 'was'} left "
+        f"out of the solve; run `planner validate {path}` for the report. {report.summary()}",
+    )
+
+
+def load_customers(
+    customers: CustomersArg,
+    region: str,
+    *,
+    graph: nx.MultiDiGraph | None = None,
+) -> tuple[gpd.GeoDataFrame, tuple[str, ...]]:
+    """The customers of a solve and the warnings the user must see with its result.
+
+    ``None`` gives the region's demo customers; a GeoDataFrame is used as is; a path is read
+    and validated with :func:`planner.demand.read_customers`: an unreadable file raises
+    :class:`~planner.errors.InputError`, rows with problems are left out with a warning.
+    """
     from planner import demand
 
     if customers is None:
-        return demand.load_demo_customers(region)
+        return demand.load_demo_customers(region), ()
     if isinstance(customers, gpd.GeoDataFrame):
-        return customers
-    table = demand.read_customers(customers, region=region)
+        return customers, ()
+    table = demand.read_customers(customers, region=region, graph=graph)
     if table.report.fatal:
         raise InputError(str(table.report), file=customers)
-    if table.report.issues:  # rows with errors are left out of the solve, never silently
-        logger.warning("%s", table.report)
-    return table.valid
+    return table.valid, _problem_rows_warning(table.report, customers, "customer")
+
+
+def load_sites(
+    sites: gpd.GeoDataFrame | str | PathLike[str],
+    region: str,
+    *,
+    graph: nx.MultiDiGraph | None = None,
+) -> tuple[gpd.GeoDataFrame, tuple[str, ...]]:
+    """Candidate sites from a GeoDataFrame or a validated site file (see :func:`load_customers`)."""
+    from planner import sites as sites_mod
+
+    if isinstance(sites, gpd.GeoDataFrame):
+        return sites, ()
+    table = sites_mod.read_sites(sites, region=region, graph=graph)
+    if table.report.fatal:
+        raise InputError(str(table.report), file=sites)
+    return table.valid, _problem_rows_warning(table.report, sites, "site")
 
 
 def prepare_instance(
@@ -340,20 +378,15 @@ def plan_workshops(
     if graph is None:
         report(f"Loading road network of {region}", 0.0)
         graph = load_region(region)
-    cust = _load_customers(customers, region)
+    cust, input_warnings = load_customers(customers, region, graph=graph)
     if sites is None:
         report("Generating candidate sites", 0.2)
         cands = sites_mod.generate_candidates(graph, cust, n_candidates, seed=seed)
-    elif isinstance(sites, gpd.GeoDataFrame):
-        cands = sites
     else:
-        table = sites_mod.read_sites(sites, region=region)
-        if table.report.fatal:
-            raise InputError(str(table.report), file=sites)
-        if table.report.issues:  # rows with errors are left out of the solve, never silently
-            logger.warning("%s", table.report)
-        cands = table.valid
+        cands, site_warnings = load_sites(sites, region, graph=graph)
+        input_warnings += site_warnings
     instance = prepare_instance(region, cust, cands, graph=graph, progress=report)
+    instance = replace(instance, warnings=input_warnings + instance.warnings)
     report(f"Choosing {workshops} sites (p-median)", 0.7)
     solution = p_median(
         instance.cost_s,

@@ -471,7 +471,7 @@ def _customers_of(spec: ScenarioSpec) -> gpd.GeoDataFrame:
 
     if spec.customers is None:
         return demand.load_demo_customers(spec.region, seed=spec.seed)
-    return pipeline._load_customers(str(spec.customers), spec.region)
+    return pipeline.load_customers(str(spec.customers), spec.region)[0]
 
 
 def _load_graph(spec: ScenarioSpec) -> nx.MultiDiGraph:

@@ -97,3 +97,23 @@ def test_run_with_network_switched_off(tmp_path: Path, no_network: None) -> None
     out = tmp_path / "offline"
     assert main(["run", "--region", "liechtenstein", "--workshops", "2", "--out", str(out)]) == 0
     assert len(pd.read_csv(out / "shortlist.csv")) == 2
+
+
+def test_run_leaves_bad_rows_out_with_a_visible_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    customers = load_demo_customers("liechtenstein").head(200)
+    table = pd.DataFrame(customers[["customer_id", "lat", "lon", "weight", "segment"]])
+    table = table.rename(columns={"customer_id": "id"}).astype({"lat": object})
+    table.loc[table.index[3], "lat"] = "not a number"
+    path = tmp_path / "customers.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "out"
+    args = ["run", "--region", "liechtenstein", "--workshops", "2", "--customers", str(path)]
+    assert main([*args, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "1 customer row of" in err
+    assert "planner validate" in err
+    assignments = pd.read_csv(out / "assignments.csv")
+    assert len(assignments) == 199
+    assert str(table.loc[table.index[3], "id"]) not in set(assignments["customer_id"].astype(str))
