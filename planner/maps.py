@@ -130,6 +130,57 @@ class _Attribution(folium.MacroElement):
         self.text = text
 
 
+class _Legend(folium.MacroElement):
+    """A small Leaflet control listing what the colours and symbols mean."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            var legend = L.control({position: "bottomleft"});
+            legend.onAdd = function () {
+                var div = L.DomUtil.create("div", "planner-legend");
+                div.innerHTML = {{ this.html|tojson }};
+                L.DomEvent.disableClickPropagation(div);
+                L.DomEvent.disableScrollPropagation(div);
+                return div;
+            };
+            legend.addTo({{ this._parent.get_name() }});
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, title: str, items: Sequence[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self._name = "Legend"
+        self.items = list(items)
+        rows = "".join(_legend_row(*item) for item in self.items)
+        self.html = (
+            '<div style="background:rgba(255,255,255,.9);padding:6px 8px;border-radius:4px;'
+            "box-shadow:0 1px 4px rgba(0,0,0,.3);font:12px/1.5 sans-serif;max-height:220px;"
+            f'overflow-y:auto;max-width:260px"><b>{html.escape(title)}</b>{rows}</div>'
+        )
+
+
+def _legend_row(kind: str, color: str, label: str) -> str:
+    if kind == "site":
+        style = f"background:{color};border:3px solid #fff;outline:1.5px solid #202020;"
+        size = 12
+    else:
+        style = f"background:{color};opacity:.8;"
+        size = 10
+    swatch = (
+        f'<span style="display:inline-block;width:{size}px;height:{size}px;border-radius:50%;'
+        f'{style}vertical-align:middle;margin-right:6px"></span>'
+    )
+    row_style = "white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
+    return f'<div style="{row_style}">{swatch}{html.escape(label)}</div>'
+
+
+_LEGEND_MAX_ROWS = 12
+
+
 class _SharedTooltip(folium.MacroElement):
     """One tooltip for all points of a GeoJSON layer, its text read from ``properties.t``.
 
@@ -382,7 +433,7 @@ def customers_map(
         else pd.Series([str(i) for i in range(n)])
     )
     if "segment" in customers:
-        segments = customers["segment"].astype(str).fillna("")
+        segments = customers["segment"].fillna("").astype(str)
         palette = site_colors(sorted(segments.unique()))
         colors = segments.map(palette).to_numpy()
         labels = (ids + " · " + segments).to_list()
@@ -402,6 +453,11 @@ def customers_map(
         name="Customers",
         radius=_customer_radius(n),
     ).add_to(m)
+    if "segment" in customers:
+        items = [("dot", color, segment or "(no segment)") for segment, color in palette.items()]
+    else:
+        items = [("dot", _CUSTOMER_COLOR, "customer")]
+    m.add_child(_Legend(f"{n:,} customers", items[:_LEGEND_MAX_ROWS]))
     folium.LayerControl(collapsed=True).add_to(m)
     return m
 
@@ -528,8 +584,34 @@ def result_map(
             marker.add_child(folium.Popup(_site_popup(site), max_width=300))
             marker.add_to(group)
         group.add_to(m)
+    unserved = bool((colors == _UNASSIGNED_COLOR).any())
+    items = _site_legend_items(sites, roles, colors_by_site, site_names, unserved=unserved)
+    m.add_child(_Legend("Sites", items))
     folium.LayerControl(collapsed=True).add_to(m)
     return m
+
+
+def _site_legend_items(
+    sites: pd.DataFrame,
+    roles: pd.Series,
+    colors_by_site: dict[str, str],
+    site_names: dict[str, str],
+    *,
+    unserved: bool,
+) -> list[tuple[str, str, str]]:
+    items = []
+    for sid, role in zip(sites["site_id"].astype(str), roles, strict=True):
+        color = "#000000" if role == "office" else colors_by_site[sid]
+        suffix = "" if role == "workshop" else f" ({role})"
+        name = site_names.get(sid, sid)
+        label = sid if name == sid else f"{sid} · {name}"
+        items.append(("site", color, f"{label}{suffix}"))
+    if len(items) > _LEGEND_MAX_ROWS:
+        hidden = len(items) - _LEGEND_MAX_ROWS + 1
+        items = [*items[: _LEGEND_MAX_ROWS - 1], ("dot", "#ffffff", f"… and {hidden} more")]
+    if unserved:
+        items.append(("dot", _UNASSIGNED_COLOR, "customer not served"))
+    return items
 
 
 def map_html(m: folium.Map) -> str:

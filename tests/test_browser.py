@@ -177,13 +177,15 @@ for (const canvas of document.querySelectorAll('.leaflet-container canvas')) {
     const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
     for (let i = 3; i < data.length; i += 4) { if (data[i] > 0) { inked++; } }
 }
+const legend = document.querySelector('.planner-legend');
 const attribution = document.querySelector('.leaflet-control-attribution');
 const box = attribution ? attribution.getBoundingClientRect() : null;
 return {
     version: L.version, layers: layers, sites: sites, customers: customers, tiles: tiles,
     inked: inked, containers: document.querySelectorAll('.leaflet-container').length,
     attribution: attribution ? attribution.innerText : '',
-    attributionVisible: !!box && box.width > 0 && box.height > 0
+    attributionVisible: !!box && box.width > 0 && box.height > 0,
+    legend: legend ? legend.innerText : ''
 };
 """
 
@@ -273,6 +275,8 @@ def test_app_map_renders_offline(app_url: str, driver: webdriver.Chrome, tmp_pat
     assert stats["inked"] > 5000, "nothing was drawn on the map canvas"
     assert "OpenStreetMap contributors" in stats["attribution"]
     assert stats["attributionVisible"]
+    assert stats["legend"].startswith("Sites")
+    assert stats["legend"].count("\n") >= 5  # title + one row per workshop
     _assert_local_tags(driver)  # inside the iframe
     expected, shown = _hover_customer(driver, None)
     assert shown == expected
@@ -345,6 +349,12 @@ def test_exported_map_opens_from_file(driver: webdriver.Chrome, tmp_path: Path) 
     assert stats["inked"] > 5000
     assert "OpenStreetMap contributors" in stats["attribution"]
     assert stats["attributionVisible"]
+    assert stats["legend"].split("\n") == [
+        "Sites",
+        "W1 · North",
+        "W2 · South",
+        "HQ · Office (office)",
+    ]
     _assert_local_tags(driver)
     expected, shown = _hover_customer(driver, m.get_name())
     assert shown == expected

@@ -247,6 +247,56 @@ def test_result_map_sites_have_popups_and_distinct_office(result: FakeResult) ->
     assert "customers: 3" in html
 
 
+def _legend(m: folium.Map):
+    (legend,) = [e for e in m._children.values() if type(e).__name__ == "_Legend"]
+    return legend
+
+
+def test_result_map_legend_lists_sites_in_their_colours(result: FakeResult) -> None:
+    m = maps.result_map(result)
+    items = _legend(m).items
+    colors = maps.site_colors(result.sites["site_id"].tolist())
+    assert items[:3] == [
+        ("site", colors["W1"], "W1 · North <shop>"),
+        ("site", colors["W2"], "W2"),  # no name: the id only
+        ("site", "#000000", "HQ · Head office (office)"),
+    ]
+    assert items[3][2] == "customer not served"  # c6 has no site
+    assert "North &lt;shop&gt;" in _legend(m).html
+    served = FakeResult(result.customers.iloc[:5], result.sites)
+    assert len(_legend(maps.result_map(served)).items) == 3
+
+
+def test_legend_is_capped_for_many_sites(result: FakeResult) -> None:
+    n = 40
+    sites = _points(
+        pd.DataFrame(
+            {
+                "site_id": [f"S{i}" for i in range(n)],
+                "role": "workshop",
+                "name": "",
+                "lat": 35.9 + 0.001 * np.arange(n),
+                "lon": 14.4,
+            }
+        )
+    )
+    items = _legend(maps.result_map(FakeResult(result.customers, sites))).items
+    assert len(items) <= 13
+    assert items[-2][2] == f"… and {n - 11} more"
+
+
+def test_customers_map_legend_shows_segments() -> None:
+    customers = pd.DataFrame(
+        {"lat": [35.9, 35.91, 35.92], "lon": [14.4, 14.41, 14.42], "segment": ["b", "a", None]}
+    )
+    m = maps.customers_map(customers)
+    labels = [label for _, _, label in _legend(m).items]
+    assert labels == ["(no segment)", "a", "b"]
+    assert "3 customers" in _legend(m).html
+    colors = {f["properties"]["c"] for f in _customer_layer(m).data["features"]}
+    assert colors == {color for _, color, _ in _legend(m).items}
+
+
 def test_result_map_offline_by_default_and_tiles_on_request(result: FakeResult) -> None:
     offline = maps.result_map(result)
     assert _layers(offline, folium.TileLayer) == []
