@@ -21,11 +21,16 @@ st.set_page_config(page_title="Service Site Planner", page_icon="🛠️", layou
 
 
 @st.cache_resource(show_spinner=False)
-def _install_assets() -> Path:
-    return _assets.install_static_assets(APP_DIR / "static")
+def _install_assets() -> str | None:
+    try:
+        _assets.install_static_assets(APP_DIR / "static")
+    except OSError as exc:  # e.g. a read-only install
+        return f"Could not copy the map libraries into {APP_DIR / 'static'}: {exc}"
+    return None
 
 
-_install_assets()
+if (problem := _install_assets()) is not None:
+    st.warning(f"{problem}. Maps may stay empty without internet.")
 
 pages = [
     st.Page(
