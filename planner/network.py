@@ -292,6 +292,12 @@ def _check_speeds(speeds: Mapping[str, float] | None) -> dict[str, float]:
         msg = "speeds must be a mapping of highway type to km/h, e.g. {'residential': 25}"
         raise InputError(msg)
     for key, value in speeds.items():
+        if key not in DEFAULT_SPEEDS_KPH:
+            msg = (
+                f"unknown highway type {key!r} in speeds; allowed: "
+                f"{', '.join(sorted(DEFAULT_SPEEDS_KPH))}"
+            )
+            raise InputError(msg, field="speeds")
         try:
             speed = float(value)
         except (TypeError, ValueError):

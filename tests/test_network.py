@@ -166,6 +166,7 @@ def test_speed_overrides_and_congestion(tiny_osm: Path) -> None:
         ({"congestion": "busy"}, "congestion must be"),
         ({"speeds": {"residential": -5}}, r"km/h in \(0, 200\]"),
         ({"speeds": [30]}, "mapping of highway type"),
+        ({"speeds": {"residental": 30}}, r"unknown highway type 'residental'.*residential"),
     ],
 )
 def test_bad_options_raise(tiny_osm: Path, kwargs: dict, match: str) -> None:
@@ -418,6 +419,49 @@ def test_failed_download_is_a_network_error_and_settings_are_restored(
         load_region("Vaduz, Liechtenstein", cache=False, timeout_s=7)
     assert seen["timeout"] == 7
     assert ox.settings.requests_timeout == before
+
+
+def test_download_is_prepared_once_then_cached(
+    tiny_osm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import osmnx as ox
+
+    from planner import network
+
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path / "cache"))
+    raw = ox.graph_from_xml(tiny_osm, simplify=True, retain_all=True)
+    calls: list[tuple] = []
+
+    def fake_download(query: object, **kwargs: object) -> nx.MultiDiGraph:
+        calls.append((query, kwargs["network_type"]))
+        return raw.copy()
+
+    monkeypatch.setattr(network, "check_online", lambda **kwargs: True)
+    monkeypatch.setattr(ox, "graph_from_place", fake_download)
+    first = load_region("Vaduz, Liechtenstein")
+    second = load_region("Vaduz, Liechtenstein")
+    assert calls == [("Vaduz, Liechtenstein", "drive")]
+    assert first.graph["planner_report"]["source_kind"] == "place"
+    assert second.graph["planner_report"]["cache_hit"] is True
+    assert edge_table(second) == edge_table(first)
+
+
+def test_unreachable_is_inf_end_to_end(tiny_osm: Path) -> None:
+    from planner.matrix import snapped_travel_time_matrix
+    from planner.snapping import snap_points
+
+    G = load_region(tiny_osm, cache=False, retain_all=True)
+    assert {20, 21} <= set(G.nodes)
+    assert G.graph["planner_report"]["dropped_nodes"] == 0
+    # one point on the main loop, one on the island street
+    lon = [9.5225, 9.5425]
+    lat = [47.1401, 47.1501]
+    pts = snap_points(G, lon, lat)
+    assert not pts.too_far.any()
+    M = snapped_travel_time_matrix(G, pts, pts, cache=False)
+    assert np.isfinite(np.diag(M)).all()
+    assert np.isinf(M[0, 1])
+    assert np.isinf(M[1, 0])
 
 
 # ----------------------------------------------------------------------------------------------
