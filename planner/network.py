@@ -740,22 +740,35 @@ def _osmnx_settings(**values: Any) -> Iterator[None]:
 def check_online(*, timeout_s: float = 3.0) -> bool:
     """Return True if an OpenStreetMap download host accepts a connection within the timeout.
 
+    The probe (DNS lookup and TCP connect) runs in a daemon thread, so a resolver that hangs
+    offline cannot block the caller for longer than ``timeout_s``.
+
     Parameters
     ----------
     timeout_s
-        Seconds to wait per host.
+        Seconds to wait in total.
 
     Returns
     -------
     bool
     """
-    for host, port in _ONLINE_HOSTS:
-        try:
-            with socket.create_connection((host, port), timeout=timeout_s):
-                return True
-        except OSError:
-            continue
-    return False
+    import threading
+
+    reachable = threading.Event()
+
+    def probe() -> None:
+        for host, port in _ONLINE_HOSTS:
+            try:
+                with socket.create_connection((host, port), timeout=timeout_s):
+                    reachable.set()
+                    return
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=probe, name="planner-online-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return reachable.is_set()
 
 
 def _raw_graph_online(source: _Source, *, timeout_s: float) -> nx.MultiDiGraph:

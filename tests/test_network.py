@@ -398,6 +398,19 @@ def test_offline_download_fails_fast_with_the_fix(monkeypatch: pytest.MonkeyPatc
         assert ".osm.pbf" in str(err.value)
 
 
+def test_online_probe_does_not_hang_on_a_stuck_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+    from planner.network import check_online
+
+    def stuck(*args: object, **kwargs: object) -> None:
+        time.sleep(3.0)
+        raise OSError("resolver timed out")
+
+    monkeypatch.setattr(socket, "create_connection", stuck)
+    started = time.perf_counter()
+    assert check_online(timeout_s=0.3) is False
+    assert time.perf_counter() - started < 1.5
+
+
 def test_failed_download_is_a_network_error_and_settings_are_restored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
