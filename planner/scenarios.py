@@ -18,8 +18,12 @@ Layouts
     p-median over partner sites; every job pays the partner fee and a share of jobs leaks.
 ``two-tier``
     One central office (chosen by the model among office candidates) with the central parts
-    store, plus own workshops that cost less (no own parts store); parts deliveries from the
-    office to each workshop are costed by their travel time.
+    store, plus own workshops that cost less (no own parts store) and, with
+    ``two_tier_partners = true``, partner shops supplied from the office; parts deliveries
+    from the office to each workshop are costed by their travel time. When customer time has
+    a value (``customer_time_eur_per_hour > 0``) the office and workshops are chosen together
+    on annual cost (:func:`planner.models.two_tier`); otherwise customer travel comes first
+    (the workshops of the p-median) and the office minimises the delivery cost to them.
 
 Example TOML::
 
@@ -155,6 +159,9 @@ class ScenarioSpec:
         Own candidate sites generated when ``sites`` has none.
     capacitated
         Respect workshop capacity (technicians x jobs per technician) in own workshops.
+    two_tier_partners
+        Two-tier only: partner repair shops may serve as workshops too (supplied from the
+        office, paid per job, no fixed cost), next to own workshops.
     """
 
     name: str = "scenario"
@@ -171,6 +178,7 @@ class ScenarioSpec:
     speeds: Mapping[str, float] | None = None
     n_candidates: int = 40
     capacitated: bool = False
+    two_tier_partners: bool = False
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -225,6 +233,7 @@ class ScenarioSpec:
             "congestion": self.congestion,
             "n_candidates": self.n_candidates,
             "capacitated": self.capacitated,
+            "two_tier_partners": self.two_tier_partners,
         }
         if self.customers is not None:
             out["customers"] = str(self.customers)
@@ -436,7 +445,7 @@ def _gather_candidates(
         if own is None or len(own) == 0:
             own = sites_mod.generate_candidates(graph, customers, spec.n_candidates, seed=spec.seed)
         parts.append(_with_kind(own, "workshop", "C"))
-    if "outsourced" in layouts:
+    if "outsourced" in layouts or ("two-tier" in layouts and spec.two_tier_partners):
         partners = user[user["kind"] == "partner"] if user is not None else None
         if partners is None or len(partners) == 0:
             partners = sites_mod.osm_partner_sites(spec.region)
@@ -820,6 +829,8 @@ def _solve_two_tier(
     link seconds per workshop site_id)."""
     inst = sinst.instance
     ws_cols = sinst.columns["own"]
+    if sinst.spec.two_tier_partners:
+        ws_cols = np.sort(np.concatenate([ws_cols, sinst.columns["partner"]]))
     off_cols = sinst.columns["office"]
     _require(ws_cols, "own workshop candidates", "two-tier")
     _require(off_cols, "office candidates", "two-tier")
@@ -878,11 +889,19 @@ def _call_two_tier(
 
     Customer travel is valued at ``time_value`` EUR per weight-second (round trips), each
     delivery costs ``2 * link_s / 60 * delivery_cost_per_min_eur``, and the fixed costs are the
-    two-tier workshop and office costs.
+    two-tier workshop and office costs. Partner workshops (``two_tier_partners``) have no fixed
+    cost; their fee and leaked margin per job are added to the customers' cost of going there.
     """
     models = _models()
     inst = sinst.instance
     cost = inst.cost_s[:, ws_cols]
+    is_partner = np.isin(ws_cols, sinst.columns["partner"])
+    fixed = np.where(is_partner, 0.0, params.workshop_fixed_cost_eur(layout="two-tier"))
+    if is_partner.any():
+        # a job at a partner costs its fee and the leaked margin: as seconds of customer time
+        per_job = params.partner_fee_per_job_eur + params.leakage_cost_eur(1.0)
+        extra_s = per_job * params.jobs_per_weight / time_value
+        cost = cost + np.where(is_partner, extra_s, 0.0)[None, :]
     if sinst.office_link_s is None:
         raise InputError("prepare the instance with layouts=['two-tier'] first")
     link = sinst.office_link_s[:, ws_cols]
@@ -894,7 +913,7 @@ def _call_two_tier(
         deliveries=params.deliveries_per_workshop,
         time_value=time_value,
         link_value=2.0 * params.delivery_cost_per_min_eur / 60.0,
-        fixed_cost_workshop=params.workshop_fixed_cost_eur(layout="two-tier"),
+        fixed_cost_workshop=fixed,
         fixed_cost_office=params.office_fixed_cost_eur,
         required=np.flatnonzero(np.isin(ws_cols, inst.required)),
         excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),

@@ -601,3 +601,42 @@ def test_over_capacity_is_flagged_when_capacity_is_not_enforced():
     assert any("over capacity" in w for w in lr.result.warnings)
     roomy = make_sinst(seed=19, spec=ScenarioSpec(region="tiny", workshops=1))
     assert not any("over capacity" in w for w in solve_layout(roomy, "in-house").result.warnings)
+
+
+def test_two_tier_with_partner_workshops_is_the_cheapest_mix():
+    params = CostParameters(
+        customer_time_eur_per_hour=60,
+        workshop_rent_eur=0,
+        technician_salary_eur=0,
+        receptionist_eur=0,
+        two_tier_workshop_store_eur=300,
+        partner_fee_per_job_eur=10,
+    )
+    spec = ScenarioSpec(region="tiny", workshops=2, parameters=params, two_tier_partners=True)
+    sinst = make_sinst(seed=20, own=3, partners=3, offices=2, spec=spec)
+    lr = solve_layout(sinst, "two-tier")
+    inst = sinst.instance
+    w = inst.demand_weight
+    partner = set(sinst.columns["partner"].tolist())
+    cols = [*sinst.columns["own"].tolist(), *sorted(partner)]
+    fixed_own = params.workshop_fixed_cost_eur(layout="two-tier")
+    per_job = params.partner_fee_per_job_eur + params.leakage_cost_eur(1.0)
+    tv = params.customer_time_eur_per_hour * 2 / 3600
+    best = math.inf
+    for o in range(2):
+        for combo in itertools.combinations(cols, 2):
+            money = tv * inst.cost_s[:, list(combo)] + np.array(
+                [per_job if j in partner else 0.0 for j in combo]
+            )
+            total = (
+                float(np.sum(w * money.min(axis=1)))
+                + sum(fixed_own for j in combo if j not in partner)
+                + params.office_fixed_cost_eur
+                + float(np.sum(params.delivery_cost_eur(sinst.office_link_s[o, list(combo)])))
+            )
+            best = min(best, total)
+    assert lr.costs.total_eur == pytest.approx(best, rel=1e-7)
+    # with these costs the cheapest plan mixes an own workshop and a partner
+    assert sorted(lr.result.sites["role"]) == ["office", "partner", "workshop"]
+    assert lr.costs.fees_eur > 0
+    assert lr.costs.fixed_eur == pytest.approx(fixed_own + params.office_fixed_cost_eur)
