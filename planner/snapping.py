@@ -83,8 +83,9 @@ class SnappedPoints:
         Time to reach the snapped position from ``edge_u`` and from ``edge_v`` (``inf`` when
         the one-way street cannot be entered from ``edge_v``).
     position_key
-        Integer equal for points that snap to the same network position (same edge and offset
-        to the centimetre, or the same node).
+        Integer equal for points of one :func:`snap_points` call that snap to the same network
+        position (same street and offset to the centimetre, or the same node). Their access
+        times can still differ.
     max_snap_m, access_speed_kph
         Settings used.
     graph_fingerprint
