@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -312,8 +313,7 @@ def check_tiles_reachable(
     host, port
         The tile server.
     timeout_s
-        Give up after this many seconds (name resolution included, where the platform
-        honours the socket timeout).
+        Give up after this many seconds (name resolution included).
 
     Returns
     -------
@@ -322,8 +322,17 @@ def check_tiles_reachable(
     """
     if os.environ.get("PLANNER_OFFLINE", "").strip().lower() in {"1", "true", "yes"}:
         return False
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+    reachable = threading.Event()
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                reachable.set()
+        except OSError:
+            return
+
+    # DNS resolution ignores socket timeouts; a daemon thread bounds the whole probe
+    thread = threading.Thread(target=probe, name="planner-tiles-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return reachable.is_set()
