@@ -5,13 +5,24 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as shared
 from planner import export, maps
 from planner.costs import CostParameters, describe_parameters
 from planner.report import COST_PARTS, report_html
-from planner.scenarios import LAYOUTS, Comparison, ScenarioSpec, compare_layouts
+from planner.scenarios import (
+    LAYOUTS,
+    Comparison,
+    Robustness,
+    ScenarioInstance,
+    ScenarioSpec,
+    compare_layouts,
+    k_curve,
+    prepare_scenario,
+    robustness,
+)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -23,16 +34,48 @@ def _compare(
     sla_min: float,
     _progress=None,
 ) -> Comparison:
-    spec = ScenarioSpec(
+    spec = _spec(region, workshops, parameters, sla_min)
+    return compare_layouts(
+        spec, layouts=layouts, graph=shared.load_graph(region), progress=_progress
+    )
+
+
+def _spec(
+    region: str,
+    workshops: int,
+    parameters: tuple[tuple[str, float], ...],
+    sla_min: float,
+    layout: str = "in-house",
+) -> ScenarioSpec:
+    return ScenarioSpec(
         name=f"{shared.region_title(region)}: layout comparison",
         region=region,
+        layout=layout,
         workshops=workshops,
         parameters=CostParameters.from_dict(dict(parameters)),
         service_standard_min={"default": sla_min},
     )
-    return compare_layouts(
-        spec, layouts=layouts, graph=shared.load_graph(region), progress=_progress
-    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _instance(
+    region: str, workshops: int, parameters: tuple[tuple[str, float], ...], sla_min: float
+) -> ScenarioInstance:
+    spec = _spec(region, workshops, parameters, sla_min)
+    return prepare_scenario(spec, graph=shared.load_graph(region))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _k_curve(key: tuple, k_max: int) -> pd.DataFrame:
+    region, workshops, _layouts, parameters, sla_min = key
+    return k_curve(_instance(region, workshops, parameters, sla_min), k_max)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _robust(key: tuple, growth: float, slowdown: float) -> Robustness:
+    region, workshops, _layouts, parameters, sla_min = key
+    sinst = _instance(region, workshops, parameters, sla_min)
+    return robustness(sinst, growth={"business": growth}, slowdown=1.0 + slowdown)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -151,6 +194,30 @@ if saved and saved["key"] == key:
     )
     with st.expander("Assumptions"):
         st.dataframe(describe_parameters(params), hide_index=True, width="stretch")
+
+    st.subheader("More or fewer workshops? (K-curve, in-house)")
+    k_max = int(st.number_input("Up to workshops", 2, shared.MAX_WORKSHOPS, 10, key="cmp_kmax"))
+    if st.button("Draw the K-curve", key="cmp_kcurve"):
+        with st.spinner("Solving for 1, 2, … workshops…"):
+            st.session_state["k_curve"] = (key, k_max, _k_curve(key, k_max))
+    if (curve_state := st.session_state.get("k_curve")) and curve_state[:2] == (key, k_max):
+        curve = curve_state[2]
+        left, right = st.columns(2)
+        left.line_chart(curve, x="workshops", y="mean_travel_min")
+        right.line_chart(curve, x="workshops", y="annual_cost")
+        st.dataframe(curve, hide_index=True, width="stretch")
+
+    st.subheader("Robustness")
+    growth = st.slider("Business demand growth", 0.0, 1.0, 0.3, 0.05, key="cmp_growth")
+    slowdown = st.slider("Main roads slower by", 0.0, 1.0, 0.3, 0.05, key="cmp_slow")
+    if st.button("Re-solve the cases", key="cmp_robust"):
+        with st.spinner("Re-solving with more demand and slower roads…"):
+            st.session_state["robust"] = (key, growth, slowdown, _robust(key, growth, slowdown))
+    if (rob_state := st.session_state.get("robust")) and rob_state[:3] == (key, growth, slowdown):
+        rob = rob_state[3]
+        st.write("Sites chosen in every case: " + (", ".join(rob.stable_sites) or "none"))
+        st.dataframe(rob.cases, hide_index=True, width="stretch")
+        st.dataframe(rob.sites, hide_index=True, width="stretch")
 else:
     st.info(
         "Choose the region, the number of workshops and the cost assumptions, then press "

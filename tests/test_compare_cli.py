@@ -144,3 +144,22 @@ def test_compare_page_runs_and_matches_library():
     )
     assert table["annual_cost"].tolist() == pytest.approx(direct.table["annual_cost"].tolist())
     assert shown.site_diff["site_id"].tolist() == direct.site_diff["site_id"].tolist()
+
+    # K-curve and robustness sections, against the library
+    from planner.scenarios import k_curve, prepare_scenario, robustness
+
+    at.number_input(key="cmp_kmax").set_value(4)
+    at.button(key="cmp_kcurve").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.button(key="cmp_robust").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec = ScenarioSpec(name="direct", region=REGION, workshops=2)
+    sinst = prepare_scenario(spec)
+    curve = k_curve(sinst, 4)
+    shown_curve = at.session_state["k_curve"][2]
+    assert shown_curve["annual_cost"].tolist() == pytest.approx(curve["annual_cost"].tolist())
+    assert shown_curve["mean_travel_min"].tolist() == pytest.approx(
+        curve["mean_travel_min"].tolist()
+    )
+    rob = robustness(sinst, growth={"business": 0.3}, slowdown=1.3)
+    assert at.session_state["robust"][3].stable_sites == rob.stable_sites
