@@ -125,3 +125,31 @@ def test_unreachable_customers_named() -> None:
     cost = np.array([[1.0, 2.0], [np.inf, np.inf]])
     with pytest.raises(InfeasibleError, match="rows 1"):
         fixed_charge(cost, 10.0)
+
+
+def test_uncapacitated_lagrangian_path_matches_direct_mip() -> None:
+    """A fixed-charge instance big enough for the Lagrangian path agrees with the plain MIP."""
+    from planner.models import _mip
+
+    rng = np.random.default_rng(11)
+    n, m = 200, 40
+    cost = np.linalg.norm(rng.random((n, 1, 2)) - rng.random((1, m, 2)), axis=2) * 3600
+    weights = rng.integers(1, 6, size=n).astype(float)
+    fixed = rng.uniform(5_000, 20_000, size=m)
+    sol = fixed_charge(cost, fixed, weights, time_value=0.5, required=[3], excluded=[4])
+    assert "Lagrangian" in sol.solver
+    a = 0.5 * weights[:, None] * cost
+    pairs = _mip.PairSet.from_mask(a, np.ones_like(a, dtype=bool))
+    ref, _, _ = _mip.location_mip(
+        pairs,
+        fixed,
+        p=None,
+        fixed_open=np.array([3]),
+        fixed_closed=np.array([4]),
+        time_limit=60,
+    )
+    assert ref.optimal
+    assert sol.optimal
+    assert np.isclose(sol.objective, ref.objective, rtol=1e-7)
+    assert 3 in sol.open.tolist()
+    assert 4 not in sol.open.tolist()

@@ -195,3 +195,26 @@ def test_bad_inputs() -> None:
         p_median(np.ones((3, 2)), 1, formulation="dense")
     with pytest.raises(InputError, match="outside"):
         p_median(np.ones((3, 2)), 1, required=[5])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lagrangian_path_with_required_excluded_and_inf(seed: int) -> None:
+    """Instances above the direct-MIP size go through Lagrangian + reduced MIP: still exact."""
+    rng = np.random.default_rng(seed)
+    n, m, p = 250, 40, 3
+    cost = np.linalg.norm(rng.random((n, 1, 2)) - rng.random((1, m, 2)), axis=2) * 3600
+    cost[rng.random((n, m)) < 0.1] = np.inf
+    cost[:, 5] = np.where(np.isfinite(cost[:, 5]), cost[:, 5], 4000.0)  # required site reaches all
+    weights = rng.integers(0, 6, size=n).astype(float)
+    required, excluded = [5], [7, 8]
+    best = np.inf
+    w_mask = weights > 0
+    for pair in itertools.combinations([j for j in range(m) if j not in (5, 7, 8)], p - 1):
+        cols = [5, *pair]
+        best = min(best, float((weights[w_mask] * cost[w_mask][:, cols].min(axis=1)).sum()))
+    sol = p_median(cost, p, weights, required=required, excluded=excluded)
+    assert np.isfinite(cost[weights > 0]).sum() > 5_000  # really the Lagrangian path
+    assert "Lagrangian" in sol.solver
+    assert sol.optimal
+    assert np.isclose(sol.objective, best, rtol=1e-9)
+    check_solution(sol, cost, p, weights, required=required, excluded=excluded)

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIME_LIMIT_S = 60.0
 
 #: Relative gap under which a solution counts as proven optimal.
-OPTIMALITY_GAP = 1e-9
+OPTIMALITY_GAP = 1e-6
 
 _TINY = 1e-12
 
@@ -49,7 +49,8 @@ class Solution:
         Relative gap ``(objective - lower_bound) / max(|objective|, tiny)``; 0.0 when proven
         optimal.
     optimal
-        True when the solution is proven optimal (within a relative gap of 1e-9).
+        True when the solution is proven optimal (relative gap at most 1e-6, the usual MIP
+        solver tolerance; HiGHS's default is 1e-4).
     status
         Short status, e.g. ``"optimal"``, ``"time_limit"``, ``"gap_limit"``.
     solve_time_s
@@ -274,7 +275,7 @@ def make_solution(
     gap = relative_gap(objective, lower_bound)
     optimal = status == "optimal"
     if optimal:
-        gap = 0.0 if gap <= 1e-6 else gap
+        gap = 0.0 if gap <= OPTIMALITY_GAP else gap
     return Solution(
         model=model,
         open=np.sort(np.asarray(open_sites, dtype=np.intp)),

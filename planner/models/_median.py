@@ -26,7 +26,12 @@ import numpy as np
 
 from planner.errors import InfeasibleError
 from planner.models import _lagrangian, _local_search, _mip
-from planner.models._base import highs_version, planner_version, relative_gap
+from planner.models._base import (
+    OPTIMALITY_GAP,
+    highs_version,
+    planner_version,
+    relative_gap,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +64,7 @@ def solve_median(
     required: np.ndarray,
     excluded: np.ndarray,
     time_limit: float,
-    gap_target: float = 1e-7,
+    gap_target: float = 1e-9,
     formulation: str = "auto",
     exact: bool = True,
 ) -> MedianResult:
@@ -161,7 +166,7 @@ def solve_median(
 
     gap = relative_gap(ub, lb)
     if gap <= gap_target:
-        status = "optimal" if gap <= 1e-9 else "gap_limit"
+        status = "optimal" if gap <= OPTIMALITY_GAP else "gap_limit"
     elif exact and time.perf_counter() < deadline:
         # 3. exact model on the pairs that survive the reduced-cost tests
         eps = 1e-9 * max(1.0, abs(ub))
@@ -206,7 +211,12 @@ def solve_median(
             if result.status == "optimal":
                 lb = max(lb, min(result.bound, ub))
             gap = relative_gap(ub, lb)
-            status = "optimal" if gap <= max(gap_target, 1e-9) else result.status
+            if gap <= OPTIMALITY_GAP:
+                status = "optimal"
+            elif gap <= gap_target:
+                status = "gap_limit"
+            else:
+                status = result.status
     else:
         status = "time_limit" if exact else "bound_only"
     if np.isfinite(penalty) and not np.isfinite(sub[np.arange(n), _argmin(pen, open_local)]).all():
@@ -243,7 +253,7 @@ def _finish(
     extras: dict[str, Any],
 ) -> MedianResult:
     gap = relative_gap(objective, lower_bound)
-    optimal = status == "optimal" or gap <= 1e-9
+    optimal = status == "optimal" or gap <= OPTIMALITY_GAP
     if optimal:
         status = "optimal"
     solver = " + ".join(used) + f" [{planner_version()}]"

@@ -37,7 +37,7 @@ def p_median(
     required: Iterable[int] | np.ndarray | None = None,
     excluded: Iterable[int] | np.ndarray | None = None,
     time_limit: float | None = None,
-    gap: float = 1e-7,
+    gap: float = 1e-9,
     allow_unreachable: bool = False,
     formulation: str = "auto",
     exact: bool = True,
@@ -64,7 +64,8 @@ def p_median(
         Seconds for the whole solve (default 60). When it runs out, the best solution found is
         returned with its proven gap and ``optimal=False``.
     gap
-        Relative gap at which to stop (default 1e-7, i.e. optimal).
+        Relative gap at which to stop (default 1e-9: solve to optimality). For example 0.005
+        stops as soon as the answer is proven within 0.5 % of the optimum.
     allow_unreachable
         If False (default), customers that cannot reach any allowed candidate raise
         :class:`~planner.errors.InfeasibleError` listing their rows. If True they get

@@ -30,6 +30,7 @@ import numpy as np
 
 from planner.errors import InfeasibleError, InputError
 from planner.models._base import (
+    OPTIMALITY_GAP,
     Solution,
     assign_nearest,
     check_cost,
@@ -247,7 +248,7 @@ def two_tier(
     link_cost = float(lv * (dl[open_ws] * link[o, open_ws]).sum())
     all_optimal = all(r.get("status") in ("optimal", "infeasible") for r in results)
     gap = relative_gap(best["objective"], lower_bound)
-    status = "optimal" if all_optimal or gap <= 1e-9 else "time_limit"
+    status = "optimal" if all_optimal or gap <= OPTIMALITY_GAP else "time_limit"
     return make_solution(
         "two_tier",
         open_sites=open_ws,
