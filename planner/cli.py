@@ -85,6 +85,11 @@ def _cmd_run_scenario(args: argparse.Namespace) -> int:
     for w in lr.result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     k = lr.kpis
+    sol = lr.result.solution
+    print(
+        f"{sol.model} with {sol.solver}: "
+        + ("proven optimal" if sol.optimal else f"{sol.status}, gap {sol.gap:.2%} to lower bound")
+    )
     print(
         f"{spec.name}: {spec.layout}, {int(k['sites'])} sites, mean {k['mean_travel_min']:.1f} "
         f"min, p90 {k['p90_travel_min']:.1f} min, within standard {k['share_within_sla']:.1%}, "
