@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planner.errors import InfeasibleError, InputError
 from planner.models import Solution, p_median
@@ -218,3 +220,44 @@ def test_lagrangian_path_with_required_excluded_and_inf(seed: int) -> None:
     assert sol.optimal
     assert np.isclose(sol.objective, best, rtol=1e-9)
     check_solution(sol, cost, p, weights, required=required, excluded=excluded)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(1, 8),
+    m=st.integers(1, 6),
+)
+def test_p_median_property_brute_force(data: st.DataObject, n: int, m: int) -> None:
+    """Hypothesis: any small matrix of whole minutes (ties, zeros, inf) is solved exactly."""
+    minutes = st.one_of(st.integers(0, 30).map(float), st.just(np.inf))
+    cost = (
+        np.array(
+            data.draw(st.lists(st.lists(minutes, min_size=m, max_size=m), min_size=n, max_size=n))
+        )
+        * 60.0
+    )
+    weights = np.array(data.draw(st.lists(st.integers(0, 5), min_size=n, max_size=n)), float)
+    p = data.draw(st.integers(1, m))
+    dead = ~np.isfinite(cost).any(axis=1)
+    w_eff = np.where(dead, 0.0, weights)
+    expected = brute_force_p_median(cost, p, w_eff)
+    if not np.isfinite(expected):
+        with pytest.raises(InfeasibleError):
+            p_median(cost, p, weights, allow_unreachable=True)
+        return
+    sol = p_median(cost, p, weights, allow_unreachable=True)
+    assert sol.optimal
+    assert np.isclose(sol.objective, expected, rtol=1e-9, atol=1e-6)
+    check_solution(sol, np.where(dead[:, None], np.inf, cost), p, w_eff, required=[], excluded=[])
+
+
+def test_auto_formulation_uses_ties() -> None:
+    from planner.models._mip import PairSet, choose_formulation
+
+    rng = np.random.default_rng(0)
+    tied = rng.integers(1, 4, size=(50, 30)).astype(float) * 60
+    distinct = rng.uniform(60, 3600, size=(50, 30))
+    full = np.ones((50, 30), dtype=bool)
+    assert choose_formulation(PairSet.from_mask(tied, full), "auto") == "radius"
+    assert choose_formulation(PairSet.from_mask(distinct, full), "auto") == "assignment"

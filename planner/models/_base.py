@@ -38,8 +38,10 @@ class Solution:
     open
         Sorted column indices of the opened candidates.
     assignment
-        Column index serving each customer row, -1 when the customer is not assigned (unreachable
-        or, in coverage models, not covered).
+        Column index serving each customer row, -1 when the customer is not assigned (it cannot
+        reach any open site, or was left out with ``allow_unreachable``). Coverage models assign
+        every reachable customer to its nearest open site and say in ``extras["covered"]``
+        which ones are within the threshold.
     objective
         Objective value of the returned solution (every model minimises; the units are given in
         the model's docstring).

@@ -115,7 +115,7 @@ def p_median(
         return make_solution(
             "p_median",
             open_sites=open_sites,
-            assignment=np.where(w > 0, assign_nearest(cost, open_sites), -1),
+            assignment=assign_nearest(cost, open_sites),
             objective=0.0,
             lower_bound=0.0,
             status="optimal",
