@@ -61,6 +61,10 @@ class Instance:
         Demand point index per customer row (-1 when left out).
     demand_weight
         Summed weight of each demand point.
+    access_offset_s
+        Per customer: its own access time to the road minus that of its demand point's
+        representative. A customer's travel time to a site is its demand point's cost plus this
+        offset (the offset does not depend on the site, so it does not change the optimum).
     cost_s
         Travel time in seconds from each demand point to each candidate (inf: unreachable).
     """
@@ -75,6 +79,7 @@ class Instance:
     demand_weight: np.ndarray
     cost_s: np.ndarray
     warnings: tuple[str, ...] = field(default=())
+    access_offset_s: np.ndarray | None = None
 
     @property
     def required(self) -> np.ndarray:
@@ -221,6 +226,9 @@ def prepare_instance(
     weights = customers["weight"].to_numpy(float)
     demand_weight = np.bincount(inverse, weights=weights[used], minlength=first.size)
     cost_s = cost_all[used[first]]
+    access = np.asarray(c_snap.access_time_s, dtype=float)
+    access_offset_s = np.zeros(len(customers))
+    access_offset_s[used] = access[used] - access[used[first]][inverse]
     logger.info("%d customers aggregated into %d demand points", used.size, first.size)
     return Instance(
         region=str(region),
@@ -231,6 +239,7 @@ def prepare_instance(
         candidate_snap=s_snap,
         demand_of_customer=demand_of_customer,
         demand_weight=demand_weight,
+        access_offset_s=access_offset_s,
         cost_s=cost_s,
         warnings=tuple(warnings),
     )
@@ -277,6 +286,8 @@ def build_result(
     travel_s = np.full(len(customers), np.inf)
     idx = np.flatnonzero(assigned)
     travel_s[idx] = instance.cost_s[d_of_c[idx], col[idx]]
+    if instance.access_offset_s is not None:
+        travel_s[idx] += instance.access_offset_s[idx]
     travel_min = travel_s / 60.0
     customers["site_id"] = ""
     customers.loc[assigned, "site_id"] = cands["site_id"].astype(str).to_numpy()[col[assigned]]
