@@ -25,18 +25,21 @@ from planner.scenarios import (
 )
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def _compare(
     region: str,
     workshops: int,
     layouts: tuple[str, ...],
     parameters: tuple[tuple[str, float], ...],
     sla_min: float,
-    _progress=None,
+    *,
+    progress=None,
 ) -> Comparison:
+    # Not st.cache_data: the progress callback writes to a bar created outside this function,
+    # which Streamlit cannot replay on a cache hit. The result is kept in session state below
+    # and the road graph is cached with st.cache_resource.
     spec = _spec(region, workshops, parameters, sla_min)
     return compare_layouts(
-        spec, layouts=layouts, graph=shared.load_graph(region), progress=_progress
+        spec, layouts=layouts, graph=shared.load_graph(region), progress=progress
     )
 
 
@@ -139,13 +142,14 @@ params = defaults.replace(
 )
 key = (region, workshops, tuple(layouts), tuple(sorted(params.to_dict().items())), float(sla))
 
-if run:
-    bar = st.progress(0.0, text="Starting…")
-    comparison = _compare(*key, _progress=lambda m, f: bar.progress(min(max(f, 0.0), 1.0), m))
-    bar.empty()
-    st.session_state["compare"] = {"key": key, "comparison": comparison}
-
 saved = st.session_state.get("compare")
+if run and not (saved and saved["key"] == key):
+    bar = st.progress(0.0, text="Starting…")
+    comparison = _compare(*key, progress=lambda m, f: bar.progress(min(max(f, 0.0), 1.0), m))
+    bar.empty()
+    saved = {"key": key, "comparison": comparison}
+    st.session_state["compare"] = saved
+
 if saved and saved["key"] == key:
     comparison = saved["comparison"]
     st.subheader("Side by side")

@@ -135,6 +135,11 @@ def test_compare_page_runs_and_matches_library():
     button.click().run()
     assert not at.exception, [e.value for e in at.exception]
     shown = at.session_state["compare"]["comparison"]
+    # pressing Compare again with the same inputs keeps the same result, without an error
+    (button,) = [b for b in at.button if b.label == "Compare"]
+    button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["compare"]["comparison"] is shown
     table = at.dataframe[0].value
     assert table["layout"].tolist() == list(LAYOUTS)
     direct = compare_layouts(
