@@ -107,8 +107,11 @@ _ROLES = ("workshop", "office", "partner")
 
 
 class _ResultLike(Protocol):
-    customers: gpd.GeoDataFrame
-    sites: gpd.GeoDataFrame
+    @property
+    def customers(self) -> gpd.GeoDataFrame: ...
+
+    @property
+    def sites(self) -> gpd.GeoDataFrame: ...
 
 
 class _Attribution(folium.MacroElement):

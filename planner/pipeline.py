@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from os import PathLike
-from typing import Any
+from typing import Any, TypeAlias
 
 import geopandas as gpd
 import networkx as nx
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 #: Number of candidate workshop sites generated when the user gives none.
 DEFAULT_CANDIDATES = 60
 
-CustomersArg = gpd.GeoDataFrame | str | PathLike[str] | None
+CustomersArg: TypeAlias = gpd.GeoDataFrame | str | PathLike[str] | None
 ProgressCallback = Callable[[str, float], None]
 
 
