@@ -46,6 +46,7 @@ class LagrangianResult:
     chosen: np.ndarray  # bool mask of the relaxation's open set
     iterations: int
     best_primal: np.ndarray | None  # best open set seen among relaxation solutions
+    converged: bool = False  # the step became tiny (more iterations would hardly help)
 
 
 class _Core:
@@ -93,6 +94,16 @@ class _Core:
         return idx, np.repeat(np.arange(self.n), lengths)
 
 
+def build_core(a: np.ndarray, start: np.ndarray, allowed: np.ndarray) -> _Core:
+    """Core of ``a`` for multipliers around ``start``: per row the pairs up to
+    ``CORE_FACTOR * start`` (at least the 32 cheapest)."""
+    m = a.shape[1]
+    kmin = min(m, 32)
+    kth = np.partition(a, kmin - 1, axis=1)[:, kmin - 1] if kmin < m else a.max(axis=1)
+    threshold = np.maximum(CORE_FACTOR * start, kth)
+    return _Core(a, threshold, allowed)
+
+
 def _choose(
     rho: np.ndarray,
     *,
@@ -132,6 +143,7 @@ def subgradient(
     stall_limit: int = 40,
     deflection: float = 0.7,
     max_restarts: int = 3,
+    core: _Core | None = None,
 ) -> LagrangianResult:
     """Maximise the Lagrangian bound by subgradient optimisation.
 
@@ -161,15 +173,15 @@ def subgradient(
     max_restarts
         When the step has become tiny and time remains, restart from the best multipliers this
         many times (with more patience).
+    core
+        A core from :func:`build_core` to reuse between calls (built here when None).
     """
     n, m = a.shape
     is_required = np.zeros(m, dtype=bool)
     is_required[required] = True
     free = allowed & ~is_required
-    kmin = min(m, 32)
-    kth = np.partition(a, kmin - 1, axis=1)[:, kmin - 1] if kmin < m else a.max(axis=1)
-    threshold = np.maximum(CORE_FACTOR * start, kth)
-    core = _Core(a, threshold, allowed)
+    if core is None:
+        core = build_core(a, start, allowed)
     lam = np.minimum(start.astype(np.float64), core.cap)
     best = -np.inf
     best_lam = lam.copy()
@@ -182,6 +194,7 @@ def subgradient(
     it = 0
     direction = np.zeros(n)
     restarts = 0
+    converged = False
     for it in range(1, max_iterations + 1):
         idx, prow = core.prefix(lam)
         red = core.vals[idx] - lam[prow]
@@ -206,6 +219,7 @@ def subgradient(
             break
         if mu < 1e-4:
             if restarts >= max_restarts:
+                converged = True
                 break
             # restart from the best multipliers with a smaller step and more patience
             restarts += 1
@@ -239,6 +253,7 @@ def subgradient(
         chosen=best_chosen,
         iterations=it,
         best_primal=best_primal,
+        converged=converged,
     )
 
 

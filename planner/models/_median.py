@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.errors import InfeasibleError
+from planner.errors import InfeasibleError, SolverError
 from planner.models import _lagrangian, _local_search, _mip
 from planner.models._base import (
     OPTIMALITY_GAP,
@@ -131,38 +131,60 @@ def solve_median(
     status = "heuristic"
 
     small = n_pairs <= SMALL_PAIRS
-    # 2. Lagrangian bound
+    # 2. Lagrangian bound, in rounds; after each round a local search starts from the
+    #    relaxation's open set (Lagrangian-guided restarts find better local optima)
+    lag = None
     if not small and time.perf_counter() < deadline:
-        d1 = pen[:, open_local].min(axis=1)
-        lag = _lagrangian.subgradient(
-            pen,
-            fix,
-            p=p,
-            required=req,
-            allowed=allowed,
-            upper_bound=ub,
-            start=d1,
-            deadline=deadline,
-            target=ub * (1.0 - gap_target) if ub > 0 else None,
-        )
-        used.append("Lagrangian")
-        extras["lagrangian_bound"] = lag.bound
-        extras["lagrangian_iterations"] = lag.iterations
-        lb = max(lb, lag.bound)
-        if lag.best_primal is not None and time.perf_counter() < deadline:
-            cand, val = _local_search.local_search(
+        lam = pen[:, open_local].min(axis=1)
+        core = _lagrangian.build_core(pen, lam, allowed)
+        # leave time for the exact model when it may be small enough to run after the tests
+        remaining = deadline - time.perf_counter()
+        mip_possible = exact and n_pairs <= 5 * MIP_MAX_PAIRS
+        lag_deadline = time.perf_counter() + (0.6 * remaining if mip_possible else remaining)
+        round_s = max(0.5, 0.1 * time_limit)
+        iterations = 0
+        rounds = 0
+        while True:
+            rounds += 1
+            result = _lagrangian.subgradient(
                 pen,
                 fix,
                 p=p,
                 required=req,
                 allowed=allowed,
-                deadline=deadline,
-                start=lag.best_primal,
+                upper_bound=ub,
+                start=lam,
+                deadline=min(time.perf_counter() + round_s, lag_deadline),
+                target=ub * (1.0 - gap_target) if ub > 0 else None,
+                max_restarts=0,
+                core=core,
             )
-            if val < ub - 1e-9 * max(1.0, abs(ub)):
-                open_local, ub = cand, val
-    else:
-        lag = None
+            iterations += result.iterations
+            lam = result.multipliers
+            if lag is None or result.bound > lag.bound:
+                lag = result
+            starts = [np.flatnonzero(result.chosen)]
+            if result.best_primal is not None:
+                starts.append(result.best_primal)
+            for start in starts:
+                if time.perf_counter() >= deadline or start.size == 0:
+                    break
+                if p is not None and start.size != p:
+                    continue
+                cand, val, _ = _local_search.interchange(
+                    pen, fix, start, p=p, required=req, allowed=allowed, deadline=deadline
+                )
+                if val < ub - 1e-9 * max(1.0, abs(ub)):
+                    open_local, ub = cand, val
+            if relative_gap(ub, lag.bound) <= gap_target or time.perf_counter() >= lag_deadline:
+                break
+            if result.converged and rounds >= 3:
+                break
+        used.append("Lagrangian")
+        extras["lagrangian_bound"] = lag.bound
+        extras["lagrangian_iterations"] = iterations
+        extras["lagrangian_rounds"] = rounds
+        lb = max(lb, lag.bound)
 
     gap = relative_gap(ub, lb)
     if gap <= gap_target:
@@ -220,9 +242,14 @@ def solve_median(
     else:
         status = "time_limit" if exact else "bound_only"
     if np.isfinite(penalty) and not np.isfinite(sub[np.arange(n), _argmin(pen, open_local)]).all():
-        raise InfeasibleError(
-            "no feasible choice of sites was found: some customers cannot reach any open site "
-            "(the candidates that reach them need more sites than allowed)"
+        if status == "optimal":
+            raise InfeasibleError(
+                "no choice of sites reaches every customer: the candidates that reach them "
+                "need more sites than allowed"
+            )
+        raise SolverError(
+            f"no choice of sites reaching every customer was found within the time limit of "
+            f"{time_limit:g} s (status {status})"
         )
     objective = _local_search.evaluate(sub, fix, open_local)
     return _finish(

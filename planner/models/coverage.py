@@ -371,10 +371,18 @@ def min_sites_to_reach(
     required: np.ndarray,
     excluded: np.ndarray,
     time_limit: float,
-) -> tuple[int, bool]:
-    """Fewest open sites (required included) so that every row reaches one: (count, proven).
+) -> tuple[np.ndarray | None, int]:
+    """Fewest open sites (required included) so that every row reaches one.
 
     ``reach`` is an (n x m) bool matrix; rows without any allowed True are ignored.
+
+    Returns
+    -------
+    open_cols
+        The best cover found (None if none was found in time).
+    min_count
+        Proven lower bound on the number of sites needed (equal to ``open_cols.size`` when
+        the cover is proven minimal).
     """
     m = reach.shape[1]
     allowed = np.ones(m, dtype=bool)
@@ -383,8 +391,8 @@ def min_sites_to_reach(
     rows = cover.any(axis=1)
     merged, mw = _merge_rows(cover[rows], np.ones(int(rows.sum())))
     if merged.shape[0] == 0:
-        return int(required.size), True
-    open_cols, _, bound, status = _coverage_model(
+        return required.copy(), int(required.size)
+    open_cols, _, bound, _ = _coverage_model(
         merged,
         mw,
         p=None,
@@ -394,6 +402,7 @@ def min_sites_to_reach(
         time_limit=time_limit,
         start_open=None,
     )
-    if open_cols is None:
-        return int(np.ceil(bound - 1e-6)), False
-    return int(open_cols.size), status == "optimal"
+    min_count = int(np.ceil(bound - 1e-6)) if np.isfinite(bound) else int(required.size)
+    if open_cols is not None:
+        min_count = min(min_count, int(open_cols.size))
+    return open_cols, min_count

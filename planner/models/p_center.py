@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from planner.errors import InfeasibleError
+from planner.errors import InfeasibleError, SolverError
 from planner.models._base import (
     Solution,
     assign_nearest,
@@ -113,19 +113,23 @@ def p_center(
     cols = np.flatnonzero(allowed)
     req_local = np.searchsorted(cols, req)
 
+    covers: dict[float, np.ndarray] = {}
+
     def feasible(r: float) -> bool | None:
+        """True: p sites cover everyone within r (cover kept); False: proven not; None: time."""
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             return None
-        count, proven = min_sites_to_reach(
+        open_local, min_count = min_sites_to_reach(
             sub <= r,
             required=req_local,
             excluded=np.zeros(0, dtype=np.intp),
             time_limit=remaining,
         )
-        if count <= p:
+        if open_local is not None and open_local.size <= p:
+            covers[r] = cols[open_local]
             return True
-        return False if proven else None
+        return False if min_count > p else None
 
     lo, hi = 0, radii.size - 1  # radii[hi] is feasible (p >= 1 site reaches all... checked)
     status = "optimal"
@@ -150,17 +154,22 @@ def p_center(
     # tie-break: least weighted travel among the solutions with radius <= radius
     restricted = np.where(cost <= radius, cost, np.inf)
     restricted[~active] = cost[~active]
-    remaining = max(deadline - time.perf_counter(), 1.0)
-    inner = p_median(
-        restricted,
-        p,
-        np.where(active, w, 0.0),
-        required=req,
-        excluded=exc,
-        time_limit=remaining,
-        allow_unreachable=True,
-    )
-    open_sites = inner.open
+    remaining = deadline - time.perf_counter()
+    open_sites = _pad(covers[radius], req, exc, p, m)
+    if remaining > 0.5:
+        try:
+            inner = p_median(
+                restricted,
+                p,
+                np.where(active, w, 0.0),
+                required=req,
+                excluded=exc,
+                time_limit=remaining,
+                allow_unreachable=True,
+            )
+            open_sites = inner.open
+        except (InfeasibleError, SolverError):  # out of time: keep the cover found above
+            logger.info("p-center tie-break stopped early; keeping the bisection's cover")
     assignment = assign_nearest(cost, open_sites)
     assignment[unreachable] = -1
     served = active & (assignment >= 0)
@@ -179,3 +188,10 @@ def p_center(
             "weighted_travel": float((w[served] * cost[served, assignment[served]]).sum()),
         },
     )
+
+
+def _pad(open_sites: np.ndarray, req: np.ndarray, exc: np.ndarray, p: int, m: int) -> np.ndarray:
+    """Add required sites and fill up to p with other allowed candidates."""
+    chosen = np.union1d(open_sites, req)
+    free = np.setdiff1d(np.setdiff1d(np.arange(m), chosen), exc)
+    return np.sort(np.concatenate([chosen, free[: max(p - chosen.size, 0)]])).astype(np.intp)

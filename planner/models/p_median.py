@@ -125,10 +125,10 @@ def p_median(
         )
     if not np.isfinite(cost[rows]).all():
         # the customers may lie in parts of the network that need more than p sites
-        needed, proven = min_sites_to_reach(
+        _, needed = min_sites_to_reach(
             np.isfinite(cost[rows]), required=req, excluded=exc, time_limit=limit
         )
-        if proven and needed > p:
+        if needed > p:
             raise InfeasibleError(
                 f"p={p} is too small: the customers lie in parts of the road network that "
                 f"need at least {needed} sites to reach them all"
