@@ -153,3 +153,12 @@ def test_uncapacitated_lagrangian_path_matches_direct_mip() -> None:
     assert np.isclose(sol.objective, ref.objective, rtol=1e-7)
     assert 3 in sol.open.tolist()
     assert 4 not in sol.open.tolist()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fixed_charge_lagrangian_path_on_tiny_instances(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Force the Lagrangian + reduced-cost path (normally for larger instances): still exact."""
+    monkeypatch.setattr("planner.models._median.SMALL_PAIRS", 0)
+    test_fixed_charge_matches_brute_force(seed)

@@ -261,3 +261,10 @@ def test_auto_formulation_uses_ties() -> None:
     full = np.ones((50, 30), dtype=bool)
     assert choose_formulation(PairSet.from_mask(tied, full), "auto") == "radius"
     assert choose_formulation(PairSet.from_mask(distinct, full), "auto") == "assignment"
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_lagrangian_path_on_tiny_instances(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Force every instance through Lagrangian + reduced-cost tests + MIP: still exact."""
+    monkeypatch.setattr("planner.models._median.SMALL_PAIRS", 0)
+    test_p_median_matches_brute_force(seed)

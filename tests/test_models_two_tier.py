@@ -120,3 +120,12 @@ def test_required_office_and_errors() -> None:
     cut = np.array([[np.inf, np.inf, 1.0]])
     with pytest.raises(InfeasibleError, match="cannot supply required workshops 0"):
         two_tier(cost, cut, 1, required=[0])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_two_tier_lagrangian_path_on_tiny_instances(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Force the Lagrangian + reduced-cost path per office: still exact."""
+    monkeypatch.setattr("planner.models._median.SMALL_PAIRS", 0)
+    test_two_tier_matches_brute_force(seed)

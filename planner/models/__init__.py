@@ -1,7 +1,25 @@
 """Location models built from a cost matrix (customers x candidates, seconds, inf = unreachable).
 
 Every model returns a frozen :class:`Solution` saying which candidates open, how customers are
-assigned, the objective, a proven lower bound and gap, the solve time and the solver used.
+assigned, the objective, a proven lower bound and gap, whether it is proven optimal, the solve
+time and the solver used. Every entry point takes keyword-only ``required`` (existing sites that
+stay open), ``excluded`` (never open) and ``time_limit`` (seconds, default 60), and raises
+:class:`~planner.errors.InfeasibleError` before solving when the specification cannot have a
+solution, with a message that says why.
+
+==========================  ==========================================================
+:func:`p_median`            p sites, least demand-weighted travel time
+:func:`max_coverage`        p sites, most demand within T (minimises uncovered demand)
+:func:`set_cover`           fewest sites with all demand (or a share) within T
+:func:`p_center`            p sites, least worst travel time (ties: least weighted time)
+:func:`fixed_charge`        fixed costs + value of travel time; optional capacities
+:func:`capacitated_p_median`  p sites with capacities (single sourcing)
+:func:`two_tier`            one office + workshops, with office-workshop deliveries
+==========================  ==========================================================
+
+Median-type models (p-median, fixed-charge, two-tier) share one solve path: greedy + fast
+interchange, a Lagrangian bound with guided restarts, then an exact HiGHS model on the pairs
+that survive reduced-cost tests (see :mod:`planner.models._median`).
 """
 
 from __future__ import annotations

@@ -142,7 +142,8 @@ def interchange(
         best_move: tuple[int, int] | None = None
         if insertable.any() and removable.any():
             # loss matrix: for customers of r, extra cost if r removed and j inserted
-            extra = np.minimum(a, d2[:, None]) - d1[:, None]
+            extra = np.minimum(a, d2[:, None])
+            extra -= d1[:, None]
             np.maximum(extra, 0.0, out=extra)
             onehot = sp.csr_matrix(
                 (np.ones(n), (k1, rows)), shape=(open_sites.size, n), dtype=np.float64

@@ -123,18 +123,18 @@ def p_median(
             started=t0,
             extras=extras,
         )
-    if not np.isfinite(cost[rows]).all():
+    sub = cost if rows.size == n else cost[rows]
+    if not np.isfinite(sub).all():
         # the customers may lie in parts of the network that need more than p sites
         _, needed = min_sites_to_reach(
-            np.isfinite(cost[rows]), required=req, excluded=exc, time_limit=limit
+            np.isfinite(sub), required=req, excluded=exc, time_limit=limit
         )
         if needed > p:
             raise InfeasibleError(
                 f"p={p} is too small: the customers lie in parts of the road network that "
                 f"need at least {needed} sites to reach them all"
             )
-    a = cost[rows] * w[rows, None]
-    a[~np.isfinite(cost[rows])] = np.inf
+    a = sub * w[rows, None]  # weighted cost; inf stays inf (weights are > 0 here)
     result = solve_median(
         a,
         np.zeros(m),
