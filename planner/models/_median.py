@@ -210,7 +210,7 @@ def solve_median(
         else:
             pairs = _mip.PairSet.from_mask(sub, keep_pairs)
             closed = np.flatnonzero(~keep_cols)
-            result, mip_open, form = _mip.location_mip(
+            mip, mip_open, form = _mip.location_mip(
                 pairs,
                 fix,
                 p=p,
@@ -223,22 +223,20 @@ def solve_median(
             )
             used.append(f"{highs_version()} ({form})")
             extras["mip_formulation"] = form
-            extras["mip_status"] = result.status
+            extras["mip_status"] = mip.status
             if mip_open is not None:
                 val = _local_search.evaluate(pen, fix, mip_open)
                 if val < ub:
                     open_local, ub = mip_open, val
-            if result.status in ("optimal", "time_limit", "limit"):
-                lb = max(lb, min(result.bound, ub))
-            if result.status == "optimal":
-                lb = max(lb, min(result.bound, ub))
+            if mip.status in ("optimal", "time_limit", "limit"):
+                lb = max(lb, min(mip.bound, ub))
             gap = relative_gap(ub, lb)
             if gap <= OPTIMALITY_GAP:
                 status = "optimal"
             elif gap <= gap_target:
                 status = "gap_limit"
             else:
-                status = result.status
+                status = mip.status
     else:
         status = "time_limit" if exact else "bound_only"
     if np.isfinite(penalty) and not np.isfinite(sub[np.arange(n), _argmin(pen, open_local)]).all():

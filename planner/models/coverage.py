@@ -199,6 +199,7 @@ def max_coverage(
         rest = np.setdiff1d(np.flatnonzero(allowed), greedy)
         greedy = np.sort(np.concatenate([greedy, rest[: p - greedy.size]]))
     total = float(w.sum())
+    open_cols: np.ndarray | None
     if merged.shape[0] == 0:
         open_cols, uncovered, bound, status = greedy, total, total, "optimal"
     else:
@@ -314,6 +315,7 @@ def set_cover(
         )
     rows = need & coverable
     merged, mw = _merge_rows(cover[rows], w[rows])
+    open_cols: np.ndarray | None
     if merged.shape[0] == 0:
         open_cols = req if req.size else np.flatnonzero(allowed)[:1]
         status, bound = "optimal", float(open_cols.size)

@@ -201,7 +201,7 @@ def two_tier(
                 free = free[np.argsort(fixed[free], kind="stable")][: p - open_ws.size]
                 open_ws = np.sort(np.concatenate([open_ws, free]))
             obj = float(fixed[open_ws].sum())
-            res = {
+            res: dict[str, Any] = {
                 "open": open_ws,
                 "objective": obj,
                 "lower_bound": obj,
