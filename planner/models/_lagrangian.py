@@ -47,6 +47,7 @@ class LagrangianResult:
     iterations: int
     best_primal: np.ndarray | None  # best open set seen among relaxation solutions
     converged: bool = False  # the step became tiny (more iterations would hardly help)
+    last_chosen: np.ndarray | None = None  # the relaxation's open set at the last multipliers
 
 
 class _Core:
@@ -192,6 +193,7 @@ def subgradient(
     mu = 1.0
     stall = 0
     it = 0
+    chosen = best_chosen
     direction = np.zeros(n)
     restarts = 0
     converged = False
@@ -254,6 +256,7 @@ def subgradient(
         iterations=it,
         best_primal=best_primal,
         converged=converged,
+        last_chosen=chosen,
     )
 
 

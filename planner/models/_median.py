@@ -141,7 +141,7 @@ def solve_median(
         remaining = deadline - time.perf_counter()
         mip_possible = exact and n_pairs <= 5 * MIP_MAX_PAIRS
         lag_deadline = time.perf_counter() + (0.6 * remaining if mip_possible else remaining)
-        round_s = max(0.5, 0.1 * time_limit)
+        round_s = max(0.5, 0.05 * time_limit)
         iterations = 0
         rounds = 0
         while True:
@@ -164,6 +164,10 @@ def solve_median(
             if lag is None or result.bound > lag.bound:
                 lag = result
             starts = [np.flatnonzero(result.chosen)]
+            if result.last_chosen is not None and not np.array_equal(
+                result.last_chosen, result.chosen
+            ):
+                starts.append(np.flatnonzero(result.last_chosen))
             if result.best_primal is not None:
                 starts.append(result.best_primal)
             for start in starts:
