@@ -127,29 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     cost, weights = euclidean_instance(n2, m2, seed=2)
     matrix_mib = cost.nbytes / 2**20
     sol, t_total, mem = run_planner(cost, weights, p2, gap=0.005, time_limit=60.0)
-    first_t = sol.extras["first_solution_time_s"]
-    first_obj = sol.extras["first_objective"]
-    first_gap = (first_obj - sol.lower_bound) / first_obj
     print(
-        f"[{n2}x{m2} p={p2}] first answer after {first_t:.2f} s, gap to final bound "
-        f"{first_gap:.3%}; final gap {sol.gap:.3%} after {t_total:.1f} s "
+        f"[{n2}x{m2} p={p2}] gap<=0.5%: proven gap {sol.gap:.3%} after {t_total:.1f} s "
         f"(status {sol.status}); solver {sol.solver}",
         flush=True,
-    )
-    rows.append(
-        (
-            f"{n2:,} x {m2:,}, p={p2}: first answer",
-            f"{first_t:.1f} s",
-            f"within {first_gap:.2%} of the final lower bound",
-        )
-    )
-    rows.append(
-        (
-            f"{n2:,} x {m2:,}, p={p2}: proven gap",
-            f"{t_total:.1f} s",
-            f"gap {sol.gap:.2%} ({sol.status}); peak {mem:,.0f} MiB "
-            f"(the cost matrix itself: {matrix_mib:,.0f} MiB)",
-        )
     )
     # the same instance with the full 60 s budget, aiming at optimality
     sol60, t60, mem60 = run_planner(cost, weights, p2, time_limit=60.0)
@@ -157,6 +138,27 @@ def main(argv: list[str] | None = None) -> int:
         f"[{n2}x{m2} p={p2}] 60 s budget: gap {sol60.gap:.3%} after {t60:.1f} s "
         f"(status {sol60.status}), objective {sol60.objective:.1f}",
         flush=True,
+    )
+    # the first answer (greedy + fast interchange) against the best bound of both runs
+    best_bound = max(sol.lower_bound, sol60.lower_bound)
+    first_t = sol.extras["first_solution_time_s"]
+    first_obj = sol.extras["first_objective"]
+    first_gap = (first_obj - best_bound) / first_obj
+    print(f"[{n2}x{m2} p={p2}] first answer after {first_t:.2f} s, {first_gap:.3%} above the bound")
+    rows.append(
+        (
+            f"{n2:,} x {m2:,}, p={p2}: first answer",
+            f"{first_t:.1f} s",
+            f"proven within {first_gap:.2%} (against the best lower bound)",
+        )
+    )
+    rows.append(
+        (
+            f"{n2:,} x {m2:,}, p={p2}: proven gap <= 0.5 % (gap=0.005)",
+            f"{t_total:.1f} s",
+            f"gap {sol.gap:.2%} ({sol.status}); peak {mem:,.0f} MiB "
+            f"(the cost matrix itself: {matrix_mib:,.0f} MiB)",
+        )
     )
     rows.append(
         (
