@@ -268,3 +268,21 @@ def test_lagrangian_path_on_tiny_instances(seed: int, monkeypatch: pytest.Monkey
     """Force every instance through Lagrangian + reduced-cost tests + MIP: still exact."""
     monkeypatch.setattr("planner.models._median.SMALL_PAIRS", 0)
     test_p_median_matches_brute_force(seed)
+
+
+def test_solving_prints_nothing_on_stdout() -> None:
+    """highspy's one-time C++ banner must not reach the CLI's or a notebook's stdout."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from planner.models import p_median\n"
+        "c = np.random.default_rng(0).random((30, 8)) * 1000\n"
+        "s = p_median(c, 3)\n"
+        "assert 'HiGHS' in s.solver, s.solver\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout == ""

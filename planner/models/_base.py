@@ -91,12 +91,9 @@ def relative_gap(objective: float, lower_bound: float) -> float:
 
 def highs_version() -> str:
     """Return the version string of the HiGHS solver used, e.g. ``"HiGHS 1.16.0"``."""
-    import highspy
+    from importlib.metadata import version
 
-    try:
-        return f"HiGHS {highspy.Highs.version()}"  # type: ignore[call-arg]
-    except TypeError:  # pragma: no cover - instance method in some versions
-        return f"HiGHS {highspy.Highs().version()}"
+    return f"HiGHS {version('highspy')}"
 
 
 def planner_version() -> str:

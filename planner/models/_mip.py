@@ -22,8 +22,12 @@ formulations:
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,6 +49,40 @@ class MipResult:
     status: str
     optimal: bool
     solve_time_s: float
+
+
+_HIGHS_LOCK = threading.Lock()
+_highs_banner_done = False
+
+
+def _new_highs() -> Any:
+    """A silent ``highspy.Highs`` instance.
+
+    highspy prints a "Running HiGHS ..." banner from C++ on the first construction in a
+    process, before any option can be set (ERGO-Code/HiGHS#1702, #2749). The first construction
+    therefore runs with file descriptor 1 pointed at /dev/null, so that the CLI's stdout and a
+    notebook's output stay clean.
+    """
+    import highspy
+
+    global _highs_banner_done  # noqa: PLW0603 - one-time, process-wide C++ banner
+    with _HIGHS_LOCK:
+        if _highs_banner_done:
+            h = highspy.Highs()
+        else:
+            sys.stdout.flush()
+            saved = os.dup(1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 1)
+                h = highspy.Highs()
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+                os.close(devnull)
+            _highs_banner_done = True
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 def solve_mip(
@@ -76,8 +114,7 @@ def solve_mip(
     a_csc = sp.csc_matrix(a_matrix)
     num_col = int(c.size)
     num_row = int(a_csc.shape[0])
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _new_highs()
     h.setOptionValue("time_limit", max(float(time_limit), 0.01))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     h.setOptionValue("mip_abs_gap", 1e-9)
