@@ -473,32 +473,25 @@ def check_customers(
     from planner import validation as v
 
     standards = _check_standards(service_max_min)
-    fmt = str(data.attrs.get("format", "table"))
-    header_lines, unit = v.row_unit(fmt)
-    data, rows = v.drop_blank_rows(data)
-    n = len(data)
-    issues = v.IssueCollector(header_lines=header_lines, unit=unit)
-    found = v.detect_columns(data.columns, fields=v.CUSTOMER_FIELDS, mapping=mapping)
-    notes = [v.format_note(data.attrs, fmt), v.columns_note(found)]
-    region_label = None if region is None and graph is None else str(region or "the given graph")
+    check = v.TableCheck.start(
+        data,
+        kind="customers",
+        fields=v.CUSTOMER_FIELDS,
+        mapping=mapping,
+        path=path,
+        region=region,
+        graph=graph,
+    )
+    data, rows, found, issues, notes, n = (
+        check.data,
+        check.rows,
+        check.found,
+        check.issues,
+        check.notes,
+        check.n,
+    )
     if n == 0:
-        issues.add(
-            None,
-            None,
-            None,
-            "the file has no data rows",
-            "add one customer per row below the header",
-            code="unreadable",
-        )
-        report = v.ValidationReport(
-            path=None if path is None else str(path),
-            kind="customers",
-            n_rows=0,
-            issues=issues.sorted(),
-            fatal=True,
-            region=region_label,
-            notes=tuple(notes),
-        )
+        report = check.empty_report("add one customer per row below the header")
         return CustomerTable(_empty_customers(), report)
 
     if "id" in found:
@@ -547,16 +540,10 @@ def check_customers(
     else:
         notes.append("no weight column: every customer counts 1 job per year")
 
-    segment = (
-        v.text_values(data[found["segment"]])
-        if "segment" in found
-        else np.full(n, None, dtype=object)
-    )
+    segment = check.text("segment")
     segment = np.where(pd.isna(segment), "default", segment).astype(object)
-    names = v.text_values(data[found["name"]]) if "name" in found else np.full(n, None, object)
-    address = (
-        v.text_values(data[found["address"]]) if "address" in found else np.full(n, None, object)
-    )
+    names = check.text("name")
+    address = check.text("address")
 
     service = np.full(n, np.nan)
     if "service_max_min" in found:
@@ -579,35 +566,10 @@ def check_customers(
     for seg, minutes in standards.items():
         service[segment == seg] = minutes
 
-    located = v.locate_rows(data, found, rows, issues, crs=crs, explicit=(mapping or {}).keys())
-    fatal = located is None
-    if located is None:
-        lat = lon = np.full(n, np.nan)
-    else:
-        notes += located.notes
-        checked = v.check_locations(
-            located.lat,
-            located.lon,
-            rows,
-            issues,
-            lat_col=located.lat_col,
-            lon_col=located.lon_col,
-            lat_text=located.lat_text,
-            lon_text=located.lon_text,
-            region=region,
-            graph=graph,
-            max_snap_m=max_snap_m,
-        )
-        lat, lon = checked.lat, checked.lon
-    report = v.ValidationReport(
-        path=None if path is None else str(path),
-        kind="customers",
-        n_rows=n,
-        issues=issues.sorted(),
-        fatal=fatal,
-        region=region_label,
-        notes=tuple(notes),
+    lat, lon, fatal = check.locate(
+        crs=crs, mapping=mapping, region=region, graph=graph, max_snap_m=max_snap_m
     )
+    report = check.report(fatal=fatal)
     valid = ~np.isin(rows, report.error_rows) & np.isfinite(lat) & np.isfinite(lon) & (not fatal)
     frame = pd.DataFrame(
         {

@@ -450,33 +450,27 @@ def check_sites(
     """Validate a site table already in memory (see :func:`read_sites`)."""
     from planner import validation as v
 
-    fmt = str(data.attrs.get("format", "table"))
-    header_lines, unit = v.row_unit(fmt)
-    data, rows = v.drop_blank_rows(data)
-    n = len(data)
-    issues = v.IssueCollector(header_lines=header_lines, unit=unit)
-    found = v.detect_columns(data.columns, fields=v.SITE_FIELDS, mapping=mapping)
-    notes = [v.format_note(data.attrs, fmt), v.columns_note(found)]
-    region_label = None if region is None and graph is None else str(region or "the given graph")
+    check = v.TableCheck.start(
+        data,
+        kind="sites",
+        fields=v.SITE_FIELDS,
+        mapping=mapping,
+        path=path,
+        region=region,
+        graph=graph,
+    )
+    data, rows, found, issues, notes, n = (
+        check.data,
+        check.rows,
+        check.found,
+        check.issues,
+        check.notes,
+        check.n,
+    )
     if n == 0:
-        issues.add(
-            None,
-            None,
-            None,
-            "the file has no data rows",
-            "add one site per row below the header",
-            code="unreadable",
+        return SiteTable(
+            _empty_sites(), check.empty_report("add one site per row below the header")
         )
-        report = v.ValidationReport(
-            path=None if path is None else str(path),
-            kind="sites",
-            n_rows=0,
-            issues=issues.sorted(),
-            fatal=True,
-            region=region_label,
-            notes=tuple(notes),
-        )
-        return SiteTable(_empty_sites(), report)
 
     if "id" in found:
         ids = v.check_ids(
@@ -485,7 +479,7 @@ def check_sites(
     else:
         ids = np.array([f"site{r}" for r in rows], dtype=object)
         notes.append("no id column: sites are named site1, site2, ... by their row")
-    names = v.text_values(data[found["name"]]) if "name" in found else np.full(n, None, object)
+    names = check.text("name")
     names = np.where(pd.isna(names), ids, names).astype(object)
 
     choices = {}
@@ -541,45 +535,13 @@ def check_sites(
                 code="negative_number",
             )
         numbers[key] = np.where(bad | negative, np.nan, values)
-    hours = (
-        v.text_values(data[found["opening_hours"]])
-        if "opening_hours" in found
-        else np.full(n, None, dtype=object)
-    )
-    address = (
-        v.text_values(data[found["address"]]) if "address" in found else np.full(n, None, object)
-    )
+    hours = check.text("opening_hours")
+    address = check.text("address")
 
-    located = v.locate_rows(data, found, rows, issues, crs=crs, explicit=(mapping or {}).keys())
-    fatal = located is None
-    if located is None:
-        lat = np.full(n, np.nan)
-        lon = np.full(n, np.nan)
-    else:
-        notes += located.notes
-        checked = v.check_locations(
-            located.lat,
-            located.lon,
-            rows,
-            issues,
-            lat_col=located.lat_col,
-            lon_col=located.lon_col,
-            lat_text=located.lat_text,
-            lon_text=located.lon_text,
-            region=region,
-            graph=graph,
-            max_snap_m=max_snap_m,
-        )
-        lat, lon = checked.lat, checked.lon
-    report = v.ValidationReport(
-        path=None if path is None else str(path),
-        kind="sites",
-        n_rows=n,
-        issues=issues.sorted(),
-        fatal=fatal,
-        region=region_label,
-        notes=tuple(notes),
+    lat, lon, fatal = check.locate(
+        crs=crs, mapping=mapping, region=region, graph=graph, max_snap_m=max_snap_m
     )
+    report = check.report(fatal=fatal)
     valid = ~np.isin(rows, report.error_rows) & np.isfinite(lat) & np.isfinite(lon) & (not fatal)
     frame = sites_frame(
         pd.DataFrame(

@@ -973,6 +973,120 @@ def _address_only(issues: IssueCollector, row: int, column: str | None, value: s
 # entry point
 
 
+@dataclass
+class TableCheck:
+    """The kind-independent part of checking a customer or site table.
+
+    :meth:`start` drops blank rows, detects the columns and sets up the issue collector;
+    :meth:`empty_report` is the report of a table without data rows; :meth:`locate` reads and
+    checks every row's location; :meth:`report` closes the check. ``check_customers`` and
+    ``check_sites`` add only the checks of their own fields in between.
+    """
+
+    data: pd.DataFrame
+    rows: np.ndarray
+    found: dict[str, str]
+    issues: IssueCollector
+    notes: list[str]
+    kind: str
+    path: str | None
+    region_label: str | None
+
+    @classmethod
+    def start(
+        cls,
+        data: pd.DataFrame,
+        *,
+        kind: str,
+        fields: Any,
+        mapping: Mapping[str, str] | None,
+        path: str | os.PathLike[str] | None,
+        region: object | None,
+        graph: object | None,
+    ) -> TableCheck:
+        fmt = str(data.attrs.get("format", "table"))
+        header_lines, unit = row_unit(fmt)
+        data, rows = drop_blank_rows(data)
+        found = detect_columns(data.columns, fields=fields, mapping=mapping)
+        region_label = (
+            None if region is None and graph is None else str(region or "the given graph")
+        )
+        return cls(
+            data=data,
+            rows=rows,
+            found=dict(found),
+            issues=IssueCollector(header_lines=header_lines, unit=unit),
+            notes=[format_note(data.attrs, fmt), columns_note(found)],
+            kind=kind,
+            path=None if path is None else str(path),
+            region_label=region_label,
+        )
+
+    @property
+    def n(self) -> int:
+        """Number of data rows (blank rows excluded)."""
+        return len(self.data)
+
+    def text(self, field_name: str) -> np.ndarray:
+        """The text of an optional field, or None for every row when the column is absent."""
+        if field_name not in self.found:
+            return np.full(self.n, None, dtype=object)
+        return text_values(self.data[self.found[field_name]])
+
+    def empty_report(self, fix: str) -> ValidationReport:
+        """The (fatal) report of a table that has a header but no data rows."""
+        self.issues.add(None, None, None, "the file has no data rows", fix, code="unreadable")
+        return self.report(fatal=True)
+
+    def locate(
+        self,
+        *,
+        crs: str | None,
+        mapping: Mapping[str, str] | None,
+        region: Any,
+        graph: Any,
+        max_snap_m: float,
+    ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Each row's checked (lat, lon), NaN where unusable, and whether the file is unusable."""
+        located = locate_rows(
+            self.data,
+            self.found,
+            self.rows,
+            self.issues,
+            crs=crs,
+            explicit=(mapping or {}).keys(),
+        )
+        if located is None:
+            return np.full(self.n, np.nan), np.full(self.n, np.nan), True
+        self.notes += located.notes
+        checked = check_locations(
+            located.lat,
+            located.lon,
+            self.rows,
+            self.issues,
+            lat_col=located.lat_col,
+            lon_col=located.lon_col,
+            lat_text=located.lat_text,
+            lon_text=located.lon_text,
+            region=region,
+            graph=graph,
+            max_snap_m=max_snap_m,
+        )
+        return checked.lat, checked.lon, False
+
+    def report(self, *, fatal: bool) -> ValidationReport:
+        """The validation report of everything found so far."""
+        return ValidationReport(
+            path=self.path,
+            kind=self.kind,
+            n_rows=self.n,
+            issues=self.issues.sorted(),
+            fatal=fatal,
+            region=self.region_label,
+            notes=tuple(self.notes),
+        )
+
+
 def detect_kind(path: str | os.PathLike[str]) -> str:
     """Guess whether a file is a customer or a site list from its column names."""
     from planner import _io
