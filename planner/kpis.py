@@ -54,9 +54,11 @@ def service_standard_minutes(
 def share_within_service_standard(
     result: ScenarioResult, standards_min: Mapping[str, float] | None = None
 ) -> float:
-    """Share of all demand whose travel time is within its segment's service standard.
+    """Share of all demand whose travel time is within its service standard.
 
-    Unserved customers count as outside the standard.
+    A customer's standard is its own ``service_max_min`` where the customer file gives one,
+    otherwise its segment's standard from ``standards_min``. Unserved customers count as
+    outside the standard.
     """
     cust = result.customers
     weights = cust["weight"].to_numpy(float)
@@ -65,6 +67,9 @@ def share_within_service_standard(
         return float("nan")
     segments = cust["segment"] if "segment" in cust else np.full(len(cust), "default")
     limit = service_standard_minutes(segments, standards_min)
+    if "service_max_min" in cust:
+        own = pd.to_numeric(cust["service_max_min"], errors="coerce").to_numpy(float)
+        limit = np.where(np.isfinite(own) & (own > 0), own, limit)
     t = cust["travel_min"].to_numpy(float)
     ok = np.isfinite(t) & (t <= limit)
     return float(weights[ok].sum() / total)

@@ -6,6 +6,7 @@ tests run the whole chain on the bundled Liechtenstein extract.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -353,6 +354,30 @@ def test_service_standard_share_matches_direct_count():
     assert share_within_service_standard(lr.result, spec.service_standard_min) == pytest.approx(
         expected
     )
+
+
+def test_a_customers_own_service_standard_overrides_its_segment():
+    # a generous segment standard that every customer meets, so only the override can fail one
+    spec = ScenarioSpec(region="tiny", workshops=2, service_standard_min={"default": 1000})
+    sinst = make_sinst(seed=6, spec=spec)
+    lr = solve_layout(sinst, "in-house")
+    cust = lr.result.customers.copy()
+    t = cust["travel_min"].to_numpy()
+    # the customer with the longest trip gets a standard just below it; the others state no
+    # standard of their own and keep the segment's
+    own = np.full(len(cust), np.nan)
+    far = int(np.nanargmax(t))
+    own[far] = t[far] * 0.99
+    cust["service_max_min"] = own
+    result = dataclasses.replace(lr.result, customers=cust)
+    limit = np.where(np.isnan(own), 1000.0, own)
+    ok = t <= limit
+    expected = cust["weight"][ok].sum() / cust["weight"].sum()
+    assert share_within_service_standard(result, spec.service_standard_min) == pytest.approx(
+        expected
+    )
+    assert not ok[far]
+    assert expected < 1.0
 
 
 def test_territories_assign_every_customer_its_nearest_open_site():
