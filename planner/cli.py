@@ -17,6 +17,8 @@ from planner.errors import InputError, PlannerError
 
 logger = logging.getLogger(__name__)
 
+CRS_HELP = "CRS of x/y columns in the files, e.g. EPSG:32633 (lat/lon files need none)"
+
 
 def _progress(message: str, fraction: float) -> None:
     print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
@@ -46,6 +48,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         customers=args.customers,
         sites=args.sites,
         time_limit=args.time_limit,
+        crs=args.crs,
         progress=_progress,
     )
     out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +72,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from planner.validation import validate_file
 
-    report = validate_file(args.file, region=args.region)
+    report = validate_file(args.file, region=args.region, crs=args.crs)
     print(report)
     return int(report.exit_code)
 
@@ -208,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workshops", type=int, default=5, help="number of workshops (default 5)")
     run.add_argument("--customers", help="customer file (CSV/XLSX/GeoJSON/GPKG/Parquet)")
     run.add_argument("--sites", help="candidate site file (CSV/XLSX)")
+    run.add_argument("--crs", help=CRS_HELP)
     run.add_argument("--out", required=True, help="output folder")
     run.add_argument("--time-limit", type=float, default=60.0, help="solver seconds (default 60)")
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -222,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a customer or site file and report problems")
     val.add_argument("file", help="customer or site file")
     val.add_argument("--region", help="region name or road file to check locations against")
+    val.add_argument("--crs", help=CRS_HELP)
     val.set_defaults(func=_cmd_validate)
 
     cmp_ = sub.add_parser(

@@ -119,11 +119,13 @@ def load_customers(
     region: str,
     *,
     graph: nx.MultiDiGraph | None = None,
+    crs: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, tuple[str, ...]]:
     """The customers of a solve and the warnings the user must see with its result.
 
     ``None`` gives the region's demo customers; a GeoDataFrame is used as is; a path is read
-    and validated with :func:`planner.demand.read_customers`: an unreadable file raises
+    and validated with :func:`planner.demand.read_customers` (``crs`` names the CRS of x/y
+    columns, e.g. ``"EPSG:32633"``): an unreadable file raises
     :class:`~planner.errors.InputError`, rows with problems are left out with a warning.
     """
     from planner import demand
@@ -132,7 +134,7 @@ def load_customers(
         return demand.load_demo_customers(region), ()
     if isinstance(customers, gpd.GeoDataFrame):
         return customers, ()
-    table = demand.read_customers(customers, region=region, graph=graph)
+    table = demand.read_customers(customers, region=region, graph=graph, crs=crs)
     if table.report.fatal:
         raise InputError(str(table.report), file=customers)
     return table.valid, _problem_rows_warning(table.report, customers, "customer")
@@ -143,13 +145,14 @@ def load_sites(
     region: str,
     *,
     graph: nx.MultiDiGraph | None = None,
+    crs: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, tuple[str, ...]]:
     """Candidate sites from a GeoDataFrame or a validated site file (see :func:`load_customers`)."""
     from planner import sites as sites_mod
 
     if isinstance(sites, gpd.GeoDataFrame):
         return sites, ()
-    table = sites_mod.read_sites(sites, region=region, graph=graph)
+    table = sites_mod.read_sites(sites, region=region, graph=graph, crs=crs)
     if table.report.fatal:
         raise InputError(str(table.report), file=sites)
     return table.valid, _problem_rows_warning(table.report, sites, "site")
@@ -363,6 +366,7 @@ def plan_workshops(
     n_candidates: int = DEFAULT_CANDIDATES,
     time_limit: float | None = 60.0,
     seed: int = 0,
+    crs: str | None = None,
     graph: nx.MultiDiGraph | None = None,
     progress: ProgressCallback | None = None,
 ) -> ScenarioResult:
@@ -382,6 +386,8 @@ def plan_workshops(
         site list, or a GeoDataFrame in the site schema.
     time_limit
         Seconds the optimizer may use; the result says whether it is proven optimal.
+    crs
+        CRS of x/y columns in the customer and site files (lat/lon files need none).
     """
     from planner import sites as sites_mod
 
@@ -389,12 +395,12 @@ def plan_workshops(
     if graph is None:
         report(f"Loading road network of {region}", 0.0)
         graph = load_region(region)
-    cust, input_warnings = load_customers(customers, region, graph=graph)
+    cust, input_warnings = load_customers(customers, region, graph=graph, crs=crs)
     if sites is None:
         report("Generating candidate sites", 0.2)
         cands = sites_mod.generate_candidates(graph, cust, n_candidates, seed=seed)
     else:
-        cands, site_warnings = load_sites(sites, region, graph=graph)
+        cands, site_warnings = load_sites(sites, region, graph=graph, crs=crs)
         input_warnings += site_warnings
     instance = prepare_instance(region, cust, cands, graph=graph, progress=report)
     instance = replace(instance, warnings=input_warnings + instance.warnings)

@@ -877,8 +877,9 @@ def locate_rows(
                     f"{lon_col}/{lat_col}",
                     None,
                     "the x/y columns hold projected coordinates but no CRS was given",
-                    "pass the CRS of the x/y columns (for example crs='EPSG:32633'), or add "
-                    "lat/lon columns in WGS84 degrees",
+                    "pass the CRS of the x/y columns (for example --crs EPSG:32633 on the "
+                    "command line, crs='EPSG:32633' in Python), or add lat/lon columns in WGS84 "
+                    "degrees",
                     code="no_location_columns",
                 )
                 return None

@@ -117,3 +117,25 @@ def test_run_leaves_bad_rows_out_with_a_visible_warning(
     assignments = pd.read_csv(out / "assignments.csv")
     assert len(assignments) == 199
     assert str(table.loc[table.index[3], "id"]) not in set(assignments["customer_id"].astype(str))
+
+
+def test_validate_and_run_take_the_crs_of_xy_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pyproj import Transformer
+
+    customers = load_demo_customers("liechtenstein").head(60)
+    to_utm = Transformer.from_crs(4326, 32632, always_xy=True)
+    x, y = to_utm.transform(customers["lon"].to_numpy(), customers["lat"].to_numpy())
+    path = tmp_path / "xy.csv"
+    table = {"id": customers["customer_id"], "x": x, "y": y, "weight": customers["weight"]}
+    pd.DataFrame(table).to_csv(path, index=False)
+
+    assert main(["validate", str(path), "--region", "liechtenstein"]) == 2
+    assert "--crs EPSG:" in capsys.readouterr().out
+    assert main(["validate", str(path), "--region", "liechtenstein", "--crs", "EPSG:32632"]) == 0
+    out = tmp_path / "out"
+    args = ["run", "--region", "liechtenstein", "--workshops", "2", "--customers", str(path)]
+    assert main([*args, "--crs", "EPSG:32632", "--out", str(out)]) == 0
+    assignments = pd.read_csv(out / "assignments.csv", dtype={"customer_id": str})
+    assert set(assignments["customer_id"]) == set(customers["customer_id"].astype(str))
