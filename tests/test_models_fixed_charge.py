@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from planner.errors import InfeasibleError
-from planner.models import capacitated_p_median, fixed_charge
+from planner.models import capacitated_p_median, fixed_charge, p_median
 
 
 def instance(seed: int):
@@ -162,3 +162,44 @@ def test_fixed_charge_lagrangian_path_on_tiny_instances(
     """Force the Lagrangian + reduced-cost path (normally for larger instances): still exact."""
     monkeypatch.setattr("planner.models._median.SMALL_PAIRS", 0)
     test_fixed_charge_matches_brute_force(seed)
+
+
+def test_capacity_greedy_respects_capacities_and_serves_everyone() -> None:
+    from planner.models.fixed_charge import _assign_with_capacity
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n, m = 12, 4
+        cost = rng.random((n, m)) * 100
+        w = rng.integers(0, 4, n).astype(float)
+        open_sites = np.array([0, 2, 3])
+        cap = np.full(m, w.sum() / 2.5)
+        got = _assign_with_capacity(cost, w, open_sites, cap)
+        if got is None:
+            continue
+        assert set(got[w > 0]) <= set(open_sites)
+        assert (got[w == 0] == -1).all()
+        load = np.bincount(got[w > 0], weights=w[w > 0], minlength=m)
+        assert (load <= cap + 1e-9).all()
+
+
+@pytest.mark.slow
+def test_tight_capacities_at_scale_return_a_feasible_answer_with_a_real_gap() -> None:
+    """With a short time limit the greedy start and the uncapacitated bound keep the answer
+    feasible and its proven gap meaningful (HiGHS alone stops far from both)."""
+    rng = np.random.default_rng(1)
+    n, m, p = 2000, 40, 8
+    xy_c = rng.random((n, 2)) * 20000
+    xy_s = rng.random((m, 2)) * 20000
+    cost = np.hypot(*(xy_c[:, None, :] - xy_s[None, :, :]).transpose(2, 0, 1)) / 10
+    w = rng.integers(1, 4, n).astype(float)
+    cap = np.full(m, w.sum() / p * 1.05)
+    sol = capacitated_p_median(cost, p, cap, w, time_limit=4)
+    load = np.bincount(sol.assignment, weights=w, minlength=m)
+    assert (load <= cap + 1e-9).all()
+    assert len(sol.open) == p
+    assert (sol.assignment >= 0).all()
+    uncapacitated = p_median(cost, p, w)
+    assert sol.lower_bound >= uncapacitated.objective - 1e-6 * uncapacitated.objective
+    assert sol.objective >= sol.lower_bound
+    assert sol.gap < 0.25
