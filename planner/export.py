@@ -435,6 +435,8 @@ def comparison_outputs(folder: str | os.PathLike[str], layouts: Any) -> dict[str
     for layout in layouts:
         files[f"shortlist:{layout}"] = out / f"shortlist_{layout}.csv"
         files[f"territories:{layout}"] = out / f"territories_{layout}.csv"
+        files[f"sites_geojson:{layout}"] = out / f"sites_{layout}.geojson"
+        files[f"gpkg:{layout}"] = out / f"{layout}.gpkg"
     return files
 
 
@@ -448,8 +450,9 @@ def write_comparison_bundle(
     """Write everything of a layout comparison into ``folder``.
 
     ``comparison.csv`` (one row per layout), ``site_diff.csv``, ``shortlist_<layout>.csv`` and
-    ``territories_<layout>.csv`` per layout, ``comparison.xlsx`` and ``report.html``. Nothing
-    is written when any of the files exists and ``overwrite`` is false.
+    ``territories_<layout>.csv`` per layout, ``sites_<layout>.geojson`` and ``<layout>.gpkg``
+    (customers, sites, assignments, catchments) per layout, ``comparison.xlsx`` and
+    ``report.html``. Nothing is written when any of the files exists and ``overwrite`` is false.
 
     Returns
     -------
@@ -464,6 +467,8 @@ def write_comparison_bundle(
     for layout, lr in comparison.results.items():
         write_shortlist_csv(lr, files[f"shortlist:{layout}"], overwrite=True)
         write_territories_csv(lr, files[f"territories:{layout}"], overwrite=True)
+        write_geojson(lr, files[f"sites_geojson:{layout}"], layer="sites", overwrite=True)
+        write_geopackage(lr, files[f"gpkg:{layout}"], overwrite=True)
     write_xlsx(comparison, files["xlsx"], overwrite=True)
     write_report_html(comparison, files["report"], roads=roads, overwrite=True)
     return files

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
+import pyogrio
 import pytest
 
 from planner import cli
@@ -76,6 +78,11 @@ def test_compare_writes_table_and_shortlists(tmp_path: Path, customers_csv: Path
         assert len(short) == 2 + (layout == "two-tier")  # the office is listed too
         terr = pd.read_csv(out / f"territories_{layout}.csv")
         assert len(terr) == 250
+        sites = gpd.read_file(out / f"sites_{layout}.geojson")
+        assert sorted(sites["site_id"].astype(str)) == sorted(short["site_id"].astype(str))
+        layers = set(pyogrio.list_layers(out / f"{layout}.gpkg")[:, 0])
+        assert layers == {"customers", "sites", "assignments", "catchments"}
+        assert len(gpd.read_file(out / f"{layout}.gpkg", layer="customers")) == 250
     assert (out / "comparison.xlsx").is_file()
     assert "OpenStreetMap" in (out / "report.html").read_text(encoding="utf-8")
 
