@@ -243,6 +243,29 @@ def features_path(region: str | os.PathLike[str]) -> Path:
     return Path(found)
 
 
+def _features_xml_from_pbf(src: Path, dst: Path) -> None:
+    """Write the objects of ``src`` (OSM PBF) tagged with a key of :data:`FEATURE_TAGS`, with
+    the nodes and ways they reference, to ``dst`` (OSM XML), which osmnx can read."""
+    import osmium
+
+    try:
+        # read the file once before any writer exists, so that a broken file fails cleanly
+        for _ in osmium.FileProcessor(str(src), osmium.osm.NODE):
+            break
+        with osmium.BackReferenceWriter(
+            str(dst), ref_src=str(src), overwrite=True, remove_tags=False
+        ) as writer:
+            keys = osmium.filter.KeyFilter(*FEATURE_TAGS)
+            for obj in osmium.FileProcessor(str(src)).with_filter(keys):
+                writer.add(obj)
+    except RuntimeError as exc:
+        raise InputError(
+            f"cannot read the file as OpenStreetMap data ({exc}); check that it is a complete "
+            ".osm.pbf download",
+            file=src,
+        ) from exc
+
+
 def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     """Return the buildings and POIs of a region (cached as GeoParquet).
 
@@ -250,7 +273,7 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     ----------
     region
         Bundled region name (``"malta"``, ``"liechtenstein"``, ``"andorra"``) or the path of an
-        OSM XML file (``.osm``, ``.osm.bz2``, ``.osm.gz``).
+        OSM file (``.osm``, ``.osm.bz2``, ``.osm.gz``, or ``.osm.pbf``, filtered with pyosmium).
 
     Returns
     -------
@@ -272,7 +295,13 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     import osmnx as ox
 
     logger.info("parsing OSM features from %s (cached afterwards)", path)
-    raw = ox.features_from_xml(path, tags=FEATURE_TAGS)
+    if path.name.lower().endswith(".pbf"):
+        with tempfile.TemporaryDirectory(prefix="planner-features-") as tmp:
+            xml = Path(tmp) / "features.osm"
+            _features_xml_from_pbf(path, xml)
+            raw = ox.features_from_xml(xml, tags=FEATURE_TAGS)
+    else:
+        raw = ox.features_from_xml(path, tags=FEATURE_TAGS)
     frame = raw.reset_index()
     frame = frame.rename(columns={"id": "osm_id"})
     out = gpd.GeoDataFrame(

@@ -306,3 +306,36 @@ def test_committed_malta_demo_is_reproducible_and_on_the_main_island(tmp_path: P
     assert (demo["lon"] > 14.32).all()
     table = read_customers(committed, region="malta")
     assert table.report.exit_code == 0, str(table.report)
+
+
+@pytest.mark.slow
+def test_features_and_demo_customers_from_a_pbf_match_the_xml(tmp_path: Path) -> None:
+    """A user's .osm.pbf gives the same buildings and POIs as the same data in OSM XML."""
+    import osmium
+
+    from planner._io import read_osm_features
+    from planner.network import region_features_path
+
+    xml = region_features_path("andorra")
+    assert xml is not None
+    pbf = tmp_path / "andorra.osm.pbf"
+    with osmium.SimpleWriter(str(pbf)) as writer:
+        for obj in osmium.FileProcessor(str(xml)):
+            writer.add(obj)
+    from_pbf = read_osm_features(pbf)
+    from_xml = read_osm_features(xml)
+    key = ["element", "osm_id"]
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(from_pbf[key]).reset_index(drop=True),
+        pd.DataFrame(from_xml[key]).reset_index(drop=True),
+    )
+    assert from_pbf["building"].notna().sum() == from_xml["building"].notna().sum()
+
+
+def test_features_of_a_broken_pbf_name_the_file(tmp_path: Path) -> None:
+    from planner._io import read_osm_features
+
+    bad = tmp_path / "broken.osm.pbf"
+    bad.write_bytes(b"\x00\x00\x00\x0dnot really a pbf file")
+    with pytest.raises(InputError, match=r"broken\.osm\.pbf.*cannot read the file"):
+        read_osm_features(bad)
