@@ -227,6 +227,14 @@ def features_path(region: str | os.PathLike[str]) -> Path:
     """
     candidate = Path(region)
     if candidate.suffix and candidate.exists():
+        name = candidate.name.lower()
+        if not name.endswith((".osm", ".osm.bz2", ".osm.gz", ".xml", ".pbf")):
+            raise InputError(
+                "has no buildings or shops to take demo customers and sites from (it is not an "
+                "OpenStreetMap extract); pass your customers with --customers FILE, or use an "
+                ".osm / .osm.pbf extract of the region",
+                file=candidate,
+            )
         if "-drive" in candidate.name:
             sibling = candidate.with_name(candidate.name.replace("-drive", "-features"))
             if sibling.exists():

@@ -139,3 +139,26 @@ def test_validate_and_run_take_the_crs_of_xy_files(
     assert main([*args, "--crs", "EPSG:32632", "--out", str(out)]) == 0
     assignments = pd.read_csv(out / "assignments.csv", dtype={"customer_id": str})
     assert set(assignments["customer_id"]) == set(customers["customer_id"].astype(str))
+
+
+def test_run_on_a_saved_graphml_needs_customers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import osmnx as ox
+
+    from planner.network import load_region
+
+    graphml = tmp_path / "li.graphml"
+    ox.save_graphml(load_region("liechtenstein"), graphml)
+    out = tmp_path / "out"
+    assert main(["run", "--region", str(graphml), "--workshops", "2", "--out", str(out)]) == 2
+    assert "--customers FILE" in capsys.readouterr().err
+    assert not out.exists()
+
+    customers = load_demo_customers("liechtenstein").head(100)
+    path = tmp_path / "customers.csv"
+    table = customers[["customer_id", "lat", "lon", "weight", "segment"]]
+    table.rename(columns={"customer_id": "id"}).to_csv(path, index=False)
+    args = ["run", "--region", str(graphml), "--workshops", "2", "--customers", str(path)]
+    assert main([*args, "--out", str(out)]) == 0
+    assert len(pd.read_csv(out / "assignments.csv")) == 100
