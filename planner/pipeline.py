@@ -402,6 +402,18 @@ def plan_workshops(
     else:
         cands, site_warnings = load_sites(sites, region, graph=graph, crs=crs)
         input_warnings += site_warnings
+        if "kind" in cands:
+            office = cands["kind"].astype(str).to_numpy() == "office"
+            if office.any():
+                # an office deals with customers and supplies workshops; it is not a service
+                # point of this p-median, whatever its status
+                where = "the site list" if isinstance(sites, gpd.GeoDataFrame) else str(sites)
+                input_warnings += (
+                    f"{int(office.sum())} office site(s) in {where} were not used as service "
+                    "points; place the central office with a two-tier layout "
+                    "(`planner compare`)",
+                )
+                cands = cands[~office]
     instance = prepare_instance(region, cust, cands, graph=graph, progress=report)
     instance = replace(instance, warnings=input_warnings + instance.warnings)
     report(f"Choosing {workshops} sites (p-median)", 0.7)

@@ -158,3 +158,15 @@ def test_weighted_kpis_by_hand() -> None:
     assert k["share_within_30_min"] == pytest.approx(2 / 8)
     assert k["served_demand_share"] == pytest.approx(0.5)
     assert weighted_quantile(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 2.0]), 0.5) == 2.0
+
+
+def test_office_sites_are_not_service_points_of_a_workshop_plan(inputs) -> None:
+    G, customers, candidates = inputs
+    candidates = candidates.assign(
+        kind=["office", "workshop", "workshop", "workshop"],
+        status=["existing", "candidate", "candidate", "candidate"],
+    )
+    result = plan_workshops("grid", 2, customers, candidates, graph=G)
+    assert "S0" not in set(result.sites["site_id"])
+    assert set(result.sites["role"]) == {"workshop"}
+    assert any("1 office site(s) in the site list" in w for w in result.warnings)
