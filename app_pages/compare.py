@@ -172,6 +172,8 @@ if saved and saved["key"] == key:
                 f"{sol.model} · {sol.solver} · "
                 + ("proven optimal" if sol.optimal else f"gap {sol.gap:.2%}")
             )
+            for warning in lr.result.warnings:
+                st.warning(warning)
             shared.show_map(
                 maps.result_map(lr.result, roads=shared.load_roads(region), tiles=shared.tiles()),
                 key=f"cmp-map-{layout}-{hash(key)}",
