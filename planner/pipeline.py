@@ -297,6 +297,15 @@ def build_result(
     customers["travel_min"] = np.where(np.isfinite(travel_min), travel_min, np.nan)
     unserved = served & ~assigned
     customers.loc[unserved, "excluded_reason"] = "cannot reach any opened site"
+    warnings = instance.warnings
+    if unserved.any():
+        ids = ", ".join(map(str, customers.loc[unserved, "customer_id"].head(10)))
+        more = "..." if unserved.sum() > 10 else ""
+        n = int(unserved.sum())
+        warnings += (
+            f"{n} customer{'s' if n != 1 else ''} cannot reach any opened site by road and "
+            f"{'are' if n != 1 else 'is'} not served (ids {ids}{more})",
+        )
 
     weights = customers["weight"].to_numpy(float)
     total = weights.sum()
@@ -353,7 +362,7 @@ def build_result(
         kpis=kpis,
         solution=solution,
         provenance=prov,
-        warnings=instance.warnings,
+        warnings=warnings,
     )
 
 
@@ -424,6 +433,7 @@ def plan_workshops(
         required=instance.required,
         excluded=instance.excluded,
         time_limit=time_limit,
+        allow_unreachable=True,
     )
     report("Done", 1.0)
     return build_result(

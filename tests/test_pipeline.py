@@ -170,3 +170,23 @@ def test_office_sites_are_not_service_points_of_a_workshop_plan(inputs) -> None:
     assert "S0" not in set(result.sites["site_id"])
     assert set(result.sites["role"]) == {"workshop"}
     assert any("1 office site(s) in the site list" in w for w in result.warnings)
+
+
+def test_customers_on_a_road_island_are_reported_not_given_a_finite_time(inputs) -> None:
+    G, customers, candidates = inputs
+    # a separate two-way street 3 km east, unconnected to the grid
+    for n, (x, y) in {100: (5000.0, 0.0), 101: (5000.0, 1000.0)}.items():
+        lon, lat = lonlat(x, y)
+        G.add_node(n, x=lon, y=lat)
+    G.add_edge(100, 101, length=1000.0, travel_time=60.0, speed_kph=60.0)
+    G.add_edge(101, 100, length=1000.0, travel_time=60.0, speed_kph=60.0)
+    island = frame([(5020, 500)], customer_id=["island"], weight=[2.0], segment=["private"])
+    both = gpd.GeoDataFrame(pd.concat([customers, island], ignore_index=True), crs="EPSG:4326")
+    result = plan_workshops("grid", 2, both, candidates, graph=G)
+    row = result.customers.set_index("customer_id").loc["island"]
+    assert row["site_id"] == ""
+    assert np.isnan(row["travel_min"])
+    assert row["excluded_reason"] == "cannot reach any opened site"
+    assert any("1 customer cannot reach any opened site" in w for w in result.warnings)
+    assert result.kpis["served_demand_share"] == pytest.approx(1 - 2.0 / both.weight.sum())
+    assert np.isfinite(result.kpis["max_travel_min"])
