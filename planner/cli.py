@@ -191,6 +191,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_geocode(args: argparse.Namespace) -> int:
+    from planner.demand import geocode_missing, read_customers
+
+    out = Path(args.out)
+    _check_outputs([out], overwrite=args.overwrite)
+    table = read_customers(args.file)
+    if table.report.fatal:
+        print(table.report)
+        return 2
+    frame = geocode_missing(table.frame, online=True)
+    columns = ["customer_id", "name", "address", "lat", "lon", "weight", "segment"]
+    found = int(frame["geocoded"].sum())
+    frame[columns].rename(columns={"customer_id": "id"}).to_csv(out, index=False)
+    print(f"geocoded {found} addresses with Nominatim (© OpenStreetMap contributors); wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``planner`` argument parser (exposed for docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -228,6 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--region", help="region name or road file to check locations against")
     val.add_argument("--crs", help=CRS_HELP)
     val.set_defaults(func=_cmd_validate)
+
+    geo = sub.add_parser(
+        "geocode",
+        help="fill in coordinates of customers that only have an address (online, Nominatim)",
+    )
+    geo.add_argument("file", help="customer file with an address column")
+    geo.add_argument("--out", required=True, help="CSV file to write, with lat/lon filled in")
+    geo.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    geo.set_defaults(func=_cmd_geocode)
 
     cmp_ = sub.add_parser(
         "compare", help="compare the in-house, outsourced and two-tier layouts on the same data"

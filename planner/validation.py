@@ -964,8 +964,9 @@ def _address_only(issues: IssueCollector, row: int, column: str | None, value: s
         value,
         "the row has an address but no coordinates; addresses must be turned into "
         "coordinates first",
-        "add lat/lon, or geocode the addresses online with "
-        "planner.demand.geocode_missing(frame, online=True) (Nominatim, 1 request per second)",
+        "add lat/lon, or geocode the addresses when online with `planner geocode FILE --out "
+        "NEW.csv` (or planner.demand.geocode_missing(frame, online=True); Nominatim, 1 request "
+        "per second)",
         code="address_only",
     )
 

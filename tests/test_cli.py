@@ -162,3 +162,21 @@ def test_run_on_a_saved_graphml_needs_customers(
     args = ["run", "--region", str(graphml), "--workshops", "2", "--customers", str(path)]
     assert main([*args, "--out", str(out)]) == 0
     assert len(pd.read_csv(out / "assignments.csv")) == 100
+
+
+def test_geocode_offline_fails_fast_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_network: None
+) -> None:
+    import time
+
+    path = tmp_path / "addresses.csv"
+    path.write_text('id,address,weight\nA1,"Triq San Pawl, Valletta",2\n', encoding="utf-8")
+    out = tmp_path / "geocoded.csv"
+    started = time.monotonic()
+    assert main(["geocode", str(path), "--out", str(out)]) == 2
+    assert time.monotonic() - started < 10
+    assert "add lat/lon" in capsys.readouterr().err
+    assert not out.exists()
+    # and validate says how to get coordinates
+    assert main(["validate", str(path)]) == 1
+    assert "planner geocode" in capsys.readouterr().out
