@@ -318,7 +318,7 @@ def test_features_and_demo_customers_from_a_pbf_match_the_xml(tmp_path: Path) ->
 
     xml = region_features_path("andorra")
     assert xml is not None
-    pbf = tmp_path / "andorra.osm.pbf"
+    pbf = tmp_path / "user-extract.osm.pbf"
     with osmium.SimpleWriter(str(pbf)) as writer:
         for obj in osmium.FileProcessor(str(xml)):
             writer.add(obj)
