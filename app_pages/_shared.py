@@ -39,6 +39,32 @@ def region_title(region: str) -> str:
     return network.REGIONS[region].title if region in network.REGIONS else region
 
 
+def region_select(*, key: str) -> str:
+    """Sidebar region picker; ``?region=NAME`` in the URL preselects a bundled region."""
+    requested = st.query_params.get("region", REGIONS[0])
+    return st.selectbox(
+        "Region",
+        REGIONS,
+        index=REGIONS.index(requested) if requested in REGIONS else 0,
+        format_func=region_title,
+        key=key,
+    )
+
+
+def workshops_input(label: str, *, key: str) -> int:
+    """Number of workshops, 1 to :data:`MAX_WORKSHOPS`."""
+    return int(
+        st.number_input(
+            label,
+            min_value=1,
+            max_value=MAX_WORKSHOPS,
+            value=DEFAULT_WORKSHOPS,
+            step=1,
+            key=key,
+        )
+    )
+
+
 @st.cache_resource(show_spinner=False)
 def load_graph(region: str) -> nx.MultiDiGraph:
     """Road graph of a bundled region, shared by all sessions (read-only)."""

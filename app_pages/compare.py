@@ -97,24 +97,8 @@ st.title("Compare service layouts")
 
 defaults = CostParameters()
 with st.sidebar:
-    requested = st.query_params.get("region", shared.REGIONS[0])
-    region = st.selectbox(
-        "Region",
-        shared.REGIONS,
-        index=shared.REGIONS.index(requested) if requested in shared.REGIONS else 0,
-        format_func=shared.region_title,
-        key="cmp_region",
-    )
-    workshops = int(
-        st.number_input(
-            "Workshops (or partners) per layout",
-            min_value=1,
-            max_value=shared.MAX_WORKSHOPS,
-            value=shared.DEFAULT_WORKSHOPS,
-            step=1,
-            key="cmp_workshops",
-        )
-    )
+    region = shared.region_select(key="cmp_region")
+    workshops = shared.workshops_input("Workshops (or partners) per layout", key="cmp_workshops")
     layouts = st.multiselect("Layouts", LAYOUTS, default=list(LAYOUTS), key="cmp_layouts")
     sla = st.number_input("Service standard (minutes)", 5.0, 120.0, 30.0, 5.0, key="cmp_sla")
     with st.expander("Cost assumptions"):

@@ -10,25 +10,9 @@ from planner.errors import PlannerError
 
 st.title("Plan repair workshops")
 
-requested = st.query_params.get("region", shared.REGIONS[0])
 with st.sidebar:
-    region = st.selectbox(
-        "Region",
-        shared.REGIONS,
-        index=shared.REGIONS.index(requested) if requested in shared.REGIONS else 0,
-        format_func=shared.region_title,
-        key="region",
-    )
-    workshops = int(
-        st.number_input(
-            "Number of workshops",
-            min_value=1,
-            max_value=shared.MAX_WORKSHOPS,
-            value=shared.DEFAULT_WORKSHOPS,
-            step=1,
-            key="workshops",
-        )
-    )
+    region = shared.region_select(key="region")
+    workshops = shared.workshops_input("Number of workshops", key="workshops")
     run = st.button("Run", type="primary", width="stretch")
     upload = st.file_uploader(
         "Your customers (optional)",
