@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from planner import _assets
+from planner.outputs import _assets
 
 APP_DIR = Path(__file__).resolve().parent
 PAGES_DIR = APP_DIR / "app_pages"

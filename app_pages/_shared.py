@@ -9,8 +9,8 @@ hashed.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
-import tempfile
 from pathlib import Path
 
 import folium
@@ -20,9 +20,11 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from planner import _assets, demand, maps, network
-from planner.errors import InputError
-from planner.results import ScenarioResult
+from planner.engine import ScenarioSpec, run
+from planner.inputs import customers as demand
+from planner.outputs import _assets, maps
+from planner.results.types import ScenarioResult
+from planner.roads import network
 
 #: Bundled regions offered in the app, default first.
 REGIONS: tuple[str, ...] = ("malta", *sorted(r for r in network.REGIONS if r != "malta"))
@@ -88,18 +90,21 @@ UPLOAD_TYPES = ("csv", "txt", "xlsx", "geojson", "gpkg", "parquet")
 CUSTOMERS_TEMPLATE = demand.DEMO_DIR / "customers_template.csv"
 
 
+def uploaded_file(name: str, data: bytes) -> io.BytesIO:
+    """An uploaded file as the library reads it: bytes with the user's file name."""
+    upload = io.BytesIO(data)
+    upload.name = Path(name).name or "customers.csv"
+    return upload
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def read_uploaded_customers(region: str, name: str, data: bytes) -> demand.CustomerTable:
     """Read and validate an uploaded customer file against the region's roads.
 
-    The bytes are written to a temporary file under their original name (the report then
-    names the user's file) and read with :func:`planner.demand.read_customers`.
+    Parsed in memory by :func:`planner.inputs.customers.read_customers` (never executed or
+    unpickled); the report names the user's file.
     """
-    with tempfile.TemporaryDirectory(prefix="planner-upload-") as folder:
-        path = Path(folder) / (Path(name).name or "customers.csv")
-        path.write_bytes(data)
-        table = demand.read_customers(path, region=region, graph=load_graph(region))
-    return table
+    return demand.read_customers(uploaded_file(name, data), region=region, graph=load_graph(region))
 
 
 def upload_report(table: demand.CustomerTable) -> str:
@@ -119,15 +124,11 @@ def plan(
     Rows of an uploaded file with problems are left out (the page shows the report); an
     unreadable file raises :class:`planner.errors.InputError`.
     """
-    from planner import pipeline
-
+    spec = ScenarioSpec(name=f"{region_title(region)} in-house", region=region, workshops=workshops)
     customers = None
     if customers_name is not None and customers_data is not None:
-        table = read_uploaded_customers(region, customers_name, customers_data)
-        if table.report.fatal or len(table.valid) == 0:
-            raise InputError(upload_report(table), file=customers_name)
-        customers = table.valid
-    return pipeline.plan_workshops(region, workshops, customers=customers, graph=load_graph(region))
+        customers = uploaded_file(customers_name, customers_data)
+    return run(spec, customers=customers, graph=load_graph(region)).result
 
 
 @st.cache_data(show_spinner=False, ttl=300)

@@ -9,20 +9,19 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as shared
-from planner import export, maps
-from planner.costs import CostParameters, describe_parameters
-from planner.report import COST_PARTS, report_html
-from planner.scenarios import (
+from planner.engine import (
     LAYOUTS,
-    Comparison,
-    Robustness,
     ScenarioInstance,
     ScenarioSpec,
-    compare_layouts,
+    compare,
     k_curve,
     prepare_scenario,
     robustness,
 )
+from planner.outputs import export, maps
+from planner.outputs.report import COST_PARTS, report_html
+from planner.results.costs import CostParameters, describe_parameters
+from planner.results.types import Comparison, Robustness
 
 
 def _compare(
@@ -38,9 +37,7 @@ def _compare(
     # which Streamlit cannot replay on a cache hit. The result is kept in session state below
     # and the road graph is cached with st.cache_resource.
     spec = _spec(region, workshops, parameters, sla_min)
-    return compare_layouts(
-        spec, layouts=layouts, graph=shared.load_graph(region), progress=progress
-    )
+    return compare(spec, layouts=layouts, graph=shared.load_graph(region), progress=progress)
 
 
 def _spec(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _shared as shared
-from planner import maps
 from planner.errors import PlannerError
+from planner.outputs import maps
 
 st.title("Plan repair workshops")
 

@@ -6,10 +6,9 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_compare.py --region liechtenstein --workshops 3
 
 Baseline, in the same process on the same road graph and customers: the obvious way to compare
-the three layouts, one :func:`planner.scenarios.run_scenario` per layout, each snapping the
-customers and computing its own travel-time matrix. Ours: :func:`planner.scenarios.
-compare_layouts`, which prepares one instance over the union of own, partner and office
-candidates (one snap, one matrix) and solves the three layouts on it. The matrix disk cache is
+the three layouts, one :func:`planner.run` per layout, each snapping the customers and computing
+its own travel-time matrix. Ours: :func:`planner.compare`, which prepares one instance over the
+union of own, partner and office candidates (one snap, one matrix) and solves the three layouts on it. The matrix disk cache is
 emptied before every run so neither side reads the other's matrices. Both must give the same
 annual cost and mean travel time per layout; the script checks it.
 """
@@ -36,13 +35,12 @@ def main() -> None:
     os.environ["PLANNER_CACHE_DIR"] = str(cache)
     logging.basicConfig(level=logging.ERROR)
 
-    from planner.network import load_region
-    from planner.scenarios import LAYOUTS, ScenarioSpec, compare_layouts, run_scenario
+    from planner import LAYOUTS, ScenarioSpec, compare, load_region, run
 
     graph = load_region(args.region)
     spec = ScenarioSpec(name="bench", region=args.region, workshops=args.workshops)
     # warm up the customer and OSM feature caches so both sides start equal
-    compare_layouts(spec, graph=graph)
+    compare(spec, graph=graph)
 
     def clear_matrices() -> None:
         shutil.rmtree(cache / "matrices", ignore_errors=True)
@@ -50,12 +48,12 @@ def main() -> None:
     def baseline() -> dict[str, tuple[float, float]]:
         out = {}
         for layout in LAYOUTS:
-            lr = run_scenario(spec.replace(layout=layout), graph=graph)
+            lr = run(spec.replace(layout=layout), graph=graph)
             out[layout] = (lr.costs.total_eur, lr.kpis["mean_travel_min"])
         return out
 
     def ours() -> dict[str, tuple[float, float]]:
-        comp = compare_layouts(spec, graph=graph)
+        comp = compare(spec, graph=graph)
         return {
             k: (lr.costs.total_eur, lr.kpis["mean_travel_min"]) for k, lr in comp.results.items()
         }
@@ -77,9 +75,9 @@ def main() -> None:
     print(f"region {args.region}, {args.workshops} workshops, best of {args.repeat}")
     print("| method | seconds | ratio to baseline |")
     print("| --- | ---: | ---: |")
-    print(f"| 3 x run_scenario (baseline) | {times['baseline']:.2f} | 1.00 |")
+    print(f"| 3 x run (baseline) | {times['baseline']:.2f} | 1.00 |")
     print(
-        f"| compare_layouts (one instance) | {times['ours']:.2f} | "
+        f"| compare (one instance) | {times['ours']:.2f} | "
         f"{times['ours'] / times['baseline']:.2f} |"
     )
     print("same annual cost and mean travel per layout: yes")

@@ -9,10 +9,10 @@ The customers are random points on Malta's main island: the committed demo custo
 (``data/demo/malta_customers.csv``) jittered by about 150 m, with ids, weights and segments, written
 as a CSV in a temporary folder. Timed in the same process, best of ``--repeat`` runs:
 
-* baseline ``pandas.read_csv`` of the file, against :func:`planner.demand.read_customers`
+* baseline ``pandas.read_csv`` of the file, against :func:`planner.inputs.customers.read_customers`
   without a region (delimiter/encoding sniffing, column detection, per-row validation);
 * baseline ``osmnx.distance.nearest_edges`` on the same graph, against
-  :func:`planner.snapping.snap_points` (nearest edge, position on it, access times);
+  :func:`planner.roads.snapping.snap_points` (nearest edge, position on it, access times);
 * the total the aim refers to: ``read_customers(path, region=..., graph=G)``, which parses,
   validates and snaps (outside-region, swapped and too-far checks).
 
@@ -71,9 +71,9 @@ def main() -> None:
         os.environ["PLANNER_CACHE_DIR"] = str(Path(tmp) / "cache")
         import osmnx as ox
 
-        from planner.demand import read_customers
-        from planner.network import load_region
-        from planner.snapping import snap_points
+        from planner.inputs.customers import read_customers
+        from planner.roads.network import load_region
+        from planner.roads.snapping import snap_points
 
         started = time.perf_counter()
         load_region("malta")

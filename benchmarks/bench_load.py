@@ -27,7 +27,7 @@ from pathlib import Path
 CHILD = """
 import json, time
 t0 = time.perf_counter()
-from planner.network import load_region
+from planner.roads.network import load_region
 t1 = time.perf_counter()
 G = load_region({region!r})
 t2 = time.perf_counter()

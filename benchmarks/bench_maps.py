@@ -8,7 +8,7 @@ Run from the repository root::
 Baseline, built in the same process on the same synthetic customers (uniform over Malta, each
 assigned to the nearest of 5 sites): a ``folium.Map`` with one ``folium.CircleMarker`` (with a
 tooltip) per customer, as folium's examples do; Leaflet's default SVG renderer then creates one
-DOM element per customer. Ours: :func:`planner.maps.result_map`, one GeoJSON layer drawn as
+DOM element per customer. Ours: :func:`planner.outputs.maps.result_map`, one GeoJSON layer drawn as
 circle markers on a canvas. Both are written as standalone offline HTML with the same inlined
 Leaflet, so only the map content differs.
 
@@ -36,7 +36,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from planner import _assets, maps
+from planner.outputs import _assets, maps
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -6,7 +6,8 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_matrix.py --region liechtenstein --origins 50
 
 Part 1 runs networkx per-source Dijkstra (``single_source_dijkstra_path_length`` on
-``travel_time``) and :func:`planner.matrix.travel_time_matrix` in the same process on the same
+``travel_time``) and :func:`planner.routing.matrix.travel_time_matrix` in the same process on
+the same
 origins x all nodes, checks they agree within 1e-6 s (and on which pairs are unreachable) and
 prints the speed-up. networkx runs in slices of origins, each slice followed by one complete call
 of ours (all origins, graph-to-CSR conversion included), so both see the same machine load; the
@@ -35,9 +36,9 @@ import numpy as np
 
 os.environ.setdefault("PLANNER_CACHE_DIR", tempfile.mkdtemp(prefix="bench-matrix-"))
 
-from planner.matrix import snapped_travel_time_matrix, travel_time_matrix
-from planner.network import load_region
-from planner.snapping import snap_points
+from planner.roads.network import load_region
+from planner.roads.snapping import snap_points
+from planner.routing.matrix import snapped_travel_time_matrix, travel_time_matrix
 
 SIZES = [(1_000, 100), (2_000, 200), (5_000, 500), (10_000, 1_000)]
 

@@ -1,10 +1,23 @@
 """Service Site Planner: place a central office and repair workshops on the real road network.
 
 The library holds all logic; the Streamlit app (``app.py``), the command line (``planner``) and the
-notebooks are thin clients of it. Data flows one way::
+notebooks are thin clients of it. Data flows one way, and the sub-packages follow it::
 
-    region -> road graph with travel times -> customers and candidate sites snapped to it
-    -> travel-time matrix -> optimizer -> scenario results -> maps, tables, exports
+    roads/    region -> road graph with travel times; where points meet the roads
+    inputs/   customers, sites: read any format, validate row by row, one report
+    routing/  travel-time matrices between snapped points
+    models/   optimization models, all built from a cost matrix, all with a gap
+    results/  frozen result types, KPIs, costs, derived tables
+    engine/   ScenarioSpec -> result: the one function every front door calls
+    outputs/  maps, exports, report: pure functions of a result
+
+The public API is what this module exports::
+
+    import planner
+
+    spec = planner.ScenarioSpec(region="malta", workshops=3)
+    result = planner.run(spec)            # a LayoutResult: sites, assignments, KPIs, costs
+    comparison = planner.compare(spec)    # in-house, outsourced and two-tier side by side
 
 Road data © OpenStreetMap contributors, available under the Open Database License (ODbL).
 """
@@ -12,16 +25,56 @@ Road data © OpenStreetMap contributors, available under the Open Database Licen
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("service-site-planner")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
-
-OSM_CREDIT = "© OpenStreetMap contributors"
-OSM_LICENSE = "Open Database License (ODbL) 1.0"
+from planner._meta import OSM_CREDIT, OSM_LICENSE, __version__
+from planner.engine import (
+    LAYOUTS,
+    ScenarioSpec,
+    compare,
+    k_curve,
+    load_scenario,
+    plan_workshops,
+    prepare_scenario,
+    robustness,
+    run,
+    save_scenario,
+)
+from planner.errors import InfeasibleError, InputError, NetworkError, PlannerError
+from planner.inputs.customers import load_demo_customers, read_customers
+from planner.inputs.sites import read_sites
+from planner.inputs.validate import validate_file
+from planner.results.costs import CostParameters
+from planner.results.types import Comparison, LayoutResult, Robustness, ScenarioResult
+from planner.roads.network import load_region
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["OSM_CREDIT", "OSM_LICENSE", "__version__"]
+__all__ = [
+    "LAYOUTS",
+    "OSM_CREDIT",
+    "OSM_LICENSE",
+    "Comparison",
+    "CostParameters",
+    "InfeasibleError",
+    "InputError",
+    "LayoutResult",
+    "NetworkError",
+    "PlannerError",
+    "Robustness",
+    "ScenarioResult",
+    "ScenarioSpec",
+    "__version__",
+    "compare",
+    "k_curve",
+    "load_demo_customers",
+    "load_region",
+    "load_scenario",
+    "plan_workshops",
+    "prepare_scenario",
+    "read_customers",
+    "read_sites",
+    "robustness",
+    "run",
+    "save_scenario",
+    "validate_file",
+]

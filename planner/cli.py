@@ -1,7 +1,9 @@
 """Command line interface: ``planner run``, ``planner validate``, ``planner compare``.
 
-A thin client of the library: it parses arguments, calls :mod:`planner.pipeline` (and friends)
-and writes files. Progress goes to stderr, results to files, errors to stderr with exit code 2.
+A thin client of the library: it parses arguments into a
+:class:`~planner.engine.ScenarioSpec`, calls the engine (:func:`planner.engine.run`,
+:func:`planner.engine.compare`) and writes files. Progress goes to stderr, results to files,
+errors to stderr with exit code 2.
 """
 
 from __future__ import annotations
@@ -11,9 +13,25 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from planner import OSM_CREDIT, __version__
+from planner._meta import OSM_CREDIT, __version__
+from planner.engine import (
+    LAYOUTS,
+    ScenarioSpec,
+    compare,
+    k_curve,
+    load_scenario,
+    prepare_scenario,
+    robustness,
+    run,
+)
 from planner.errors import InputError, PlannerError
+from planner.inputs.customers import geocode_missing, read_customers
+from planner.inputs.validate import validate_file
+from planner.models import Solution
+from planner.outputs import export
+from planner.settings import DEFAULT_REGION, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKSHOPS
 
 logger = logging.getLogger(__name__)
 
@@ -33,74 +51,78 @@ def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
         )
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    if getattr(args, "scenario", None):
-        return _cmd_run_scenario(args)
-    from planner import maps
-    from planner.pipeline import plan_workshops
+def _spec_from_args(args: argparse.Namespace, *, scenario: str | None) -> ScenarioSpec:
+    """The spec a command line asks for: the scenario file (or the defaults), then the flags."""
+    spec = load_scenario(scenario) if scenario else ScenarioSpec()
+    changes: dict[str, Any] = {}
+    if args.region:
+        changes["region"] = args.region
+    if args.workshops is not None:
+        changes["workshops"] = _parse_workshops(args.workshops)
+    for key, value in (
+        ("customers", args.customers),
+        ("sites", args.sites),
+        ("time_limit_s", args.time_limit),
+        ("crs", args.crs),
+    ):
+        if value is not None:
+            changes[key] = Path(value) if key in ("customers", "sites") else value
+    if not scenario:
+        region = changes.get("region", spec.region)
+        changes["name"] = f"{Path(str(region)).name} {spec.layout}"
+    return spec.replace(**changes) if changes else spec
 
-    out = Path(args.out)
-    files = [out / "shortlist.csv", out / "assignments.csv", out / "map.html"]
-    _check_outputs(files, overwrite=args.overwrite)
-    result = plan_workshops(
-        args.region,
-        args.workshops,
-        customers=args.customers,
-        sites=args.sites,
-        time_limit=args.time_limit,
-        crs=args.crs,
-        progress=_progress,
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    result.shortlist().to_csv(files[0], index=False)
-    result.assignments().to_csv(files[1], index=False)
-    maps.save_map(maps.result_map(result), files[2])
-    for w in result.warnings:
+
+def _parse_workshops(value: str | int) -> int | None:
+    if isinstance(value, int):
+        return value
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(
+            f"--workshops must be a positive whole number or 'auto', got {value!r}",
+            field="workshops",
+        ) from None
+
+
+def _print_warnings(warnings: Sequence[str]) -> None:
+    for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    sol = result.solution
-    status = "proven optimal" if sol.optimal else f"gap {sol.gap:.2%} to lower bound"
-    k = result.kpis
+
+
+def _status(sol: Solution) -> str:
+    if sol.optimal:
+        return "proven optimal"
+    return f"{sol.status}, not proven: gap {sol.gap:.2%} to lower bound"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    spec = _spec_from_args(args, scenario=args.scenario)
+    out = Path(args.out)
+    _check_outputs(list(export.layout_outputs(out).values()), overwrite=args.overwrite)
+    lr = run(spec, progress=_progress)
+    files = export.write_layout_bundle(lr, out, overwrite=args.overwrite)
+    _print_warnings(lr.warnings)
+    k = lr.kpis
+    sol = lr.result.solution
+    print(f"{sol.model} with {sol.solver}: {_status(sol)}")
     print(
-        f"{len(result.sites)} sites, mean {k['mean_travel_min']:.1f} min, "
-        f"p90 {k['p90_travel_min']:.1f} min, max {k['max_travel_min']:.1f} min "
-        f"({status}, {sol.solver}); wrote {', '.join(str(f) for f in files)}"
+        f"{spec.name}: {spec.layout}, {int(k['sites'])} sites, mean {k['mean_travel_min']:.1f} "
+        f"min, p90 {k['p90_travel_min']:.1f} min, max {k['max_travel_min']:.1f} min, within "
+        f"standard {k['share_within_sla']:.1%}, annual cost {lr.costs.total_eur:,.0f} EUR "
+        f"({lr.costs.cost_per_job_eur:,.0f} per job); "
+        f"wrote {', '.join(str(f) for f in files.values())}"
     )
     print(f"Road data {OSM_CREDIT} (ODbL)")
     return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from planner.validation import validate_file
-
     report = validate_file(args.file, region=args.region, crs=args.crs)
     print(report)
     return int(report.exit_code)
-
-
-def _cmd_run_scenario(args: argparse.Namespace) -> int:
-    from planner import export
-    from planner.scenarios import load_scenario, run_scenario
-
-    spec = load_scenario(args.scenario)
-    _check_outputs(list(export.layout_outputs(args.out).values()), overwrite=args.overwrite)
-    lr = run_scenario(spec, progress=_progress)
-    files = export.write_layout_bundle(lr, args.out, overwrite=args.overwrite)
-    for w in lr.result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    k = lr.kpis
-    sol = lr.result.solution
-    print(
-        f"{sol.model} with {sol.solver}: "
-        + ("proven optimal" if sol.optimal else f"{sol.status}, gap {sol.gap:.2%} to lower bound")
-    )
-    print(
-        f"{spec.name}: {spec.layout}, {int(k['sites'])} sites, mean {k['mean_travel_min']:.1f} "
-        f"min, p90 {k['p90_travel_min']:.1f} min, within standard {k['share_within_sla']:.1%}, "
-        f"annual cost {lr.costs.total_eur:,.0f} EUR ({lr.costs.cost_per_job_eur:,.0f} per job); "
-        f"wrote {', '.join(str(f) for f in files.values())}"
-    )
-    print(f"Road data {OSM_CREDIT} (ODbL)")
-    return 0
 
 
 def _parse_growth(items: Sequence[str] | None) -> dict[str, float]:
@@ -122,39 +144,13 @@ def _parse_growth(items: Sequence[str] | None) -> dict[str, float]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from planner import export
-    from planner.scenarios import (
-        LAYOUTS,
-        ScenarioSpec,
-        compare_layouts,
-        k_curve,
-        load_scenario,
-        prepare_scenario,
-        robustness,
-    )
-
     layouts = [x.strip() for x in args.layouts.split(",")] if args.layouts else list(LAYOUTS)
     unknown = sorted(set(layouts) - set(LAYOUTS))
     if unknown:
         raise InputError(f"unknown layout(s) {unknown}; allowed: {list(LAYOUTS)}")
-    if args.scenario:
-        spec = load_scenario(args.scenario)
-    else:
-        region = args.region or "malta"
-        spec = ScenarioSpec(name=f"{region} comparison", region=region)
-    changes: dict[str, object] = {}
-    if args.region:
-        changes["region"] = args.region
-    if args.workshops is not None:
-        changes["workshops"] = None if args.workshops == "auto" else int(args.workshops)
-    for key, value in (
-        ("customers", args.customers),
-        ("sites", args.sites),
-        ("time_limit_s", args.time_limit),
-    ):
-        if value is not None:
-            changes[key] = Path(value) if key in ("customers", "sites") else value
-    spec = spec.replace(**changes)
+    spec = _spec_from_args(args, scenario=args.scenario)
+    if not args.scenario:
+        spec = spec.replace(name=f"{Path(str(spec.region)).name} comparison")
     out = Path(args.out)
     planned = list(export.comparison_outputs(out, layouts).values())
     if args.k_max:
@@ -163,7 +159,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         planned += [out / "robustness_cases.csv", out / "robustness_sites.csv"]
     _check_outputs(planned, overwrite=args.overwrite)
     sinst = prepare_scenario(spec, layouts=layouts, progress=_progress)
-    comp = compare_layouts(spec, layouts=layouts, sinst=sinst, progress=_progress)
+    comp = compare(spec, layouts=layouts, sinst=sinst, progress=_progress)
     files = list(export.write_comparison_bundle(comp, out, overwrite=args.overwrite).values())
     if args.k_max:
         curve = k_curve(sinst, args.k_max, layout=layouts[0], progress=_progress)
@@ -181,6 +177,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         rob.sites.to_csv(out / "robustness_sites.csv", index=False)
         files += [out / "robustness_cases.csv", out / "robustness_sites.csv"]
         print(f"sites chosen in every case: {', '.join(rob.stable_sites) or 'none'}")
+    _print_warnings(sinst.warnings)
+    for layout, lr in comp.results.items():
+        sol = lr.result.solution
+        print(f"{layout}: {sol.model} with {sol.solver}: {_status(sol)}")
     print(
         comp.table[["layout", "sites", "mean_travel_min", "annual_cost", "cost_per_job"]].to_string(
             index=False, float_format=lambda x: f"{x:,.1f}"
@@ -192,8 +192,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_geocode(args: argparse.Namespace) -> int:
-    from planner.demand import geocode_missing, read_customers
-
     out = Path(args.out)
     _check_outputs([out], overwrite=args.overwrite)
     table = read_customers(args.file)
@@ -221,22 +219,28 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="propose workshop sites and write a shortlist, map, etc.")
     run.add_argument(
         "--region",
-        default="malta",
         help="bundled region (malta, liechtenstein, andorra) or a road file (.osm, .osm.pbf, "
-        ".graphml); default: malta",
+        f".graphml); default: {DEFAULT_REGION}, or the scenario's region",
     )
-    run.add_argument("--workshops", type=int, default=5, help="number of workshops (default 5)")
+    run.add_argument(
+        "--workshops",
+        help=f"number of workshops, or 'auto' (default: {DEFAULT_WORKSHOPS}, or the scenario's)",
+    )
     run.add_argument("--customers", help="customer file (CSV/XLSX/GeoJSON/GPKG/Parquet)")
     run.add_argument("--sites", help="candidate site file (CSV/XLSX)")
     run.add_argument("--crs", help=CRS_HELP)
     run.add_argument("--out", required=True, help="output folder")
-    run.add_argument("--time-limit", type=float, default=60.0, help="solver seconds (default 60)")
+    run.add_argument(
+        "--time-limit",
+        type=float,
+        help=f"solver seconds per solve (default {DEFAULT_TIME_LIMIT_S:g})",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     run.add_argument(
         "scenario",
         nargs="?",
-        help="scenario TOML file (see examples/); when given it decides region, customers, "
-        "sites, layout and costs",
+        help="scenario TOML file (see examples/); it decides region, customers, sites, layout "
+        "and costs, and flags given as well override it",
     )
     run.set_defaults(func=_cmd_run)
 
@@ -260,11 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--scenario", help="scenario TOML to start from (costs, standards...)")
     cmp_.add_argument(
-        "--region", help="bundled region or road file (default: malta, or the scenario's region)"
+        "--region",
+        help=f"bundled region or road file (default: {DEFAULT_REGION}, or the scenario's region)",
     )
-    cmp_.add_argument("--workshops", help="workshops per layout, or 'auto' (default: 5)")
+    cmp_.add_argument(
+        "--workshops", help=f"workshops per layout, or 'auto' (default: {DEFAULT_WORKSHOPS})"
+    )
     cmp_.add_argument("--customers", help="customer file (CSV/XLSX/GeoJSON/GPKG/Parquet)")
     cmp_.add_argument("--sites", help="site file with kind workshop/partner/office")
+    cmp_.add_argument("--crs", help=CRS_HELP)
     cmp_.add_argument("--layouts", help="comma-separated subset of in-house,outsourced,two-tier")
     cmp_.add_argument("--out", required=True, help="output folder")
     cmp_.add_argument("--time-limit", type=float, help="solver seconds per solve")

@@ -6,8 +6,9 @@ Usage::
 
 ``malta_customers.csv`` is sampled from the bundled Malta OSM buildings
 (``data/osm/malta-2018-08-27-features.osm.bz2``) with seed 0 by
-:func:`planner.demand.generate_demo_customers`; buildings farther than 1 km from every node of
-``planner.network.load_region("malta")`` (the main island's road network) are left out, which
+:func:`planner.inputs.customers.generate_demo_customers`; buildings farther than 1 km from every
+node of
+``planner.roads.network.load_region("malta")`` (the main island's road network) are left out, which
 drops Gozo and Comino: they reach the main island only by ferry. The output is deterministic: rerun
 the script and ``git diff`` shows nothing.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from planner.demand import generate_demo_customers, write_demo_customers
+from planner.inputs.customers import generate_demo_customers, write_demo_customers
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo"

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from planner import demand, maps, network, pipeline
+from planner.engine import plan_workshops
+from planner.inputs import customers as demand
+from planner.outputs import maps
+from planner.roads import network
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TIMEOUT_S = 300  # cold cache: Malta graph parse + matrix + solve
@@ -53,7 +56,7 @@ def _download_file_id(data: str, mimetype: str, filename: str) -> str:
 
 
 def _assert_result_matches_library(at: AppTest, region: str, workshops: int) -> None:
-    expected = pipeline.plan_workshops(region, workshops, graph=network.load_region(region))
+    expected = plan_workshops(region, workshops, graph=network.load_region(region))
     shown = at.session_state["plan"]["result"]
     # same sites, same assignment quality as a direct library call
     assert shown.shortlist()["site_id"].tolist() == expected.shortlist()["site_id"].tolist()
@@ -169,7 +172,7 @@ def test_uploaded_customer_file_is_checked_and_planned(tmp_path: Path) -> None:
 
     _press_run(at)
     shown = at.session_state["plan"]["result"]
-    expected = pipeline.plan_workshops(
+    expected = plan_workshops(
         "liechtenstein", 3, customers=path, graph=network.load_region("liechtenstein")
     )
     assert len(shown.customers) == 300

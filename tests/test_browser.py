@@ -293,7 +293,7 @@ def test_exported_map_opens_from_file(driver: webdriver.Chrome, tmp_path: Path) 
     import numpy as np
     import pandas as pd
 
-    from planner import maps
+    from planner.outputs import maps
 
     rng = np.random.default_rng(3)
     n = 3000

@@ -10,8 +10,8 @@ import pyogrio
 import pytest
 
 from planner import cli
-from planner.demand import load_demo_customers
-from planner.scenarios import LAYOUTS, ScenarioSpec, compare_layouts, load_scenario, save_scenario
+from planner.engine import LAYOUTS, ScenarioSpec, compare, load_scenario, save_scenario
+from planner.inputs.customers import load_demo_customers
 
 REGION = "liechtenstein"
 REQUIRED_COLUMNS = (
@@ -90,7 +90,7 @@ def test_compare_writes_table_and_shortlists(tmp_path: Path, customers_csv: Path
     spec = ScenarioSpec(
         name=f"{REGION} comparison", region=REGION, workshops=2, customers=customers_csv
     )
-    direct = compare_layouts(spec)
+    direct = compare(spec)
     pd.testing.assert_series_equal(
         table["annual_cost"], direct.table["annual_cost"], check_names=False
     )
@@ -149,7 +149,7 @@ def test_compare_page_runs_and_matches_library():
     assert at.session_state["compare"]["comparison"] is shown
     table = at.dataframe[0].value
     assert table["layout"].tolist() == list(LAYOUTS)
-    direct = compare_layouts(
+    direct = compare(
         ScenarioSpec(
             name="direct", region=REGION, workshops=2, service_standard_min={"default": 30}
         )
@@ -158,7 +158,7 @@ def test_compare_page_runs_and_matches_library():
     assert shown.site_diff["site_id"].tolist() == direct.site_diff["site_id"].tolist()
 
     # K-curve and robustness sections, against the library
-    from planner.scenarios import k_curve, prepare_scenario, robustness
+    from planner.engine import k_curve, prepare_scenario, robustness
 
     at.number_input(key="cmp_kmax").set_value(4)
     at.button(key="cmp_kcurve").click().run()

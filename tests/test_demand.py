@@ -14,7 +14,8 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from planner.demand import (
+from planner.errors import InputError, NetworkError
+from planner.inputs.customers import (
     aggregate_demand,
     classify_buildings,
     generate_demo_customers,
@@ -23,7 +24,6 @@ from planner.demand import (
     read_customers,
     write_demo_customers,
 )
-from planner.errors import InputError, NetworkError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,7 +175,7 @@ def test_service_standard_per_segment(tmp_path: Path) -> None:
 
 
 def test_template_files_are_clean() -> None:
-    from planner.validation import validate_file
+    from planner.inputs.validate import validate_file
 
     for name, kind in (("customers_template.csv", "customers"), ("sites_template.csv", "sites")):
         report = validate_file(ROOT / "data" / "demo" / name)
@@ -201,7 +201,7 @@ def test_aggregate_demand_sums_weights_by_position() -> None:
 
 
 def test_aggregate_demand_with_snapped_points() -> None:
-    from planner.snapping import snap_points
+    from planner.roads.snapping import snap_points
 
     G = nx.MultiDiGraph(crs="epsg:4326")
     G.add_node(1, x=14.50, y=35.90)
@@ -236,9 +236,9 @@ def test_geocoding_is_off_unless_asked() -> None:
 
 
 def test_geocoding_offline_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    import planner.network
+    import planner.roads.network
 
-    monkeypatch.setattr(planner.network, "check_online", lambda *, timeout_s=3.0: False)
+    monkeypatch.setattr(planner.roads.network, "check_online", lambda *, timeout_s=3.0: False)
     frame = pd.DataFrame({"customer_id": ["A"], "lat": [np.nan], "lon": [np.nan], "address": ["x"]})
     with pytest.raises(NetworkError, match="no connection"):
         geocode_missing(frame, online=True)
@@ -270,7 +270,7 @@ def test_classify_buildings_segments() -> None:
 
 @pytest.mark.slow
 def test_generate_demo_customers_is_deterministic_for_any_region() -> None:
-    from planner.network import load_region
+    from planner.roads.network import load_region
 
     G = load_region("andorra")
     a = generate_demo_customers("andorra", 300, seed=1, graph=G)
@@ -284,7 +284,7 @@ def test_generate_demo_customers_is_deterministic_for_any_region() -> None:
         w = a.loc[a["segment"] == segment, "weight"]
         assert w.between(lo, hi).all()
     # every customer is within reach of the road graph
-    from planner.snapping import snap_points
+    from planner.roads.snapping import snap_points
 
     snapped = snap_points(G, a["lon"].to_numpy(), a["lat"].to_numpy(), max_snap_m=1000.0)
     assert not snapped.too_far.any()
@@ -313,8 +313,8 @@ def test_features_and_demo_customers_from_a_pbf_match_the_xml(tmp_path: Path) ->
     """A user's .osm.pbf gives the same buildings and POIs as the same data in OSM XML."""
     import osmium
 
-    from planner._io import read_osm_features
-    from planner.network import region_features_path
+    from planner.roads.features import read_osm_features
+    from planner.roads.network import region_features_path
 
     xml = region_features_path("andorra")
     assert xml is not None
@@ -333,7 +333,7 @@ def test_features_and_demo_customers_from_a_pbf_match_the_xml(tmp_path: Path) ->
 
 
 def test_features_of_a_broken_pbf_name_the_file(tmp_path: Path) -> None:
-    from planner._io import read_osm_features
+    from planner.roads.features import read_osm_features
 
     bad = tmp_path / "broken.osm.pbf"
     bad.write_bytes(b"\x00\x00\x00\x0dnot really a pbf file")

@@ -14,16 +14,16 @@ import pytest
 import shapely
 from test_scenarios import make_sinst
 
-from planner import export
-from planner.export import GIS_LAYERS, OutputExistsError
-from planner.report import report_html
-from planner.scenarios import compare_layouts, solve_layout
+from planner.engine import compare, solve_layout
+from planner.outputs import export
+from planner.outputs.export import GIS_LAYERS, OutputExistsError
+from planner.outputs.report import report_html
 
 
 @pytest.fixture(scope="module")
 def comparison():
     sinst = make_sinst(seed=21, n=15)
-    return compare_layouts(sinst.spec, sinst=sinst, workshops=2)
+    return compare(sinst.spec.replace(workshops=2), sinst=sinst)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from planner import _assets, maps
+from planner.outputs import _assets, maps
 
 EXTERNAL_REF = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"([^\"]+)\"", re.IGNORECASE)
 

@@ -10,11 +10,11 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from planner import _osm_cache
+from planner import settings
 from planner.errors import GraphError, InputError
-from planner.matrix import snapped_travel_time_matrix, travel_time_matrix
-from planner.network import load_region
-from planner.snapping import SnappedPoints, snap_points
+from planner.roads.network import load_region
+from planner.roads.snapping import SnappedPoints, snap_points
+from planner.routing.matrix import snapped_travel_time_matrix, travel_time_matrix
 
 LON0, LAT0 = 14.45, 35.90  # Malta; any place works, UTM zone 33
 M_PER_DEG_LAT = 111_320.0
@@ -115,7 +115,7 @@ def test_disk_cache_round_trip_and_key(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_cache_dir_honours_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path / "c"))
-    assert _osm_cache.cache_dir("matrices") == tmp_path / "c" / "matrices"
+    assert settings.cache_dir("matrices") == tmp_path / "c" / "matrices"
     assert (tmp_path / "c" / "matrices").is_dir()
 
 

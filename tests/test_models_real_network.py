@@ -12,8 +12,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def road_cost() -> np.ndarray:
-    from planner.matrix import travel_time_matrix
-    from planner.network import load_region
+    from planner.roads.network import load_region
+    from planner.routing.matrix import travel_time_matrix
 
     G = load_region("liechtenstein")
     nodes = np.array(list(G.nodes))

@@ -16,9 +16,9 @@ import osmium
 import pytest
 import shapely
 
-from planner import _osm_cache
 from planner.errors import GraphError, InputError, NetworkError
-from planner.network import (
+from planner.roads import _graph_cache as _osm_cache
+from planner.roads.network import (
     DEFAULT_SPEEDS_KPH,
     REGIONS,
     load_region,
@@ -399,7 +399,7 @@ def test_offline_download_fails_fast_with_the_fix(monkeypatch: pytest.MonkeyPatc
 
 
 def test_online_probe_does_not_hang_on_a_stuck_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
-    from planner.network import check_online
+    from planner.roads.network import check_online
 
     def stuck(*args: object, **kwargs: object) -> None:
         time.sleep(3.0)
@@ -417,7 +417,7 @@ def test_failed_download_is_a_network_error_and_settings_are_restored(
     import osmnx as ox
     import requests
 
-    from planner import network
+    from planner.roads import network
 
     seen: dict[str, object] = {}
 
@@ -439,7 +439,7 @@ def test_download_is_prepared_once_then_cached(
 ) -> None:
     import osmnx as ox
 
-    from planner import network
+    from planner.roads import network
 
     monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path / "cache"))
     raw = ox.graph_from_xml(tiny_osm, simplify=True, retain_all=True)
@@ -460,8 +460,8 @@ def test_download_is_prepared_once_then_cached(
 
 
 def test_unreachable_is_inf_end_to_end(tiny_osm: Path) -> None:
-    from planner.matrix import snapped_travel_time_matrix
-    from planner.snapping import snap_points
+    from planner.roads.snapping import snap_points
+    from planner.routing.matrix import snapped_travel_time_matrix
 
     G = load_region(tiny_osm, cache=False, retain_all=True)
     assert {20, 21} <= set(G.nodes)

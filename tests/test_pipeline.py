@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 from pyproj import Transformer
 
-from planner.matrix import snapped_travel_time_matrix
-from planner.pipeline import build_result, plan_workshops, prepare_instance
-from planner.results import compute_kpis, weighted_quantile
-from planner.snapping import snap_points
+from planner.engine import plan_workshops
+from planner.engine.instance import prepare_instance
+from planner.engine.solve import build_result
+from planner.results.kpis import compute_kpis, weighted_quantile
+from planner.roads.snapping import snap_points
+from planner.routing.matrix import snapped_travel_time_matrix
 
 TO_UTM = Transformer.from_crs(4326, 32632, always_xy=True)
 TO_LONLAT = Transformer.from_crs(32632, 4326, always_xy=True)

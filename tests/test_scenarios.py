@@ -16,23 +16,23 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from planner.costs import CostParameters, describe_parameters
-from planner.errors import InputError
-from planner.kpis import service_standard_minutes, share_within_service_standard
-from planner.pipeline import Instance
-from planner.scenarios import (
+from planner.engine import (
     LAYOUTS,
     ScenarioInstance,
     ScenarioSpec,
-    compare_layouts,
+    compare,
     k_curve,
     load_scenario,
     robustness,
     save_scenario,
     slow_down_roads,
     solve_layout,
-    territories,
 )
+from planner.engine.instance import Instance
+from planner.errors import InputError
+from planner.results.costs import CostParameters, describe_parameters
+from planner.results.kpis import service_standard_minutes, share_within_service_standard
+from planner.results.tables import territories
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -394,7 +394,7 @@ def test_territories_assign_every_customer_its_nearest_open_site():
 
 def test_compare_layouts_table_and_site_diff():
     sinst = make_sinst(seed=8)
-    comp = compare_layouts(sinst.spec, sinst=sinst, workshops=2)
+    comp = compare(sinst.spec.replace(workshops=2), sinst=sinst)
     assert comp.table["layout"].tolist() == list(LAYOUTS)
     for col in (
         "sites",
@@ -522,15 +522,15 @@ def test_provenance_carries_spec_solver_and_seed():
 
 @pytest.fixture(scope="module")
 def liechtenstein_comparison():
-    from planner.demand import load_demo_customers
-    from planner.scenarios import prepare_scenario
+    from planner.engine import prepare_scenario
+    from planner.inputs.customers import load_demo_customers
 
     spec = ScenarioSpec(
         name="Liechtenstein test", region="liechtenstein", workshops=3, n_candidates=15
     )
     customers = load_demo_customers("liechtenstein", n=300, seed=0)
     sinst = prepare_scenario(spec, layouts=LAYOUTS, customers=customers)
-    return sinst, compare_layouts(spec, sinst=sinst)
+    return sinst, compare(spec, sinst=sinst)
 
 
 @pytest.mark.slow

@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.sites import (
-    MAIN_ROADS,
+from planner.inputs.sites import (
     PARTNER_TAGS,
     SITE_COLUMNS,
     generate_candidates,
@@ -20,6 +19,7 @@ from planner.sites import (
     osm_partner_sites,
     read_sites,
 )
+from planner.roads.classes import CANDIDATE_ROAD_CLASSES
 
 LON0, LAT0 = 14.40, 35.85
 STEP = 0.01  # about 1 km
@@ -79,7 +79,7 @@ def test_generated_candidates_follow_demand_on_main_roads() -> None:
     assert sorted(np.round((sites["lon"] - LON0) / STEP).astype(int)) == [1, 7]
     for node in sites["node"]:
         highways = {d["highway"] for _, _, d in G.edges(node, data=True)}
-        assert highways & set(MAIN_ROADS)
+        assert highways & set(CANDIDATE_ROAD_CLASSES)
 
 
 def test_generated_candidates_only_in_built_up_areas() -> None:
@@ -166,7 +166,7 @@ def _scan_osm(path: Path) -> dict[str, dict[str, str]]:
 
 @pytest.mark.slow
 def test_osm_partner_sites_match_the_raw_osm_file() -> None:
-    from planner.network import region_features_path
+    from planner.roads.network import region_features_path
 
     sites = osm_partner_sites("andorra")
     objects = _scan_osm(region_features_path("andorra"))
@@ -191,7 +191,7 @@ def test_osm_partner_sites_match_the_raw_osm_file() -> None:
 
 @pytest.mark.slow
 def test_office_candidates_and_thinning() -> None:
-    from planner.network import region_features_path
+    from planner.roads.network import region_features_path
 
     every = office_candidates("andorra")
     objects = _scan_osm(region_features_path("andorra"))
@@ -212,7 +212,7 @@ def test_office_candidates_and_thinning() -> None:
 def test_feature_cache_is_parquet_under_planner_cache_dir() -> None:
     import os
 
-    from planner import _io
+    from planner.roads import features as _io
 
     first = _io.read_osm_features("andorra")
     cache = Path(os.environ["PLANNER_CACHE_DIR"]) / "features"

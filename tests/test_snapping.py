@@ -11,8 +11,8 @@ import shapely
 from pyproj import Transformer
 
 from planner.errors import GraphError, InputError
-from planner.network import load_region
-from planner.snapping import DEFAULT_ACCESS_SPEED_KPH, snap_points
+from planner.roads.network import load_region
+from planner.roads.snapping import DEFAULT_ACCESS_SPEED_KPH, snap_points
 
 LON0, LAT0 = 9.52, 47.14  # Liechtenstein, UTM zone 32
 TO_UTM = Transformer.from_crs(4326, 32632, always_xy=True)

@@ -16,14 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyproj import Transformer
 
-from planner.demand import read_customers
-from planner.sites import read_sites
-from planner.validation import (
+from planner.inputs.customers import read_customers
+from planner.inputs.sites import read_sites
+from planner.inputs.validate import validate_file
+from planner.inputs.validation import (
     ValidationIssue,
     ValidationReport,
     detect_columns,
     normalize_column,
-    validate_file,
 )
 
 TO_LONLAT = Transformer.from_crs(32633, 4326, always_xy=True)
@@ -487,7 +487,7 @@ def test_auto_kind_tells_sites_from_customers(tmp_path: Path) -> None:
     st.booleans(),
 )
 def test_parse_numbers_reads_decimal_point_and_comma(values: list[float], comma: bool) -> None:
-    from planner.validation import parse_numbers
+    from planner.inputs.validation import parse_numbers
 
     text = [f"{v:.6f}".replace(".", ",") if comma else f" {v!r} " for v in values]
     parsed, missing, bad = parse_numbers(pd.Series([*text, "", "12 O'Clock"], dtype=object))

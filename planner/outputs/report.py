@@ -18,7 +18,10 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from planner import OSM_CREDIT, OSM_LICENSE
+from planner._meta import OSM_CREDIT, OSM_LICENSE
+from planner.outputs import maps
+from planner.results.costs import describe_parameters
+from planner.results.tables import comparison_row, provenance_table
 
 logger = logging.getLogger(__name__)
 
@@ -118,15 +121,11 @@ def cost_chart_svg(table: pd.DataFrame, *, label_column: str = "layout") -> str:
 
 
 def _map_iframe(result: Any, roads: gpd.GeoDataFrame | None) -> str:
-    from planner import maps
-
     doc = maps.map_html(maps.result_map(result, roads=roads))
     return f'<iframe class="map" srcdoc="{html.escape(doc, quote=True)}"></iframe>'
 
 
 def _assumptions(parameters: Any, standards: Mapping[str, float] | None) -> str:
-    from planner.costs import describe_parameters
-
     parts = []
     if parameters is not None:
         rows = pd.DataFrame(describe_parameters(parameters))
@@ -141,8 +140,6 @@ def _assumptions(parameters: Any, standards: Mapping[str, float] | None) -> str:
 
 
 def _provenance(prov: Mapping[str, Any]) -> str:
-    from planner.export import provenance_table
-
     table = provenance_table({k: v for k, v in prov.items() if k != "scenario"})
     return _table(table)
 
@@ -192,10 +189,11 @@ def report_html(
     Parameters
     ----------
     results
-        A :class:`planner.scenarios.Comparison`, a :class:`planner.scenarios.LayoutResult` or
-        a :class:`planner.results.ScenarioResult`.
+        A :class:`planner.results.types.Comparison`, a
+        :class:`planner.results.types.LayoutResult` or
+        a :class:`planner.results.types.ScenarioResult`.
     roads
-        Main roads drawn on the maps (see :func:`planner.maps.main_roads`).
+        Main roads drawn on the maps (see :func:`planner.outputs.maps.main_roads`).
     title
         Title; default from the scenario name.
 
@@ -203,8 +201,6 @@ def report_html(
     -------
     str
     """
-    from planner.scenarios import comparison_row
-
     if hasattr(results, "table") and hasattr(results, "results"):
         per_layout: Mapping[str, Any] = results.results
         table: pd.DataFrame | None = results.table

@@ -2,8 +2,8 @@
 
 Every writer takes ``overwrite: bool = False`` and refuses to replace an existing file with
 :class:`OutputExistsError` (a :class:`FileExistsError`) that names the file and says how to
-allow it. Writers accept a :class:`planner.results.ScenarioResult` or a
-:class:`planner.scenarios.LayoutResult` (its ``result`` is used).
+allow it. Writers accept a :class:`planner.results.types.ScenarioResult` or a
+:class:`planner.results.types.LayoutResult` (its ``result`` is used).
 
 GIS layers (:func:`result_layers`, all EPSG:4326):
 
@@ -20,7 +20,6 @@ GIS layers (:func:`result_layers`, all EPSG:4326):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -33,6 +32,10 @@ import pandas as pd
 import shapely
 
 from planner.errors import PlannerError
+from planner.outputs import maps
+from planner.outputs.report import report_html
+from planner.results.costs import describe_parameters
+from planner.results.tables import provenance_table, territories
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +127,6 @@ def write_territories_csv(
     layout_result: Any, path: str | os.PathLike[str], *, overwrite: bool = False
 ) -> Path:
     """Write the territory list (every customer's workshop, and office in two-tier) as CSV."""
-    from planner.scenarios import territories
-
     p = check_writable(path, overwrite=overwrite)
     territories(layout_result).to_csv(p, index=False, encoding="utf-8")
     return p
@@ -138,23 +139,6 @@ def write_comparison_csv(
     p = check_writable(path, overwrite=overwrite)
     comparison.table.to_csv(p, index=False, encoding="utf-8")
     return p
-
-
-def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out.append(
-            (prefix, json.dumps(value, default=str) if not isinstance(value, str) else value)
-        )
-
-
-def provenance_table(provenance: Mapping[str, Any]) -> pd.DataFrame:
-    """Flatten a provenance record into ``key, value`` rows (nested keys joined by dots)."""
-    rows: list[tuple[str, str]] = []
-    _flatten("", dict(provenance), rows)
-    return pd.DataFrame(rows, columns=["key", "value"])
 
 
 def _sheet_name(name: str, used: set[str]) -> str:
@@ -174,7 +158,7 @@ def write_xlsx(results: Any, path: str | os.PathLike[str], *, overwrite: bool = 
     Parameters
     ----------
     results
-        A :class:`planner.scenarios.Comparison` (sheets ``comparison``, ``site diff``, one per
+        A :class:`planner.results.types.Comparison` (sheets ``comparison``, ``site diff``, one per
         layout, ``assumptions``, ``provenance``), a single layout / scenario result, or a
         mapping ``{name: result}``.
     path
@@ -182,8 +166,6 @@ def write_xlsx(results: Any, path: str | os.PathLike[str], *, overwrite: bool = 
     overwrite
         Replace an existing file.
     """
-    from planner.costs import describe_parameters
-
     p = check_writable(path, overwrite=overwrite)
     if hasattr(results, "table") and hasattr(results, "results"):
         per_layout: Mapping[str, Any] = results.results
@@ -382,10 +364,8 @@ def write_map_html(
 ) -> Path:
     """Write the result map as one standalone HTML file that opens offline.
 
-    Delegates to :func:`planner.maps.result_map` and :func:`planner.maps.save_map`.
+    Delegates to :func:`planner.outputs.maps.result_map` and :func:`planner.outputs.maps.save_map`.
     """
-    from planner import maps
-
     p = check_writable(path, overwrite=overwrite)
     return maps.save_map(maps.result_map(_result(result), roads=roads), p)
 
@@ -403,7 +383,7 @@ def write_report_html(
     Parameters
     ----------
     results
-        A :class:`planner.scenarios.Comparison` or one layout result.
+        A :class:`planner.results.types.Comparison` or one layout result.
     path
         ``.html`` file (self-contained, works offline).
     roads
@@ -413,8 +393,6 @@ def write_report_html(
     overwrite
         Replace an existing file.
     """
-    from planner.report import report_html
-
     p = check_writable(path, overwrite=overwrite)
     p.write_text(report_html(results, roads=roads, title=title), encoding="utf-8")
     return p
@@ -479,6 +457,7 @@ def layout_outputs(folder: str | os.PathLike[str]) -> dict[str, Path]:
     out = Path(folder)
     return {
         "shortlist": out / "shortlist.csv",
+        "assignments": out / "assignments.csv",
         "territories": out / "territories.csv",
         "xlsx": out / "plan.xlsx",
         "gpkg": out / "plan.gpkg",
@@ -496,7 +475,8 @@ def write_layout_bundle(
 ) -> dict[str, Path]:
     """Write the exports of one solved scenario into ``folder``.
 
-    ``shortlist.csv``, ``territories.csv``, ``plan.xlsx``, ``plan.gpkg`` (customers, sites,
+    ``shortlist.csv``, ``assignments.csv`` (customer_id, site_id, travel_min),
+    ``territories.csv``, ``plan.xlsx``, ``plan.gpkg`` (customers, sites,
     assignments, catchments), ``map.html`` and ``report.html``. Nothing is written when any of
     the files exists and ``overwrite`` is false.
     """
@@ -504,6 +484,7 @@ def write_layout_bundle(
     for p in files.values():
         check_writable(p, overwrite=overwrite)
     write_shortlist_csv(layout_result, files["shortlist"], overwrite=True)
+    layout_result.result.assignments().to_csv(files["assignments"], index=False, encoding="utf-8")
     write_territories_csv(layout_result, files["territories"], overwrite=True)
     write_xlsx(layout_result, files["xlsx"], overwrite=True)
     write_geopackage(layout_result, files["gpkg"], overwrite=True)

@@ -26,7 +26,6 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import networkx as nx
@@ -34,12 +33,20 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from planner import _io
-from planner.demand import text_or_none
 from planner.errors import InputError
-
-if TYPE_CHECKING:
-    from planner.validation import ValidationReport
+from planner.inputs import validation
+from planner.inputs.tables import TableSource, read_table, source_name
+from planner.inputs.validation import (
+    KIND_ALIASES,
+    SITE_KINDS,
+    SITE_STATUSES,
+    STATUS_ALIASES,
+    ValidationReport,
+    normalize_column,
+    text_or_none,
+)
+from planner.roads.classes import CANDIDATE_ROAD_CLASSES, MINOR_ROAD_CLASSES
+from planner.roads.features import read_osm_features
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +62,6 @@ SITE_COLUMNS: tuple[str, ...] = (
     "source",
     "opening_hours",
 )
-SITE_KINDS: tuple[str, ...] = ("workshop", "partner", "office")
-SITE_STATUSES: tuple[str, ...] = ("candidate", "existing", "excluded")
-
 #: OSM tags of businesses listed as potential outsourcing partners (key -> values).
 PARTNER_TAGS: dict[str, tuple[str, ...]] = {
     "shop": (
@@ -78,38 +82,6 @@ PARTNER_TAGS: dict[str, tuple[str, ...]] = {
 #: OSM tags of office candidates: any ``office=*`` plus these building values.
 OFFICE_BUILDINGS: tuple[str, ...] = ("office", "commercial")
 
-#: Spellings accepted for site kinds and statuses (after normalising case and separators).
-KIND_ALIASES: dict[str, tuple[str, ...]] = {
-    "workshop": ("workshop", "own", "own_workshop", "in_house", "inhouse", "werkstatt", "depot"),
-    "partner": (
-        "partner",
-        "outsourcing",
-        "outsourced",
-        "partner_workshop",
-        "contractor",
-        "third_party",
-    ),
-    "office": ("office", "central_office", "head_office", "hq", "headquarters", "buro", "buero"),
-}
-STATUS_ALIASES: dict[str, tuple[str, ...]] = {
-    "candidate": ("candidate", "new", "possible", "option", "optional", "kandidat"),
-    "existing": ("existing", "open", "keep", "keep_open", "current", "fixed", "bestand"),
-    "excluded": ("excluded", "exclude", "closed", "never", "no", "ausgeschlossen"),
-}
-
-#: Highway classes counted as main roads for generated candidates, best first.
-MAIN_ROADS: tuple[str, ...] = (
-    "trunk",
-    "primary",
-    "secondary",
-    "tertiary",
-    "trunk_link",
-    "primary_link",
-    "secondary_link",
-    "tertiary_link",
-)
-#: Fallback when a region has too few main-road nodes near demand.
-MINOR_ROADS: tuple[str, ...] = ("unclassified", "residential", "living_street", "road")
 #: A node counts as built-up when this much demand lies within BUILT_UP_RADIUS_M.
 BUILT_UP_RADIUS_M = 500.0
 
@@ -235,11 +207,12 @@ def generate_candidates(
 ) -> gpd.GeoDataFrame:
     """Generate ``n`` candidate workshop sites on main roads where the customers are.
 
-    Candidate points are graph nodes on main roads (:data:`MAIN_ROADS`) with customer demand
+    Candidate points are graph nodes on main roads (:data:`CANDIDATE_ROAD_CLASSES`) with
+    customer demand
     within ``built_up_radius_m`` (a built-up area). They are thinned to ``n`` by the spread of
     demand: a weighted k-means of the customer locations gives ``n`` centres and each centre
     takes the nearest unused main-road node. When too few main-road nodes exist, minor roads
-    (:data:`MINOR_ROADS`) are added.
+    (:data:`MINOR_ROAD_CLASSES`) are added.
 
     Parameters
     ----------
@@ -279,10 +252,10 @@ def generate_candidates(
     from scipy.spatial import cKDTree
 
     ctree = cKDTree(cxy)
-    labels = _road_nodes(G, MAIN_ROADS)
+    labels = _road_nodes(G, CANDIDATE_ROAD_CLASSES)
     eligible = _built_up(G, labels, ctree, lat0, built_up_radius_m)
     if len(eligible) < n:
-        minor = _road_nodes(G, MINOR_ROADS)
+        minor = _road_nodes(G, MINOR_ROAD_CLASSES)
         extra = {k: v for k, v in minor.items() if k not in labels}
         eligible += _built_up(G, extra, ctree, lat0, built_up_radius_m)
         labels.update(extra)
@@ -365,7 +338,7 @@ def _empty_sites() -> gpd.GeoDataFrame:
 
 
 def read_sites(
-    path: str | os.PathLike[str],
+    path: TableSource,
     *,
     mapping: Mapping[str, str] | None = None,
     region: str | os.PathLike[str] | None = None,
@@ -388,7 +361,7 @@ def read_sites(
         name, address, kind, status, fixed_cost, capacity, opening_hours).
     region, graph, max_snap_m
         Check points against the region's road network, as in
-        :func:`planner.demand.read_customers`.
+        :func:`planner.inputs.customers.read_customers`.
     crs
         CRS of x/y or WKT columns.
 
@@ -398,12 +371,11 @@ def read_sites(
         Every row is kept (``valid`` False where a problem leaves it out); a file that cannot
         be read gives an empty frame and a fatal report (exit code 2).
     """
-    from planner import validation
-
+    label = source_name(path)
     try:
-        raw = _io.read_table(path)
+        raw = read_table(path)
     except InputError as exc:
-        return SiteTable(_empty_sites(), validation.unreadable_report(path, "sites", exc))
+        return SiteTable(_empty_sites(), validation.unreadable_report(label, "sites", exc))
     return check_sites(
         raw,
         mapping=mapping,
@@ -411,7 +383,7 @@ def read_sites(
         crs=crs,
         graph=graph,
         max_snap_m=max_snap_m,
-        path=path,
+        path=label,
     )
 
 
@@ -419,8 +391,6 @@ def _normalise_choice(
     values: np.ndarray, aliases: Mapping[str, tuple[str, ...]], default: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Map user spellings to canonical values; returns (values, bad mask)."""
-    from planner.validation import normalize_column
-
     lookup = {alias: key for key, names in aliases.items() for alias in names}
     out = np.empty(len(values), dtype=object)
     bad = np.zeros(len(values), dtype=bool)
@@ -448,8 +418,7 @@ def check_sites(
     path: str | os.PathLike[str] | None = None,
 ) -> SiteTable:
     """Validate a site table already in memory (see :func:`read_sites`)."""
-    from planner import validation as v
-
+    v = validation
     check = v.TableCheck.start(
         data,
         kind="sites",
@@ -622,7 +591,7 @@ def osm_partner_sites(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     geopandas.GeoDataFrame
         Site schema, sorted by OSM object.
     """
-    features = _io.read_osm_features(region)
+    features = read_osm_features(region)
     tag = np.full(len(features), None, dtype=object)
     for key, values in PARTNER_TAGS.items():
         hit = features[key].isin(values).to_numpy() & pd.isna(tag)
@@ -653,7 +622,7 @@ def office_candidates(
     """
     if n is not None and n < 1:
         raise ValueError(f"n must be at least 1 or None, got {n}")
-    features = _io.read_osm_features(region)
+    features = read_osm_features(region)
     tag = np.full(len(features), None, dtype=object)
     office = features["office"].notna().to_numpy()
     tag[office] = "office=" + features.loc[office, "office"].astype(str).to_numpy()

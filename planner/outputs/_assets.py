@@ -36,6 +36,8 @@ import xstatic.pkg.jquery
 import xstatic.pkg.leaflet
 import xstatic.pkg.leaflet_markercluster
 
+from planner.settings import offline
+
 __all__ = [
     "APP_STATIC_URL",
     "VENDOR_DIR_NAME",
@@ -320,7 +322,7 @@ def check_tiles_reachable(
     bool
         True when a connection could be opened.
     """
-    if os.environ.get("PLANNER_OFFLINE", "").strip().lower() in {"1", "true", "yes"}:
+    if offline():
         return False
     reachable = threading.Event()
 

@@ -39,6 +39,7 @@ import math
 import re
 import socket
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -49,15 +50,16 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from planner import _osm_cache
 from planner.errors import GraphError, InputError, NetworkError
+from planner.roads import _graph_cache
+from planner.settings import DATA_DIR, cache_dir, offline
 
 logger = logging.getLogger(__name__)
 
 #: Bump when the prepared-graph format or preparation logic changes (invalidates caches).
 GRAPH_CODE_VERSION = "network-1"
 
-_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "osm"
+_DATA_DIR = DATA_DIR / "osm"
 
 
 @dataclass(frozen=True)
@@ -752,8 +754,8 @@ def check_online(*, timeout_s: float = 3.0) -> bool:
     -------
     bool
     """
-    import threading
-
+    if offline():
+        return False
     reachable = threading.Event()
 
     def probe() -> None:
@@ -783,7 +785,7 @@ def _raw_graph_online(source: _Source, *, timeout_s: float) -> nx.MultiDiGraph:
     try:
         with _osmnx_settings(
             requests_timeout=int(max(1, timeout_s)),
-            cache_folder=str(_osm_cache.cache_dir("osmnx-http")),
+            cache_folder=str(cache_dir("osmnx-http")),
             use_cache=True,
             log_console=False,
         ):
@@ -883,9 +885,9 @@ def load_region(
     table = _check_speeds(speeds)
     factor = _check_congestion(congestion)
     key = _cache_key(source, table, factor, retain_all)
-    cache_path = _osm_cache.cache_dir("graphs") / key if cache else None
+    cache_path = cache_dir("graphs") / key if cache else None
     if cache_path is not None:
-        G = _osm_cache.read_graph(cache_path)
+        G = _graph_cache.read_graph(cache_path)
         if G is not None:
             G.graph["planner_report"]["cache_hit"] = True
             G.graph["planner_report"]["load_time_s"] = time.perf_counter() - started
@@ -911,7 +913,7 @@ def load_region(
         report["osm_date"] = G.graph.get("created_date")
     if cache_path is not None:
         try:
-            _osm_cache.write_graph(G, cache_path)
+            _graph_cache.write_graph(G, cache_path)
         except (OSError, TypeError) as exc:
             logger.warning("could not write graph cache %s: %s", cache_path, exc)
     report["cache_hit"] = False

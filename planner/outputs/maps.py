@@ -35,12 +35,13 @@ import shapely
 from folium.template import Template
 from folium.utilities import JsCode
 
-from planner import _assets
+from planner.outputs import _assets
+from planner.roads.classes import MAIN_ROAD_CLASSES
 
 __all__ = [
-    "MAIN_ROAD_CLASSES",
     "OSM_ATTRIBUTION",
     "PALETTE",
+    "ROAD_LINE_WEIGHTS_PX",
     "TILES",
     "customers_map",
     "main_roads",
@@ -58,8 +59,8 @@ OSM_ATTRIBUTION = (
     '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 )
 
-#: OSM ``highway`` classes drawn as main roads, most important first, with line weights (px).
-MAIN_ROAD_CLASSES: dict[str, float] = {
+#: Line weight (px) of each main road class (:data:`planner.roads.classes.MAIN_ROAD_CLASSES`).
+ROAD_LINE_WEIGHTS_PX: dict[str, float] = {
     "motorway": 2.6,
     "trunk": 2.4,
     "primary": 2.0,
@@ -336,7 +337,7 @@ def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame | None) -> None:
     if roads is None or len(roads) == 0:
         return
     features = []
-    for highway, weight in MAIN_ROAD_CLASSES.items():
+    for highway, weight in ROAD_LINE_WEIGHTS_PX.items():
         parts = shapely.get_parts(roads.geometry.values[roads["highway"].to_numpy() == highway])
         lines = [p for p in parts if isinstance(p, shapely.LineString) and not p.is_empty]
         if not lines:
@@ -521,7 +522,7 @@ def result_map(
     Parameters
     ----------
     result
-        A :class:`planner.results.ScenarioResult` (anything with ``customers`` and ``sites``
+        A :class:`planner.results.types.ScenarioResult` (anything with ``customers`` and ``sites``
         tables in the shared schema works).
     roads
         Main roads to draw as a light layer (see :func:`main_roads`).

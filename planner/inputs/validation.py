@@ -49,6 +49,8 @@ import numpy as np
 import pandas as pd
 
 from planner.errors import InputError
+from planner.roads.network import load_region
+from planner.roads.snapping import snap_points
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +172,36 @@ SITE_FIELDS: tuple[str, ...] = (
 #: Columns whose presence makes ``kind='auto'`` treat a file as a site list (a ``status``
 #: column counts only when most of its values are site statuses: CRM exports have a status too).
 SITE_MARKERS: tuple[str, ...] = ("kind", "fixed_cost", "capacity")
+
+
+#: Site kinds and statuses, and the spellings accepted for them (after normalising case and
+#: separators). The one definition of this vocabulary.
+SITE_KINDS: tuple[str, ...] = ("workshop", "partner", "office")
+SITE_STATUSES: tuple[str, ...] = ("candidate", "existing", "excluded")
+
+KIND_ALIASES: dict[str, tuple[str, ...]] = {
+    "workshop": ("workshop", "own", "own_workshop", "in_house", "inhouse", "werkstatt", "depot"),
+    "partner": (
+        "partner",
+        "outsourcing",
+        "outsourced",
+        "partner_workshop",
+        "contractor",
+        "third_party",
+    ),
+    "office": ("office", "central_office", "head_office", "hq", "headquarters", "buro", "buero"),
+}
+STATUS_ALIASES: dict[str, tuple[str, ...]] = {
+    "candidate": ("candidate", "new", "possible", "option", "optional", "kandidat"),
+    "existing": ("existing", "open", "keep", "keep_open", "current", "fixed", "bestand"),
+    "excluded": ("excluded", "exclude", "closed", "never", "no", "ausgeschlossen"),
+}
+
+
+def text_or_none(values: Iterable[object]) -> pd.Series:
+    """An object Series of text with None for missing values (not NaN, not pandas ``str``)."""
+    items = [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values]
+    return pd.Series(items, dtype=object)
 
 
 @dataclass(frozen=True)
@@ -592,7 +624,8 @@ def check_locations(
     lat_text, lon_text
         Values as written in the file, to quote in messages.
     region, graph
-        Region name/path (the graph is loaded with :func:`planner.network.load_region`), or the
+        Region name/path (the graph is loaded with
+        :func:`planner.roads.network.load_region`), or the
         graph itself. When both are None only the coordinate ranges are checked.
     max_snap_m
         Farther than this from any road is reported as ``too_far_from_road``; it is also the
@@ -641,8 +674,6 @@ def check_locations(
         )
     error |= present & ~valid_range
     if graph is None and region is not None:
-        from planner.network import load_region
-
         graph = load_region(region if isinstance(region, str) else Path(region))
     if graph is None:
         return LocationCheck(lat=lat, lon=lon, snap_distance_m=snap_distance, error=error)
@@ -677,8 +708,6 @@ def check_locations(
     error |= outside
     idx = np.flatnonzero(inside)
     if idx.size:
-        from planner.snapping import snap_points
-
         snapped = snap_points(graph, lon[idx], lat[idx], max_snap_m=max_snap_m)
         snap_distance[idx] = np.asarray(snapped.snap_distance_m, dtype=float)
         far = idx[np.asarray(snapped.too_far, dtype=bool)]
@@ -965,7 +994,8 @@ def _address_only(issues: IssueCollector, row: int, column: str | None, value: s
         "the row has an address but no coordinates; addresses must be turned into "
         "coordinates first",
         "add lat/lon, or geocode the addresses when online with `planner geocode FILE --out "
-        "NEW.csv` (or planner.demand.geocode_missing(frame, online=True); Nominatim, 1 request "
+        "NEW.csv` (or planner.inputs.customers.geocode_missing(frame, online=True); "
+        "Nominatim, 1 request "
         "per second)",
         code="address_only",
     )
@@ -1087,76 +1117,6 @@ class TableCheck:
             region=self.region_label,
             notes=tuple(self.notes),
         )
-
-
-def detect_kind(path: str | os.PathLike[str]) -> str:
-    """Guess whether a file is a customer or a site list from its column names."""
-    from planner import _io
-    from planner.sites import STATUS_ALIASES
-
-    frame = _io.read_table(path)
-    found = detect_columns(frame.columns, fields=SITE_FIELDS)
-    if any(k in found for k in SITE_MARKERS):
-        return "sites"
-    if "status" in found:
-        statuses = {a for names in STATUS_ALIASES.values() for a in names}
-        values = [normalize_column(v) for v in text_values(frame[found["status"]]) if v]
-        if values and sum(v in statuses for v in values) > len(values) / 2:
-            return "sites"
-    return "customers"
-
-
-def validate_file(
-    path: str | os.PathLike[str],
-    *,
-    region: str | os.PathLike[str] | None = None,
-    kind: str = "auto",
-    mapping: Mapping[str, str] | None = None,
-    crs: str | None = None,
-    max_snap_m: float = 1000.0,
-) -> ValidationReport:
-    """Validate a customer or site file and return the report (never raises for bad files).
-
-    Parameters
-    ----------
-    path
-        CSV, XLSX, GeoJSON, GeoPackage or Parquet file.
-    region
-        Region name or road file; when given, points are checked for being inside the region,
-        swapped, and close enough to a road.
-    kind
-        ``"auto"`` (sites when the file has a kind/status/fixed_cost/capacity column),
-        ``"customers"`` or ``"sites"``.
-    mapping
-        Explicit ``{field: column}`` mapping (see :data:`COLUMN_ALIASES` for the fields).
-    crs
-        CRS of x/y columns (for example ``"EPSG:32633"``).
-    max_snap_m
-        Maximum distance to a road.
-
-    Returns
-    -------
-    ValidationReport
-        ``exit_code`` 0 when clean, 1 when some rows have problems, 2 when unreadable.
-    """
-    if kind not in VALIDATION_KINDS:
-        raise ValueError(f"kind must be one of {VALIDATION_KINDS}, got {kind!r}")
-    if kind == "auto":
-        try:
-            kind = detect_kind(path)
-        except InputError as exc:
-            return unreadable_report(path, "customers", exc)
-    if kind == "sites":
-        from planner.sites import read_sites
-
-        return read_sites(
-            path, mapping=mapping, region=region, crs=crs, max_snap_m=max_snap_m
-        ).report
-    from planner.demand import read_customers
-
-    return read_customers(
-        path, mapping=mapping, region=region, crs=crs, max_snap_m=max_snap_m
-    ).report
 
 
 def unreadable_report(

@@ -1,7 +1,7 @@
 """Scenario KPIs: service standards per segment, site loads, and the annual cost split.
 
 The basic travel-time KPIs (demand-weighted mean, p90, max, shares within thresholds) come from
-:func:`planner.results.compute_kpis`; this module adds what a layout comparison needs.
+:func:`compute_kpis`; this module adds what a layout comparison needs.
 """
 
 from __future__ import annotations
@@ -12,20 +12,88 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from planner.costs import CostBreakdown, CostParameters
-from planner.results import ScenarioResult, compute_kpis
+from planner.results.costs import CostBreakdown, CostParameters
+from planner.results.types import ScenarioResult
 
 __all__ = [
     "DEFAULT_SERVICE_STANDARD_MIN",
+    "DEFAULT_THRESHOLDS_MIN",
     "annual_costs",
+    "compute_kpis",
     "scenario_kpis",
     "service_standard_minutes",
     "share_within_service_standard",
     "site_loads",
+    "weighted_quantile",
 ]
+
+#: Thresholds (minutes) for which ``compute_kpis`` reports the share of demand served within.
+DEFAULT_THRESHOLDS_MIN: tuple[float, ...] = (15.0, 30.0)
 
 #: Service standard (minutes of travel) for segments not listed in a scenario.
 DEFAULT_SERVICE_STANDARD_MIN = 30.0
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """Return the weighted ``q``-quantile of ``values`` (lower value at ties).
+
+    The result is the smallest value ``v`` such that the weight of values ``<= v`` is at least
+    ``q`` times the total weight: for 90 % of the demand the travel time is at most ``v``.
+    """
+    values = np.asarray(values, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    if values.size == 0 or weights.sum() <= 0:
+        return float("nan")
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    k = int(np.searchsorted(cum, q * cum[-1] - 1e-12 * cum[-1], side="left"))
+    return float(values[order][min(k, values.size - 1)])
+
+
+def compute_kpis(
+    travel_min: np.ndarray,
+    weights: np.ndarray,
+    *,
+    thresholds_min: tuple[float, ...] = DEFAULT_THRESHOLDS_MIN,
+) -> dict[str, float]:
+    """Demand-weighted service KPIs of one assignment.
+
+    Parameters
+    ----------
+    travel_min
+        Travel minutes of each customer to its assigned site; ``inf`` or ``nan`` for customers
+        that are not served (unreachable, or left out of the solve).
+    weights
+        Demand of each customer (jobs per year).
+    thresholds_min
+        Report ``share_within_{t}_min`` for each threshold, as a share of *all* demand.
+
+    Returns
+    -------
+    dict
+        ``mean_travel_min``, ``p90_travel_min``, ``max_travel_min`` over served demand,
+        ``share_within_{t}_min`` for each threshold, ``served_demand_share``, ``total_demand``,
+        ``customers``.
+    """
+    t = np.asarray(travel_min, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if t.shape != w.shape:
+        raise ValueError(f"travel_min has shape {t.shape} but weights has shape {w.shape}")
+    served = np.isfinite(t)
+    total = float(w.sum())
+    ws, ts = w[served], t[served]
+    kpis: dict[str, float] = {
+        "customers": float(t.size),
+        "total_demand": total,
+        "served_demand_share": float(ws.sum() / total) if total > 0 else float("nan"),
+        "mean_travel_min": float(np.average(ts, weights=ws)) if ws.sum() > 0 else float("nan"),
+        "p90_travel_min": weighted_quantile(ts, ws, 0.9),
+        "max_travel_min": float(ts.max()) if ts.size else float("nan"),
+    }
+    for thr in thresholds_min:
+        within = float(w[served & (t <= thr)].sum())
+        kpis[f"share_within_{thr:g}_min"] = within / total if total > 0 else float("nan")
+    return kpis
 
 
 def _customer_jobs(result: ScenarioResult, parameters: CostParameters) -> np.ndarray:
@@ -171,18 +239,20 @@ def annual_costs(
 
 def scenario_kpis(
     result: ScenarioResult,
-    parameters: CostParameters,
     *,
-    layout: str,
+    costs: CostBreakdown,
+    loads: pd.DataFrame,
     service_standard_min: Mapping[str, float] | None = None,
-    link_time_s: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """All KPIs of one layout: travel times, service standard, sites by kind, load, costs.
+
+    ``costs`` and ``loads`` are those of :func:`annual_costs` and :func:`site_loads` for the
+    same result (computed once by the caller and quoted here).
 
     Returns
     -------
     dict
-        The keys of :func:`planner.results.compute_kpis` plus ``share_within_sla`` (all
+        The keys of :func:`compute_kpis` plus ``share_within_sla`` (all
         demand) and ``share_within_sla_<segment>`` (each segment's own demand),
         ``sites``, ``sites_workshop``, ``sites_partner``, ``sites_office``,
         ``max_utilisation``, ``mean_utilisation``, ``fixed_eur``, ``fees_eur``,
@@ -204,12 +274,10 @@ def scenario_kpis(
     kpis["sites"] = float(int((roles != "office").sum()))
     for kind in ("workshop", "partner", "office"):
         kpis[f"sites_{kind}"] = float(int((roles == kind).sum()))
-    loads = site_loads(result, parameters)
     util = loads["utilisation"].to_numpy(float)
     util = util[np.isfinite(util)]
     kpis["max_utilisation"] = float(util.max()) if util.size else float("nan")
     kpis["mean_utilisation"] = float(util.mean()) if util.size else float("nan")
-    costs = annual_costs(result, parameters, layout=layout, link_time_s=link_time_s)
     split = costs.to_dict()
     kpis.update(
         {

@@ -8,7 +8,7 @@ point to the road takes ``snap_distance_m / access_speed_kph`` (default
 lane, which is how customers and workshops off the mapped network reach it).
 
 Points farther than ``max_snap_m`` (default 1 km) from every road are *flagged* in ``too_far``,
-not silently moved; :func:`planner.matrix.snapped_travel_time_matrix` gives them ``inf``.
+not silently moved; :func:`planner.routing.matrix.snapped_travel_time_matrix` gives them ``inf``.
 Coordinates that are invalid, that all fall outside the road network's area, or that fall inside
 it only once latitude and longitude are swapped raise :class:`~planner.errors.InputError`.
 
@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from planner.errors import GraphError, InputError
+from planner.roads.network import graph_fingerprint, graph_utm_epsg
 
 logger = logging.getLogger(__name__)
 
@@ -192,8 +193,6 @@ def _edge_index(G: nx.MultiDiGraph) -> _EdgeIndex:
     """Build (or reuse) the STRtree of canonical edge geometries of ``G`` in UTM."""
     import shapely
 
-    from planner.network import graph_fingerprint, graph_utm_epsg
-
     fingerprint = graph_fingerprint(G)
     cached = _INDEX_MEMO.get(G)
     if cached is not None and cached.fingerprint == fingerprint:
@@ -225,7 +224,7 @@ def _edge_index(G: nx.MultiDiGraph) -> _EdgeIndex:
         if tt is None or not math.isfinite(float(tt)) or float(tt) < 0:
             msg = (
                 f"edge ({u}, {v}, {k}) has no valid travel_time; load the graph with "
-                "planner.network.load_region() or prepare_graph()"
+                "planner.roads.network.load_region() or prepare_graph()"
             )
             raise GraphError(msg)
         tts[i] = float(tt)
@@ -357,7 +356,8 @@ def snap_points(
     Parameters
     ----------
     G
-        Graph from :func:`planner.network.load_region` (EPSG:4326, edges with ``travel_time``).
+        Graph from :func:`planner.roads.network.load_region` (EPSG:4326, edges with
+        ``travel_time``).
     lon, lat
         Point coordinates in degrees (same length).
     max_snap_m

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,14 +38,17 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from planner import _io
-from planner.errors import InputError
+from planner.errors import InputError, NetworkError
+from planner.inputs import validation
+from planner.inputs.tables import TableSource, read_table, source_name
+from planner.inputs.validation import ValidationReport, text_or_none
+from planner.roads.features import read_osm_features
+from planner.roads.network import check_online, load_region
+from planner.roads.snapping import SnappedPoints
+from planner.settings import DATA_DIR, cache_dir
 
 if TYPE_CHECKING:
     import networkx as nx
-
-    from planner.snapping import SnappedPoints
-    from planner.validation import ValidationReport
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ CUSTOMER_COLUMNS: tuple[str, ...] = (
     "address",
 )
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+DEMO_DIR = DATA_DIR / "demo"
 
 
 @dataclass(frozen=True)
@@ -117,12 +120,6 @@ class CustomerTable:
     def valid(self) -> gpd.GeoDataFrame:
         """The rows that can be used in a solve (only with the report shown to the user)."""
         return self.frame[self.frame["valid"]].reset_index(drop=True)
-
-
-def text_or_none(values: Iterable[object]) -> pd.Series:
-    """An object Series of text with None for missing values (not NaN, not pandas ``str``)."""
-    items = [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values]
-    return pd.Series(items, dtype=object)
 
 
 def customers_frame(data: pd.DataFrame) -> gpd.GeoDataFrame:
@@ -252,7 +249,7 @@ def generate_demo_customers(
     seed
         Random seed; the same seed, region and graph give the same customers.
     graph
-        The region's road graph; loaded with :func:`planner.network.load_region` when omitted
+        The region's road graph; loaded with :func:`planner.roads.network.load_region` when omitted
         (for a ``...-features.osm.bz2`` path, from the ``...-drive.osm.bz2`` file next to it).
     max_road_m
         Buildings farther than this from every graph node are not used (islands without a road
@@ -266,11 +263,9 @@ def generate_demo_customers(
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    features = _io.read_osm_features(region)
+    features = read_osm_features(region)
     pool = classify_buildings(features)
     if graph is None:
-        from planner.network import load_region
-
         graph = load_region(_road_source(region))
     near = _node_distance_m(graph, pool["lon"].to_numpy(), pool["lat"].to_numpy()) <= max_road_m
     dropped = int((~near).sum())
@@ -390,7 +385,7 @@ def _empty_customers() -> gpd.GeoDataFrame:
 
 
 def read_customers(
-    path: str | os.PathLike[str],
+    path: TableSource,
     *,
     mapping: Mapping[str, str] | None = None,
     region: str | os.PathLike[str] | None = None,
@@ -409,12 +404,13 @@ def read_customers(
     mapping
         ``{field: column}`` for columns the automatic detection does not find; fields are
         ``id``, ``lat``, ``lon``, ``x``, ``y``, ``wkt``, ``weight``, ``segment``, ``name``,
-        ``address``, ``service_max_min`` (see :data:`planner.validation.COLUMN_ALIASES` for the
+        ``address``, ``service_max_min`` (see
+        :data:`planner.inputs.validation.COLUMN_ALIASES` for the
         names recognised automatically).
     region
         Region name or road file: points are checked for being inside the region, swapped and
         within ``max_snap_m`` of a road (the graph is loaded with
-        :func:`planner.network.load_region`). None: only coordinate ranges are checked.
+        :func:`planner.roads.network.load_region`). None: only coordinate ranges are checked.
     crs
         CRS of x/y or WKT columns (for example ``"EPSG:32633"``), or of a geometry file that
         has none.
@@ -438,13 +434,12 @@ def read_customers(
     InputError
         Only for a bad ``mapping`` or ``service_max_min`` argument.
     """
-    from planner import validation
-
+    label = source_name(path)
     try:
-        raw = _io.read_table(path)
+        raw = read_table(path)
     except InputError as exc:
         return CustomerTable(
-            _empty_customers(), validation.unreadable_report(path, "customers", exc)
+            _empty_customers(), validation.unreadable_report(label, "customers", exc)
         )
     return check_customers(
         raw,
@@ -454,7 +449,7 @@ def read_customers(
         graph=graph,
         max_snap_m=max_snap_m,
         service_max_min=service_max_min,
-        path=path,
+        path=label,
     )
 
 
@@ -470,8 +465,7 @@ def check_customers(
     path: str | os.PathLike[str] | None = None,
 ) -> CustomerTable:
     """Validate a customer table already in memory (see :func:`read_customers`)."""
-    from planner import validation as v
-
+    v = validation
     standards = _check_standards(service_max_min)
     check = v.TableCheck.start(
         data,
@@ -657,16 +651,11 @@ def geocode_missing(
     import json
     import time
 
-    from planner import _osm_cache
-    from planner.errors import NetworkError
-
     if not online:
         raise NetworkError(
             "geocoding addresses needs the internet (Nominatim); call "
             "geocode_missing(frame, online=True) when connected, or add lat/lon to the file"
         )
-    from planner.network import check_online
-
     if not check_online(timeout_s=timeout_s):
         raise NetworkError(
             "no connection to OpenStreetMap servers: cannot geocode addresses; add lat/lon to "
@@ -678,7 +667,7 @@ def geocode_missing(
     lat = pd.to_numeric(out["lat"], errors="coerce").to_numpy(float)
     lon = pd.to_numeric(out["lon"], errors="coerce").to_numpy(float)
     todo = ~(np.isfinite(lat) & np.isfinite(lon)) & out[address_column].notna().to_numpy()
-    cache_file = _osm_cache.cache_dir("geocode") / "nominatim.json"
+    cache_file = cache_dir("geocode") / "nominatim.json"
     known: dict[str, list[float] | None] = {}
     if cache and cache_file.exists():
         known = json.loads(cache_file.read_text(encoding="utf-8"))

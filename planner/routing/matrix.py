@@ -28,9 +28,10 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
-from planner import _osm_cache
 from planner.errors import GraphError, InputError
-from planner.snapping import SnappedPoints
+from planner.roads.network import graph_fingerprint
+from planner.roads.snapping import SnappedPoints
+from planner.settings import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class _GraphArrays:
             missing = arr[~found][:5].tolist()
             msg = (
                 f"{what} contain node ids that are not in the graph (e.g. {missing}); use node "
-                "ids of the same graph, or snap points with planner.snapping.snap_points()"
+                "ids of the same graph, or snap points with planner.roads.snapping.snap_points()"
             )
             raise InputError(msg)
         return self.sorter[at]
@@ -85,7 +86,7 @@ def _graph_arrays(G: nx.MultiDiGraph, weight: str) -> _GraphArrays:
         bad = int((~np.isfinite(data) | (data < 0)).sum())
         msg = (
             f"{bad} edge(s) have a missing, negative or infinite {weight!r}; load the graph with "
-            "planner.network.load_region()"
+            "planner.roads.network.load_region()"
         )
         raise GraphError(msg)
     sorted_nodes = nodes[sorter]
@@ -159,7 +160,7 @@ def _cache_path(
         digest.update(b"|")
     meta = {**meta, "code": MATRIX_CODE_VERSION}
     digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
-    return _osm_cache.cache_dir("matrices") / f"{digest.hexdigest()[:40]}.npz"
+    return cache_dir("matrices") / f"{digest.hexdigest()[:40]}.npz"
 
 
 def _read_cached(path: Path, shape: tuple[int, int]) -> npt.NDArray[np.float64] | None:
@@ -317,7 +318,7 @@ def snapped_travel_time_matrix(
     G
         The graph both point sets were snapped to.
     origins, destinations
-        From :func:`planner.snapping.snap_points` (customers are origins, sites destinations).
+        From :func:`planner.roads.snapping.snap_points` (customers are origins, sites destinations).
     include_too_far
         If False (default), rows and columns of points flagged ``too_far`` are ``inf``.
     cache
@@ -336,8 +337,6 @@ def snapped_travel_time_matrix(
         The points were snapped to a different graph.
     """
     from scipy.sparse.csgraph import dijkstra
-
-    from planner.network import graph_fingerprint
 
     fingerprint = graph_fingerprint(G)
     for name, pts in (("origins", origins), ("destinations", destinations)):

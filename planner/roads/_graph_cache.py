@@ -23,31 +23,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable that overrides the cache directory.
-CACHE_ENV_VAR = "PLANNER_CACHE_DIR"
-
 _FORMAT_VERSION = 2
-
-
-def cache_dir(kind: str) -> Path:
-    """Return (and create) the cache sub-directory ``kind``.
-
-    The root is ``$PLANNER_CACHE_DIR`` when set, else ``~/.cache/service-site-planner``.
-
-    Parameters
-    ----------
-    kind
-        Sub-directory name, for example ``"graphs"`` or ``"matrices"``.
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    root = os.environ.get(CACHE_ENV_VAR)
-    base = Path(root) if root else Path.home() / ".cache" / "service-site-planner"
-    path = base / kind
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _column_kind(values: list[Any]) -> str:

@@ -1,0 +1,471 @@
+"""Solving: one layout on a prepared instance, turned into its one :class:`LayoutResult`.
+
+``in-house``
+    Own workshops chosen among own candidate sites: a p-median on customer travel time
+    (capacitated when ``capacitated = true``), or a fixed-charge model when ``workshops`` is
+    ``None`` ("auto": workshop fixed cost against the value of customer time).
+``outsourced``
+    Partner repair shops: a p-median over partner sites; every job pays the partner fee and
+    a share of jobs leaks.
+``two-tier``
+    One central office plus own workshops that cost less (no own parts store) and, with
+    ``two_tier_partners``, partner shops supplied from the office; parts deliveries from the
+    office to each workshop are costed by their travel time.
+
+Every model is built from the instance's cost matrix (:mod:`planner.models`); the result's
+KPIs, costs, loads and provenance are computed once, here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from planner import models
+from planner.engine._progress import ProgressCallback, log_progress
+from planner.engine.instance import Instance, ScenarioInstance
+from planner.engine.spec import LAYOUTS
+from planner.errors import InfeasibleError, InputError
+from planner.models import Solution
+from planner.results.costs import CostParameters
+from planner.results.kpis import annual_costs, scenario_kpis, site_loads
+from planner.results.provenance import collect_provenance
+from planner.results.types import LayoutResult, ScenarioResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_result", "solve_layout"]
+
+
+def build_result(
+    instance: Instance,
+    solution: Solution,
+    *,
+    roles: dict[int, str] | None = None,
+) -> ScenarioResult:
+    """Turn a model's solution on ``instance`` into per-customer and per-site tables.
+
+    The KPIs and provenance are left empty: :func:`solve_layout` computes them once, from
+    these tables, for the layout's full result.
+
+    Parameters
+    ----------
+    instance
+        The instance the solution was computed on (its ``cost_s`` columns are the candidates).
+    solution
+        A model solution; ``solution.assignment`` holds one candidate column per demand point.
+    roles
+        Role of some opened columns (``"office"``, ``"partner"``); others are ``"workshop"``
+        unless the candidate's ``kind`` says ``partner`` or ``office``.
+    """
+    cands = instance.candidates
+    customers = instance.customers.copy()
+    d_of_c = instance.demand_of_customer
+    served = d_of_c >= 0
+    col = np.full(len(customers), -1, dtype=np.int64)
+    col[served] = np.asarray(solution.assignment)[d_of_c[served]]
+    assigned = col >= 0
+    travel_s = np.full(len(customers), np.inf)
+    idx = np.flatnonzero(assigned)
+    travel_s[idx] = instance.cost_s[d_of_c[idx], col[idx]]
+    if instance.access_offset_s is not None:
+        travel_s[idx] += instance.access_offset_s[idx]
+    travel_min = travel_s / 60.0
+    customers["site_id"] = ""
+    customers.loc[assigned, "site_id"] = cands["site_id"].astype(str).to_numpy()[col[assigned]]
+    customers["travel_min"] = np.where(np.isfinite(travel_min), travel_min, np.nan)
+    unserved = served & ~assigned
+    customers.loc[unserved, "excluded_reason"] = "cannot reach any opened site"
+    warnings = instance.warnings
+    if unserved.any():
+        ids = ", ".join(map(str, customers.loc[unserved, "customer_id"].head(10)))
+        more = "..." if unserved.sum() > 10 else ""
+        n = int(unserved.sum())
+        warnings += (
+            f"{n} customer{'s' if n != 1 else ''} cannot reach any opened site by road and "
+            f"{'are' if n != 1 else 'is'} not served (ids {ids}{more})",
+        )
+
+    weights = customers["weight"].to_numpy(float)
+    total = weights.sum()
+    rows = []
+    for j in np.asarray(solution.open, dtype=np.int64):
+        mine = col == j
+        w = weights[mine]
+        t = travel_min[mine]
+        site = cands.iloc[int(j)]
+        kind = str(site.get("kind", "workshop"))
+        role = (roles or {}).get(int(j)) or (kind if kind in ("partner", "office") else "workshop")
+        rows.append(
+            {
+                "site_id": str(site["site_id"]),
+                "role": role,
+                "name": str(site.get("name", "") or ""),
+                "lat": float(site["lat"]),
+                "lon": float(site["lon"]),
+                "customers": int(mine.sum()),
+                "demand_share": float(w.sum() / total) if total > 0 else 0.0,
+                "mean_travel_min": float(np.average(t, weights=w)) if w.sum() > 0 else np.nan,
+                "max_travel_min": float(t.max()) if t.size else np.nan,
+                "kind": kind,
+                "status": str(site.get("status", "candidate")),
+            }
+        )
+    sites = pd.DataFrame(rows)
+    sites_gdf = gpd.GeoDataFrame(
+        sites,
+        geometry=gpd.points_from_xy(sites.get("lon", []), sites.get("lat", [])),
+        crs="EPSG:4326",
+    )
+    return ScenarioResult(
+        customers=gpd.GeoDataFrame(customers, geometry="geometry", crs="EPSG:4326")
+        if "geometry" in customers
+        else gpd.GeoDataFrame(
+            customers,
+            geometry=gpd.points_from_xy(customers["lon"], customers["lat"]),
+            crs="EPSG:4326",
+        ),
+        sites=sites_gdf,
+        kpis={},
+        solution=solution,
+        provenance={},
+        warnings=warnings,
+    )
+
+
+def _time_value_per_weight_s(parameters: CostParameters) -> float:
+    """EUR per unit of weight per second of one-way travel (round trip valued)."""
+    return parameters.customer_time_eur_per_hour * parameters.jobs_per_weight * 2.0 / 3600.0
+
+
+def _solve_columns(
+    sinst: ScenarioInstance,
+    cols: np.ndarray,
+    *,
+    workshops: int | None,
+    fixed_cost_eur: float,
+    capacity_weight: float | None,
+    weights: np.ndarray,
+    time_limit_s: float,
+    cost_s: np.ndarray | None = None,
+) -> Solution:
+    """Solve a location model restricted to candidate columns ``cols``; returns a Solution
+    whose ``open`` / ``assignment`` index into ``cols``."""
+    inst = sinst.instance
+    cost = (inst.cost_s if cost_s is None else cost_s)[:, cols]
+    required = np.flatnonzero(np.isin(cols, inst.required))
+    excluded = np.flatnonzero(np.isin(cols, inst.excluded))
+    if workshops is None:
+        tv = _time_value_per_weight_s(sinst.spec.parameters)
+        if fixed_cost_eur > 0 and tv <= 0:
+            raise InputError(
+                "workshops = 'auto' lets the model trade fixed costs against customer time, "
+                "so customer_time_eur_per_hour must be > 0; set it or give a number of workshops",
+                field="workshops",
+            )
+        kwargs: dict[str, Any] = {
+            "time_value": tv if tv > 0 else 1.0,
+            "required": required,
+            "excluded": excluded,
+            "time_limit": time_limit_s,
+        }
+        if capacity_weight is not None:
+            kwargs["capacity"] = capacity_weight
+        return models.fixed_charge(cost, np.full(cols.size, fixed_cost_eur), weights, **kwargs)
+    p = min(int(workshops), cols.size - excluded.size)
+    if p < 1:
+        raise InfeasibleError("no usable candidate sites for this layout")
+    if capacity_weight is not None:
+        return models.capacitated_p_median(
+            cost,
+            p,
+            capacity_weight,
+            weights,
+            required=required,
+            excluded=excluded,
+            time_limit=time_limit_s,
+        )
+    return models.p_median(
+        cost,
+        p,
+        weights,
+        required=required,
+        excluded=excluded,
+        time_limit=time_limit_s,
+        allow_unreachable=True,
+    )
+
+
+def _to_full_columns(
+    solution: Solution, cols: np.ndarray, extra_open: Sequence[int] = ()
+) -> Solution:
+    """Map a sub-problem solution's column indices back to the full candidate table."""
+    assignment = np.asarray(solution.assignment)
+    full_assign = np.where(assignment >= 0, cols[np.clip(assignment, 0, None)], -1)
+    open_cols = np.sort(np.concatenate([cols[np.asarray(solution.open)], list(extra_open)]))
+    return dataclasses.replace(
+        solution, open=open_cols.astype(np.int64), assignment=full_assign.astype(np.int64)
+    )
+
+
+def solve_layout(
+    sinst: ScenarioInstance,
+    layout: str | None = None,
+    *,
+    workshops: int | str | None = "spec",
+    parameters: CostParameters | None = None,
+    demand_weight: np.ndarray | None = None,
+    customer_weight: np.ndarray | None = None,
+    progress: ProgressCallback | None = None,
+) -> LayoutResult:
+    """Solve one layout on a prepared scenario instance.
+
+    Parameters
+    ----------
+    sinst
+        From :func:`prepare_scenario` (prepared for ``layout``).
+    layout
+        One of :data:`LAYOUTS`; default ``sinst.spec.layout``.
+    workshops
+        Number of workshops, ``None`` for a fixed-charge decision; default the spec's.
+    parameters
+        Cost parameters; default the spec's.
+    demand_weight, customer_weight
+        Override the demand per demand point / per customer row (robustness cases).
+    progress
+        ``progress(message, fraction)`` callback.
+
+    Returns
+    -------
+    LayoutResult
+    """
+    report = progress or log_progress
+    spec = sinst.spec
+    layout = layout or spec.layout
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}; allowed: {list(LAYOUTS)}", field="layout")
+    n_ws: int | None = spec.workshops if workshops == "spec" else workshops  # type: ignore[assignment]
+    params = parameters or spec.parameters
+    inst = sinst.instance
+    weights = inst.demand_weight if demand_weight is None else np.asarray(demand_weight, float)
+    capacity = (
+        params.workshop_capacity_jobs / params.jobs_per_weight
+        if spec.capacitated and params.jobs_per_weight > 0
+        else None
+    )
+    roles: dict[int, str] = {}
+    link_time: dict[str, float] = {}
+    office_id: str | None = None
+    report(f"Solving the {layout} layout", 0.5)
+    if layout == "in-house":
+        cols = sinst.columns["own"]
+        _require(cols, "own candidate sites", layout)
+        sol = _solve_columns(
+            sinst,
+            cols,
+            workshops=n_ws,
+            fixed_cost_eur=params.workshop_fixed_cost_eur(layout="in-house"),
+            capacity_weight=capacity,
+            weights=weights,
+            time_limit_s=spec.time_limit_s,
+        )
+        full = _to_full_columns(sol, cols)
+    elif layout == "outsourced":
+        cols = sinst.columns["partner"]
+        _require(cols, "partner repair shops", layout)
+        p = cols.size if n_ws is None else n_ws
+        sol = _solve_columns(
+            sinst,
+            cols,
+            workshops=p,
+            fixed_cost_eur=0.0,
+            capacity_weight=None,
+            weights=weights,
+            time_limit_s=spec.time_limit_s,
+        )
+        full = _to_full_columns(sol, cols)
+        for j in full.open:
+            roles[int(j)] = "partner"
+    else:
+        full, office_col, link_time = _solve_two_tier(sinst, n_ws, params, weights, capacity)
+        roles[office_col] = "office"
+        office_id = str(inst.candidates["site_id"].iloc[office_col])
+    res = build_result(inst, full, roles=roles)
+    if customer_weight is not None:
+        cust = res.customers.copy()
+        cust["weight"] = np.asarray(customer_weight, float)
+        res = dataclasses.replace(res, customers=cust)
+    costs = annual_costs(res, params, layout=layout, link_time_s=link_time)
+    loads = site_loads(res, params)
+    kpis = scenario_kpis(
+        res,
+        service_standard_min=spec.service_standard_min,
+        costs=costs,
+        loads=loads,
+    )
+    kpis["optimal"] = float(bool(full.optimal))
+    kpis["gap"] = float(full.gap)
+    graph_report = inst.graph.graph.get("planner_report", {})
+    prov = collect_provenance(
+        files={"customers": spec.customers, "sites": spec.sites},
+        graph_report=graph_report,
+        solver=full.solver,
+        seed=spec.seed,
+        scenario=spec.replace(layout=layout, workshops=n_ws, parameters=params).to_dict(),
+    )
+    prov.update(
+        {
+            "region": inst.region,
+            "osm_date": graph_report.get("osm_date"),
+            "graph_source": graph_report.get("source"),
+            "graph_sha256": graph_report.get("sha256"),
+            "model": full.model,
+            "layout": layout,
+        }
+    )
+    over = loads[loads["utilisation"] > 1.0 + 1e-9]
+    warnings = list(res.warnings)
+    if len(over):
+        listed = ", ".join(
+            f"{sid} ({u:.0%})" for sid, u in zip(over["site_id"], over["utilisation"], strict=True)
+        )
+        warnings.append(
+            f"{len(over)} workshop(s) over capacity "
+            f"({params.workshop_capacity_jobs:,.0f} jobs/year each): {listed}; "
+            "add workshops or technicians, or set capacitated = true"
+        )
+    res = ScenarioResult(
+        customers=res.customers,
+        sites=res.sites,
+        kpis=kpis,
+        solution=full,
+        provenance=prov,
+        warnings=tuple(warnings),
+    )
+    report(f"Solved the {layout} layout", 1.0)
+    return LayoutResult(
+        layout=layout,
+        result=res,
+        costs=costs,
+        loads=loads,
+        office_id=office_id,
+        link_time_s=link_time,
+        parameters=params,
+    )
+
+
+def _require(cols: np.ndarray, what: str, layout: str) -> None:
+    if cols.size == 0:
+        raise InputError(
+            f"the {layout} layout needs {what}, but the instance has none; prepare it with "
+            f"prepare_scenario(spec, layouts=[{layout!r}])"
+        )
+
+
+def _solve_two_tier(
+    sinst: ScenarioInstance,
+    n_ws: int | None,
+    params: CostParameters,
+    weights: np.ndarray,
+    capacity: float | None,
+) -> tuple[Solution, int, dict[str, float]]:
+    """Choose workshops and the office; returns (solution over full columns, office column,
+    link seconds per workshop site_id)."""
+    inst = sinst.instance
+    ws_cols = sinst.columns["own"]
+    if sinst.spec.two_tier_partners:
+        ws_cols = np.sort(np.concatenate([ws_cols, sinst.columns["partner"]]))
+    off_cols = sinst.columns["office"]
+    _require(ws_cols, "own workshop candidates", "two-tier")
+    _require(off_cols, "office candidates", "two-tier")
+    if sinst.office_link_s is None:
+        raise InputError("prepare the instance with layouts=['two-tier'] first")
+    link = sinst.office_link_s[:, ws_cols]  # offices x workshop candidates
+    delivery_eur = np.asarray(params.delivery_cost_eur(link), dtype=float)
+    tv = _time_value_per_weight_s(params)
+    if tv > 0 and capacity is None:
+        # customer time has a price: office and workshops are chosen together on money
+        ws_sol = _call_two_tier(
+            sinst=sinst, ws_cols=ws_cols, n_ws=n_ws, params=params, weights=weights, time_value=tv
+        )
+        office_local = int(ws_sol.extras["office"])
+    else:
+        # customer travel first (lexicographic): the workshops of the (capacitated) p-median,
+        # then the office that minimises the delivery cost to them
+        ws_sol = _solve_columns(
+            sinst,
+            ws_cols,
+            workshops=n_ws,
+            fixed_cost_eur=params.workshop_fixed_cost_eur(layout="two-tier"),
+            capacity_weight=capacity,
+            weights=weights,
+            time_limit_s=sinst.spec.time_limit_s,
+        )
+        totals = delivery_eur[:, np.asarray(ws_sol.open)].sum(axis=1)
+        totals[np.isin(off_cols, inst.excluded)] = np.inf  # offices too far from any road
+        office_local = int(np.argmin(totals))
+        if not np.isfinite(totals[office_local]):
+            raise InfeasibleError("no office candidate can reach all chosen workshops by road")
+        ws_sol = dataclasses.replace(
+            ws_sol,
+            model=f"two_tier (sequential: {ws_sol.model}, then office)",
+            extras={**ws_sol.extras, "office": office_local, "office_choice": "min delivery cost"},
+        )
+    office_col = int(off_cols[office_local])
+    full = _to_full_columns(ws_sol, ws_cols, extra_open=[office_col])
+    sites = inst.candidates["site_id"].astype(str).to_numpy()
+    link_time = {
+        sites[int(ws_cols[j])]: float(link[office_local, int(j)]) for j in np.asarray(ws_sol.open)
+    }
+    return full, office_col, link_time
+
+
+def _call_two_tier(
+    *,
+    sinst: ScenarioInstance,
+    ws_cols: np.ndarray,
+    n_ws: int | None,
+    params: CostParameters,
+    weights: np.ndarray,
+    time_value: float,
+) -> Solution:
+    """Solve office and workshops jointly with :func:`planner.models.two_tier`, in EUR/year.
+
+    Customer travel is valued at ``time_value`` EUR per weight-second (round trips), each
+    delivery costs ``2 * link_s / 60 * delivery_cost_per_min_eur``, and the fixed costs are the
+    two-tier workshop and office costs. Partner workshops (``two_tier_partners``) have no fixed
+    cost; their fee and leaked margin per job are added to the customers' cost of going there.
+    """
+    inst = sinst.instance
+    cost = inst.cost_s[:, ws_cols]
+    is_partner = np.isin(ws_cols, sinst.columns["partner"])
+    fixed = np.where(is_partner, 0.0, params.workshop_fixed_cost_eur(layout="two-tier"))
+    if is_partner.any():
+        # a job at a partner costs its fee and the leaked margin: as seconds of customer time
+        per_job = params.partner_fee_per_job_eur + params.leakage_cost_eur(1.0)
+        extra_s = per_job * params.jobs_per_weight / time_value
+        cost = cost + np.where(is_partner, extra_s, 0.0)[None, :]
+    if sinst.office_link_s is None:
+        raise InputError("prepare the instance with layouts=['two-tier'] first")
+    link = sinst.office_link_s[:, ws_cols]
+    return models.two_tier(
+        cost,
+        link,
+        n_ws,
+        weights,
+        deliveries=params.deliveries_per_workshop,
+        time_value=time_value,
+        link_value=2.0 * params.delivery_cost_per_min_eur / 60.0,
+        fixed_cost_workshop=fixed,
+        fixed_cost_office=params.office_fixed_cost_eur,
+        required=np.flatnonzero(np.isin(ws_cols, inst.required)),
+        excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
+        excluded_offices=np.flatnonzero(np.isin(sinst.columns["office"], inst.excluded)),
+        time_limit=sinst.spec.time_limit_s,
+    )

@@ -1,0 +1,313 @@
+"""The scenario spec: the one description of a planning question that every front door builds.
+
+A :class:`ScenarioSpec` names the region, the customers, the candidate sites, the layout, the
+number of workshops and the cost parameters. ``planner run`` with flags, ``planner run
+SCENARIO.toml``, ``planner compare``, the app's pages and the notebooks all build one and hand it
+to :func:`planner.engine.run` (or :func:`planner.engine.compare`). Its defaults are those of
+:mod:`planner.settings`. Specs are saved as TOML and load back without loss.
+
+Example TOML::
+
+    name = "Liechtenstein in-house"
+    region = "liechtenstein"
+    layout = "in-house"
+    workshops = 3
+    seed = 0
+
+    [service_standard_min]
+    default = 30
+    business = 20
+
+    [parameters]
+    partner_fee_per_job_eur = 150
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from planner.errors import InputError
+from planner.results.costs import CostParameters
+from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
+from planner.settings import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_MAX_SNAP_M,
+    DEFAULT_REGION,
+    DEFAULT_SEED,
+    DEFAULT_TIME_LIMIT_S,
+    DEFAULT_WORKSHOPS,
+)
+
+__all__ = ["LAYOUTS", "ScenarioSpec", "load_scenario", "save_scenario"]
+
+#: The three ways of organising service.
+LAYOUTS: tuple[str, ...] = ("in-house", "outsourced", "two-tier")
+
+_PATH_SUFFIXES = (".osm", ".pbf", ".bz2", ".gz", ".graphml", ".xml")
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """Everything needed to reproduce one scenario.
+
+    Attributes
+    ----------
+    name
+        Free label shown in tables and reports.
+    region
+        Bundled region name (``"malta"``, ``"liechtenstein"``, ``"andorra"``) or a road file.
+    customers
+        Customer file, or ``None`` for the region's bundled demo customers.
+    sites
+        Candidate site file (own candidates, ``kind = partner`` rows, ``kind = office`` rows),
+        or ``None`` to generate own candidates and take partners and offices from OSM.
+    layout
+        One of :data:`LAYOUTS`.
+    workshops
+        Number of workshops (or partners) to use, or ``None`` to let a fixed-charge model
+        decide (``"auto"`` in TOML).
+    parameters
+        Cost assumptions.
+    service_standard_min
+        Travel-minute standard per customer segment; ``"default"`` applies to the others.
+    seed
+        Seed for generated candidates and demo data.
+    time_limit_s
+        Solver time limit per solve.
+    congestion
+        Travel-time multiplier passed to :func:`planner.roads.network.load_region`.
+    speeds
+        Speed (km/h) per OSM ``highway`` class overriding the defaults, or ``None``.
+    n_candidates
+        Own candidate sites generated when ``sites`` has none.
+    capacitated
+        Respect workshop capacity (technicians x jobs per technician) in own workshops.
+    two_tier_partners
+        Two-tier only: partner repair shops may serve as workshops too (supplied from the
+        office, paid per job, no fixed cost), next to own workshops.
+    crs
+        CRS of x/y columns in the customer and site files (for example ``"EPSG:32633"``);
+        lat/lon files need none.
+    generate_candidates
+        Whether generated candidate workshops (on main roads near demand) are added to the
+        user's site list: ``None`` (default) adds them when the list has no own workshop with
+        status ``candidate`` (so "keep my 2 existing workshops and find 3 more" works with a
+        list of existing workshops only), ``True`` always, ``False`` never.
+    max_snap_m
+        Farthest distance (m) from a road a customer or site may be; farther ones are left
+        out with a warning.
+    """
+
+    name: str = "scenario"
+    region: str = DEFAULT_REGION
+    customers: Path | None = None
+    sites: Path | None = None
+    layout: str = "in-house"
+    workshops: int | None = DEFAULT_WORKSHOPS
+    parameters: CostParameters = field(default_factory=CostParameters)
+    service_standard_min: Mapping[str, float] = field(
+        default_factory=lambda: {"default": DEFAULT_SERVICE_STANDARD_MIN}
+    )
+    seed: int = DEFAULT_SEED
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    congestion: float = 1.0
+    speeds: Mapping[str, float] | None = None
+    n_candidates: int = DEFAULT_CANDIDATES
+    capacitated: bool = False
+    two_tier_partners: bool = False
+    crs: str | None = None
+    generate_candidates: bool | None = None
+    max_snap_m: float = DEFAULT_MAX_SNAP_M
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise InputError(
+                f"unknown layout {self.layout!r}; allowed: {list(LAYOUTS)}", field="layout"
+            )
+        if self.workshops is not None and (
+            isinstance(self.workshops, bool)
+            or not isinstance(self.workshops, int)
+            or self.workshops < 1
+        ):
+            raise InputError(
+                f"must be a positive integer or 'auto', got {self.workshops!r}", field="workshops"
+            )
+        for name in ("customers", "sites"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        std = {str(k): float(v) for k, v in dict(self.service_standard_min).items()}
+        if any(not math.isfinite(v) or v <= 0 for v in std.values()):
+            raise InputError(
+                f"service standards must be positive minutes, got {std}",
+                field="service_standard_min",
+            )
+        object.__setattr__(self, "service_standard_min", std)
+        if self.speeds is not None:
+            object.__setattr__(
+                self, "speeds", {str(k): float(v) for k, v in dict(self.speeds).items()}
+            )
+        if not (self.time_limit_s > 0):
+            raise InputError(f"must be > 0, got {self.time_limit_s!r}", field="time_limit_s")
+        if not (self.congestion > 0):
+            raise InputError(f"must be > 0, got {self.congestion!r}", field="congestion")
+        if self.n_candidates < 1:
+            raise InputError(f"must be >= 1, got {self.n_candidates!r}", field="n_candidates")
+        if not (self.max_snap_m > 0):
+            raise InputError(f"must be > 0, got {self.max_snap_m!r}", field="max_snap_m")
+        if self.generate_candidates not in (None, True, False):
+            raise InputError(
+                f"must be true, false or left out (auto), got {self.generate_candidates!r}",
+                field="generate_candidates",
+            )
+        object.__setattr__(self, "max_snap_m", float(self.max_snap_m))
+        object.__setattr__(self, "time_limit_s", float(self.time_limit_s))
+        object.__setattr__(self, "congestion", float(self.congestion))
+
+    def replace(self, **changes: Any) -> ScenarioSpec:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict as written to TOML (paths as strings, ``workshops`` ``"auto"`` for None)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "region": self.region,
+            "layout": self.layout,
+            "workshops": "auto" if self.workshops is None else self.workshops,
+            "seed": self.seed,
+            "time_limit_s": self.time_limit_s,
+            "congestion": self.congestion,
+            "n_candidates": self.n_candidates,
+            "capacitated": self.capacitated,
+            "two_tier_partners": self.two_tier_partners,
+        }
+        if self.customers is not None:
+            out["customers"] = str(self.customers)
+        if self.sites is not None:
+            out["sites"] = str(self.sites)
+        out["service_standard_min"] = dict(self.service_standard_min)
+        if self.speeds is not None:
+            out["speeds"] = dict(self.speeds)
+        if self.crs is not None:
+            out["crs"] = self.crs
+        if self.generate_candidates is not None:
+            out["generate_candidates"] = self.generate_candidates
+        if self.max_snap_m != DEFAULT_MAX_SNAP_M:
+            out["max_snap_m"] = self.max_snap_m
+        out["parameters"] = self.parameters.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, base_dir: Path | None = None) -> ScenarioSpec:
+        """Build a spec from a mapping (as read from TOML); unknown keys raise InputError.
+
+        Parameters
+        ----------
+        values
+            Keys as in :meth:`to_dict`.
+        base_dir
+            Folder against which relative ``customers``, ``sites`` and region file paths
+            are resolved (the TOML file's folder).
+        """
+        values = dict(values)
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            raise InputError(
+                f"unknown scenario key(s) {unknown}; allowed keys: {allowed}", field=unknown[0]
+            )
+        if "parameters" in values:
+            params = values["parameters"]
+            if not isinstance(params, Mapping):
+                raise InputError("must be a table of cost parameters", field="parameters")
+            values["parameters"] = CostParameters.from_dict(dict(params))
+        if values.get("workshops") == "auto":
+            values["workshops"] = None
+        for key in ("customers", "sites"):
+            if values.get(key) is not None:
+                values[key] = _resolve(values[key], base_dir)
+        region = values.get("region")
+        if isinstance(region, str) and _looks_like_path(region):
+            values["region"] = str(_resolve(region, base_dir))
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise InputError(f"invalid scenario: {exc}") from exc
+
+
+def _looks_like_path(region: str) -> bool:
+    return "/" in region or "\\" in region or region.lower().endswith(_PATH_SUFFIXES)
+
+
+def _resolve(value: str | os.PathLike[str], base_dir: Path | None) -> Path:
+    p = Path(value).expanduser()
+    if not p.is_absolute() and base_dir is not None:
+        p = base_dir / p
+    return p.resolve() if (p.is_absolute() or base_dir is not None) else p
+
+
+def load_scenario(path: str | os.PathLike[str]) -> ScenarioSpec:
+    """Read a scenario TOML file.
+
+    Relative paths inside the file resolve against the file's folder.
+
+    Raises
+    ------
+    InputError
+        On TOML syntax errors, unknown keys or invalid values (the message names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("scenario file not found", file=path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"invalid TOML: {exc}", file=path) from exc
+    try:
+        return ScenarioSpec.from_dict(data, base_dir=path.resolve().parent)
+    except InputError as exc:
+        raise InputError(str(exc), file=path) from exc
+
+
+def save_scenario(
+    spec: ScenarioSpec, path: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
+    """Write ``spec`` as TOML; paths are written relative to the file's folder when possible.
+
+    Raises
+    ------
+    FileExistsError
+        When ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite)")
+    data = spec.to_dict()
+    folder = path.resolve().parent
+    for key in ("customers", "sites"):
+        if key in data:
+            data[key] = _relative(Path(data[key]), folder)
+    if _looks_like_path(spec.region) and Path(spec.region).is_absolute():
+        data["region"] = _relative(Path(spec.region), folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    return path
+
+
+def _relative(p: Path, folder: Path) -> str:
+    if not p.is_absolute():
+        return p.as_posix()
+    try:
+        return Path(os.path.relpath(p, folder)).as_posix()
+    except ValueError:  # another drive on Windows
+        return p.as_posix()

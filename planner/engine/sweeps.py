@@ -1,0 +1,220 @@
+"""Sweeps: the same spec solved many times with one thing changed.
+
+The K-curve changes the number of workshops, robustness changes demand per segment and road
+speeds. Each case is solved by :func:`planner.engine.solve.solve_layout`, the code behind
+:func:`planner.engine.run`, on the prepared instance (so the road graph and matrices are built
+once, not once per case).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from planner.engine._progress import ProgressCallback, log_progress
+from planner.engine.instance import ScenarioInstance, office_link_matrix, prepare_instance
+from planner.engine.solve import solve_layout
+from planner.errors import InputError
+from planner.results.costs import CostParameters
+from planner.results.tables import comparison_row
+from planner.results.types import Robustness
+from planner.roads.classes import MAIN_ROAD_CLASSES
+
+__all__ = ["k_curve", "robustness", "slow_down_roads"]
+
+
+def k_curve(
+    sinst: ScenarioInstance,
+    k_max: int,
+    *,
+    layout: str = "in-house",
+    k_min: int = 1,
+    parameters: CostParameters | None = None,
+    progress: ProgressCallback | None = None,
+) -> pd.DataFrame:
+    """Mean travel time and annual cost against the number of workshops, ``k_min..k_max``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ``workshops``: ``mean_travel_min, p90_travel_min, share_within_sla,
+        annual_cost, cost_per_job, fixed_eur, ..., optimal, gap``, plus
+        ``saved_min`` (drop of the mean travel minutes against one workshop fewer),
+        ``extra_cost`` (rise of the annual cost), ``eur_per_saved_hour`` (extra cost per
+        customer round-trip hour saved in a year) and ``pays`` (True when that cost is below
+        ``customer_time_eur_per_hour``, i.e. the extra workshop pays for itself in customer
+        time; always False when customer time is not valued). The frame's ``attrs["best_k"]``
+        is the cheapest ``workshops`` counting customer time.
+    """
+    report = progress or log_progress
+    params = parameters or sinst.spec.parameters
+    limit = {
+        "in-house": sinst.columns["own"].size,
+        "two-tier": sinst.columns["own"].size,
+        "outsourced": sinst.columns["partner"].size,
+    }[layout]
+    k_max = min(int(k_max), limit)
+    if k_max < k_min:
+        raise InputError(f"k_max must be >= {k_min}; the layout has {limit} candidate sites")
+    rows = []
+    for k in range(k_min, k_max + 1):
+        report(f"K-curve: {k} workshops", (k - k_min) / max(1, k_max - k_min + 1))
+        lr = solve_layout(sinst, layout, workshops=k, parameters=params)
+        row = comparison_row(lr)
+        row["workshops"] = k
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame = frame[["workshops", *[c for c in frame.columns if c not in ("workshops", "layout")]]]
+    jobs = np.array([r["annual_cost"] / r["cost_per_job"] for r in rows], dtype=float)
+    frame["saved_min"] = -frame["mean_travel_min"].diff()
+    frame["extra_cost"] = frame["annual_cost"].diff()
+    saved_hours = frame["saved_min"].to_numpy(float) * 2.0 / 60.0 * jobs
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["eur_per_saved_hour"] = np.where(
+            saved_hours > 0, frame["extra_cost"].to_numpy(float) / saved_hours, np.inf
+        )
+    frame.loc[frame.index[0], "eur_per_saved_hour"] = np.nan
+    value = params.customer_time_eur_per_hour
+    frame["pays"] = (frame["eur_per_saved_hour"] < value) & (value > 0)
+    # annual_cost includes customer time when it is valued, so this is the trade-off optimum
+    frame.attrs["best_k"] = int(frame.loc[frame["annual_cost"].idxmin(), "workshops"])
+    frame.attrs["layout"] = layout
+    report("K-curve done", 1.0)
+    return frame
+
+
+def slow_down_roads(
+    graph: nx.MultiDiGraph,
+    factor: float,
+    *,
+    highways: Sequence[str] | None = MAIN_ROAD_CLASSES,
+) -> nx.MultiDiGraph:
+    """Return a copy of ``graph`` whose travel times on ``highways`` are ``factor`` times longer.
+
+    Parameters
+    ----------
+    graph
+        Road graph with ``travel_time`` (s) on every edge.
+    factor
+        Multiplier of travel times (1.3 = 30 % slower), > 0.
+    highways
+        OSM ``highway`` classes to slow down; ``None`` slows every road.
+    """
+    if not factor > 0:
+        raise InputError(f"factor must be > 0, got {factor!r}")
+    H = graph.copy()
+    wanted = None if highways is None else set(highways)
+    for _, _, data in H.edges(data=True):
+        hw = data.get("highway")
+        classes = set(hw) if isinstance(hw, list) else {hw}
+        if wanted is None or classes & wanted:
+            data["travel_time"] = float(data["travel_time"]) * factor
+            if "speed_kph" in data:
+                data["speed_kph"] = float(data["speed_kph"]) / factor
+    report = dict(H.graph.get("planner_report", {}))
+    report["slowdown"] = {"factor": factor, "highways": None if wanted is None else sorted(wanted)}
+    H.graph["planner_report"] = report
+    return H
+
+
+def robustness(
+    sinst: ScenarioInstance,
+    *,
+    layout: str | None = None,
+    workshops: int | str | None = "spec",
+    growth: Mapping[str, float] | None = None,
+    slowdown: float = 1.3,
+    slow_highways: Sequence[str] | None = MAIN_ROAD_CLASSES,
+    progress: ProgressCallback | None = None,
+) -> Robustness:
+    """Re-solve with demand growth per segment and with slower roads; report stable sites.
+
+    Parameters
+    ----------
+    sinst
+        Prepared scenario instance.
+    layout, workshops
+        What to solve (defaults: the spec's).
+    growth
+        Relative demand growth per segment, e.g. ``{"business": 0.3}`` (+30 %); one case per
+        segment plus one with all of them together. Default ``{"business": 0.3}``.
+    slowdown
+        Travel-time multiplier on ``slow_highways`` for the slower-roads case (1 = skip).
+    slow_highways
+        Road classes slowed down; ``None`` for all roads.
+    progress
+        ``progress(message, fraction)`` callback.
+    """
+    report = progress or log_progress
+    layout = layout or sinst.spec.layout
+    growth = {"business": 0.3} if growth is None else dict(growth)
+    inst = sinst.instance
+    cust = inst.customers
+    base_w = cust["weight"].to_numpy(float)
+    segments = cust["segment"].astype(str).to_numpy() if "segment" in cust else None
+
+    def weights_for(g: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        w = base_w.copy()
+        if segments is not None:
+            for seg, rate in g.items():
+                w[segments == seg] *= 1.0 + float(rate)
+        used = inst.demand_of_customer >= 0
+        dw = np.bincount(
+            inst.demand_of_customer[used], weights=w[used], minlength=inst.demand_weight.size
+        )
+        return dw, w
+
+    cases: list[tuple[str, ScenarioInstance, np.ndarray | None, np.ndarray | None]] = [
+        ("base", sinst, None, None)
+    ]
+    for seg, rate in growth.items():
+        dw, w = weights_for({seg: rate})
+        cases.append((f"{seg} {rate:+.0%}", sinst, dw, w))
+    if len(growth) > 1:
+        dw, w = weights_for(growth)
+        cases.append(("all growth", sinst, dw, w))
+    if slowdown != 1.0:
+        report("Slowing down roads", 0.1)
+        slow_graph = slow_down_roads(sinst.graph, slowdown, highways=slow_highways)
+        original = [c for c in cust.columns if c not in ("snap_distance_m", "excluded_reason")]
+        slow_inst = prepare_instance(inst.region, cust[original], inst.candidates, graph=slow_graph)
+        link = sinst.office_link_s
+        if link is not None:
+            link = office_link_matrix(slow_graph, slow_inst, sinst.columns["office"])
+        slow = dataclasses.replace(sinst, instance=slow_inst, office_link_s=link)
+        label = "main roads" if slow_highways is not None else "all roads"
+        cases.append((f"{label} {slowdown - 1:+.0%} time", slow, None, None))
+
+    rows = []
+    chosen: dict[str, set[str]] = {}
+    for i, (label, case_inst, case_dw, case_w) in enumerate(cases):
+        report(f"Robustness: {label}", 0.2 + 0.8 * i / len(cases))
+        lr = solve_layout(
+            case_inst, layout, workshops=workshops, demand_weight=case_dw, customer_weight=case_w
+        )
+        ids = lr.result.sites["site_id"].astype(str).tolist()
+        chosen[label] = set(ids)
+        rows.append(
+            {
+                "case": label,
+                "sites": sorted(ids),
+                "mean_travel_min": lr.kpis["mean_travel_min"],
+                "p90_travel_min": lr.kpis["p90_travel_min"],
+                "annual_cost": lr.costs.total_eur,
+                "optimal": bool(lr.result.solution.optimal),
+                "gap": float(lr.result.solution.gap),
+            }
+        )
+    all_ids = sorted(set().union(*chosen.values()))
+    sites = pd.DataFrame({"site_id": all_ids})
+    for label, ids_in_case in chosen.items():
+        sites[label] = [s in ids_in_case for s in all_ids]
+    sites["chosen_in"] = sites[list(chosen)].sum(axis=1).astype(int)
+    sites["stable"] = sites["chosen_in"] == len(chosen)
+    sites = sites.sort_values(["chosen_in", "site_id"], ascending=[False, True])
+    report("Robustness done", 1.0)
+    return Robustness(cases=pd.DataFrame(rows), sites=sites.reset_index(drop=True))

@@ -1,0 +1,187 @@
+"""OSM features of a region: buildings, shops, crafts, amenities and offices.
+
+:func:`read_osm_features` loads the features of a bundled region (or of an ``.osm``/``.osm.pbf``
+file) with ``osmnx.features_from_xml`` once, and caches a slim GeoParquet copy under the cache
+folder (:func:`planner.settings.cache_dir`) so later calls take milliseconds instead of seconds.
+Demo customers, OSM partner shops and office candidates are all drawn from these features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from planner.errors import InputError
+from planner.roads.network import region_features_path
+from planner.settings import cache_dir
+
+logger = logging.getLogger(__name__)
+
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "name",
+    "building",
+    "shop",
+    "craft",
+    "amenity",
+    "office",
+    "landuse",
+    "opening_hours",
+    "phone",
+    "website",
+    "brand",
+    "operator",
+    "addr:street",
+    "addr:housenumber",
+    "addr:postcode",
+    "addr:city",
+)
+FEATURE_TAGS: dict[str, bool | str | list[str]] = {
+    "building": True,
+    "shop": True,
+    "craft": True,
+    "amenity": True,
+    "office": True,
+}
+_FEATURE_CACHE_VERSION = 1
+
+
+def features_path(region: str | os.PathLike[str]) -> Path:
+    """Return the ``-features.osm.bz2`` file of a bundled region name or of a path.
+
+    A path to a ``-drive`` file maps to the ``-features`` file next to it.
+
+    Raises
+    ------
+    InputError
+        When the region has no features file.
+    """
+    candidate = Path(region)
+    if candidate.suffix and candidate.exists():
+        name = candidate.name.lower()
+        if not name.endswith((".osm", ".osm.bz2", ".osm.gz", ".xml", ".pbf")):
+            raise InputError(
+                "has no buildings or shops to take demo customers and sites from (it is not an "
+                "OpenStreetMap extract); pass your customers with --customers FILE, or use an "
+                ".osm / .osm.pbf extract of the region",
+                file=candidate,
+            )
+        if "-drive" in candidate.name:
+            sibling = candidate.with_name(candidate.name.replace("-drive", "-features"))
+            if sibling.exists():
+                return sibling
+        return candidate
+    found = region_features_path(str(region))
+    if found is None:
+        raise InputError(
+            f"region {str(region)!r} has no bundled OSM features file; pass the path of an "
+            "OSM XML file with buildings and shops"
+        )
+    return Path(found)
+
+
+def _features_xml_from_pbf(src: Path, dst: Path) -> None:
+    """Write the objects of ``src`` (OSM PBF) tagged with a key of :data:`FEATURE_TAGS`, with
+    the nodes and ways they reference, to ``dst`` (OSM XML), which osmnx can read."""
+    import osmium
+
+    try:
+        # read the file once before any writer exists, so that a broken file fails cleanly
+        for _ in osmium.FileProcessor(str(src), osmium.osm.NODE):
+            break
+        with osmium.BackReferenceWriter(
+            str(dst), ref_src=str(src), overwrite=True, remove_tags=False
+        ) as writer:
+            keys = osmium.filter.KeyFilter(*FEATURE_TAGS)
+            for obj in osmium.FileProcessor(str(src)).with_filter(keys):
+                writer.add(obj)
+    except RuntimeError as exc:
+        raise InputError(
+            f"cannot read the file as OpenStreetMap data ({exc}); check that it is a complete "
+            ".osm.pbf download",
+            file=src,
+        ) from exc
+
+
+def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
+    """Return the buildings and POIs of a region (cached as GeoParquet).
+
+    Parameters
+    ----------
+    region
+        Bundled region name (``"malta"``, ``"liechtenstein"``, ``"andorra"``) or the path of an
+        OSM file (``.osm``, ``.osm.bz2``, ``.osm.gz``, or ``.osm.pbf``, filtered with pyosmium).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        EPSG:4326, columns ``element``, ``osm_id``, ``geometry`` and the tags of
+        :data:`FEATURE_COLUMNS` (missing tags are all-missing columns), sorted by element and id.
+    """
+    path = features_path(region)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    stem = path.name.split(".")[0]
+    cache_file = cache_dir("features") / f"{stem}-{digest}-v{_FEATURE_CACHE_VERSION}.parquet"
+    if cache_file.exists():
+        try:
+            return _normalise_features(gpd.read_parquet(cache_file))
+        except Exception:  # a truncated or foreign file: rebuild it
+            logger.warning("feature cache %s is unreadable; rebuilding it", cache_file)
+    import osmnx as ox
+
+    logger.info("parsing OSM features from %s (cached afterwards)", path)
+    if path.name.lower().endswith(".pbf"):
+        with tempfile.TemporaryDirectory(prefix="planner-features-") as tmp:
+            xml = Path(tmp) / "features.osm"
+            _features_xml_from_pbf(path, xml)
+            raw = ox.features_from_xml(xml, tags=FEATURE_TAGS)
+    else:
+        raw = ox.features_from_xml(path, tags=FEATURE_TAGS)
+    frame = raw.reset_index()
+    frame = frame.rename(columns={"id": "osm_id"})
+    out = gpd.GeoDataFrame(
+        {
+            "element": frame["element"].astype(str),
+            "osm_id": frame["osm_id"].astype("int64"),
+        },
+        geometry=gpd.GeoSeries(frame.geometry.values, crs="EPSG:4326"),
+    )
+    for col in FEATURE_COLUMNS:
+        if col in frame.columns:
+            out[col] = [None if pd.isna(v) else str(v) for v in frame[col].to_numpy(object)]
+        else:
+            out[col] = None
+        out[col] = out[col].astype(object)
+    out = out.sort_values(["element", "osm_id"], kind="stable").reset_index(drop=True)
+    out = out[["element", "osm_id", *FEATURE_COLUMNS, "geometry"]]
+    _write_parquet_atomic(out, cache_file)
+    return _normalise_features(out)
+
+
+def _normalise_features(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Same dtypes whether parsed or read from the cache: tags as object, None when absent."""
+    for col in FEATURE_COLUMNS:
+        values = frame[col].to_numpy(dtype=object)
+        frame[col] = pd.Series(
+            [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values],
+            dtype=object,
+            index=frame.index,
+        )
+    return frame
+
+
+def _write_parquet_atomic(frame: gpd.GeoDataFrame, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp)
+        os.replace(tmp, target)
+    except OSError as exc:  # read-only cache: keep working without it
+        logger.warning("cannot write cache file %s: %s", target, exc)
+        Path(tmp).unlink(missing_ok=True)

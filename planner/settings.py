@@ -1,0 +1,102 @@
+"""What users may set, and the one set of defaults every front door shares.
+
+Settings are read **at call time** from environment variables (there is no module of mutable
+globals: in a Streamlit server every user shares the process). Each function below reads its
+variable when called, so a test or an app session can change the environment and see the effect
+at once.
+
+=========================  ===============================================  =====================
+variable                   meaning                                          default
+=========================  ===============================================  =====================
+``PLANNER_CACHE_DIR``      folder of the disk caches (graphs, matrices,     ``~/.cache/service-
+                           OSM features, geocoding)                         site-planner``
+``PLANNER_OFFLINE``        ``1`` never touches the network (no tiles,       unset (online checks
+                           no downloads; downloads fail at once)            allowed)
+``PLANNER_MAX_SNAP_M``     farthest a customer may be from a road (m)       ``1000``
+``PLANNER_CANDIDATES``     candidate sites generated when none are given    ``60``
+``PLANNER_TIME_LIMIT_S``   solver seconds per solve                         ``60``
+=========================  ===============================================  =====================
+
+The scenario defaults (:data:`DEFAULT_REGION`, :data:`DEFAULT_WORKSHOPS`, ...) are the *only*
+defaults: :class:`planner.engine.ScenarioSpec`, the command line and the app all take them from
+here, so the same question asked through any front door gets the same answer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from planner.errors import InputError
+
+#: The bundled data of a source checkout (``data/``): OSM extracts and demo customers.
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+#: Environment variable that overrides the cache directory.
+CACHE_ENV_VAR = "PLANNER_CACHE_DIR"
+#: Environment variable that switches every network access off.
+OFFLINE_ENV_VAR = "PLANNER_OFFLINE"
+
+#: Region used when none is named (the app's demo region).
+DEFAULT_REGION = "malta"
+#: Number of workshops when none is given.
+DEFAULT_WORKSHOPS = 5
+#: Candidate workshop sites generated when the user gives none.
+DEFAULT_CANDIDATES = 60
+#: Office candidates taken from OSM when the site list has none (two-tier).
+DEFAULT_OFFICE_CANDIDATES = 15
+#: Solver seconds per solve.
+DEFAULT_TIME_LIMIT_S = 60.0
+#: Farthest a point may be from a road before it is left out (metres).
+DEFAULT_MAX_SNAP_M = 1000.0
+#: Seed of generated candidates and demo data.
+DEFAULT_SEED = 0
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"environment variable {name}={raw!r} must be a number") from None
+    if not math.isfinite(value) or value <= minimum:
+        raise InputError(f"environment variable {name}={raw!r} must be > {minimum:g}")
+    return value
+
+
+def cache_root() -> Path:
+    """Cache root: ``$PLANNER_CACHE_DIR`` or ``~/.cache/service-site-planner``."""
+    root = os.environ.get(CACHE_ENV_VAR)
+    return Path(root) if root else Path.home() / ".cache" / "service-site-planner"
+
+
+def cache_dir(kind: str) -> Path:
+    """Return (and create) the cache sub-folder ``kind`` (``"graphs"``, ``"matrices"``...)."""
+    path = cache_root() / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def offline() -> bool:
+    """True when ``PLANNER_OFFLINE`` asks the planner never to use the network."""
+    return os.environ.get(OFFLINE_ENV_VAR, "").strip().lower() in _TRUE
+
+
+def max_snap_m() -> float:
+    """Farthest distance (m) from a road a customer may be: ``$PLANNER_MAX_SNAP_M`` or 1,000."""
+    return _env_float("PLANNER_MAX_SNAP_M", DEFAULT_MAX_SNAP_M)
+
+
+def n_candidates() -> int:
+    """Candidate sites generated when none are given: ``$PLANNER_CANDIDATES`` or 60."""
+    return int(_env_float("PLANNER_CANDIDATES", DEFAULT_CANDIDATES, minimum=0.5))
+
+
+def time_limit_s() -> float:
+    """Solver seconds per solve: ``$PLANNER_TIME_LIMIT_S`` or 60."""
+    return _env_float("PLANNER_TIME_LIMIT_S", DEFAULT_TIME_LIMIT_S)
