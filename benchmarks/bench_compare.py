@@ -8,9 +8,10 @@ Run from the repository root::
 Baseline, in the same process on the same road graph and customers: the obvious way to compare
 the three layouts, one :func:`planner.run` per layout, each snapping the customers and computing
 its own travel-time matrix. Ours: :func:`planner.compare`, which prepares one instance over the
-union of own, partner and office candidates (one snap, one matrix) and solves the three layouts on it. The matrix disk cache is
-emptied before every run so neither side reads the other's matrices. Both must give the same
-annual cost and mean travel time per layout; the script checks it.
+union of own, partner and office candidates (one snap, one matrix) and solves the three layouts
+on it. The matrix disk cache is emptied before every run so neither side reads the other's
+matrices. Both must give the same annual cost and mean travel time per layout; the script checks
+it.
 """
 
 from __future__ import annotations
