@@ -179,6 +179,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"sites chosen in every case: {', '.join(rob.stable_sites) or 'none'}")
     _print_warnings(sinst.warnings)
     for layout, lr in comp.results.items():
+        _print_warnings([f"{layout}: {w}" for w in lr.warnings if w not in sinst.warnings])
         sol = lr.result.solution
         print(f"{layout}: {sol.model} with {sol.solver}: {_status(sol)}")
     print(
