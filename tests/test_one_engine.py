@@ -170,3 +170,52 @@ def test_uploaded_file_gives_the_same_answer_and_warning(
     _assert_same_sites(result.shortlist(), library.shortlist())
     assert result.solution.objective == library.solution.objective
     assert _bad_row_warning(result.warnings).startswith("1 customer row of my_customers.csv")
+
+
+def test_keep_two_existing_workshops_and_find_three_more(
+    bad_customers: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    customers = planner.read_customers(bad_customers).valid
+    first, second = customers.iloc[10], customers.iloc[200]
+    sites = tmp_path / "my_workshops.csv"
+    sites.write_text(
+        "id,name,lat,lon,kind,status\n"
+        f"W1,Main street shop,{first.lat},{first.lon},workshop,existing\n"
+        f"W2,Station shop,{second.lat},{second.lon},workshop,existing\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    _cli(
+        [
+            "run",
+            "--region",
+            REGION,
+            "--customers",
+            str(bad_customers),
+            "--sites",
+            str(sites),
+            "--workshops",
+            "5",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    shortlist = pd.read_csv(out / "shortlist.csv", dtype={"site_id": str})
+    assert len(shortlist) == 5
+    assert {"W1", "W2"} <= set(shortlist["site_id"])
+    status = dict(zip(shortlist["site_id"], shortlist["status"], strict=True))
+    assert status["W1"] == status["W2"] == "existing"
+    assert sorted(status.values()).count("candidate") == 3
+
+    # switched off, the two existing workshops are all there is
+    spec = planner.ScenarioSpec(
+        region=REGION,
+        customers=bad_customers,
+        sites=sites,
+        workshops=5,
+        generate_candidates=False,
+    )
+    only_two = planner.run(spec)
+    assert sorted(only_two.sites["site_id"]) == ["W1", "W2"]
+    assert any("5 workshops were asked for, but only 2" in w for w in only_two.warnings)

@@ -340,6 +340,14 @@ def solve_layout(
             f"({params.workshop_capacity_jobs:,.0f} jobs/year each): {listed}; "
             "add workshops or technicians, or set capacitated = true"
         )
+    opened = int(kpis["sites"])
+    if n_ws is not None and opened < n_ws:
+        what = "partner shops" if layout == "outsourced" else "workshops"
+        warnings.append(
+            f"{n_ws} {what} were asked for, but only {opened} usable candidate site(s) exist for "
+            f"the {layout} layout, so {opened} are open; add candidate sites"
+            + (" or allow generated candidates" if layout != "outsourced" else "")
+        )
     res = ScenarioResult(
         customers=res.customers,
         sites=res.sites,

@@ -30,6 +30,8 @@ SHORTLIST_COLUMNS = [
     "demand_share",
     "mean_travel_min",
     "max_travel_min",
+    "kind",
+    "status",
 ]
 ASSIGNMENT_COLUMNS = ["customer_id", "site_id", "travel_min"]
 
