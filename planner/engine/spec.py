@@ -39,12 +39,13 @@ from planner.errors import InputError
 from planner.results.costs import CostParameters
 from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
 from planner.settings import (
-    DEFAULT_CANDIDATES,
     DEFAULT_MAX_SNAP_M,
     DEFAULT_REGION,
     DEFAULT_SEED,
-    DEFAULT_TIME_LIMIT_S,
     DEFAULT_WORKSHOPS,
+    max_snap_m,
+    n_candidates,
+    time_limit_s,
 )
 
 __all__ = ["LAYOUTS", "ScenarioSpec", "load_scenario", "save_scenario"]
@@ -105,6 +106,10 @@ class ScenarioSpec:
     max_snap_m
         Farthest distance (m) from a road a customer or site may be; farther ones are left
         out with a warning.
+
+    Defaults come from :mod:`planner.settings`; ``time_limit_s``, ``n_candidates`` and
+    ``max_snap_m`` follow ``PLANNER_TIME_LIMIT_S``, ``PLANNER_CANDIDATES`` and
+    ``PLANNER_MAX_SNAP_M`` when set (read when the spec is made).
     """
 
     name: str = "scenario"
@@ -118,15 +123,15 @@ class ScenarioSpec:
         default_factory=lambda: {"default": DEFAULT_SERVICE_STANDARD_MIN}
     )
     seed: int = DEFAULT_SEED
-    time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    time_limit_s: float = field(default_factory=time_limit_s)
     congestion: float = 1.0
     speeds: Mapping[str, float] | None = None
-    n_candidates: int = DEFAULT_CANDIDATES
+    n_candidates: int = field(default_factory=n_candidates)
     capacitated: bool = False
     two_tier_partners: bool = False
     crs: str | None = None
     generate_candidates: bool | None = None
-    max_snap_m: float = DEFAULT_MAX_SNAP_M
+    max_snap_m: float = field(default_factory=max_snap_m)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:

@@ -9,7 +9,7 @@ OpenStreetMap credit is always on the map, through Leaflet's attribution control
 
 Examples
 --------
->>> from planner import maps
+>>> from planner.outputs import maps
 >>> roads = maps.main_roads(G)  # doctest: +SKIP
 >>> m = maps.result_map(result, roads=roads)  # doctest: +SKIP
 >>> maps.save_map(m, "map.html")  # doctest: +SKIP
