@@ -24,12 +24,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
 from planner.errors import GraphError, InputError
-from planner.roads.network import graph_fingerprint
+from planner.roads.arrays import ArrayGraph
+from planner.roads.network import RoadGraph, graph_fingerprint
 from planner.roads.snapping import SnappedPoints
 from planner.settings import cache_dir
 
@@ -67,9 +67,16 @@ class _GraphArrays:
         return self.sorter[at]
 
 
-def _graph_arrays(G: nx.MultiDiGraph, weight: str) -> _GraphArrays:
+def _graph_arrays(G: RoadGraph, weight: str) -> _GraphArrays:
     """Node ids and the CSR adjacency matrix (min over parallel edges) of a graph."""
     from scipy import sparse
+
+    if isinstance(G, ArrayGraph):
+        try:
+            csr = G.csr(weight=weight)
+        except KeyError:
+            raise GraphError(f"the array graph has no edge weight {weight!r}") from None
+        return _GraphArrays(nodes=G.node_id, sorter=np.argsort(G.node_id, kind="stable"), csr=csr)
 
     try:
         nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
@@ -140,7 +147,7 @@ def _dijkstra_block(
     return out
 
 
-def _settings_of(G: nx.MultiDiGraph) -> dict[str, Any]:
+def _settings_of(G: RoadGraph) -> dict[str, Any]:
     report = G.graph.get("planner_report") or {}
     return {k: report.get(k) for k in ("speeds_kph", "congestion", "fallback_speed_kph")}
 
@@ -186,7 +193,7 @@ def _write_cached(path: Path, arr: npt.NDArray[np.float64]) -> None:
 
 
 def travel_time_matrix(
-    G: nx.MultiDiGraph,
+    G: RoadGraph,
     origins: npt.ArrayLike,
     destinations: npt.ArrayLike,
     *,
@@ -294,7 +301,7 @@ def _sources(
 
 
 def snapped_travel_time_matrix(
-    G: nx.MultiDiGraph,
+    G: RoadGraph,
     origins: SnappedPoints,
     destinations: SnappedPoints,
     *,
