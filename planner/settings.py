@@ -116,7 +116,7 @@ def time_limit_s() -> float:
 
 
 def array_loader_min_bytes() -> int:
-    """Size (bytes) from which ``.osm.pbf`` files use the array loader: ``$PLANNER_ARRAY_LOADER_MB``."""
+    """Bytes from which ``.osm.pbf`` files use the array loader (``$PLANNER_ARRAY_LOADER_MB``)."""
     return int(_env_float("PLANNER_ARRAY_LOADER_MB", DEFAULT_ARRAY_LOADER_MB) * 1024 * 1024)
 
 
@@ -138,6 +138,9 @@ def matrix_dtype() -> str:
     """Element type of travel-time matrices: ``$PLANNER_MATRIX_DTYPE`` or ``float64``."""
     raw = os.environ.get("PLANNER_MATRIX_DTYPE", "").strip().lower() or "float64"
     if raw not in MATRIX_DTYPES:
-        msg = f"environment variable PLANNER_MATRIX_DTYPE={raw!r} must be one of {list(MATRIX_DTYPES)}"
+        msg = (
+            f"environment variable PLANNER_MATRIX_DTYPE={raw!r} must be one of "
+            f"{list(MATRIX_DTYPES)}"
+        )
         raise InputError(msg)
     return raw

@@ -78,7 +78,8 @@ def test_tiny_graph_simplifies_like_osmnx_and_keeps_the_scc() -> None:
     np.testing.assert_allclose(G.geom_x[poly], lon)
     # 3 -> 23 through 13 is residential without maxspeed: imputed from the table
     e = int(np.flatnonzero((G.node_id[G.edge_u] == 3) & (G.node_id[G.edge_v] == 23))[0])
-    assert G.speed_imputed[e] and G.speed_kph[e] == 36.0
+    assert G.speed_imputed[e]
+    assert G.speed_kph[e] == 36.0
     # travel times between the three nodes agree with networkx on the same edges
     H = nx.MultiDiGraph()
     for u, v, t in G.edges(data="travel_time"):
@@ -119,28 +120,28 @@ def test_array_loader_matches_osmnx_travel_times(region: str) -> None:
     A = network.load_region(path, loader="arrays", cache=False)
     assert isinstance(A, ArrayGraph)
     assert A.graph["planner_report"]["loader"] == "arrays"
-    O = _osmnx_reference(path)
-    assert sorted(A.node_id.tolist()) == sorted(O.nodes)
-    assert A.number_of_edges() == O.number_of_edges()
+    ref = _osmnx_reference(path)
+    assert sorted(A.node_id.tolist()) == sorted(ref.nodes)
+    assert A.number_of_edges() == ref.number_of_edges()
     rng = np.random.default_rng(7)
-    nodes = np.array(sorted(O.nodes), dtype=np.int64)
+    nodes = np.array(sorted(ref.nodes), dtype=np.int64)
     sources = rng.choice(nodes, 40, replace=False)
     targets = rng.choice(nodes, 300, replace=False)
     via_arrays = travel_time_matrix(A, sources, targets, cache=False)
-    via_osmnx = travel_time_matrix(O, sources, targets, cache=False)
+    via_osmnx = travel_time_matrix(ref, sources, targets, cache=False)
     assert np.isfinite(via_osmnx).all()
     np.testing.assert_allclose(via_arrays, via_osmnx, rtol=1e-9, atol=1e-6)
     # snapping + snapped matrices agree too
     lon = rng.uniform(*sorted([A.x.min(), A.x.max()]), 60)
     lat = rng.uniform(*sorted([A.y.min(), A.y.max()]), 60)
     sa = snap_points(A, lon, lat, max_snap_m=50_000)
-    so = snap_points(O, lon, lat, max_snap_m=50_000)
+    so = snap_points(ref, lon, lat, max_snap_m=50_000)
     np.testing.assert_allclose(sa.snap_distance_m, so.snap_distance_m, atol=1e-6)
     ma = snapped_travel_time_matrix(
         A, sa.subset(np.arange(40)), sa.subset(np.arange(40, 60)), cache=False
     )
     mo = snapped_travel_time_matrix(
-        O, so.subset(np.arange(40)), so.subset(np.arange(40, 60)), cache=False
+        ref, so.subset(np.arange(40)), so.subset(np.arange(40, 60)), cache=False
     )
     np.testing.assert_allclose(ma, mo, rtol=1e-9, atol=1e-6)
 
@@ -150,6 +151,7 @@ def test_array_graph_cache_round_trip() -> None:
     A = network.load_region(PBFS["liechtenstein"], loader="arrays")
     B = network.load_region(PBFS["liechtenstein"], loader="arrays")
     assert B.graph["planner_report"]["cache_hit"] is True
-    assert B is not A and B.fingerprint() == A.fingerprint()
+    assert B is not A
+    assert B.fingerprint() == A.fingerprint()
     np.testing.assert_array_equal(B.geom_nodes, A.geom_nodes)
     assert B.highway_names == A.highway_names

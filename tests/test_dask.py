@@ -121,7 +121,8 @@ def test_snapped_matrix_on_local_cluster_equals_in_process(cluster) -> None:
     )
     np.testing.assert_array_equal(here, there)
     assert np.isfinite(here).all()
-    assert messages and "ETA" in messages[-1]
+    assert messages
+    assert "ETA" in messages[-1]
     # float32: stated precision (relative 3e-7: the cast and two float32 additions)
     f32 = snapped_travel_time_matrix(G, customers, sites, cache=False, dtype="float32")
     assert f32.dtype == np.float32

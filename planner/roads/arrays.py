@@ -302,7 +302,7 @@ class ArrayGraph:
             for f in fields(self)
             if isinstance(getattr(self, f.name), np.ndarray)
         }
-        report = {k: v for k, v in self.graph.get("planner_report", {}).items()}
+        report = dict(self.graph.get("planner_report", {}))
         meta = {"highway_names": list(self.highway_names), "report": report}
         arrays["meta_json"] = np.frombuffer(json.dumps(meta, default=str).encode(), np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -361,6 +361,7 @@ def _read_ways(path: Path, is_drivable: WayFilter, progress: Callable[[int], Non
     seen = 0
     try:
         processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+        obj: Any
         for obj in processor.with_locations().with_filter(osmium.filter.KeyFilter("highway")):
             if not obj.is_way():
                 continue

@@ -864,14 +864,19 @@ def _choose_loader(source: _Source, loader: str) -> str:
     if loader == "arrays" and not (source.kind == "file" and is_pbf):
         msg = (
             f"the array loader reads .osm.pbf files only; {source.label!r} is not one. Use "
-            "loader='osmnx' (or 'auto'), or convert the file with 'osmium cat in.osm -o out.osm.pbf'"
+            "loader='osmnx' (or 'auto'), or convert the file: "
+            "'osmium cat in.osm -o out.osm.pbf'"
         )
         raise InputError(msg, field="loader")
     if loader != "auto":
         return loader
-    if source.kind == "file" and is_pbf and source.path is not None:
-        if source.path.stat().st_size >= array_loader_min_bytes():
-            return "arrays"
+    if (
+        source.kind == "file"
+        and is_pbf
+        and source.path is not None
+        and source.path.stat().st_size >= array_loader_min_bytes()
+    ):
+        return "arrays"
     return "osmnx"
 
 
