@@ -1063,6 +1063,7 @@ def load_region(
     }
     G = prepare_graph(raw, speeds=table, congestion=factor, retain_all=retain_all)
     report = G.graph["planner_report"]
+    report["loader"] = "osmnx"
     if source.kind in {"place", "bbox"}:
         report["osm_date"] = G.graph.get("created_date")
     if cache_path is not None:
@@ -1072,7 +1073,6 @@ def load_region(
             logger.warning("could not write graph cache %s: %s", cache_path, exc)
     report["cache_hit"] = False
     report["load_time_s"] = time.perf_counter() - started
-    report["loader"] = "osmnx"
     return G
 
 
