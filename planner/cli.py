@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from planner.inputs.customers import geocode_missing, read_customers
 from planner.inputs.validate import validate_file
 from planner.models import Solution
 from planner.outputs import export
+from planner.routing.parallel import Backend
 from planner.settings import DEFAULT_REGION, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKSHOPS
 
 logger = logging.getLogger(__name__)
@@ -98,7 +100,24 @@ def _status(sol: Solution) -> str:
     return f"{sol.status}, not proven: gap {sol.gap:.2%} to lower bound"
 
 
+def _use_backend(args: argparse.Namespace) -> None:
+    """--scheduler/--workers: the matrix chunks and sweeps of this process run on Dask.
+
+    The library reads ``$PLANNER_SCHEDULER``/``$PLANNER_WORKERS`` at call time
+    (:func:`planner.routing.parallel.backend_from_settings`); this command-line process is the
+    only user of its environment, so the flags set them.
+    """
+    backend = Backend(scheduler=args.scheduler, workers=args.workers or 0)
+    if backend.scheduler is not None:
+        os.environ["PLANNER_SCHEDULER"] = backend.scheduler
+    if backend.workers:
+        os.environ["PLANNER_WORKERS"] = str(backend.workers)
+    if backend.uses_dask:
+        _progress(f"Travel-time matrices run on a {backend.describe()}", 0.0)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    _use_backend(args)
     spec = _spec_from_args(args, scenario=args.scenario)
     out = Path(args.out)
     _check_outputs(list(export.layout_outputs(out).values()), overwrite=args.overwrite)
@@ -144,6 +163,7 @@ def _parse_growth(items: Sequence[str] | None) -> dict[str, float]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    _use_backend(args)
     layouts = [x.strip() for x in args.layouts.split(",")] if args.layouts else list(LAYOUTS)
     unknown = sorted(set(layouts) - set(LAYOUTS))
     if unknown:
@@ -289,6 +309,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--overwrite", action="store_true", help="replace existing output files")
     cmp_.set_defaults(func=_cmd_compare)
+    for command in (run, cmp_):
+        command.add_argument(
+            "--scheduler",
+            help="Dask scheduler address (tcp://HOST:PORT): travel-time matrix chunks run there "
+            "(needs the 'dask' extra)",
+        )
+        command.add_argument(
+            "--workers",
+            type=int,
+            help="start a local Dask cluster of N worker processes for the matrices "
+            "(default: in this process, no Dask)",
+        )
     return parser
 
 

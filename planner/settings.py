@@ -15,6 +15,14 @@ variable                   meaning                                          defa
 ``PLANNER_MAX_SNAP_M``     farthest a customer may be from a road (m)       ``1000``
 ``PLANNER_CANDIDATES``     candidate sites generated when none are given    ``60``
 ``PLANNER_TIME_LIMIT_S``   solver seconds per solve                         ``60``
+``PLANNER_ARRAY_LOADER_MB`` ``.osm.pbf`` files at least this big (MB) load   ``20``
+                           through the compact array loader, not osmnx
+``PLANNER_SCHEDULER``      Dask scheduler address (``tcp://host:8786``):    unset (in-process)
+                           matrix chunks and sweeps run on that cluster
+``PLANNER_WORKERS``        workers of a local Dask cluster started for the  unset (in-process)
+                           run (``0``/unset: no Dask)
+``PLANNER_MATRIX_DTYPE``   ``float32`` halves matrix memory (travel times   ``float64``
+                           rounded to about 0.01 s at 1 day)
 =========================  ===============================================  =====================
 
 The scenario defaults (:data:`DEFAULT_REGION`, :data:`DEFAULT_WORKSHOPS`, ...) are the *only*
@@ -52,6 +60,11 @@ DEFAULT_TIME_LIMIT_S = 60.0
 DEFAULT_MAX_SNAP_M = 1000.0
 #: Seed of generated candidates and demo data.
 DEFAULT_SEED = 0
+
+#: .osm.pbf files at least this many bytes load through the compact array loader.
+DEFAULT_ARRAY_LOADER_MB = 20.0
+#: Matrix element types users may ask for.
+MATRIX_DTYPES = ("float64", "float32")
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -100,3 +113,34 @@ def n_candidates() -> int:
 def time_limit_s() -> float:
     """Solver seconds per solve: ``$PLANNER_TIME_LIMIT_S`` or 60."""
     return _env_float("PLANNER_TIME_LIMIT_S", DEFAULT_TIME_LIMIT_S)
+
+
+def array_loader_min_bytes() -> int:
+    """Bytes from which ``.osm.pbf`` files use the array loader (``$PLANNER_ARRAY_LOADER_MB``)."""
+    return int(_env_float("PLANNER_ARRAY_LOADER_MB", DEFAULT_ARRAY_LOADER_MB) * 1024 * 1024)
+
+
+def dask_scheduler() -> str | None:
+    """Address of a Dask scheduler to run matrix chunks and sweeps on, or None (in-process)."""
+    raw = os.environ.get("PLANNER_SCHEDULER", "").strip()
+    return raw or None
+
+
+def dask_workers() -> int:
+    """Workers of a local Dask cluster to start (``$PLANNER_WORKERS``); 0 means no Dask."""
+    raw = os.environ.get("PLANNER_WORKERS", "").strip()
+    if not raw or raw == "0":
+        return 0
+    return int(_env_float("PLANNER_WORKERS", 0.0, minimum=0.5))
+
+
+def matrix_dtype() -> str:
+    """Element type of travel-time matrices: ``$PLANNER_MATRIX_DTYPE`` or ``float64``."""
+    raw = os.environ.get("PLANNER_MATRIX_DTYPE", "").strip().lower() or "float64"
+    if raw not in MATRIX_DTYPES:
+        msg = (
+            f"environment variable PLANNER_MATRIX_DTYPE={raw!r} must be one of "
+            f"{list(MATRIX_DTYPES)}"
+        )
+        raise InputError(msg)
+    return raw

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 
@@ -30,7 +29,7 @@ from planner.inputs.sites import (
 )
 from planner.inputs.tables import TableSource, source_name
 from planner.inputs.validation import KIND_ALIASES, ValidationReport, normalize_column
-from planner.roads.network import load_region
+from planner.roads.network import RoadGraph, load_region
 from planner.roads.snapping import SnappedPoints, snap_points
 from planner.routing.matrix import snapped_travel_time_matrix
 from planner.settings import DEFAULT_MAX_SNAP_M, DEFAULT_OFFICE_CANDIDATES
@@ -83,7 +82,7 @@ class Instance:
     """
 
     region: str
-    graph: nx.MultiDiGraph
+    graph: RoadGraph
     customers: gpd.GeoDataFrame
     candidates: gpd.GeoDataFrame
     customer_snap: SnappedPoints
@@ -116,7 +115,7 @@ def prepare_instance(
     customers: gpd.GeoDataFrame,
     candidates: gpd.GeoDataFrame,
     *,
-    graph: nx.MultiDiGraph | None = None,
+    graph: RoadGraph | None = None,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
     progress: ProgressCallback | None = None,
 ) -> Instance:
@@ -172,7 +171,9 @@ def prepare_instance(
         )
 
     report("Computing the travel-time matrix", 0.5)
-    cost_all = snapped_travel_time_matrix(graph, c_snap, s_snap)
+    cost_all = snapped_travel_time_matrix(
+        graph, c_snap, s_snap, progress=lambda m, f: report(m, 0.5 + 0.45 * f)
+    )
 
     keys = np.asarray(c_snap.position_key)
     used = np.flatnonzero(~far)
@@ -217,7 +218,7 @@ def load_customers(
     customers: InputArg | None,
     region: str,
     *,
-    graph: nx.MultiDiGraph | None = None,
+    graph: RoadGraph | None = None,
     crs: str | None = None,
     seed: int = 0,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
@@ -243,7 +244,7 @@ def load_sites(
     sites: InputArg,
     region: str,
     *,
-    graph: nx.MultiDiGraph | None = None,
+    graph: RoadGraph | None = None,
     crs: str | None = None,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
 ) -> tuple[gpd.GeoDataFrame, tuple[str, ...]]:
@@ -279,7 +280,7 @@ class ScenarioInstance:
     office_link_s: np.ndarray | None = None
 
     @property
-    def graph(self) -> nx.MultiDiGraph:
+    def graph(self) -> RoadGraph:
         """The road graph."""
         return self.instance.graph
 
@@ -325,7 +326,7 @@ def _wants_generated(spec: ScenarioSpec, own: gpd.GeoDataFrame | None) -> bool:
 
 def gather_candidates(
     spec: ScenarioSpec,
-    graph: nx.MultiDiGraph,
+    graph: RoadGraph,
     customers: gpd.GeoDataFrame,
     layouts: Sequence[str],
     *,
@@ -399,7 +400,7 @@ def gather_candidates(
     return gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:4326"), tuple(warnings)
 
 
-def load_graph(spec: ScenarioSpec) -> nx.MultiDiGraph:
+def load_graph(spec: ScenarioSpec) -> RoadGraph:
     """The road graph of ``spec``: its region with its speeds and congestion."""
     if spec.speeds is None:
         return load_region(spec.region, congestion=spec.congestion)
@@ -410,7 +411,7 @@ def prepare_scenario(
     spec: ScenarioSpec,
     *,
     layouts: Sequence[str] | None = None,
-    graph: nx.MultiDiGraph | None = None,
+    graph: RoadGraph | None = None,
     customers: InputArg | None = None,
     sites: InputArg | None = None,
     candidates: gpd.GeoDataFrame | None = None,
@@ -446,6 +447,13 @@ def prepare_scenario(
     if graph is None:
         report(f"Loading the road network of {spec.region}", 0.02)
         graph = load_graph(spec)
+        info = graph.graph.get("planner_report", {})
+        report(
+            f"Road network: {graph.number_of_nodes():,} nodes, {graph.number_of_edges():,} "
+            f"edges ({info.get('loader', 'osmnx')} loader"
+            f"{', from cache' if info.get('cache_hit') else ''})",
+            0.06,
+        )
     report("Loading customers", 0.08)
     customer_table, warnings = load_customers(
         spec.customers if customers is None else customers,
@@ -491,7 +499,7 @@ def prepare_scenario(
 
 
 def office_link_matrix(
-    graph: nx.MultiDiGraph, instance: Instance, office_columns: np.ndarray
+    graph: RoadGraph, instance: Instance, office_columns: np.ndarray
 ) -> np.ndarray:
     """Travel seconds from each office candidate to every candidate site of ``instance``."""
     offices = instance.candidates.iloc[office_columns]

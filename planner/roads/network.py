@@ -45,16 +45,20 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import networkx as nx
 import numpy as np
 
 from planner.errors import GraphError, InputError, NetworkError
 from planner.roads import _graph_cache
-from planner.settings import DATA_DIR, cache_dir, offline
+from planner.roads.arrays import ArrayGraph, load_pbf_arrays
+from planner.settings import DATA_DIR, array_loader_min_bytes, cache_dir, offline
 
 logger = logging.getLogger(__name__)
+
+#: A prepared road graph: the osmnx graph, or the compact array graph of large .osm.pbf files.
+RoadGraph: TypeAlias = nx.MultiDiGraph | ArrayGraph
 
 #: Bump when the prepared-graph format or preparation logic changes (invalidates caches).
 GRAPH_CODE_VERSION = "network-1"
@@ -833,6 +837,134 @@ def _cache_key(
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+#: Road-graph loaders :func:`load_region` accepts (``"auto"`` picks by file size).
+LOADERS = ("auto", "osmnx", "arrays")
+
+
+def _is_drivable(tags: Mapping[str, str]) -> bool:
+    """The osmnx ``drive`` filter on one way's tags (:data:`_DRIVE_EXCLUDE`)."""
+    return "highway" in tags and not any(
+        k in tags and rx.search(tags[k]) for k, rx in _DRIVE_EXCLUDE.items()
+    )
+
+
+def _edge_speed_kph(highway: Any, maxspeed: Any, table: Mapping[str, float]) -> tuple[float, bool]:
+    """Free-flow speed of an edge and whether it was imputed (the rule of prepare_graph)."""
+    mapped = _mapped_speed_kph(maxspeed)
+    if mapped is None:
+        return table.get(_highway_type(highway), FALLBACK_SPEED_KPH), True
+    return mapped, False
+
+
+def _choose_loader(source: _Source, loader: str) -> str:
+    """``"arrays"`` or ``"osmnx"`` for a source, checking the user's choice."""
+    if loader not in LOADERS:
+        raise InputError(f"unknown loader {loader!r}; allowed: {list(LOADERS)}", field="loader")
+    is_pbf = source.path is not None and _suffix(source.path) in {".osm.pbf", ".pbf"}
+    if loader == "arrays" and not (source.kind == "file" and is_pbf):
+        msg = (
+            f"the array loader reads .osm.pbf files only; {source.label!r} is not one. Use "
+            "loader='osmnx' (or 'auto'), or convert the file: "
+            "'osmium cat in.osm -o out.osm.pbf'"
+        )
+        raise InputError(msg, field="loader")
+    if loader != "auto":
+        return loader
+    if (
+        source.kind == "file"
+        and is_pbf
+        and source.path is not None
+        and source.path.stat().st_size >= array_loader_min_bytes()
+    ):
+        return "arrays"
+    return "osmnx"
+
+
+def _pbf_header_date(path: Path) -> str | None:
+    import osmium
+
+    try:
+        header = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING).header()
+    except RuntimeError:
+        return None
+    return header.get("osmosis_replication_timestamp") or None
+
+
+def _load_arrays(
+    source: _Source,
+    *,
+    table: Mapping[str, float],
+    factor: float,
+    retain_all: bool,
+    key: str,
+    cache: bool,
+    started: float,
+) -> ArrayGraph:
+    """The array path of :func:`load_region` (large ``.osm.pbf`` files), cached as ``.npz``."""
+    assert source.path is not None
+    cache_path = cache_dir("graph-arrays") / f"{key}.npz" if cache else None
+    if cache_path is not None:
+        G = ArrayGraph.load(cache_path)
+        if G is not None:
+            G.graph["planner_report"]["cache_hit"] = True
+            G.graph["planner_report"]["load_time_s"] = time.perf_counter() - started
+            logger.info("loaded %s (array graph) from cache %s", source.label, cache_path)
+            return G
+    if source.path.stat().st_size == 0:
+        raise GraphError(f"{source.path}: the file is empty (0 bytes); download the .osm.pbf again")
+
+    def rule(highways: list[str], maxspeeds: list[str]) -> tuple[float, bool]:
+        hwy: Any = highways if len(highways) > 1 else highways[0]
+        ms: Any = (maxspeeds if len(maxspeeds) > 1 else maxspeeds[0]) if maxspeeds else None
+        return _edge_speed_kph(hwy, ms, table)
+
+    G = load_pbf_arrays(
+        source.path,
+        is_drivable=_is_drivable,
+        speed_rule=rule,
+        congestion=factor,
+        retain_all=retain_all,
+    )
+    report = G.graph["planner_report"]
+    if G.number_of_edges() == 0:
+        raise GraphError(f"{source.path}: the road graph has no edges after preparation")
+    length = G.length_m
+    imputed = G.speed_imputed
+    bbox = (float(G.x.min()), float(G.y.min()), float(G.x.max()), float(G.y.max()))
+    names = np.asarray(G.highway_names, dtype=object)
+    imputed_types = Counter(names[G.highway_code[imputed]].tolist())
+    report.update(
+        {
+            "source": source.label,
+            "source_kind": source.kind,
+            "source_fingerprint": source.fingerprint,
+            "osm_date": _pbf_header_date(source.path) or report.get("osm_date_newest_way"),
+            "loader": "arrays",
+            "nodes": G.number_of_nodes(),
+            "edges": G.number_of_edges(),
+            "length_km": round(float(length.sum()) / 1000.0, 3),
+            "imputed_speed_share": float(imputed.mean()),
+            "imputed_speed_length_share": float(length[imputed].sum() / max(length.sum(), 1e-9)),
+            "imputed_edges_by_highway": dict(imputed_types.most_common()),
+            "speeds_kph": dict(table),
+            "fallback_speed_kph": FALLBACK_SPEED_KPH,
+            "congestion": factor,
+            "retain_all": bool(retain_all),
+            "bbox": list(bbox),
+            "utm_epsg": utm_epsg_for((bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2),
+            "code_version": GRAPH_CODE_VERSION,
+        }
+    )
+    if cache_path is not None:
+        try:
+            G.save(cache_path)
+        except OSError as exc:
+            logger.warning("could not write road-array cache %s: %s", cache_path, exc)
+    report["cache_hit"] = False
+    report["load_time_s"] = time.perf_counter() - started
+    return G
+
+
 def load_region(
     name_or_path: str | Path | Sequence[float],
     *,
@@ -841,7 +973,8 @@ def load_region(
     retain_all: bool = False,
     cache: bool = True,
     timeout_s: float = 60.0,
-) -> nx.MultiDiGraph:
+    loader: str = "auto",
+) -> RoadGraph:
     """Load a road graph with travel times from a bundled region, a file or a download.
 
     Parameters
@@ -863,13 +996,18 @@ def load_region(
     timeout_s
         Download timeout in seconds (place and bbox only). Reachability of the servers is probed
         first with a 3 s timeout, so offline use fails within seconds.
+    loader
+        ``"auto"`` (default): ``.osm.pbf`` files of at least ``$PLANNER_ARRAY_LOADER_MB``
+        (default 20 MB) go through the compact array loader (:mod:`planner.roads.arrays`),
+        everything else through osmnx; ``"osmnx"`` or ``"arrays"`` force one. The choice is
+        logged and recorded as ``planner_report["loader"]``.
 
     Returns
     -------
-    networkx.MultiDiGraph
-        osmnx graph in EPSG:4326; every edge has ``length`` (m), ``speed_kph`` and
+    networkx.MultiDiGraph or planner.roads.arrays.ArrayGraph
+        Road graph in EPSG:4326; every edge has ``length`` (m), ``speed_kph`` and
         ``travel_time`` (s). ``G.graph["planner_report"]`` describes the source, OSM date,
-        imputed speed share and dropped components.
+        imputed speed share, dropped components and the loader.
 
     Raises
     ------
@@ -885,6 +1023,22 @@ def load_region(
     table = _check_speeds(speeds)
     factor = _check_congestion(congestion)
     key = _cache_key(source, table, factor, retain_all)
+    chosen = _choose_loader(source, loader)
+    if chosen == "arrays":
+        logger.info(
+            "road network %s: large .osm.pbf, using the compact array loader "
+            "(planner.roads.arrays)",
+            source.label,
+        )
+        return _load_arrays(
+            source,
+            table=table,
+            factor=factor,
+            retain_all=retain_all,
+            key=key,
+            cache=cache,
+            started=started,
+        )
     cache_path = cache_dir("graphs") / key if cache else None
     if cache_path is not None:
         G = _graph_cache.read_graph(cache_path)
@@ -909,6 +1063,7 @@ def load_region(
     }
     G = prepare_graph(raw, speeds=table, congestion=factor, retain_all=retain_all)
     report = G.graph["planner_report"]
+    report["loader"] = "osmnx"
     if source.kind in {"place", "bbox"}:
         report["osm_date"] = G.graph.get("created_date")
     if cache_path is not None:
@@ -921,7 +1076,7 @@ def load_region(
     return G
 
 
-def graph_fingerprint(G: nx.MultiDiGraph) -> str:
+def graph_fingerprint(G: nx.MultiDiGraph | ArrayGraph) -> str:
     """Return a short hash of a graph's nodes, edges and travel times (for cache keys).
 
     Parameters
@@ -933,6 +1088,8 @@ def graph_fingerprint(G: nx.MultiDiGraph) -> str:
     -------
     str
     """
+    if isinstance(G, ArrayGraph):
+        return G.fingerprint()
     digest = hashlib.sha256()
     nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
     digest.update(nodes.tobytes())

@@ -31,12 +31,12 @@ import weakref
 from dataclasses import dataclass, fields
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
 from planner.errors import GraphError, InputError
-from planner.roads.network import graph_fingerprint, graph_utm_epsg
+from planner.roads.arrays import ArrayGraph
+from planner.roads.network import RoadGraph, graph_fingerprint, graph_utm_epsg
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class _EdgeIndex:
     to_lonlat: Any
 
 
-_INDEX_MEMO: weakref.WeakKeyDictionary[nx.MultiDiGraph, _EdgeIndex] = weakref.WeakKeyDictionary()
+_INDEX_MEMO: weakref.WeakKeyDictionary[RoadGraph, _EdgeIndex] = weakref.WeakKeyDictionary()
 
 
 def _transformers(epsg: int) -> tuple[Any, Any]:
@@ -189,7 +189,69 @@ def _transformers(epsg: int) -> tuple[Any, Any]:
     return to_utm, to_lonlat
 
 
-def _edge_index(G: nx.MultiDiGraph) -> _EdgeIndex:
+def _edge_index_arrays(G: ArrayGraph, fingerprint: str) -> _EdgeIndex:
+    """The snapping index of an :class:`~planner.roads.arrays.ArrayGraph`, vectorised.
+
+    Same rules as for the osmnx graph: an edge ``u -> v`` and an edge ``v -> u`` of the same
+    length (to the millimetre) are one two-way street, snapped to as the lower-index edge.
+    """
+    import shapely
+
+    if G.number_of_edges() == 0:
+        msg = "the road graph has no edges to snap to; load a region with load_region()"
+        raise GraphError(msg)
+    epsg = graph_utm_epsg(G)  # type: ignore[arg-type]
+    to_utm, to_lonlat = _transformers(epsg)
+    m = G.number_of_edges()
+    u = G.edge_u.astype(np.int64)
+    v = G.edge_v.astype(np.int64)
+    n = np.int64(G.number_of_nodes())
+    length_mm = np.round(G.length_m * 1000.0).astype(np.int64)
+    # twin pairing: sort forward keys (u, v, len) and look up reversed keys (v, u, len)
+    fwd = np.column_stack([u, v, length_mm])
+    order = np.lexsort((np.arange(m), fwd[:, 2], fwd[:, 1], fwd[:, 0]))
+    key_sorted = (u[order] * n + v[order], length_mm[order])
+    twin = np.full(m, -1, dtype=np.int64)
+    lookup = v * n + u
+    lo = np.searchsorted(key_sorted[0], lookup, side="left")
+    hi = np.searchsorted(key_sorted[0], lookup, side="right")
+    for i in np.flatnonzero((hi > lo) & (u != v)).tolist():
+        if twin[i] >= 0:
+            continue
+        for j in order[lo[i] : hi[i]].tolist():
+            if j != i and twin[j] < 0 and abs(int(length_mm[j]) - int(length_mm[i])) <= 1:
+                twin[i], twin[j] = j, i
+                break
+    canonical = np.flatnonzero((twin < 0) | (np.arange(m) < twin))
+    rev = twin[canonical]
+    tts = G.travel_time_s
+    tt_rev = np.where(rev >= 0, tts[np.maximum(rev, 0)], np.inf)
+    gx, gy = to_utm.transform(G.geom_x, G.geom_y)
+    counts = np.diff(G.geom_offsets)[canonical]
+    src = np.repeat(
+        G.geom_offsets[canonical] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts
+    )
+    flat = G.geom_nodes[src + np.arange(int(counts.sum()))]
+    coords = np.column_stack([np.asarray(gx)[flat], np.asarray(gy)[flat]])
+    lines = shapely.linestrings(coords, indices=np.repeat(np.arange(canonical.size), counts))
+    keys = G.edge_keys()
+    return _EdgeIndex(
+        fingerprint=fingerprint,
+        epsg=epsg,
+        tree=shapely.STRtree(lines),
+        geoms=lines,
+        u=G.node_id[u[canonical]],
+        v=G.node_id[v[canonical]],
+        key=keys[canonical],
+        tt_forward_s=tts[canonical],
+        tt_reverse_s=tt_rev,
+        bbox=(float(G.x.min()), float(G.y.min()), float(G.x.max()), float(G.y.max())),
+        to_utm=to_utm,
+        to_lonlat=to_lonlat,
+    )
+
+
+def _edge_index(G: RoadGraph) -> _EdgeIndex:
     """Build (or reuse) the STRtree of canonical edge geometries of ``G`` in UTM."""
     import shapely
 
@@ -197,6 +259,10 @@ def _edge_index(G: nx.MultiDiGraph) -> _EdgeIndex:
     cached = _INDEX_MEMO.get(G)
     if cached is not None and cached.fingerprint == fingerprint:
         return cached
+    if isinstance(G, ArrayGraph):
+        index = _edge_index_arrays(G, fingerprint)
+        _INDEX_MEMO[G] = index
+        return index
     if G.number_of_edges() == 0:
         msg = "the road graph has no edges to snap to; load a region with load_region()"
         raise GraphError(msg)
@@ -343,7 +409,7 @@ def _check_coordinates(
 
 
 def snap_points(
-    G: nx.MultiDiGraph,
+    G: RoadGraph,
     lon: npt.ArrayLike,
     lat: npt.ArrayLike,
     *,
@@ -357,7 +423,7 @@ def snap_points(
     ----------
     G
         Graph from :func:`planner.roads.network.load_region` (EPSG:4326, edges with
-        ``travel_time``).
+        ``travel_time``): an osmnx graph or an :class:`~planner.roads.arrays.ArrayGraph`.
     lon, lat
         Point coordinates in degrees (same length).
     max_snap_m

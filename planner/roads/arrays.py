@@ -1,0 +1,731 @@
+"""Compact road graphs for country-scale ``.osm.pbf`` files: CSR arrays instead of networkx.
+
+A networkx ``MultiDiGraph`` holds a Python dict per node and per edge: right for a city or a
+small country, out of memory for a whole country. :func:`load_pbf_arrays` reads an ``.osm.pbf``
+with pyosmium straight into numpy arrays and builds the same road graph the osmnx path builds
+(:func:`planner.roads.network.load_region` picks the loader by file size and says which one ran):
+
+* the drivable ways (the osmnx ``network_type="drive"`` filter, passed in by the caller);
+* one directed segment per pair of consecutive way nodes, both directions unless the way is
+  one-way (``oneway`` in osmnx's one-way values, or ``junction=roundabout``), reversed for
+  ``oneway=-1``; segment length is the great-circle distance (osmnx ``great_circle``);
+* degree-2 simplification with osmnx's endpoint rules (self-loop; no in- or no out-edge; not
+  exactly two neighbours with degree 2 or 4), and rings without an endpoint dropped;
+* per simplified edge: length = sum of its segments; speed from the unique ``maxspeed`` values
+  of its ways, else from the unique ``highway`` types (sorted), through the caller's speed rule
+  -- the same function the osmnx path uses, so the travel times agree;
+* the largest strongly connected component (unless ``retain_all``).
+
+The result, :class:`ArrayGraph`, carries the node coordinates, the edge arrays and each edge's
+polyline (as node positions) for snapping and maps. It is cached on disk as one ``.npz`` (no
+pickle) plus its report. It offers the small read-only part of the networkx API the rest of the
+planner uses (``G.graph["planner_report"]``, ``G.nodes[node]["x"]``, ``G.nodes(data=True)``,
+``G.edges(data=...)``, ``len(G)``), so inputs, snapping, matrices and exports take either kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from planner.errors import GraphError
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the array format or the construction changes (invalidates array caches).
+ARRAY_CODE_VERSION = "arrays-1"
+
+#: ``oneway`` values osmnx treats as one-way, and those that reverse the way's node order.
+ONEWAY_VALUES = frozenset({"yes", "true", "1", "-1", "reverse", "T", "F"})
+REVERSED_VALUES = frozenset({"-1", "reverse", "T"})
+
+#: ``speed_rule(highways, maxspeeds) -> (freeflow_speed_kph, imputed)``: the caller's speed rule.
+SpeedRule = Callable[[list[str], list[str]], tuple[float, bool]]
+#: ``is_drivable(tags) -> bool``: the caller's way filter.
+WayFilter = Callable[[Mapping[str, str]], bool]
+
+_EARTH_RADIUS_M = 6_371_009.0
+
+
+def great_circle_m(
+    lat1: npt.NDArray[np.float64],
+    lon1: npt.NDArray[np.float64],
+    lat2: npt.NDArray[np.float64],
+    lon2: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Great-circle distance in metres, the formula of ``osmnx.distance.great_circle``.
+
+    Parameters
+    ----------
+    lat1, lon1, lat2, lon2
+        Degrees.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    y1 = np.deg2rad(lat1)
+    y2 = np.deg2rad(lat2)
+    dy = y2 - y1
+    dx = np.deg2rad(lon2) - np.deg2rad(lon1)
+    h = np.sin(dy / 2) ** 2 + np.cos(y1) * np.cos(y2) * np.sin(dx / 2) ** 2
+    h = np.minimum(1.0, h)
+    return 2 * _EARTH_RADIUS_M * np.arcsin(np.sqrt(h))
+
+
+class _NodeView:
+    """``G.nodes`` of an :class:`ArrayGraph`: iterate ids, ``[id]`` -> attrs, ``(data=...)``."""
+
+    def __init__(self, G: ArrayGraph) -> None:
+        self._G = G
+
+    def __len__(self) -> int:
+        return int(self._G.node_id.size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._G.node_id.tolist())
+
+    def __contains__(self, node: object) -> bool:
+        try:
+            self._G.position(int(node))  # type: ignore[call-overload]
+        except (KeyError, TypeError, ValueError):
+            return False
+        return True
+
+    def __getitem__(self, node: int) -> dict[str, float]:
+        i = self._G.position(node)
+        return {"x": float(self._G.x[i]), "y": float(self._G.y[i])}
+
+    def __call__(self, data: bool | str = False) -> Iterator[Any]:
+        ids = self._G.node_id.tolist()
+        if data is False:
+            return iter(ids)
+        xs, ys = self._G.x.tolist(), self._G.y.tolist()
+        if data is True:
+            return ((n, {"x": x, "y": y}) for n, x, y in zip(ids, xs, ys, strict=True))
+        values = {"x": xs, "y": ys}.get(str(data))
+        if values is None:
+            return ((n, None) for n in ids)
+        return zip(ids, values, strict=True)
+
+
+@dataclass(frozen=True, eq=False)
+class ArrayGraph:
+    """A prepared road graph as arrays (EPSG:4326), the compact twin of the osmnx graph.
+
+    Attributes
+    ----------
+    node_id
+        OSM node ids (int64, ``n``).
+    x, y
+        Longitude and latitude in degrees (``n``).
+    edge_u, edge_v
+        Positions (into ``node_id``) of each directed edge's tail and head (``m``).
+    length_m, travel_time_s, speed_kph, freeflow_speed_kph
+        Per edge: metres, seconds, routing speed and free-flow speed (km/h).
+    speed_imputed
+        True where the speed came from the highway table rather than a mapped ``maxspeed``.
+    highway_code, highway_names
+        Per edge the index into ``highway_names`` of its highway type (the one the speed
+        rule used).
+    geom_offsets, geom_nodes
+        Edge ``e``'s polyline is ``geom_nodes[geom_offsets[e]:geom_offsets[e + 1]]``: node
+        positions into ``geom_x``/``geom_y`` from ``u`` to ``v``.
+    geom_x, geom_y
+        Coordinates of every OSM node used by an edge polyline (degrees).
+    graph
+        ``{"planner_report": {...}, "crs": "epsg:4326"}``, as ``G.graph`` of the osmnx graph.
+    """
+
+    node_id: npt.NDArray[np.int64]
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.float64]
+    edge_u: npt.NDArray[np.int32]
+    edge_v: npt.NDArray[np.int32]
+    length_m: npt.NDArray[np.float64]
+    travel_time_s: npt.NDArray[np.float64]
+    speed_kph: npt.NDArray[np.float64]
+    freeflow_speed_kph: npt.NDArray[np.float64]
+    speed_imputed: npt.NDArray[np.bool_]
+    highway_code: npt.NDArray[np.int16]
+    geom_offsets: npt.NDArray[np.int64]
+    geom_nodes: npt.NDArray[np.int32]
+    geom_x: npt.NDArray[np.float64]
+    geom_y: npt.NDArray[np.float64]
+    highway_names: tuple[str, ...]
+    graph: dict[str, Any] = field(default_factory=dict)
+
+    # -- the read-only part of the networkx API the planner uses ------------------------------
+
+    def __len__(self) -> int:
+        return int(self.node_id.size)
+
+    def number_of_nodes(self) -> int:
+        """Number of nodes."""
+        return int(self.node_id.size)
+
+    def number_of_edges(self) -> int:
+        """Number of directed edges (parallel edges counted)."""
+        return int(self.edge_u.size)
+
+    @property
+    def nodes(self) -> _NodeView:
+        """Node view: ``G.nodes[node_id]["x"]``, ``G.nodes(data=True)``, ``iter(G.nodes)``."""
+        return _NodeView(self)
+
+    def position(self, node: int) -> int:
+        """Position of an OSM node id in the node arrays (KeyError if absent)."""
+        sorter = self._sorter()
+        at = int(np.searchsorted(self.node_id, node, sorter=sorter))
+        if at >= sorter.size or self.node_id[sorter[at]] != node:
+            raise KeyError(node)
+        return int(sorter[at])
+
+    def _sorter(self) -> npt.NDArray[np.int64]:
+        cached = self.graph.get("_sorter")
+        if cached is None or cached.size != self.node_id.size:
+            cached = np.argsort(self.node_id, kind="stable")
+            self.graph["_sorter"] = cached
+        return cached  # type: ignore[no-any-return]
+
+    def edge_keys(self) -> npt.NDArray[np.int64]:
+        """Key of each edge among the parallel edges ``u -> v`` (0, 1, ... in edge order)."""
+        m = self.edge_u.size
+        order = np.lexsort((np.arange(m), self.edge_v, self.edge_u))
+        u, v = self.edge_u[order], self.edge_v[order]
+        new = np.ones(m, dtype=bool)
+        new[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
+        group_start = np.maximum.accumulate(np.where(new, np.arange(m), 0))
+        keys = np.empty(m, dtype=np.int64)
+        keys[order] = np.arange(m) - group_start
+        return keys
+
+    def edge_attribute(self, name: str) -> npt.NDArray[Any] | list[str]:
+        """Per-edge values of an osmnx attribute name (``travel_time``, ``length``...)."""
+        if name == "highway":
+            names = self.highway_names
+            return [names[c] for c in self.highway_code.tolist()]
+        arrays = {
+            "travel_time": self.travel_time_s,
+            "length": self.length_m,
+            "speed_kph": self.speed_kph,
+            "freeflow_speed_kph": self.freeflow_speed_kph,
+            "speed_imputed": self.speed_imputed,
+        }
+        if name not in arrays:
+            raise KeyError(name)
+        return arrays[name]
+
+    def edges(self, data: bool | str = False, keys: bool = False) -> Iterator[tuple[Any, ...]]:
+        """Iterate edges like ``networkx.MultiDiGraph.edges`` (slow: for small consumers)."""
+        u = self.node_id[self.edge_u].tolist()
+        v = self.node_id[self.edge_v].tolist()
+        k = self.edge_keys().tolist() if keys else None
+        if data is False:
+            cols: list[list[Any]] = [u, v] + ([k] if k is not None else [])
+            return zip(*cols, strict=True)
+        if isinstance(data, str):
+            try:
+                values: list[Any] = list(self.edge_attribute(data))
+            except KeyError:
+                values = [None] * len(u)
+            cols = [u, v] + ([k] if k is not None else []) + [values]
+            return zip(*cols, strict=True)
+        names = ("travel_time", "length", "speed_kph", "freeflow_speed_kph", "highway")
+        columns = [list(self.edge_attribute(n)) for n in names]
+        dicts = (dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True))
+        cols = [u, v] + ([k] if k is not None else []) + [dicts]  # type: ignore[list-item]
+        return zip(*cols, strict=True)
+
+    # -- arrays for routing and snapping ------------------------------------------------------
+
+    def csr(self, *, weight: str = "travel_time") -> Any:
+        """``n x n`` CSR matrix of edge weights, the minimum over parallel edges.
+
+        Parameters
+        ----------
+        weight
+            ``"travel_time"`` (seconds) or ``"length"`` (metres).
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+        """
+        from scipy import sparse
+
+        data = np.asarray(self.edge_attribute(weight), dtype=np.float64)
+        n = self.node_id.size
+        rows = self.edge_u.astype(np.int64)
+        cols = self.edge_v.astype(np.int64)
+        order = np.lexsort((data, cols, rows))
+        rows, cols, data = rows[order], cols[order], data[order]
+        first = np.ones(rows.size, dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+        rows, cols, data = rows[first], cols[first], data[first]
+        indptr = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        return sparse.csr_matrix((data, cols.astype(np.int32), indptr), shape=(n, n))
+
+    def edge_lines(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """All edge polylines as ``(coords, line_index)`` for ``shapely.linestrings``."""
+        idx = self.geom_nodes
+        coords = np.column_stack([self.geom_x[idx], self.geom_y[idx]])
+        line_index = np.repeat(np.arange(self.edge_u.size), np.diff(self.geom_offsets))
+        return coords, line_index
+
+    def fingerprint(self) -> str:
+        """Short hash of the nodes, edges and travel times (as ``graph_fingerprint``)."""
+        digest = hashlib.sha256()
+        digest.update(b"array-graph|")
+        for arr in (self.node_id, self.edge_u, self.edge_v, self.travel_time_s):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        return digest.hexdigest()[:32]
+
+    # -- disk cache ---------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write the graph to ``path`` (``.npz``, no pickle), atomically."""
+        arrays = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), np.ndarray)
+        }
+        report = dict(self.graph.get("planner_report", {}))
+        meta = {"highway_names": list(self.highway_names), "report": report}
+        arrays["meta_json"] = np.frombuffer(json.dumps(meta, default=str).encode(), np.uint8)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> ArrayGraph | None:
+        """Read a graph written by :meth:`save`; None when missing or unreadable."""
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                values: dict[str, Any] = {k: npz[k] for k in npz.files}
+            meta = json.loads(values.pop("meta_json").tobytes().decode())
+            return cls(
+                **values,
+                highway_names=tuple(meta["highway_names"]),
+                graph={"planner_report": meta["report"], "crs": "epsg:4326"},
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring unreadable road-array cache %s: %s", path, exc)
+            return None
+
+
+# --------------------------------------------------------------------------------------------
+# PBF -> segments
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Ways:
+    """Drivable ways read from a file: flat node refs and per-way attributes."""
+
+    refs: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    lon: list[npt.NDArray[np.float64]] = field(default_factory=list)
+    lat: list[npt.NDArray[np.float64]] = field(default_factory=list)
+    oneway: list[int] = field(default_factory=list)  # 0 two-way, 1 forward, -1 reversed
+    highway: list[int] = field(default_factory=list)
+    maxspeed: list[int] = field(default_factory=list)  # -1: none
+    highway_names: dict[str, int] = field(default_factory=dict)
+    maxspeed_values: dict[str, int] = field(default_factory=dict)
+    newest: str = ""
+
+
+def _read_ways(path: Path, is_drivable: WayFilter, progress: Callable[[int], None]) -> _Ways:
+    import osmium
+
+    ways = _Ways()
+    seen = 0
+    try:
+        processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+        obj: Any
+        for obj in processor.with_locations().with_filter(osmium.filter.KeyFilter("highway")):
+            if not obj.is_way():
+                continue
+            tags = dict(obj.tags)
+            seen += 1
+            if seen % 50_000 == 0:
+                progress(seen)
+            if not is_drivable(tags):
+                continue
+            nodes = obj.nodes
+            k = len(nodes)
+            if k < 2:
+                continue
+            refs = np.fromiter((n.ref for n in nodes), dtype=np.int64, count=k)
+            lon = np.fromiter((n.lon for n in nodes), dtype=np.float64, count=k)
+            lat = np.fromiter((n.lat for n in nodes), dtype=np.float64, count=k)
+            ways.refs.append(refs)
+            ways.lon.append(lon)
+            ways.lat.append(lat)
+            one = tags.get("oneway")
+            if one in ONEWAY_VALUES or tags.get("junction") == "roundabout":
+                ways.oneway.append(-1 if one in REVERSED_VALUES else 1)
+            else:
+                ways.oneway.append(0)
+            ways.highway.append(
+                ways.highway_names.setdefault(tags["highway"], len(ways.highway_names))
+            )
+            ms = tags.get("maxspeed")
+            ways.maxspeed.append(
+                -1 if ms is None else ways.maxspeed_values.setdefault(ms, len(ways.maxspeed_values))
+            )
+            stamp = getattr(obj, "timestamp", None)
+            if stamp is not None and stamp.year > 1970:
+                ways.newest = max(ways.newest, stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    except RuntimeError as exc:
+        msg = (
+            f"cannot read the file as OpenStreetMap data ({exc}); check that it is a complete "
+            ".osm.pbf download"
+        )
+        raise GraphError(f"{path}: {msg}") from exc
+    except osmium.InvalidLocationError as exc:
+        msg = (
+            "looks like a clipped extract: some roads reference nodes that are not in the file. "
+            "Cut the extract with complete ways ('osmium extract --strategy complete_ways') or "
+            "download a whole country from download.geofabrik.de"
+        )
+        raise GraphError(f"{path}: {msg}") from exc
+    if not ways.refs:
+        msg = (
+            "contains no drivable roads. Use an extract that includes car roads (highway=primary, "
+            "secondary, residential, ...), or use a bundled region"
+        )
+        raise GraphError(f"{path}: {msg}")
+    return ways
+
+
+# --------------------------------------------------------------------------------------------
+# segments -> simplified, prepared graph
+# --------------------------------------------------------------------------------------------
+
+
+def _endpoints(
+    n: int, su: npt.NDArray[np.int64], sv: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """osmnx ``_is_endpoint`` rules 1-3 on the directed segment multigraph."""
+    out_deg = np.bincount(su, minlength=n)
+    in_deg = np.bincount(sv, minlength=n)
+    loop = np.zeros(n, dtype=bool)
+    loop[su[su == sv]] = True
+    a = np.concatenate([su, sv])
+    b = np.concatenate([sv, su])
+    pairs = np.unique(a * np.int64(n) + b)
+    n_neighbors = np.bincount(pairs // n, minlength=n)
+    deg = in_deg + out_deg
+    return loop | (out_deg == 0) | (in_deg == 0) | ~((n_neighbors == 2) & ((deg == 2) | (deg == 4)))
+
+
+def _simplify(
+    n: int,
+    su: npt.NDArray[np.int64],
+    sv: npt.NDArray[np.int64],
+    is_end: npt.NDArray[np.bool_],
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Follow chains of non-endpoint nodes from every endpoint (osmnx ``_build_path``).
+
+    Returns per merged edge its first and last segment position in ``chain`` (flat list of
+    segment indices in path order): ``(path_u, path_v, seg_start, chain)`` with ``seg_start``
+    of length ``n_paths + 1``.
+    """
+    m = su.size
+    order = np.argsort(su, kind="stable")
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(su, minlength=n), out=out_ptr[1:])
+    out_seg = order.tolist()
+    ptr = out_ptr.tolist()
+    sv_l = sv.tolist()
+    su_l = su.tolist()
+    end_l = is_end.tolist()
+    path_u: list[int] = []
+    path_v: list[int] = []
+    seg_start: list[int] = [0]
+    chain: list[int] = []
+    for s in range(m):
+        a = su_l[s]
+        if not end_l[a]:
+            continue
+        path_u.append(a)
+        chain.append(s)
+        prev, cur = a, sv_l[s]
+        visited = {a}
+        while not end_l[cur]:
+            visited.add(cur)
+            nxt = -1
+            for j in range(ptr[cur], ptr[cur + 1]):
+                seg = out_seg[j]
+                if sv_l[seg] != prev and sv_l[seg] not in visited:
+                    nxt = seg
+                    break
+            if nxt < 0:
+                # a chain that closes on its start (osmnx appends the start endpoint)
+                for j in range(ptr[cur], ptr[cur + 1]):
+                    seg = out_seg[j]
+                    if sv_l[seg] == a:
+                        nxt = seg
+                        break
+                if nxt < 0:
+                    break
+            chain.append(nxt)
+            prev, cur = cur, sv_l[nxt]
+            if cur == a:
+                break
+        path_v.append(cur)
+        seg_start.append(len(chain))
+    return path_u, path_v, seg_start, chain
+
+
+def _largest_scc(
+    n: int, u: npt.NDArray[np.int64], v: npt.NDArray[np.int64], nodes: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.bool_], int]:
+    """Mask of the nodes in the largest strongly connected component, and the component count."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    adj = sparse.csr_matrix((np.ones(u.size, dtype=np.int8), (u, v)), shape=(n, n))
+    count, labels = connected_components(adj, directed=True, connection="strong")
+    live = np.zeros(n, dtype=bool)
+    live[nodes] = True
+    sizes = np.bincount(labels[live], minlength=count)
+    best = int(np.argmax(sizes))
+    n_components = int((sizes > 0).sum())
+    return labels == best, n_components
+
+
+def build_array_graph(
+    ways: _Ways,
+    *,
+    speed_rule: SpeedRule,
+    congestion: float = 1.0,
+    retain_all: bool = False,
+) -> ArrayGraph:
+    """Segments of drivable ways -> simplified graph with speeds, travel times and the SCC.
+
+    Parameters
+    ----------
+    ways
+        Ways read by :func:`load_pbf_arrays`.
+    speed_rule
+        ``speed_rule(highways, maxspeeds) -> (freeflow_speed_kph, imputed)`` with the sorted
+        unique highway types and ``maxspeed`` values of an edge's ways.
+    congestion
+        Factor dividing every speed.
+    retain_all
+        Keep every component instead of only the largest strongly connected one.
+
+    Returns
+    -------
+    ArrayGraph
+    """
+    counts = np.fromiter((r.size for r in ways.refs), dtype=np.int64, count=len(ways.refs))
+    refs = np.concatenate(ways.refs)
+    lon = np.concatenate(ways.lon)
+    lat = np.concatenate(ways.lat)
+    ids, first, inv = np.unique(refs, return_index=True, return_inverse=True)
+    inv = inv.ravel().astype(np.int64)
+    node_lon, node_lat = lon[first], lat[first]
+    n = ids.size
+    # one segment per consecutive pair inside a way
+    way_of_ref = np.repeat(np.arange(counts.size), counts)
+    is_seg = np.ones(refs.size, dtype=bool)
+    is_seg[np.cumsum(counts) - 1] = False
+    a_idx = np.flatnonzero(is_seg)
+    seg_way = way_of_ref[a_idx]
+    a, b = inv[a_idx], inv[a_idx + 1]
+    oneway = np.asarray(ways.oneway, dtype=np.int8)[seg_way]
+    fwd_u = np.where(oneway == -1, b, a)
+    fwd_v = np.where(oneway == -1, a, b)
+    two = oneway == 0
+    su = np.concatenate([fwd_u, b[two]])
+    sv = np.concatenate([fwd_v, a[two]])
+    s_way = np.concatenate([seg_way, seg_way[two]])
+    s_len = great_circle_m(node_lat[su], node_lon[su], node_lat[sv], node_lon[sv])
+
+    is_end = _endpoints(n, su, sv)
+    path_u, path_v, seg_start, chain_l = _simplify(n, su, sv, is_end)
+    pu = np.asarray(path_u, dtype=np.int64)
+    pv = np.asarray(path_v, dtype=np.int64)
+    start = np.asarray(seg_start, dtype=np.int64)
+    chain = np.asarray(chain_l, dtype=np.int64)
+    n_seg = np.diff(start)
+    length = np.add.reduceat(s_len[chain], start[:-1]) if chain.size else np.zeros(0)
+
+    # speeds: unique (highway set, maxspeed set) combinations, each through the speed rule once
+    hw_names = sorted(ways.highway_names, key=ways.highway_names.__getitem__)
+    ms_names = sorted(ways.maxspeed_values, key=ways.maxspeed_values.__getitem__)
+    hw_way = np.asarray(ways.highway, dtype=np.int64)
+    ms_way = np.asarray(ways.maxspeed, dtype=np.int64)
+    chain_way = s_way[chain]
+    hw_chain = hw_way[chain_way].tolist()
+    ms_chain = ms_way[chain_way].tolist()
+    memo: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[float, bool, str]] = {}
+    freeflow = np.empty(pu.size, dtype=np.float64)
+    imputed = np.empty(pu.size, dtype=bool)
+    hw_used: list[str] = []
+    starts_l = start.tolist()
+    for e in range(pu.size):
+        lo, hi = starts_l[e], starts_l[e + 1]
+        if hi - lo == 1:
+            hws: tuple[str, ...] = (hw_names[hw_chain[lo]],)
+            m0 = ms_chain[lo]
+            mss: tuple[str, ...] = () if m0 < 0 else (ms_names[m0],)
+        else:
+            hws = tuple(sorted({hw_names[c] for c in hw_chain[lo:hi]}))
+            mss = tuple(sorted({ms_names[c] for c in ms_chain[lo:hi] if c >= 0}))
+        key = (hws, mss)
+        hit = memo.get(key)
+        if hit is None:
+            speed, was_imputed = speed_rule(list(hws), list(mss))
+            hit = (speed, was_imputed, hws[0])
+            memo[key] = hit
+        freeflow[e], imputed[e] = hit[0], hit[1]
+        hw_used.append(hit[2])
+    speed_kph = freeflow / congestion
+    travel_time = length / (speed_kph / 3.6)
+
+    # geometry: the node sequence of each path (first node of each segment, then the last head)
+    geom_counts = n_seg + 1
+    geom_offsets = np.zeros(pu.size + 1, dtype=np.int64)
+    np.cumsum(geom_counts, out=geom_offsets[1:])
+    geom_nodes = np.empty(int(geom_offsets[-1]), dtype=np.int64)
+    if chain.size:
+        path_of_seg = np.repeat(np.arange(pu.size), n_seg)
+        rank = np.arange(chain.size) - start[:-1][path_of_seg]
+        geom_nodes[geom_offsets[:-1][path_of_seg] + rank] = su[chain]
+        geom_nodes[geom_offsets[1:] - 1] = pv
+
+    # keep the endpoints (osmnx drops interior nodes and rings without an endpoint)
+    node_mask = is_end.copy()
+    n_raw_nodes = int(is_end.sum())
+    m_raw = int(pu.size)
+    scc_mask, n_components = _largest_scc(n, pu, pv, np.flatnonzero(is_end))
+    dropped_components = 0
+    if not retain_all and n_components > 1:
+        node_mask &= scc_mask
+        dropped_components = n_components - 1
+    keep_edge = node_mask[pu] & node_mask[pv]
+    new_pos = np.full(n, -1, dtype=np.int64)
+    kept_nodes = np.flatnonzero(node_mask)
+    new_pos[kept_nodes] = np.arange(kept_nodes.size)
+    # geometry nodes: compact onto the OSM nodes used by kept edges
+    e_idx = np.flatnonzero(keep_edge)
+    g_counts = geom_counts[e_idx]
+    new_offsets = np.zeros(e_idx.size + 1, dtype=np.int64)
+    np.cumsum(g_counts, out=new_offsets[1:])
+    g_src = np.repeat(geom_offsets[e_idx] - new_offsets[:-1], g_counts) + np.arange(
+        int(new_offsets[-1])
+    )
+    g_used, g_inv = np.unique(geom_nodes[g_src], return_inverse=True)
+
+    names = tuple(sorted(set(hw_used)))
+    code_of = {name: i for i, name in enumerate(names)}
+    hw_code = np.fromiter((code_of[h] for h in hw_used), dtype=np.int16, count=len(hw_used))
+    G = ArrayGraph(
+        node_id=ids[kept_nodes],
+        x=node_lon[kept_nodes],
+        y=node_lat[kept_nodes],
+        edge_u=new_pos[pu[e_idx]].astype(np.int32),
+        edge_v=new_pos[pv[e_idx]].astype(np.int32),
+        length_m=length[e_idx],
+        travel_time_s=travel_time[e_idx],
+        speed_kph=speed_kph[e_idx],
+        freeflow_speed_kph=freeflow[e_idx],
+        speed_imputed=imputed[e_idx],
+        highway_code=hw_code[e_idx],
+        geom_offsets=new_offsets,
+        geom_nodes=g_inv.ravel().astype(np.int32),
+        geom_x=node_lon[g_used],
+        geom_y=node_lat[g_used],
+        highway_names=names,
+        graph={"crs": "epsg:4326"},
+    )
+    G.graph["planner_report"] = {
+        "nodes_raw": n_raw_nodes,
+        "edges_raw": m_raw,
+        "osm_nodes": int(n),
+        "osm_segments": int(su.size),
+        "strong_components": n_components,
+        "dropped_components": dropped_components,
+        "dropped_nodes": n_raw_nodes - int(kept_nodes.size),
+        "dropped_edges": m_raw - int(e_idx.size),
+    }
+    return G
+
+
+def load_pbf_arrays(
+    path: Path,
+    *,
+    is_drivable: WayFilter,
+    speed_rule: SpeedRule,
+    congestion: float = 1.0,
+    retain_all: bool = False,
+    progress: Callable[[str, float], None] | None = None,
+) -> ArrayGraph:
+    """Read an ``.osm.pbf`` into an :class:`ArrayGraph` (no networkx, no XML).
+
+    Parameters
+    ----------
+    path
+        ``.osm.pbf`` file with complete ways.
+    is_drivable
+        Way filter on the way's tags (the osmnx ``drive`` filter of
+        :mod:`planner.roads.network`).
+    speed_rule
+        Speed rule (see :func:`build_array_graph`).
+    congestion
+        Factor dividing every speed.
+    retain_all
+        Keep every component instead of only the largest strongly connected one.
+    progress
+        ``progress(message, fraction)`` for long stages (fraction may be ``nan`` when unknown).
+
+    Returns
+    -------
+    ArrayGraph
+        With ``graph["planner_report"]`` holding counts, ``osm_date`` and timings.
+
+    Raises
+    ------
+    GraphError
+        The file is not OSM data, is clipped, or has no drivable roads.
+    """
+    report = progress or (lambda message, fraction: logger.info("%s", message))
+    started = time.perf_counter()
+    report(f"Reading roads of {path.name}", 0.0)
+    ways = _read_ways(path, is_drivable, lambda k: report(f"Read {k:,} highway ways", math.nan))
+    read_s = time.perf_counter() - started
+    report(f"Building the road graph from {len(ways.refs):,} drivable ways", 0.6)
+    G = build_array_graph(ways, speed_rule=speed_rule, congestion=congestion, retain_all=retain_all)
+    G.graph["planner_report"].update(
+        {
+            "drivable_ways": len(ways.refs),
+            "osm_date_newest_way": ways.newest or None,
+            "read_time_s": round(read_s, 3),
+            "build_time_s": round(time.perf_counter() - started - read_s, 3),
+        }
+    )
+    report("Road graph built", 1.0)
+    return G
