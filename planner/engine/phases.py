@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from planner.engine._progress import ProgressCallback, log_progress, scaled
-from planner.engine.instance import InputArg, ScenarioInstance, load_customers, prepare_scenario
+from planner.engine.instance import (
+    InputArg,
+    ScenarioInstance,
+    load_customers,
+    load_graph,
+    prepare_scenario,
+)
 from planner.engine.spec import ScenarioSpec
 from planner.errors import InputError
 from planner.inputs.jobs import read_jobs
@@ -97,6 +103,7 @@ def plan_phases(
     *,
     jobs: pd.DataFrame | TableSource,
     customers: InputArg | None = None,
+    sites: InputArg | None = None,
     budget_per_year_eur: Sequence[float] | None = None,
     forecast: pd.DataFrame | None = None,
     as_of: str | pd.Timestamp | None = None,
@@ -119,6 +126,8 @@ def plan_phases(
         against the register (rows with problems left out with a warning).
     customers
         The register: a validated frame or a file; default ``spec.customers`` (or the demo).
+    sites
+        Candidate sites instead of ``spec.sites`` (a validated frame or a file).
     budget_per_year_eur
         Instead of ``workshops_per_year``: a budget per year; each pays for
         :func:`workshops_from_budget` workshops.
@@ -147,12 +156,19 @@ def plan_phases(
     if not 1 <= len(p) <= 5:
         raise InputError(f"plan 1 to 5 years, got {len(p)}", field="workshops")
     if sinst is None:
+        if graph is None:
+            report(f"Loading the road network of {spec.region}", 0.02)
+            graph = load_graph(spec)
         source = spec.customers if customers is None else customers
         register, warnings = load_customers(
             source, spec.region, graph=graph, crs=spec.crs, seed=spec.seed
         )
         sinst = prepare_scenario(
-            spec, graph=graph, customers=register, progress=scaled(report, 0.0, 0.4)
+            spec,
+            graph=graph,
+            customers=register,
+            sites=sites,
+            progress=scaled(report, 0.0, 0.4),
         )
         sinst_warnings = warnings + sinst.warnings
     else:
