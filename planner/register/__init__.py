@@ -11,18 +11,33 @@ job histories (:mod:`planner.inputs.jobs`) and solved results, and the engine's 
 :func:`forecast_weights`        customers with weight = forecast jobs of one year
 :func:`customer_economics`      jobs, revenue, cost to serve, margin, complaints per customer
 :func:`site_economics`          the same per site, with partners flagged for complaints
+:func:`stable_assignment`       keep each customer's site unless it gains enough minutes
 ==============================  ==============================================================
 """
 
 from __future__ import annotations
 
+from planner.register.economics import (
+    complaint_flags,
+    customer_economics,
+    exclude_sites,
+    segment_economics,
+    site_economics,
+)
 from planner.register.forecast import forecast_jobs, forecast_weights
+from planner.register.stability import stable_assignment
 from planner.register.trends import area_trends, count_jobs, segment_trends
 
 __all__ = [
     "area_trends",
+    "complaint_flags",
+    "customer_economics",
+    "exclude_sites",
+    "segment_economics",
+    "site_economics",
     "count_jobs",
     "forecast_jobs",
     "forecast_weights",
     "segment_trends",
+    "stable_assignment",
 ]
