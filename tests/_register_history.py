@@ -29,7 +29,8 @@ def synthetic_history(
     first = pd.Timestamp(start)
     for (segment, area), g in growth.items():
         lat0, lon0 = AREAS[area]
-        ids = [f"{segment[:1].upper()}{area[:1].upper()}{i:03d}" for i in range(customers_per_group)]
+        tag = f"{segment[:1].upper()}{area[:1].upper()}"
+        ids = [f"{tag}{i:03d}" for i in range(customers_per_group)]
         for cid in ids:
             customers.append(
                 {

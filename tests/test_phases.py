@@ -214,12 +214,20 @@ def test_stable_assignment_hand_made():
     assert (moves["year"] == 2).all()
     # a higher threshold keeps k1 too; zero moves everyone to the nearest
     site, _ = stable_assignment(
-        t, ["A", "B", "C"], [0, 1], list("abcde"), previous=["A", "A", "C", None, None],
+        t,
+        ["A", "B", "C"],
+        [0, 1],
+        list("abcde"),
+        previous=["A", "A", "C", None, None],
         min_gain_min=7.0,
     )
     assert list(site[:2]) == ["A", "A"]
     site, _ = stable_assignment(
-        t, ["A", "B", "C"], [0, 1], list("abcde"), previous=["A", "A", "C", None, None],
+        t,
+        ["A", "B", "C"],
+        [0, 1],
+        list("abcde"),
+        previous=["A", "A", "C", None, None],
         min_gain_min=0.0,
     )
     assert list(site[:2]) == ["B", "B"]

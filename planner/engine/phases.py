@@ -51,7 +51,7 @@ def workshops_from_budget(budget_per_year_eur: Sequence[float], *, spec: Scenari
     fixed = spec.parameters.workshop_fixed_cost_eur(layout="in-house")
     if fixed <= 0:
         raise InputError("the workshop fixed cost is 0, so a budget sets no limit", field="budget")
-    out = [int(math.floor(float(b) / fixed + 1e-9)) for b in budget_per_year_eur]
+    out = [math.floor(float(b) / fixed + 1e-9) for b in budget_per_year_eur]
     if any(k < 1 for k in out):
         raise InputError(
             f"a yearly budget below one workshop's fixed cost ({fixed:,.0f} EUR) pays for no "
@@ -186,11 +186,16 @@ def plan_phases(
     jobs_cy = np.zeros((len(p), len(ids)))
     for t in range(len(p)):
         year = forecast[forecast["year"] == t + 1]
-        jobs_cy[t] = pd.Series(ids).map(
-            pd.Series(year["jobs"].to_numpy(float), index=year["customer_id"].astype(str))
-        ).fillna(0.0)
+        jobs_cy[t] = (
+            pd.Series(ids)
+            .map(pd.Series(year["jobs"].to_numpy(float), index=year["customer_id"].astype(str)))
+            .fillna(0.0)
+        )
     weights = np.vstack(
-        [np.bincount(d_of_c[used], weights=jobs_cy[t, used], minlength=n_points) for t in range(len(p))]
+        [
+            np.bincount(d_of_c[used], weights=jobs_cy[t, used], minlength=n_points)
+            for t in range(len(p))
+        ]
     )
     cols = np.asarray(sinst.columns["own"], dtype=np.int64)
     cost = inst.cost_s[:, cols]
@@ -250,9 +255,7 @@ def plan_phases(
             )
         )
         ok = np.isfinite(minutes) & (jobs_cy[t] > 0)
-        mean = (
-            float(np.average(minutes[ok], weights=jobs_cy[t, ok])) if ok.any() else float("nan")
-        )
+        mean = float(np.average(minutes[ok], weights=jobs_cy[t, ok])) if ok.any() else float("nan")
         summary_rows.append(
             {
                 "year": t + 1,

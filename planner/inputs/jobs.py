@@ -256,10 +256,10 @@ def check_jobs(
             code="missing_customer",
         )
     if known is not None:
-        for i, cid in enumerate(customer):
+        for r, cid in enumerate(customer):
             if cid is not None and cid not in known:
                 issues.add(
-                    int(rows[i]),
+                    int(rows[r]),
                     col,
                     cid,
                     "unknown customer: this id is not in the customer register",
@@ -331,15 +331,15 @@ def check_jobs(
     if "complaint" in found:
         col = found["complaint"]
         ctext = v.text_values(data[col])
-        for i, value in enumerate(ctext):
+        for r, value in enumerate(ctext):
             if value is None:
                 continue
             key = str(value).strip().lower()
             if key in _TRUE:
-                complaint[i] = 1
+                complaint[r] = 1
             elif key not in _FALSE:
                 issues.add(
-                    int(rows[i]),
+                    int(rows[r]),
                     col,
                     value,
                     "the complaint flag is not 0 or 1",
@@ -350,10 +350,10 @@ def check_jobs(
     served = check.text("served_by")
     if site_ids is not None and "served_by" in found:
         sites = {str(s) for s in site_ids}
-        for i, sid in enumerate(served):
+        for r, sid in enumerate(served):
             if sid is not None and sid not in sites:
                 issues.add(
-                    int(rows[i]),
+                    int(rows[r]),
                     found["served_by"],
                     sid,
                     "the job was served by a site that is not in the site list",

@@ -22,6 +22,7 @@ scratch would achieve, and so the price of keeping sites open (consistency).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -169,7 +170,7 @@ def _build_mip(
     req: np.ndarray,
     exc: np.ndarray,
 ) -> tuple[dict[str, Any], list[tuple[int, np.ndarray, np.ndarray]]]:
-    n, m = cost.shape
+    m = cost.shape[1]
     horizon = len(p)
     n_y = m * horizon
     blocks: list[tuple[int, np.ndarray, np.ndarray]] = []  # (t, row i, cols j) per x block
@@ -320,7 +321,7 @@ def multi_period_p_median(
     if horizon == 0:
         raise InputError("give at least one year", field="p_per_period")
     req, exc = check_required_excluded(required, excluded, m)
-    if any(b < a for a, b in zip(p, p[1:], strict=False)):
+    if any(b < a for a, b in itertools.pairwise(p)):
         raise InfeasibleError(
             f"sites per year {p} decrease; sites once opened stay open, so give a "
             "non-decreasing number per year"

@@ -31,13 +31,13 @@ from planner.register.trends import area_trends, count_jobs, segment_trends
 __all__ = [
     "area_trends",
     "complaint_flags",
+    "count_jobs",
     "customer_economics",
     "exclude_sites",
-    "segment_economics",
-    "site_economics",
-    "count_jobs",
     "forecast_jobs",
     "forecast_weights",
+    "segment_economics",
     "segment_trends",
+    "site_economics",
     "stable_assignment",
 ]

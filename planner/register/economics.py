@@ -222,7 +222,7 @@ def complaint_flags(
         ``rate_elsewhere`` (pooled rate of all other sites), ``wilson_low`` and ``flagged``.
     """
     served = jobs.dropna(subset=["served_by"])
-    complaint = served["complaint"] if "complaint" in served else 0
+    complaint = served.get("complaint", 0)
     g = served.assign(complaint=complaint).groupby(served["served_by"].astype(str))
     table = pd.DataFrame(
         {"served_jobs": g.size(), "served_complaints": g["complaint"].sum()}

@@ -99,7 +99,9 @@ def stable_assignment(
                 continue
             reason = f"gains {gain:.1f} min"
         else:
-            reason = "previous site closed" if j_before is not None else "previous site not in this plan"
+            reason = (
+                "previous site closed" if j_before is not None else "previous site not in this plan"
+            )
             if not np.isfinite(near_t[i]):
                 continue
         moves.append(

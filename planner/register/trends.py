@@ -260,8 +260,8 @@ def _trend_table(
     per_test = 1.0 - (1.0 - level) / n_tests
     last = monthly["period"].max()
     rows = []
-    for key, g in groups:
-        g = g.sort_values("period")
+    for key, unsorted in groups:
+        g = unsorted.sort_values("period")
         fit = fit_trend(g["jobs"].to_numpy(), g["period"], level=per_test, min_jobs=min_jobs)
         recent = g["period"] > last - pd.DateOffset(months=12)
         prev = (g["period"] > last - pd.DateOffset(months=24)) & ~recent
