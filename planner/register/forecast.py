@@ -36,7 +36,7 @@ from planner.register.trends import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FORECAST_COLUMNS", "forecast_jobs", "forecast_weights"]
+__all__ = ["FORECAST_COLUMNS", "forecast_jobs", "forecast_summary", "forecast_weights"]
 
 FORECAST_COLUMNS: tuple[str, ...] = (
     "customer_id",
@@ -173,3 +173,12 @@ def forecast_weights(
     out = customers.copy()
     out["weight"] = out["customer_id"].astype(str).map(jobs).fillna(0.0).astype(float).to_numpy()
     return out
+
+
+def forecast_summary(forecast: pd.DataFrame) -> pd.DataFrame:
+    """Forecast jobs per segment and year (rows: segment, columns: year), with a total row."""
+    table = forecast.pivot_table(
+        index="segment", columns="year", values="jobs", aggfunc="sum"
+    ).rename(columns=lambda k: f"year {k}")
+    table.loc["total"] = table.sum(axis=0)
+    return table
