@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import ndtri
 
 from planner.register.trends import history_window
 from planner.results.types import LayoutResult
@@ -95,7 +95,7 @@ def wilson_interval(
     """Wilson score interval of a binomial proportion (NaN where ``trials`` is 0)."""
     k = np.asarray(successes, dtype=float)
     n = np.asarray(trials, dtype=float)
-    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    z = float(ndtri(0.5 + level / 2.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         p = k / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)

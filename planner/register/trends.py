@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import ndtri
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def fit_trend(
     se = float(fit.bse[1]) * np.sqrt(dispersion)
     if not (np.isfinite(b) and np.isfinite(se)):
         return nan
-    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    z = float(ndtri(0.5 + level / 2.0))
     low, high = np.expm1(b - z * se), np.expm1(b + z * se)
     return TrendFit(
         float(np.expm1(b)), float(low), float(high), classify_trend(low, high), total, dispersion
