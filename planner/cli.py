@@ -38,6 +38,7 @@ from planner.outputs import export, maps
 from planner.register import (
     area_trends,
     complaint_flags,
+    count_jobs,
     customer_economics,
     exclude_sites,
     forecast_jobs,
@@ -45,6 +46,7 @@ from planner.register import (
     segment_trends,
     site_economics,
 )
+from planner.register.trends import PERIODS, jobs_with_customers
 from planner.register.trends_map import trends_map
 from planner.settings import DEFAULT_REGION, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKSHOPS
 
@@ -244,7 +246,13 @@ def _read_register_and_jobs(
 
 def _cmd_trends(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    names = ("segment_trends.csv", "area_trends.csv", "forecast.csv", "trends.html")
+    names = (
+        "segment_trends.csv",
+        "area_trends.csv",
+        "forecast.csv",
+        "trends.html",
+        "segment_counts.csv",
+    )
     _check_outputs([out / n for n in names], overwrite=args.overwrite)
     register, jobs = _read_register_and_jobs(args.jobs, args.customers)
     customers, valid = register.valid, jobs.valid
@@ -258,6 +266,10 @@ def _cmd_trends(args: argparse.Namespace) -> int:
     area.to_csv(out / "area_trends.csv", index=False)
     forecast.to_csv(out / "forecast.csv", index=False)
     maps.save_map(trends_map(area), out / "trends.html")
+    counts = count_jobs(
+        jobs_with_customers(valid, customers), by=("segment",), period=args.period, as_of=args.as_of
+    )
+    counts.to_csv(out / "segment_counts.csv", index=False)
     print(
         seg[["segment", "growth_per_year", "low", "high", "trend", "jobs_last_12m"]].to_string(
             index=False, float_format=lambda x: f"{x:+.1%}"
@@ -483,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--as-of", help="end of the history (YYYY-MM-DD; default: its last month)")
     trn.add_argument(
         "--h3-resolution", type=int, default=6, help="H3 hexagon resolution of the areas (6)"
+    )
+    trn.add_argument(
+        "--period",
+        choices=list(PERIODS),
+        default="month",
+        help="period of segment_counts.csv (jobs per segment and period; default month)",
     )
     trn.add_argument("--overwrite", action="store_true", help="replace existing output files")
     trn.set_defaults(func=_cmd_trends)

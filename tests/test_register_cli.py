@@ -62,6 +62,9 @@ def test_trends_writes_the_contract_files(history, tmp_path: Path, capsys) -> No
     forecast = pd.read_csv(out / "forecast.csv")
     assert list(forecast.columns[:6]) == ["customer_id", "lat", "lon", "segment", "year", "jobs"]
     assert len(forecast) == 3 * len(customers)
+    counts = pd.read_csv(out / "segment_counts.csv")
+    assert counts["jobs"].sum() == len(jobs)
+    assert counts.groupby("segment").size().eq(36).all()
     html = (out / "trends.html").read_text(encoding="utf-8")
     assert "business demand trend" in html
     assert "unpkg.com" not in html  # offline page
@@ -162,3 +165,46 @@ def test_economics_on_malta(tmp_path: Path) -> None:
     assert own["site_cost_eur"].sum() == pytest.approx(3 * 238_000.0)
     # the demo's partner P2 has 15 % complaints against 4 % elsewhere
     assert sites.loc[sites["flagged"], "site_id"].tolist() == ["P2"]
+
+
+@pytest.mark.slow
+def test_economics_excludes_flagged_partners(tmp_path: Path) -> None:
+    sites = tmp_path / "sites.csv"
+    sites.write_text(
+        "site_id,lat,lon,kind,status\n"
+        "P1,35.8989,14.5146,partner,candidate\n"
+        "P2,35.9100,14.4500,partner,candidate\n"
+        "P3,35.8700,14.4300,partner,candidate\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "eco"
+    argv = [
+        "economics",
+        str(DEMO_JOBS),
+        "--customers",
+        str(DEMO_CUSTOMERS),
+        "--region",
+        "malta",
+        "--sites",
+        str(sites),
+        "--layout",
+        "outsourced",
+        "--workshops",
+        "3",
+        "--exclude-flagged",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    kept = pd.read_csv(out / "sites_without_flagged.csv")
+    assert dict(zip(kept["site_id"], kept["status"], strict=True)) == {
+        "P1": "candidate",
+        "P2": "excluded",
+        "P3": "candidate",
+    }
+    econ = pd.read_csv(out / "site_economics.csv")
+    planned = set(econ.loc[econ["role"] == "partner", "site_id"])
+    assert planned == {"P1", "P3"}
+    customers = pd.read_csv(out / "customer_economics.csv")
+    assert set(customers["site_id"]) == {"P1", "P3"}
+    assert customers["partner_fee_eur"].sum() == pytest.approx(140.0 * customers["jobs"].sum())
