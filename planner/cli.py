@@ -1,4 +1,4 @@
-"""Command line interface: ``planner run``, ``planner validate``, ``planner compare``.
+"""Command line interface: ``planner run|validate|compare|geocode|trends|phases|economics``.
 
 A thin client of the library: it parses arguments into a
 :class:`~planner.engine.ScenarioSpec`, calls the engine (:func:`planner.engine.run`,
@@ -27,11 +27,28 @@ from planner.engine import (
     robustness,
     run,
 )
+from planner.engine.phases import plan_phases
 from planner.errors import InputError, PlannerError
 from planner.inputs.customers import geocode_missing, read_customers
+from planner.inputs.jobs import read_jobs, read_register
+from planner.inputs.sites import read_sites
+from planner.inputs.tables import read_table
 from planner.inputs.validate import validate_file
 from planner.models import Solution
-from planner.outputs import export
+from planner.outputs import export, maps
+from planner.register import (
+    area_trends,
+    complaint_flags,
+    count_jobs,
+    customer_economics,
+    exclude_sites,
+    forecast_jobs,
+    segment_economics,
+    segment_trends,
+    site_economics,
+)
+from planner.register.trends import PERIODS, jobs_with_customers
+from planner.register.trends_map import trends_map
 from planner.routing.parallel import Backend
 from planner.settings import DEFAULT_REGION, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKSHOPS
 
@@ -227,6 +244,185 @@ def _cmd_geocode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_register_and_jobs(
+    jobs_path: str, customers_path: str, *, region: str | None = None
+) -> tuple[Any, Any]:
+    """The register and the valid jobs; fatal reports raise, problem rows are warned about."""
+    register = read_register(customers_path)
+    if register.report.fatal:
+        raise InputError(str(register.report), file=customers_path)
+    jobs = read_jobs(jobs_path, customer_ids=register.frame["customer_id"])
+    if jobs.report.fatal:
+        raise InputError(str(jobs.report), file=jobs_path)
+    for report, path in ((register.report, customers_path), (jobs.report, jobs_path)):
+        if len(report.error_rows):
+            _print_warnings(
+                [
+                    f"{len(report.error_rows):,} rows of {path} have problems and were left out; "
+                    f"run `planner validate {path}` or see the report: {report.summary()}"
+                ]
+            )
+    return register, jobs
+
+
+def _cmd_trends(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    names = (
+        "segment_trends.csv",
+        "area_trends.csv",
+        "forecast.csv",
+        "trends.html",
+        "segment_counts.csv",
+    )
+    _check_outputs([out / n for n in names], overwrite=args.overwrite)
+    register, jobs = _read_register_and_jobs(args.jobs, args.customers)
+    customers, valid = register.valid, jobs.valid
+    seg = segment_trends(valid, customers, as_of=args.as_of)
+    area = area_trends(valid, customers, h3_resolution=args.h3_resolution, as_of=args.as_of)
+    forecast = forecast_jobs(
+        valid, customers, years=args.years, as_of=args.as_of, h3_resolution=args.h3_resolution
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    seg.to_csv(out / "segment_trends.csv", index=False)
+    area.to_csv(out / "area_trends.csv", index=False)
+    forecast.to_csv(out / "forecast.csv", index=False)
+    maps.save_map(trends_map(area), out / "trends.html")
+    counts = count_jobs(
+        jobs_with_customers(valid, customers), by=("segment",), period=args.period, as_of=args.as_of
+    )
+    counts.to_csv(out / "segment_counts.csv", index=False)
+    print(
+        seg[["segment", "growth_per_year", "low", "high", "trend", "jobs_last_12m"]].to_string(
+            index=False, float_format=lambda x: f"{x:+.1%}"
+        )
+    )
+    flagged = area[area["trend"] != "stable"]
+    print(f"{len(flagged)} of {len(area)} area/segment groups flagged rising or falling")
+    print(f"wrote {', '.join(str(out / n) for n in names)}")
+    return 0
+
+
+def _parse_per_year(value: str, *, what: str) -> list[float]:
+    try:
+        items = [float(x) for x in value.replace(";", ",").split(",") if x.strip()]
+    except ValueError:
+        raise InputError(
+            f"{what} expects one number per year separated by commas, e.g. 3,4,5; got {value!r}"
+        ) from None
+    if not items:
+        raise InputError(f"{what} expects one number per year, e.g. 3,4,5")
+    return items
+
+
+def _read_previous(path: str) -> Any:
+    """A previous plan's assignments: a table with customer_id and site_id columns."""
+    frame = read_table(path)
+    missing = [c for c in ("customer_id", "site_id") if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"--previous needs columns customer_id and site_id; missing {missing}", file=path
+        )
+    return frame.dropna(subset=["customer_id", "site_id"])
+
+
+def _cmd_phases(args: argparse.Namespace) -> int:
+    if (args.workshops is None) == (args.budget is None):
+        raise InputError("give --workshops 3,4,5 (one number per year) or --budget, not both")
+    spec = _spec_from_args(
+        argparse.Namespace(
+            region=args.region,
+            workshops=None,
+            customers=args.customers,
+            sites=args.sites,
+            time_limit=args.time_limit,
+            crs=args.crs,
+        ),
+        scenario=args.scenario,
+    )
+    out = Path(args.out)
+    names = ("phases.csv", "moves.csv", "phases_summary.csv")
+    _check_outputs([out / n for n in names], overwrite=args.overwrite)
+    workshops = (
+        [int(k) for k in _parse_per_year(args.workshops, what="--workshops")]
+        if args.workshops is not None
+        else None
+    )
+    budget = _parse_per_year(args.budget, what="--budget") if args.budget is not None else None
+    register, jobs = _read_register_and_jobs(args.jobs, args.customers)
+    previous = _read_previous(args.previous) if args.previous else None
+    plan = plan_phases(
+        spec,
+        workshops,
+        jobs=jobs.valid,
+        customers=register.valid,
+        budget_per_year_eur=budget,
+        as_of=args.as_of,
+        min_gain_min=args.min_gain,
+        previous_assignment=previous,
+        progress=_progress,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    plan.phases.to_csv(out / "phases.csv", index=False)
+    plan.moves.to_csv(out / "moves.csv", index=False)
+    plan.summary.to_csv(out / "phases_summary.csv", index=False)
+    _print_warnings(plan.warnings)
+    sol = plan.solution
+    status = "proven optimal" if sol.optimal else f"{sol.status}, gap {sol.gap:.2%} to lower bound"
+    print(f"multi-period p-median with {sol.solver}: {status}")
+    print(
+        plan.summary[
+            ["year", "workshops", "mean_travel_min", "objective", "objective_if_replanned", "moves"]
+        ].to_string(index=False, float_format=lambda x: f"{x:,.1f}")
+    )
+    print(f"price of keeping sites open: {plan.price_of_consistency:+.2%} job-minutes")
+    print(f"wrote {', '.join(str(out / n) for n in names)}")
+    print(f"Road data {OSM_CREDIT} (ODbL)")
+    return 0
+
+
+def _cmd_economics(args: argparse.Namespace) -> int:
+    spec = _spec_from_args(args, scenario=args.scenario)
+    if args.layout:
+        spec = spec.replace(layout=args.layout)
+    out = Path(args.out)
+    names = ["customer_economics.csv", "site_economics.csv", "segment_economics.csv"]
+    if args.exclude_flagged:
+        names.append("sites_without_flagged.csv")
+    _check_outputs([out / n for n in names], overwrite=args.overwrite)
+    register, jobs = _read_register_and_jobs(args.jobs, args.customers)
+    sites_arg = None
+    if args.exclude_flagged:
+        if spec.sites is None:
+            raise InputError(
+                "--exclude-flagged needs a site file (--sites) whose partner ids match the "
+                "served_by ids of the job history"
+            )
+        from_file = read_sites(spec.sites, crs=spec.crs)
+        if from_file.report.fatal:
+            raise InputError(str(from_file.report), file=spec.sites)
+        flags = complaint_flags(jobs.valid)
+        flagged = flags.loc[flags["flagged"], "site_id"].tolist()
+        sites_arg = exclude_sites(from_file.valid, flagged)
+        print(f"partners flagged for complaints and excluded: {', '.join(flagged) or 'none'}")
+    lr = run(spec, customers=register.valid, sites=sites_arg, progress=_progress)
+    per_customer = customer_economics(jobs.valid, lr, as_of=args.as_of)
+    per_site = site_economics(per_customer, lr, jobs.valid)
+    out.mkdir(parents=True, exist_ok=True)
+    per_customer.to_csv(out / "customer_economics.csv", index=False)
+    per_site.to_csv(out / "site_economics.csv", index=False)
+    segment_economics(per_customer).to_csv(out / "segment_economics.csv", index=False)
+    if sites_arg is not None:
+        sites_arg.drop(columns="geometry", errors="ignore").to_csv(
+            out / "sites_without_flagged.csv", index=False
+        )
+    _print_warnings(lr.warnings)
+    print(f"{lr.solution.model} with {lr.solution.solver}: {_status(lr.solution)}")
+    flagged_sites = per_site.loc[per_site["flagged"], "site_id"].tolist()
+    print(f"sites with complaint rates well above the rest: {', '.join(flagged_sites) or 'none'}")
+    print(f"wrote {', '.join(str(out / n) for n in names)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``planner`` argument parser (exposed for docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -321,6 +517,71 @@ def build_parser() -> argparse.ArgumentParser:
             help="start a local Dask cluster of N worker processes for the matrices "
             "(default: in this process, no Dask)",
         )
+
+    trn = sub.add_parser(
+        "trends", help="demand trends per segment and area from a job history, and a forecast"
+    )
+    trn.add_argument("jobs", help="job history (CSV/XLSX/Parquet): job_id, customer_id, date...")
+    trn.add_argument("--customers", required=True, help="customer register (customer file)")
+    trn.add_argument("--out", required=True, help="output folder")
+    trn.add_argument("--years", type=int, default=3, help="years to forecast, 1-5 (default 3)")
+    trn.add_argument("--as-of", help="end of the history (YYYY-MM-DD; default: its last month)")
+    trn.add_argument(
+        "--h3-resolution", type=int, default=6, help="H3 hexagon resolution of the areas (6)"
+    )
+    trn.add_argument(
+        "--period",
+        choices=list(PERIODS),
+        default="month",
+        help="period of segment_counts.csv (jobs per segment and period; default month)",
+    )
+    trn.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    trn.set_defaults(func=_cmd_trends)
+
+    pha = sub.add_parser(
+        "phases", help="open workshops year by year (once open, always open), stable customers"
+    )
+    pha.add_argument("--scenario", help="scenario TOML to start from (costs, sites...)")
+    pha.add_argument("--region", help=f"bundled region or road file (default: {DEFAULT_REGION})")
+    pha.add_argument("--customers", required=True, help="customer register (customer file)")
+    pha.add_argument("--jobs", required=True, help="job history (CSV/XLSX/Parquet)")
+    pha.add_argument("--workshops", help="workshops per year, e.g. 3,4,5 (one number per year)")
+    pha.add_argument("--budget", help="instead of --workshops: EUR per year, e.g. 500000,750000")
+    pha.add_argument("--sites", help="candidate site file (CSV/XLSX)")
+    pha.add_argument("--crs", help=CRS_HELP)
+    pha.add_argument(
+        "--min-gain", type=float, default=5.0, help="minutes a customer must gain to move (5)"
+    )
+    pha.add_argument(
+        "--previous", help="CSV of customer_id,site_id: assignments of the current plan to keep"
+    )
+    pha.add_argument("--as-of", help="end of the history (YYYY-MM-DD; default: its last month)")
+    pha.add_argument("--time-limit", type=float, help="solver seconds")
+    pha.add_argument("--out", required=True, help="output folder")
+    pha.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    pha.set_defaults(func=_cmd_phases)
+
+    eco = sub.add_parser(
+        "economics", help="jobs, revenue, cost to serve and margin per customer, segment and site"
+    )
+    eco.add_argument("jobs", help="job history (CSV/XLSX/Parquet)")
+    eco.add_argument("--customers", required=True, help="customer register (customer file)")
+    eco.add_argument("--scenario", help="scenario TOML (layout, costs, sites...)")
+    eco.add_argument("--region", help=f"bundled region or road file (default: {DEFAULT_REGION})")
+    eco.add_argument("--workshops", help="number of workshops, or 'auto'")
+    eco.add_argument("--sites", help="site file with kind workshop/partner/office")
+    eco.add_argument("--layout", choices=list(LAYOUTS), help="layout (default: in-house)")
+    eco.add_argument("--crs", help=CRS_HELP)
+    eco.add_argument("--time-limit", type=float, help="solver seconds")
+    eco.add_argument("--as-of", help="end of the 12 months counted (default: the history's end)")
+    eco.add_argument(
+        "--exclude-flagged",
+        action="store_true",
+        help="exclude partners with complaint rates well above the rest from the solve",
+    )
+    eco.add_argument("--out", required=True, help="output folder")
+    eco.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    eco.set_defaults(func=_cmd_economics)
     return parser
 
 

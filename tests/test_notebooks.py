@@ -15,6 +15,7 @@ def test_notebooks_exist_and_are_committed_without_outputs():
     names = [p.name for p in NOTEBOOKS]
     assert "01_quickstart.ipynb" in names
     assert "02_compare_layouts.ipynb" in names
+    assert "03_register_trends.ipynb" in names
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:

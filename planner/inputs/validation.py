@@ -30,7 +30,16 @@ Problem codes (``ValidationIssue.code``), one message each:
 ``invalid_kind``          site kind not one of workshop/partner/office
 ``invalid_status``        site status not one of candidate/existing/excluded
 ``negative_number``       fixed cost or capacity below zero
-``non_numeric_number``    fixed cost or capacity is not a number
+``non_numeric_number``    fixed cost, capacity or revenue is not a number
+``missing_customer``      a job has no customer id (job history)
+``unknown_customer``      a job's customer id is not in the customer register
+``missing_date``          a job has no date
+``bad_date``              a job's date cannot be read as a date
+``future_date``           a job's date lies after the history's reference date
+``negative_revenue``      a job's revenue is below zero
+``invalid_complaint``     a job's complaint flag is not 0/1 (yes/no, true/false)
+``unknown_site``          a job was served by a site id that is not in the site list (warning)
+``bad_first_contact``     a customer's first_contact is not a date (warning)
 ========================  ======================================================================
 """
 
@@ -140,7 +149,39 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "capacity": ("capacity", "capacity_jobs", "jobs_capacity", "max_jobs", "kapazitat"),
     "opening_hours": ("opening_hours", "hours", "opening_times"),
+    # job history (planner.inputs.jobs) and the register's first contact
+    "job_id": ("job_id", "jobid", "job", "job_no", "job_number", "order_id", "ticket", "auftrag"),
+    "customer_id": (
+        "customer_id",
+        "customerid",
+        "customer",
+        "customer_no",
+        "customer_number",
+        "client_id",
+        "kundennummer",
+        "kundennr",
+        "kunde",
+    ),
+    "date": ("date", "job_date", "service_date", "day", "datum", "created", "created_at"),
+    "revenue_eur": ("revenue_eur", "revenue", "amount_eur", "amount", "price", "umsatz"),
+    "complaint": ("complaint", "complaints", "complained", "reklamation", "beschwerde"),
+    "served_by": ("served_by", "site_id", "site", "workshop", "partner", "served_by_site"),
+    "first_contact": (
+        "first_contact",
+        "customer_since",
+        "since",
+        "first_contact_date",
+        "kunde_seit",
+    ),
 }
+JOB_FIELDS: tuple[str, ...] = (
+    "job_id",
+    "customer_id",
+    "date",
+    "revenue_eur",
+    "complaint",
+    "served_by",
+)
 CUSTOMER_FIELDS: tuple[str, ...] = (
     "id",
     "lat",

@@ -27,6 +27,7 @@ from __future__ import annotations
 from planner.models._base import Solution
 from planner.models.coverage import max_coverage, set_cover
 from planner.models.fixed_charge import capacitated_p_median, fixed_charge
+from planner.models.multi_period import multi_period_p_median as multi_period_p_median
 from planner.models.p_center import p_center
 from planner.models.p_median import p_median
 from planner.models.two_tier import two_tier
