@@ -182,7 +182,8 @@ def _read_cached(path: Path, shape: tuple[int, int]) -> npt.NDArray[np.float64] 
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        # open the file here: np.load leaks its own handle when the zip is broken
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
             arr = np.asarray(npz["travel_time_s"])
             header = json.loads(str(npz["header"])) if "header" in npz.files else None
     except Exception as exc:  # BadZipFile, EOFError, ValueError...: recompute, never crash
