@@ -15,6 +15,8 @@ variable                   meaning                                          defa
 ``PLANNER_MAX_SNAP_M``     farthest a customer may be from a road (m)       ``1000``
 ``PLANNER_CANDIDATES``     candidate sites generated when none are given    ``60``
 ``PLANNER_TIME_LIMIT_S``   solver seconds per solve                         ``60``
+``PLANNER_MAX_ROWS``       most data rows read from one customer or site    ``1000000``
+                           file (larger files are refused before parsing)
 =========================  ===============================================  =====================
 
 The scenario defaults (:data:`DEFAULT_REGION`, :data:`DEFAULT_WORKSHOPS`, ...) are the *only*
@@ -52,6 +54,10 @@ DEFAULT_TIME_LIMIT_S = 60.0
 DEFAULT_MAX_SNAP_M = 1000.0
 #: Seed of generated candidates and demo data.
 DEFAULT_SEED = 0
+#: Most data rows read from one customer or site file.
+DEFAULT_MAX_TABLE_ROWS = 1_000_000
+#: Environment variable that overrides :data:`DEFAULT_MAX_TABLE_ROWS`.
+MAX_ROWS_ENV_VAR = "PLANNER_MAX_ROWS"
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -100,3 +106,8 @@ def n_candidates() -> int:
 def time_limit_s() -> float:
     """Solver seconds per solve: ``$PLANNER_TIME_LIMIT_S`` or 60."""
     return _env_float("PLANNER_TIME_LIMIT_S", DEFAULT_TIME_LIMIT_S)
+
+
+def max_table_rows() -> int:
+    """Most data rows read from one customer or site file: ``$PLANNER_MAX_ROWS`` or 1,000,000."""
+    return int(_env_float(MAX_ROWS_ENV_VAR, DEFAULT_MAX_TABLE_ROWS, minimum=0.5))
