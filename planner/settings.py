@@ -23,6 +23,8 @@ variable                   meaning                                          defa
                            run (``0``/unset: no Dask)
 ``PLANNER_MATRIX_DTYPE``   ``float32`` halves matrix memory (travel times   ``float64``
                            rounded to about 0.01 s at 1 day)
+``PLANNER_MAX_ROWS``       most data rows read from one customer or site    ``1000000``
+                           file (larger files are refused before parsing)
 =========================  ===============================================  =====================
 
 The scenario defaults (:data:`DEFAULT_REGION`, :data:`DEFAULT_WORKSHOPS`, ...) are the *only*
@@ -60,6 +62,10 @@ DEFAULT_TIME_LIMIT_S = 60.0
 DEFAULT_MAX_SNAP_M = 1000.0
 #: Seed of generated candidates and demo data.
 DEFAULT_SEED = 0
+#: Most data rows read from one customer or site file.
+DEFAULT_MAX_TABLE_ROWS = 1_000_000
+#: Environment variable that overrides :data:`DEFAULT_MAX_TABLE_ROWS`.
+MAX_ROWS_ENV_VAR = "PLANNER_MAX_ROWS"
 
 #: .osm.pbf files at least this many bytes load through the compact array loader.
 DEFAULT_ARRAY_LOADER_MB = 20.0
@@ -144,3 +150,8 @@ def matrix_dtype() -> str:
         )
         raise InputError(msg)
     return raw
+
+
+def max_table_rows() -> int:
+    """Most data rows read from one customer or site file: ``$PLANNER_MAX_ROWS`` or 1,000,000."""
+    return int(_env_float(MAX_ROWS_ENV_VAR, DEFAULT_MAX_TABLE_ROWS, minimum=0.5))

@@ -500,13 +500,16 @@ def check_customers(
     if "weight" in found:
         col = found["weight"]
         values, missing, bad = v.parse_numbers(data[col])
-        text = v.text_values(data[col])
+        # the cells as typed, only for the rows an issue quotes (a text copy of a whole
+        # 1,000,000-row column would cost ~70 MB)
+        flagged = np.flatnonzero(bad | (~bad & (values <= 0)))
+        text = dict(zip(flagged.tolist(), v.text_values(data[col].iloc[flagged]), strict=True))
         weight = np.where(missing | bad, 1.0, values)
         for i in np.flatnonzero(bad):
             issues.add(
                 int(rows[i]),
                 col,
-                text[i],
+                text[int(i)],
                 "the weight is not a number",
                 "write the number of service jobs per year (for example 3), or leave the cell "
                 "empty for the default of 1",
@@ -516,7 +519,7 @@ def check_customers(
             issues.add(
                 int(rows[i]),
                 col,
-                text[i],
+                text[int(i)],
                 "the weight is negative",
                 "write the number of service jobs per year, zero or more",
                 code="negative_weight",
@@ -525,7 +528,7 @@ def check_customers(
             issues.add(
                 int(rows[i]),
                 col,
-                text[i],
+                text[int(i)],
                 "the weight is zero, so this customer does not influence the result",
                 "write the number of service jobs per year, or remove the row",
                 code="zero_weight",
@@ -543,13 +546,14 @@ def check_customers(
     if "service_max_min" in found:
         col = found["service_max_min"]
         values, missing, bad = v.parse_numbers(data[col])
-        text = v.text_values(data[col])
         wrong = bad | (~missing & ~(values > 0))
+        flagged = np.flatnonzero(wrong)
+        text = dict(zip(flagged.tolist(), v.text_values(data[col].iloc[flagged]), strict=True))
         for i in np.flatnonzero(wrong):
             issues.add(
                 int(rows[i]),
                 col,
-                text[i],
+                text[int(i)],
                 "the service standard (maximum travel minutes) is not a positive number",
                 "write the maximum travel time in minutes (for example 30) or leave it empty; "
                 "the row is used without a service standard",

@@ -3,7 +3,9 @@
 :func:`read_table` parses a user file (CSV with any common delimiter and encoding, XLSX, GeoJSON,
 GeoPackage, Parquet/GeoParquet) into a pandas or geopandas frame. Files are only ever *parsed*:
 nothing is executed or unpickled, and unknown extensions are rejected with the list of allowed
-ones.
+ones. A table with more data rows than :func:`planner.settings.max_table_rows` (1,000,000 unless
+``$PLANNER_MAX_ROWS`` says otherwise) is refused with :class:`TooManyRowsError`; CSV lines and
+Parquet rows are counted before parsing, so the refusal takes a streamed pass over the file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import geopandas as gpd
 import pandas as pd
 
 from planner.errors import InputError
+from planner.settings import MAX_ROWS_ENV_VAR, max_table_rows
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,72 @@ ALLOWED_EXTENSIONS: tuple[str, ...] = tuple(e for exts in TABLE_FORMATS.values()
 #: Encodings tried in order for text files.
 CSV_ENCODINGS: tuple[str, ...] = ("utf-8-sig", "cp1252")
 CSV_DELIMITERS: str = ",;\t|"
+
+#: Characters of a CSV's start given to the delimiter sniffer.
+_SNIFF_CHARS = 64 * 1024
+#: Block size of the streaming line count.
+_BLOCK_BYTES = 1 << 20
+
+
+class TooManyRowsError(InputError):
+    """A table has more data rows than the planner reads from one file.
+
+    Raised before the file is parsed, so a huge upload is refused in a second with bounded
+    memory instead of freezing the page. ``code`` and ``fix`` feed the validation report.
+    """
+
+    code = "too_many_rows"
+
+    def __init__(self, n_rows: int, limit: int, *, file: object | None = None) -> None:
+        self.n_rows = n_rows
+        self.limit = limit
+        self.fix = (
+            f"aggregate customers (one row per building, street or postcode, with the number "
+            f"of jobs in the weight column), split the file by area, or raise the limit with "
+            f"the environment variable {MAX_ROWS_ENV_VAR} (peak memory grows by about 1 KB "
+            "per row)"
+        )
+        super().__init__(
+            f"the file has {n_rows:,} data rows, more than the {limit:,} rows the planner "
+            f"reads from one file; {self.fix}",
+            file=file,
+            row=limit + 1,
+        )
+
+
+def _count_lines(path: Path, data: bytes | None) -> int:
+    """Lines in a text file (the last one may lack a newline), streamed in 1 MB blocks."""
+    if data is not None:
+        return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    lines, last = 0, b"\n"
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(_BLOCK_BYTES), b""):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (0 if last == b"\n" else 1)
+
+
+def check_row_count(n_rows: int, *, path: Path, limit: int | None = None) -> None:
+    """Refuse a table with more than ``limit`` data rows (default: :func:`max_table_rows`).
+
+    Parameters
+    ----------
+    n_rows
+        Data rows (for a CSV: lines after the header, an upper bound when cells hold line
+        breaks).
+    path
+        The file, for the message.
+    limit
+        Row limit; ``None`` reads ``$PLANNER_MAX_ROWS`` (default 1,000,000).
+
+    Raises
+    ------
+    TooManyRowsError
+        When ``n_rows`` exceeds the limit.
+    """
+    limit = max_table_rows() if limit is None else limit
+    if n_rows > limit:
+        raise TooManyRowsError(n_rows, limit, file=path)
 
 
 def table_format(path: Path) -> str:
@@ -171,12 +240,18 @@ def _read_by_format(
 ) -> pd.DataFrame:
     target: Path | io.BytesIO = path if data is None else io.BytesIO(data)
     if fmt == "csv":
-        text, encoding = read_text(path, data)
+        # count lines first (streamed, bounded memory): a huge file is refused unread
+        check_row_count(max(0, _count_lines(path, data) - 1), path=path)
+        raw = path.read_bytes() if data is None else data
+        text, encoding = read_text(path, raw)
         if not text.strip():
             raise InputError("the file is empty", file=path)
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(text)
+        head = text[:_SNIFF_CHARS]
+        del text  # parse the bytes: a decoded copy in a StringIO costs ~4 bytes per character
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(head)
         frame = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(raw),
+            encoding="utf-8-sig" if encoding == "utf-8" else encoding,
             sep=delimiter,
             dtype=str,
             keep_default_na=False,
@@ -196,12 +271,18 @@ def _read_by_format(
             na_values=[""],
         )
         frame.attrs.update(format="excel")
+        check_row_count(len(frame), path=path)
         return frame
     if fmt in ("geojson", "gpkg"):
-        return gpd.read_file(target if data is None else data)
+        geo = gpd.read_file(target if data is None else data)
+        check_row_count(len(geo), path=path)
+        return geo
     # parquet: GeoParquet when it carries geometry metadata, plain Parquet otherwise
     import pyarrow.parquet as pq
 
+    check_row_count(pq.read_metadata(target).num_rows, path=path)
+    if isinstance(target, io.BytesIO):
+        target.seek(0)
     meta = pq.read_schema(target).metadata or {}
     if isinstance(target, io.BytesIO):
         target.seek(0)

@@ -1168,15 +1168,26 @@ def unreadable_report(
     prefix = f"{path}: "
     if path is not None and message.startswith(prefix):
         message = message[len(prefix) :]
-    issue = ValidationIssue(
-        row=None,
-        column=None,
-        value=None,
-        problem=f"the file cannot be read: {message}",
-        fix="save the file as CSV (UTF-8) or XLSX with a header row, or as GeoJSON, "
-        "GeoPackage or Parquet",
-        code="unreadable",
-    )
+    fix = getattr(exc, "fix", None)
+    if isinstance(fix, str):  # a refusal that knows its own fix (e.g. too many rows)
+        issue = ValidationIssue(
+            row=getattr(exc, "row", None),
+            column=None,
+            value=None,
+            problem=message.split("; ")[0],
+            fix=fix,
+            code=str(getattr(exc, "code", "unreadable")),
+        )
+    else:
+        issue = ValidationIssue(
+            row=None,
+            column=None,
+            value=None,
+            problem=f"the file cannot be read: {message}",
+            fix="save the file as CSV (UTF-8) or XLSX with a header row, or as GeoJSON, "
+            "GeoPackage or Parquet",
+            code="unreadable",
+        )
     return ValidationReport(
         path=None if path is None else str(path), kind=kind, n_rows=0, issues=(issue,), fatal=True
     )

@@ -1,7 +1,11 @@
 """Disk cache of prepared road graphs and matrices, without pickle.
 
 A prepared graph is stored as a directory holding ``nodes.parquet``, ``edges.parquet`` and
-``graph.json``. Attribute columns keep their Python types on a round trip: numbers, booleans and
+``graph.json``; ``graph.json`` carries the entry header of :mod:`planner.roads._cache` (what the
+graph was built from, node and edge counts, a SHA-256 of each Parquet file), and an entry that
+fails to read or to check is ignored with one warning, so the caller rebuilds it.
+
+Attribute columns keep their Python types on a round trip: numbers, booleans and
 strings map to Arrow types, shapely geometries to WKB, and anything else (the lists that osmnx
 simplification leaves in ``osmid``, ``highway``, ``name``...) to JSON text. Reading the cache needs
 only pyarrow, shapely and networkx, so a warm load does not pay the cost of importing osmnx.
@@ -21,9 +25,14 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from planner.roads import _cache
+
 logger = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3
+
+#: Payload files of one entry, each with a SHA-256 in the header.
+_PARTS = ("nodes.parquet", "edges.parquet")
 
 
 def _column_kind(values: list[Any]) -> str:
@@ -161,7 +170,13 @@ def _from_table(table: Any, kinds: Mapping[str, str]) -> list[dict[str, Any]]:
     return records
 
 
-def write_graph(G: nx.MultiDiGraph, path: Path) -> None:
+def _shape_of(nodes: int, edges: int) -> dict[str, int]:
+    return {"nodes": int(nodes), "edges": int(edges)}
+
+
+def write_graph(
+    G: nx.MultiDiGraph, path: Path, *, built_from: Mapping[str, Any] | None = None
+) -> None:
     """Write a MultiDiGraph to the cache directory ``path`` (atomically replaced).
 
     Parameters
@@ -170,6 +185,9 @@ def write_graph(G: nx.MultiDiGraph, path: Path) -> None:
         Graph whose node ids are integers.
     path
         Target directory; it is created, or replaced when it exists.
+    built_from
+        What the graph was built from (cache key, source hash, code version), recorded in the
+        entry header and checked by :func:`read_graph`.
     """
     import pyarrow.parquet as pq
 
@@ -182,17 +200,23 @@ def write_graph(G: nx.MultiDiGraph, path: Path) -> None:
         ks.append(k)
         recs.append(data)
     edge_table, edge_kinds = _to_table(recs, {"u": us, "v": vs, "key": ks})
-    meta = {
-        "format": _FORMAT_VERSION,
-        "graph": dict(G.graph),
-        "node_kinds": node_kinds,
-        "edge_kinds": edge_kinds,
-    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
     try:
         pq.write_table(node_table, tmp / "nodes.parquet")
         pq.write_table(edge_table, tmp / "edges.parquet")
+        sums = {name: _cache.sha256_hex((tmp / name).read_bytes()) for name in _PARTS}
+        header = _cache.make_header(
+            built_from={**(built_from or {}), **_shape_of(len(node_ids), len(us))},
+            payload_sha256=sums,
+        )
+        meta = {
+            "format": _FORMAT_VERSION,
+            "cache": header,
+            "graph": dict(G.graph),
+            "node_kinds": node_kinds,
+            "edge_kinds": edge_kinds,
+        }
         (tmp / "graph.json").write_text(json.dumps(meta, default=_json_default), encoding="utf-8")
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
@@ -233,29 +257,49 @@ def _add_edges(
         clear_cache(G)
 
 
-def read_graph(path: Path) -> nx.MultiDiGraph | None:
-    """Read a graph written by :func:`write_graph`; ``None`` if absent or unreadable.
+def read_graph(
+    path: Path, *, built_from: Mapping[str, Any] | None = None
+) -> nx.MultiDiGraph | None:
+    """Read a graph written by :func:`write_graph`; ``None`` if absent, unreadable or invalid.
+
+    An entry whose files cannot be parsed, whose checksums or counts do not match its header,
+    or that was built from something other than ``built_from`` is ignored with one warning
+    line; the caller rebuilds it.
 
     Parameters
     ----------
     path
         Cache directory of one graph.
+    built_from
+        What the caller needs the graph to be built from (compared with the header).
 
     Returns
     -------
     networkx.MultiDiGraph or None
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     meta_path = path / "graph.json"
-    if not meta_path.is_file():
+    if not path.exists():
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != _FORMAT_VERSION:
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT_VERSION:
+            fmt = meta.get("format") if isinstance(meta, dict) else None
+            _cache.warn_invalid("graph", path, f"format {fmt!r}, expected {_FORMAT_VERSION}")
             return None
-        nodes = pq.read_table(path / "nodes.parquet")
-        edges = pq.read_table(path / "edges.parquet")
+        data = {name: (path / name).read_bytes() for name in _PARTS}
+        nodes = pq.read_table(pa.BufferReader(data["nodes.parquet"]))
+        edges = pq.read_table(pa.BufferReader(data["edges.parquet"]))
+        reason = _cache.check_header(
+            meta.get("cache"),
+            built_from={**(built_from or {}), **_shape_of(nodes.num_rows, edges.num_rows)},
+            payload_sha256={name: _cache.sha256_hex(raw) for name, raw in data.items()},
+        )
+        if reason is not None:
+            _cache.warn_invalid("graph", path, reason)
+            return None
         node_recs = _from_table(nodes, meta["node_kinds"])
         edge_recs = _from_table(edges, meta["edge_kinds"])
         G = nx.MultiDiGraph(**meta["graph"])
@@ -267,7 +311,7 @@ def read_graph(path: Path) -> nx.MultiDiGraph | None:
             edges.column("key").to_pylist(),
             edge_recs,
         )
-    except (OSError, ValueError, KeyError) as exc:  # a corrupt cache entry is rebuilt
-        logger.warning("ignoring unreadable graph cache %s: %s", path, exc)
+    except Exception as exc:  # a corrupt cache entry is rebuilt, whatever the parser raises
+        _cache.warn_invalid("graph", path, f"unreadable: {type(exc).__name__}: {exc}")
         return None
     return G

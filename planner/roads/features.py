@@ -3,21 +3,28 @@
 :func:`read_osm_features` loads the features of a bundled region (or of an ``.osm``/``.osm.pbf``
 file) with ``osmnx.features_from_xml`` once, and caches a slim GeoParquet copy under the cache
 folder (:func:`planner.settings.cache_dir`) so later calls take milliseconds instead of seconds.
+Next to each cached ``.parquet`` file a ``.json`` header (:mod:`planner.roads._cache`) records the
+SHA-256 of the OSM file it was built from, the cache version, the row count and a SHA-256 of the
+Parquet file; an entry that fails to read or to check is rebuilt with one warning line.
 Demo customers, OSM partner shops and office candidates are all drawn from these features.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 
 from planner.errors import InputError
+from planner.roads import _cache
 from planner.roads.network import region_features_path
 from planner.settings import cache_dir
 
@@ -48,7 +55,7 @@ FEATURE_TAGS: dict[str, bool | str | list[str]] = {
     "amenity": True,
     "office": True,
 }
-_FEATURE_CACHE_VERSION = 1
+_FEATURE_CACHE_VERSION = 2
 
 
 def features_path(region: str | os.PathLike[str]) -> Path:
@@ -124,14 +131,15 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
         :data:`FEATURE_COLUMNS` (missing tags are all-missing columns), sorted by element and id.
     """
     path = features_path(region)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    source_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     stem = path.name.split(".")[0]
-    cache_file = cache_dir("features") / f"{stem}-{digest}-v{_FEATURE_CACHE_VERSION}.parquet"
-    if cache_file.exists():
-        try:
-            return _normalise_features(gpd.read_parquet(cache_file))
-        except Exception:  # a truncated or foreign file: rebuild it
-            logger.warning("feature cache %s is unreadable; rebuilding it", cache_file)
+    cache_file = (
+        cache_dir("features") / f"{stem}-{source_sha256[:16]}-v{_FEATURE_CACHE_VERSION}.parquet"
+    )
+    built_from = {"source_sha256": source_sha256, "code": _FEATURE_CACHE_VERSION}
+    cached = _read_cached_features(cache_file, built_from)
+    if cached is not None:
+        return cached
     import osmnx as ox
 
     logger.info("parsing OSM features from %s (cached afterwards)", path)
@@ -159,8 +167,54 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
         out[col] = out[col].astype(object)
     out = out.sort_values(["element", "osm_id"], kind="stable").reset_index(drop=True)
     out = out[["element", "osm_id", *FEATURE_COLUMNS, "geometry"]]
-    _write_parquet_atomic(out, cache_file)
+    _write_cached_features(out, cache_file, built_from)
     return _normalise_features(out)
+
+
+def _header_path(cache_file: Path) -> Path:
+    return cache_file.with_suffix(".json")
+
+
+def _read_cached_features(cache_file: Path, built_from: dict[str, Any]) -> gpd.GeoDataFrame | None:
+    """The cached features if the entry exists and checks; one warning and ``None`` otherwise."""
+    if not cache_file.exists():
+        return None
+    try:
+        data = cache_file.read_bytes()
+        header = json.loads(_header_path(cache_file).read_text(encoding="utf-8"))
+        frame = gpd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # truncated, foreign or header missing: rebuild it
+        _cache.warn_invalid("features", cache_file, f"unreadable: {type(exc).__name__}: {exc}")
+        return None
+    reason = _cache.check_header(
+        header,
+        built_from={**built_from, "rows": len(frame)},
+        payload_sha256={"features.parquet": _cache.sha256_hex(data)},
+    )
+    if reason is not None:
+        _cache.warn_invalid("features", cache_file, reason)
+        return None
+    return _normalise_features(frame)
+
+
+def _write_cached_features(
+    frame: gpd.GeoDataFrame, cache_file: Path, built_from: dict[str, Any]
+) -> None:
+    """Write the Parquet file, then its header, each atomically (a read-only cache is skipped)."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    data = buffer.getvalue()
+    header = _cache.make_header(
+        built_from={**built_from, "rows": len(frame)},
+        payload_sha256={"features.parquet": _cache.sha256_hex(data)},
+    )
+    try:
+        with _cache.atomic_file(cache_file) as fh:
+            fh.write(data)
+        with _cache.atomic_file(_header_path(cache_file)) as fh:
+            fh.write(json.dumps(header).encode("utf-8"))
+    except OSError as exc:  # read-only cache: keep working without it
+        logger.warning("cannot write cache file %s: %s", cache_file, exc)
 
 
 def _normalise_features(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -173,15 +227,3 @@ def _normalise_features(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             index=frame.index,
         )
     return frame
-
-
-def _write_parquet_atomic(frame: gpd.GeoDataFrame, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp)
-        os.replace(tmp, target)
-    except OSError as exc:  # read-only cache: keep working without it
-        logger.warning("cannot write cache file %s: %s", target, exc)
-        Path(tmp).unlink(missing_ok=True)

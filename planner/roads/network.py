@@ -19,7 +19,10 @@ Speeds
 An edge's free-flow speed is its mapped ``maxspeed`` (parsed by osmnx, including implicit values
 such as ``"DE:urban"``); where no usable ``maxspeed`` is mapped, it is imputed from
 :data:`DEFAULT_SPEEDS_KPH` by highway type (override any entry with ``speeds=``), and highway types
-missing from the table get :data:`FALLBACK_SPEED_KPH`. The congestion factor divides every speed:
+missing from the table get :data:`FALLBACK_SPEED_KPH`; an edge that osmnx simplification merged
+from ways of several highway types gets the mean of their speeds. List attributes of merged edges
+(``osmid``, ``highway``, ``name``...) are sorted, so the prepared graph, and every result built on
+it, does not depend on Python's hash seed. The congestion factor divides every speed:
 ``congestion=1.3`` makes every trip 30 % longer (peak hours). Edge attributes:
 
 * ``length`` -- metres (from osmnx);
@@ -61,7 +64,7 @@ logger = logging.getLogger(__name__)
 RoadGraph: TypeAlias = nx.MultiDiGraph | ArrayGraph
 
 #: Bump when the prepared-graph format or preparation logic changes (invalidates caches).
-GRAPH_CODE_VERSION = "network-1"
+GRAPH_CODE_VERSION = "network-2"
 
 _DATA_DIR = DATA_DIR / "osm"
 
@@ -356,6 +359,58 @@ def _highway_type(value: Any) -> str:
     return str(value) if value is not None else ""
 
 
+def _imputed_speed_kph(value: Any, table: Mapping[str, float]) -> float:
+    """Speed for an edge without a usable ``maxspeed``: the mean over its highway types.
+
+    osmnx simplification merges the ``highway`` tags of the ways it joins into a list; the list
+    is canonicalised (sorted) first, and the mean of the table speeds of its distinct types does
+    not depend on the order either.
+    """
+    values = value if isinstance(value, list) else [value]
+    types = sorted({"" if v is None else str(v) for v in values}) or [""]
+    speeds = [table.get(t, FALLBACK_SPEED_KPH) for t in types]
+    return math.fsum(speeds) / len(speeds)
+
+
+def _canonical_key(value: Any) -> tuple[str, Any]:
+    if isinstance(value, bool | int | float | str):
+        return (type(value).__name__, value)
+    return (type(value).__name__, repr(value))
+
+
+def _canonical_attribute(value: Any) -> Any:
+    """Sort and de-duplicate a list attribute, so it does not depend on set iteration order.
+
+    osmnx builds the list attributes of simplified edges (``osmid``, ``highway``, ``name``,
+    ``maxspeed``, ``lanes``...) from Python sets, whose order of strings changes with the hash
+    seed (``PYTHONHASHSEED``); sorting them makes the graph a function of the input alone.
+    """
+    if not isinstance(value, list):
+        return value
+    unique: dict[tuple[str, Any], Any] = {}
+    for item in value:
+        unique.setdefault(_canonical_key(item), item)
+    return [unique[k] for k in sorted(unique)]
+
+
+def canonicalize_graph(G: nx.MultiDiGraph) -> None:
+    """Sort the list-valued node and edge attributes of ``G`` in place.
+
+    Parameters
+    ----------
+    G
+        Raw osmnx graph; list attributes left by simplification are sorted and de-duplicated.
+    """
+    for _, data in G.nodes(data=True):
+        for key, value in data.items():
+            if isinstance(value, list):
+                data[key] = _canonical_attribute(value)
+    for _, _, data in G.edges(data=True):
+        for key, value in data.items():
+            if isinstance(value, list):
+                data[key] = _canonical_attribute(value)
+
+
 def prepare_graph(
     G: nx.MultiDiGraph,
     *,
@@ -397,6 +452,7 @@ def prepare_graph(
         msg = "the road graph has no edges: the source contains no drivable roads"
         raise GraphError(msg)
     G = G.copy()
+    canonicalize_graph(G)
     n_raw, m_raw = G.number_of_nodes(), G.number_of_edges()
 
     for _, _, data in G.edges(data=True):
@@ -406,8 +462,7 @@ def prepare_graph(
             raise GraphError(msg)
         mapped = _mapped_speed_kph(data.get("maxspeed"))
         if mapped is None:
-            hwy = _highway_type(data.get("highway"))
-            speed = table.get(hwy, FALLBACK_SPEED_KPH)
+            speed = _imputed_speed_kph(data.get("highway"), table)
             data["speed_imputed"] = True
         else:
             speed = mapped
@@ -425,7 +480,12 @@ def prepare_graph(
         keep = components[0]
         dropped_components = len(components) - 1
         dropped_nodes = n_raw - len(keep)
-        H = G.subgraph(keep).copy()
+        # rebuild in the original node and edge order (not the order of the ``keep`` set)
+        H = nx.MultiDiGraph(**G.graph)
+        H.add_nodes_from((n, d) for n, d in G.nodes(data=True) if n in keep)
+        H.add_edges_from(
+            (u, v, k, d) for u, v, k, d in G.edges(keys=True, data=True) if u in keep and v in keep
+        )
         dropped_edges = m_raw - H.number_of_edges()
         G = H
     imputed = 0
@@ -1040,8 +1100,9 @@ def load_region(
             started=started,
         )
     cache_path = cache_dir("graphs") / key if cache else None
+    built_from = {"key": key, "source": source.fingerprint, "code": GRAPH_CODE_VERSION}
     if cache_path is not None:
-        G = _graph_cache.read_graph(cache_path)
+        G = _graph_cache.read_graph(cache_path, built_from=built_from)
         if G is not None:
             G.graph["planner_report"]["cache_hit"] = True
             G.graph["planner_report"]["load_time_s"] = time.perf_counter() - started
@@ -1068,7 +1129,7 @@ def load_region(
         report["osm_date"] = G.graph.get("created_date")
     if cache_path is not None:
         try:
-            _graph_cache.write_graph(G, cache_path)
+            _graph_cache.write_graph(G, cache_path, built_from=built_from)
         except (OSError, TypeError) as exc:
             logger.warning("could not write graph cache %s: %s", cache_path, exc)
     report["cache_hit"] = False

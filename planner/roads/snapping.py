@@ -408,6 +408,26 @@ def _check_coordinates(
     return ~in_region
 
 
+def _nearest_edges(
+    index: _EdgeIndex, points: npt.NDArray[Any]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Nearest edge of each point; ties go to the smallest ``(u, v, key)``.
+
+    A point nearest to an intersection is equally near to every street that meets there; the
+    STRtree reports all of them (``all_matches=True``) and the stable key picks one, so the
+    choice does not depend on the tree's internal order.
+    """
+    (src, hit), dist = index.tree.query_nearest(points, return_distance=True, all_matches=True)
+    src = np.asarray(src, dtype=np.int64)
+    hit = np.asarray(hit, dtype=np.int64)
+    dist = np.asarray(dist, dtype=np.float64)
+    order = np.lexsort((index.key[hit], index.v[hit], index.u[hit], dist, src))
+    src, hit, dist = src[order], hit[order], dist[order]
+    first = np.ones(src.size, dtype=bool)
+    first[1:] = src[1:] != src[:-1]
+    return hit[first], dist[first]
+
+
 def snap_points(
     G: RoadGraph,
     lon: npt.ArrayLike,
@@ -467,10 +487,7 @@ def snap_points(
     x, y = index.to_utm.transform(lon_a, lat_a)
     points = shapely.points(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
     if n:
-        (src, hit), dist = index.tree.query_nearest(points, return_distance=True, all_matches=False)
-        order = np.argsort(src, kind="stable")
-        hit = np.asarray(hit)[order]
-        dist = np.asarray(dist, dtype=float)[order]
+        hit, dist = _nearest_edges(index, points)
     else:
         hit = np.zeros(0, dtype=np.int64)
         dist = np.zeros(0, dtype=float)

@@ -9,7 +9,9 @@ sources are processed in chunks so that the dense intermediate block stays under
 
 Matrices are cached on disk (``.npz``, no pickle) under ``$PLANNER_CACHE_DIR/matrices``, keyed by
 a hash of the graph's nodes, edges and weights, the node ids asked for, and the graph's speed
-settings.
+settings. Each file also holds a header (:mod:`planner.roads._cache`) with that key, the code
+version, the shape and a SHA-256 of the matrix; a file that is truncated, zero-filled, swapped
+with another entry or otherwise fails to check is recomputed with one warning line.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from planner.errors import GraphError, InputError
+from planner.roads import _cache
 from planner.roads.arrays import ArrayGraph
 from planner.roads.network import RoadGraph, graph_fingerprint
 from planner.roads.snapping import SnappedPoints
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 #: Upper bound (bytes) of the dense block one Dijkstra chunk produces.
 DEFAULT_MAX_CHUNK_BYTES = 64 * 1024 * 1024
 
-MATRIX_CODE_VERSION = "matrix-1"
+MATRIX_CODE_VERSION = "matrix-2"
 
 
 @dataclass(frozen=True)
@@ -171,24 +172,55 @@ def _cache_path(
     return cache_dir("matrices") / f"{digest.hexdigest()[:40]}.npz"
 
 
+def _built_from(path: Path, shape: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "key": path.stem,
+        "code": MATRIX_CODE_VERSION,
+        "shape": list(shape),
+        "dtype": "float64",
+    }
+
+
 def _read_cached(path: Path, shape: tuple[int, int]) -> npt.NDArray[np.float64] | None:
+    """Return the cached matrix at ``path`` if it exists and checks, else ``None``.
+
+    Anything wrong with the file (unreadable, no header, other key, shape or version, checksum
+    mismatch) logs one warning line and returns ``None``, so the caller recomputes it.
+    """
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arr = npz["travel_time_s"]
-    except (OSError, ValueError, KeyError) as exc:
-        logger.warning("ignoring unreadable matrix cache %s: %s", path, exc)
+        # open the file here: np.load leaks its own handle when the zip is broken
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
+            arr = np.asarray(npz["travel_time_s"])
+            header = json.loads(str(npz["header"])) if "header" in npz.files else None
+    except Exception as exc:  # BadZipFile, EOFError, ValueError...: recompute, never crash
+        _cache.warn_invalid("matrix", path, f"unreadable: {type(exc).__name__}: {exc}")
         return None
-    return arr if arr.shape == shape else None
+    if arr.shape != shape or arr.dtype != np.float64:
+        _cache.warn_invalid("matrix", path, f"shape {arr.shape} {arr.dtype}, expected {shape}")
+        return None
+    arr = np.ascontiguousarray(arr)
+    reason = _cache.check_header(
+        header,
+        built_from=_built_from(path, shape),
+        payload_sha256={"travel_time_s": _cache.sha256_hex(arr.data)},
+    )
+    if reason is not None:
+        _cache.warn_invalid("matrix", path, reason)
+        return None
+    return arr
 
 
 def _write_cached(path: Path, arr: npt.NDArray[np.float64]) -> None:
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    header = _cache.make_header(
+        built_from=_built_from(path, (int(arr.shape[0]), int(arr.shape[1]))),
+        payload_sha256={"travel_time_s": _cache.sha256_hex(arr.data)},
+    )
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, travel_time_s=arr)
-        os.replace(tmp, path)
+        with _cache.atomic_file(path) as fh:
+            np.savez(fh, travel_time_s=arr, header=np.array(json.dumps(header)))
     except OSError as exc:
         logger.warning("could not write matrix cache %s: %s", path, exc)
 
@@ -419,7 +451,7 @@ def snapped_travel_time_matrix(
         hit = _read_cached(path, (n, m))
         if hit is not None:
             logger.debug("snapped travel-time matrix %s from cache", (n, m))
-            return hit
+            return hit.astype(dtype, copy=False)
 
     o_fwd = ga.positions(origins.node_forward, "origins")
     o_bwd = ga.positions(origins.node_backward, "origins")
