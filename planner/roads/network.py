@@ -460,13 +460,9 @@ def prepare_graph(
         if not (math.isfinite(length_m) and length_m >= 0):
             msg = "an edge has no valid 'length' in metres; build the graph with osmnx"
             raise GraphError(msg)
-        mapped = _mapped_speed_kph(data.get("maxspeed"))
-        if mapped is None:
-            speed = _imputed_speed_kph(data.get("highway"), table)
-            data["speed_imputed"] = True
-        else:
-            speed = mapped
-            data["speed_imputed"] = False
+        speed, data["speed_imputed"] = _edge_speed_kph(
+            data.get("highway"), data.get("maxspeed"), table
+        )
         data["freeflow_speed_kph"] = speed
         data["speed_kph"] = speed / factor
         data["travel_time"] = length_m / (speed / factor / 3.6)
@@ -909,10 +905,11 @@ def _is_drivable(tags: Mapping[str, str]) -> bool:
 
 
 def _edge_speed_kph(highway: Any, maxspeed: Any, table: Mapping[str, float]) -> tuple[float, bool]:
-    """Free-flow speed of an edge and whether it was imputed (the rule of prepare_graph)."""
+    """Free-flow speed of an edge and whether it was imputed: its mapped ``maxspeed``, else the
+    mean table speed of its highway types. The one speed rule of both loaders."""
     mapped = _mapped_speed_kph(maxspeed)
     if mapped is None:
-        return table.get(_highway_type(highway), FALLBACK_SPEED_KPH), True
+        return _imputed_speed_kph(highway, table), True
     return mapped, False
 
 
