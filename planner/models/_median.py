@@ -13,6 +13,16 @@ Strategy (the usual one in the p-median literature):
    (:mod:`._mip`) with the incumbent as warm start, within the remaining time.
 
 Small instances skip step 2 and go to the exact model directly.
+
+Larger instances (more than :data:`SMALL_PAIRS` finite pairs) with ``formulation="auto"`` take
+the Benders path instead of steps 2-3 (:mod:`._benders`): radius-formulation cuts on a master
+with ``m + n`` columns, LP cut loop, reduced-cost fixing, then MIP re-solves with cuts. Its size
+grows with the candidates, not with candidates x customers, and it closes the small-``p``,
+many-candidate instances the Lagrangian bound leaves open. Measured on the benchmark
+(``benchmarks/bench_exact.py``, see ``benchmarks/README.md``) it was never slower than the
+Lagrangian + reduced MIP path on an instance that path proves optimal, beyond noise.
+``formulation="lagrangian"`` keeps the old path (``"assignment"`` and ``"radius"`` pick its MIP
+formulation); ``"benders"`` forces the new one.
 """
 
 from __future__ import annotations
@@ -25,9 +35,11 @@ from typing import Any
 import numpy as np
 
 from planner.errors import InfeasibleError, SolverError
-from planner.models import _lagrangian, _local_search, _mip
+from planner.models import _benders, _lagrangian, _local_search, _mip
 from planner.models._base import (
     OPTIMALITY_GAP,
+    ProgressReporter,
+    StopCallback,
     highs_version,
     planner_version,
     relative_gap,
@@ -67,6 +79,8 @@ def solve_median(
     gap_target: float = 1e-9,
     formulation: str = "auto",
     exact: bool = True,
+    report: ProgressReporter | None = None,
+    should_stop: StopCallback | None = None,
 ) -> MedianResult:
     """Solve the median-type problem; see the module docstring.
 
@@ -86,11 +100,19 @@ def solve_median(
     gap_target
         Stop when the proven relative gap is at most this.
     formulation
-        MIP formulation, one of ``"auto"``, ``"assignment"``, ``"radius"``.
+        Exact path: ``"auto"``, ``"benders"``, ``"lagrangian"`` (Lagrangian bound + reduced
+        MIP, formulation chosen automatically), ``"assignment"`` or ``"radius"`` (the same with
+        that MIP formulation).
     exact
         If False, stop after the heuristic and the Lagrangian bound (no MIP).
+    report
+        Progress reporter (objective and bound in the units of ``a`` plus its offset).
+    should_stop
+        Polled between the steps and inside HiGHS; True stops with the best solution so far.
     """
     t0 = time.perf_counter()
+    report = report or ProgressReporter(None, t0)
+    stop = should_stop or (lambda: False)
     deadline = t0 + time_limit
     n, m_all = a.shape
     cols = np.setdiff1d(np.arange(m_all), excluded)
@@ -129,8 +151,43 @@ def solve_median(
     extras["first_solution_time_s"] = time.perf_counter() - t0
     lb = -np.inf
     status = "heuristic"
+    report("First solution (greedy + fast interchange)", objective=ub, bound=lb)
 
     small = n_pairs <= SMALL_PAIRS
+    use_benders = exact and (formulation == "benders" or (formulation == "auto" and not small))
+    if use_benders and not stop() and time.perf_counter() < deadline:
+        bres = _benders.solve_benders(
+            sub,
+            fix,
+            p=p,
+            required=req,
+            start_open=open_local,
+            deadline=deadline,
+            gap_target=gap_target,
+            report=report,
+            should_stop=stop,
+        )
+        used.append(f"{highs_version()} (Benders, radius cuts)")
+        extras.update(bres.extras)
+        open_local = bres.open
+        lb = bres.lower_bound
+        status = bres.status
+        return _finish_checked(
+            a,
+            sub=sub,
+            fix=fix,
+            pen=pen,
+            penalty=penalty,
+            cols=cols,
+            open_local=open_local,
+            lb=lb,
+            status=status,
+            used=used,
+            extras=extras,
+            time_limit=time_limit,
+        )
+    if formulation in ("benders", "lagrangian"):
+        formulation = "auto"
     # 2. Lagrangian bound, in rounds; after each round a local search starts from the
     #    relaxation's open set (Lagrangian-guided restarts find better local optima)
     lag = None
@@ -144,7 +201,7 @@ def solve_median(
         round_s = max(0.5, 0.05 * time_limit)
         iterations = 0
         rounds = 0
-        while True:
+        while not stop():
             rounds += 1
             result = _lagrangian.subgradient(
                 pen,
@@ -180,11 +237,21 @@ def solve_median(
                 )
                 if val < ub - 1e-9 * max(1.0, abs(ub)):
                     open_local, ub = cand, val
+            report(f"Lagrangian bound, round {rounds}", objective=ub, bound=lag.bound)
             if relative_gap(ub, lag.bound) <= gap_target or time.perf_counter() >= lag_deadline:
                 break
             if result.converged and rounds >= 3:
                 break
         used.append("Lagrangian")
+        if lag is None:
+            lag = _lagrangian.LagrangianResult(
+                bound=-np.inf,
+                multipliers=lam,
+                rho=fix.copy(),
+                chosen=np.zeros(m, dtype=bool),
+                iterations=0,
+                best_primal=None,
+            )
         extras["lagrangian_bound"] = lag.bound
         extras["lagrangian_iterations"] = iterations
         extras["lagrangian_rounds"] = rounds
@@ -193,7 +260,7 @@ def solve_median(
     gap = relative_gap(ub, lb)
     if gap <= gap_target:
         status = "optimal" if gap <= OPTIMALITY_GAP else "gap_limit"
-    elif exact and time.perf_counter() < deadline:
+    elif exact and time.perf_counter() < deadline and not stop():
         # 3. exact model on the pairs that survive the reduced-cost tests
         eps = 1e-9 * max(1.0, abs(ub))
         if lag is not None:
@@ -224,6 +291,7 @@ def solve_median(
                 start_open=open_local,
                 mip_rel_gap=gap_target,
                 formulation=formulation,
+                should_stop=stop,
             )
             used.append(f"{highs_version()} ({form})")
             extras["mip_formulation"] = form
@@ -242,7 +310,41 @@ def solve_median(
             else:
                 status = mip.status
     else:
-        status = "time_limit" if exact else "bound_only"
+        status = "stopped" if stop() else ("time_limit" if exact else "bound_only")
+    report("Exact model finished", objective=ub, bound=lb)
+    return _finish_checked(
+        a,
+        sub=sub,
+        fix=fix,
+        pen=pen,
+        penalty=penalty,
+        cols=cols,
+        open_local=open_local,
+        lb=lb,
+        status=status,
+        used=used,
+        extras=extras,
+        time_limit=time_limit,
+    )
+
+
+def _finish_checked(
+    a: np.ndarray,
+    *,
+    sub: np.ndarray,
+    fix: np.ndarray,
+    pen: np.ndarray,
+    penalty: float,
+    cols: np.ndarray,
+    open_local: np.ndarray,
+    lb: float,
+    status: str,
+    used: list[str],
+    extras: dict[str, Any],
+    time_limit: float,
+) -> MedianResult:
+    """Check the answer reaches every customer, then :func:`_finish`."""
+    n = sub.shape[0]
     if np.isfinite(penalty) and not np.isfinite(sub[np.arange(n), _argmin(pen, open_local)]).all():
         if status == "optimal":
             raise InfeasibleError(

@@ -1,0 +1,510 @@
+"""Benders decomposition of the radius formulation, for median-type models with many candidates.
+
+Problem (as in :mod:`._median`): open candidates ``y_j`` to minimise
+``sum_j f_j y_j + sum_i min_{j open} a_ij`` (``a`` already weighted, inf = not allowed),
+optionally with exactly ``p`` open.
+
+Formulation (Duran-Mateluna, Ales and Elloumi, "An efficient Benders decomposition for the
+p-median problem", EJOR 308, 2023): one continuous ``theta_i`` per customer, and for every
+customer and every value ``D`` (in practice the customer's distinct costs) the optimality cut
+
+    theta_i >= D - sum_{j: a_ij < D} (D - a_ij) y_j .
+
+It is valid for every integer ``y`` (if the nearest open candidate costs ``c* < D`` the right-hand
+side is at most ``c*``, otherwise it is ``D <= c*``), and the cuts over all levels ``D`` give the
+LP bound of the radius formulation (the LP bound of the classical formulation too). For a given
+``y`` the most violated cut of customer ``i`` is found in closed form: sort the customer's costs,
+``D`` = cost at which the cumulative ``y`` first reaches 1 (the level ``k_i`` of the paper). Only
+the candidates with ``y_j > 0`` matter for finding ``D``, so separation costs ``O(n |supp y|)``
+plus the cut's own nonzeros; the master has ``m + n`` columns, never ``n x m``.
+
+Solve, all with HiGHS through highspy:
+
+1. LP phase: the master LP (``0 <= y <= 1``) is re-solved with the dual simplex after adding, for
+   every customer whose ``theta_i`` is below its cut, the most violated cut (multi-cut), starting
+   with the cuts at the heuristic solution. Separation uses the in-out stabilisation of
+   Ben-Ameur and Neto (2007): cuts are separated at a point between a stability centre and the LP
+   solution, which cuts the number of rounds several fold on small ``p``. The loop stops when no
+   cut is violated (the LP bound of the radius formulation) or the bound stalls.
+2. Reduced-cost fixing: with the final LP's reduced costs ``r_j``, a candidate at 0 with
+   ``LB + r_j > UB`` can never be in a better solution and is fixed closed (and symmetrically
+   fixed open). With small ``p`` and thousands of candidates this closes most of them.
+3. MIP phase: ``y`` integer, the incumbent as start (``setSolution``), HiGHS branch-and-cut on the
+   master; every improving master solution HiGHS finds is collected (callback), evaluated exactly
+   (new incumbents) and its violated cuts are added; re-solve until the master's dual bound meets
+   the incumbent. The master's dual bound is a valid lower bound at every moment.
+
+Customers that cannot reach some candidates (inf) get a covering row ``sum_{j reachable} y_j >= 1``
+(one per distinct reachable set), so no cut ever involves an infinite cost.
+
+Between rounds and inside HiGHS (interrupt callbacks) the ``should_stop`` callback is polled;
+progress reports carry the incumbent, the bound and the gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from planner.errors import SolverError
+from planner.models._base import ProgressReporter, StopCallback, relative_gap
+from planner.models._mip import _new_highs
+
+logger = logging.getLogger(__name__)
+
+#: Relative violation under which a cut is not added (in units of the customer's own cost).
+CUT_TOLERANCE = 1e-7
+
+#: The LP phase stops when the bound improved by less than this (relative) over 3 rounds.
+LP_STALL = 1e-6
+
+#: Weight of the stability centre in the in-out separation point.
+IN_OUT_ALPHA = 0.5
+
+
+@dataclass(frozen=True)
+class BendersResult:
+    """Outcome of :func:`solve_benders`, in the local (non-excluded) column indices."""
+
+    open: np.ndarray
+    objective: float
+    lower_bound: float
+    status: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class _Cuts:
+    """Closed-form separation of the radius-formulation Benders cuts over one cost matrix.
+
+    A cut is identified by its row ``i`` and level ``D``:
+    ``theta_i + sum_{j: a_ij < D} (D - a_ij) y_j >= D``. ``order`` and ``sorted`` hold every
+    row's columns and costs in increasing cost (inf last).
+    """
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+        self.order = np.argsort(a, axis=1, kind="stable").astype(np.int32)
+        self.sorted = np.take_along_axis(a, self.order, axis=1)
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        """Per row, the cost ``D`` at which the cumulative ``y`` (by increasing cost) reaches 1."""
+        supp = np.flatnonzero(y > 1e-9)
+        sub = self.a[:, supp]
+        idx = np.argsort(sub, axis=1, kind="stable")
+        costs = np.take_along_axis(sub, idx, axis=1)
+        cum = np.cumsum(y[supp][idx], axis=1)
+        reached = cum >= 1.0 - 1e-7
+        pos = np.where(reached.any(axis=1), reached.argmax(axis=1), supp.size - 1)
+        level = costs[np.arange(self.a.shape[0]), pos]
+        if not np.isfinite(level).all():
+            # only possible with a y violating a covering row: any finite D gives a valid cut
+            bad = ~np.isfinite(level)
+            finite_max = np.where(np.isfinite(self.sorted), self.sorted, -np.inf).max(axis=1)
+            level[bad] = finite_max[bad]
+        return level
+
+    def values(self, rows: np.ndarray, level: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Right-hand side minus the y terms of cuts ``(rows, level)`` at ``y``."""
+        supp = np.flatnonzero(y > 1e-12)
+        sub = self.a[np.ix_(rows, supp)]
+        gain = np.maximum(level[:, None] - sub, 0.0)
+        gain[~np.isfinite(sub)] = 0.0
+        return level - gain @ y[supp]
+
+    def violated(
+        self, y_sep: np.ndarray, y: np.ndarray, theta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and levels of the cuts separated at ``y_sep`` that ``(y, theta)`` violates."""
+        level = self.levels(y_sep)
+        rows = np.arange(self.a.shape[0])
+        value = self.values(rows, level, y)
+        tol = CUT_TOLERANCE * np.maximum(np.abs(level), 1e-9)
+        bad = np.flatnonzero(value > theta + tol)
+        return bad, level[bad]
+
+    def matrix(
+        self, rows: np.ndarray, level: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR (indptr, columns, values) of the y terms of cuts ``(rows, level)``."""
+        srt = self.sorted[rows]
+        mask = srt < level[:, None]
+        rr, tt = np.nonzero(mask)
+        cols = self.order[rows][rr, tt]
+        vals = level[rr] - srt[rr, tt]
+        indptr = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(mask.sum(axis=1), out=indptr[1:])
+        return indptr, cols.astype(np.int32), vals
+
+
+def _cover_rows(a: np.ndarray) -> list[np.ndarray]:
+    """One reachable-column set per distinct pattern of rows that cannot reach every column."""
+    finite = np.isfinite(a)
+    partial = ~finite.all(axis=1)
+    if not partial.any():
+        return []
+    packed = np.unique(np.packbits(finite[partial], axis=1), axis=0)
+    sets = np.unpackbits(packed, axis=1, count=a.shape[1]).astype(bool)
+    return [np.flatnonzero(s) for s in sets]
+
+
+class _Master:
+    """The Benders master in HiGHS: columns ``y`` (m) then ``theta`` (n), cuts added in rounds."""
+
+    def __init__(
+        self,
+        cuts: _Cuts,
+        fixed: np.ndarray,
+        *,
+        p: int | None,
+        y_lower: np.ndarray,
+        integer: bool,
+        interrupt: Any,
+    ) -> None:
+        import highspy
+
+        self.cuts = cuts
+        n, m = cuts.a.shape
+        self.n, self.m = n, m
+        self.h = h = _new_highs()
+        h.setOptionValue("threads", 1)
+        import os
+
+        if os.environ.get("BENDERS_DEBUG") and integer:
+            h.setOptionValue("output_flag", True)
+        self.inf = inf = highspy.kHighsInf
+        lp = highspy.HighsLp()
+        lp.num_col_ = m + n
+        lp.num_row_ = 0
+        lp.col_cost_ = np.concatenate([fixed, np.ones(n)])
+        lp.col_lower_ = np.concatenate([y_lower, cuts.sorted[:, 0]])
+        lp.col_upper_ = np.concatenate([np.ones(m), np.full(n, inf)])
+        if integer:
+            lp.integrality_ = [highspy.HighsVarType.kInteger] * m + [
+                highspy.HighsVarType.kContinuous
+            ] * n
+        if h.passModel(lp) == highspy.HighsStatus.kError:
+            raise SolverError("HiGHS rejected the Benders master (passModel returned kError)")
+        all_y = np.arange(m, dtype=np.int32)
+        if p is not None:
+            h.addRow(float(p), float(p), m, all_y, np.ones(m))
+        else:
+            h.addRow(1.0, inf, m, all_y, np.ones(m))
+        for cover in _cover_rows(cuts.a):
+            h.addRow(1.0, inf, cover.size, cover.astype(np.int32), np.ones(cover.size))
+        h.cbSimplexInterrupt.subscribe(interrupt)
+        h.cbMipInterrupt.subscribe(interrupt)
+        self.pool_rows: list[np.ndarray] = []
+        self.pool_levels: list[np.ndarray] = []
+        self.n_cuts = 0
+        self.nnz = 0
+
+    def add(self, rows: np.ndarray, level: np.ndarray) -> int:
+        """Add cuts ``(rows, level)``; returns how many."""
+        k = rows.size
+        if k == 0:
+            return 0
+        indptr, cols, vals = self.cuts.matrix(rows, level)
+        counts = np.diff(indptr)
+        starts = np.zeros(k, dtype=np.int32)
+        np.cumsum(counts[:-1] + 1, out=starts[1:])
+        index = np.empty(int(counts.sum()) + k, dtype=np.int32)
+        value = np.empty(index.size)
+        index[starts] = self.m + rows
+        value[starts] = 1.0
+        body = np.ones(index.size, dtype=bool)
+        body[starts] = False
+        index[body] = cols
+        value[body] = vals
+        self.h.addRows(k, level, np.full(k, self.inf), index.size, starts, index, value)
+        self.pool_rows.append(rows)
+        self.pool_levels.append(level)
+        self.n_cuts += k
+        self.nnz += int(vals.size)
+        return k
+
+    def pool(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.pool_rows:
+            return np.zeros(0, dtype=np.intp), np.zeros(0)
+        return np.concatenate(self.pool_rows), np.concatenate(self.pool_levels)
+
+
+def solve_benders(
+    a: np.ndarray,
+    fixed: np.ndarray,
+    *,
+    p: int | None,
+    required: np.ndarray,
+    start_open: np.ndarray,
+    deadline: float,
+    gap_target: float,
+    report: ProgressReporter,
+    should_stop: StopCallback | None = None,
+    lower_bound: float = -np.inf,
+) -> BendersResult:
+    """Solve the median-type problem exactly by Benders decomposition; see the module docstring.
+
+    Parameters
+    ----------
+    a
+        Weighted cost matrix (n x m) over the allowed candidates; inf where not allowed. Every
+        row has a finite entry.
+    fixed
+        Fixed cost per candidate (zeros for the p-median).
+    p
+        Number of candidates to open, or None (fixed-charge: at least one).
+    required
+        Local column indices that must open.
+    start_open
+        A feasible open set (the heuristic's answer): warm start and first cuts.
+    deadline
+        ``time.perf_counter()`` value at which to stop.
+    gap_target
+        Stop when the proven relative gap is at most this.
+    report
+        Progress reporter (objective and bound in the units of ``a``).
+    should_stop
+        Polled between rounds and inside HiGHS; True stops with the best solution so far.
+    lower_bound
+        A bound known beforehand (e.g. Lagrangian), kept if better.
+    """
+    import highspy
+
+    t0 = time.perf_counter()
+    n, m = a.shape
+    stop = should_stop or (lambda: False)
+    # scale so that the master's numbers are of order 1 (HiGHS's tolerances are absolute)
+    scale = max(float(a.min(axis=1).mean()), 1e-12)
+    a_s = a / scale
+    f_s = fixed / scale
+    cuts = _Cuts(a_s)
+
+    def true_value(open_cols: np.ndarray) -> tuple[float, np.ndarray]:
+        per_row = a_s[:, open_cols].min(axis=1)
+        return float(f_s[open_cols].sum() + per_row.sum()), per_row
+
+    best_open = np.sort(np.asarray(start_open, dtype=np.intp))
+    ub, best_theta = true_value(best_open)
+    lb = lower_bound / scale if np.isfinite(lower_bound) else -np.inf
+    extras: dict[str, Any] = {}
+
+    def gap() -> float:
+        return relative_gap(ub, lb)
+
+    def progress(message: str) -> None:
+        report(message, objective=ub * scale, bound=lb * scale)
+
+    def interrupt(event: Any) -> None:
+        if stop() or time.perf_counter() >= deadline:
+            event.interrupt()
+
+    y_lo = np.zeros(m)
+    y_lo[required] = 1.0
+    master = _Master(cuts, f_s, p=p, y_lower=y_lo, integer=False, interrupt=interrupt)
+    h = master.h
+    y0 = np.zeros(m)
+    y0[best_open] = 1.0
+    master.add(*cuts.violated(y0, y0, np.full(n, -np.inf)))
+    progress("Benders: cuts at the heuristic solution")
+
+    # ---- 1. LP phase ------------------------------------------------------------------------
+    center = y0.copy()
+    history: list[float] = []
+    lp_rounds = 0
+    status = "time_limit"
+    y = y0
+    theta = best_theta
+    rc = np.zeros(m)
+    lp_bound = -np.inf
+    while True:
+        if stop():
+            status = "stopped"
+            break
+        if time.perf_counter() >= deadline:
+            break
+        h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            status = "stopped" if stop() else "time_limit"
+            break
+        lp_rounds += 1
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value)
+        y, theta = np.clip(x[:m], 0.0, 1.0), x[m:]
+        rc = np.asarray(sol.col_dual)[:m]
+        lp_bound = float(h.getInfo().objective_function_value)
+        lb = max(lb, lp_bound)
+        history.append(lp_bound)
+        # rounding: the p largest y (plus required) as a primal candidate
+        if p is not None:
+            score = y + 2.0 * y_lo
+            cand = np.sort(np.argpartition(-score, p - 1)[:p])
+            val, per_row = true_value(cand)
+            if val < ub:
+                ub, best_open, best_theta = val, cand, per_row
+        logger.debug(
+            "Benders LP round %d: %.2fs bound %.8g UB %.8g",
+            lp_rounds,
+            time.perf_counter() - t0,
+            lp_bound * scale,
+            ub * scale,
+        )
+        if lp_rounds % 5 == 0:
+            progress(f"Benders LP, round {lp_rounds}")
+        if gap() <= gap_target:
+            status = "done"
+            break
+        stalled = len(history) > 3 and history[-1] - history[-4] <= LP_STALL * abs(history[-1])
+        y_sep = IN_OUT_ALPHA * center + (1.0 - IN_OUT_ALPHA) * y
+        found = cuts.violated(y_sep, y, theta)
+        if found[0].size == 0:
+            found = cuts.violated(y, y, theta)
+            if found[0].size == 0:
+                break  # LP optimum of the radius formulation
+        if stalled and lp_rounds > 10:
+            break
+        master.add(*found)
+        center = 0.5 * center + 0.5 * y
+    extras["benders_lp_rounds"] = lp_rounds
+    extras["benders_lp_bound"] = lp_bound * scale
+    extras["benders_lp_time_s"] = time.perf_counter() - t0
+    progress(f"Benders LP bound after {lp_rounds} rounds")
+
+    mip_rounds = 0
+    n_cuts, nnz = master.n_cuts, master.nnz
+    if status not in ("stopped", "done") and gap() > gap_target:
+        # ---- 2. reduced-cost fixing ----------------------------------------------------------
+        slack = ub * (1.0 + 1e-9) + 1e-9 - lp_bound if lp_rounds else np.inf
+        closed = (y < 1e-9) & (rc > slack) & (y_lo < 0.5)
+        forced = (y > 1.0 - 1e-9) & (-rc > slack)
+        free = np.flatnonzero(~closed)
+        extras["benders_fixed_closed"] = int(closed.sum())
+        extras["benders_fixed_open"] = int(forced.sum())
+        # ---- 3. MIP phase on the candidates left, with the cuts binding at the LP optimum --
+        cuts_r = _Cuts(a_s[:, free])
+        y_lo_r = np.maximum(y_lo, forced)[free]
+        mip = _Master(cuts_r, f_s[free], p=p, y_lower=y_lo_r, integer=True, interrupt=interrupt)
+        pool_rows, pool_levels = master.pool()
+        if lp_rounds and pool_rows.size:
+            value = cuts.values(pool_rows, pool_levels, y)
+            tight = value >= theta[pool_rows] - 1e-6 * np.maximum(np.abs(pool_levels), 1e-9)
+            pool_rows, pool_levels = pool_rows[tight], pool_levels[tight]
+        mip.add(pool_rows, pool_levels)
+        del master, h
+        y_best = np.zeros(free.size)
+        pos = np.searchsorted(free, best_open)
+        if np.array_equal(free[np.minimum(pos, free.size - 1)], best_open):
+            y_best[pos] = 1.0
+            mip.add(*cuts_r.violated(y_best, y_best, np.full(n, -np.inf)))
+        h = mip.h
+        h.setOptionValue("mip_rel_gap", max(min(gap_target, 1e-6) * 0.1, 1e-9))
+        h.setOptionValue("mip_abs_gap", 1e-10)
+        # the incumbent comes from our local search; HiGHS's sub-MIP heuristics only find
+        # master solutions whose theta is still too low, at a high price
+        h.setOptionValue("mip_heuristic_effort", 0.0)
+        for option in (
+            "mip_heuristic_run_rins",
+            "mip_heuristic_run_rens",
+            "mip_heuristic_run_root_reduced_cost",
+            "mip_heuristic_run_feasibility_jump",
+        ):
+            h.setOptionValue(option, False)
+        found_solutions: list[np.ndarray] = []
+
+        def collect(event: Any) -> None:
+            found_solutions.append(np.asarray(event.data_out.mip_solution).copy())
+
+        h.cbMipImprovingSolution.subscribe(collect)
+        mr = free.size
+        while True:
+            if stop():
+                status = "stopped"
+                break
+            if time.perf_counter() >= deadline:
+                status = "time_limit"
+                break
+            h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
+            pos = np.searchsorted(free, best_open)
+            if np.isfinite(ub) and np.array_equal(free[np.minimum(pos, mr - 1)], best_open):
+                start = highspy.HighsSolution()
+                x0 = np.zeros(mr + n)
+                x0[pos] = 1.0
+                x0[mr:] = best_theta
+                start.col_value = x0.tolist()
+                start.value_valid = True
+                h.setSolution(start)
+            found_solutions.clear()
+            h.run()
+            mip_rounds += 1
+            ms = h.getModelStatus()
+            info = h.getInfo()
+            if ms == highspy.HighsModelStatus.kInfeasible:
+                # every better solution is cut off: the incumbent is optimal
+                lb = ub
+                status = "done"
+                break
+            lb = max(lb, min(float(info.mip_dual_bound), ub))
+            candidates = list(found_solutions)
+            if info.primal_solution_status == 2:
+                candidates.append(np.asarray(h.getSolution().col_value))
+            new_cuts = 0
+            seen: set[bytes] = set()
+            for xs in candidates:
+                if xs.size != mr + n:
+                    continue
+                cand_r = np.flatnonzero(xs[:mr] > 0.5)
+                if cand_r.size == 0 or (p is not None and cand_r.size != p):
+                    continue
+                val, per_row = true_value(free[cand_r])
+                if val < ub:
+                    ub, best_open, best_theta = val, free[cand_r], per_row
+                key = cand_r.tobytes()
+                if key in seen:
+                    continue
+                seen.add(key)
+                yi = np.zeros(mr)
+                yi[cand_r] = 1.0
+                new_cuts += mip.add(*cuts_r.violated(yi, yi, xs[mr:]))
+            logger.debug(
+                "Benders MIP round %d: %s, %.2fs, bound %.8g, UB %.8g, %d solutions, %d cuts,"
+                " nodes %d",
+                mip_rounds,
+                h.modelStatusToString(ms),
+                time.perf_counter() - t0,
+                lb * scale,
+                ub * scale,
+                len(candidates),
+                new_cuts,
+                info.mip_node_count,
+            )
+            progress(f"Benders MIP, round {mip_rounds}")
+            if gap() <= gap_target:
+                status = "done"
+                break
+            if ms != highspy.HighsModelStatus.kOptimal:
+                status = "stopped" if stop() else "time_limit"
+                break
+            if new_cuts == 0:
+                # the master's optimum is exact: its objective is the optimum
+                lb = max(lb, min(float(info.objective_function_value), ub))
+                status = "done"
+                break
+        n_cuts += mip.n_cuts
+        nnz += mip.nnz
+    extras["benders_mip_rounds"] = mip_rounds
+    extras["benders_cuts"] = n_cuts
+    extras["benders_cut_nonzeros"] = nnz
+    extras["benders_time_s"] = time.perf_counter() - t0
+    if status == "done":
+        status = "optimal" if gap() <= 1e-6 else "gap_limit"
+    progress("Benders finished")
+    return BendersResult(
+        open=np.sort(best_open),
+        objective=ub * scale,
+        lower_bound=min(lb, ub) * scale,
+        status=status,
+        extras=extras,
+    )
