@@ -277,7 +277,10 @@ def solve_benders(
     n, m = a.shape
     stop = should_stop or (lambda: False)
     # scale so that the master's numbers are of order 1 (HiGHS's tolerances are absolute)
-    scale = max(float(a.min(axis=1).mean()), 1e-12)
+    # (the mean customer cost of the start solution; 1 when that is 0 or inf)
+    start_cost = a[:, np.asarray(start_open, dtype=np.intp)].min(axis=1)
+    scale = float(start_cost.mean()) if np.isfinite(start_cost).all() else 0.0
+    scale = scale if scale > 1e-9 else 1.0
     a_s = a / scale
     f_s = fixed / scale
     cuts = _Cuts(a_s)
