@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from planner.errors import SolverError
+from planner.models import _local_search
 from planner.models._base import ProgressReporter, StopCallback, relative_gap
 from planner.models._mip import _new_highs
 
@@ -138,6 +139,13 @@ class _Cuts:
         indptr = np.zeros(rows.size + 1, dtype=np.int64)
         np.cumsum(mask.sum(axis=1), out=indptr[1:])
         return indptr, cols.astype(np.int32), vals
+
+
+def _set_time_limit(h: Any, deadline: float) -> None:
+    """Let the next run of ``h`` stop at ``deadline`` (HiGHS counts its time limit over all the
+    runs of one instance, so the time already used is added)."""
+    remaining = max(deadline - time.perf_counter(), 0.01)
+    h.setOptionValue("time_limit", float(h.getRunTime()) + remaining)
 
 
 def _cover_rows(a: np.ndarray) -> list[np.ndarray]:
@@ -291,6 +299,11 @@ def solve_benders(
 
     best_open = np.sort(np.asarray(start_open, dtype=np.intp))
     ub, best_theta = true_value(best_open)
+    # integer data (e.g. whole seconds, unit weights): objectives are whole numbers, so a node
+    # whose bound is above UB - 1 holds no better solution
+    finite = a[np.isfinite(a)]
+    integer_data = bool(np.all(finite == np.round(finite)) and np.all(fixed == np.round(fixed)))
+    unit = 1.0 / scale if integer_data else 0.0
     lb = lower_bound / scale if np.isfinite(lower_bound) else -np.inf
     extras: dict[str, Any] = {}
 
@@ -328,7 +341,7 @@ def solve_benders(
             break
         if time.perf_counter() >= deadline:
             break
-        h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
+        _set_time_limit(h, deadline)
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             status = "stopped" if stop() else "time_limit"
@@ -376,128 +389,67 @@ def solve_benders(
     extras["benders_lp_time_s"] = time.perf_counter() - t0
     progress(f"Benders LP bound after {lp_rounds} rounds")
 
-    mip_rounds = 0
-    n_cuts, nnz = master.n_cuts, master.nnz
-    if status not in ("stopped", "done") and gap() > gap_target:
-        # ---- 2. reduced-cost fixing ----------------------------------------------------------
-        slack = ub * (1.0 + 1e-9) + 1e-9 - lp_bound if lp_rounds else np.inf
+    if (
+        status not in ("stopped", "done")
+        and gap() > gap_target
+        and lp_rounds
+        and time.perf_counter() < deadline
+    ):
+        # a local search from the LP solution: a better incumbent fixes more candidates below
+        score = y + 2.0 * y_lo
+        k = p if p is not None else max(round(float(y.sum())), 1)
+        start = np.sort(np.argpartition(-score, k - 1)[:k])
+        pen, _ = _local_search.penalize_inf(a_s)
+        cand, val, _ = _local_search.interchange(
+            pen,
+            f_s,
+            start,
+            p=p,
+            required=np.asarray(required, dtype=np.intp),
+            allowed=np.ones(m, dtype=bool),
+            deadline=time.perf_counter() + 0.25 * max(deadline - time.perf_counter(), 0.0),
+        )
+        val, per_row = true_value(cand)
+        if val < ub:
+            ub, best_open, best_theta = val, cand, per_row
+        extras["benders_lp_local_search"] = val * scale
+        progress("Benders: local search from the LP solution")
+    nodes = 0
+    if status not in ("stopped", "done") and gap() > gap_target and lp_rounds:
+        # ---- 2. reduced-cost fixing at the root -------------------------------------------------
+        slack = ub - lp_bound + 1e-9 * max(abs(ub), 1.0)
         closed = (y < 1e-9) & (rc > slack) & (y_lo < 0.5)
         forced = (y > 1.0 - 1e-9) & (-rc > slack)
-        free = np.flatnonzero(~closed)
         extras["benders_fixed_closed"] = int(closed.sum())
         extras["benders_fixed_open"] = int(forced.sum())
-        # ---- 3. MIP phase on the candidates left, with the cuts binding at the LP optimum --
-        cuts_r = _Cuts(a_s[:, free])
-        y_lo_r = np.maximum(y_lo, forced)[free]
-        mip = _Master(cuts_r, f_s[free], p=p, y_lower=y_lo_r, integer=True, interrupt=interrupt)
-        pool_rows, pool_levels = master.pool()
-        if lp_rounds and pool_rows.size:
-            value = cuts.values(pool_rows, pool_levels, y)
-            tight = value >= theta[pool_rows] - 1e-6 * np.maximum(np.abs(pool_levels), 1e-9)
-            pool_rows, pool_levels = pool_rows[tight], pool_levels[tight]
-        mip.add(pool_rows, pool_levels)
-        del master, h
-        y_best = np.zeros(free.size)
-        pos = np.searchsorted(free, best_open)
-        if np.array_equal(free[np.minimum(pos, free.size - 1)], best_open):
-            y_best[pos] = 1.0
-            mip.add(*cuts_r.violated(y_best, y_best, np.full(n, -np.inf)))
-        h = mip.h
-        h.setOptionValue("mip_rel_gap", max(min(gap_target, 1e-6) * 0.1, 1e-9))
-        h.setOptionValue("mip_abs_gap", 1e-10)
-        # the incumbent comes from our local search; HiGHS's sub-MIP heuristics only find
-        # master solutions whose theta is still too low, at a high price
-        h.setOptionValue("mip_heuristic_effort", 0.0)
-        for option in (
-            "mip_heuristic_run_rins",
-            "mip_heuristic_run_rens",
-            "mip_heuristic_run_root_reduced_cost",
-            "mip_heuristic_run_feasibility_jump",
-        ):
-            h.setOptionValue(option, False)
-        found_solutions: list[np.ndarray] = []
+        base_lo = np.maximum(y_lo, forced.astype(float))
+        base_hi = np.where(closed, 0.0, 1.0)
+        # ---- 3. branch-and-Benders-cut --------------------------------------------------------
+        def offer(cand: np.ndarray) -> None:
+            nonlocal ub, best_open, best_theta
+            val, per_row = true_value(cand)
+            if val < ub:
+                ub, best_open, best_theta = val, np.sort(cand), per_row
 
-        def collect(event: Any) -> None:
-            found_solutions.append(np.asarray(event.data_out.mip_solution).copy())
-
-        h.cbMipImprovingSolution.subscribe(collect)
-        mr = free.size
-        while True:
-            if stop():
-                status = "stopped"
-                break
-            if time.perf_counter() >= deadline:
-                status = "time_limit"
-                break
-            h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
-            pos = np.searchsorted(free, best_open)
-            if np.isfinite(ub) and np.array_equal(free[np.minimum(pos, mr - 1)], best_open):
-                start = highspy.HighsSolution()
-                x0 = np.zeros(mr + n)
-                x0[pos] = 1.0
-                x0[mr:] = best_theta
-                start.col_value = x0.tolist()
-                start.value_valid = True
-                h.setSolution(start)
-            found_solutions.clear()
-            h.run()
-            mip_rounds += 1
-            ms = h.getModelStatus()
-            info = h.getInfo()
-            if ms == highspy.HighsModelStatus.kInfeasible:
-                # every better solution is cut off: the incumbent is optimal
-                lb = ub
-                status = "done"
-                break
-            lb = max(lb, min(float(info.mip_dual_bound), ub))
-            candidates = list(found_solutions)
-            if info.primal_solution_status == 2:
-                candidates.append(np.asarray(h.getSolution().col_value))
-            new_cuts = 0
-            seen: set[bytes] = set()
-            for xs in candidates:
-                if xs.size != mr + n:
-                    continue
-                cand_r = np.flatnonzero(xs[:mr] > 0.5)
-                if cand_r.size == 0 or (p is not None and cand_r.size != p):
-                    continue
-                val, per_row = true_value(free[cand_r])
-                if val < ub:
-                    ub, best_open, best_theta = val, free[cand_r], per_row
-                key = cand_r.tobytes()
-                if key in seen:
-                    continue
-                seen.add(key)
-                yi = np.zeros(mr)
-                yi[cand_r] = 1.0
-                new_cuts += mip.add(*cuts_r.violated(yi, yi, xs[mr:]))
-            logger.debug(
-                "Benders MIP round %d: %s, %.2fs, bound %.8g, UB %.8g, %d solutions, %d cuts,"
-                " nodes %d",
-                mip_rounds,
-                h.modelStatusToString(ms),
-                time.perf_counter() - t0,
-                lb * scale,
-                ub * scale,
-                len(candidates),
-                new_cuts,
-                info.mip_node_count,
-            )
-            progress(f"Benders MIP, round {mip_rounds}")
-            if gap() <= gap_target:
-                status = "done"
-                break
-            if ms != highspy.HighsModelStatus.kOptimal:
-                status = "stopped" if stop() else "time_limit"
-                break
-            if new_cuts == 0:
-                # the master's optimum is exact: its objective is the optimum
-                lb = max(lb, min(float(info.objective_function_value), ub))
-                status = "done"
-                break
-        n_cuts += mip.n_cuts
-        nnz += mip.nnz
-    extras["benders_mip_rounds"] = mip_rounds
+        status, branch_lb, nodes = _branch(
+            master,
+            p=p,
+            base_lo=base_lo,
+            base_hi=base_hi,
+            root_bound=lp_bound,
+            offer=offer,
+            upper_bound=lambda: ub,
+            deadline=deadline,
+            stop=stop,
+            gap_target=gap_target,
+            unit=unit,
+            progress=lambda message, bound: report(
+                message, objective=ub * scale, bound=bound * scale
+            ),
+        )
+        lb = max(lb, branch_lb)
+    n_cuts, nnz = master.n_cuts, master.nnz
+    extras["benders_nodes"] = nodes
     extras["benders_cuts"] = n_cuts
     extras["benders_cut_nonzeros"] = nnz
     extras["benders_time_s"] = time.perf_counter() - t0
@@ -511,3 +463,140 @@ def solve_benders(
         status=status,
         extras=extras,
     )
+
+
+def _branch(
+    master: _Master,
+    *,
+    p: int | None,
+    base_lo: np.ndarray,
+    base_hi: np.ndarray,
+    root_bound: float,
+    offer: Any,
+    upper_bound: Any,
+    deadline: float,
+    stop: StopCallback,
+    gap_target: float,
+    unit: float,
+    progress: Any,
+) -> tuple[str, float, int]:
+    """Best-first branch-and-bound on ``y`` over the master LP, with Benders cuts at every node.
+
+    Every node re-solves the master LP (dual simplex, warm) with its bounds, adds the violated
+    cuts until none is (or a few rounds), fixes candidates by reduced costs, offers the rounded
+    LP solution as an incumbent and branches on the most fractional ``y_j``. Cuts are global
+    (valid for every ``y``). Returns (status, proven lower bound, nodes processed), the bound in
+    master units.
+    """
+    import heapq
+
+    import highspy
+
+    h = master.h
+    cuts = master.cuts
+    m = master.m
+    all_y = np.arange(m, dtype=np.int32)
+    kinf = highspy.HighsModelStatus.kInfeasible
+    kopt = highspy.HighsModelStatus.kOptimal
+    counter = 0
+    heap: list[tuple[float, int, int, np.ndarray, np.ndarray]] = [
+        (root_bound, 0, 0, base_lo.copy(), base_hi.copy())
+    ]
+    pruned_bound = np.inf  # least bound among nodes pruned by the gap tolerance only
+    nodes = 0
+    last_report = time.perf_counter()
+
+    def cutoff() -> float:
+        ub = upper_bound()
+        tol = max(gap_target * abs(ub), 1e-9 * max(abs(ub), 1.0))
+        return ub - max(tol, unit * (1.0 - 1e-6))
+
+    def settle(bound: float) -> None:
+        """Record a pruned node: it holds no solution better than the incumbent (beyond the gap
+        tolerance, which is then what the bound says)."""
+        nonlocal pruned_bound
+        ub = upper_bound()
+        if bound < ub and not (unit and bound > ub - unit * (1.0 - 1e-6)):
+            pruned_bound = min(pruned_bound, bound)
+
+    def global_bound() -> float:
+        ub = upper_bound()
+        return min([ub, pruned_bound] + ([heap[0][0]] if heap else []))
+
+    status = "done"
+    while heap:
+        if stop():
+            status = "stopped"
+            break
+        if time.perf_counter() >= deadline:
+            status = "time_limit"
+            break
+        parent_bound, _, _, lo, hi = heapq.heappop(heap)
+        if parent_bound >= cutoff():
+            settle(parent_bound)
+            continue
+        nodes += 1
+        h.changeColsBounds(m, all_y, lo, hi)
+        bound = parent_bound
+        y = rc = None
+        feasible = True
+        for _ in range(50):
+            _set_time_limit(h, deadline)
+            h.run()
+            ms = h.getModelStatus()
+            if ms == kinf:
+                feasible = False
+                break
+            if ms != kopt:
+                logger.debug("node LP stopped: %s", h.modelStatusToString(ms))
+                break
+            sol = h.getSolution()
+            x = np.asarray(sol.col_value)
+            y, theta = np.clip(x[:m], 0.0, 1.0), x[m:]
+            rc = np.asarray(sol.col_dual)[:m]
+            bound = max(bound, float(h.getInfo().objective_function_value))
+            if bound >= cutoff():
+                break
+            found = cuts.violated(y, y, theta)
+            if found[0].size == 0:
+                break
+            master.add(*found)
+        if not feasible:
+            continue
+        if y is None or rc is None:  # LP stopped by time or stop: keep the node open
+            heapq.heappush(heap, (parent_bound, 0, counter, lo, hi))
+            status = "stopped" if stop() else "time_limit"
+            break
+        # primal: the rounded LP solution
+        if p is not None:
+            score = y + 2.0 * lo
+            offer(np.argpartition(-score, p - 1)[:p])
+        else:
+            offer(np.flatnonzero(y > 0.5) if (y > 0.5).any() else np.array([int(np.argmax(y))]))
+        if bound >= cutoff():
+            settle(bound)
+            continue
+        frac = np.minimum(y, 1.0 - y)
+        if frac.max() < 1e-6:
+            # integral LP solution with no violated cut: its value is exact
+            offer(np.flatnonzero(y > 0.5))
+            settle(bound)
+            continue
+        # reduced-cost fixing for the children
+        slack = upper_bound() - bound
+        lo = lo.copy()
+        hi = hi.copy()
+        hi[(y < 1e-9) & (rc > slack)] = 0.0
+        lo[(y > 1.0 - 1e-9) & (-rc > slack)] = 1.0
+        j = int(np.argmax(frac))
+        for value in (1.0, 0.0):
+            child_lo, child_hi = lo.copy(), hi.copy()
+            child_lo[j] = child_hi[j] = value
+            counter += 1
+            heapq.heappush(heap, (bound, -int(value), counter, child_lo, child_hi))
+        if time.perf_counter() - last_report > 0.5:
+            last_report = time.perf_counter()
+            progress(f"Benders branch-and-cut, {nodes} nodes", global_bound())
+    lb = global_bound()
+    logger.debug("Benders branch-and-cut: %d nodes, %s, bound %.8g", nodes, status, lb)
+    return status, lb, nodes

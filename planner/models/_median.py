@@ -14,7 +14,8 @@ Strategy (the usual one in the p-median literature):
 
 Small instances skip step 2 and go to the exact model directly.
 
-Larger instances (more than :data:`SMALL_PAIRS` finite pairs) with ``formulation="auto"`` take
+Larger instances (more than :data:`BENDERS_MIN_PAIRS` finite pairs and at least
+:data:`BENDERS_MIN_CANDIDATES` allowed candidates) with ``formulation="auto"`` take
 the Benders path instead of steps 2-3 (:mod:`._benders`): radius-formulation cuts on a master
 with ``m + n`` columns, LP cut loop, reduced-cost fixing, then MIP re-solves with cuts. Its size
 grows with the candidates, not with candidates x customers, and it closes the small-``p``,
@@ -49,6 +50,14 @@ logger = logging.getLogger(__name__)
 
 #: Instances with at most this many finite pairs go straight to the exact MIP.
 SMALL_PAIRS = 5_000
+
+#: With ``formulation="auto"``, instances with more finite pairs than this take the Benders
+#: path (:mod:`._benders`) instead of Lagrangian bound + reduced MIP.
+BENDERS_MIN_PAIRS = 5_000
+
+#: ... and at least this many allowed candidates: with few candidates the Lagrangian bound and
+#: the reduced MIP are faster (measured: 2,000 x 40 and 1,000 x 50 in half the time).
+BENDERS_MIN_CANDIDATES = 100
 
 #: The exact MIP is only attempted when the reduced-cost tests leave at most this many pairs;
 #: beyond, HiGHS would not finish in interactive time and the answer keeps its proven gap.
@@ -154,7 +163,12 @@ def solve_median(
     report("First solution (greedy + fast interchange)", objective=ub, bound=lb)
 
     small = n_pairs <= SMALL_PAIRS
-    use_benders = exact and (formulation == "benders" or (formulation == "auto" and not small))
+    use_benders = exact and (formulation == "benders" or (
+            formulation == "auto"
+            and n_pairs > BENDERS_MIN_PAIRS
+            and m >= BENDERS_MIN_CANDIDATES
+        )
+    )
     if use_benders and not stop() and time.perf_counter() < deadline:
         bres = _benders.solve_benders(
             sub,
