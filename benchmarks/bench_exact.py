@@ -117,11 +117,12 @@ def compare(name: str, cost, weights, p: int, *, limit: float, baseline_limit: f
     old = p_median(cost, p, weights, time_limit=baseline_limit, formulation="lagrangian")
     t_old = time.perf_counter() - t0
     same = np.isclose(new.objective, old.objective, rtol=1e-9)
+    verdict = "=" if same else ("better" if new.objective < old.objective else "WORSE")
     row = (
         f"| {name} | {p} | {path_of(new)} | {t_new:.2f} | {new.objective:,.1f} | "
         f"{new.lower_bound:,.1f} | {new.gap:.2e} | {new.optimal} | "
         f"{t_old:.2f} ({'opt' if old.optimal else f'gap {old.gap:.2e}'}) | "
-        f"{t_new / t_old:.2f} | {'=' if same else ('better' if new.objective < old.objective else 'WORSE')} |"
+        f"{t_new / t_old:.2f} | {verdict} |"
     )
     ROWS.append(row)
     print(row, flush=True)
@@ -131,16 +132,28 @@ def run_malta(args: argparse.Namespace) -> None:
     for m in (1000, 3000):
         cost, w, _ = malta_matrix(m)
         for p in (3, 5, 8, 10, 15):
-            compare(f"Malta {cost.shape[0]:,} x {m:,}", cost, w, p, limit=args.limit,
-                    baseline_limit=args.baseline_limit)
+            compare(
+                f"Malta {cost.shape[0]:,} x {m:,}",
+                cost,
+                w,
+                p,
+                limit=args.limit,
+                baseline_limit=args.baseline_limit,
+            )
 
 
 def run_orlib(args: argparse.Namespace) -> None:
     for n in (100, 300, 500, 700, 900):
         cost = orlib_instance(n, seed=n)
         for p in sorted({5, 10, n // 10, n // 3}):
-            compare(f"OR-Lib kind n={n}", cost, np.ones(n), p, limit=args.limit,
-                    baseline_limit=args.baseline_limit)
+            compare(
+                f"OR-Lib kind n={n}",
+                cost,
+                np.ones(n),
+                p,
+                limit=args.limit,
+                baseline_limit=args.baseline_limit,
+            )
 
 
 def run_large(args: argparse.Namespace) -> None:
@@ -177,8 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["malta", "orlib", "large", "two-tier"], action="append")
     parser.add_argument("--limit", type=float, default=60.0, help="time limit of the new path")
-    parser.add_argument("--baseline-limit", type=float, default=30.0,
-                        help="time limit of the old path (default 30 s)")
+    parser.add_argument(
+        "--baseline-limit",
+        type=float,
+        default=30.0,
+        help="time limit of the old path (default 30 s)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     parts = args.only or ["malta", "orlib", "large", "two-tier"]

@@ -109,7 +109,8 @@ def test_benders_agrees_with_lagrangian_path_on_a_larger_instance() -> None:
     cost, w = euclidean(400, 120, seed=3)
     new = p_median(cost, 4, w, formulation="benders", time_limit=30)
     old = p_median(cost, 4, w, formulation="lagrangian", time_limit=30)
-    assert new.optimal and old.optimal
+    assert new.optimal
+    assert old.optimal
     assert new.objective == pytest.approx(old.objective, rel=1e-7)
     assert new.extras["benders_lp_rounds"] >= 1
 

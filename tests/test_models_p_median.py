@@ -218,9 +218,7 @@ def test_lagrangian_path_with_required_excluded_and_inf(
     for pair in itertools.combinations([j for j in range(m) if j not in (5, 7, 8)], p - 1):
         cols = [5, *pair]
         best = min(best, float((weights[w_mask] * cost[w_mask][:, cols].min(axis=1)).sum()))
-    sol = p_median(
-        cost, p, weights, required=required, excluded=excluded, formulation=formulation
-    )
+    sol = p_median(cost, p, weights, required=required, excluded=excluded, formulation=formulation)
     assert np.isfinite(cost[weights > 0]).sum() > 5_000  # really the large-instance path
     assert path in sol.solver
     assert sol.optimal

@@ -424,6 +424,7 @@ def solve_benders(
         extras["benders_fixed_open"] = int(forced.sum())
         base_lo = np.maximum(y_lo, forced.astype(float))
         base_hi = np.where(closed, 0.0, 1.0)
+
         # ---- 3. branch-and-Benders-cut --------------------------------------------------------
         def offer(cand: np.ndarray) -> None:
             nonlocal ub, best_open, best_theta

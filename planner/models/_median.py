@@ -123,7 +123,7 @@ def solve_median(
     report = report or ProgressReporter(None, t0)
     stop = should_stop or (lambda: False)
     deadline = t0 + time_limit
-    n, m_all = a.shape
+    _, m_all = a.shape
     cols = np.setdiff1d(np.arange(m_all), excluded)
     sub = a[:, cols] if excluded.size else a
     fix = fixed[cols] if excluded.size else fixed
@@ -163,11 +163,9 @@ def solve_median(
     report("First solution (greedy + fast interchange)", objective=ub, bound=lb)
 
     small = n_pairs <= SMALL_PAIRS
-    use_benders = exact and (formulation == "benders" or (
-            formulation == "auto"
-            and n_pairs > BENDERS_MIN_PAIRS
-            and m >= BENDERS_MIN_CANDIDATES
-        )
+    use_benders = exact and (
+        formulation == "benders"
+        or (formulation == "auto" and n_pairs > BENDERS_MIN_PAIRS and m >= BENDERS_MIN_CANDIDATES)
     )
     if use_benders and not stop() and time.perf_counter() < deadline:
         bres = _benders.solve_benders(

@@ -254,9 +254,7 @@ def two_tier(
         const = plan["const"]
         fixed = f_ws + plan["link_part"]
         exc_o_ws = plan["excluded"]
-        if best is not None and plan["bound"] >= best["objective"] - 1e-9 * abs(
-            best["objective"]
-        ):
+        if best is not None and plan["bound"] >= best["objective"] - 1e-9 * abs(best["objective"]):
             results.append(
                 {
                     "office": o,
