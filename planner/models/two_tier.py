@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.errors import InfeasibleError, InputError, SolverError
+from planner.errors import InfeasibleError, InputError
 from planner.models._base import (
     OPTIMALITY_GAP,
     ProgressCallback,
@@ -263,7 +263,7 @@ def two_tier(
                 }
             )
             continue
-        if stop() or time.perf_counter() - t0 >= limit:
+        if best is not None and (stop() or time.perf_counter() - t0 >= limit):
             stopped = True
             results.extend(
                 {"office": q["office"], "lower_bound": q["bound"], "status": "not solved"}
@@ -332,8 +332,6 @@ def two_tier(
                 objective=best["objective"],
                 bound=global_bound(idx + 1),
             )
-    if best is None and stopped:
-        raise SolverError("the two-tier solve was stopped before any office was solved")
     if best is None:
         raise InfeasibleError("no office candidate works: " + "; ".join(reasons))
     lower_bound = min(r["lower_bound"] for r in results if "lower_bound" in r)
