@@ -70,6 +70,16 @@ CUT_TOLERANCE = 1e-7
 #: The LP phase stops when the bound improved by less than this (relative) over 3 rounds.
 LP_STALL = 1e-6
 
+#: Cut rounds per branch-and-bound node (a node's bound is valid after any round).
+NODE_CUT_ROUNDS = 50
+
+#: Branching variable: ``"fractional"`` (y closest to 1/2) or ``"largest"`` (largest
+#: fractional y).
+BRANCH_RULE = "fractional"
+
+#: Every so many branch-and-bound nodes the rounded LP solution is improved by swaps.
+POLISH_EVERY = 10
+
 #: Weight of the stability centre in the in-out separation point.
 IN_OUT_ALPHA = 0.5
 
@@ -307,6 +317,27 @@ def solve_benders(
         if stop() or time.perf_counter() >= deadline:
             event.interrupt()
 
+    pen_cache: list[np.ndarray] = []
+
+    def polish(start: np.ndarray, share: float) -> float:
+        """Swap local search from ``start`` (within ``share`` of the time left); offer it."""
+        nonlocal ub, best_open, best_theta
+        if not pen_cache:
+            pen_cache.append(_local_search.penalize_inf(a_s)[0])
+        cand, _, _ = _local_search.interchange(
+            pen_cache[0],
+            f_s,
+            np.sort(start),
+            p=p,
+            required=np.asarray(required, dtype=np.intp),
+            allowed=np.ones(m, dtype=bool),
+            deadline=time.perf_counter() + share * max(deadline - time.perf_counter(), 0.0),
+        )
+        val, per_row = true_value(cand)
+        if val < ub:
+            ub, best_open, best_theta = val, np.sort(cand), per_row
+        return val
+
     y_lo = np.zeros(m)
     y_lo[required] = 1.0
     master = _Master(cuts, f_s, p=p, y_lower=y_lo, interrupt=interrupt)
@@ -389,19 +420,7 @@ def solve_benders(
         score = y + 2.0 * y_lo
         k = p if p is not None else max(round(float(y.sum())), 1)
         start = np.sort(np.argpartition(-score, k - 1)[:k])
-        pen, _ = _local_search.penalize_inf(a_s)
-        cand, val, _ = _local_search.interchange(
-            pen,
-            f_s,
-            start,
-            p=p,
-            required=np.asarray(required, dtype=np.intp),
-            allowed=np.ones(m, dtype=bool),
-            deadline=time.perf_counter() + 0.25 * max(deadline - time.perf_counter(), 0.0),
-        )
-        val, per_row = true_value(cand)
-        if val < ub:
-            ub, best_open, best_theta = val, cand, per_row
+        val = polish(start, 0.25)
         extras["benders_lp_local_search"] = val * scale
         progress("Benders: local search from the LP solution")
     nodes = 0
@@ -429,6 +448,7 @@ def solve_benders(
             base_hi=base_hi,
             root_bound=lp_bound,
             offer=offer,
+            polish=lambda cand: polish(cand, 0.05),
             upper_bound=lambda: ub,
             deadline=deadline,
             stop=stop,
@@ -464,6 +484,7 @@ def _branch(
     base_hi: np.ndarray,
     root_bound: float,
     offer: Any,
+    polish: Any,
     upper_bound: Any,
     deadline: float,
     stop: StopCallback,
@@ -496,6 +517,7 @@ def _branch(
     pruned_bound = np.inf  # least bound among nodes pruned by the gap tolerance only
     nodes = 0
     last_report = time.perf_counter()
+    polished: set[bytes] = set()
 
     def cutoff() -> float:
         ub = upper_bound()
@@ -533,7 +555,7 @@ def _branch(
         bound = parent_bound
         y = rc = None
         feasible = True
-        for _ in range(50):
+        for _ in range(NODE_CUT_ROUNDS):
             _set_time_limit(h, deadline)
             h.run()
             ms = h.getModelStatus()
@@ -560,10 +582,16 @@ def _branch(
             heapq.heappush(heap, (parent_bound, 0, counter, lo, hi))
             status = "stopped" if stop() else "time_limit"
             break
-        # primal: the rounded LP solution
+        # primal: the rounded LP solution, every POLISH_EVERY nodes improved by swaps
         if p is not None:
             score = y + 2.0 * lo
-            offer(np.argpartition(-score, p - 1)[:p])
+            rounded = np.argpartition(-score, p - 1)[:p]
+            key = np.sort(rounded).tobytes()
+            if nodes % POLISH_EVERY == 0 and key not in polished:
+                polished.add(key)
+                polish(rounded)
+            else:
+                offer(rounded)
         else:
             offer(np.flatnonzero(y > 0.5) if (y > 0.5).any() else np.array([int(np.argmax(y))]))
         if bound >= cutoff():
@@ -581,7 +609,10 @@ def _branch(
         hi = hi.copy()
         hi[(y < 1e-9) & (rc > slack)] = 0.0
         lo[(y > 1.0 - 1e-9) & (-rc > slack)] = 1.0
-        j = int(np.argmax(frac))
+        if BRANCH_RULE == "largest":
+            j = int(np.argmax(np.where(frac > 1e-6, y, -1.0)))
+        else:
+            j = int(np.argmax(frac))
         for value in (1.0, 0.0):
             child_lo, child_hi = lo.copy(), hi.copy()
             child_lo[j] = child_hi[j] = value

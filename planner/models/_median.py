@@ -64,6 +64,10 @@ BENDERS_MIN_CANDIDATES = 100
 LAGRANGIAN_FIRST_PAIRS = 300_000
 LAGRANGIAN_FIRST_S = 0.5
 
+#: ... and so do instances with at least this many customers (one Lagrangian round, 5 % of the
+#: time limit): their first master LPs are the slowest part of the Benders path.
+LAGRANGIAN_FIRST_ROWS = 5_000
+
 #: The exact MIP is only attempted when the reduced-cost tests leave at most this many pairs;
 #: beyond, HiGHS would not finish in interactive time and the answer keeps its proven gap.
 MIP_MAX_PAIRS = 600_000
@@ -174,7 +178,12 @@ def solve_median(
     )
     # a short Lagrangian phase first on moderate instances: it often proves the heuristic's
     # answer optimal faster than the Benders master is set up
-    lagrangian_first = use_benders and formulation == "auto" and n_pairs <= LAGRANGIAN_FIRST_PAIRS
+    # (and on instances with many customers, where the Benders master is large: the Lagrangian
+    # bound is then the safety net should the master's first LPs not finish in time)
+    many_rows = sub.shape[0] >= LAGRANGIAN_FIRST_ROWS
+    lagrangian_first = (
+        use_benders and formulation == "auto" and (n_pairs <= LAGRANGIAN_FIRST_PAIRS or many_rows)
+    )
 
     def run_benders(lower_bound: float) -> MedianResult:
         bres = _benders.solve_benders(
@@ -221,7 +230,8 @@ def solve_median(
         mip_possible = exact and n_pairs <= 5 * MIP_MAX_PAIRS
         lag_deadline = time.perf_counter() + (0.6 * remaining if mip_possible else remaining)
         if lagrangian_first:
-            lag_deadline = min(lag_deadline, time.perf_counter() + LAGRANGIAN_FIRST_S)
+            budget = max(LAGRANGIAN_FIRST_S, 0.05 * time_limit) if many_rows else LAGRANGIAN_FIRST_S
+            lag_deadline = min(lag_deadline, time.perf_counter() + budget)
         round_s = max(0.5, 0.05 * time_limit)
         iterations = 0
         rounds = 0
