@@ -199,3 +199,14 @@ def test_two_tier_progress_bound_is_monotone_and_stop_returns_an_answer() -> Non
         assert stopped.gap == pytest.approx(
             (stopped.objective - stopped.lower_bound) / stopped.objective
         )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_two_tier_benders_path_with_office_cutoffs(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Force the Benders path per office (with its cutoff at the best office so far)."""
+    monkeypatch.setattr("planner.models._median.BENDERS_MIN_PAIRS", 0)
+    monkeypatch.setattr("planner.models._median.BENDERS_MIN_CANDIDATES", 0)
+    monkeypatch.setattr("planner.models._median.LAGRANGIAN_FIRST_PAIRS", 0)
+    test_two_tier_matches_brute_force(seed)

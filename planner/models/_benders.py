@@ -252,6 +252,7 @@ def solve_benders(
     report: ProgressReporter,
     should_stop: StopCallback | None = None,
     lower_bound: float = -np.inf,
+    cutoff: float = np.inf,
 ) -> BendersResult:
     """Solve the median-type problem exactly by Benders decomposition; see the module docstring.
 
@@ -278,6 +279,9 @@ def solve_benders(
         Polled between rounds and inside HiGHS; True stops with the best solution so far.
     lower_bound
         A bound known beforehand (e.g. Lagrangian), kept if better.
+    cutoff
+        Stop (status ``"cutoff"``) as soon as the lower bound reaches this value: the caller
+        only needs solutions below it (e.g. the two-tier office enumeration).
     """
     import highspy
 
@@ -305,6 +309,7 @@ def solve_benders(
     integer_data = bool(np.all(finite == np.round(finite)) and np.all(fixed == np.round(fixed)))
     unit = 1.0 / scale if integer_data else 0.0
     lb = lower_bound / scale if np.isfinite(lower_bound) else -np.inf
+    cutoff_s = cutoff / scale
     extras: dict[str, Any] = {}
 
     def gap() -> float:
@@ -394,6 +399,9 @@ def solve_benders(
         if gap() <= gap_target:
             status = "done"
             break
+        if lb >= cutoff_s:
+            status = "cutoff"
+            break
         stalled = len(history) > 3 and history[-1] - history[-4] <= LP_STALL * abs(history[-1])
         y_sep = IN_OUT_ALPHA * center + (1.0 - IN_OUT_ALPHA) * y
         found = cuts.violated(y_sep, y, theta)
@@ -411,7 +419,7 @@ def solve_benders(
     progress(f"Benders LP bound after {lp_rounds} rounds")
 
     if (
-        status not in ("stopped", "done")
+        status not in ("stopped", "done", "cutoff")
         and gap() > gap_target
         and lp_rounds
         and time.perf_counter() < deadline
@@ -424,7 +432,7 @@ def solve_benders(
         extras["benders_lp_local_search"] = val * scale
         progress("Benders: local search from the LP solution")
     nodes = 0
-    if status not in ("stopped", "done") and gap() > gap_target and lp_rounds:
+    if status not in ("stopped", "done", "cutoff") and gap() > gap_target and lp_rounds:
         # ---- 2. reduced-cost fixing at the root -------------------------------------------------
         slack = ub - lp_bound + 1e-9 * max(abs(ub), 1.0)
         closed = (y < 1e-9) & (rc > slack) & (y_lo < 0.5)
@@ -449,7 +457,7 @@ def solve_benders(
             root_bound=lp_bound,
             offer=offer,
             polish=lambda cand: polish(cand, 0.05),
-            upper_bound=lambda: ub,
+            upper_bound=lambda: min(ub, cutoff_s),
             deadline=deadline,
             stop=stop,
             gap_target=gap_target,
@@ -459,6 +467,8 @@ def solve_benders(
             ),
         )
         lb = max(lb, branch_lb)
+        if status == "done" and lb >= cutoff_s and cutoff_s < ub:
+            status = "cutoff"
     n_cuts, nnz = master.n_cuts, master.nnz
     extras["benders_nodes"] = nodes
     extras["benders_cuts"] = n_cuts
@@ -579,6 +589,7 @@ def _branch(
         if not feasible:
             continue
         if y is None or rc is None:  # LP stopped by time or stop: keep the node open
+            counter += 1
             heapq.heappush(heap, (parent_bound, 0, counter, lo, hi))
             status = "stopped" if stop() else "time_limit"
             break

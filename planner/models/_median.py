@@ -99,6 +99,7 @@ def solve_median(
     exact: bool = True,
     report: ProgressReporter | None = None,
     should_stop: StopCallback | None = None,
+    cutoff: float = np.inf,
 ) -> MedianResult:
     """Solve the median-type problem; see the module docstring.
 
@@ -127,6 +128,9 @@ def solve_median(
         Progress reporter (objective and bound in the units of ``a`` plus its offset).
     should_stop
         Polled between the steps and inside HiGHS; True stops with the best solution so far.
+    cutoff
+        Only solutions below this value matter: the Benders path stops with status
+        ``"cutoff"`` once its lower bound reaches it.
     """
     t0 = time.perf_counter()
     report = report or ProgressReporter(None, t0)
@@ -197,6 +201,7 @@ def solve_median(
             report=report,
             should_stop=stop,
             lower_bound=lower_bound,
+            cutoff=cutoff,
         )
         used.append(f"{highs_version()} (Benders, radius cuts)")
         extras.update(bres.extras)

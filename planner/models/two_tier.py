@@ -301,6 +301,7 @@ def two_tier(
                     excluded=exc_o_ws,
                     time_limit=share,
                     should_stop=stop,
+                    cutoff=np.inf if best is None else best["objective"] - const,
                 )
             except InfeasibleError as err:
                 reasons.append(f"office {o}: {err}")
@@ -310,7 +311,8 @@ def two_tier(
                 "open": r.open,
                 "objective": r.objective,
                 "lower_bound": r.lower_bound,
-                "status": r.status,
+                # stopped once its bound showed it cannot beat the best office
+                "status": "pruned" if r.status == "cutoff" else r.status,
                 "solver": r.solver,
                 "optimal": r.optimal,
             }
