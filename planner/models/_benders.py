@@ -635,3 +635,64 @@ def _branch(
     lb = global_bound()
     logger.debug("Benders branch-and-cut: %d nodes, %s, bound %.8g", nodes, status, lb)
     return status, lb, nodes
+
+
+def lp_bounds(
+    a: np.ndarray,
+    fixed: np.ndarray,
+    *,
+    p: int | None,
+    required: np.ndarray,
+    excluded: list[np.ndarray],
+    deadline: float,
+    should_stop: StopCallback | None = None,
+) -> np.ndarray:
+    """LP bounds of several median problems that share the cost matrix ``a``.
+
+    Problem ``k`` has fixed costs ``fixed[k]`` and excluded columns ``excluded[k]``. The
+    Benders cuts depend on ``a`` only, so ONE master serves them all: for each problem the
+    objective and bounds change and the cut loop resumes with every cut found so far. Returns
+    the bounds (``-inf`` where the time ran out first, ``inf`` where infeasible).
+    """
+    import highspy
+
+    m = a.shape[1]
+    k = fixed.shape[0]
+    out = np.full(k, -np.inf)
+    stop = should_stop or (lambda: False)
+    finite = a[np.isfinite(a)]
+    scale = float(finite.mean()) if finite.size and finite.mean() > 0 else 1.0
+    cuts = _Cuts(a / scale)
+    y_lo = np.zeros(m)
+    y_lo[required] = 1.0
+
+    def interrupt(event: Any) -> None:
+        if stop() or time.perf_counter() >= deadline:
+            event.interrupt()
+
+    master = _Master(cuts, fixed[0] / scale, p=p, y_lower=y_lo, interrupt=interrupt)
+    h = master.h
+    all_y = np.arange(m, dtype=np.int32)
+    for o in range(k):
+        h.changeColsCost(m, all_y, fixed[o] / scale)
+        hi = np.ones(m)
+        hi[excluded[o]] = 0.0
+        h.changeColsBounds(m, all_y, y_lo, hi)
+        for _ in range(100):
+            if stop() or time.perf_counter() >= deadline:
+                return out
+            _set_time_limit(h, deadline)
+            h.run()
+            ms = h.getModelStatus()
+            if ms == highspy.HighsModelStatus.kInfeasible:
+                out[o] = np.inf
+                break
+            if ms != highspy.HighsModelStatus.kOptimal:
+                return out
+            x = np.asarray(h.getSolution().col_value)
+            out[o] = float(h.getInfo().objective_function_value) * scale
+            found = cuts.violated(np.clip(x[:m], 0.0, 1.0), np.clip(x[:m], 0.0, 1.0), x[m:])
+            if found[0].size == 0:
+                break
+            master.add(*found)
+    return out
