@@ -19,8 +19,9 @@ candidate and the rest is a p-median (``p`` given) or a fixed-charge problem (``
 by the common median solve path (Benders decomposition on large instances). Before the
 enumeration every office gets a lower bound: the largest of
 
-* the cheapest link terms of any allowed workshop set plus its direct-travel and fixed costs;
-* the LP bound of its problem, computed for all offices on ONE Benders master (the cuts depend
+* the LP bound of the problem without link terms, plus the cheapest link terms of any allowed
+  workshop set, plus the office's direct-travel and fixed costs;
+* the LP bound of its own problem, computed for all offices on ONE Benders master (the cuts depend
   on the customer costs only, so each office resumes the cut loop with the cuts of the others;
   up to 30 % of the time limit).
 
@@ -227,17 +228,20 @@ def two_tier(
     # LP bounds of every office's problem from ONE Benders master (the cuts depend on the
     # customer costs only): offices whose bound is not below the best answer are never solved
     if len(plans) > 1 and rows.size and not stop():
+        # first the problem without link terms (its bound plus the cheapest links bounds every
+        # office, should the time run out before an office's own LP bound)
         bounds = lp_bounds(
             a,
-            np.stack([f_ws + plan["link_part"] for plan in plans]),
+            np.stack([f_ws] + [f_ws + plan["link_part"] for plan in plans]),
             p=p,
             required=req,
-            excluded=[plan["excluded"] for plan in plans],
+            excluded=[exc] + [plan["excluded"] for plan in plans],
             deadline=t0 + 0.3 * limit,
             should_stop=stop,
         )
-        for plan, bound in zip(plans, bounds, strict=True):
-            plan["bound"] = max(plan["bound"], plan["const"] + bound)
+        base = bounds[0] if np.isfinite(bounds[0]) else 0.0
+        for plan, bound in zip(plans, bounds[1:], strict=True):
+            plan["bound"] = max(plan["bound"] + base, plan["const"] + bound)
     plans.sort(key=lambda plan: plan["bound"])
 
     def global_bound(done: int) -> float:
