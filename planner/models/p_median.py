@@ -76,8 +76,10 @@ def p_median(
         :class:`~planner.errors.InfeasibleError` listing their rows. If True they get
         assignment -1, are left out of the objective and listed in ``extras["unreachable"]``.
     formulation
-        Exact path: ``"auto"`` (default: Benders decomposition when the instance has more than
-        5,000 reachable pairs, the compact MIP below that), ``"benders"`` (radius-formulation
+        Exact path: ``"auto"`` (default: Benders decomposition from 5,000 reachable pairs and 100
+        candidates with fewer than 5,000 customers, after a short Lagrangian phase up to
+        300,000 pairs; Lagrangian bound + reduced MIP on other large instances; the compact
+        MIP on small ones), ``"benders"`` (radius-formulation
         Benders cuts, see :mod:`planner.models._benders`), ``"lagrangian"`` (Lagrangian bound,
         reduced-cost tests, then one MIP), or ``"assignment"`` / ``"radius"`` (that path with
         the given MIP formulation).
