@@ -200,8 +200,12 @@ def test_bad_inputs() -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lagrangian_path_with_required_excluded_and_inf(seed: int) -> None:
-    """Instances above the direct-MIP size go through Lagrangian + reduced MIP: still exact."""
+@pytest.mark.parametrize(("formulation", "path"), [("benders", "Benders"), ("auto", "Lagrangian")])
+def test_lagrangian_path_with_required_excluded_and_inf(
+    seed: int, formulation: str, path: str
+) -> None:
+    """Instances above the direct-MIP size with few candidates go through Lagrangian + reduced
+    MIP by default; the Benders path gives the same answer."""
     rng = np.random.default_rng(seed)
     n, m, p = 250, 40, 3
     cost = np.linalg.norm(rng.random((n, 1, 2)) - rng.random((1, m, 2)), axis=2) * 3600
@@ -214,9 +218,9 @@ def test_lagrangian_path_with_required_excluded_and_inf(seed: int) -> None:
     for pair in itertools.combinations([j for j in range(m) if j not in (5, 7, 8)], p - 1):
         cols = [5, *pair]
         best = min(best, float((weights[w_mask] * cost[w_mask][:, cols].min(axis=1)).sum()))
-    sol = p_median(cost, p, weights, required=required, excluded=excluded)
-    assert np.isfinite(cost[weights > 0]).sum() > 5_000  # really the Lagrangian path
-    assert "Lagrangian" in sol.solver
+    sol = p_median(cost, p, weights, required=required, excluded=excluded, formulation=formulation)
+    assert np.isfinite(cost[weights > 0]).sum() > 5_000  # really the large-instance path
+    assert path in sol.solver
     assert sol.optimal
     assert np.isclose(sol.objective, best, rtol=1e-9)
     check_solution(sol, cost, p, weights, required=required, excluded=excluded)

@@ -30,7 +30,12 @@ def test_formulations_and_paths_agree_on_road_times(
     cost = road_cost
     reachable = np.isfinite(cost).any(axis=1)
     weights = np.where(reachable, 1.0 + (np.arange(cost.shape[0]) % 4), 0.0)
-    results = [p_median(cost, 4, weights, allow_unreachable=True)]  # heuristic + Lagrangian path
+    results = [
+        p_median(cost, 4, weights, allow_unreachable=True, formulation=formulation)
+        for formulation in ("benders", "lagrangian")
+    ]
+    assert "Benders" in results[0].solver
+    assert "Lagrangian" in results[1].solver
     monkeypatch.setattr("planner.models._median.SMALL_PAIRS", 10**9)  # straight to the MIP
     for formulation in ("assignment", "radius"):
         sol = p_median(cost, 4, weights, formulation=formulation, allow_unreachable=True)

@@ -126,6 +126,87 @@ def test_required_office_and_errors() -> None:
 def test_two_tier_lagrangian_path_on_tiny_instances(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Force the Lagrangian + reduced-cost path per office: still exact."""
+    """Force the large-instance path per office (Lagrangian + reduced-cost tests here, as the
+    instances have fewer than 100 candidates): still exact."""
     monkeypatch.setattr("planner.models._median.SMALL_PAIRS", 0)
+    test_two_tier_matches_brute_force(seed)
+
+
+def test_offices_that_cannot_win_are_pruned_without_a_solve() -> None:
+    rng = np.random.default_rng(7)
+    n, m, k, p = 12, 6, 8, 2
+    cost = rng.uniform(60, 3600, size=(n, m))
+    w = rng.integers(1, 5, size=n).astype(float)
+    link = np.full((k, m), 50_000.0)
+    link[3] = rng.uniform(10, 100, size=m)  # one office is far better placed than the others
+    kwargs = {"deliveries": 20.0}
+    sol = two_tier(cost, link, p, w, **kwargs)
+    best = brute_force(
+        cost,
+        link,
+        p,
+        w,
+        oc=np.zeros((n, k)),
+        ow=np.zeros(n),
+        dl=np.full(m, 20.0),
+        tv=1.0,
+        lv=1.0,
+        f_ws=np.zeros(m),
+        f_of=np.zeros(k),
+    )
+    assert sol.optimal
+    assert np.isclose(sol.objective, best, rtol=1e-9)
+    assert sol.extras["office"] == 3
+    statuses = [r["status"] for r in sol.extras["offices"]]
+    assert statuses.count("pruned") == k - 1
+    assert all(r["lower_bound"] >= sol.objective for r in sol.extras["offices"] if r["office"] != 3)
+
+
+def test_joint_answer_is_never_worse_than_the_two_step_answer() -> None:
+    rng = np.random.default_rng(11)
+    n, m, k, p = 40, 10, 4, 3
+    cost = rng.uniform(60, 3600, size=(n, m))
+    w = rng.integers(1, 5, size=n).astype(float)
+    link = rng.uniform(60, 3600, size=(k, m))
+    deliveries = 200.0
+    joint = two_tier(cost, link, p, w, deliveries=deliveries)
+    seq = p_median(cost, p, w)
+    totals = (link[:, seq.open] * deliveries).sum(axis=1)
+    two_step = seq.objective + float(totals.min())
+    assert joint.optimal
+    assert joint.objective <= two_step + 1e-9 * two_step
+
+
+def test_two_tier_progress_bound_is_monotone_and_stop_returns_an_answer() -> None:
+    rng = np.random.default_rng(5)
+    n, m, k, p = 30, 8, 5, 2
+    cost = rng.uniform(60, 3600, size=(n, m))
+    link = rng.uniform(60, 3600, size=(k, m))
+    reports = []
+    sol = two_tier(cost, link, p, deliveries=5.0, progress=reports.append)
+    assert sol.optimal
+    assert reports
+    bounds = [r.bound for r in reports]
+    assert all(b2 >= b1 for b1, b2 in itertools.pairwise(bounds))
+    assert reports[-1].objective == pytest.approx(sol.objective)
+
+    stopped = two_tier(cost, link, p, deliveries=5.0, should_stop=lambda: True)
+    assert stopped.open.size == p
+    assert stopped.lower_bound <= stopped.objective
+    assert stopped.objective >= sol.objective - 1e-9 * sol.objective
+    if not stopped.optimal:
+        assert stopped.status == "stopped"
+        assert stopped.gap == pytest.approx(
+            (stopped.objective - stopped.lower_bound) / stopped.objective
+        )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_two_tier_benders_path_with_office_cutoffs(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Force the Benders path per office (with its cutoff at the best office so far)."""
+    monkeypatch.setattr("planner.models._median.BENDERS_MIN_PAIRS", 0)
+    monkeypatch.setattr("planner.models._median.BENDERS_MIN_CANDIDATES", 0)
+    monkeypatch.setattr("planner.models._median.LAGRANGIAN_FIRST_PAIRS", 0)
     test_two_tier_matches_brute_force(seed)

@@ -24,7 +24,7 @@ that survive reduced-cost tests (see :mod:`planner.models._median`).
 
 from __future__ import annotations
 
-from planner.models._base import Solution
+from planner.models._base import Solution, SolveProgress
 from planner.models.coverage import max_coverage, set_cover
 from planner.models.fixed_charge import capacitated_p_median, fixed_charge
 from planner.models.multi_period import multi_period_p_median as multi_period_p_median
@@ -34,6 +34,7 @@ from planner.models.two_tier import two_tier
 
 __all__ = [
     "Solution",
+    "SolveProgress",
     "capacitated_p_median",
     "fixed_charge",
     "max_coverage",

@@ -8,7 +8,7 @@ runs, so that an impossible specification fails fast with a message that says wh
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,81 @@ class Solution:
     def n_open(self) -> int:
         """Number of opened candidates."""
         return int(self.open.size)
+
+
+@dataclass(frozen=True)
+class SolveProgress:
+    """A progress report of a running solve, passed to a model's ``progress`` callback.
+
+    Attributes
+    ----------
+    elapsed_s
+        Seconds since the solve started.
+    objective
+        Objective of the best solution found so far (inf before the first one).
+    bound
+        Best proven lower bound so far (-inf before the first one); never decreases during a
+        solve.
+    gap
+        Relative gap ``(objective - bound) / |objective|`` (inf while unknown).
+    message
+        What the solver is doing, e.g. ``"LP cut loop, round 4"``.
+    """
+
+    elapsed_s: float
+    objective: float
+    bound: float
+    gap: float
+    message: str
+
+
+#: Callback receiving :class:`SolveProgress` reports.
+ProgressCallback = Callable[[SolveProgress], None]
+
+#: Callback polled during a solve; returning True stops it with the best solution so far.
+StopCallback = Callable[[], bool]
+
+
+class ProgressReporter:
+    """Sends :class:`SolveProgress` reports with a bound that never decreases.
+
+    Parameters
+    ----------
+    callback
+        The user's ``progress`` callback, or None (then reports cost nothing).
+    started
+        ``time.perf_counter()`` value at the start of the solve.
+    offset
+        Constant added to objective and bound before reporting (terms outside the core model).
+    """
+
+    def __init__(
+        self, callback: ProgressCallback | None, started: float, *, offset: float = 0.0
+    ) -> None:
+        self.callback = callback
+        self.started = started
+        self.offset = offset
+        self.bound = -np.inf
+        self.objective = np.inf
+
+    def __call__(self, message: str, *, objective: float, bound: float) -> None:
+        """Report; ``objective`` and ``bound`` are in the core model's units (before offset)."""
+        import time
+
+        self.objective = min(self.objective, float(objective) + self.offset)
+        self.bound = max(self.bound, min(float(bound) + self.offset, self.objective))
+        if self.callback is None:
+            return
+        gap = relative_gap(self.objective, self.bound) if np.isfinite(self.bound) else np.inf
+        self.callback(
+            SolveProgress(
+                elapsed_s=time.perf_counter() - self.started,
+                objective=self.objective,
+                bound=self.bound,
+                gap=gap,
+                message=message,
+            )
+        )
 
 
 def relative_gap(objective: float, lower_bound: float) -> float:

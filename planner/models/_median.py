@@ -13,6 +13,17 @@ Strategy (the usual one in the p-median literature):
    (:mod:`._mip`) with the incumbent as warm start, within the remaining time.
 
 Small instances skip step 2 and go to the exact model directly.
+
+Instances with more than :data:`BENDERS_MIN_PAIRS` finite pairs, at least
+:data:`BENDERS_MIN_CANDIDATES` allowed candidates and fewer than :data:`BENDERS_MAX_ROWS`
+customers take, with ``formulation="auto"``, the Benders path instead of step 3 (:mod:`._benders`:
+radius-formulation cuts on a master with ``m + n`` columns, LP cut loop, reduced-cost fixing,
+branch-and-cut over the master LP); up to :data:`LAGRANGIAN_FIRST_PAIRS` pairs a short
+Lagrangian phase runs first. The master grows with the candidates, not with candidates x
+customers, and it closes the small-``p``, many-candidate instances the Lagrangian bound leaves
+open. The rule and its measurements are in ``benchmarks/README.md`` (``bench_exact.py``).
+``formulation="lagrangian"`` keeps the old path (``"assignment"`` and ``"radius"`` pick its MIP
+formulation); ``"benders"`` forces the new one.
 """
 
 from __future__ import annotations
@@ -25,9 +36,11 @@ from typing import Any
 import numpy as np
 
 from planner.errors import InfeasibleError, SolverError
-from planner.models import _lagrangian, _local_search, _mip
+from planner.models import _benders, _lagrangian, _local_search, _mip
 from planner.models._base import (
     OPTIMALITY_GAP,
+    ProgressReporter,
+    StopCallback,
     highs_version,
     planner_version,
     relative_gap,
@@ -37,6 +50,24 @@ logger = logging.getLogger(__name__)
 
 #: Instances with at most this many finite pairs go straight to the exact MIP.
 SMALL_PAIRS = 5_000
+
+#: With ``formulation="auto"``, instances with more finite pairs than this take the Benders
+#: path (:mod:`._benders`) instead of Lagrangian bound + reduced MIP.
+BENDERS_MIN_PAIRS = 5_000
+
+#: ... and at least this many allowed candidates: with few candidates the Lagrangian bound and
+#: the reduced MIP are faster (measured: 2,000 x 40 and 1,000 x 50 in half the time).
+BENDERS_MIN_CANDIDATES = 100
+
+#: Benders instances with at most this many finite pairs first run the Lagrangian rounds for
+#: at most LAGRANGIAN_FIRST_S seconds (it often closes the gap on its own there).
+LAGRANGIAN_FIRST_PAIRS = 300_000
+LAGRANGIAN_FIRST_S = 0.5
+
+#: ... and fewer customers than this: with many customers the master (one theta per customer)
+#: is slow to solve and the Lagrangian path did better (10,000 x 1,000, p = 20 at 60 s: gap
+#: 1.1 % against 5.5 % on a loaded machine).
+BENDERS_MAX_ROWS = 5_000
 
 #: The exact MIP is only attempted when the reduced-cost tests leave at most this many pairs;
 #: beyond, HiGHS would not finish in interactive time and the answer keeps its proven gap.
@@ -67,6 +98,9 @@ def solve_median(
     gap_target: float = 1e-9,
     formulation: str = "auto",
     exact: bool = True,
+    report: ProgressReporter | None = None,
+    should_stop: StopCallback | None = None,
+    cutoff: float = np.inf,
 ) -> MedianResult:
     """Solve the median-type problem; see the module docstring.
 
@@ -86,13 +120,24 @@ def solve_median(
     gap_target
         Stop when the proven relative gap is at most this.
     formulation
-        MIP formulation, one of ``"auto"``, ``"assignment"``, ``"radius"``.
+        Exact path: ``"auto"``, ``"benders"``, ``"lagrangian"`` (Lagrangian bound + reduced
+        MIP, formulation chosen automatically), ``"assignment"`` or ``"radius"`` (the same with
+        that MIP formulation).
     exact
         If False, stop after the heuristic and the Lagrangian bound (no MIP).
+    report
+        Progress reporter (objective and bound in the units of ``a`` plus its offset).
+    should_stop
+        Polled between the steps and inside HiGHS; True stops with the best solution so far.
+    cutoff
+        Only solutions below this value matter: the Benders path stops with status
+        ``"cutoff"`` once its lower bound reaches it.
     """
     t0 = time.perf_counter()
+    report = report or ProgressReporter(None, t0)
+    stop = should_stop or (lambda: False)
     deadline = t0 + time_limit
-    n, m_all = a.shape
+    _, m_all = a.shape
     cols = np.setdiff1d(np.arange(m_all), excluded)
     sub = a[:, cols] if excluded.size else a
     fix = fixed[cols] if excluded.size else fixed
@@ -129,8 +174,57 @@ def solve_median(
     extras["first_solution_time_s"] = time.perf_counter() - t0
     lb = -np.inf
     status = "heuristic"
+    report("First solution (greedy + fast interchange)", objective=ub, bound=lb)
 
     small = n_pairs <= SMALL_PAIRS
+    use_benders = exact and (
+        formulation == "benders"
+        or (
+            formulation == "auto"
+            and n_pairs > BENDERS_MIN_PAIRS
+            and m >= BENDERS_MIN_CANDIDATES
+            and sub.shape[0] < BENDERS_MAX_ROWS
+        )
+    )
+    # a short Lagrangian phase first on moderate instances: it often proves the heuristic's
+    # answer optimal faster than the Benders master is set up
+    lagrangian_first = use_benders and formulation == "auto" and n_pairs <= LAGRANGIAN_FIRST_PAIRS
+
+    def run_benders(lower_bound: float) -> MedianResult:
+        bres = _benders.solve_benders(
+            sub,
+            fix,
+            p=p,
+            required=req,
+            start_open=open_local,
+            deadline=deadline,
+            gap_target=gap_target,
+            report=report,
+            should_stop=stop,
+            lower_bound=lower_bound,
+            cutoff=cutoff,
+        )
+        used.append(f"{highs_version()} (Benders, radius cuts)")
+        extras.update(bres.extras)
+        return _finish_checked(
+            a,
+            sub=sub,
+            fix=fix,
+            pen=pen,
+            penalty=penalty,
+            cols=cols,
+            open_local=bres.open,
+            lb=bres.lower_bound,
+            status=bres.status,
+            used=used,
+            extras=extras,
+            time_limit=time_limit,
+        )
+
+    if use_benders and not lagrangian_first and not stop() and time.perf_counter() < deadline:
+        return run_benders(-np.inf)
+    if formulation in ("benders", "lagrangian"):
+        formulation = "auto"
     # 2. Lagrangian bound, in rounds; after each round a local search starts from the
     #    relaxation's open set (Lagrangian-guided restarts find better local optima)
     lag = None
@@ -141,10 +235,12 @@ def solve_median(
         remaining = deadline - time.perf_counter()
         mip_possible = exact and n_pairs <= 5 * MIP_MAX_PAIRS
         lag_deadline = time.perf_counter() + (0.6 * remaining if mip_possible else remaining)
+        if lagrangian_first:
+            lag_deadline = min(lag_deadline, time.perf_counter() + LAGRANGIAN_FIRST_S)
         round_s = max(0.5, 0.05 * time_limit)
         iterations = 0
         rounds = 0
-        while True:
+        while not stop():
             rounds += 1
             result = _lagrangian.subgradient(
                 pen,
@@ -180,11 +276,21 @@ def solve_median(
                 )
                 if val < ub - 1e-9 * max(1.0, abs(ub)):
                     open_local, ub = cand, val
+            report(f"Lagrangian bound, round {rounds}", objective=ub, bound=lag.bound)
             if relative_gap(ub, lag.bound) <= gap_target or time.perf_counter() >= lag_deadline:
                 break
             if result.converged and rounds >= 3:
                 break
         used.append("Lagrangian")
+        if lag is None:
+            lag = _lagrangian.LagrangianResult(
+                bound=-np.inf,
+                multipliers=lam,
+                rho=fix.copy(),
+                chosen=np.zeros(m, dtype=bool),
+                iterations=0,
+                best_primal=None,
+            )
         extras["lagrangian_bound"] = lag.bound
         extras["lagrangian_iterations"] = iterations
         extras["lagrangian_rounds"] = rounds
@@ -193,7 +299,9 @@ def solve_median(
     gap = relative_gap(ub, lb)
     if gap <= gap_target:
         status = "optimal" if gap <= OPTIMALITY_GAP else "gap_limit"
-    elif exact and time.perf_counter() < deadline:
+    elif use_benders and not stop() and time.perf_counter() < deadline:
+        return run_benders(lb)
+    elif exact and time.perf_counter() < deadline and not stop():
         # 3. exact model on the pairs that survive the reduced-cost tests
         eps = 1e-9 * max(1.0, abs(ub))
         if lag is not None:
@@ -224,6 +332,7 @@ def solve_median(
                 start_open=open_local,
                 mip_rel_gap=gap_target,
                 formulation=formulation,
+                should_stop=stop,
             )
             used.append(f"{highs_version()} ({form})")
             extras["mip_formulation"] = form
@@ -242,7 +351,41 @@ def solve_median(
             else:
                 status = mip.status
     else:
-        status = "time_limit" if exact else "bound_only"
+        status = "stopped" if stop() else ("time_limit" if exact else "bound_only")
+    report("Exact model finished", objective=ub, bound=lb)
+    return _finish_checked(
+        a,
+        sub=sub,
+        fix=fix,
+        pen=pen,
+        penalty=penalty,
+        cols=cols,
+        open_local=open_local,
+        lb=lb,
+        status=status,
+        used=used,
+        extras=extras,
+        time_limit=time_limit,
+    )
+
+
+def _finish_checked(
+    a: np.ndarray,
+    *,
+    sub: np.ndarray,
+    fix: np.ndarray,
+    pen: np.ndarray,
+    penalty: float,
+    cols: np.ndarray,
+    open_local: np.ndarray,
+    lb: float,
+    status: str,
+    used: list[str],
+    extras: dict[str, Any],
+    time_limit: float,
+) -> MedianResult:
+    """Check the answer reaches every customer, then :func:`_finish`."""
+    n = sub.shape[0]
     if np.isfinite(penalty) and not np.isfinite(sub[np.arange(n), _argmin(pen, open_local)]).all():
         if status == "optimal":
             raise InfeasibleError(

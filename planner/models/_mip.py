@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,11 @@ from planner.errors import SolverError
 
 logger = logging.getLogger(__name__)
 
-FORMULATIONS = ("auto", "assignment", "radius")
+#: Values of the ``formulation`` option of the median-type models: ``"auto"`` (see
+#: :mod:`._median`), ``"benders"`` (:mod:`._benders`), ``"lagrangian"`` (Lagrangian bound and
+#: reduced MIP, MIP formulation by size), or that path with the ``"assignment"`` or
+#: ``"radius"`` MIP formulation.
+FORMULATIONS = ("auto", "benders", "lagrangian", "assignment", "radius")
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,12 @@ def solve_mip(
     cutoff: float | None = None,
     mip_rel_gap: float = 1e-7,
     maximize: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> MipResult:
     """Solve ``min c x + offset`` s.t. ``row_lower <= A x <= row_upper``, bounds, integrality.
+
+    ``should_stop`` is polled inside HiGHS; when it returns True the solve stops with status
+    ``"limit"`` and the best solution so far.
 
     Returns :class:`MipResult`; ``x`` is None when HiGHS found no feasible solution. Raises
     :class:`~planner.errors.SolverError` on solver errors (not on infeasibility, which is
@@ -150,6 +159,14 @@ def solve_mip(
         sol.col_value = np.asarray(start, dtype=np.float64).tolist()
         sol.value_valid = True
         h.setSolution(sol)
+    if should_stop is not None:
+
+        def interrupt(event: Any) -> None:
+            if should_stop():
+                event.interrupt()
+
+        h.cbMipInterrupt.subscribe(interrupt)
+        h.cbSimplexInterrupt.subscribe(interrupt)
     run_status = h.run()
     model_status = h.getModelStatus()
     status_text = h.modelStatusToString(model_status)
@@ -251,6 +268,7 @@ def location_mip(
     cutoff: float | None = None,
     mip_rel_gap: float = 1e-7,
     formulation: str = "auto",
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[MipResult, np.ndarray | None, str]:
     """Solve the median-type location MIP over the given pairs.
 
@@ -360,6 +378,7 @@ def location_mip(
         start=start,
         cutoff=cutoff,
         mip_rel_gap=mip_rel_gap,
+        should_stop=should_stop,
     )
     open_cols = None if result.x is None else np.flatnonzero(result.x[:m] > 0.5)
     return result, open_cols, form

@@ -17,7 +17,10 @@ import scipy.sparse as sp
 
 from planner.errors import InfeasibleError, InputError
 from planner.models._base import (
+    ProgressCallback,
+    ProgressReporter,
     Solution,
+    StopCallback,
     assign_nearest,
     check_cost,
     check_p,
@@ -78,6 +81,7 @@ def _coverage_model(
     excluded: np.ndarray,
     time_limit: float,
     start_open: np.ndarray | None,
+    should_stop: StopCallback | None = None,
 ) -> tuple[np.ndarray | None, float, float, str]:
     """Solve max coverage (``p`` given) or (partial) set cover (``min_covered`` given).
 
@@ -138,11 +142,13 @@ def _coverage_model(
         time_limit=time_limit,
         offset=offset,
         start=start,
+        should_stop=should_stop,
     )
     if result.x is None:
         return None, float("inf"), result.bound, result.status
     open_cols = np.flatnonzero(result.x[:m] > 0.5)
-    return open_cols, result.objective, result.bound, result.status
+    status = "stopped" if result.status == "limit" and should_stop and should_stop() else None
+    return open_cols, result.objective, result.bound, status or result.status
 
 
 def max_coverage(
@@ -155,6 +161,8 @@ def max_coverage(
     excluded: Iterable[int] | np.ndarray | None = None,
     time_limit: float | None = None,
     seed: int | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Solution:
     """Open ``p`` sites so that the most demand is within ``max_time_s`` of an open site.
 
@@ -180,8 +188,14 @@ def max_coverage(
         Seconds for the solve (default 60).
     seed
         Accepted for interface symmetry; the solve is deterministic.
+    progress
+        Called with a :class:`~planner.models.SolveProgress` after the greedy start and at the
+        end of the exact solve.
+    should_stop
+        Polled inside HiGHS; True stops it with the best answer so far and its proven gap.
     """
     t0 = time.perf_counter()
+    report = ProgressReporter(progress, t0)
     cost = check_cost(cost)
     n, m = cost.shape
     w = check_weights(weights, n)
@@ -199,6 +213,11 @@ def max_coverage(
         rest = np.setdiff1d(np.flatnonzero(allowed), greedy)
         greedy = np.sort(np.concatenate([greedy, rest[: p - greedy.size]]))
     total = float(w.sum())
+    report(
+        "Greedy start",
+        objective=total - float(w[(cost[:, greedy] <= t_max).any(axis=1)].sum()),
+        bound=-np.inf,
+    )
     open_cols: np.ndarray | None
     if merged.shape[0] == 0:
         open_cols, uncovered, bound, status = greedy, total, total, "optimal"
@@ -212,6 +231,7 @@ def max_coverage(
             excluded=exc,
             time_limit=limit - (time.perf_counter() - t0),
             start_open=greedy,
+            should_stop=should_stop,
         )
         if open_cols is None:
             open_cols = greedy
@@ -222,6 +242,7 @@ def max_coverage(
     covered = (cost[:, open_cols] <= t_max).any(axis=1)
     covered_demand = float(w[covered].sum())
     uncovered = total - covered_demand
+    report("Finished", objective=uncovered, bound=bound)
     return make_solution(
         "max_coverage",
         open_sites=open_cols,
@@ -253,6 +274,8 @@ def set_cover(
     excluded: Iterable[int] | np.ndarray | None = None,
     time_limit: float | None = None,
     seed: int | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Solution:
     """Open the fewest sites so that all demand (or ``share`` of it) is within ``max_time_s``.
 
@@ -276,6 +299,11 @@ def set_cover(
         Seconds for the solve (default 60).
     seed
         Accepted for interface symmetry; the solve is deterministic.
+    progress
+        Called with a :class:`~planner.models.SolveProgress` after the greedy start and at the
+        end of the exact solve.
+    should_stop
+        Polled inside HiGHS; True stops it with the best answer so far and its proven gap.
 
     Raises
     ------
@@ -284,6 +312,7 @@ def set_cover(
         ``max_time_s`` from every allowed candidate; the message lists them.
     """
     t0 = time.perf_counter()
+    report = ProgressReporter(progress, t0)
     cost = check_cost(cost)
     n, m = cost.shape
     w = check_weights(weights, n)
@@ -331,6 +360,7 @@ def set_cover(
             is_open[j] = True
             covered |= merged[:, j]
         greedy = np.flatnonzero(is_open)
+        report("Greedy start", objective=float(greedy.size), bound=-np.inf)
         min_covered = float(mw.sum()) if share >= 1 else goal
         open_cols, _, bound, status = _coverage_model(
             merged,
@@ -341,12 +371,14 @@ def set_cover(
             excluded=exc,
             time_limit=limit - (time.perf_counter() - t0),
             start_open=greedy,
+            should_stop=should_stop,
         )
         if open_cols is None:
             open_cols = greedy
         bound = float(np.ceil(bound - 1e-6))
     covered_all = (cost[:, open_cols] <= t_max).any(axis=1)
     covered_demand = float(w[covered_all].sum())
+    report("Finished", objective=float(open_cols.size), bound=bound)
     return make_solution(
         "set_cover",
         open_sites=open_cols,

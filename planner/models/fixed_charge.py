@@ -38,7 +38,10 @@ import scipy.sparse as sp
 
 from planner.errors import InfeasibleError, InputError
 from planner.models._base import (
+    ProgressCallback,
+    ProgressReporter,
     Solution,
+    StopCallback,
     assign_nearest,
     check_cost,
     check_p,
@@ -90,6 +93,8 @@ def fixed_charge(
     excluded: Iterable[int] | np.ndarray | None = None,
     time_limit: float | None = None,
     seed: int | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Solution:
     """Open the sites that minimise fixed costs plus the value of customer travel time.
 
@@ -115,6 +120,12 @@ def fixed_charge(
         Seconds for the solve (default 60).
     seed
         Accepted for interface symmetry; the solve is deterministic.
+    progress
+        Called with a :class:`~planner.models.SolveProgress` as the uncapacitated solve
+        advances (incumbent, proven bound, gap).
+    should_stop
+        Polled during the solve; True stops it with the best answer so far and its proven gap
+        (status ``"stopped"``).
 
     Returns
     -------
@@ -183,6 +194,8 @@ def fixed_charge(
         required=req,
         excluded=exc,
         time_limit=limit - (time.perf_counter() - t0),
+        report=ProgressReporter(progress, t0),
+        should_stop=should_stop,
     )
     assignment = assign_nearest(cost, result.open)
     served = assignment >= 0

@@ -10,7 +10,10 @@ import numpy as np
 
 from planner.errors import InfeasibleError
 from planner.models._base import (
+    ProgressCallback,
+    ProgressReporter,
     Solution,
+    StopCallback,
     assign_nearest,
     check_cost,
     check_option,
@@ -42,6 +45,8 @@ def p_median(
     formulation: str = "auto",
     exact: bool = True,
     seed: int | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Solution:
     """Choose ``p`` candidates minimising the total weighted travel time of the customers.
 
@@ -71,12 +76,23 @@ def p_median(
         :class:`~planner.errors.InfeasibleError` listing their rows. If True they get
         assignment -1, are left out of the objective and listed in ``extras["unreachable"]``.
     formulation
-        Exact-model formulation: ``"auto"``, ``"assignment"`` or ``"radius"`` (compact, for
-        travel times with ties).
+        Exact path: ``"auto"`` (default: Benders decomposition from 5,000 reachable pairs and 100
+        candidates with fewer than 5,000 customers, after a short Lagrangian phase up to
+        300,000 pairs; Lagrangian bound + reduced MIP on other large instances; the compact
+        MIP on small ones), ``"benders"`` (radius-formulation
+        Benders cuts, see :mod:`planner.models._benders`), ``"lagrangian"`` (Lagrangian bound,
+        reduced-cost tests, then one MIP), or ``"assignment"`` / ``"radius"`` (that path with
+        the given MIP formulation).
     exact
         If False, return the heuristic answer with its Lagrangian bound (no MIP).
     seed
         Accepted for interface symmetry; the solve is deterministic.
+    progress
+        Called with a :class:`~planner.models.SolveProgress` (incumbent objective, proven bound,
+        gap, message) as the solve advances; the bound never decreases.
+    should_stop
+        Polled during the solve; when it returns True the solve stops and returns the best
+        solution so far with ``optimal=False``, status ``"stopped"`` and its proven gap.
 
     Returns
     -------
@@ -145,6 +161,8 @@ def p_median(
         gap_target=gap,
         formulation=formulation,
         exact=exact,
+        report=ProgressReporter(progress, t0),
+        should_stop=should_stop,
     )
     extras.update(result.extras)
     assignment = assign_nearest(cost, result.open)

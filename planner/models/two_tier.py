@@ -13,10 +13,22 @@ Units: ``cost``, ``office_cost`` and ``office_link`` in seconds; ``weights`` and
 defaults (values 1, no fixed costs, no direct office customers) the objective is in weighted
 seconds.
 
-Exact approach: the office candidates are few, so each is enumerated; for a given office the
-link term is a fixed cost per workshop candidate and the rest is a p-median (``p`` given) or a
-fixed-charge problem (``p=None``), solved by the common median solve path. The best office wins;
-the lower bound is the minimum over offices of their lower bounds.
+Exact approach: ONE model, office and workshops chosen jointly, solved by enumerating the
+office with bound-based pruning. For a given office the link term is a fixed cost per workshop
+candidate and the rest is a p-median (``p`` given) or a fixed-charge problem (``p=None``), solved
+by the common median solve path (Benders decomposition on large instances). Before the
+enumeration every office gets a lower bound: the largest of
+
+* the LP bound of the problem without link terms, plus the cheapest link terms of any allowed
+  workshop set, plus the office's direct-travel and fixed costs;
+* the LP bound of its own problem, computed for all offices on ONE Benders master (the cuts depend
+  on the customer costs only, so each office resumes the cut loop with the cuts of the others;
+  up to 30 % of the time limit).
+
+Offices are solved in increasing bound; an office whose bound is not below the best objective
+found is pruned without a solve, and an office solve stops as soon as its bound reaches the best
+objective (status ``"pruned"``). The reported lower bound is the minimum over offices of their
+proven bounds (solved or a priori), so a solve stopped early still reports an honest gap.
 """
 
 from __future__ import annotations
@@ -31,7 +43,10 @@ import numpy as np
 from planner.errors import InfeasibleError, InputError
 from planner.models._base import (
     OPTIMALITY_GAP,
+    ProgressCallback,
+    ProgressReporter,
     Solution,
+    StopCallback,
     assign_nearest,
     check_cost,
     check_index_set,
@@ -44,6 +59,7 @@ from planner.models._base import (
     relative_gap,
     unreachable_rows,
 )
+from planner.models._benders import lp_bounds
 from planner.models._median import solve_median
 
 logger = logging.getLogger(__name__)
@@ -80,6 +96,8 @@ def two_tier(
     excluded_offices: Iterable[int] | np.ndarray | None = None,
     time_limit: float | None = None,
     seed: int | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Solution:
     """Choose one office among ``k`` candidates and the workshops; see the module docstring.
 
@@ -118,6 +136,12 @@ def two_tier(
         Seconds for the whole solve (default 60), shared among the office candidates.
     seed
         Accepted for interface symmetry; the solve is deterministic.
+    progress
+        Called with a :class:`~planner.models.SolveProgress` (best objective, proven bound,
+        gap) as the solve advances.
+    should_stop
+        Polled during the solve; True stops it with the best answer so far, its proven gap and
+        status ``"stopped"``.
 
     Returns
     -------
@@ -125,7 +149,8 @@ def two_tier(
         ``open`` and ``assignment`` refer to workshops; ``extras["office"]`` is the chosen
         office row; ``extras`` also has the cost terms (``customer_travel_cost``,
         ``office_travel_cost``, ``link_cost``, ``fixed_cost_workshops``, ``fixed_cost_office``)
-        and ``offices`` (objective, lower bound and status per office candidate).
+        and ``offices`` (objective, lower bound and status per office candidate; status
+        ``"pruned"`` when its a-priori bound showed it cannot beat the answer).
     """
     t0 = time.perf_counter()
     cost = check_cost(cost)
@@ -176,20 +201,78 @@ def two_tier(
     a = cost[rows] * (tv * w[rows])[:, None]
     a[~np.isfinite(cost[rows])] = np.inf
 
+    stop = should_stop or (lambda: False)
+    reporter = ProgressReporter(progress, t0)
     reasons: list[str] = []
     results: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
-    for idx, o in enumerate(offices):
+    plans: list[dict[str, Any]] = []
+    for o in offices:
         reason = _office_problem(o, link=link, oc=oc, ow=ow, cost=cost, w=w, req=req, exc=exc, p=p)
         if reason:
             reasons.append(reason)
             results.append({"office": int(o), "status": "infeasible", "reason": reason})
             continue
         const = float(f_of[o] + tv * (ow[ow > 0] * oc[ow > 0, o]).sum())
-        fixed = f_ws + lv * dl * np.where(np.isfinite(link[o]), link[o], 0.0)
+        link_part = lv * dl * np.where(np.isfinite(link[o]), link[o], 0.0)
         exc_o_ws = np.union1d(exc, np.flatnonzero(~np.isfinite(link[o])))
+        plans.append(
+            {
+                "office": int(o),
+                "const": const,
+                "link_part": link_part,
+                "excluded": exc_o_ws,
+                "bound": const + _cheapest_links(link_part, exc_o_ws, req, p),
+            }
+        )
+    # LP bounds of every office's problem from ONE Benders master (the cuts depend on the
+    # customer costs only): offices whose bound is not below the best answer are never solved
+    if len(plans) > 1 and rows.size and not stop():
+        # first the problem without link terms (its bound plus the cheapest links bounds every
+        # office, should the time run out before an office's own LP bound)
+        bounds = lp_bounds(
+            a,
+            np.stack([f_ws] + [f_ws + plan["link_part"] for plan in plans]),
+            p=p,
+            required=req,
+            excluded=[exc] + [plan["excluded"] for plan in plans],
+            deadline=t0 + 0.3 * limit,
+            should_stop=stop,
+        )
+        base = bounds[0] if np.isfinite(bounds[0]) else 0.0
+        for plan, bound in zip(plans, bounds[1:], strict=True):
+            plan["bound"] = max(plan["bound"] + base, plan["const"] + bound)
+    plans.sort(key=lambda plan: plan["bound"])
+
+    def global_bound(done: int) -> float:
+        proven = [r["lower_bound"] for r in results if "lower_bound" in r]
+        pending = [plan["bound"] for plan in plans[done:]]
+        return min(proven + pending) if proven or pending else -np.inf
+
+    stopped = False
+    for idx, plan in enumerate(plans):
+        o = plan["office"]
+        const = plan["const"]
+        fixed = f_ws + plan["link_part"]
+        exc_o_ws = plan["excluded"]
+        if best is not None and plan["bound"] >= best["objective"] - 1e-9 * abs(best["objective"]):
+            results.append(
+                {
+                    "office": o,
+                    "lower_bound": plan["bound"],
+                    "status": "pruned",
+                }
+            )
+            continue
+        if best is not None and (stop() or time.perf_counter() - t0 >= limit):
+            stopped = True
+            results.extend(
+                {"office": q["office"], "lower_bound": q["bound"], "status": "not solved"}
+                for q in plans[idx:]
+            )
+            break
         remaining = limit - (time.perf_counter() - t0)
-        share = max(remaining / (offices.size - idx), 0.05)
+        share = max(remaining / (len(plans) - idx), 0.05)
         if rows.size == 0:
             if req.size:
                 open_ws = req
@@ -211,7 +294,16 @@ def two_tier(
             }
         else:
             try:
-                r = solve_median(a, fixed, p=p, required=req, excluded=exc_o_ws, time_limit=share)
+                r = solve_median(
+                    a,
+                    fixed,
+                    p=p,
+                    required=req,
+                    excluded=exc_o_ws,
+                    time_limit=share,
+                    should_stop=stop,
+                    cutoff=np.inf if best is None else best["objective"] - const,
+                )
             except InfeasibleError as err:
                 reasons.append(f"office {o}: {err}")
                 results.append({"office": int(o), "status": "infeasible", "reason": str(err)})
@@ -220,12 +312,13 @@ def two_tier(
                 "open": r.open,
                 "objective": r.objective,
                 "lower_bound": r.lower_bound,
-                "status": r.status,
+                # stopped once its bound showed it cannot beat the best office
+                "status": "pruned" if r.status == "cutoff" else r.status,
                 "solver": r.solver,
                 "optimal": r.optimal,
             }
         res["objective"] += const
-        res["lower_bound"] += const
+        res["lower_bound"] = max(res["lower_bound"] + const, min(plan["bound"], res["objective"]))
         results.append(
             {
                 "office": int(o),
@@ -236,6 +329,12 @@ def two_tier(
         )
         if best is None or res["objective"] < best["objective"]:
             best = {**res, "office": int(o)}
+        if best is not None:
+            reporter(
+                f"Office {idx + 1} of {len(plans)} solved",
+                objective=best["objective"],
+                bound=global_bound(idx + 1),
+            )
     if best is None:
         raise InfeasibleError("no office candidate works: " + "; ".join(reasons))
     lower_bound = min(r["lower_bound"] for r in results if "lower_bound" in r)
@@ -246,9 +345,12 @@ def two_tier(
     customer_travel = float(tv * (w[served] * cost[served, assignment[served]]).sum())
     office_travel = float(tv * (ow[ow > 0] * oc[ow > 0, o]).sum())
     link_cost = float(lv * (dl[open_ws] * link[o, open_ws]).sum())
-    all_optimal = all(r.get("status") in ("optimal", "infeasible") for r in results)
+    all_optimal = all(r.get("status") in ("optimal", "infeasible", "pruned") for r in results)
     gap = relative_gap(best["objective"], lower_bound)
-    status = "optimal" if all_optimal or gap <= OPTIMALITY_GAP else "time_limit"
+    if all_optimal or gap <= OPTIMALITY_GAP:
+        status = "optimal"
+    else:
+        status = "stopped" if stopped or stop() else "time_limit"
     return make_solution(
         "two_tier",
         open_sites=open_ws,
@@ -268,6 +370,20 @@ def two_tier(
             "offices": results,
         },
     )
+
+
+def _cheapest_links(
+    link_part: np.ndarray, excluded: np.ndarray, required: np.ndarray, p: int | None
+) -> float:
+    """Least total link cost of any allowed workshop set (required ones, then the cheapest)."""
+    allowed = np.ones(link_part.size, dtype=bool)
+    allowed[excluded] = False
+    allowed[required] = False
+    total = float(link_part[required].sum())
+    others = np.sort(link_part[allowed])
+    if p is None:
+        return total if required.size or others.size == 0 else total + float(others[0])
+    return total + float(others[: max(p - required.size, 0)].sum())
 
 
 def _office_problem(
