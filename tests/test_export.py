@@ -127,7 +127,7 @@ def test_report_has_kpis_assumptions_provenance_and_credit(tmp_path: Path, compa
     assert "OpenStreetMap contributors" in text
     assert "<svg" in text  # the cost chart
     assert text.count("<iframe") == 3  # one map per layout
-    for word in ("mean_travel_min", "leakage_share", "Provenance", "site diff".title()[:4]):
+    for word in ("mean travel time (min)", "leakage_share", "Provenance", "Sites across"):
         assert word in text
     for layout, lr in comparison.results.items():
         assert layout in text
