@@ -45,7 +45,7 @@ import shapely
 from planner.errors import PlannerError
 from planner.outputs import maps
 from planner.outputs.report import report_html
-from planner.outputs.safe import spreadsheet_safe
+from planner.outputs.safe import csv_text, spreadsheet_safe
 from planner.results.costs import describe_parameters
 from planner.results.tables import provenance_table, territories
 from planner.results.types import Comparison, LayoutResult, Robustness, ScenarioResult
@@ -130,7 +130,7 @@ def _write_bytes(data: bytes, target: Target, *, overwrite: bool) -> Path | IO[b
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    return spreadsheet_safe(frame).to_csv(index=False).encode("utf-8")
+    return csv_text(frame).encode("utf-8")
 
 
 def _scenario(result: LayoutResult | ScenarioResult) -> ScenarioResult:

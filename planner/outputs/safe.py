@@ -22,6 +22,7 @@ import pandas as pd
 
 __all__ = [
     "FORMULA_TRIGGERS",
+    "csv_text",
     "is_formula_like",
     "neutralise_text",
     "spreadsheet_safe",
@@ -103,5 +104,10 @@ def to_csv_bytes(frame: pd.DataFrame, *, index: bool = False) -> bytes:
     -------
     bytes
     """
-    text = spreadsheet_safe(pd.DataFrame(frame)).to_csv(index=index)
-    return text.encode("utf-8")
+    return csv_text(frame, index=index).encode("utf-8")
+
+
+def csv_text(frame: pd.DataFrame, *, index: bool = False) -> str:
+    """A table as spreadsheet-safe CSV text (RFC 4180: CRLF line ends, so that a carriage
+    return or line feed inside a name is quoted and cannot split a row)."""
+    return spreadsheet_safe(pd.DataFrame(frame)).to_csv(index=index, lineterminator="\r\n")
