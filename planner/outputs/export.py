@@ -79,7 +79,7 @@ __all__ = [
 GIS_LAYERS: tuple[str, ...] = ("customers", "sites", "assignments", "catchments")
 
 #: Buffer (m) around each site's customers that makes its catchment polygon.
-CATCHMENT_BUFFER_M = 150.0
+CATCHMENT_BUFFER_M = maps.CATCHMENT_BUFFER_M
 
 #: Where a writer writes: a file path, or a binary buffer such as :class:`io.BytesIO`.
 Target = str | os.PathLike[str] | IO[bytes]
@@ -301,13 +301,6 @@ def _excel_frame(frame: pd.DataFrame) -> pd.DataFrame:
 # ============================================================================ GIS
 
 
-def _utm(frame: gpd.GeoDataFrame) -> Any:
-    try:
-        return frame.estimate_utm_crs()
-    except (RuntimeError, ValueError):  # empty frames
-        return "EPSG:3857"
-
-
 def result_layers(result: LayoutResult | ScenarioResult) -> dict[str, gpd.GeoDataFrame]:
     """The GIS layers of a result: customers, sites, assignments, catchments (EPSG:4326).
 
@@ -365,7 +358,7 @@ def result_layers(result: LayoutResult | ScenarioResult) -> dict[str, gpd.GeoDat
         },
         geometry=gpd.GeoSeries(lines, crs="EPSG:4326"),
     )
-    catchments = _catchments(customers[served], sites)
+    catchments = maps.catchment_polygons(cust[served], s, buffer_m=CATCHMENT_BUFFER_M)
     return {
         "customers": customers,
         "sites": sites,
@@ -385,34 +378,6 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
         elif out[col].dtype == bool:
             out[col] = out[col].astype(int)
     return out
-
-
-def _catchments(customers: gpd.GeoDataFrame, sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    utm = _utm(sites if len(sites) else customers)
-    pts = customers.to_crs(utm)
-    site_pts = sites.to_crs(utm)
-    rows = []
-    geoms = []
-    for site in site_pts.itertuples(index=False):
-        sid = str(site.site_id)
-        mine = pts[pts["site_id"].astype(str) == sid]
-        if len(mine) == 0:
-            continue
-        union = shapely.union_all([*mine.geometry.to_numpy(), site.geometry])
-        geoms.append(shapely.convex_hull(union).buffer(CATCHMENT_BUFFER_M))
-        rows.append(
-            {
-                "site_id": sid,
-                "role": str(getattr(site, "role", "")),
-                "customers": len(mine),
-                "demand": float(mine["weight"].sum()) if "weight" in mine else float(len(mine)),
-            }
-        )
-    frame = gpd.GeoDataFrame(
-        pd.DataFrame(rows, columns=["site_id", "role", "customers", "demand"]),
-        geometry=gpd.GeoSeries(geoms, crs=utm),
-    )
-    return frame.to_crs("EPSG:4326")
 
 
 def _gis_bytes(layers: Mapping[str, gpd.GeoDataFrame], *, driver: str, suffix: str) -> bytes:
