@@ -377,9 +377,10 @@ def _bounds(*frames: pd.DataFrame) -> list[list[float]] | None:
     ok = np.isfinite(lats) & np.isfinite(lons)
     if not ok.any():
         return None
+    d = _COORD_DECIMALS
     return [
-        [float(lats[ok].min()), float(lons[ok].min())],
-        [float(lats[ok].max()), float(lons[ok].max())],
+        [round(float(lats[ok].min()), d), round(float(lons[ok].min()), d)],
+        [round(float(lats[ok].max()), d), round(float(lons[ok].max()), d)],
     ]
 
 
