@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -397,3 +398,50 @@ def test_cli_compare_on_a_road_only_pbf_says_what_to_do(
     assert main([*args, "--workshops", "2", "--layouts", "in-house", "--out", str(out)]) == 0
     short = pd.read_csv(out / "shortlist_in-house.csv")
     assert set(short["name"]) <= {f"Street {i}" for i in range(6)} | {f"Lane {j}" for j in range(6)}
+
+
+# ---------------------------------------------------------------------------- partners in a solve
+
+
+def test_too_few_partners_and_partner_capacity_are_warned_about() -> None:
+    from test_scenarios import make_sinst
+
+    from planner.engine import solve_layout
+    from planner.results.costs import CostParameters
+
+    sinst = make_sinst(seed=4, n=12, partners=3)
+    lr = solve_layout(sinst, "outsourced", workshops=5)
+    assert len(lr.result.sites) == 3
+    (few,) = [w for w in lr.warnings if "partner shops were asked for" in w]
+    assert "5 partner shops were asked for but only 3 are available" in few
+    # capacity: every partner over one job a year is listed with its jobs
+    tight = CostParameters(partner_capacity_jobs=1.0)
+    lr = solve_layout(sinst, "outsourced", workshops=3, parameters=tight)
+    (busy,) = [w for w in lr.warnings if "more than their capacity" in w]
+    over = lr.loads[(lr.loads["role"] == "partner") & (lr.loads["jobs"] > 1.0)]
+    assert busy.startswith(f"{len(over)} partner shop(s)")
+    for sid in over["site_id"]:
+        assert str(sid) in busy
+    assert not [
+        w for w in solve_layout(sinst, "outsourced", workshops=3).warnings if "capacity" in w
+    ]
+
+
+def test_capacitated_outsourced_layout_respects_partner_capacity() -> None:
+    from test_scenarios import make_sinst
+
+    from planner.engine import solve_layout
+    from planner.results.costs import CostParameters
+
+    sinst = make_sinst(seed=4, n=12, partners=3)
+    total = float(sinst.instance.demand_weight.sum())
+    cap = np.ceil(total / 2.5)  # three partners needed, none may take more than cap
+    spec = sinst.spec.replace(capacitated=True)
+    capped = dataclasses.replace(sinst, spec=spec)
+    lr = solve_layout(
+        capped, "outsourced", workshops=3, parameters=CostParameters(partner_capacity_jobs=cap)
+    )
+    jobs = lr.loads.set_index("site_id")["jobs"]
+    assert (jobs <= cap + 1e-6).all()
+    assert jobs.sum() == pytest.approx(total)
+    assert not [w for w in lr.warnings if "capacity" in w]
