@@ -31,11 +31,12 @@ from planner.engine.phases import plan_phases
 from planner.errors import InputError, PlannerError
 from planner.inputs.customers import geocode_missing, read_customers
 from planner.inputs.jobs import read_jobs, read_register
-from planner.inputs.sites import read_sites
+from planner.inputs.sites import read_sites, region_features
 from planner.inputs.tables import read_table
 from planner.inputs.validate import validate_file
 from planner.models import Solution
 from planner.outputs import export, maps
+from planner.outputs.safe import to_csv_bytes
 from planner.register import (
     area_trends,
     complaint_flags,
@@ -133,13 +134,26 @@ def _use_backend(args: argparse.Namespace) -> None:
         _progress(f"Travel-time matrices run on a {backend.describe()}", 0.0)
 
 
+def _check_demo_customers(spec: ScenarioSpec) -> None:
+    """A road file without buildings has no demo customers: say so before any work."""
+    if spec.customers is None and Path(str(spec.region)).suffix:
+        region_features(
+            spec.region,
+            fix="pass your customers with --customers FILE (CSV/XLSX with id, lat, lon)",
+        )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     _use_backend(args)
     spec = _spec_from_args(args, scenario=args.scenario)
     out = Path(args.out)
     _check_outputs(list(export.layout_outputs(out).values()), overwrite=args.overwrite)
-    lr = run(spec, progress=_progress)
-    files = export.write_layout_bundle(lr, out, overwrite=args.overwrite)
+    _check_demo_customers(spec)
+    sinst = prepare_scenario(spec, progress=_progress)
+    lr = run(spec, sinst=sinst, progress=_progress)
+    files = export.write_layout_bundle(
+        lr, out, roads=maps.main_roads(sinst.graph), overwrite=args.overwrite
+    )
     _print_warnings(lr.warnings)
     k = lr.kpis
     sol = lr.result.solution
@@ -195,13 +209,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.robustness:
         planned += [out / "robustness_cases.csv", out / "robustness_sites.csv"]
     _check_outputs(planned, overwrite=args.overwrite)
+    _check_demo_customers(spec)
     sinst = prepare_scenario(spec, layouts=layouts, progress=_progress)
     comp = compare(spec, layouts=layouts, sinst=sinst, progress=_progress)
-    files = list(export.write_comparison_bundle(comp, out, overwrite=args.overwrite).values())
+    curve = None
+    rob = None
     if args.k_max:
         curve = k_curve(sinst, args.k_max, layout=layouts[0], progress=_progress)
-        curve.to_csv(out / "k_curve.csv", index=False)
-        files.append(out / "k_curve.csv")
     if args.robustness:
         rob = robustness(
             sinst,
@@ -210,8 +224,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             slowdown=args.slowdown,
             progress=_progress,
         )
-        rob.cases.to_csv(out / "robustness_cases.csv", index=False)
-        rob.sites.to_csv(out / "robustness_sites.csv", index=False)
+    written = export.write_comparison_bundle(
+        comp,
+        out,
+        roads=maps.main_roads(sinst.graph),
+        overwrite=args.overwrite,
+        k_curve=curve,
+        robustness=rob,
+    )
+    files = list(written.values())
+    if curve is not None:
+        (out / "k_curve.csv").write_bytes(to_csv_bytes(curve))
+        files.append(out / "k_curve.csv")
+    if rob is not None:
+        (out / "robustness_cases.csv").write_bytes(to_csv_bytes(rob.cases))
+        (out / "robustness_sites.csv").write_bytes(to_csv_bytes(rob.sites))
         files += [out / "robustness_cases.csv", out / "robustness_sites.csv"]
         print(f"sites chosen in every case: {', '.join(rob.stable_sites) or 'none'}")
     _print_warnings(sinst.warnings)

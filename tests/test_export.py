@@ -127,7 +127,7 @@ def test_report_has_kpis_assumptions_provenance_and_credit(tmp_path: Path, compa
     assert "OpenStreetMap contributors" in text
     assert "<svg" in text  # the cost chart
     assert text.count("<iframe") == 3  # one map per layout
-    for word in ("mean_travel_min", "leakage_share", "Provenance", "site diff".title()[:4]):
+    for word in ("mean travel time (min)", "leakage_share", "Provenance", "Sites across"):
         assert word in text
     for layout, lr in comparison.results.items():
         assert layout in text
@@ -183,3 +183,166 @@ def test_single_result_xlsx(tmp_path: Path):
     back = pd.read_excel(path, sheet_name=None)
     assert "in-house" in back
     assert "comparison" not in back
+
+
+# ----------------------------------------------------------------------------- people's numbers
+
+
+def test_kpi_labels_and_formats():
+    from planner.results.tables import display_table, format_kpi, kpi_label
+
+    assert kpi_label("served_demand_share") == "served demand"
+    assert kpi_label("share_within_sla_business") == "within the service standard (business)"
+    assert kpi_label("share_within_15_min") == "within 15 min"
+    assert format_kpi("served_demand_share", 0.95123) == "95.1 %"
+    assert format_kpi("annual_cost", 1173627.4995) == "1,173,627 EUR"
+    assert format_kpi("annual_cost", 317400.0) == "317,400 EUR"
+    assert format_kpi("cost_per_job", 87.304) == "87.30 EUR"
+    assert format_kpi("mean_travel_min", 12.345) == "12.3 min"
+    assert format_kpi("customers", 12345.0) == "12,345"
+    assert format_kpi("lat", 35.912345678) == "35.91235"
+    assert format_kpi("optimal", 1.0) == "yes"
+    assert format_kpi("gap", float("nan")) == "–"
+    shown = display_table(
+        pd.DataFrame({"annual_cost": [3.174e5], "share_within_sla": [0.5], "layout": ["x"]})
+    )
+    assert list(shown.columns) == ["annual cost (EUR)", "within the service standard (%)", "layout"]
+    assert shown.iloc[0].tolist() == ["317,400", "50.0", "x"]
+
+
+def test_report_numbers_are_for_people_and_print_on_a4(comparison):
+    import re
+
+    page = report_html(comparison)
+    text = re.sub(r"<iframe.*?</iframe>", "", page, flags=re.DOTALL)  # the tables only
+    lr = comparison.results["in-house"]
+    # no raw floats or scientific notation of the costs
+    total = lr.costs.total_eur
+    assert f"{total:,.0f}" in text
+    assert repr(total) not in text
+    assert "e+0" not in text
+    assert "served demand" in text
+    assert "served_demand_share" not in text
+    share = lr.kpis["served_demand_share"]
+    assert f"{100 * share:.1f} %" in text
+    lat = float(lr.result.sites["lat"].iloc[0])
+    assert f"{lat:.5f}" in text
+    assert repr(lat) not in text
+    assert "@page { size: A4 portrait" in page
+    assert "@media print" in text
+    assert "overflow-wrap: anywhere" in text
+
+
+@pytest.fixture(scope="module")
+def sweeps(comparison):
+    from planner.engine import k_curve
+    from planner.results.types import Robustness
+
+    sinst = make_sinst(seed=21, n=15)
+    curve = k_curve(sinst, 3, layout="in-house")
+    # robustness needs a road graph; its tables are built here as the engine shapes them
+    cases = pd.DataFrame(
+        {
+            "case": ["base", "demand +30 % business", "main roads 1.3x slower"],
+            "sites": [["C1", "C3"], ["C1", "C3"], ["C1", "C4"]],
+            "mean_travel_min": [12.25, 12.5, 15.75],
+            "p90_travel_min": [20.0, 21.0, 25.5],
+            "annual_cost": [476000.0, 476000.0, 476000.0],
+            "optimal": [True, True, True],
+            "gap": [0.0, 0.0, 0.0],
+        }
+    )
+    sites = pd.DataFrame(
+        {
+            "site_id": ["C1", "C3", "C4"],
+            "base": [True, True, False],
+            "chosen_in": [3, 2, 1],
+            "stable": [True, False, False],
+        }
+    )
+    return curve, Robustness(cases=cases, sites=sites)
+
+
+def test_report_and_workbook_carry_k_curve_and_robustness(tmp_path: Path, comparison, sweeps):
+    curve, rob = sweeps
+    files = export.write_comparison_bundle(
+        comparison, tmp_path / "b", k_curve=curve, robustness=rob
+    )
+    text = files["report"].read_text(encoding="utf-8")
+    assert "Number of workshops (K-curve)" in text
+    assert "Robustness" in text
+    for cost in curve["annual_cost"]:
+        assert f"{cost:,.0f}" in text
+    for case in rob.cases["case"]:
+        assert str(case) in text
+    assert "Sites chosen in every case: C1." in text
+    assert "C1, C4" in text  # the list of sites of a case, as words
+    book = pd.read_excel(files["xlsx"], sheet_name=None)
+    np.testing.assert_allclose(book["k-curve"]["annual_cost"], curve["annual_cost"])
+    assert book["k-curve"]["workshops"].tolist() == curve["workshops"].tolist()
+    assert book["robustness cases"]["case"].tolist() == rob.cases["case"].tolist()
+    assert (
+        book["robustness sites"]["site_id"].astype(str).tolist()
+        == rob.sites["site_id"].astype(str).tolist()
+    )
+    # and without them, neither appears
+    plain = report_html(comparison)
+    assert "K-curve" not in plain
+    assert "Robustness" not in plain
+
+
+def test_layout_bundle_takes_k_curve_and_draws_roads_from_a_graph(tmp_path: Path, sweeps):
+    import networkx as nx
+
+    sinst = make_sinst(seed=22)
+    lr = solve_layout(sinst, "in-house", workshops=2)
+    G = nx.MultiDiGraph(crs="EPSG:4326")
+    G.add_node(1, x=9.5, y=47.1)
+    G.add_node(2, x=9.6, y=47.2)
+    G.add_edge(1, 2, highway="primary", name="Landstrasse", length=13000.0)
+    files = export.write_layout_bundle(lr, tmp_path / "one", graph=G, k_curve=sweeps[0])
+    doc = files["map"].read_text(encoding="utf-8")
+    assert '"name": "Main roads"' in doc or "Main roads" in doc
+    assert "[9.5, 47.1]" in doc  # the road's coordinates are on the map
+    assert "k-curve" in pd.read_excel(files["xlsx"], sheet_name=None)
+
+
+@pytest.mark.parametrize(
+    ("writer", "kwargs", "magic"),
+    [
+        ("write_shortlist_csv", {}, b"site_id"),
+        ("write_assignments_csv", {}, b"customer_id"),
+        ("write_territories_csv", {}, b"customer_id"),
+        ("write_xlsx", {}, b"PK"),
+        ("write_geojson", {"layer": "sites"}, b"{"),
+        ("write_geopackage", {}, b"SQLite format 3"),
+        ("write_map_html", {}, b"<!DOCTYPE html>"),
+        ("write_report_html", {}, b"<!DOCTYPE html>"),
+    ],
+)
+def test_writers_write_into_buffers_the_same_bytes_as_into_files(
+    tmp_path: Path, two_tier, writer: str, kwargs: dict, magic: bytes
+):
+    import io
+
+    func = getattr(export, writer)
+    buf = io.BytesIO()
+    assert func(two_tier, buf, **kwargs) is buf
+    data = buf.getvalue()
+    assert data.startswith(magic)
+    path = func(two_tier, tmp_path / "file", **kwargs)
+    if writer.endswith("csv"):
+        assert path.read_bytes() == data
+    elif writer == "write_geopackage":
+        copy = tmp_path / "copy.gpkg"
+        copy.write_bytes(data)
+        back = gpd.read_file(copy, layer="sites")
+        assert back["site_id"].tolist() == two_tier.result.sites["site_id"].tolist()
+
+
+def test_writers_reject_untyped_input(tmp_path: Path):
+    with pytest.raises(TypeError, match="LayoutResult"):
+        export.write_shortlist_csv(object(), tmp_path / "x.csv")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Comparison"):
+        report_html(object())  # type: ignore[arg-type]
+    assert not (tmp_path / "x.csv").exists()

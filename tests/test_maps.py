@@ -418,3 +418,168 @@ def test_app_static_url_matches_streamlit_config() -> None:
     text = config.read_text(encoding="utf-8")
     assert re.search(r"^enableStaticServing\s*=\s*true", text, re.MULTILINE)
     assert _assets.APP_STATIC_URL == "app/static/" + _assets.VENDOR_DIR_NAME
+
+
+# ----------------------------------------------------------------------------- roles, layers
+
+
+def _layer_named(m: folium.Map, prefix: str) -> folium.GeoJson:
+    (layer,) = [g for g in _layers(m, folium.GeoJson) if str(g.layer_name).startswith(prefix)]
+    return layer
+
+
+def test_existing_and_new_workshops_and_partners_have_distinct_markers(
+    result: FakeResult,
+) -> None:
+    sites = result.sites.copy()
+    sites["role"] = ["workshop", "workshop", "partner"]
+    sites["status"] = ["existing", "candidate", "candidate"]
+    m = maps.result_map(FakeResult(result.customers, sites))
+    groups = {g.layer_name: g for g in _layers(m, folium.FeatureGroup)}
+    assert set(groups) == {"Workshops", "Partners"}
+    existing, new = _site_markers(groups["Workshops"])
+    (partner,) = _site_markers(groups["Partners"])
+    assert existing.options["color"] == "#202020"
+    assert existing.options["weight"] > new.options["weight"]
+    assert new.options["color"] == "#ffffff"
+    assert partner.options["dashArray"] == "4 3"
+    assert partner.options["radius"] < new.options["radius"]
+    legend = _legend(m)
+    assert [kind for kind, _ in legend.symbols] == ["existing", "new", "partner"]
+    html = m.get_root().render()
+    assert "own workshop, existing" in html
+    assert "own workshop, new" in html
+
+
+def test_legend_symbols_follow_the_roles_present(result: FakeResult) -> None:
+    # no status column: workshops are new; the office is present
+    assert [k for k, _ in _legend(maps.result_map(result)).symbols] == ["office", "new"]
+
+
+def test_optional_layers_are_off_by_default(result: FakeResult) -> None:
+    m = maps.result_map(result)
+    names = [str(g.layer_name) for g in _layers(m, folium.GeoJson)]
+    assert not [n for n in names if n.startswith(("Catchments", "Assignments"))]
+
+
+def test_catchments_layer_contains_each_sites_customers(result: FakeResult) -> None:
+    m = maps.result_map(result, catchments=True)
+    features = _layer_named(m, "Catchments").data["features"]
+    polygons = maps.catchment_polygons(result.customers, result.sites)
+    assert sorted(polygons["site_id"]) == ["HQ", "W1", "W2"]  # c6 is served by no site
+    assert len(features) == 3
+    by_site = dict(zip(polygons["site_id"], polygons.geometry, strict=True))
+    for row in result.customers.itertuples():
+        if row.site_id:
+            assert by_site[row.site_id].contains(shapely.Point(row.lon, row.lat))
+    # the buffer gives a single-customer site an area of about pi * 150 m ** 2 around the hull
+    assert polygons.set_index("site_id").loc["W2", "customers"] == 1
+    assert polygons.set_index("site_id").loc["W1", "demand"] == 5.0
+
+
+def test_assignment_lines_join_customers_to_their_site_and_are_capped(
+    result: FakeResult,
+) -> None:
+    m = maps.result_map(result, assignment_lines=True)
+    layer = _layer_named(m, "Assignments")
+    assert layer.layer_name == "Assignments"
+    site_xy = {r.site_id: (round(r.lon, 5), round(r.lat, 5)) for r in result.sites.itertuples()}
+    cust_site = {
+        (round(r.lon, 5), round(r.lat, 5)): r.site_id
+        for r in result.customers.itertuples()
+        if r.site_id
+    }
+    lines = 0
+    for feature in layer.data["features"]:
+        for start, end in feature["geometry"]["coordinates"]:
+            lines += 1
+            assert tuple(end) == site_xy[cust_site[tuple(start)]]
+    assert lines == 5  # 6 customers, one not served
+    capped = maps.result_map(result, assignment_lines=True, max_lines=2)
+    layer = _layer_named(capped, "Assignments")
+    assert layer.layer_name == "Assignments (1 in 3 shown)"
+    assert sum(len(f["geometry"]["coordinates"]) for f in layer.data["features"]) == 2
+
+
+def test_assignment_lines_stay_compact_for_ten_thousand_customers() -> None:
+    n = 12_000
+    rng = np.random.default_rng(3)
+    lon = 14.4 + rng.uniform(0, 0.2, n)
+    lat = 35.85 + rng.uniform(0, 0.1, n)
+    sites = _points(
+        pd.DataFrame(
+            {
+                "site_id": ["A", "B"],
+                "role": "workshop",
+                "name": "",
+                "lat": [35.9, 35.88],
+                "lon": [14.45, 14.55],
+            }
+        )
+    )
+    customers = _points(
+        pd.DataFrame(
+            {
+                "customer_id": [f"c{i}" for i in range(n)],
+                "lat": lat,
+                "lon": lon,
+                "site_id": np.where(lon < 14.5, "A", "B"),
+                "travel_min": 5.0,
+            }
+        )
+    )
+    t = time.perf_counter()
+    m = maps.result_map(FakeResult(customers, sites), assignment_lines=True, catchments=True)
+    html = m.get_root().render()
+    elapsed = time.perf_counter() - t
+    layer = _layer_named(m, "Assignments")
+    assert len(layer.data["features"]) == 2  # one feature per site, shared style
+    drawn = sum(len(f["geometry"]["coordinates"]) for f in layer.data["features"])
+    assert drawn <= maps.MAX_ASSIGNMENT_LINES
+    assert elapsed < 10.0
+    assert len(html) < 6_000_000
+
+
+def _grid_graph() -> nx.MultiDiGraph:
+    """A 5 x 5 grid of two-way streets, 100 s per block, about 1 km apart, lon/lat nodes."""
+    G = nx.MultiDiGraph(crs="EPSG:4326")
+    for i in range(5):
+        for j in range(5):
+            G.add_node(i * 5 + j, x=14.4 + 0.011 * i, y=35.9 + 0.009 * j)
+    for i in range(5):
+        for j in range(5):
+            for di, dj in ((1, 0), (0, 1)):
+                if i + di < 5 and j + dj < 5:
+                    a, b = i * 5 + j, (i + di) * 5 + (j + dj)
+                    G.add_edge(a, b, travel_time=100.0)
+                    G.add_edge(b, a, travel_time=100.0)
+    return G
+
+
+def test_isochrone_covers_the_nodes_networkx_reaches_and_no_others() -> None:
+    G = _grid_graph()
+    start = 12  # the centre
+    area = maps.isochrone(G, 14.4 + 0.022, 35.9 + 0.018, 3.5, buffer_m=50)
+    dist = nx.single_source_dijkstra_path_length(G, start, weight="travel_time")
+    for node, t in dist.items():
+        point = shapely.Point(G.nodes[node]["x"], G.nodes[node]["y"])
+        assert area.contains(point) == (t <= 210.0), (node, t)
+    # 3.5 min = 210 s: the edges out of the 200 s ring are driven for 10 s of 100 s, so the
+    # area reaches about 10 % of a block (about 80-100 m) beyond them, plus the 50 m band
+    side = G.nodes[10]  # (2, 0): 200 s, an edge goes to (3, 0) at 300 s
+    assert area.contains(shapely.Point(side["x"] + 0.011 * 0.05, side["y"]))
+    assert not area.contains(shapely.Point(side["x"] + 0.011 * 0.3, side["y"]))
+
+
+def test_isochrone_rejects_bad_minutes() -> None:
+    with pytest.raises(ValueError, match="minutes"):
+        maps.isochrone(_grid_graph(), 14.4, 35.9, 0)
+
+
+def test_drive_time_area_is_a_map_layer(result: FakeResult) -> None:
+    area = maps.isochrone(_grid_graph(), 14.422, 35.918, 2.0)
+    m = maps.result_map(result, drive_time_areas={"10 min from W1": area})
+    layer = _layer_named(m, "10 min from W1")
+    geom = shapely.geometry.shape(layer.data["features"][0]["geometry"])
+    assert geom.symmetric_difference(area).area < 1e-2 * area.area  # 5-decimal rounding
+    assert len(_layers(m, folium.LayerControl)) == 1

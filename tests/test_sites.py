@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
 
+from planner.cli import main
+from planner.errors import InputError
 from planner.inputs.sites import (
+    OFFICE_TAGS,
     PARTNER_TAGS,
+    PRODUCT_CLASSES,
     SITE_COLUMNS,
     generate_candidates,
     office_candidates,
@@ -198,7 +204,11 @@ def test_office_candidates_and_thinning() -> None:
     expected = {
         ref
         for ref, tags in objects.items()
-        if "office" in tags or tags.get("building") in ("office", "commercial")
+        if "shop" not in tags
+        and (
+            tags.get("office") in OFFICE_TAGS
+            or ("office" not in tags and tags.get("building") in ("office", "commercial"))
+        )
     }
     assert set(every["osm_ref"]) == expected
     assert (every["kind"] == "office").all()
@@ -228,3 +238,210 @@ def test_feature_cache_is_parquet_under_planner_cache_dir() -> None:
     rebuilt = _io.read_osm_features("andorra")
     pd.testing.assert_frame_equal(pd.DataFrame(first), pd.DataFrame(rebuilt))
     assert files[0].read_bytes()[:4] == b"PAR1"
+
+
+# ---------------------------------------------------------------------------- names, tags
+
+
+def test_generated_sites_are_named_after_road_and_town() -> None:
+    G = grid_graph()
+    # the primary road (row 4) is unnamed west of column 4
+    for u, v, k, data in G.edges(keys=True, data=True):
+        if data["highway"] == "primary" and G.nodes[u]["x"] < LON0 + 4 * STEP - 1e-9:
+            G.edges[u, v, k]["name"] = None
+    customers = two_towns()
+    features = gpd.GeoDataFrame(
+        {"addr:city": ["Westville", "Eastham", None]},
+        geometry=gpd.points_from_xy(
+            [LON0 + 1 * STEP, LON0 + 7 * STEP, LON0 + 4 * STEP], [LAT0 + 4 * STEP] * 3
+        ),
+        crs=4326,
+    )
+    sites = generate_candidates(G, customers, 2, seed=0, features=features)
+    by_col = dict(
+        zip(np.round((sites["lon"] - LON0) / STEP).astype(int), sites["name"], strict=True)
+    )
+    assert by_col == {1: "Primary road, Westville", 7: "Main St, Eastham"}
+    assert sorted(sites["locality"]) == ["Eastham", "Westville"]
+    # without features (or with none near) the name is the road only
+    plain = generate_candidates(G, customers, 2, seed=0)
+    assert sorted(plain["name"]) == ["Main St", "Primary road"]
+    far = features.assign(geometry=gpd.points_from_xy([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]))
+    assert sorted(generate_candidates(G, customers, 2, seed=0, features=far)["name"]) == [
+        "Main St",
+        "Primary road",
+    ]
+
+
+_OSM_NODES = [
+    # (tags, expected partner (car), expected office)
+    ({"shop": "computer", "name": "PC World"}, False, False),
+    ({"shop": "electronics", "name": "TV shop"}, False, False),
+    ({"shop": "car_repair", "name": "Garage Borg"}, True, False),
+    ({"craft": "car_repair"}, True, False),
+    ({"craft": "electronics_repair", "name": "Fix-a-TV"}, False, False),
+    ({"office": "telecommunication", "name": "Vodafone Malta"}, False, False),
+    ({"office": "company", "name": "Acme Ltd"}, False, True),
+    ({"office": "government", "name": "Ministry"}, False, False),
+    ({"building": "office", "name": "Tower"}, False, True),
+    ({"building": "commercial", "shop": "mobile_phone", "name": "Phone shop"}, False, False),
+    ({"building": "house"}, False, False),
+]
+
+
+def _write_osm(path: Path, nodes: list[dict[str, str]], *, roads: bool = True) -> Path:
+    lines = ["<?xml version='1.0' encoding='UTF-8'?>", "<osm version='0.6' generator='test'>"]
+    for i, tags in enumerate(nodes, start=1):
+        lon, lat = LON0 + 0.001 * i, LAT0
+        tag_xml = "".join(f"<tag k='{k}' v='{v}'/>" for k, v in tags.items())
+        lines.append(f"<node id='{i}' version='1' lat='{lat}' lon='{lon}'>{tag_xml}</node>")
+    if roads:
+        for i in range(3):
+            lines.append(
+                f"<node id='{100 + i}' version='1' lat='{LAT0 + 0.01}' lon='{LON0 + 0.01 * i}'/>"
+            )
+        lines.append(
+            "<way id='1' version='1'><nd ref='100'/><nd ref='101'/><nd ref='102'/>"
+            "<tag k='highway' v='primary'/></way>"
+        )
+    lines.append("</osm>")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def test_partners_are_repair_businesses_of_the_product_class(tmp_path: Path) -> None:
+    path = _write_osm(tmp_path / "shops.osm", [t for t, _, _ in _OSM_NODES])
+    partners = osm_partner_sites(path)
+    expected = {f"node/{i}" for i, (_, p, _) in enumerate(_OSM_NODES, start=1) if p}
+    assert set(partners["osm_ref"]) == expected
+    assert "Garage Borg" in set(partners["name"])
+    assert PRODUCT_CLASSES["car"] == PARTNER_TAGS
+    electronics = osm_partner_sites(path, product_class="electronics")
+    assert electronics["name"].tolist() == ["Fix-a-TV"]
+    with pytest.raises(InputError, match="product class") as info:
+        osm_partner_sites(path, product_class="toaster")
+    assert "car" in str(info.value)
+
+
+def test_office_candidates_are_offices_not_shops(tmp_path: Path) -> None:
+    path = _write_osm(tmp_path / "offices.osm", [t for t, _, _ in _OSM_NODES])
+    offices = office_candidates(path)
+    expected = {f"node/{i}" for i, (_, _, o) in enumerate(_OSM_NODES, start=1) if o}
+    assert set(offices["osm_ref"]) == expected
+    assert "Vodafone Malta" not in set(offices["name"])
+
+
+def test_road_only_extract_gives_a_clear_error(tmp_path: Path) -> None:
+    path = _write_osm(tmp_path / "roads-only.osm", [])
+    with pytest.raises(InputError, match="road-only") as info:
+        osm_partner_sites(path)
+    assert str(path) in str(info.value)
+    assert "--sites FILE" in str(info.value)
+
+
+@pytest.fixture
+def road_only_pbf(tmp_path: Path) -> Path:
+    """A 6 x 6 grid of named streets as .osm.pbf, with no buildings or shops."""
+    import osmium
+
+    path = tmp_path / "roads.osm.pbf"
+    writer = osmium.SimpleWriter(str(path))
+    ids = {}
+    for i in range(6):
+        for j in range(6):
+            ids[i, j] = 1 + 6 * i + j
+            loc = (14.40 + 0.004 * i, 35.90 + 0.004 * j)
+            writer.add_node(osmium.osm.mutable.Node(id=ids[i, j], location=loc, version=1))
+    for i in range(6):
+        nodes = [ids[i, j] for j in range(6)]
+        tags = {"highway": "primary", "name": f"Street {i}"}
+        writer.add_way(osmium.osm.mutable.Way(id=1 + i, nodes=nodes, version=1, tags=tags))
+    for j in range(6):
+        nodes = [ids[i, j] for i in range(6)]
+        tags = {"highway": "residential", "name": f"Lane {j}"}
+        writer.add_way(osmium.osm.mutable.Way(id=10 + j, nodes=nodes, version=1, tags=tags))
+    writer.close()
+    return path
+
+
+def test_cli_run_on_a_road_only_pbf_without_customers_says_what_to_do(
+    road_only_pbf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["run", "--region", str(road_only_pbf), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(road_only_pbf) in err
+    assert "--customers FILE" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_compare_on_a_road_only_pbf_says_what_to_do(
+    road_only_pbf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    customers = tmp_path / "customers.csv"
+    pd.DataFrame(
+        {
+            "id": [f"c{i}" for i in range(20)],
+            "lat": 35.90 + rng.uniform(0, 0.02, 20),
+            "lon": 14.40 + rng.uniform(0, 0.02, 20),
+        }
+    ).to_csv(customers, index=False)
+    out = tmp_path / "out"
+    args = ["compare", "--region", str(road_only_pbf), "--customers", str(customers)]
+    assert main([*args, "--workshops", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(road_only_pbf) in err
+    assert "kind = partner" in err
+    # the in-house layout needs no OSM shops: it runs, and names sites after their streets
+    assert main([*args, "--workshops", "2", "--layouts", "in-house", "--out", str(out)]) == 0
+    short = pd.read_csv(out / "shortlist_in-house.csv")
+    assert set(short["name"]) <= {f"Street {i}" for i in range(6)} | {f"Lane {j}" for j in range(6)}
+
+
+# ---------------------------------------------------------------------------- partners in a solve
+
+
+def test_too_few_partners_and_partner_capacity_are_warned_about() -> None:
+    from test_scenarios import make_sinst
+
+    from planner.engine import solve_layout
+    from planner.results.costs import CostParameters
+
+    sinst = make_sinst(seed=4, n=12, partners=3)
+    lr = solve_layout(sinst, "outsourced", workshops=5)
+    assert len(lr.result.sites) == 3
+    (few,) = [w for w in lr.warnings if "partner shops were asked for" in w]
+    assert "5 partner shops were asked for but only 3 are available" in few
+    # capacity: every partner over one job a year is listed with its jobs
+    tight = CostParameters(partner_capacity_jobs=1.0)
+    lr = solve_layout(sinst, "outsourced", workshops=3, parameters=tight)
+    (busy,) = [w for w in lr.warnings if "more than their capacity" in w]
+    over = lr.loads[(lr.loads["role"] == "partner") & (lr.loads["jobs"] > 1.0)]
+    assert busy.startswith(f"{len(over)} partner shop(s)")
+    for sid in over["site_id"]:
+        assert str(sid) in busy
+    assert not [
+        w for w in solve_layout(sinst, "outsourced", workshops=3).warnings if "capacity" in w
+    ]
+
+
+def test_capacitated_outsourced_layout_respects_partner_capacity() -> None:
+    from test_scenarios import make_sinst
+
+    from planner.engine import solve_layout
+    from planner.results.costs import CostParameters
+
+    sinst = make_sinst(seed=4, n=12, partners=3)
+    total = float(sinst.instance.demand_weight.sum())
+    cap = np.ceil(total / 2.5)  # three partners needed, none may take more than cap
+    spec = sinst.spec.replace(capacitated=True)
+    capped = dataclasses.replace(sinst, spec=spec)
+    lr = solve_layout(
+        capped, "outsourced", workshops=3, parameters=CostParameters(partner_capacity_jobs=cap)
+    )
+    jobs = lr.loads.set_index("site_id")["jobs"]
+    assert (jobs <= cap + 1e-6).all()
+    assert jobs.sum() == pytest.approx(total)
+    assert not [w for w in lr.warnings if "capacity" in w]

@@ -24,6 +24,7 @@ from planner.inputs.customers import load_demo_customers, read_customers
 from planner.inputs.sites import (
     generate_candidates,
     office_candidates,
+    optional_region_features,
     osm_partner_sites,
     read_sites,
 )
@@ -351,7 +352,13 @@ def gather_candidates(
     if need_own:
         own = user[user["kind"] == "workshop"] if user is not None else None
         if _wants_generated(spec, own):
-            generated = generate_candidates(graph, customers, spec.n_candidates, seed=spec.seed)
+            generated = generate_candidates(
+                graph,
+                customers,
+                spec.n_candidates,
+                seed=spec.seed,
+                features=optional_region_features(spec.region),
+            )
             own = generated if own is None or len(own) == 0 else pd.concat([own, generated])
         if own is None or len(own) == 0:
             raise InputError(

@@ -260,6 +260,7 @@ def solve_layout(
         else None
     )
     roles: dict[int, str] = {}
+    layout_warnings: list[str] = []
     link_time: dict[str, float] = {}
     office_id: str | None = None
     report(f"Solving the {layout} layout", 0.5)
@@ -280,12 +281,24 @@ def solve_layout(
         cols = sinst.columns["partner"]
         _require(cols, "partner repair shops", layout)
         p = cols.size if n_ws is None else n_ws
+        usable = cols.size - int(np.isin(cols, inst.excluded).sum())
+        if p > usable:
+            layout_warnings.append(
+                f"{p} partner shops were asked for but only {usable} "
+                f"{'is' if usable == 1 else 'are'} available; the outsourced layout uses "
+                f"{usable}. Add partner rows (kind = partner) to the site list for more"
+            )
+        partner_capacity = (
+            params.partner_capacity_jobs / params.jobs_per_weight
+            if spec.capacitated and params.jobs_per_weight > 0
+            else None
+        )
         sol = _solve_columns(
             sinst,
             cols,
             workshops=p,
             fixed_cost_eur=0.0,
-            capacity_weight=None,
+            capacity_weight=partner_capacity,
             weights=weights,
             time_limit_s=spec.time_limit_s,
         )
@@ -330,7 +343,19 @@ def solve_layout(
         }
     )
     over = loads[loads["utilisation"] > 1.0 + 1e-9]
-    warnings = list(res.warnings)
+    warnings = list(res.warnings) + layout_warnings
+    partner_jobs = loads.loc[loads["role"] == "partner", ["site_id", "jobs"]]
+    busy = partner_jobs[partner_jobs["jobs"] > params.partner_capacity_jobs + 1e-9]
+    if len(busy):
+        listed = ", ".join(
+            f"{sid} ({jobs:,.0f} jobs)"
+            for sid, jobs in zip(busy["site_id"], busy["jobs"], strict=True)
+        )
+        warnings.append(
+            f"{len(busy)} partner shop(s) would take more than their capacity "
+            f"({params.partner_capacity_jobs:,.0f} jobs/year each, partner_capacity_jobs): "
+            f"{listed}; add partners or set capacitated = true"
+        )
     if len(over):
         listed = ", ".join(
             f"{sid} ({u:.0%})" for sid, u in zip(over["site_id"], over["utilisation"], strict=True)
@@ -341,12 +366,11 @@ def solve_layout(
             "add workshops or technicians, or set capacitated = true"
         )
     opened = int(kpis["sites"])
-    if n_ws is not None and opened < n_ws:
-        what = "partner shops" if layout == "outsourced" else "workshops"
+    if n_ws is not None and opened < n_ws and layout != "outsourced":  # partners: above
         warnings.append(
-            f"{n_ws} {what} were asked for, but only {opened} usable candidate site(s) exist for "
-            f"the {layout} layout, so {opened} are open; add candidate sites"
-            + (" or allow generated candidates" if layout != "outsourced" else "")
+            f"{n_ws} workshops were asked for, but only {opened} usable candidate site(s) exist "
+            f"for the {layout} layout, so {opened} are open; add candidate sites or allow "
+            "generated candidates"
         )
     res = ScenarioResult(
         customers=res.customers,

@@ -15,9 +15,33 @@ opening_hours    OSM ``opening_hours`` text where mapped
 ===============  ==============================================================================
 
 Sources: (a) :func:`read_sites` reads a user list; (b) :func:`osm_partner_sites` lists mapped
-repair businesses (tags in :data:`PARTNER_TAGS`); (c) :func:`generate_candidates` puts points on
-main roads in built-up areas, thinned by the spread of demand; (d) :func:`office_candidates` lists
-OSM offices and commercial buildings.
+repair businesses of one product class (tags in :data:`PRODUCT_CLASSES`; the default
+:data:`PARTNER_TAGS` are those of :data:`DEFAULT_PRODUCT_CLASS`); (c) :func:`generate_candidates`
+puts points on main roads in built-up areas, thinned by the spread of demand, and names each
+after its road and town ("Triq il-Kbira, Qormi", "Trunk road, Birkirkara"); (d)
+:func:`office_candidates` lists company and administrative offices (:data:`OFFICE_TAGS`) and
+office or commercial buildings from OSM, never shops.
+
+Partners are only businesses whose OSM tag means *repair* of the product class: a computer
+store (``shop=computer``) or a TV shop (``shop=electronics``) sells, it does not repair, and a
+telecom shop tagged ``office=telecommunication`` is no central office.
+
+=================  =================================================================
+product class      OSM tags of a repair partner
+=================  =================================================================
+``car``            ``shop=car_repair``, ``craft=car_repair``
+``electronics``    ``craft=electronics_repair``, ``shop=electronics_repair``,
+                   ``craft=computer_repair``, ``shop=computer_repair``,
+                   ``shop=mobile_phone_repair``
+``appliance``      ``craft=electronics_repair``, ``craft=appliance_repair``,
+                   ``shop=appliance_repair``, ``craft=hvac``
+``bicycle``        ``shop=bicycle_repair``, ``craft=bicycle_repair``
+=================  =================================================================
+
+The default is ``car``: car repair is the repair trade OpenStreetMap maps well (Malta 10,
+Liechtenstein 5, Andorra 15 in the bundled extracts, while no ``electronics_repair`` is mapped
+there). A partner's capacity is not in OSM: the engine gives each one
+:attr:`planner.results.costs.CostParameters.partner_capacity_jobs`.
 """
 
 from __future__ import annotations
@@ -26,12 +50,14 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
+from osmnx._errors import InsufficientResponseError
 
 from planner.errors import InputError
 from planner.inputs import validation
@@ -62,25 +88,48 @@ SITE_COLUMNS: tuple[str, ...] = (
     "source",
     "opening_hours",
 )
-#: OSM tags of businesses listed as potential outsourcing partners (key -> values).
-PARTNER_TAGS: dict[str, tuple[str, ...]] = {
-    "shop": (
-        "electronics",
-        "computer",
-        "mobile_phone",
-        "telecommunication",
-        "hifi",
-        "appliance",
-        "electrical",
-        "vacuum_cleaner",
-        "radiotechnics",
-        "repair",
-        "car_repair",
-    ),
-    "craft": ("electronics_repair", "electrician", "hvac", "repair", "car_repair"),
+#: OSM tags (key -> values) of repair partners, per product class (see the module docstring).
+PRODUCT_CLASSES: dict[str, dict[str, tuple[str, ...]]] = {
+    "car": {"shop": ("car_repair",), "craft": ("car_repair",)},
+    "electronics": {
+        "shop": ("electronics_repair", "computer_repair", "mobile_phone_repair"),
+        "craft": ("electronics_repair", "computer_repair"),
+    },
+    "appliance": {
+        "shop": ("appliance_repair",),
+        "craft": ("electronics_repair", "appliance_repair", "hvac"),
+    },
+    "bicycle": {"shop": ("bicycle_repair",), "craft": ("bicycle_repair",)},
 }
-#: OSM tags of office candidates: any ``office=*`` plus these building values.
+#: Product class whose repair businesses are partners unless another is asked for.
+DEFAULT_PRODUCT_CLASS = "car"
+#: OSM tags of businesses listed as potential outsourcing partners by default (key -> values).
+PARTNER_TAGS: dict[str, tuple[str, ...]] = PRODUCT_CLASSES[DEFAULT_PRODUCT_CLASS]
+#: ``office=*`` values of company or administrative offices that may host the central office
+#: (not government, diplomatic, party, NGO or telecom-shop offices).
+OFFICE_TAGS: tuple[str, ...] = (
+    "company",
+    "administrative",
+    "yes",
+    "it",
+    "financial",
+    "insurance",
+    "lawyer",
+    "accountant",
+    "consulting",
+    "tax_advisor",
+    "estate_agent",
+    "architect",
+    "engineer",
+    "advertising_agency",
+    "logistics",
+    "coworking",
+    "employment_agency",
+)
+#: ``building=*`` values that may host the central office (when not a shop).
 OFFICE_BUILDINGS: tuple[str, ...] = ("office", "commercial")
+#: A generated site takes the town (``addr:city``) of the nearest OSM feature this close.
+LOCALITY_RADIUS_M = 1500.0
 
 #: A node counts as built-up when this much demand lies within BUILT_UP_RADIUS_M.
 BUILT_UP_RADIUS_M = 500.0
@@ -148,9 +197,13 @@ def _local_xy(lon: np.ndarray, lat: np.ndarray, lat0: float) -> np.ndarray:
 
 
 def _road_nodes(graph: nx.MultiDiGraph, classes: tuple[str, ...]) -> dict[int, str]:
-    """Nodes touching an edge of the given highway classes -> best class and road name."""
+    """Nodes touching an edge of the given highway classes -> the road's name for people.
+
+    The name is the OSM ``name`` of the most important road at the node ("Triq il-Kbira"), or
+    its class when unnamed ("Trunk road").
+    """
     rank = {c: i for i, c in enumerate(classes)}
-    best: dict[int, tuple[int, str]] = {}
+    best: dict[int, tuple[int, bool, str]] = {}
     for u, v, data in graph.edges(data=True):
         highway = data.get("highway")
         values = highway if isinstance(highway, list) else [highway]
@@ -160,11 +213,35 @@ def _road_nodes(graph: nx.MultiDiGraph, classes: tuple[str, ...]) -> dict[int, s
         r = min(ranks)
         name = data.get("name")
         name = name[0] if isinstance(name, list) else name
-        label = f"{classes[r]} road" + (f" {name}" if isinstance(name, str) and name else "")
+        named = isinstance(name, str) and bool(name.strip())
+        label = name.strip() if named else f"{classes[r].replace('_', ' ').capitalize()} road"
         for node in (u, v):
-            if node not in best or r < best[node][0]:
-                best[node] = (r, label)
-    return {node: label for node, (_, label) in best.items()}
+            old = best.get(node)
+            # a more important road wins; at equal rank a named road beats an unnamed one
+            if old is None or (r, not named) < (old[0], not old[1]):
+                best[node] = (r, named, label)
+    return {node: label for node, (_, _, label) in best.items()}
+
+
+def _localities(
+    features: gpd.GeoDataFrame | None, lon: np.ndarray, lat: np.ndarray, lat0: float
+) -> list[str | None]:
+    """The town (``addr:city``) of the nearest OSM feature within LOCALITY_RADIUS_M."""
+    if features is None or "addr:city" not in features or len(lon) == 0:
+        return [None] * len(lon)
+    has = features["addr:city"].notna().to_numpy()
+    if not has.any():
+        return [None] * len(lon)
+    fx, fy = _feature_points(features[has])
+    cities = features.loc[has, "addr:city"].astype(str).to_numpy()
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(_local_xy(fx, fy, lat0))
+    dist, idx = tree.query(_local_xy(lon, lat, lat0))
+    return [
+        str(cities[i]).strip() if d <= LOCALITY_RADIUS_M else None
+        for d, i in zip(np.atleast_1d(dist), np.atleast_1d(idx), strict=True)
+    ]
 
 
 def _weighted_kmeans(
@@ -204,6 +281,7 @@ def generate_candidates(
     *,
     seed: int = 0,
     built_up_radius_m: float = BUILT_UP_RADIUS_M,
+    features: gpd.GeoDataFrame | None = None,
 ) -> gpd.GeoDataFrame:
     """Generate ``n`` candidate workshop sites on main roads where the customers are.
 
@@ -227,12 +305,18 @@ def generate_candidates(
         Random seed of the k-means seeding; the output is deterministic for a given seed.
     built_up_radius_m
         Radius of the built-up test around each node.
+    features
+        OSM features of the region (:func:`planner.roads.features.read_osm_features`): each
+        site takes the town (``addr:city``) of the nearest feature within
+        :data:`LOCALITY_RADIUS_M`.
 
     Returns
     -------
     geopandas.GeoDataFrame
         Site schema with ``kind='workshop'``, ``status='candidate'``, ``source='generated'``,
-        ids ``G001``..., and the graph ``node`` id.
+        ids ``G001``..., the graph ``node`` id and ``locality`` (the town or None); the
+        ``name`` is the road and town, e.g. ``"Triq il-Kbira, Qormi"``, or
+        ``"Trunk road, Birkirkara"`` for an unnamed road.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -294,16 +378,23 @@ def generate_candidates(
         chosen = np.sort(np.asarray(chosen_list))
     picked = nodes[chosen]
     width = max(3, len(str(len(picked))))
+    plon = np.array([float(G.nodes[v]["x"]) for v in picked])
+    plat = np.array([float(G.nodes[v]["y"]) for v in picked])
+    towns = _localities(features, plon, plat, lat0)
     frame = pd.DataFrame(
         {
             "site_id": [f"G{i:0{width}d}" for i in range(1, len(picked) + 1)],
-            "name": [f"Generated site on {labels[v]}" for v in picked],
-            "lat": [float(G.nodes[v]["y"]) for v in picked],
-            "lon": [float(G.nodes[v]["x"]) for v in picked],
+            "name": [
+                labels[v] + (f", {town}" if town else "")
+                for v, town in zip(picked, towns, strict=True)
+            ],
+            "lat": plat,
+            "lon": plon,
             "kind": "workshop",
             "status": "candidate",
             "source": "generated",
             "node": picked,
+            "locality": towns,
         }
     )
     return sites_frame(frame)
@@ -572,28 +663,74 @@ def _osm_sites(features: gpd.GeoDataFrame, tag: np.ndarray, kind: str) -> gpd.Ge
     )
 
 
-def osm_partner_sites(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
+def region_features(region: str | os.PathLike[str], *, fix: str) -> gpd.GeoDataFrame:
+    """The OSM features of a region, or an :class:`InputError` naming the file and ``fix``.
+
+    A road-only extract (no buildings, shops or offices) has no features: instead of the OSM
+    reader's own error, the user reads which file it is and what to pass instead.
+
+    Parameters
+    ----------
+    region
+        Bundled region name or OSM file.
+    fix
+        What to do instead, e.g. ``"pass your customers with --customers FILE"``.
+    """
+    try:
+        return read_osm_features(region)
+    except InsufficientResponseError:
+        raise InputError(
+            f"has no buildings, shops or offices (a road-only extract?); {fix}",
+            file=Path(region),
+        ) from None
+
+
+def optional_region_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame | None:
+    """The OSM features of a region, or None when it has none (a road-only file, a GraphML).
+
+    For optional extras such as the town in the names of generated sites.
+    """
+    try:
+        return read_osm_features(region)
+    except (InputError, InsufficientResponseError) as exc:
+        logger.debug("no OSM features for %s: %s", region, exc)
+        return None
+
+
+def osm_partner_sites(
+    region: str | os.PathLike[str], *, product_class: str = DEFAULT_PRODUCT_CLASS
+) -> gpd.GeoDataFrame:
     """List mapped repair businesses of a region as potential outsourcing partners.
 
-    Features with a tag in :data:`PARTNER_TAGS` (``shop=electronics``, ``computer``,
-    ``mobile_phone``, ``hifi``, ``appliance``, ``car_repair``..., ``craft=electronics_repair``,
-    ``electrician``...) become sites with ``kind='partner'``, ``status='candidate'`` and
-    ``source='osm'``, with their name (or "<tag> (unnamed)") and ``opening_hours`` where
-    mapped; ``osm_tag`` says which tag matched and ``osm_ref`` names the OSM object.
+    Features with a repair tag of ``product_class`` (:data:`PRODUCT_CLASSES`; the default
+    tags are :data:`PARTNER_TAGS`) become sites with ``kind='partner'``,
+    ``status='candidate'`` and ``source='osm'``, with their name (or "<tag> (unnamed)") and
+    ``opening_hours`` where mapped; ``osm_tag`` says which tag matched and ``osm_ref`` names
+    the OSM object. Shops that sell (``shop=computer``, ``shop=electronics``...) are not
+    partners.
 
     Parameters
     ----------
     region
         Bundled region name or OSM features file.
+    product_class
+        One of :data:`PRODUCT_CLASSES`.
 
     Returns
     -------
     geopandas.GeoDataFrame
         Site schema, sorted by OSM object.
     """
-    features = read_osm_features(region)
+    if product_class not in PRODUCT_CLASSES:
+        raise InputError(
+            f"unknown product class {product_class!r}; allowed: {list(PRODUCT_CLASSES)}",
+            field="product_class",
+        )
+    features = region_features(
+        region, fix="list your partner shops in a site file (kind = partner) with --sites FILE"
+    )
     tag = np.full(len(features), None, dtype=object)
-    for key, values in PARTNER_TAGS.items():
+    for key, values in PRODUCT_CLASSES[product_class].items():
         hit = features[key].isin(values).to_numpy() & pd.isna(tag)
         tag[hit] = key + "=" + features.loc[hit, key].astype(str).to_numpy()
     keep = ~pd.isna(tag)
@@ -603,7 +740,12 @@ def osm_partner_sites(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
 def office_candidates(
     region: str | os.PathLike[str], *, n: int | None = None, seed: int = 0
 ) -> gpd.GeoDataFrame:
-    """List office candidates from OSM: ``office=*`` features and office/commercial buildings.
+    """List office candidates from OSM: company and administrative offices, office buildings.
+
+    ``office=*`` features with a value in :data:`OFFICE_TAGS` and buildings tagged with
+    :data:`OFFICE_BUILDINGS`; anything that is also a shop (``shop=*``) is left out, and so are
+    government, diplomatic, party, NGO and telecommunication offices (a mobile-phone shop
+    tagged ``office=telecommunication`` is no central office).
 
     Parameters
     ----------
@@ -622,11 +764,15 @@ def office_candidates(
     """
     if n is not None and n < 1:
         raise ValueError(f"n must be at least 1 or None, got {n}")
-    features = read_osm_features(region)
+    features = region_features(
+        region, fix="list office candidates in a site file (kind = office) with --sites FILE"
+    )
     tag = np.full(len(features), None, dtype=object)
-    office = features["office"].notna().to_numpy()
+    not_shop = features["shop"].isna().to_numpy()
+    office = features["office"].isin(OFFICE_TAGS).to_numpy() & not_shop
     tag[office] = "office=" + features.loc[office, "office"].astype(str).to_numpy()
-    building = features["building"].isin(OFFICE_BUILDINGS).to_numpy() & ~office
+    other_office = features["office"].notna().to_numpy()
+    building = features["building"].isin(OFFICE_BUILDINGS).to_numpy() & ~other_office & not_shop
     tag[building] = "building=" + features.loc[building, "building"].astype(str).to_numpy()
     keep = ~pd.isna(tag)
     sites = _osm_sites(features[keep].reset_index(drop=True), tag[keep], "office")
@@ -648,9 +794,13 @@ def office_candidates(
 
 
 __all__ = [
+    "DEFAULT_PRODUCT_CLASS",
     "KIND_ALIASES",
+    "LOCALITY_RADIUS_M",
     "OFFICE_BUILDINGS",
+    "OFFICE_TAGS",
     "PARTNER_TAGS",
+    "PRODUCT_CLASSES",
     "SITE_COLUMNS",
     "SITE_KINDS",
     "SITE_STATUSES",
@@ -659,7 +809,9 @@ __all__ = [
     "check_sites",
     "generate_candidates",
     "office_candidates",
+    "optional_region_features",
     "osm_partner_sites",
     "read_sites",
+    "region_features",
     "sites_frame",
 ]

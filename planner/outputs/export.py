@@ -2,8 +2,16 @@
 
 Every writer takes ``overwrite: bool = False`` and refuses to replace an existing file with
 :class:`OutputExistsError` (a :class:`FileExistsError`) that names the file and says how to
-allow it. Writers accept a :class:`planner.results.types.ScenarioResult` or a
-:class:`planner.results.types.LayoutResult` (its ``result`` is used).
+allow it. Every writer also accepts a binary buffer (:class:`io.BytesIO`) instead of a path, so
+the app can offer downloads without temporary files. Writers take a
+:class:`planner.results.types.LayoutResult` (or its
+:class:`~planner.results.types.ScenarioResult`); the workbook and the report also a
+:class:`~planner.results.types.Comparison`.
+
+Every table written to CSV, XLSX, GeoJSON or GeoPackage first passes through
+:func:`planner.outputs.safe.spreadsheet_safe`: text that a spreadsheet would run as a formula
+(``=HYPERLINK(...)``, ``@SUM(...)``, ``+cmd|...``, ``-2+3``) is written with a leading ``'``,
+and the workbook stores every text cell as text (never as a formula).
 
 GIS layers (:func:`result_layers`, all EPSG:4326):
 
@@ -20,13 +28,16 @@ GIS layers (:func:`result_layers`, all EPSG:4326):
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import geopandas as gpd
+import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
@@ -34,8 +45,10 @@ import shapely
 from planner.errors import PlannerError
 from planner.outputs import maps
 from planner.outputs.report import report_html
+from planner.outputs.safe import csv_text, spreadsheet_safe
 from planner.results.costs import describe_parameters
 from planner.results.tables import provenance_table, territories
+from planner.results.types import Comparison, LayoutResult, Robustness, ScenarioResult
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +56,13 @@ __all__ = [
     "CATCHMENT_BUFFER_M",
     "GIS_LAYERS",
     "OutputExistsError",
+    "Target",
     "check_writable",
     "comparison_outputs",
     "layout_outputs",
     "result_layers",
+    "shortlist_table",
+    "write_assignments_csv",
     "write_comparison_bundle",
     "write_comparison_csv",
     "write_geojson",
@@ -63,7 +79,10 @@ __all__ = [
 GIS_LAYERS: tuple[str, ...] = ("customers", "sites", "assignments", "catchments")
 
 #: Buffer (m) around each site's customers that makes its catchment polygon.
-CATCHMENT_BUFFER_M = 150.0
+CATCHMENT_BUFFER_M = maps.CATCHMENT_BUFFER_M
+
+#: Where a writer writes: a file path, or a binary buffer such as :class:`io.BytesIO`.
+Target = str | os.PathLike[str] | IO[bytes]
 
 _EXCEL_SHEET_CHARS = 31
 
@@ -90,55 +109,101 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = False) -> 
     return p
 
 
-def _result(obj: Any) -> Any:
-    """Unwrap a LayoutResult into its ScenarioResult."""
-    return getattr(obj, "result", obj)
+def _is_buffer(target: Target) -> bool:
+    return not isinstance(target, str | os.PathLike)
+
+
+def _check_target(target: Target, *, overwrite: bool) -> None:
+    if not _is_buffer(target):
+        check_writable(target, overwrite=overwrite)  # type: ignore[arg-type]
+
+
+def _write_bytes(data: bytes, target: Target, *, overwrite: bool) -> Path | IO[bytes]:
+    """Write ``data`` to a path (checked with :func:`check_writable`) or into a buffer."""
+    if _is_buffer(target):
+        buffer: IO[bytes] = target  # type: ignore[assignment]
+        buffer.write(data)
+        return buffer
+    p = check_writable(target, overwrite=overwrite)  # type: ignore[arg-type]
+    p.write_bytes(data)
+    return p
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return csv_text(frame).encode("utf-8")
+
+
+def _scenario(result: LayoutResult | ScenarioResult) -> ScenarioResult:
+    if isinstance(result, LayoutResult):
+        return result.result
+    if isinstance(result, ScenarioResult):
+        return result
+    raise TypeError(f"expected a LayoutResult or ScenarioResult, got {type(result).__name__}")
+
+
+def _loads(result: LayoutResult | ScenarioResult) -> pd.DataFrame | None:
+    return result.loads if isinstance(result, LayoutResult) and len(result.loads) else None
 
 
 # ============================================================================ tables
 
 
 def write_shortlist_csv(
-    result: Any, path: str | os.PathLike[str], *, overwrite: bool = False
-) -> Path:
+    result: LayoutResult | ScenarioResult, path: Target, *, overwrite: bool = False
+) -> Path | IO[bytes]:
     """Write the shortlist (one row per proposed site) as UTF-8 CSV.
+
+    Parameters
+    ----------
+    result
+        The solved layout.
+    path
+        ``.csv`` file or binary buffer.
+    overwrite
+        Replace an existing file.
 
     Returns
     -------
-    pathlib.Path
+    pathlib.Path or buffer
+        What was written to.
     """
-    p = check_writable(path, overwrite=overwrite)
-    _shortlist(result).to_csv(p, index=False, encoding="utf-8")
-    return p
+    _check_target(path, overwrite=overwrite)
+    return _write_bytes(_csv_bytes(shortlist_table(result)), path, overwrite=overwrite)
 
 
-def _shortlist(obj: Any) -> pd.DataFrame:
-    res = _result(obj)
-    table = res.shortlist()
-    loads = getattr(obj, "loads", None)
-    if loads is not None and len(loads):
+def shortlist_table(result: LayoutResult | ScenarioResult) -> pd.DataFrame:
+    """The shortlist with each site's jobs, capacity and utilisation (when known)."""
+    table = _scenario(result).shortlist()
+    loads = _loads(result)
+    if loads is not None:
         extra = loads.set_index("site_id")[["jobs", "capacity_jobs", "utilisation"]]
         table["site_id"] = table["site_id"].astype(str)
         table = table.join(extra, on="site_id")
     return table
 
 
+def write_assignments_csv(
+    result: LayoutResult | ScenarioResult, path: Target, *, overwrite: bool = False
+) -> Path | IO[bytes]:
+    """Write every customer's site and travel minutes (``customer_id, site_id, travel_min``)."""
+    _check_target(path, overwrite=overwrite)
+    return _write_bytes(_csv_bytes(_scenario(result).assignments()), path, overwrite=overwrite)
+
+
 def write_territories_csv(
-    layout_result: Any, path: str | os.PathLike[str], *, overwrite: bool = False
-) -> Path:
+    layout_result: LayoutResult, path: Target, *, overwrite: bool = False
+) -> Path | IO[bytes]:
     """Write the territory list (every customer's workshop, and office in two-tier) as CSV."""
-    p = check_writable(path, overwrite=overwrite)
-    territories(layout_result).to_csv(p, index=False, encoding="utf-8")
-    return p
+    _check_target(path, overwrite=overwrite)
+    return _write_bytes(_csv_bytes(territories(layout_result)), path, overwrite=overwrite)
 
 
 def write_comparison_csv(
-    comparison: Any, path: str | os.PathLike[str], *, overwrite: bool = False
-) -> Path:
+    comparison: Comparison, path: Target, *, overwrite: bool = False
+) -> Path | IO[bytes]:
     """Write the comparison table (one row per layout) as CSV."""
-    p = check_writable(path, overwrite=overwrite)
-    comparison.table.to_csv(p, index=False, encoding="utf-8")
-    return p
+    _check_target(path, overwrite=overwrite)
+    return _write_bytes(_csv_bytes(comparison.table), path, overwrite=overwrite)
 
 
 def _sheet_name(name: str, used: set[str]) -> str:
@@ -152,61 +217,91 @@ def _sheet_name(name: str, used: set[str]) -> str:
     return out
 
 
-def write_xlsx(results: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def write_xlsx(
+    results: Comparison | LayoutResult | Mapping[str, LayoutResult],
+    path: Target,
+    *,
+    overwrite: bool = False,
+    k_curve: pd.DataFrame | None = None,
+    robustness: Robustness | None = None,
+) -> Path | IO[bytes]:
     """Write an Excel workbook: the comparison, a shortlist sheet per layout, and more.
+
+    Every text cell is stored as text (never a formula) and text that starts like a formula is
+    prefixed with ``'`` (see :func:`planner.outputs.safe.spreadsheet_safe`).
 
     Parameters
     ----------
     results
-        A :class:`planner.results.types.Comparison` (sheets ``comparison``, ``site diff``, one per
-        layout, ``assumptions``, ``provenance``), a single layout / scenario result, or a
-        mapping ``{name: result}``.
+        A :class:`planner.results.types.Comparison` (sheets ``comparison``, one per layout,
+        ``site diff``, ``assumptions``, ``provenance``), one layout result, or a mapping
+        ``{name: layout result}``.
     path
-        ``.xlsx`` file.
+        ``.xlsx`` file or binary buffer.
     overwrite
         Replace an existing file.
+    k_curve
+        The K-curve (:func:`planner.engine.k_curve`): adds a ``k-curve`` sheet.
+    robustness
+        The robustness cases (:func:`planner.engine.robustness`): adds ``robustness cases``
+        and ``robustness sites`` sheets.
     """
-    p = check_writable(path, overwrite=overwrite)
-    if hasattr(results, "table") and hasattr(results, "results"):
-        per_layout: Mapping[str, Any] = results.results
+    _check_target(path, overwrite=overwrite)
+    if isinstance(results, Comparison):
+        per_layout: Mapping[str, LayoutResult] = results.results
         comparison: pd.DataFrame | None = results.table
         diff: pd.DataFrame | None = results.site_diff
+    elif isinstance(results, LayoutResult):
+        per_layout, comparison, diff = {results.layout or "shortlist": results}, None, None
     elif isinstance(results, Mapping):
         per_layout, comparison, diff = results, None, None
     else:
-        name = str(getattr(results, "layout", "") or "shortlist")
-        per_layout, comparison, diff = {name: results}, None, None
-    used: set[str] = set()
-    first = next(iter(per_layout.values()))
-    with pd.ExcelWriter(p, engine="openpyxl") as writer:
-        if comparison is not None:
-            comparison.to_excel(writer, sheet_name=_sheet_name("comparison", used), index=False)
-        for name, obj in per_layout.items():
-            _shortlist(obj).to_excel(writer, sheet_name=_sheet_name(str(name), used), index=False)
-        if diff is not None:
-            diff.to_excel(writer, sheet_name=_sheet_name("site diff", used), index=False)
-        params = getattr(first, "parameters", None)
-        if params is not None:
-            pd.DataFrame(describe_parameters(params)).to_excel(
-                writer, sheet_name=_sheet_name("assumptions", used), index=False
-            )
-        provenance_table(_result(first).provenance).to_excel(
-            writer, sheet_name=_sheet_name("provenance", used), index=False
+        raise TypeError(
+            f"expected a Comparison, a LayoutResult or a mapping, got {type(results).__name__}"
         )
-    return p
+    if not per_layout:
+        raise ValueError("write_xlsx needs at least one layout result")
+    sheets: list[tuple[str, pd.DataFrame]] = []
+    if comparison is not None:
+        sheets.append(("comparison", comparison))
+    sheets += [(str(name), shortlist_table(lr)) for name, lr in per_layout.items()]
+    if diff is not None:
+        sheets.append(("site diff", diff))
+    if k_curve is not None:
+        sheets.append(("k-curve", k_curve))
+    if robustness is not None:
+        sheets += [("robustness cases", robustness.cases), ("robustness sites", robustness.sites)]
+    first = next(iter(per_layout.values()))
+    sheets.append(("assumptions", pd.DataFrame(describe_parameters(first.parameters))))
+    sheets.append(("provenance", provenance_table(first.result.provenance)))
+    buffer = io.BytesIO()
+    used: set[str] = set()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name, frame in sheets:
+            _excel_frame(frame).to_excel(writer, sheet_name=_sheet_name(name, used), index=False)
+        for sheet in writer.book.worksheets:
+            for row in sheet.iter_rows():
+                for cell in row:
+                    if cell.data_type == "f":  # nothing the planner writes is a formula
+                        cell.data_type = "s"
+    return _write_bytes(buffer.getvalue(), path, overwrite=overwrite)
+
+
+def _excel_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Spreadsheet-safe copy with lists as text (openpyxl cannot write lists)."""
+    out = pd.DataFrame(frame).copy()
+    for col in out.columns:
+        if out[col].dtype == object and out[col].map(lambda v: isinstance(v, list | tuple)).any():
+            out[col] = out[col].map(
+                lambda v: ", ".join(map(str, v)) if isinstance(v, list | tuple) else v
+            )
+    return spreadsheet_safe(out)
 
 
 # ============================================================================ GIS
 
 
-def _utm(frame: gpd.GeoDataFrame) -> Any:
-    try:
-        return frame.estimate_utm_crs()
-    except (RuntimeError, ValueError):  # empty frames
-        return "EPSG:3857"
-
-
-def result_layers(result: Any) -> dict[str, gpd.GeoDataFrame]:
+def result_layers(result: LayoutResult | ScenarioResult) -> dict[str, gpd.GeoDataFrame]:
     """The GIS layers of a result: customers, sites, assignments, catchments (EPSG:4326).
 
     Returns
@@ -214,7 +309,7 @@ def result_layers(result: Any) -> dict[str, gpd.GeoDataFrame]:
     dict
         ``{layer name: GeoDataFrame}`` in the order of :data:`GIS_LAYERS`.
     """
-    res = _result(result)
+    res = _scenario(result)
     cust = res.customers
     keep_c = [
         c
@@ -236,8 +331,8 @@ def result_layers(result: Any) -> dict[str, gpd.GeoDataFrame]:
     )
     s = res.sites
     sites_tab = _plain(pd.DataFrame(s.drop(columns=s.geometry.name)))
-    loads = getattr(result, "loads", None)
-    if loads is not None and len(loads):
+    loads = _loads(result)
+    if loads is not None:
         extra = loads.set_index("site_id")[["jobs", "capacity_jobs", "utilisation"]]
         sites_tab = sites_tab.join(extra, on="site_id")
     sites = gpd.GeoDataFrame(
@@ -263,7 +358,7 @@ def result_layers(result: Any) -> dict[str, gpd.GeoDataFrame]:
         },
         geometry=gpd.GeoSeries(lines, crs="EPSG:4326"),
     )
-    catchments = _catchments(customers[served], sites)
+    catchments = maps.catchment_polygons(cust[served], s, buffer_m=CATCHMENT_BUFFER_M)
     return {
         "customers": customers,
         "sites": sites,
@@ -285,41 +380,22 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _catchments(customers: gpd.GeoDataFrame, sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    utm = _utm(sites if len(sites) else customers)
-    pts = customers.to_crs(utm)
-    site_pts = sites.to_crs(utm)
-    rows = []
-    geoms = []
-    for site in site_pts.itertuples(index=False):
-        sid = str(site.site_id)
-        mine = pts[pts["site_id"].astype(str) == sid]
-        if len(mine) == 0:
-            continue
-        union = shapely.union_all([*mine.geometry.to_numpy(), site.geometry])
-        geoms.append(shapely.convex_hull(union).buffer(CATCHMENT_BUFFER_M))
-        rows.append(
-            {
-                "site_id": sid,
-                "role": str(getattr(site, "role", "")),
-                "customers": len(mine),
-                "demand": float(mine["weight"].sum()) if "weight" in mine else float(len(mine)),
-            }
-        )
-    frame = gpd.GeoDataFrame(
-        pd.DataFrame(rows, columns=["site_id", "role", "customers", "demand"]),
-        geometry=gpd.GeoSeries(geoms, crs=utm),
-    )
-    return frame.to_crs("EPSG:4326")
+def _gis_bytes(layers: Mapping[str, gpd.GeoDataFrame], *, driver: str, suffix: str) -> bytes:
+    """Write spreadsheet-safe layers to a private temporary file and return its bytes."""
+    with tempfile.TemporaryDirectory(prefix="planner-export-") as folder:
+        tmp = Path(folder) / f"layers{suffix}"
+        for name, frame in layers.items():
+            spreadsheet_safe(frame).to_file(tmp, layer=name, driver=driver)
+        return tmp.read_bytes()
 
 
 def write_geojson(
-    result: Any,
-    path: str | os.PathLike[str],
+    result: LayoutResult | ScenarioResult,
+    path: Target,
     *,
     layer: str = "sites",
     overwrite: bool = False,
-) -> Path:
+) -> Path | IO[bytes]:
     """Write one GIS layer of a result as GeoJSON (RFC 7946, EPSG:4326).
 
     Parameters
@@ -327,7 +403,7 @@ def write_geojson(
     result
         Scenario or layout result.
     path
-        ``.geojson`` file.
+        ``.geojson`` file or binary buffer.
     layer
         One of :data:`GIS_LAYERS`.
     overwrite
@@ -335,49 +411,69 @@ def write_geojson(
     """
     if layer not in GIS_LAYERS:
         raise ValueError(f"unknown layer {layer!r}; allowed: {list(GIS_LAYERS)}")
-    p = check_writable(path, overwrite=overwrite)
-    if p.exists():
-        p.unlink()
-    result_layers(result)[layer].to_file(p, driver="GeoJSON")
-    return p
+    _check_target(path, overwrite=overwrite)
+    frame = result_layers(result)[layer]
+    data = _gis_bytes({layer: frame}, driver="GeoJSON", suffix=".geojson")
+    return _write_bytes(data, path, overwrite=overwrite)
 
 
-def write_geopackage(result: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Write all GIS layers (:data:`GIS_LAYERS`) into one GeoPackage that opens in QGIS."""
-    p = check_writable(path, overwrite=overwrite)
-    if p.exists():
-        p.unlink()
-    for name, frame in result_layers(result).items():
-        frame.to_file(p, layer=name, driver="GPKG")
-    return p
+def write_geopackage(
+    result: LayoutResult | ScenarioResult, path: Target, *, overwrite: bool = False
+) -> Path | IO[bytes]:
+    """Write all GIS layers (:data:`GIS_LAYERS`) into one GeoPackage that opens in QGIS.
+
+    ``path`` is a ``.gpkg`` file or a binary buffer.
+    """
+    _check_target(path, overwrite=overwrite)
+    data = _gis_bytes(result_layers(result), driver="GPKG", suffix=".gpkg")
+    return _write_bytes(data, path, overwrite=overwrite)
 
 
 # ============================================================================ HTML
 
 
 def write_map_html(
-    result: Any,
-    path: str | os.PathLike[str],
+    result: LayoutResult | ScenarioResult,
+    path: Target,
     *,
     roads: gpd.GeoDataFrame | None = None,
+    graph: nx.MultiDiGraph | None = None,
     overwrite: bool = False,
-) -> Path:
+) -> Path | IO[bytes]:
     """Write the result map as one standalone HTML file that opens offline.
 
-    Delegates to :func:`planner.outputs.maps.result_map` and :func:`planner.outputs.maps.save_map`.
+    Parameters
+    ----------
+    result
+        The solved layout.
+    path
+        ``.html`` file or binary buffer.
+    roads
+        Main roads (:func:`planner.outputs.maps.main_roads`), drawn as the app draws them.
+    graph
+        The road graph; its main roads are drawn when ``roads`` is not given.
+    overwrite
+        Replace an existing file.
+
+    Delegates to :func:`planner.outputs.maps.result_map` and :func:`planner.outputs.maps.map_html`.
     """
-    p = check_writable(path, overwrite=overwrite)
-    return maps.save_map(maps.result_map(_result(result), roads=roads), p)
+    _check_target(path, overwrite=overwrite)
+    if roads is None and graph is not None:
+        roads = maps.main_roads(graph)
+    doc = maps.map_html(maps.result_map(_scenario(result), roads=roads))
+    return _write_bytes(doc.encode("utf-8"), path, overwrite=overwrite)
 
 
 def write_report_html(
-    results: Any,
-    path: str | os.PathLike[str],
+    results: Comparison | LayoutResult,
+    path: Target,
     *,
     roads: gpd.GeoDataFrame | None = None,
     title: str | None = None,
     overwrite: bool = False,
-) -> Path:
+    k_curve: pd.DataFrame | None = None,
+    robustness: Robustness | None = None,
+) -> Path | IO[bytes]:
     """Write the short HTML report: map, KPIs, costs, assumptions and provenance.
 
     Parameters
@@ -385,23 +481,27 @@ def write_report_html(
     results
         A :class:`planner.results.types.Comparison` or one layout result.
     path
-        ``.html`` file (self-contained, works offline).
+        ``.html`` file (self-contained, works offline, prints on A4) or binary buffer.
     roads
         Main roads drawn on the map.
     title
         Report title.
     overwrite
         Replace an existing file.
+    k_curve, robustness
+        Add the K-curve and robustness tables (see :func:`planner.outputs.report.report_html`).
     """
-    p = check_writable(path, overwrite=overwrite)
-    p.write_text(report_html(results, roads=roads, title=title), encoding="utf-8")
-    return p
+    _check_target(path, overwrite=overwrite)
+    doc = report_html(results, roads=roads, title=title, k_curve=k_curve, robustness=robustness)
+    return _write_bytes(doc.encode("utf-8"), path, overwrite=overwrite)
 
 
 # ============================================================================ bundles
 
 
-def comparison_outputs(folder: str | os.PathLike[str], layouts: Any) -> dict[str, Path]:
+def comparison_outputs(
+    folder: str | os.PathLike[str], layouts: Mapping[str, Any] | list[str] | tuple[str, ...]
+) -> dict[str, Path]:
     """The files :func:`write_comparison_bundle` writes into ``folder``, by role."""
     out = Path(folder)
     files = {
@@ -419,18 +519,21 @@ def comparison_outputs(folder: str | os.PathLike[str], layouts: Any) -> dict[str
 
 
 def write_comparison_bundle(
-    comparison: Any,
+    comparison: Comparison,
     folder: str | os.PathLike[str],
     *,
     roads: gpd.GeoDataFrame | None = None,
     overwrite: bool = False,
+    k_curve: pd.DataFrame | None = None,
+    robustness: Robustness | None = None,
 ) -> dict[str, Path]:
     """Write everything of a layout comparison into ``folder``.
 
     ``comparison.csv`` (one row per layout), ``site_diff.csv``, ``shortlist_<layout>.csv`` and
     ``territories_<layout>.csv`` per layout, ``sites_<layout>.geojson`` and ``<layout>.gpkg``
     (customers, sites, assignments, catchments) per layout, ``comparison.xlsx`` and
-    ``report.html``. Nothing is written when any of the files exists and ``overwrite`` is false.
+    ``report.html`` (both with the K-curve and robustness tables when given). Nothing is
+    written when any of the files exists and ``overwrite`` is false.
 
     Returns
     -------
@@ -441,14 +544,21 @@ def write_comparison_bundle(
     for p in files.values():
         check_writable(p, overwrite=overwrite)
     write_comparison_csv(comparison, files["comparison"], overwrite=True)
-    comparison.site_diff.to_csv(files["site_diff"], index=False, encoding="utf-8")
+    files["site_diff"].write_bytes(_csv_bytes(comparison.site_diff))
     for layout, lr in comparison.results.items():
         write_shortlist_csv(lr, files[f"shortlist:{layout}"], overwrite=True)
         write_territories_csv(lr, files[f"territories:{layout}"], overwrite=True)
         write_geojson(lr, files[f"sites_geojson:{layout}"], layer="sites", overwrite=True)
         write_geopackage(lr, files[f"gpkg:{layout}"], overwrite=True)
-    write_xlsx(comparison, files["xlsx"], overwrite=True)
-    write_report_html(comparison, files["report"], roads=roads, overwrite=True)
+    write_xlsx(comparison, files["xlsx"], overwrite=True, k_curve=k_curve, robustness=robustness)
+    write_report_html(
+        comparison,
+        files["report"],
+        roads=roads,
+        overwrite=True,
+        k_curve=k_curve,
+        robustness=robustness,
+    )
     return files
 
 
@@ -467,11 +577,14 @@ def layout_outputs(folder: str | os.PathLike[str]) -> dict[str, Path]:
 
 
 def write_layout_bundle(
-    layout_result: Any,
+    layout_result: LayoutResult,
     folder: str | os.PathLike[str],
     *,
     roads: gpd.GeoDataFrame | None = None,
+    graph: nx.MultiDiGraph | None = None,
     overwrite: bool = False,
+    k_curve: pd.DataFrame | None = None,
+    robustness: Robustness | None = None,
 ) -> dict[str, Path]:
     """Write the exports of one solved scenario into ``folder``.
 
@@ -479,15 +592,39 @@ def write_layout_bundle(
     ``territories.csv``, ``plan.xlsx``, ``plan.gpkg`` (customers, sites,
     assignments, catchments), ``map.html`` and ``report.html``. Nothing is written when any of
     the files exists and ``overwrite`` is false.
+
+    Parameters
+    ----------
+    layout_result
+        The solved layout.
+    folder
+        Output folder (created when missing).
+    roads
+        Main roads for the maps (:func:`planner.outputs.maps.main_roads`).
+    graph
+        The road graph; its main roads are drawn when ``roads`` is not given.
+    overwrite
+        Replace existing files.
+    k_curve, robustness
+        Add the K-curve and robustness tables to the workbook and the report.
     """
     files = layout_outputs(folder)
     for p in files.values():
         check_writable(p, overwrite=overwrite)
+    if roads is None and graph is not None:
+        roads = maps.main_roads(graph)
     write_shortlist_csv(layout_result, files["shortlist"], overwrite=True)
-    layout_result.result.assignments().to_csv(files["assignments"], index=False, encoding="utf-8")
+    write_assignments_csv(layout_result, files["assignments"], overwrite=True)
     write_territories_csv(layout_result, files["territories"], overwrite=True)
-    write_xlsx(layout_result, files["xlsx"], overwrite=True)
+    write_xlsx(layout_result, files["xlsx"], overwrite=True, k_curve=k_curve, robustness=robustness)
     write_geopackage(layout_result, files["gpkg"], overwrite=True)
     write_map_html(layout_result, files["map"], roads=roads, overwrite=True)
-    write_report_html(layout_result, files["report"], roads=roads, overwrite=True)
+    write_report_html(
+        layout_result,
+        files["report"],
+        roads=roads,
+        overwrite=True,
+        k_curve=k_curve,
+        robustness=robustness,
+    )
     return files

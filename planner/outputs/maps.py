@@ -7,6 +7,13 @@ about a metre. No tile server is needed: the region's main roads are drawn as a 
 and OpenStreetMap tiles are added only when asked for (``tiles="OpenStreetMap"``). The
 OpenStreetMap credit is always on the map, through Leaflet's attribution control.
 
+Sites are drawn by role and status: the central office is a large black disc, an own workshop
+that exists already has a thick dark ring, a new (candidate) own workshop a white ring on a
+dark halo, and a partner shop a smaller disc with a dashed ring; a legend explains each symbol.
+Optional layers: the catchment of each site (:func:`catchment_polygons`), assignment lines from
+customers to their site (capped at ``max_lines``, one GeoJSON feature per site), and drive-time
+areas (:func:`isochrone`) around chosen sites. Every layer can be switched in the layer control.
+
 Examples
 --------
 >>> from planner.outputs import maps
@@ -21,7 +28,7 @@ import html
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +39,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
+import shapely.ops
 from folium.template import Template
 from folium.utilities import JsCode
 
@@ -39,11 +47,15 @@ from planner.outputs import _assets
 from planner.roads.classes import MAIN_ROAD_CLASSES
 
 __all__ = [
+    "CATCHMENT_BUFFER_M",
+    "MAX_ASSIGNMENT_LINES",
     "OSM_ATTRIBUTION",
     "PALETTE",
     "ROAD_LINE_WEIGHTS_PX",
     "TILES",
+    "catchment_polygons",
     "customers_map",
+    "isochrone",
     "main_roads",
     "map_html",
     "result_map",
@@ -105,6 +117,19 @@ _ROAD_COLOR = "#8a8a8a"
 _BACKGROUND = "#f2efe9"
 _COORD_DECIMALS = 5
 _ROLES = ("workshop", "office", "partner")
+_EXISTING_RING = "#202020"
+
+#: Buffer (m) around each site's customers that makes its catchment polygon.
+CATCHMENT_BUFFER_M = 150.0
+#: Most assignment lines drawn on a map; more customers are thinned evenly (every k-th line).
+MAX_ASSIGNMENT_LINES = 5000
+#: Symbols of the site roles in the legend: (legend kind, label).
+_SYMBOLS: tuple[tuple[str, str], ...] = (
+    ("office", "central office"),
+    ("existing", "own workshop, existing"),
+    ("new", "own workshop, new"),
+    ("partner", "partner shop"),
+)
 
 
 class _ResultLike(Protocol):
@@ -155,11 +180,21 @@ class _Legend(folium.MacroElement):
         """
     )
 
-    def __init__(self, title: str, items: Sequence[tuple[str, str, str]]) -> None:
+    def __init__(
+        self,
+        title: str,
+        items: Sequence[tuple[str, str, str]],
+        *,
+        symbols: Sequence[tuple[str, str]] = (),
+    ) -> None:
         super().__init__()
         self._name = "Legend"
         self.items = list(items)
+        self.symbols = list(symbols)
         rows = "".join(_legend_row(*item) for item in self.items)
+        if self.symbols:
+            rows += '<div style="margin-top:4px;border-top:1px solid #ccc"></div>'
+            rows += "".join(_legend_row(kind, "#888888", label) for kind, label in self.symbols)
         self.html = (
             '<div style="background:rgba(255,255,255,.9);padding:6px 8px;border-radius:4px;'
             "box-shadow:0 1px 4px rgba(0,0,0,.3);font:12px/1.5 sans-serif;max-height:220px;"
@@ -171,6 +206,21 @@ def _legend_row(kind: str, color: str, label: str) -> str:
     if kind == "site":
         style = f"background:{color};border:3px solid #fff;outline:1.5px solid #202020;"
         size = 12
+    elif kind == "office":
+        style = "background:#000;border:3px solid #fff;outline:1.5px solid #202020;"
+        size = 14
+    elif kind == "existing":
+        style = f"background:{color};border:3px solid {_EXISTING_RING};"
+        size = 12
+    elif kind == "new":
+        style = f"background:{color};border:3px solid #fff;outline:1.5px solid #202020;"
+        size = 12
+    elif kind == "partner":
+        style = f"background:{color};border:2px dashed #fff;outline:1.5px solid #202020;"
+        size = 10
+    elif kind == "area":
+        style = f"background:{color};opacity:.35;border:1px solid {color};border-radius:2px;"
+        size = 10
     else:
         style = f"background:{color};opacity:.8;"
         size = 10
@@ -327,9 +377,10 @@ def _bounds(*frames: pd.DataFrame) -> list[list[float]] | None:
     ok = np.isfinite(lats) & np.isfinite(lons)
     if not ok.any():
         return None
+    d = _COORD_DECIMALS
     return [
-        [float(lats[ok].min()), float(lons[ok].min())],
-        [float(lats[ok].max()), float(lons[ok].max())],
+        [round(float(lats[ok].min()), d), round(float(lons[ok].min()), d)],
+        [round(float(lats[ok].max()), d), round(float(lons[ok].max()), d)],
     ]
 
 
@@ -469,6 +520,9 @@ def customers_map(
 def _site_popup(site: pd.Series) -> str:
     name = html.escape(str(site.get("name", "") or site["site_id"]))
     role = html.escape(str(site.get("role", "workshop")))
+    status = str(site.get("status", "") or "")
+    if role == "workshop" and status in ("existing", "candidate"):
+        role = "own workshop, " + ("existing" if status == "existing" else "new")
     lines = [f"<b>{name}</b>", f"{role} · {html.escape(str(site['site_id']))}"]
     if "customers" in site and pd.notna(site["customers"]):
         lines.append(f"customers: {int(site['customers']):,}")
@@ -481,9 +535,9 @@ def _site_popup(site: pd.Series) -> str:
     return "<br>".join(lines)
 
 
-def _site_style(role: str, color: str) -> dict[str, Any]:
+def _site_style(role: str, color: str, status: str = "candidate") -> dict[str, Any]:
     # a white ring on a dark halo stands out both on the customers of the site (same colour)
-    # and on the empty background
+    # and on the empty background; an existing own workshop has a thick dark ring instead
     if role == "office":
         return {"radius": 12, "color": "#ffffff", "weight": 3, "fill_color": "#000000"}
     if role == "partner":
@@ -495,11 +549,15 @@ def _site_style(role: str, color: str) -> dict[str, Any]:
             "fill_color": color,
             "fill_opacity": 0.75,
         }
+    if status == "existing":
+        return {"radius": 10, "color": _EXISTING_RING, "weight": 4, "fill_color": color}
     return {"radius": 10, "color": "#ffffff", "weight": 3, "fill_color": color}
 
 
-def _site_marker(location: list[float], role: str, color: str) -> list[folium.CircleMarker]:
-    style = {"fill_opacity": 1.0, **_site_style(role, color)}
+def _site_marker(
+    location: list[float], role: str, color: str, status: str = "candidate"
+) -> list[folium.CircleMarker]:
+    style = {"fill_opacity": 1.0, **_site_style(role, color, status)}
     halo = folium.CircleMarker(
         location=location,
         radius=style["radius"] + 2.5,
@@ -516,18 +574,34 @@ def result_map(
     *,
     roads: gpd.GeoDataFrame | None = None,
     tiles: str | None = None,
+    catchments: bool = False,
+    assignment_lines: bool = False,
+    max_lines: int = MAX_ASSIGNMENT_LINES,
+    drive_time_areas: Mapping[str, shapely.Geometry] | None = None,
 ) -> folium.Map:
     """Map a solved scenario: customers coloured by their site, and the sites.
 
     Parameters
     ----------
     result
-        A :class:`planner.results.types.ScenarioResult` (anything with ``customers`` and ``sites``
+        A :class:`planner.results.types.ScenarioResult` or
+        :class:`~planner.results.types.LayoutResult` (anything with ``customers`` and ``sites``
         tables in the shared schema works).
     roads
         Main roads to draw as a light layer (see :func:`main_roads`).
     tiles
         One of :data:`TILES`; ``None`` (default) needs no internet.
+    catchments
+        Add a "Catchments" layer: per site the convex hull of its customers, buffered by
+        :data:`CATCHMENT_BUFFER_M` (see :func:`catchment_polygons`).
+    assignment_lines
+        Add an "Assignments" layer of straight lines customer -> site (off by default). With
+        more than ``max_lines`` served customers every k-th line is drawn and the layer name
+        says so.
+    max_lines
+        Cap of the assignment lines.
+    drive_time_areas
+        ``{label: polygon}`` of drive-time areas (see :func:`isochrone`), one layer each.
 
     Returns
     -------
@@ -543,6 +617,12 @@ def result_map(
     _add_roads(m, roads)
 
     colors_by_site = site_colors(sites["site_id"].astype(str).to_list())
+    for label, area in (drive_time_areas or {}).items():
+        _add_area(m, area, label)
+    if catchments:
+        _add_catchments(m, catchment_polygons(customers, sites), colors_by_site)
+    if assignment_lines:
+        _add_assignment_lines(m, customers, sites, colors_by_site, max_lines=max_lines)
     site_ids = customers["site_id"].fillna("").astype(str)
     colors = site_ids.map(colors_by_site).fillna(_UNASSIGNED_COLOR).to_numpy()
     site_names = {
@@ -572,16 +652,23 @@ def result_map(
     unknown = sorted(set(roles) - set(_ROLES))
     if unknown:
         raise ValueError(f"site roles must be in {list(_ROLES)}, got {unknown}")
+    statuses = (
+        sites["status"].fillna("candidate").astype(str)
+        if "status" in sites
+        else pd.Series(["candidate"] * len(sites))
+    )
     layer_names = {"workshop": "Workshops", "office": "Office", "partner": "Partners"}
     for role in _ROLES:
         chosen = sites[(roles == role).to_numpy()]
         if len(chosen) == 0:
             continue
         group = folium.FeatureGroup(name=layer_names[role])
-        for _, site in chosen.iterrows():
+        for (_, site), status in zip(
+            chosen.iterrows(), statuses[(roles == role).to_numpy()], strict=True
+        ):
             sid = str(site["site_id"])
             halo, marker = _site_marker(
-                [float(site["lat"]), float(site["lon"])], role, colors_by_site[sid]
+                [float(site["lat"]), float(site["lon"])], role, colors_by_site[sid], status
             )
             halo.add_to(group)
             marker.add_child(folium.Tooltip(html.escape(site_names.get(sid, sid))))
@@ -590,9 +677,284 @@ def result_map(
         group.add_to(m)
     unserved = bool((colors == _UNASSIGNED_COLOR).any())
     items = _site_legend_items(sites, roles, colors_by_site, site_names, unserved=unserved)
-    m.add_child(_Legend("Sites", items))
+    own = (roles == "workshop").to_numpy()
+    present = {
+        "office": bool((roles == "office").any()),
+        "existing": bool((own & (statuses == "existing").to_numpy()).any()),
+        "new": bool((own & (statuses != "existing").to_numpy()).any()),
+        "partner": bool((roles == "partner").any()),
+    }
+    symbols = [(kind, label) for kind, label in _SYMBOLS if present[kind]]
+    m.add_child(_Legend("Sites", items, symbols=symbols))
     folium.LayerControl(collapsed=True).add_to(m)
     return m
+
+
+def catchment_polygons(
+    customers: pd.DataFrame,
+    sites: pd.DataFrame,
+    *,
+    buffer_m: float = CATCHMENT_BUFFER_M,
+) -> gpd.GeoDataFrame:
+    """The catchment of each site: convex hull of its customers and itself, buffered.
+
+    Parameters
+    ----------
+    customers
+        Customers with ``lon``, ``lat``, ``site_id`` and optionally ``weight``.
+    sites
+        Sites with ``site_id``, ``lon``, ``lat`` and optionally ``role``.
+    buffer_m
+        Buffer in metres, so that sites with one or two customers get an area too.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``site_id, role, customers, demand`` and the polygon (EPSG:4326); sites without
+        customers have no row.
+    """
+    columns = ["site_id", "role", "customers", "demand"]
+    sid = customers["site_id"].fillna("").astype(str).to_numpy()
+    cust = gpd.GeoDataFrame(
+        {
+            "site_id": sid,
+            "weight": customers["weight"].to_numpy(float)
+            if "weight" in customers
+            else np.ones(len(customers)),
+        },
+        geometry=gpd.points_from_xy(customers["lon"], customers["lat"]),
+        crs="EPSG:4326",
+    )
+    site_pts = gpd.GeoDataFrame(
+        {
+            "site_id": sites["site_id"].astype(str).to_numpy(),
+            "role": sites["role"].astype(str).to_numpy() if "role" in sites else "workshop",
+        },
+        geometry=gpd.points_from_xy(sites["lon"], sites["lat"]),
+        crs="EPSG:4326",
+    )
+    if len(site_pts) == 0:
+        return gpd.GeoDataFrame(
+            pd.DataFrame(columns=columns), geometry=gpd.GeoSeries([], crs="EPSG:4326")
+        )
+    try:
+        utm = site_pts.estimate_utm_crs()
+    except (RuntimeError, ValueError):
+        utm = "EPSG:3857"
+    cust_utm = cust.to_crs(utm)
+    site_utm = site_pts.to_crs(utm)
+    rows, geoms = [], []
+    for site in site_utm.itertuples(index=False):
+        mine = cust_utm[cust_utm["site_id"] == site.site_id]
+        if len(mine) == 0:
+            continue
+        union = shapely.union_all([*mine.geometry.to_numpy(), site.geometry])
+        geoms.append(shapely.convex_hull(union).buffer(buffer_m))
+        rows.append(
+            {
+                "site_id": site.site_id,
+                "role": site.role,
+                "customers": len(mine),
+                "demand": float(mine["weight"].sum()),
+            }
+        )
+    frame = gpd.GeoDataFrame(
+        pd.DataFrame(rows, columns=columns), geometry=gpd.GeoSeries(geoms, crs=utm)
+    )
+    return frame.to_crs("EPSG:4326")
+
+
+def _rounded(geom: shapely.Geometry) -> dict[str, Any]:
+    out: dict[str, Any] = shapely.geometry.mapping(
+        shapely.set_precision(geom, 10.0**-_COORD_DECIMALS)
+    )
+    return out
+
+
+def _add_catchments(
+    m: folium.Map, polygons: gpd.GeoDataFrame, colors_by_site: Mapping[str, str]
+) -> None:
+    features = [
+        {
+            "type": "Feature",
+            "geometry": _rounded(geom),
+            "properties": {
+                "t": html.escape(f"{sid}: {int(n):,} customers"),
+                "style": {
+                    "color": colors_by_site.get(str(sid), _UNASSIGNED_COLOR),
+                    "weight": 1.5,
+                    "fillOpacity": 0.12,
+                },
+            },
+        }
+        for sid, n, geom in zip(
+            polygons["site_id"], polygons["customers"], polygons.geometry, strict=True
+        )
+    ]
+    layer = folium.GeoJson({"type": "FeatureCollection", "features": features}, name="Catchments")
+    layer.add_child(_SharedTooltip())
+    layer.add_to(m)
+
+
+def _add_assignment_lines(
+    m: folium.Map,
+    customers: pd.DataFrame,
+    sites: pd.DataFrame,
+    colors_by_site: Mapping[str, str],
+    *,
+    max_lines: int,
+) -> None:
+    """One MultiLineString feature per site (shared style), thinned to ``max_lines``."""
+    if max_lines < 1:
+        raise ValueError(f"max_lines must be at least 1, got {max_lines!r}")
+    site_xy = {
+        str(s): (round(float(x), _COORD_DECIMALS), round(float(y), _COORD_DECIMALS))
+        for s, x, y in zip(sites["site_id"], sites["lon"], sites["lat"], strict=True)
+    }
+    sid = customers["site_id"].fillna("").astype(str).to_numpy()
+    lon = np.round(customers["lon"].to_numpy(float), _COORD_DECIMALS)
+    lat = np.round(customers["lat"].to_numpy(float), _COORD_DECIMALS)
+    served = np.flatnonzero(np.isin(sid, list(site_xy)) & np.isfinite(lon) & np.isfinite(lat))
+    step = max(1, math.ceil(len(served) / max_lines))
+    shown = served[::step]
+    features = []
+    for site_id, (sx, sy) in site_xy.items():
+        mine = shown[sid[shown] == site_id]
+        if len(mine) == 0:
+            continue
+        coords = [[[float(lon[i]), float(lat[i])], [sx, sy]] for i in mine]
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "MultiLineString", "coordinates": coords},
+                "properties": {
+                    "style": {
+                        "color": colors_by_site.get(site_id, _UNASSIGNED_COLOR),
+                        "weight": 1,
+                        "opacity": 0.5,
+                    }
+                },
+            }
+        )
+    name = "Assignments" if step == 1 else f"Assignments (1 in {step} shown)"
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": features}, name=name, interactive=False
+    ).add_to(m)
+
+
+_AREA_COLOR = "#6a3d9a"
+
+
+def _add_area(m: folium.Map, area: shapely.Geometry, label: str) -> None:
+    feature = {
+        "type": "Feature",
+        "geometry": _rounded(area),
+        "properties": {
+            "t": html.escape(label),
+            "style": {"color": _AREA_COLOR, "weight": 1.5, "fillOpacity": 0.15},
+        },
+    }
+    layer = folium.GeoJson({"type": "FeatureCollection", "features": [feature]}, name=label)
+    layer.add_child(_SharedTooltip())
+    layer.add_to(m)
+
+
+def isochrone(
+    graph: nx.MultiDiGraph,
+    lon: float,
+    lat: float,
+    minutes: float,
+    *,
+    buffer_m: float = 60.0,
+) -> shapely.Geometry:
+    """The area reachable by road within ``minutes`` from a point (a drive-time area).
+
+    The point is attached to its nearest graph node; shortest travel times (edge attribute
+    ``travel_time``, seconds) are computed with Dijkstra up to the limit. Every edge leaving a
+    reached node is kept up to where the time runs out (a partly driven edge is cut at the
+    reachable fraction of its length), and the kept edges are buffered on a grid of
+    ``buffer_m`` cells (each cell a road passes through plus its 8 neighbours), so the area
+    reaches between ``buffer_m`` and about ``2.8 * buffer_m`` beyond the reachable roads.
+
+    Parameters
+    ----------
+    graph
+        Unprojected road graph (EPSG:4326) with ``travel_time`` on every edge.
+    lon, lat
+        WGS84 degrees of the start (e.g. a site).
+    minutes
+        Travel time budget, > 0.
+    buffer_m
+        Grid cell size of the band around the reachable roads, in metres.
+
+    Returns
+    -------
+    shapely.Geometry
+        (Multi)Polygon in lon/lat; empty when the graph has no nodes.
+    """
+    if not (math.isfinite(minutes) and minutes > 0):
+        raise ValueError(f"minutes must be a finite number > 0, got {minutes!r}")
+    if not (math.isfinite(buffer_m) and buffer_m > 0):
+        raise ValueError(f"buffer_m must be a finite number > 0, got {buffer_m!r}")
+    if graph.number_of_nodes() == 0:
+        return shapely.Polygon()
+    nodes = list(graph.nodes)
+    xs = np.array([graph.nodes[n]["x"] for n in nodes], dtype=float)
+    ys = np.array([graph.nodes[n]["y"] for n in nodes], dtype=float)
+    k = math.cos(math.radians(lat))
+    start = nodes[int(np.argmin(((xs - lon) * k) ** 2 + (ys - lat) ** 2))]
+    limit_s = 60.0 * minutes
+    reached = nx.single_source_dijkstra_path_length(
+        graph, start, cutoff=limit_s, weight="travel_time"
+    )
+    pieces: list[shapely.Geometry] = [
+        shapely.Point(graph.nodes[start]["x"], graph.nodes[start]["y"])
+    ]
+    full: set[tuple[Any, Any]] = set()  # a two-way street is taken once
+    for u, t_u in reached.items():
+        left = limit_s - t_u
+        for _, v, data in graph.out_edges(u, data=True):
+            tt = float(data.get("travel_time", np.inf))
+            if not (tt > 0 and np.isfinite(tt)) or left <= 0:
+                continue
+            key = (min(u, v), max(u, v))
+            if left >= tt and key in full:
+                continue
+            geom = data.get("geometry")
+            if geom is None:
+                geom = shapely.LineString(
+                    [
+                        (graph.nodes[u]["x"], graph.nodes[u]["y"]),
+                        (graph.nodes[v]["x"], graph.nodes[v]["y"]),
+                    ]
+                )
+            if left >= tt:
+                full.add(key)
+                pieces.append(geom)
+            else:
+                pieces.append(shapely.ops.substring(geom, 0.0, left / tt, normalized=True))
+    frame = gpd.GeoSeries(pieces, crs="EPSG:4326")
+    try:
+        utm = frame.estimate_utm_crs()
+    except (RuntimeError, ValueError):
+        utm = "EPSG:3857"
+    # raster buffer: cells of buffer_m touched by the reachable roads and their 8 neighbours,
+    # merged as a coverage (non-overlapping cells): fast for tens of thousands of edges
+    cell = float(buffer_m)
+    dense = shapely.segmentize(frame.to_crs(utm).to_numpy(), cell / 2.0)
+    xy = shapely.get_coordinates(dense)
+    ij = np.floor(xy / cell).astype(np.int64)
+    ij -= ij.min(axis=0) - 1  # non-negative, with room for the neighbours
+    width = int(ij[:, 1].max()) + 2
+    keys = np.unique(ij[:, 0] * width + ij[:, 1])
+    offsets = np.array([di * width + dj for di in (-1, 0, 1) for dj in (-1, 0, 1)])
+    keys = np.unique((keys[:, None] + offsets[None, :]).ravel())
+    origin = np.floor(xy.min(axis=0) / cell).astype(np.int64) - 1
+    i, j = keys // width + origin[0], keys % width + origin[1]
+    boxes = shapely.box(i * cell, j * cell, (i + 1) * cell, (j + 1) * cell)
+    merged = shapely.simplify(shapely.coverage_union_all(boxes), cell / 2.0)
+    area: shapely.Geometry = gpd.GeoSeries([merged], crs=utm).to_crs("EPSG:4326").iloc[0]
+    return area
 
 
 def _site_legend_items(

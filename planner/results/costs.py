@@ -17,6 +17,8 @@ parameter                        default   meaning
 ``workshop_parts_store_eur``     45 000    own parts store of an in-house workshop, per year
 ``jobs_per_technician``          1 000     jobs one technician does per year
 ``partner_fee_per_job_eur``      140       fee paid to a partner repair shop per job
+``partner_capacity_jobs``        1 000     jobs one partner shop takes per year (one
+                                           technician's year: partners are small shops)
 ``leakage_share``                0.15      share of partner jobs later lost to the partner
 ``margin_per_job_eur``           60        margin lost on each leaked job
 ``office_rent_eur``              40 000    rent of the central office (two-tier), per year
@@ -65,6 +67,7 @@ _DESCRIPTIONS: dict[str, str] = {
     "workshop_parts_store_eur": "own parts store of an in-house workshop, EUR/year",
     "jobs_per_technician": "jobs one technician does per year",
     "partner_fee_per_job_eur": "fee paid to a partner repair shop per job, EUR",
+    "partner_capacity_jobs": "jobs one partner shop takes per year",
     "leakage_share": "share of partner jobs later lost to the partner (0..1)",
     "margin_per_job_eur": "margin lost on each leaked job, EUR",
     "office_rent_eur": "rent of the central office (two-tier), EUR/year",
@@ -94,6 +97,7 @@ class CostParameters:
     workshop_parts_store_eur: float = 45_000.0
     jobs_per_technician: float = 1_000.0
     partner_fee_per_job_eur: float = 140.0
+    partner_capacity_jobs: float = 1_000.0
     leakage_share: float = 0.15
     margin_per_job_eur: float = 60.0
     office_rent_eur: float = 40_000.0
