@@ -421,15 +421,39 @@ def _solve_two_tier(
     link = sinst.office_link_s[:, ws_cols]  # offices x workshop candidates
     delivery_eur = np.asarray(params.delivery_cost_eur(link), dtype=float)
     tv = _time_value_per_weight_s(params)
-    if tv > 0 and capacity is None:
-        # customer time has a price: office and workshops are chosen together on money
-        ws_sol = _call_two_tier(
-            sinst=sinst, ws_cols=ws_cols, n_ws=n_ws, params=params, weights=weights, time_value=tv
-        )
+    if capacity is None and (tv > 0 or n_ws is not None):
+        # ONE model: office and workshops chosen together. With customer time valued, on money
+        # (EUR/year); otherwise on time: customer round trips weighted by jobs plus the office
+        # -> workshop supply round trips, both in seconds per year
+        if tv > 0:
+            ws_sol = _call_two_tier(
+                sinst=sinst,
+                ws_cols=ws_cols,
+                n_ws=n_ws,
+                params=params,
+                weights=weights,
+                time_value=tv,
+            )
+        else:
+            ws_sol = models.two_tier(
+                inst.cost_s[:, ws_cols],
+                link,
+                n_ws,
+                weights * params.jobs_per_weight,
+                deliveries=params.deliveries_per_workshop,
+                time_value=2.0,
+                link_value=2.0,
+                required=np.flatnonzero(np.isin(ws_cols, inst.required)),
+                excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
+                excluded_offices=np.flatnonzero(np.isin(off_cols, inst.excluded)),
+                time_limit=sinst.spec.time_limit_s,
+            )
         office_local = int(ws_sol.extras["office"])
     else:
-        # customer travel first (lexicographic): the workshops of the (capacitated) p-median,
-        # then the office that minimises the delivery cost to them
+        # capacitated workshops (or 'auto' without a value of time): two steps, stated as such.
+        # The workshops of the (capacitated) model, then the office that minimises the delivery
+        # cost to them. Not proven for the joint problem: the gap is against the workshop
+        # step's lower bound (deliveries cost at least nothing).
         ws_sol = _solve_columns(
             sinst,
             ws_cols,
@@ -444,10 +468,32 @@ def _solve_two_tier(
         office_local = int(np.argmin(totals))
         if not np.isfinite(totals[office_local]):
             raise InfeasibleError("no office candidate can reach all chosen workshops by road")
+        step_optimal = bool(ws_sol.optimal)
+        # the joint objective in round-trip seconds per year, and a valid lower bound for it
+        jobs_s = 2.0 * params.jobs_per_weight
+        supply_s = 2.0 * params.deliveries_per_workshop * float(
+            link[office_local, np.asarray(ws_sol.open)].sum()
+        )
+        joint = jobs_s * float(ws_sol.objective) + supply_s
+        bound = jobs_s * float(ws_sol.lower_bound)
         ws_sol = dataclasses.replace(
             ws_sol,
-            model=f"two_tier (sequential: {ws_sol.model}, then office)",
-            extras={**ws_sol.extras, "office": office_local, "office_choice": "min delivery cost"},
+            model=f"two_tier (two steps: {ws_sol.model}, then the office)",
+            objective=joint,
+            lower_bound=bound,
+            gap=max(0.0, (joint - bound) / joint) if joint > 0 else 0.0,
+            optimal=False,
+            status=(
+                "two steps: workshops "
+                + ("proven optimal" if step_optimal else f"within {ws_sol.gap:.2%}")
+                + ", office the cheapest to supply them; not proven for the joint problem"
+            ),
+            extras={
+                **ws_sol.extras,
+                "office": office_local,
+                "office_choice": "min delivery cost",
+                "workshop_step_optimal": step_optimal,
+            },
         )
     office_col = int(off_cols[office_local])
     full = _to_full_columns(ws_sol, ws_cols, extra_open=[office_col])
