@@ -38,6 +38,7 @@ import pandas as pd
 
 from planner.engine.spec import ScenarioSpec, _looks_like_path, load_scenario, save_scenario
 from planner.errors import InputError
+from planner.inputs.customers import geocode_missing
 from planner.inputs.tables import read_table
 from planner.inputs.validation import ValidationReport, detect_columns, parse_numbers
 from planner.roads.network import REGIONS
@@ -49,11 +50,14 @@ __all__ = [
     "MAX_BUNDLE_BYTES",
     "REGION_NOTES",
     "SCENARIO_FILE",
+    "SITE_ROLES",
     "InputFile",
     "SavedScenario",
     "bad_rows_csv",
     "bundle_bytes",
     "check_paths_inside",
+    "combine_site_files",
+    "geocode_upload",
     "list_saved_scenarios",
     "open_bundle",
     "open_saved_scenario",
@@ -78,6 +82,15 @@ WORKSPACE_ENV_VAR = "PLANNER_WORKSPACE_DIR"
 REGION_NOTES: dict[str, str] = {
     "malta": "the bundled Malta roads cover the main island only (Gozo and Comino are not "
     "included)",
+}
+
+
+#: Site files the app takes separately, and the ``kind`` / ``status`` their rows get when the
+#: file has no such column.
+SITE_ROLES: dict[str, dict[str, str]] = {
+    "existing": {"kind": "workshop", "status": "existing"},
+    "candidates": {"kind": "workshop", "status": "candidate"},
+    "partners": {"kind": "partner", "status": "candidate"},
 }
 
 
@@ -583,3 +596,77 @@ def bad_rows_csv(upload: InputFile, report: ValidationReport) -> bytes:
     picked.insert(0, "row", [r for r in rows if 0 < r <= len(table)])
     picked["problems"] = [problems.get(r, "") for r in picked["row"]]
     return picked.to_csv(index=False).encode("utf-8")
+
+
+def combine_site_files(files: Mapping[str, InputFile | None]) -> InputFile | None:
+    """One site list from separate files of existing workshops, candidates and partners.
+
+    Rows keep the file's own ``kind`` and ``status`` columns when it has them; otherwise they
+    get those of :data:`SITE_ROLES` for the file's role (so a file of two workshops uploaded as
+    "existing" keeps both open). A single file that already says everything is returned as is,
+    so validation messages keep its name and row numbers.
+
+    Parameters
+    ----------
+    files
+        ``{role: file}`` with roles from :data:`SITE_ROLES`; ``None`` values are skipped.
+
+    Returns
+    -------
+    InputFile or None
+        A CSV site list (``None`` when no file was given).
+    """
+    given = {role: f for role, f in files.items() if f is not None}
+    unknown = sorted(set(given) - set(SITE_ROLES))
+    if unknown:
+        raise InputError(f"unknown site role(s) {unknown}; allowed: {list(SITE_ROLES)}")
+    if not given:
+        return None
+    frames = []
+    added = False
+    for role, upload in given.items():
+        table = read_table(upload.open())
+        if "geometry" in table and hasattr(table, "geometry"):
+            points = table.geometry.representative_point()
+            found = detect_columns(table.columns, fields=("lat", "lon"))
+            if "lat" not in found or "lon" not in found:
+                table["lat"], table["lon"] = points.y.to_numpy(float), points.x.to_numpy(float)
+            table = table.drop(columns="geometry")
+            added = True
+        frame = pd.DataFrame(table)
+        found = detect_columns(frame.columns, fields=("kind", "status"))
+        for column, value in SITE_ROLES[role].items():
+            if column not in found:
+                frame[column] = value
+                added = True
+        frames.append(frame)
+    if len(given) == 1 and not added:
+        return next(iter(given.values()))
+    combined = pd.concat(frames, ignore_index=True, sort=False)
+    if len(given) == 1:
+        stem = PurePosixPath(next(iter(given.values())).name).stem
+        name = f"{stem}.csv"
+    else:
+        name = "sites-" + "-".join(given) + ".csv"
+    return InputFile(name, combined.to_csv(index=False).encode("utf-8"))
+
+
+def geocode_upload(upload: InputFile) -> InputFile:
+    """The file with coordinates looked up from its addresses (OpenStreetMap Nominatim).
+
+    Only for a user who allowed internet use; offline it fails fast with
+    :class:`~planner.errors.NetworkError`. Rows Nominatim cannot find keep empty coordinates,
+    so validation still reports them.
+    """
+    table = pd.DataFrame(read_table(upload.open()))
+    found = detect_columns(table.columns, fields=("lat", "lon", "address"))
+    if "address" not in found:
+        raise InputError("has no address column to look up", file=upload.name)
+    frame = table.rename(columns={found.get("lat", "lat"): "lat", found.get("lon", "lon"): "lon"})
+    for column in ("lat", "lon"):
+        if column not in frame:
+            frame[column] = np.nan
+    located = geocode_missing(frame, online=True, address_column=found["address"])
+    out = pd.DataFrame(located).drop(columns="geometry", errors="ignore")
+    stem = PurePosixPath(upload.name).stem
+    return InputFile(f"{stem}-geocoded.csv", out.to_csv(index=False).encode("utf-8"))
