@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
+import os
 import tempfile
 import threading
 from collections import OrderedDict
@@ -279,10 +280,16 @@ def save_road_file(upload: ws.InputFile) -> str:
 # shared caches
 
 
+#: Diagnostics: when set, every build of a shared cache appends one line to this file (used by
+#: benchmarks/load_app.py to check that ten sessions build each instance once).
+BUILD_LOG_ENV_VAR = "PLANNER_APP_BUILD_LOG"
+
+
 class _Memo:
     """A small process-wide LRU cache where each key is built once, even under concurrency."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, name: str = "") -> None:
+        self.name = name
         self._size = size
         self._lock = threading.Lock()
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
@@ -307,6 +314,9 @@ class _Memo:
             with self._lock:
                 self.builds += 1
                 self._items[key] = value
+                if log := os.environ.get(BUILD_LOG_ENV_VAR):
+                    with open(log, "a", encoding="utf-8") as fh:
+                        fh.write(f"{self.name}\t{hash(key)}\n")
                 while len(self._items) > self._size:
                     self._items.popitem(last=False)
             return value
@@ -315,7 +325,7 @@ class _Memo:
 @st.cache_resource(show_spinner=False)
 def memo(name: str, size: int = 16) -> _Memo:
     """The shared cache ``name`` (one per server process)."""
-    return _Memo(size)
+    return _Memo(size, name)
 
 
 @st.cache_resource(show_spinner=False)

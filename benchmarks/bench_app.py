@@ -77,7 +77,20 @@ def free_port() -> int:
 
 def start_app(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen(
+    with log.open("w") as out:
+        proc = _popen(out, port, env)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"streamlit did not start, see {log}")
+
+
+def _popen(out: Any, port: int, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -92,17 +105,9 @@ def start_app(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
         ],
         cwd=REPO,
         env={**os.environ, **env},
-        stdout=log.open("w"),
+        stdout=out,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"streamlit did not start, see {log}")
 
 
 def wait_map(page: Any, *, customers: int = 1, sites: int = 0, timeout_s: float = 600) -> dict:

@@ -61,11 +61,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_app(folder: Path, *, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """Start ``streamlit run app.py`` on a free loopback port; return the process and URL."""
-    port = _free_port()
-    log = (folder / "streamlit.log").open("w")
-    proc = subprocess.Popen(
+def _popen(log: Any, port: int, env: dict[str, str] | None) -> subprocess.Popen:
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -84,6 +81,13 @@ def start_app(folder: Path, *, env: dict[str, str] | None = None) -> tuple[subpr
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def start_app(folder: Path, *, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run app.py`` on a free loopback port; return the process and URL."""
+    port = _free_port()
+    with (folder / "streamlit.log").open("w") as log:
+        proc = _popen(log, port, env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
