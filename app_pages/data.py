@@ -154,6 +154,8 @@ with right:
         f"Files up to {shared.MAX_UPLOAD_MB} MB each. Road data © OpenStreetMap contributors."
     )
 
+preview_box = st.container()  # filled below, once the uploads are known: the map stays in view
+
 # -- customers -----------------------------------------------------------------------------
 st.subheader("Customers")
 customers = upload_section(
@@ -186,30 +188,32 @@ for tab, role in zip(tabs, ("existing", "candidates", "partners"), strict=True):
         )
 
 # -- preview -------------------------------------------------------------------------------
-st.subheader("Preview")
-try:
-    region = st.session_state["region"]
-    with st.spinner(f"Loading the roads of {region_name}…"):
-        road_layer = shared.load_roads(region)
-    if customers is None:
-        points = shared.load_demo_customers(region) if region in shared.REGIONS else None
-        source = "demo customers"
-    else:
-        points = shared.check_upload("customers", region, customers.name, customers.data)[0]
-        source = f"customers from {customers.name}"
-    if points is not None:
-        st.info(
-            f"{len(points):,} {source} in {region_name}. Next: choose the number of workshops "
-            "on the **Plan** page."
-        )
-        shared.show_map(
-            maps.customers_map(points, roads=road_layer, tiles=shared.tiles()),
-            key=f"data-map-{region}-{customers.sha256[:8] if customers else 'demo'}",
-        )
-    else:
-        st.info(f"Upload customers for {region_name}: this region has no demo customers.")
-except PlannerError as exc:
-    st.error(f"Could not load the region: {exc}")
+with preview_box:
+    st.subheader("Preview")
+    try:
+        region = st.session_state["region"]
+        with st.spinner(f"Loading the roads of {region_name}…"):
+            road_layer = shared.load_roads(region)
+        if customers is None:
+            points = shared.load_demo_customers(region) if region in shared.REGIONS else None
+            source = "demo customers"
+        else:
+            points = shared.check_upload("customers", region, customers.name, customers.data)[0]
+            source = f"customers from {customers.name}"
+        if points is not None:
+            st.info(
+                f"{len(points):,} {source} in {region_name}. Next: choose the number of workshops "
+                "on the **Plan** page."
+            )
+            shared.show_map(
+                maps.customers_map(points, roads=road_layer, tiles=shared.tiles()),
+                key=f"data-map-{region}-{customers.sha256[:8] if customers else 'demo'}",
+            )
+        else:
+            st.info(f"Upload customers for {region_name}: this region has no demo customers.")
+    except PlannerError as exc:
+        st.error(f"Could not load the region: {exc}")
+
 
 # -- scenario ------------------------------------------------------------------------------
 st.subheader("Scenario")

@@ -113,6 +113,12 @@ def _popen(out: Any, port: int, env: dict[str, str]) -> subprocess.Popen:
 def wait_map(page: Any, *, customers: int = 1, sites: int = 0, timeout_s: float = 600) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        frames = page.locator("iframe[title*='st_folium']")
+        if frames.count():  # Streamlit mounts a component only when it is in view
+            frames.last.scroll_into_view_if_needed()
+        else:
+            page.mouse.move(700, 500)
+            page.mouse.wheel(0, 700)
         for frame in page.frames[1:]:
             try:
                 stats = frame.evaluate(STATS_JS)

@@ -184,10 +184,21 @@ return {
 """
 
 
+def _scroll_to_map(pg: Any) -> None:
+    """Streamlit mounts a component's iframe only when it scrolls into view."""
+    frames = pg.locator("iframe[title*='st_folium']")
+    if frames.count():
+        frames.last.scroll_into_view_if_needed()
+    else:
+        pg.mouse.move(700, 500)
+        pg.mouse.wheel(0, 700)
+
+
 def _map_stats(pg: Any, *, min_sites: int = 0, timeout_s: float = 300) -> dict:
     """Stats of the st_folium map frame that shows at least ``min_sites`` sites."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        _scroll_to_map(pg)
         for frame in pg.frames:
             if frame == pg.main_frame:
                 continue
