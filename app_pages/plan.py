@@ -81,7 +81,13 @@ entry = st.session_state.get("plan")
 if entry:
     result = entry["result"]
     shared.stale_note(entry)
-    st.success(f"Solved on {entry['solved_on']}.")
+    solved = entry["spec"]
+    count = (
+        "the cost-optimal number of workshops"
+        if solved.workshops is None
+        else f"{solved.workshops} workshops"
+    )
+    st.success(f"Solved for {count} ({solved.layout}) on {entry['solved_on']}.")
     kpis = result.kpis
     cols = st.columns(4)
     cols[0].metric("Average drive", shared.minutes(kpis["mean_travel_min"]))

@@ -39,7 +39,7 @@ async def one_session(browser, url: str, region: str) -> tuple[float, str]:
     await page.get_by_role("heading", level=1, name="Your data").wait_for()
     await page.get_by_test_id("stSidebarNav").get_by_text("Plan", exact=True).click()
     await page.get_by_role("button", name="Run").click()
-    solved = page.get_by_text("Solved on")
+    solved = page.get_by_text("Solved for")
     await solved.wait_for()
     text = await solved.inner_text()
     metric = await page.get_by_test_id("stMetricValue").first.inner_text()
