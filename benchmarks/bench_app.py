@@ -164,6 +164,23 @@ def row(case: str, seconds: float, target: float | None, baseline: float | None)
     print(f"| {case} | {seconds:.2f} s | {tgt} {ok} | {base} | {ratio} |", flush=True)
 
 
+def apptest_rerun(region: str, counts: tuple[int, ...] = (5, 6, 7)) -> None:
+    """The Plan page's Run, in-process with AppTest, for each number of workshops in turn."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=900)
+    at.query_params["region"] = region
+    at.switch_page("app_pages/plan.py")
+    at.run()
+    for k in counts:
+        at.number_input(key="workshops").set_value(k).run()
+        t0 = time.perf_counter()
+        next(b for b in at.button if b.label == "Run").click().run()
+        app_s = time.perf_counter() - t0
+        result = at.session_state["plan"]["result"]
+        row(f"Run with {k} workshops (AppTest)", app_s, 2, result.solution.solve_time_s)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", default="malta")
@@ -172,7 +189,18 @@ def main() -> None:
     parser.add_argument(
         "--skip-compare", action="store_true", help="stop after the rerun (skips the 10k map)"
     )
+    parser.add_argument(
+        "--apptest-rerun",
+        action="store_true",
+        help="only time the Plan page's Run for 5, 6, 7 workshops in-process (baseline: solver)",
+    )
     args = parser.parse_args()
+    if args.apptest_rerun:
+        os.environ.setdefault("PLANNER_OFFLINE", "1")
+        print("| case | app | target | solver alone (baseline) | ratio |")
+        print("|---|---:|---:|---:|---:|")
+        apptest_rerun(args.region)
+        return
 
     from playwright.sync_api import sync_playwright
 
