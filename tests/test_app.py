@@ -380,3 +380,14 @@ def test_session_state_keys_documented() -> None:
     for key in ("region", "workshops", "layout", "sla_min", "generate_candidates"):
         assert key in _shared.DEFAULTS
     assert pd.api.types.is_number(_shared.DEFAULTS["workshops"])
+
+
+def test_upload_limit_is_deliberate_and_stated() -> None:
+    import tomllib
+
+    from app_pages import _shared
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["maxUploadSize"] == _shared.MAX_UPLOAD_MB
+    data_page = (PAGES / "data.py").read_text(encoding="utf-8")
+    assert "MAX_UPLOAD_MB" in data_page  # the limit and the CLI alternative are shown there

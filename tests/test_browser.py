@@ -270,7 +270,7 @@ def test_workflow_upload_keep_two_add_three_compare_and_come_back(
 
     _go(pg, "Plan")
     workshops = pg.get_by_label("Number of workshops (existing ones included)")
-    assert workshops.input_value() == "5"
+    sync_api.expect(workshops).to_have_value("5", timeout=30_000)
     pg.get_by_role("button", name="Run").click()
     pg.get_by_text("300 customers, 62 candidate sites (2 existing)").wait_for()
     pg.screenshot(path=str(artifacts / "3-plan.png"))
