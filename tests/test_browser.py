@@ -305,12 +305,9 @@ def test_workflow_upload_keep_two_add_three_compare_and_come_back(
     _go(pg, "Data")
     pg.get_by_text("Using my_customers.csv (uploaded earlier).").wait_for()
     _go(pg, "Costs")
-    assert (
-        pg.get_by_role(
-            "spinbutton", name="Fee paid to a partner repair shop per job, EUR"
-        ).input_value()
-        == "99.00"
-    )
+    sync_api.expect(
+        pg.get_by_role("spinbutton", name="Fee paid to a partner repair shop per job, EUR")
+    ).to_have_value("99.00", timeout=30_000)
     _go(pg, "Results")
     assert _map_stats(pg, min_sites=5)["sites"] == 5
     pg.screenshot(path=str(artifacts / "6-back-to-results.png"))
