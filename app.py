@@ -1,9 +1,12 @@
 """Service Site Planner: the Streamlit app (``streamlit run app.py``).
 
 This file only sets the page up and routes; the pages in ``app_pages/`` read widgets, call the
-``planner`` library and render. Leaflet and its plugins are copied from pip-installed XStatic
-packages into ``static/vendor/`` (served at ``/app/static/vendor/``) so that maps render with
-no internet.
+``planner`` library and render. The workflow runs left to right: **Data** (region, customers,
+sites), **Plan** (layout, number of workshops, run), **Results**, **Compare**, **Costs** and
+**Export**; every value entered stays when switching pages (see ``app_pages/_shared.py``).
+
+Leaflet and its plugins are copied from pip-installed XStatic packages into ``static/vendor/``
+(served at ``/app/static/vendor/``) so that maps render with no internet.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages import _shared as shared
 from planner.outputs import _assets
 
 APP_DIR = Path(__file__).resolve().parent
@@ -32,15 +36,21 @@ def _install_assets() -> str | None:
 if (problem := _install_assets()) is not None:
     st.warning(f"{problem}. Maps may stay empty without internet.")
 
+shared.init_state()
+
+#: (file, title, icon) in workflow order; pages added by other work appear when present.
+PAGES = (
+    ("data.py", "Data", ":material/upload_file:"),
+    ("register.py", "Customer register", ":material/groups:"),
+    ("plan.py", "Plan", ":material/tune:"),
+    ("results.py", "Results", ":material/location_on:"),
+    ("compare.py", "Compare", ":material/compare_arrows:"),
+    ("costs.py", "Costs", ":material/euro:"),
+    ("export.py", "Export", ":material/download:"),
+)
 pages = [
-    st.Page(
-        PAGES_DIR / "plan.py", title="Plan workshops", icon=":material/location_on:", default=True
-    )
+    st.Page(PAGES_DIR / name, title=title, icon=icon, default=name == "data.py")
+    for name, title, icon in PAGES
+    if (PAGES_DIR / name).is_file()
 ]
-if (PAGES_DIR / "compare.py").is_file():
-    pages.append(
-        st.Page(
-            PAGES_DIR / "compare.py", title="Compare scenarios", icon=":material/compare_arrows:"
-        )
-    )
 st.navigation(pages).run()

@@ -1,75 +1,336 @@
-"""Cached library calls and map rendering shared by the app's pages.
+"""State, cached library calls and display helpers shared by the app's pages.
 
-Heavy work is cached here, not in the pages: the road graph with ``st.cache_resource`` (one
-read-only copy shared by every session), tables and results with ``st.cache_data`` keyed by a
-small hashable spec (region name, number of workshops). Arguments starting with ``_`` are not
-hashed.
+One workflow over one engine: the pages only read widgets and render. Everything a user enters
+lives in ``st.session_state`` under the keys of :data:`DEFAULTS` (widget keys, kept across page
+switches by :func:`init_state`) and under ``"uploads"`` (uploaded files as
+:class:`planner.engine.workspace.InputFile`, which a file-upload widget cannot hold once its
+page is left). :func:`current_spec` turns that state into the one
+:class:`planner.engine.ScenarioSpec` every page solves, and :func:`current_inputs` gives the
+uploaded customer and site files.
+
+Heavy work is shared by all sessions of the server: the road graph with ``st.cache_resource``;
+prepared instances (customers and candidates snapped, travel-time matrix) and solved results
+in a process-wide cache (:class:`_Memo`) keyed by the spec, where each key is built once even
+when several sessions ask at the same time, and which lets a progress callback run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import re
+import dataclasses
+import inspect
+import itertools
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import folium
 import geopandas as gpd
 import networkx as nx
+import numpy as np
 import pandas as pd
 import streamlit as st
+import tomli_w
 from streamlit_folium import st_folium
 
-from planner.engine import ScenarioSpec, run
+from planner.engine import (
+    LAYOUTS,
+    ScenarioInstance,
+    ScenarioSpec,
+    compare,
+    k_curve,
+    prepare_scenario,
+    robustness,
+    run,
+)
+from planner.engine import workspace as ws
 from planner.inputs import customers as demand
-from planner.outputs import _assets, maps
-from planner.results.types import ScenarioResult
+from planner.inputs.sites import read_sites
+from planner.inputs.validation import ValidationReport
+from planner.outputs import _assets, export, maps, report
+from planner.results.costs import CostParameters, describe_parameters
+from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
+from planner.results.types import Comparison, LayoutResult, Robustness
 from planner.roads import network
+from planner.settings import DEFAULT_CANDIDATES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKSHOPS, offline
+
+T = TypeVar("T")
 
 #: Bundled regions offered in the app, default first.
 REGIONS: tuple[str, ...] = ("malta", *sorted(r for r in network.REGIONS if r != "malta"))
-DEFAULT_WORKSHOPS = 5
 MAX_WORKSHOPS = 30
 MAP_HEIGHT_PX = 560
+#: Largest upload, in MB; keep equal to ``server.maxUploadSize`` in .streamlit/config.toml.
+MAX_UPLOAD_MB = 200
 OSM_CREDIT = (
     "Map data © [OpenStreetMap contributors](https://www.openstreetmap.org/copyright), ODbL 1.0."
 )
+#: Customer and site file formats accepted by the upload widgets.
+UPLOAD_TYPES = ("csv", "txt", "tsv", "xlsx", "geojson", "json", "gpkg", "parquet")
+#: Road file formats (the upload widget matches the last suffix: .pbf of .osm.pbf, .bz2...).
+ROAD_TYPES = ("osm", "pbf", "bz2", "graphml", "xml")
+CUSTOMERS_TEMPLATE = demand.DEMO_DIR / "customers_template.csv"
+
+#: Uploads by role -> widget key. Sites come in three roles (see ``workspace.SITE_ROLES``).
+UPLOAD_KEYS: dict[str, str] = {
+    "customers": "customers_file",
+    "existing": "existing_file",
+    "candidates": "candidates_file",
+    "partners": "partners_file",
+    "roads": "roads_file",
+    "scenario": "scenario_file",
+}
+UPLOAD_LABELS: dict[str, str] = {
+    "customers": "customers",
+    "existing": "your existing workshops",
+    "candidates": "candidate locations",
+    "partners": "partner repair shops",
+}
+
+_COST_PREFIX = "cost_"
+#: Every value a user enters, by widget key, with its default.
+DEFAULTS: dict[str, Any] = {
+    "region": REGIONS[0],
+    "scenario_name": "My scenario",
+    "layout": "in-house",
+    "workshops_auto": False,
+    "workshops": DEFAULT_WORKSHOPS,
+    "sla_min": float(DEFAULT_SERVICE_STANDARD_MIN),
+    "generate_candidates": True,
+    "n_candidates": DEFAULT_CANDIDATES,
+    "time_limit_s": float(DEFAULT_TIME_LIMIT_S),
+    "cmp_layouts": list(LAYOUTS),
+    "cmp_kmax": 10,
+    "cmp_klayout": "in-house",
+    "cmp_rlayout": "in-house",
+    "cmp_growth": 0.3,
+    "cmp_slow": 0.3,
+    "map_lines": False,
+    "map_catchments": True,
+    "online": False,
+    "place": "",
+    **{f"{_COST_PREFIX}{f.name}": f.default for f in dataclasses.fields(CostParameters)},
+}
+
+
+# ------------------------------------------------------------------------------------------
+# state
+
+
+def init_state() -> None:
+    """Set defaults and keep every entered value across page switches and reruns.
+
+    Streamlit forgets a widget's value when a page without that widget runs; writing the
+    value back under its key makes it plain session state, which survives. Call at the top of
+    every page (and in ``app.py``).
+    """
+    state = st.session_state
+    requested = st.query_params.get("region")
+    for key, default in DEFAULTS.items():
+        if key in state:
+            state[key] = state[key]
+        elif key == "region" and requested in REGIONS:
+            state[key] = requested
+        else:
+            state[key] = default
+    if "uploads" not in state:
+        state["uploads"] = {}
+    if "road_files" not in state:
+        state["road_files"] = {}
+
+
+def remember_upload(role: str) -> None:
+    """``on_change`` of an upload widget: keep the new file (or forget a removed one)."""
+    value = st.session_state.get(UPLOAD_KEYS[role])
+    uploads = st.session_state.setdefault("uploads", {})
+    if value is None:
+        uploads.pop(role, None)
+    else:
+        uploads[role] = ws.InputFile(value.name, value.getvalue())
+
+
+def sync_upload(role: str, value: Any) -> ws.InputFile | None:
+    """The file of ``role``: a new upload in ``value`` replaces the kept one."""
+    uploads = st.session_state.setdefault("uploads", {})
+    if value is not None:
+        upload = ws.InputFile(value.name, value.getvalue())
+        if uploads.get(role) != upload:
+            uploads[role] = upload
+    return uploads.get(role)
+
+
+def forget_upload(role: str) -> None:
+    """Drop a kept upload (the "Remove" buttons)."""
+    st.session_state.setdefault("uploads", {}).pop(role, None)
+
+
+def current_parameters() -> CostParameters:
+    """The cost assumptions entered on the Costs page."""
+    state = st.session_state
+    return CostParameters.from_dict(
+        {
+            f.name: float(state.get(f"{_COST_PREFIX}{f.name}", f.default))
+            for f in dataclasses.fields(CostParameters)
+        }
+    )
+
+
+def current_spec() -> ScenarioSpec:
+    """The scenario the user has described on the Data, Plan and Costs pages."""
+    state = st.session_state
+    return ScenarioSpec(
+        name=str(state.get("scenario_name") or "My scenario"),
+        region=str(state.get("region", REGIONS[0])),
+        layout=str(state.get("layout", "in-house")),
+        workshops=None if state.get("workshops_auto") else int(state.get("workshops", 5)),
+        parameters=current_parameters(),
+        service_standard_min={"default": float(state.get("sla_min", 30.0))},
+        generate_candidates=bool(state.get("generate_candidates", True)),
+        n_candidates=int(state.get("n_candidates", DEFAULT_CANDIDATES)),
+        time_limit_s=float(state.get("time_limit_s", DEFAULT_TIME_LIMIT_S)),
+    )
+
+
+def current_inputs() -> tuple[ws.InputFile | None, ws.InputFile | None]:
+    """The customer file (None: demo customers) and the combined site list (None: generated)."""
+    uploads = st.session_state.get("uploads", {})
+    sites = ws.combine_site_files({role: uploads.get(role) for role in ws.SITE_ROLES})
+    return uploads.get("customers"), sites
+
+
+def apply_saved(saved: ws.SavedScenario) -> None:
+    """Load a reopened scenario into the session (widgets and uploads)."""
+    state = st.session_state
+    spec = saved.spec
+    if "region" in saved.inputs:
+        path = str(spec.region)
+        state.setdefault("road_files", {})[path] = saved.inputs["region"].name
+    state["region"] = spec.region
+    state["scenario_name"] = spec.name
+    state["layout"] = spec.layout
+    state["workshops_auto"] = spec.workshops is None
+    if spec.workshops is not None:
+        state["workshops"] = spec.workshops
+    state["sla_min"] = float(spec.service_standard_min.get("default", 30.0))
+    state["generate_candidates"] = spec.generate_candidates is not False
+    state["n_candidates"] = spec.n_candidates
+    state["time_limit_s"] = spec.time_limit_s
+    for key, value in spec.parameters.to_dict().items():
+        state[f"{_COST_PREFIX}{key}"] = float(value)
+    uploads: dict[str, ws.InputFile] = {}
+    if "customers" in saved.inputs:
+        uploads["customers"] = saved.inputs["customers"]
+    if "sites" in saved.inputs:
+        # a saved site list already carries kind and status on every row
+        uploads["candidates"] = saved.inputs["sites"]
+    state["uploads"] = uploads
+
+
+def scenario_inputs() -> dict[str, ws.InputFile]:
+    """The input files of the current scenario, by spec field, for saving."""
+    customers, sites = current_inputs()
+    out: dict[str, ws.InputFile] = {}
+    if customers is not None:
+        out["customers"] = customers
+    if sites is not None:
+        out["sites"] = sites
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# names and regions
 
 
 def region_title(region: str) -> str:
-    """Human name of a bundled region."""
-    return network.REGIONS[region].title if region in network.REGIONS else region
+    """Human name of a region: bundled title, uploaded road file name, or the place."""
+    if region in network.REGIONS:
+        return network.REGIONS[region].title
+    files = st.session_state.get("road_files", {})
+    if region in files:
+        return f"{files[region]} (uploaded roads)"
+    return Path(region).name if "/" in region else region
 
 
-def region_select(*, key: str) -> str:
-    """Sidebar region picker; ``?region=NAME`` in the URL preselects a bundled region."""
-    requested = st.query_params.get("region", REGIONS[0])
-    return st.selectbox(
-        "Region",
-        REGIONS,
-        index=REGIONS.index(requested) if requested in REGIONS else 0,
-        format_func=region_title,
-        key=key,
-    )
+def region_options() -> list[str]:
+    """Regions to choose from: the bundled ones and any road file uploaded in this session."""
+    options = list(REGIONS) + list(st.session_state.get("road_files", {}))
+    current = st.session_state.get("region")
+    if current and current not in options:
+        options.append(current)
+    return options
 
 
-def workshops_input(label: str, *, key: str) -> int:
-    """Number of workshops, 1 to :data:`MAX_WORKSHOPS`."""
-    return int(
-        st.number_input(
-            label,
-            min_value=1,
-            max_value=MAX_WORKSHOPS,
-            value=DEFAULT_WORKSHOPS,
-            step=1,
-            key=key,
-        )
-    )
+def save_road_file(upload: ws.InputFile) -> str:
+    """Store an uploaded road file in the workspace (once per content) and return its path."""
+    folder = ws.workspace_dir() / "roads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{upload.sha256[:12]}-{upload.name}"
+    if not path.exists():
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(upload.data)
+        tmp.rename(path)
+    st.session_state.setdefault("road_files", {})[str(path)] = upload.name
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------------
+# shared caches
+
+
+#: Diagnostics: when set, every build of a shared cache appends one line to this file (used by
+#: benchmarks/load_app.py to check that ten sessions build each instance once).
+BUILD_LOG_ENV_VAR = "PLANNER_APP_BUILD_LOG"
+
+
+class _Memo:
+    """A small process-wide LRU cache where each key is built once, even under concurrency."""
+
+    def __init__(self, size: int, name: str = "") -> None:
+        self.name = name
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._building: dict[Hashable, threading.Lock] = {}
+        self.builds = 0
+
+    def get(self, key: Hashable, build: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]  # type: ignore[no-any-return]
+            key_lock = self._building.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]  # type: ignore[no-any-return]
+            try:
+                value = build()
+            finally:
+                with self._lock:
+                    self._building.pop(key, None)
+            with self._lock:
+                self.builds += 1
+                self._items[key] = value
+                if log := os.environ.get(BUILD_LOG_ENV_VAR):
+                    with open(log, "a", encoding="utf-8") as fh:
+                        fh.write(f"{self.name}\t{hash(key)}\n")
+                while len(self._items) > self._size:
+                    self._items.popitem(last=False)
+            return value
+
+
+@st.cache_resource(show_spinner=False)
+def memo(name: str, size: int = 16) -> _Memo:
+    """The shared cache ``name`` (one per server process)."""
+    return _Memo(size, name)
 
 
 @st.cache_resource(show_spinner=False)
 def load_graph(region: str) -> nx.MultiDiGraph:
-    """Road graph of a bundled region, shared by all sessions (read-only)."""
+    """Road graph of a region, shared by all sessions (read-only)."""
     return network.load_region(region)
 
 
@@ -80,95 +341,386 @@ def load_roads(region: str) -> gpd.GeoDataFrame:
 
 
 @st.cache_data(show_spinner=False)
-def load_customers(region: str) -> gpd.GeoDataFrame:
-    """Demo customers of a region."""
+def load_demo_customers(region: str) -> gpd.GeoDataFrame:
+    """Demo customers of a bundled region."""
     return demand.load_demo_customers(region)
 
 
-#: Customer file formats accepted by the upload widget.
-UPLOAD_TYPES = ("csv", "txt", "xlsx", "geojson", "gpkg", "parquet")
-CUSTOMERS_TEMPLATE = demand.DEMO_DIR / "customers_template.csv"
+@st.cache_data(show_spinner=False, max_entries=16)
+def check_upload(
+    role: str, region: str, name: str, data: bytes
+) -> tuple[gpd.GeoDataFrame, ValidationReport]:
+    """Read and validate an uploaded customer or site file against the region's roads.
 
-
-def uploaded_file(name: str, data: bytes) -> io.BytesIO:
-    """An uploaded file as the library reads it: bytes with the user's file name."""
-    upload = io.BytesIO(data)
-    upload.name = Path(name).name or "customers.csv"
-    return upload
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def read_uploaded_customers(region: str, name: str, data: bytes) -> demand.CustomerTable:
-    """Read and validate an uploaded customer file against the region's roads.
-
-    Parsed in memory by :func:`planner.inputs.customers.read_customers` (never executed or
-    unpickled); the report names the user's file.
+    Parsed in memory (never executed or unpickled); the report names the user's file.
     """
-    return demand.read_customers(uploaded_file(name, data), region=region, graph=load_graph(region))
+    upload = ws.InputFile(name, data).open()
+    graph = load_graph(region)
+    if role == "customers":
+        table = demand.read_customers(upload, region=region, graph=graph)
+        return table.valid, table.report
+    sites = read_sites(upload, region=region, graph=graph)
+    return sites.valid, sites.report
 
 
-def upload_report(table: demand.CustomerTable) -> str:
-    """The validation report of an upload, as text (paths shown by file name only)."""
-    return re.sub(r"\S*planner-upload-[^/\s]+/", "", str(table.report))
+_PREP_FIELDS = (
+    "region",
+    "seed",
+    "congestion",
+    "speeds",
+    "crs",
+    "n_candidates",
+    "generate_candidates",
+    "two_tier_partners",
+    "max_snap_m",
+)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def plan(
-    region: str,
-    workshops: int,
-    customers_name: str | None = None,
-    customers_data: bytes | None = None,
-) -> ScenarioResult:
-    """Propose ``workshops`` sites for the demo customers, or for an uploaded customer file.
+def _spec_key(spec: ScenarioSpec, fields: Iterable[str] | None = None) -> str:
+    values = spec.to_dict()
+    if fields is not None:
+        values = {k: values[k] for k in fields if k in values}
+    return tomli_w.dumps(values)
 
-    Rows of an uploaded file with problems are left out (the page shows the report); an
-    unreadable file raises :class:`planner.errors.InputError`.
+
+def _file_key(upload: ws.InputFile | None) -> str | None:
+    return None if upload is None else f"{upload.name}:{upload.sha256}"
+
+
+Progress = Callable[[str, float], None]
+
+
+def prepared(
+    spec: ScenarioSpec,
+    customers: ws.InputFile | None,
+    sites: ws.InputFile | None,
+    layouts: tuple[str, ...],
+    *,
+    progress: Progress | None = None,
+) -> ScenarioInstance:
+    """The prepared instance (snapped points, matrix) for the data of ``spec``, shared."""
+    key = (_spec_key(spec, _PREP_FIELDS), _file_key(customers), _file_key(sites), layouts)
+
+    def build() -> ScenarioInstance:
+        return prepare_scenario(
+            spec,
+            layouts=layouts,
+            graph=load_graph(spec.region),
+            customers=None if customers is None else customers.open(),
+            sites=None if sites is None else sites.open(),
+            progress=progress,
+        )
+
+    sinst = memo("instances", 8).get(key, build)
+    return dataclasses.replace(sinst, spec=spec)
+
+
+def solve(
+    spec: ScenarioSpec,
+    customers: ws.InputFile | None,
+    sites: ws.InputFile | None,
+    *,
+    progress: Progress | None = None,
+) -> LayoutResult:
+    """``planner.engine.run`` on the spec and uploads, with shared caches."""
+    key = (_spec_key(spec), _file_key(customers), _file_key(sites))
+
+    def build() -> LayoutResult:
+        sinst = prepared(spec, customers, sites, (spec.layout,), progress=progress)
+        return run(spec, sinst=sinst, progress=progress)
+
+    return memo("results", 64).get(key, build)
+
+
+def compare_layouts(
+    spec: ScenarioSpec,
+    customers: ws.InputFile | None,
+    sites: ws.InputFile | None,
+    layouts: tuple[str, ...],
+    *,
+    progress: Progress | None = None,
+) -> Comparison:
+    """``planner.engine.compare`` of ``layouts`` on the spec and uploads, with shared caches."""
+    key = (_spec_key(spec), _file_key(customers), _file_key(sites), layouts)
+
+    def build() -> Comparison:
+        sinst = prepared(spec, customers, sites, layouts, progress=progress)
+        return compare(spec, layouts=layouts, sinst=sinst, progress=progress)
+
+    return memo("comparisons", 16).get(key, build)
+
+
+def k_curve_for(
+    spec: ScenarioSpec,
+    customers: ws.InputFile | None,
+    sites: ws.InputFile | None,
+    layout: str,
+    k_max: int,
+) -> pd.DataFrame:
+    """``planner.engine.k_curve`` of ``layout`` from 1 to ``k_max`` workshops."""
+    key = (_spec_key(spec), _file_key(customers), _file_key(sites), layout, k_max)
+
+    def build() -> pd.DataFrame:
+        sinst = prepared(spec.replace(layout=layout), customers, sites, (layout,))
+        return k_curve(sinst, k_max, layout=layout)
+
+    return memo("k_curves", 16).get(key, build)
+
+
+def robustness_for(
+    spec: ScenarioSpec,
+    customers: ws.InputFile | None,
+    sites: ws.InputFile | None,
+    layout: str,
+    *,
+    growth: float,
+    slowdown: float,
+) -> Robustness:
+    """``planner.engine.robustness`` of ``layout`` with business growth and slower roads."""
+    key = (_spec_key(spec), _file_key(customers), _file_key(sites), layout, growth, slowdown)
+
+    def build() -> Robustness:
+        sinst = prepared(spec.replace(layout=layout), customers, sites, (layout,))
+        return robustness(
+            sinst, layout=layout, growth={"business": growth}, slowdown=1.0 + slowdown
+        )
+
+    return memo("robustness", 16).get(key, build)
+
+
+def progress_bar(text: str) -> tuple[Any, Progress]:
+    """A progress bar and the ``progress(message, fraction)`` callback that moves it."""
+    bar = st.progress(0.0, text=text)
+
+    def update(message: str, fraction: float) -> None:
+        bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+
+    return bar, update
+
+
+# ------------------------------------------------------------------------------------------
+# display helpers (formatting only)
+
+
+def solved_on_instance(sinst: ScenarioInstance, region: str) -> str:
+    """What a prepared instance holds: "N customers, M candidate sites (E existing)"."""
+    inst = sinst.instance
+    n_customers = int((np.asarray(inst.demand_of_customer) >= 0).sum())
+    left_out = len(inst.customers) - n_customers
+    own = inst.candidates.iloc[sinst.columns["own"]]
+    n_existing = int((own.get("status", pd.Series(dtype=str)).astype(str) == "existing").sum())
+    n_partner = len(sinst.columns["partner"])
+    date = ""
+    if region in network.REGIONS:
+        date = network.REGIONS[region].osm_date[:10]
+    text = f"{n_customers:,} customers"
+    if left_out:
+        text += f" ({left_out:,} left out)"
+    text += f", {len(own):,} candidate sites ({n_existing} existing)"
+    if n_partner:
+        text += f", {n_partner:,} partner shops"
+    text += f"; roads of {region_title(region)}"
+    if date:
+        text += f", OpenStreetMap data of {date}"
+    return text
+
+
+def describe_data(
+    spec: ScenarioSpec,
+    customers: ws.InputFile | None,
+    sites: ws.InputFile | None,
+    layouts: tuple[str, ...],
+) -> str:
+    """ "Solved on ...": the data of a result (its prepared instance is cached, so this is fast)."""
+    return solved_on_instance(prepared(spec, customers, sites, layouts), spec.region)
+
+
+def money(value: float) -> str:
+    """EUR amount for people: ``€ 1,173,627``."""
+    return f"€ {value:,.0f}"
+
+
+def minutes(value: float) -> str:
+    """Minutes for people: ``4.5 min``."""
+    return "–" if not np.isfinite(value) else f"{value:,.1f} min"
+
+
+def percent(share: float) -> str:
+    """A share as percent: ``93 %``."""
+    return "–" if not np.isfinite(share) else f"{100 * share:.0f} %"
+
+
+#: KPI keys shown in plain words, with their formatter.
+PLAIN_KPIS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
+    ("customers", "Customers served", lambda v: f"{v:,.0f}"),
+    ("served_demand_share", "Share of demand served", percent),
+    ("mean_travel_min", "Average drive to the workshop", minutes),
+    ("p90_travel_min", "9 in 10 jobs are within", minutes),
+    ("max_travel_min", "Longest drive", minutes),
+    ("share_within_15_min", "Jobs within 15 minutes", percent),
+    ("share_within_30_min", "Jobs within 30 minutes", percent),
+    ("share_within_sla", "Jobs within the service standard", percent),
+    ("sites", "Service points", lambda v: f"{v:,.0f}"),
+    ("max_utilisation", "Busiest workshop's load", percent),
+    ("annual_cost_eur", "Annual cost", money),
+    ("cost_per_job_eur", "Cost per job", money),
+    ("jobs", "Jobs per year", lambda v: f"{v:,.0f}"),
+)
+
+
+def plain_kpis(result: LayoutResult) -> pd.DataFrame:
+    """The KPIs as ``measure`` / ``value`` rows in plain words, formatted for reading."""
+    kpis = result.kpis
+    rows = [
+        (label, fmt(float(kpis[key])))
+        for key, label, fmt in PLAIN_KPIS
+        if key in kpis and kpis[key] is not None
+    ]
+    sol = result.solution
+    rows.append(
+        (
+            "Optimizer",
+            "proven optimal"
+            if sol.optimal
+            else f"best found, within {100 * float(sol.gap):.2f} % of the optimum",
+        )
+    )
+    return pd.DataFrame(rows, columns=["measure", "value"])
+
+
+def solution_note(result: LayoutResult) -> str:
+    """Whether the answer is proven optimal, and if not its gap, in words."""
+    sol = result.solution
+    if sol.optimal:
+        return f"Proven optimal ({sol.solver}, {sol.solve_time_s:.1f} s)."
+    return (
+        f"Not proven optimal: at most {100 * float(sol.gap):.2f} % worse than the best possible "
+        f"({sol.solver}, stopped after {sol.solve_time_s:.1f} s; raise the time limit on the "
+        "Plan page to close the gap)."
+    )
+
+
+def shortlist_table(result: LayoutResult) -> pd.DataFrame:
+    """The proposed sites with existing / new, for display."""
+    table = result.shortlist()
+    status = result.sites.get("status", pd.Series("candidate", index=result.sites.index))
+    table.insert(
+        1,
+        "existing_or_new",
+        np.where(status.astype(str).to_numpy() == "existing", "existing", "new"),
+    )
+    return table
+
+
+def assignment_table(result: LayoutResult) -> pd.DataFrame:
+    """Each customer with its name, assigned site and the site's name, for display/download."""
+    customers = pd.DataFrame(result.customers.drop(columns="geometry", errors="ignore"))
+    names = dict(
+        zip(result.sites["site_id"].astype(str), result.sites["name"].astype(str), strict=False)
+    )
+    out = pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"],
+            "customer_name": customers.get("name", pd.Series("", index=customers.index)).fillna(""),
+            "segment": customers.get("segment", pd.Series("", index=customers.index)),
+            "weight": customers.get("weight", pd.Series(1.0, index=customers.index)),
+            "site_id": customers["site_id"],
+            "site_name": customers["site_id"].astype(str).map(names).fillna(""),
+            "travel_min": customers["travel_min"].round(1),
+        }
+    )
+    reason = customers.get("excluded_reason")
+    if reason is not None and reason.astype(str).str.len().gt(0).any():
+        out["left_out_because"] = reason.fillna("")
+    return out
+
+
+def travel_time_distribution(result: LayoutResult, *, bin_min: float = 5.0) -> pd.DataFrame:
+    """Jobs per band of travel minutes (``travel band``, ``jobs``), for a bar chart."""
+    customers = result.customers
+    minutes_ = customers["travel_min"].to_numpy(float)
+    weights = customers.get("weight", pd.Series(1.0, index=customers.index)).to_numpy(float)
+    ok = np.isfinite(minutes_)
+    if not ok.any():
+        return pd.DataFrame({"travel band": [], "jobs": []})
+    top = max(bin_min, float(np.ceil(minutes_[ok].max() / bin_min) * bin_min))
+    edges = np.arange(0.0, top + bin_min, bin_min)
+    counts, _ = np.histogram(minutes_[ok], bins=edges, weights=weights[ok])
+    labels = [f"{lo:.0f}–{hi:.0f} min" for lo, hi in itertools.pairwise(edges)]
+    return pd.DataFrame(
+        {"travel band": pd.Categorical(labels, labels, ordered=True), "jobs": counts}
+    )
+
+
+def cost_rows() -> list[dict[str, Any]]:
+    """Every cost parameter with its meaning and default (see ``describe_parameters``)."""
+    return describe_parameters(current_parameters())
+
+
+def _supported(func: Callable[..., Any], **options: Any) -> dict[str, Any]:
+    """The options ``func`` accepts (outputs gain options over time; pass what exists)."""
+    params = inspect.signature(func).parameters
+    return {k: v for k, v in options.items() if k in params and v is not None}
+
+
+def result_map(result: LayoutResult, region: str, **options: Any) -> folium.Map:
+    """The map of a result (with whatever layers the maps module offers)."""
+    return maps.result_map(
+        result.result,
+        roads=load_roads(region),
+        tiles=tiles(),
+        **_supported(maps.result_map, **options),
+    )
+
+
+def map_options_supported() -> set[str]:
+    """Names of the optional map layers :func:`planner.outputs.maps.result_map` accepts."""
+    return set(inspect.signature(maps.result_map).parameters)
+
+
+def _written(write: Callable[..., Any], obj: Any, suffix: str, **options: Any) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="planner-export-") as folder:
+        path = Path(folder) / f"out{suffix}"
+        write(obj, path, **_supported(write, **options))
+        return path.read_bytes()
+
+
+def export_bytes(kind: str, obj: Any, region: str, **extras: Any) -> bytes:
+    """The bytes of one export of a result or comparison (see the Export page).
+
+    Built once per result object and options (shared cache), so re-rendering the Export page
+    is instant.
     """
-    spec = ScenarioSpec(name=f"{region_title(region)} in-house", region=region, workshops=workshops)
-    customers = None
-    if customers_name is not None and customers_data is not None:
-        customers = uploaded_file(customers_name, customers_data)
-    return run(spec, customers=customers, graph=load_graph(region)).result
+    key = (kind, id(obj), region, tuple((k, id(v)) for k, v in sorted(extras.items())))
+    # the cache keeps ``obj`` alive with the bytes, so its id cannot be reused meanwhile
+    return memo("exports", 64).get(key, lambda: (obj, _export_bytes(kind, obj, region, **extras)))[
+        1
+    ]
+
+
+def _export_bytes(kind: str, obj: Any, region: str, **extras: Any) -> bytes:
+    if kind == "xlsx":
+        return _written(export.write_xlsx, obj, ".xlsx", **extras)
+    if kind == "geojson":
+        return _written(export.write_geojson, obj, ".geojson")
+    if kind == "gpkg":
+        return _written(export.write_geopackage, obj, ".gpkg")
+    if kind == "territories":
+        return _written(export.write_territories_csv, obj, ".csv")
+    if kind == "map":
+        return maps.map_html(result_map(obj, region)).encode("utf-8")
+    if kind == "report":
+        html = report.report_html(
+            obj, roads=load_roads(region), **_supported(report.report_html, **extras)
+        )
+        return html.encode("utf-8")
+    raise ValueError(f"unknown export {kind!r}")
 
 
 @st.cache_data(show_spinner=False, ttl=300)
 def tiles() -> str | None:
     """OpenStreetMap tiles when the tile server answers quickly, else None (offline)."""
     return "OpenStreetMap" if _assets.check_tiles_reachable() else None
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def result_map_html(
-    region: str,
-    workshops: int,
-    customers_name: str | None = None,
-    customers_data: bytes | None = None,
-) -> str:
-    """Standalone (offline) HTML of a result map, for the download button."""
-    result = plan(region, workshops, customers_name, customers_data)
-    return maps.map_html(maps.result_map(result, roads=load_roads(region), tiles=tiles()))
-
-
-def file_key(name: str | None, data: bytes | None) -> str | None:
-    """Short fingerprint of an uploaded file (None for the demo customers)."""
-    if name is None or data is None:
-        return None
-    return f"{name}:{hashlib.sha256(data).hexdigest()[:16]}"
-
-
-def kpi_display(result: ScenarioResult) -> pd.DataFrame:
-    """The result's KPI table with values as display strings (the column mixes types)."""
-    table = result.kpi_table()
-    table["value"] = [_format_value(v) for v in table["value"]]
-    return table
-
-
-def _format_value(value: object) -> str:
-    if isinstance(value, bool | str):
-        return str(value)
-    if isinstance(value, int | float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    return str(value)
 
 
 def static_url() -> str:
@@ -180,10 +732,100 @@ def static_url() -> str:
 def show_map(m: folium.Map, *, key: str) -> None:
     """Render a folium map with local Leaflet assets; panning or zooming does not rerun."""
     _assets.localize_map(m, base_url=static_url())
-    st_folium(
-        m,
-        key=key,
-        height=MAP_HEIGHT_PX,
-        use_container_width=True,
-        returned_objects=[],
-    )
+    st_folium(m, key=key, height=MAP_HEIGHT_PX, use_container_width=True, returned_objects=[])
+
+
+def is_online() -> bool:
+    """Whether the user allowed internet use and the machine is not set offline."""
+    return bool(st.session_state.get("online")) and not offline()
+
+
+def footer() -> None:
+    """OSM credit, on every page."""
+    st.caption(OSM_CREDIT)
+
+
+def current_key() -> tuple[str, str | None, str | None]:
+    """Identity of the current question and data: stored with each result to spot staleness."""
+    customers, sites = current_inputs()
+    return (_spec_key(current_spec()), _file_key(customers), _file_key(sites))
+
+
+def run_plan(*, progress: Progress | None = None) -> dict[str, Any]:
+    """Solve the current spec and keep it in ``st.session_state["plan"]``.
+
+    The entry holds ``key`` (see :func:`current_key`), ``spec`` (the ScenarioSpec solved),
+    ``result`` (its :class:`~planner.results.types.LayoutResult`), ``solved_on`` (a sentence)
+    and ``inputs`` (the customer and site files used).
+    """
+    spec = current_spec()
+    customers, sites = current_inputs()
+    result = solve(spec, customers, sites, progress=progress)
+    entry = {
+        "key": current_key(),
+        "spec": spec,
+        "result": result,
+        "solved_on": describe_data(spec, customers, sites, (spec.layout,)),
+        "inputs": {"customers": customers, "sites": sites},
+    }
+    st.session_state["plan"] = entry
+    return entry
+
+
+def stale_note(entry: dict[str, Any]) -> None:
+    """Say when inputs changed after a result was computed (the result is still shown)."""
+    if entry.get("key") != current_key():
+        st.warning(
+            "The inputs changed since this result was computed; it is shown for the inputs it "
+            "was solved on. Press **Run** on the Plan page to update it."
+        )
+
+
+def run_compare(layouts: tuple[str, ...], *, progress: Progress | None = None) -> dict[str, Any]:
+    """Compare ``layouts`` on the current spec and uploads; kept in ``st.session_state["compare"]``.
+
+    The entry holds ``key`` (the current key plus the layouts), ``spec``, ``comparison`` (a
+    :class:`~planner.results.types.Comparison`), ``solved_on`` and ``inputs``.
+    """
+    spec = current_spec()
+    customers, sites = current_inputs()
+    comparison = compare_layouts(spec, customers, sites, layouts, progress=progress)
+    entry = {
+        "key": (*current_key(), layouts),
+        "spec": spec,
+        "comparison": comparison,
+        "solved_on": describe_data(spec, customers, sites, layouts),
+        "inputs": {"customers": customers, "sites": sites},
+    }
+    st.session_state["compare"] = entry
+    return entry
+
+
+#: Comparison-table columns shown, with their display settings.
+def comparison_columns() -> dict[str, Any]:
+    """``column_config`` of the comparison table: people's units and formats."""
+    number = st.column_config.NumberColumn
+    return {
+        "mean_travel_min": number("mean drive (min)", format="%.1f"),
+        "p90_travel_min": number("9 in 10 within (min)", format="%.1f"),
+        "max_travel_min": number("longest drive (min)", format="%.1f"),
+        "share_within_sla": number("within standard", format="percent"),
+        "annual_cost": number("annual cost (EUR)", format="localized"),
+        "cost_per_job": number("cost per job (EUR)", format="%.0f"),
+        "fixed_eur": number("fixed (EUR)", format="localized"),
+        "fees_eur": number("partner fees (EUR)", format="localized"),
+        "deliveries_eur": number("deliveries (EUR)", format="localized"),
+        "leakage_eur": number("lost margin (EUR)", format="localized"),
+        "customer_time_eur": number("customer time (EUR)", format="localized"),
+        "max_utilisation": number("busiest site's load", format="percent"),
+        "gap": number("gap", format="percent"),
+    }
+
+
+def cost_split(comparison: Comparison) -> pd.DataFrame:
+    """Annual cost parts per layout with readable column names, for a stacked bar chart."""
+    table = comparison.table
+    frame = pd.DataFrame({"layout": table["layout"]})
+    for column, label in report.COST_PARTS:
+        frame[label] = table[column].astype(float)
+    return frame

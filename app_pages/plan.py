@@ -1,120 +1,107 @@
-"""Plan workshops: the region's customers, a number of workshops, and "Run"."""
+"""Plan: the question to solve (layout, number of workshops, service standard) and "Run"."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app_pages import _shared as shared
+from planner.engine import LAYOUTS
 from planner.errors import PlannerError
-from planner.outputs import maps
 
-st.title("Plan repair workshops")
+shared.init_state()
+st.title("Plan")
 
-with st.sidebar:
-    region = shared.region_select(key="region")
-    workshops = shared.workshops_input("Number of workshops", key="workshops")
-    run = st.button("Run", type="primary", width="stretch")
-    upload = st.file_uploader(
-        "Your customers (optional)",
-        type=list(shared.UPLOAD_TYPES),
-        key="customers_file",
-        help="One row per customer: id, lat and lon (or an address), weight (jobs per year), "
-        "segment. Without a file the region's demo customers are used.",
+customers, sites = shared.current_inputs()
+region_name = shared.region_title(st.session_state["region"])
+st.caption(
+    f"Region: **{region_name}** · customers: "
+    + (f"**{customers.name}**" if customers else "**demo customers**")
+    + " · sites: "
+    + (f"**{sites.name}**" if sites else "**proposed on main roads near demand**")
+    + " (change on the Data page)"
+)
+
+left, right = st.columns(2)
+with left:
+    st.selectbox(
+        "Layout",
+        LAYOUTS,
+        key="layout",
+        help="in-house: your own workshops; outsourced: partner repair shops paid per job; "
+        "two-tier: a central office supplying your workshops.",
     )
-    st.download_button(
-        "Customer file template (CSV)",
-        data=shared.CUSTOMERS_TEMPLATE.read_bytes(),
-        file_name="customers_template.csv",
-        mime="text/csv",
+    st.toggle(
+        "Let the costs decide how many workshops",
+        key="workshops_auto",
+        help="Opens the number of workshops with the lowest annual cost (Costs page).",
     )
-    st.caption("Sites are proposed on the region's real road network.")
-
-upload_name = upload.name if upload is not None else None
-upload_data = upload.getvalue() if upload is not None else None
-spec = (region, workshops, shared.file_key(upload_name, upload_data))
-title = shared.region_title(region)
-
-if upload is not None:
-    with st.spinner(f"Checking {upload.name} against the roads of {title}…"):
-        table = shared.read_uploaded_customers(region, upload.name, upload.getvalue())
-    report = shared.upload_report(table)
-    if table.report.fatal or len(table.valid) == 0:
-        st.error(report)
-    elif table.report.issues:
-        st.warning(
-            f"{len(table.valid):,} customers from {upload.name} can be used; some rows have "
-            "problems and are left out (details below)."
+    st.number_input(
+        "Number of workshops (existing ones included)",
+        min_value=1,
+        max_value=shared.MAX_WORKSHOPS,
+        step=1,
+        key="workshops",
+        disabled=bool(st.session_state["workshops_auto"]),
+    )
+with right:
+    st.number_input(
+        "Service standard: a customer should reach a workshop within (minutes)",
+        min_value=1.0,
+        max_value=240.0,
+        step=5.0,
+        key="sla_min",
+    )
+    st.checkbox(
+        "Also propose new sites on main roads near demand",
+        key="generate_candidates",
+        help="Existing workshops you uploaded always stay open. Switch off to choose only "
+        "among the sites you uploaded.",
+    )
+    with st.expander("Advanced"):
+        st.number_input(
+            "New sites to consider", min_value=5, max_value=500, step=5, key="n_candidates"
         )
-        with st.expander("Validation report"):
-            st.text(report)
+        st.number_input(
+            "Time limit per solve (seconds); the best answer found is kept, with its gap",
+            min_value=1.0,
+            max_value=3600.0,
+            step=10.0,
+            key="time_limit_s",
+        )
 
-if run:
+if st.button("Run", type="primary"):
+    bar, progress = shared.progress_bar("Starting…")
     try:
-        with st.status(f"Planning {workshops} workshops in {title}…", expanded=True) as status:
-            st.write("Loading the road network…")
-            shared.load_graph(region)
-            st.write("Computing travel times and choosing sites…")
-            result = shared.plan(region, workshops, upload_name, upload_data)
-            status.update(
-                label=f"Planned {workshops} workshops in {title}", state="complete", expanded=False
-            )
-        st.session_state["plan"] = {"spec": spec, "result": result}
+        entry = shared.run_plan(progress=progress)
     except PlannerError as exc:
         st.error(f"Could not plan: {exc}")
+    bar.empty()
 
-saved = st.session_state.get("plan")
-if saved and saved["spec"] == spec:
-    result = saved["result"]
+entry = st.session_state.get("plan")
+if entry:
+    result = entry["result"]
+    shared.stale_note(entry)
+    solved = entry["spec"]
+    count = (
+        "the cost-optimal number of workshops"
+        if solved.workshops is None
+        else f"{solved.workshops} workshops"
+    )
+    st.success(f"Solved for {count} ({solved.layout}) on {entry['solved_on']}.")
     kpis = result.kpis
     cols = st.columns(4)
-    cols[0].metric("Mean travel", f"{kpis['mean_travel_min']:.1f} min")
-    cols[1].metric("90 % of demand within", f"{kpis['p90_travel_min']:.1f} min")
-    cols[2].metric("Demand within 15 min", f"{100 * kpis['share_within_15_min']:.0f} %")
-    cols[3].metric("Demand within 30 min", f"{100 * kpis['share_within_30_min']:.0f} %")
+    cols[0].metric("Average drive", shared.minutes(kpis["mean_travel_min"]))
+    cols[1].metric("9 in 10 jobs within", shared.minutes(kpis["p90_travel_min"]))
+    cols[2].metric(
+        f"Jobs within {st.session_state['sla_min']:.0f} min",
+        shared.percent(kpis.get("share_within_sla", float("nan"))),
+    )
+    cols[3].metric("Annual cost", shared.money(kpis.get("annual_cost_eur", float("nan"))))
+    st.caption(shared.solution_note(result))
     for warning in result.warnings:
         st.warning(warning)
-    with st.spinner("Drawing the map…"):
-        result_map = maps.result_map(result, roads=shared.load_roads(region), tiles=shared.tiles())
-        shared.show_map(result_map, key=f"result-{'-'.join(map(str, spec))}")
-
-    left, right = st.columns([3, 2])
-    with left:
-        st.subheader("Shortlist")
-        st.dataframe(result.shortlist(), hide_index=True, width="stretch")
-        st.download_button(
-            "Download shortlist (CSV)",
-            data=result.shortlist().to_csv(index=False),
-            file_name="shortlist.csv",
-            mime="text/csv",
-        )
-        st.download_button(
-            "Download map (HTML, works offline)",
-            data=shared.result_map_html(region, workshops, upload_name, upload_data),
-            file_name="map.html",
-            mime="text/html",
-        )
-    with right:
-        st.subheader("KPIs")
-        st.dataframe(shared.kpi_display(result), hide_index=True, width="stretch")
-    with st.expander("Provenance"):
-        st.json(dict(result.provenance), expanded=False)
+    st.info("Next: the map, the sites and every customer's workshop on the **Results** page.")
 else:
-    if upload is None:
-        with st.spinner(f"Loading the road network and customers of {title}…"):
-            customers = shared.load_customers(region)
-        source = "demo customers"
-    else:
-        customers = table.valid
-        source = f"customers from {upload.name}"
-    with st.spinner("Drawing the map…"):
-        roads = shared.load_roads(region)
-    st.info(
-        f"{len(customers):,} {source} in {title}. Choose the number of workshops and "
-        "press **Run** to propose sites."
-    )
-    shared.show_map(
-        maps.customers_map(customers, roads=roads, tiles=shared.tiles()),
-        key=f"customers-{'-'.join(map(str, spec))}",
-    )
+    st.info("Press **Run** to propose sites for these inputs.")
 
-st.caption(shared.OSM_CREDIT)
+shared.footer()

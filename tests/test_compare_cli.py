@@ -137,7 +137,7 @@ def test_compare_page_runs_and_matches_library():
     at.query_params["region"] = REGION
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    at.number_input(key="cmp_workshops").set_value(2)
+    at.number_input(key="workshops").set_value(2)  # shared with the Plan page
     (button,) = [b for b in at.button if b.label == "Compare"]
     button.click().run()
     assert not at.exception, [e.value for e in at.exception]

@@ -1,0 +1,260 @@
+"""Data: the region's roads, the customers and the sites; saved scenarios.
+
+Each uploaded file is validated against the region's roads at once; problems are summarised by
+type, the rows with problems can be downloaded, and a plain hint says when a file belongs to
+another region or has no coordinates.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import _shared as shared
+from planner.engine import workspace as ws
+from planner.errors import PlannerError
+from planner.outputs import maps
+from planner.settings import offline
+
+shared.init_state()
+
+
+def _set_region(value: str) -> None:
+    st.session_state["region"] = value
+
+
+def _open_saved(name: str) -> None:
+    try:
+        shared.apply_saved(ws.open_saved_scenario(name))
+        st.session_state["data_message"] = ("success", f"Opened {name}.")
+    except PlannerError as exc:
+        st.session_state["data_message"] = ("error", f"Could not open {name}: {exc}")
+
+
+def _open_bundle() -> None:
+    bundle = st.session_state.get(shared.UPLOAD_KEYS["scenario"])
+    if bundle is None:
+        return
+    try:
+        shared.apply_saved(ws.open_bundle(bundle.getvalue(), name=bundle.name))
+        st.session_state["data_message"] = ("success", f"Opened {bundle.name}.")
+    except PlannerError as exc:
+        st.session_state["data_message"] = ("error", f"Could not open {bundle.name}: {exc}")
+
+
+st.title("Your data")
+if (message := st.session_state.pop("data_message", None)) is not None:
+    getattr(st, message[0])(message[1])
+st.caption(
+    "1 · Data → 2 · Plan → 3 · Results. Everything entered here stays when you switch pages."
+)
+
+
+def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
+    """An upload widget whose file is kept across pages, with its validation summary."""
+    label = shared.UPLOAD_LABELS[role]
+    widget = st.file_uploader(
+        f"Upload {label}",
+        type=list(shared.UPLOAD_TYPES),
+        key=shared.UPLOAD_KEYS[role],
+        help=help_text,
+        on_change=shared.remember_upload,
+        args=(role,),
+    )
+    upload = shared.sync_upload(role, widget)
+    if upload is None:
+        return None
+    if widget is None:  # kept from earlier: the widget itself is empty after a page switch
+        left, right = st.columns([4, 1])
+        left.success(f"Using **{upload.name}** (uploaded earlier).")
+        if right.button("Remove", key=f"remove_{role}"):
+            shared.forget_upload(role)
+            st.rerun()
+    region = st.session_state["region"]
+    try:
+        with st.spinner(f"Checking {upload.name} against the roads of {region_name}…"):
+            valid, report = shared.check_upload(
+                "customers" if role == "customers" else "sites", region, upload.name, upload.data
+            )
+    except PlannerError as exc:
+        st.error(f"{upload.name} cannot be checked: {exc}")
+        return upload
+    hint = ws.region_hint(upload, region)
+    if report.fatal or len(valid) == 0:
+        st.error(f"**{upload.name} cannot be used**: {report.summary()}")
+    elif report.issues:
+        st.warning(
+            f"{len(valid):,} rows of **{upload.name}** can be used; "
+            f"{len(report.error_rows):,} rows have problems and will be left out "
+            "until they are fixed."
+        )
+    else:
+        st.info(f"{len(valid):,} rows of **{upload.name}**, no problems.")
+    if hint:
+        st.warning(hint)
+        if "addresses but no coordinates" in hint and role == "customers":
+            if shared.is_online() and st.button("Find coordinates", key=f"geocode_{role}"):
+                try:
+                    with st.spinner("Looking the addresses up on OpenStreetMap Nominatim…"):
+                        st.session_state["uploads"][role] = ws.geocode_upload(upload)
+                    st.rerun()
+                except PlannerError as exc:
+                    st.error(f"Could not look the addresses up: {exc}")
+            elif not shared.is_online():
+                st.caption("Turn on **Use the internet** above to look addresses up here.")
+    if report.issues:
+        st.dataframe(
+            ws.problem_summary(report), hide_index=True, width="stretch", key=f"problems_{role}"
+        )
+        st.download_button(
+            "Download the rows with problems (CSV)",
+            data=ws.bad_rows_csv(upload, report),
+            file_name=f"problems-{upload.name.rsplit('.', 1)[0]}.csv",
+            mime="text/csv",
+            key=f"bad_rows_{role}",
+        )
+    return upload
+
+
+# -- region --------------------------------------------------------------------------------
+st.subheader("Region and roads")
+left, right = st.columns([2, 3])
+with left:
+    st.selectbox(
+        "Region",
+        shared.region_options(),
+        key="region",
+        format_func=shared.region_title,
+        help="A bundled region, a road file you upload, or a place name (online).",
+    )
+    region_name = shared.region_title(st.session_state["region"])
+    st.toggle(
+        "Use the internet (place names, address lookup, map tiles)",
+        key="online",
+        disabled=offline(),
+        help="Off: everything runs on this machine."
+        + (" This server is set offline (PLANNER_OFFLINE)." if offline() else ""),
+    )
+with right:
+    roads = st.file_uploader(
+        "Or upload a road file (.osm, .osm.pbf, .osm.bz2, .graphml)",
+        type=list(shared.ROAD_TYPES),
+        key=shared.UPLOAD_KEYS["roads"],
+        help=f"Up to {shared.MAX_UPLOAD_MB} MB. For a larger area, cut an extract (osmium "
+        "extract) or use the command line: planner run --region FILE.",
+    )
+    if roads is not None:
+        path = shared.save_road_file(ws.InputFile(roads.name, roads.getvalue()))
+        if st.session_state["region"] != path:
+            st.button("Use these roads", type="primary", on_click=_set_region, args=(path,))
+    if shared.is_online():
+        place = st.text_input("Or a place (OpenStreetMap name)", key="place")
+        if place:
+            st.button("Use this place", on_click=_set_region, args=(place,))
+    st.caption(
+        f"Files up to {shared.MAX_UPLOAD_MB} MB each. Road data © OpenStreetMap contributors."
+    )
+
+preview_box = st.container()  # filled below, once the uploads are known: the map stays in view
+
+# -- customers -----------------------------------------------------------------------------
+st.subheader("Customers")
+customers = upload_section(
+    "customers",
+    help_text="One row per customer: id, lat and lon (or an address), weight (jobs per "
+    "year), segment (business/private). CSV, Excel, GeoJSON, GeoPackage or Parquet.",
+)
+if customers is None:
+    st.caption(f"No file: the demo customers of {region_name} are used.")
+st.download_button(
+    "Customer file template (CSV)",
+    data=shared.CUSTOMERS_TEMPLATE.read_bytes(),
+    file_name="customers_template.csv",
+    mime="text/csv",
+)
+
+# -- sites ---------------------------------------------------------------------------------
+st.subheader("Sites")
+st.caption(
+    "Optional. Existing workshops always stay open; new sites are proposed in addition "
+    "(switch that off on the Plan page). Partner shops are used by the outsourced layout."
+)
+tabs = st.tabs(["Existing workshops", "Candidate locations", "Partner repair shops"])
+for tab, role in zip(tabs, ("existing", "candidates", "partners"), strict=True):
+    with tab:
+        upload_section(
+            role,
+            help_text="One row per site: name, lat and lon (or x/y with a CRS), optional "
+            "fixed_cost (EUR/year) and capacity (jobs/year).",
+        )
+
+# -- preview -------------------------------------------------------------------------------
+with preview_box:
+    st.subheader("Preview")
+    try:
+        region = st.session_state["region"]
+        with st.spinner(f"Loading the roads of {region_name}…"):
+            road_layer = shared.load_roads(region)
+        if customers is None:
+            points = shared.load_demo_customers(region) if region in shared.REGIONS else None
+            source = "demo customers"
+        else:
+            points = shared.check_upload("customers", region, customers.name, customers.data)[0]
+            source = f"customers from {customers.name}"
+        if points is not None:
+            st.info(
+                f"{len(points):,} {source} in {region_name}. Next: choose the number of workshops "
+                "on the **Plan** page."
+            )
+            shared.show_map(
+                maps.customers_map(points, roads=road_layer, tiles=shared.tiles()),
+                key=f"data-map-{region}-{customers.sha256[:8] if customers else 'demo'}",
+            )
+        else:
+            st.info(f"Upload customers for {region_name}: this region has no demo customers.")
+    except PlannerError as exc:
+        st.error(f"Could not load the region: {exc}")
+
+
+# -- scenario ------------------------------------------------------------------------------
+st.subheader("Scenario")
+st.text_input("Scenario name", key="scenario_name")
+save_col, open_col, bundle_col = st.columns(3)
+with save_col:
+    st.markdown("**Save to the workspace**")
+    replace = st.checkbox("Replace a saved scenario of this name", key="save_overwrite")
+    if st.button("Save scenario", key="save_scenario"):
+        try:
+            path = ws.save_to_workspace(
+                shared.current_spec(), shared.scenario_inputs(), overwrite=replace
+            )
+            st.success(f"Saved as {path.parent.name} in the workspace.")
+        except FileExistsError as exc:
+            st.warning(str(exc))
+        except PlannerError as exc:
+            st.error(f"Could not save: {exc}")
+with open_col:
+    st.markdown("**Open a saved scenario**")
+    saved_names = ws.list_saved_scenarios()
+    chosen = st.selectbox("Saved scenarios", saved_names, key="open_name", index=None)
+    if chosen:
+        st.button("Open", key="open_scenario", on_click=_open_saved, args=(chosen,))
+with bundle_col:
+    st.markdown("**One file (.zip)**")
+    try:
+        st.download_button(
+            "Download scenario bundle",
+            data=ws.bundle_bytes(shared.current_spec(), shared.scenario_inputs()),
+            file_name=f"{ws.scenario_slug(st.session_state['scenario_name'])}.zip",
+            mime="application/zip",
+        )
+    except PlannerError as exc:
+        st.error(f"Could not build the bundle: {exc}")
+    bundle = st.file_uploader(
+        "Open a bundle (.zip) or scenario (.toml)",
+        type=["zip", "toml"],
+        key=shared.UPLOAD_KEYS["scenario"],
+    )
+    if bundle is not None:
+        st.button("Open bundle", key="open_bundle", on_click=_open_bundle)
+
+shared.footer()

@@ -1,0 +1,108 @@
+"""Results: the map, the KPIs in plain words, the sites and every customer's workshop."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import _shared as shared
+
+shared.init_state()
+st.title("Results")
+
+entry = st.session_state.get("plan")
+if not entry:
+    st.info("No result yet: choose your data on the **Data** page and press **Run** on **Plan**.")
+    shared.footer()
+    st.stop()
+
+result = entry["result"]
+spec = entry["spec"]
+shared.stale_note(entry)
+st.markdown(
+    f"**{spec.name}** · {spec.layout} · solved on {entry['solved_on']}. "
+    + shared.solution_note(result)
+)
+for warning in result.warnings:
+    st.warning(warning)
+
+kpis = result.kpis
+cols = st.columns(4)
+cols[0].metric("Average drive", shared.minutes(kpis["mean_travel_min"]))
+cols[1].metric("9 in 10 jobs within", shared.minutes(kpis["p90_travel_min"]))
+cols[2].metric(
+    f"Jobs within {spec.service_standard_min['default']:.0f} min",
+    shared.percent(kpis.get("share_within_sla", float("nan"))),
+)
+cols[3].metric("Annual cost", shared.money(kpis.get("annual_cost_eur", float("nan"))))
+
+supported = shared.map_options_supported()
+options: dict[str, object] = {}
+with st.expander("Map layers", expanded=False):
+    if "catchments" in supported:
+        options["catchments"] = st.checkbox("Catchment areas", key="map_catchments")
+    if "assignment_lines" in supported:
+        options["assignment_lines"] = st.checkbox(
+            "Lines from each customer to its workshop", key="map_lines"
+        )
+    if "isochrone_site" in supported:
+        site = st.selectbox(
+            "Drive-time area around", [None, *result.sites["site_id"].astype(str)], key="iso_site"
+        )
+        options["isochrone_site"] = site
+        options["isochrone_min"] = st.number_input("Minutes", 5.0, 120.0, 15.0, 5.0, key="iso_min")
+    if not {"catchments", "assignment_lines", "isochrone_site"} & supported:
+        st.caption(
+            "Layers: roads, customers coloured by workshop, and the sites (use the "
+            "layer control in the map's corner)."
+        )
+with st.spinner("Drawing the map…"):
+    shared.show_map(
+        shared.result_map(result, spec.region, **options),
+        key=f"result-map-{hash(entry['key'])}-{hash(tuple(sorted(map(str, options.items()))))}",
+    )
+
+st.subheader("Proposed sites")
+st.dataframe(
+    shared.shortlist_table(result),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "demand_share": st.column_config.NumberColumn("share of jobs", format="percent"),
+        "mean_travel_min": st.column_config.NumberColumn("mean drive (min)", format="%.1f"),
+        "max_travel_min": st.column_config.NumberColumn("longest drive (min)", format="%.1f"),
+        "lat": st.column_config.NumberColumn(format="%.5f"),
+        "lon": st.column_config.NumberColumn(format="%.5f"),
+    },
+)
+left, right = st.columns([2, 3])
+with left:
+    st.subheader("In plain words")
+    st.dataframe(shared.plain_kpis(result), hide_index=True, width="stretch")
+with right:
+    st.subheader("How far customers drive")
+    st.bar_chart(
+        shared.travel_time_distribution(result),
+        x="travel band",
+        y="jobs",
+        x_label="drive to the workshop",
+        y_label="jobs per year",
+    )
+
+st.subheader("Every customer's workshop")
+assignments = shared.assignment_table(result)
+st.dataframe(assignments, hide_index=True, width="stretch", height=300)
+st.download_button(
+    "Download the assignments (CSV)",
+    data=assignments.to_csv(index=False),
+    file_name="assignments.csv",
+    mime="text/csv",
+)
+st.download_button(
+    "Download shortlist (CSV)",
+    data=result.shortlist().to_csv(index=False),
+    file_name="shortlist.csv",
+    mime="text/csv",
+)
+with st.expander("Loads per site"):
+    st.dataframe(result.loads, hide_index=True, width="stretch")
+shared.footer()
