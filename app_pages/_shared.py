@@ -17,10 +17,9 @@ when several sessions ask at the same time, and which lets a progress callback r
 from __future__ import annotations
 
 import dataclasses
-import inspect
+import io
 import itertools
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
@@ -657,32 +656,37 @@ def cost_rows() -> list[dict[str, Any]]:
     return describe_parameters(current_parameters())
 
 
-def _supported(func: Callable[..., Any], **options: Any) -> dict[str, Any]:
-    """The options ``func`` accepts (outputs gain options over time; pass what exists)."""
-    params = inspect.signature(func).parameters
-    return {k: v for k, v in options.items() if k in params and v is not None}
-
-
-def result_map(result: LayoutResult, region: str, **options: Any) -> folium.Map:
-    """The map of a result (with whatever layers the maps module offers)."""
+def result_map(
+    result: LayoutResult,
+    region: str,
+    *,
+    catchments: bool = False,
+    assignment_lines: bool = False,
+    isochrone_site: str | None = None,
+    isochrone_min: float = 15.0,
+) -> folium.Map:
+    """The map of a result, with the optional layers the Results page offers."""
+    areas = None
+    if isochrone_site is not None:
+        site = result.sites.set_index(result.sites["site_id"].astype(str)).loc[isochrone_site]
+        area = maps.isochrone(
+            load_graph(region), float(site["lon"]), float(site["lat"]), float(isochrone_min)
+        )
+        areas = {f"{isochrone_min:g} min from {isochrone_site}": area}
     return maps.result_map(
-        result.result,
+        result,
         roads=load_roads(region),
         tiles=tiles(),
-        **_supported(maps.result_map, **options),
+        catchments=catchments,
+        assignment_lines=assignment_lines,
+        drive_time_areas=areas,
     )
 
 
-def map_options_supported() -> set[str]:
-    """Names of the optional map layers :func:`planner.outputs.maps.result_map` accepts."""
-    return set(inspect.signature(maps.result_map).parameters)
-
-
-def _written(write: Callable[..., Any], obj: Any, suffix: str, **options: Any) -> bytes:
-    with tempfile.TemporaryDirectory(prefix="planner-export-") as folder:
-        path = Path(folder) / f"out{suffix}"
-        write(obj, path, **_supported(write, **options))
-        return path.read_bytes()
+def _written(write: Callable[..., Any], obj: Any, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    write(obj, buffer, **options)
+    return buffer.getvalue()
 
 
 def export_bytes(kind: str, obj: Any, region: str, **extras: Any) -> bytes:
@@ -700,19 +704,17 @@ def export_bytes(kind: str, obj: Any, region: str, **extras: Any) -> bytes:
 
 def _export_bytes(kind: str, obj: Any, region: str, **extras: Any) -> bytes:
     if kind == "xlsx":
-        return _written(export.write_xlsx, obj, ".xlsx", **extras)
+        return _written(export.write_xlsx, obj, **extras)
     if kind == "geojson":
-        return _written(export.write_geojson, obj, ".geojson")
+        return _written(export.write_geojson, obj)
     if kind == "gpkg":
-        return _written(export.write_geopackage, obj, ".gpkg")
+        return _written(export.write_geopackage, obj)
     if kind == "territories":
-        return _written(export.write_territories_csv, obj, ".csv")
+        return _written(export.write_territories_csv, obj)
     if kind == "map":
         return maps.map_html(result_map(obj, region)).encode("utf-8")
     if kind == "report":
-        html = report.report_html(
-            obj, roads=load_roads(region), **_supported(report.report_html, **extras)
-        )
+        html = report.report_html(obj, roads=load_roads(region), **extras)
         return html.encode("utf-8")
     raise ValueError(f"unknown export {kind!r}")
 

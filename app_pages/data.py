@@ -12,7 +12,7 @@ import streamlit as st
 from app_pages import _shared as shared
 from planner.engine import workspace as ws
 from planner.errors import PlannerError
-from planner.outputs import maps
+from planner.outputs import export, maps
 from planner.settings import offline
 
 shared.init_state()
@@ -107,7 +107,7 @@ def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
         )
         st.download_button(
             "Download the rows with problems (CSV)",
-            data=ws.bad_rows_csv(upload, report),
+            data=export.bad_rows_csv(upload, report),
             file_name=f"problems-{upload.name.rsplit('.', 1)[0]}.csv",
             mime="text/csv",
             key=f"bad_rows_{role}",

@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages import _shared as shared
 from planner.engine import workspace as ws
 from planner.errors import PlannerError
+from planner.outputs.safe import to_csv_bytes
 
 shared.init_state()
 st.title("Export")
@@ -23,14 +24,14 @@ if entry:
         c1, c2, c3 = st.columns(3)
         c1.download_button(
             "Shortlist (CSV)",
-            result.shortlist().to_csv(index=False),
+            to_csv_bytes(result.shortlist()),
             "shortlist.csv",
             "text/csv",
             key="exp_shortlist",
         )
         c1.download_button(
             "Assignments (CSV)",
-            shared.assignment_table(result).to_csv(index=False),
+            to_csv_bytes(shared.assignment_table(result)),
             "assignments.csv",
             "text/csv",
             key="exp_assignments",
@@ -111,7 +112,7 @@ if saved:
         c1, c2, c3 = st.columns(3)
         c1.download_button(
             "Comparison (CSV)",
-            comparison.table.to_csv(index=False),
+            to_csv_bytes(comparison.table),
             "comparison.csv",
             "text/csv",
             key="exp_cmp_csv",

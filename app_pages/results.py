@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _shared as shared
+from planner.outputs.safe import to_csv_bytes
 
 shared.init_state()
 st.title("Results")
@@ -35,26 +36,17 @@ cols[2].metric(
 )
 cols[3].metric("Annual cost", shared.money(kpis.get("annual_cost_eur", float("nan"))))
 
-supported = shared.map_options_supported()
 options: dict[str, object] = {}
 with st.expander("Map layers", expanded=False):
-    if "catchments" in supported:
-        options["catchments"] = st.checkbox("Catchment areas", key="map_catchments")
-    if "assignment_lines" in supported:
-        options["assignment_lines"] = st.checkbox(
-            "Lines from each customer to its workshop", key="map_lines"
-        )
-    if "isochrone_site" in supported:
-        site = st.selectbox(
-            "Drive-time area around", [None, *result.sites["site_id"].astype(str)], key="iso_site"
-        )
-        options["isochrone_site"] = site
-        options["isochrone_min"] = st.number_input("Minutes", 5.0, 120.0, 15.0, 5.0, key="iso_min")
-    if not {"catchments", "assignment_lines", "isochrone_site"} & supported:
-        st.caption(
-            "Layers: roads, customers coloured by workshop, and the sites (use the "
-            "layer control in the map's corner)."
-        )
+    options["catchments"] = st.checkbox("Catchment areas", key="map_catchments")
+    options["assignment_lines"] = st.checkbox(
+        "Lines from each customer to its workshop", key="map_lines"
+    )
+    site = st.selectbox(
+        "Drive-time area around", [None, *result.sites["site_id"].astype(str)], key="iso_site"
+    )
+    options["isochrone_site"] = site
+    options["isochrone_min"] = st.number_input("Minutes", 5.0, 120.0, 15.0, 5.0, key="iso_min")
 with st.spinner("Drawing the map…"):
     shared.show_map(
         shared.result_map(result, spec.region, **options),
@@ -93,13 +85,13 @@ assignments = shared.assignment_table(result)
 st.dataframe(assignments, hide_index=True, width="stretch", height=300)
 st.download_button(
     "Download the assignments (CSV)",
-    data=assignments.to_csv(index=False),
+    data=to_csv_bytes(assignments),
     file_name="assignments.csv",
     mime="text/csv",
 )
 st.download_button(
     "Download shortlist (CSV)",
-    data=result.shortlist().to_csv(index=False),
+    data=to_csv_bytes(result.shortlist()),
     file_name="shortlist.csv",
     mime="text/csv",
 )

@@ -24,8 +24,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from planner.engine import LAYOUTS, ScenarioSpec, compare, run
-from planner.engine.workspace import InputFile, bad_rows_csv
+from planner.engine.workspace import InputFile
 from planner.inputs import customers as demand
+from planner.outputs.export import bad_rows_csv
+from planner.outputs.safe import to_csv_bytes
 from planner.results.costs import CostParameters
 from planner.roads import network
 
@@ -264,7 +266,7 @@ def test_keep_two_existing_add_three_on_uploaded_customers(tmp_path: Path) -> No
     _assert_download(
         at,
         "Download shortlist (CSV)",
-        expected.shortlist().to_csv(index=False).encode(),
+        to_csv_bytes(expected.shortlist()),
         "text/csv",
         "shortlist.csv",
     )
@@ -323,7 +325,7 @@ def test_results_and_export_pages_from_prefilled_state() -> None:
     _assert_download(
         at,
         "Shortlist (CSV)",
-        result.shortlist().to_csv(index=False).encode(),
+        to_csv_bytes(result.shortlist()),
         "text/csv",
         "shortlist.csv",
     )

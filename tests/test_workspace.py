@@ -13,7 +13,6 @@ from planner.engine import ScenarioSpec
 from planner.engine.workspace import (
     SCENARIO_FILE,
     InputFile,
-    bad_rows_csv,
     bundle_bytes,
     check_paths_inside,
     list_saved_scenarios,
@@ -27,6 +26,7 @@ from planner.engine.workspace import (
 )
 from planner.errors import InputError
 from planner.inputs.customers import read_customers
+from planner.outputs.export import bad_rows_csv
 from planner.results.costs import CostParameters
 
 CUSTOMERS = b"id,lat,lon,weight\nA,35.90,14.45,2\nB,35.88,14.50,1\n"

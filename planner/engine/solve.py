@@ -471,8 +471,10 @@ def _solve_two_tier(
         step_optimal = bool(ws_sol.optimal)
         # the joint objective in round-trip seconds per year, and a valid lower bound for it
         jobs_s = 2.0 * params.jobs_per_weight
-        supply_s = 2.0 * params.deliveries_per_workshop * float(
-            link[office_local, np.asarray(ws_sol.open)].sum()
+        supply_s = (
+            2.0
+            * params.deliveries_per_workshop
+            * float(link[office_local, np.asarray(ws_sol.open)].sum())
         )
         joint = jobs_s * float(ws_sol.objective) + supply_s
         bound = jobs_s * float(ws_sol.lower_bound)

@@ -53,7 +53,6 @@ __all__ = [
     "SITE_ROLES",
     "InputFile",
     "SavedScenario",
-    "bad_rows_csv",
     "bundle_bytes",
     "check_paths_inside",
     "combine_site_files",
@@ -579,23 +578,6 @@ def problem_summary(report: ValidationReport) -> pd.DataFrame:
         )
     frame = pd.DataFrame(out, columns=columns)
     return frame.sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def bad_rows_csv(upload: InputFile, report: ValidationReport) -> bytes:
-    """The rows of ``upload`` that have problems, as CSV, with ``row`` and ``problems`` columns.
-
-    The user fixes these rows and uploads them again; nothing is dropped silently.
-    """
-    table = pd.DataFrame(read_table(upload.open()))
-    if "geometry" in table:
-        table = table.drop(columns="geometry")
-    issues = report.to_frame().dropna(subset=["row"])
-    rows = sorted({int(r) for r in issues["row"]})
-    problems = issues.groupby("row")["problem"].agg("; ".join)
-    picked = table.iloc[[r - 1 for r in rows if 0 < r <= len(table)]].copy()
-    picked.insert(0, "row", [r for r in rows if 0 < r <= len(table)])
-    picked["problems"] = [problems.get(r, "") for r in picked["row"]]
-    return picked.to_csv(index=False).encode("utf-8")
 
 
 def combine_site_files(files: Mapping[str, InputFile | None]) -> InputFile | None:

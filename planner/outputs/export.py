@@ -42,10 +42,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from planner.engine.workspace import InputFile
 from planner.errors import PlannerError
+from planner.inputs.tables import read_table
+from planner.inputs.validation import ValidationReport
 from planner.outputs import maps
 from planner.outputs.report import report_html
-from planner.outputs.safe import csv_text, spreadsheet_safe
+from planner.outputs.safe import csv_text, spreadsheet_safe, to_csv_bytes
 from planner.results.costs import describe_parameters
 from planner.results.tables import provenance_table, territories
 from planner.results.types import Comparison, LayoutResult, Robustness, ScenarioResult
@@ -57,6 +60,7 @@ __all__ = [
     "GIS_LAYERS",
     "OutputExistsError",
     "Target",
+    "bad_rows_csv",
     "check_writable",
     "comparison_outputs",
     "layout_outputs",
@@ -628,3 +632,20 @@ def write_layout_bundle(
         robustness=robustness,
     )
     return files
+
+
+def bad_rows_csv(upload: InputFile, report: ValidationReport) -> bytes:
+    """The rows of ``upload`` that have problems, as CSV, with ``row`` and ``problems`` columns.
+
+    The user fixes these rows and uploads them again; nothing is dropped silently.
+    """
+    table = pd.DataFrame(read_table(upload.open()))
+    if "geometry" in table:
+        table = table.drop(columns="geometry")
+    issues = report.to_frame().dropna(subset=["row"])
+    rows = sorted({int(r) for r in issues["row"]})
+    problems = issues.groupby("row")["problem"].agg("; ".join)
+    picked = table.iloc[[r - 1 for r in rows if 0 < r <= len(table)]].copy()
+    picked.insert(0, "row", [r for r in rows if 0 < r <= len(table)])
+    picked["problems"] = [problems.get(r, "") for r in picked["row"]]
+    return to_csv_bytes(picked)
