@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages import _shared as shared
-from planner.outputs import _assets
+from planner.outputs import assets
 
 APP_DIR = Path(__file__).resolve().parent
 PAGES_DIR = APP_DIR / "app_pages"
@@ -27,7 +27,7 @@ st.set_page_config(page_title="Service Site Planner", page_icon="🛠️", layou
 @st.cache_resource(show_spinner=False)
 def _install_assets() -> str | None:
     try:
-        _assets.install_static_assets(APP_DIR / "static")
+        assets.install_static_assets(APP_DIR / "static")
     except OSError as exc:  # e.g. a read-only install
         return f"Could not copy the map libraries into {APP_DIR / 'static'}: {exc}"
     return None

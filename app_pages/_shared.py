@@ -49,7 +49,7 @@ from planner.engine import workspace as ws
 from planner.inputs import customers as demand
 from planner.inputs.sites import read_sites
 from planner.inputs.validation import ValidationReport
-from planner.outputs import _assets, export, maps, report
+from planner.outputs import assets, export, maps, report
 from planner.results.costs import CostParameters, describe_parameters
 from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
 from planner.results.types import Comparison, LayoutResult, Robustness
@@ -722,18 +722,18 @@ def _export_bytes(kind: str, obj: Any, region: str, **extras: Any) -> bytes:
 @st.cache_data(show_spinner=False, ttl=300)
 def tiles() -> str | None:
     """OpenStreetMap tiles when the tile server answers quickly, else None (offline)."""
-    return "OpenStreetMap" if _assets.check_tiles_reachable() else None
+    return "OpenStreetMap" if assets.check_tiles_reachable() else None
 
 
 def static_url() -> str:
     """URL path of the vendored web assets, honouring ``server.baseUrlPath``."""
     base = (st.get_option("server.baseUrlPath") or "").strip("/")
-    return "/" + "/".join(p for p in (base, _assets.APP_STATIC_URL) if p)
+    return "/" + "/".join(p for p in (base, assets.APP_STATIC_URL) if p)
 
 
 def show_map(m: folium.Map, *, key: str) -> None:
     """Render a folium map with local Leaflet assets; panning or zooming does not rerun."""
-    _assets.localize_map(m, base_url=static_url())
+    assets.localize_map(m, base_url=static_url())
     st_folium(m, key=key, height=MAP_HEIGHT_PX, use_container_width=True, returned_objects=[])
 
 

@@ -36,7 +36,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from planner.outputs import _assets, maps
+from planner.outputs import assets, maps
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -200,7 +200,7 @@ def main() -> None:
                     result: SimpleNamespace = result,
                 ) -> Any:
                     m = build(result)
-                    return m, _assets.render_standalone_html(m)
+                    return m, assets.render_standalone_html(m)
 
                 (m, html), seconds = timed(build_html)
                 path = workdir / f"{label}-{n}.html"

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from planner.outputs import _assets, maps
+from planner.outputs import assets, maps
 
 EXTERNAL_REF = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"([^\"]+)\"", re.IGNORECASE)
 
@@ -348,10 +348,10 @@ def test_customers_map_scales_to_ten_thousand_customers() -> None:
 def test_localize_map_points_every_resource_at_vendor_files() -> None:
     m = folium.Map(tiles=None)
     folium.plugins.MarkerCluster().add_to(m)
-    _assets.localize_map(m, base_url="/app/static/vendor")
+    assets.localize_map(m, base_url="/app/static/vendor")
     refs = EXTERNAL_REF.findall(m.get_root().render())
     assert refs, "expected local script/link tags"
-    files = _assets.vendor_files()
+    files = assets.vendor_files()
     for ref in refs:
         assert ref.startswith("/app/static/vendor/"), ref
         assert ref.removeprefix("/app/static/vendor/") in files
@@ -366,19 +366,19 @@ def test_localize_map_refuses_resources_without_local_copy() -> None:
     m = folium.Map(tiles=None)
     folium.plugins.Fullscreen().add_to(m)
     with pytest.raises(ValueError, match="not available offline"):
-        _assets.localize_map(m)
+        assets.localize_map(m)
 
 
 def test_install_static_assets_copies_once(tmp_path) -> None:
-    vendor = _assets.install_static_assets(tmp_path / "static")
-    files = _assets.vendor_files()
+    vendor = assets.install_static_assets(tmp_path / "static")
+    files = assets.vendor_files()
     assert "leaflet/leaflet.js" in files
     assert "leaflet/images/layers.png" in files
     for key, source in files.items():
         assert (vendor / key).read_bytes() == source.read_bytes()
     before = {key: (vendor / key).stat().st_ino for key in files}
     (vendor / "leaflet/leaflet.css").write_text("broken")
-    _assets.install_static_assets(tmp_path / "static")
+    assets.install_static_assets(tmp_path / "static")
     after = {key: (vendor / key).stat().st_ino for key in files}
     # only the damaged file is copied again (a copy replaces the file, so a new inode)
     assert {key for key in files if before[key] != after[key]} == {"leaflet/leaflet.css"}
@@ -406,18 +406,18 @@ def test_check_tiles_reachable(monkeypatch) -> None:
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        assert _assets.check_tiles_reachable("127.0.0.1", port=port, timeout_s=2.0)
+        assert assets.check_tiles_reachable("127.0.0.1", port=port, timeout_s=2.0)
         monkeypatch.setenv("PLANNER_OFFLINE", "1")
-        assert not _assets.check_tiles_reachable("127.0.0.1", port=port, timeout_s=2.0)
+        assert not assets.check_tiles_reachable("127.0.0.1", port=port, timeout_s=2.0)
     monkeypatch.delenv("PLANNER_OFFLINE")
-    assert not _assets.check_tiles_reachable("127.0.0.1", port=port, timeout_s=0.5)
+    assert not assets.check_tiles_reachable("127.0.0.1", port=port, timeout_s=0.5)
 
 
 def test_app_static_url_matches_streamlit_config() -> None:
     config = Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml"
     text = config.read_text(encoding="utf-8")
     assert re.search(r"^enableStaticServing\s*=\s*true", text, re.MULTILINE)
-    assert _assets.APP_STATIC_URL == "app/static/" + _assets.VENDOR_DIR_NAME
+    assert assets.APP_STATIC_URL == "app/static/" + assets.VENDOR_DIR_NAME
 
 
 # ----------------------------------------------------------------------------- roles, layers

@@ -43,7 +43,7 @@ import shapely.ops
 from folium.template import Template
 from folium.utilities import JsCode
 
-from planner.outputs import _assets
+from planner.outputs import assets
 from planner.roads.classes import MAIN_ROAD_CLASSES
 
 __all__ = [
@@ -985,7 +985,7 @@ def map_html(m: folium.Map) -> str:
 
     Leaflet and its plugins are inlined from the pip-installed XStatic packages.
     """
-    return _assets.render_standalone_html(m)
+    return assets.render_standalone_html(m)
 
 
 def save_map(m: folium.Map, path: str | os.PathLike[str]) -> Path:
