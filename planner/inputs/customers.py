@@ -476,25 +476,12 @@ def check_customers(
         region=region,
         graph=graph,
     )
-    data, rows, found, issues, notes, n = (
-        check.data,
-        check.rows,
-        check.found,
-        check.issues,
-        check.notes,
-        check.n,
-    )
+    data, rows, found, issues, notes, n = check.parts()
     if n == 0:
         report = check.empty_report("add one customer per row below the header")
         return CustomerTable(_empty_customers(), report)
 
-    if "id" in found:
-        ids = v.check_ids(
-            v.text_values(data[found["id"]]), rows, issues, column=found["id"], prefix="row"
-        )
-    else:
-        ids = np.array([f"row{r}" for r in rows], dtype=object)
-        notes.append("no id column: customers are named row1, row2, ... by their row")
+    ids = check.ids(prefix="row", noun="customers")
 
     weight = np.ones(n)
     if "weight" in found:

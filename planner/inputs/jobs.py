@@ -211,14 +211,7 @@ def check_jobs(
         region=None,
         graph=None,
     )
-    data, rows, found, issues, notes, n = (
-        check.data,
-        check.rows,
-        check.found,
-        check.issues,
-        check.notes,
-        check.n,
-    )
+    data, rows, found, issues, notes, n = check.parts()
     if n == 0:
         return JobTable(_empty_jobs(), check.empty_report("add one job per row below the header"))
     missing_required = [f for f in ("customer_id", "date") if f not in found]

@@ -519,26 +519,13 @@ def check_sites(
         region=region,
         graph=graph,
     )
-    data, rows, found, issues, notes, n = (
-        check.data,
-        check.rows,
-        check.found,
-        check.issues,
-        check.notes,
-        check.n,
-    )
+    data, rows, found, issues, notes, n = check.parts()
     if n == 0:
         return SiteTable(
             _empty_sites(), check.empty_report("add one site per row below the header")
         )
 
-    if "id" in found:
-        ids = v.check_ids(
-            v.text_values(data[found["id"]]), rows, issues, column=found["id"], prefix="site"
-        )
-    else:
-        ids = np.array([f"site{r}" for r in rows], dtype=object)
-        notes.append("no id column: sites are named site1, site2, ... by their row")
+    ids = check.ids(prefix="site", noun="sites")
     names = check.text("name")
     names = np.where(pd.isna(names), ids, names).astype(object)
 

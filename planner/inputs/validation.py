@@ -1106,6 +1106,22 @@ class TableCheck:
             return np.full(self.n, None, dtype=object)
         return text_values(self.data[self.found[field_name]])
 
+    def parts(
+        self,
+    ) -> tuple[pd.DataFrame, np.ndarray, dict[str, str], IssueCollector, list[str], int]:
+        """``(data, rows, found, issues, notes, n)``: what every table check works with."""
+        return self.data, self.rows, self.found, self.issues, self.notes, self.n
+
+    def ids(self, *, prefix: str, noun: str) -> np.ndarray:
+        """Each row's id, checked for blanks and duplicates; ``<prefix><row>`` without an id
+        column (and a note saying so)."""
+        if "id" in self.found:
+            return check_ids(
+                self.text("id"), self.rows, self.issues, column=self.found["id"], prefix=prefix
+            )
+        self.notes.append(f"no id column: {noun} are named {prefix}1, {prefix}2, ... by their row")
+        return np.array([f"{prefix}{r}" for r in self.rows], dtype=object)
+
     def empty_report(self, fix: str) -> ValidationReport:
         """The (fatal) report of a table that has a header but no data rows."""
         self.issues.add(None, None, None, "the file has no data rows", fix, code="unreadable")
