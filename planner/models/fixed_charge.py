@@ -56,6 +56,7 @@ from planner.models._base import (
 )
 from planner.models._median import solve_median
 from planner.models._mip import solve_mip
+from planner.models.p_median import p_median
 
 logger = logging.getLogger(__name__)
 
@@ -316,8 +317,6 @@ def _relaxed_solution(
 ) -> Solution:
     """The same model without capacities: its lower bound is a lower bound of the capacitated
     model, and its open sites are a start for the capacitated search."""
-    from planner.models.p_median import p_median
-
     if p is None:
         return fixed_charge(
             cost, f, w, time_value=time_value, required=req, excluded=exc, time_limit=time_limit
