@@ -345,6 +345,17 @@ def load_demo_customers(region: str) -> gpd.GeoDataFrame:
     return demand.load_demo_customers(region)
 
 
+def current_customers() -> tuple[gpd.GeoDataFrame, str]:
+    """The customers the Data page holds (the upload's usable rows, else the demo customers),
+    and where they come from."""
+    region = current_spec().region
+    upload, _sites = current_inputs()
+    if upload is None:
+        return load_demo_customers(region), f"the demo customers of {region_title(region)}"
+    customers, _report = check_upload("customers", region, upload.name, upload.data)
+    return customers, upload.name
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def check_upload(
     role: str, region: str, name: str, data: bytes

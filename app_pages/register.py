@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
+import geopandas as gpd
 import streamlit as st
 
 from app_pages import _shared as shared
@@ -23,18 +25,21 @@ JOB_TYPES = ("csv", "txt", "xlsx", "parquet")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def read_history(region: str, name: str, data: bytes) -> JobTable:
-    """Read and validate a job history against the region's demo customers (parsed only)."""
+def read_history(
+    customers_key: str, name: str, data: bytes, _customers: gpd.GeoDataFrame
+) -> JobTable:
+    """Read and validate a job history against the register's customers (parsed only)."""
     upload = io.BytesIO(data)
     upload.name = name
-    customers = shared.load_customers(region)
-    return read_jobs(upload, customer_ids=customers["customer_id"])
+    return read_jobs(upload, customer_ids=_customers["customer_id"])
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def trends(region: str, key: str, _jobs: JobTable, years: int) -> dict[str, object]:
+def trends(
+    customers_key: str, key: str, _jobs: JobTable, years: int, _customers: gpd.GeoDataFrame
+) -> dict[str, object]:
     """Segment and area trends, monthly counts and the forecast of a history."""
-    customers = shared.load_customers(region)
+    customers = _customers
     valid = _jobs.valid
     return {
         "segments": segment_trends(valid, customers),
@@ -46,44 +51,55 @@ def trends(region: str, key: str, _jobs: JobTable, years: int) -> dict[str, obje
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def phases(
-    region: str, key: str, _jobs: JobTable, workshops: tuple[int, ...], min_gain_min: float
+    customers_key: str,
+    key: str,
+    _jobs: JobTable,
+    workshops: tuple[int, ...],
+    min_gain_min: float,
+    _spec: ScenarioSpec,
+    _customers: gpd.GeoDataFrame,
 ) -> PhasedPlan:
-    """The phased plan of a history on the region's demo customers."""
+    """The phased plan of a history on the register's customers (the Data page's scenario)."""
     return plan_phases(
-        ScenarioSpec(name=f"{shared.region_title(region)} phases", region=region),
+        _spec.replace(name=f"{_spec.name}: phases"),
         list(workshops),
         jobs=_jobs.valid,
-        customers=shared.load_customers(region),
+        customers=_customers,
         min_gain_min=min_gain_min,
-        graph=shared.load_graph(region),
+        graph=shared.load_graph(_spec.region),
     )
 
 
+shared.init_state()
 st.title("Customer register over time")
+spec = shared.current_spec()
+region = spec.region
+customers, source = shared.current_customers()
+customers_key = f"{region}:{source}:{len(customers)}"
+st.caption(f"Register: {len(customers):,} customers from {source} (change them on the Data page).")
 
 with st.sidebar:
-    region = shared.region_select(key="register_region")
     upload = st.file_uploader(
         "Job history",
         type=list(JOB_TYPES),
         key="jobs_file",
         help="One row per job: job_id, customer_id, date, revenue_eur, complaint (0/1), "
-        "served_by. Customers are the region's demo customers.",
+        "served_by; customer ids as in the register.",
     )
     years = int(st.number_input("Years to forecast", min_value=1, max_value=5, value=3))
 
 if upload is not None:
     name, data = upload.name, upload.getvalue()
-elif region == "malta":
+elif region == "malta" and source.startswith("the demo customers"):
     name, data = DEMO_JOBS.name, DEMO_JOBS.read_bytes()
     st.caption("Showing the demo job history of Malta (data/demo/malta_jobs.csv).")
 else:
     st.info("Upload a job history to see demand trends (a demo history exists for Malta).")
     st.stop()
 
-key = shared.file_key(name, data) or name
-history = read_history(region, name, data)
-report = shared.upload_report(history)  # type: ignore[arg-type]
+key = f"{name}:{hashlib.sha256(data).hexdigest()[:16]}"
+history = read_history(customers_key, name, data, customers)
+report = str(history.report)
 if history.report.fatal or len(history.valid) == 0:
     st.error(report)
     st.stop()
@@ -96,7 +112,7 @@ if history.report.issues:
         st.text(report)
 
 with st.spinner("Estimating trends…"):
-    found = trends(region, key, history, years)
+    found = trends(customers_key, key, history, years, customers)
 st.session_state["register"] = found
 
 st.subheader("Demand trends by segment")
@@ -122,7 +138,9 @@ if st.button("Plan phases", type="primary"):
     try:
         workshops = tuple(int(x) for x in text.replace(";", ",").split(",") if x.strip())
         with st.spinner("Choosing which workshops open in which year…"):
-            st.session_state["register_phases"] = phases(region, key, history, workshops, min_gain)
+            st.session_state["register_phases"] = phases(
+                customers_key, key, history, workshops, min_gain, spec, customers
+            )
     except (ValueError, PlannerError) as exc:
         st.error(f"Cannot plan these phases: {exc}")
 
@@ -137,4 +155,4 @@ if plan is not None:
     st.dataframe(plan.phases, hide_index=True)
     st.write(f"{len(plan.moves):,} customers move")
     st.dataframe(plan.moves, hide_index=True)
-st.caption(shared.OSM_CREDIT)
+shared.footer()
