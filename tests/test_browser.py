@@ -377,6 +377,9 @@ def test_exported_map_opens_from_file(page: Any, tmp_path: Path, artifacts: Path
         "W1 · North",
         "W2 · South",
         "HQ · Office (office)",
+        # the symbols of the roles present (no status column: own workshops count as new)
+        "central office",
+        "own workshop, new",
     ]
     _local_refs(stats)
     page.screenshot(path=str(artifacts / "map-html.png"))
