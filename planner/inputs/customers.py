@@ -41,7 +41,7 @@ import shapely
 from planner.errors import InputError, NetworkError
 from planner.inputs import validation
 from planner.inputs.tables import TableSource, read_table, source_name
-from planner.inputs.validation import ValidationReport, text_or_none
+from planner.inputs.validation import ValidatedTable, text_or_none
 from planner.roads.features import read_osm_features
 from planner.roads.network import check_online, load_region
 from planner.roads.snapping import SnappedPoints
@@ -98,7 +98,7 @@ DEMO_DIR = DATA_DIR / "demo"
 
 
 @dataclass(frozen=True)
-class CustomerTable:
+class CustomerTable(ValidatedTable[gpd.GeoDataFrame]):
     """Customers read from a file, with the validation report.
 
     Attributes
@@ -112,14 +112,6 @@ class CustomerTable:
     report
         Every problem found, row by row.
     """
-
-    frame: gpd.GeoDataFrame
-    report: ValidationReport
-
-    @property
-    def valid(self) -> gpd.GeoDataFrame:
-        """The rows that can be used in a solve (only with the report shown to the user)."""
-        return self.frame[self.frame["valid"]].reset_index(drop=True)
 
 
 def customers_frame(data: pd.DataFrame) -> gpd.GeoDataFrame:

@@ -39,7 +39,7 @@ from planner.inputs import validation as v
 from planner.inputs.customers import CustomerTable, check_customers
 from planner.inputs.customers import _empty_customers as empty_customers
 from planner.inputs.tables import TableSource, read_table, source_name
-from planner.inputs.validation import ValidationReport
+from planner.inputs.validation import ValidatedTable
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -70,7 +70,7 @@ _DATE_FORMATS = ("ISO8601", "%d.%m.%Y", "%d/%m/%Y")
 
 
 @dataclass(frozen=True)
-class JobTable:
+class JobTable(ValidatedTable[pd.DataFrame]):
     """A job history read from a file, with its validation report.
 
     Attributes
@@ -82,14 +82,6 @@ class JobTable:
     report
         Every problem, row by row.
     """
-
-    frame: pd.DataFrame
-    report: ValidationReport
-
-    @property
-    def valid(self) -> pd.DataFrame:
-        """The jobs without errors (use only with the report shown to the user)."""
-        return self.frame[self.frame["valid"]].reset_index(drop=True)
 
 
 def _empty_jobs() -> pd.DataFrame:

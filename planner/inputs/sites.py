@@ -67,7 +67,7 @@ from planner.inputs.validation import (
     SITE_KINDS,
     SITE_STATUSES,
     STATUS_ALIASES,
-    ValidationReport,
+    ValidatedTable,
     normalize_column,
     text_or_none,
 )
@@ -136,7 +136,7 @@ BUILT_UP_RADIUS_M = 500.0
 
 
 @dataclass(frozen=True)
-class SiteTable:
+class SiteTable(ValidatedTable[gpd.GeoDataFrame]):
     """Candidate sites read from a file, with the validation report.
 
     Attributes
@@ -146,14 +146,6 @@ class SiteTable:
     report
         Every problem found, row by row.
     """
-
-    frame: gpd.GeoDataFrame
-    report: ValidationReport
-
-    @property
-    def valid(self) -> gpd.GeoDataFrame:
-        """The rows that can be used in a solve."""
-        return self.frame[self.frame["valid"]].reset_index(drop=True)
 
 
 def sites_frame(data: pd.DataFrame | dict[str, object]) -> gpd.GeoDataFrame:

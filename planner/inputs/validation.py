@@ -52,7 +52,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -399,6 +399,27 @@ class ValidationReport:
 
 # --------------------------------------------------------------------------------------------
 # column detection
+
+
+FrameT = TypeVar("FrameT", bound=pd.DataFrame)
+
+
+@dataclass(frozen=True)
+class ValidatedTable(Generic[FrameT]):
+    """A table read from a user file together with its validation report.
+
+    ``frame`` keeps every row, with ``valid`` False where a problem leaves the row out of a
+    solve; ``report`` lists every problem, row by row.
+    """
+
+    frame: FrameT
+    report: ValidationReport
+
+    @property
+    def valid(self) -> FrameT:
+        """The usable rows (use only with the report shown to the user)."""
+        out = self.frame[self.frame["valid"]].reset_index(drop=True)
+        return cast(FrameT, out)
 
 
 def normalize_column(name: object) -> str:
