@@ -3,7 +3,8 @@
 Tile (i, j) is a copy of every drivable way of ``data/osm/malta-2018-08-27.osm.pbf`` (and its
 nodes) shifted by ``i * 0.3`` degrees of longitude and ``j * 0.22`` of latitude, with node and
 way ids offset per tile; neighbouring tiles are joined by two-way ``primary`` connector roads
-between the eastmost/northmost road node of one tile and the matching node of the next. Also
+between the eastmost/northmost primary-road intersection of Malta's main island (the largest
+strongly connected component) in one tile and the westmost/southmost one of the next. Also
 writes ``<out>.customers.csv`` with customers spread over the tiles (Malta demo customers,
 shifted like the roads).
 
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import osmium
 import pandas as pd
+
+from planner.roads.network import load_region
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "data" / "osm" / "malta-2018-08-27.osm.pbf"
@@ -57,7 +60,11 @@ def main() -> None:
     ids = np.fromiter(nodes, dtype=np.int64)
     xy = np.array([nodes[i] for i in ids.tolist()])
     primary_nodes = {r for refs, t in ways if t.get("highway") == "primary" for r in refs}
-    prim = np.array([i in primary_nodes for i in ids.tolist()])
+    # connectors join intersections of the main island's road network (its largest strongly
+    # connected component): Gozo has no road link to Malta, so a connector ending there would
+    # leave the tiles apart in the strongly connected graph
+    main = set(load_region(str(SOURCE), loader="arrays").node_id.tolist())
+    prim = np.array([i in primary_nodes and i in main for i in ids.tolist()])
     east = int(ids[prim][np.argmax(xy[prim, 0])])
     west = int(ids[prim][np.argmin(xy[prim, 0])])
     north = int(ids[prim][np.argmax(xy[prim, 1])])

@@ -22,6 +22,7 @@ from planner.engine._progress import ProgressCallback, log_progress, scaled
 from planner.engine.instance import InputArg, ScenarioInstance, prepare_scenario
 from planner.engine.solve import solve_layout
 from planner.engine.spec import LAYOUTS, ScenarioSpec, load_scenario
+from planner.engine.sweeps import solve_cases
 from planner.results.tables import COMPARISON_COLUMNS, comparison_row, diff_sites
 from planner.results.types import Comparison, LayoutResult
 from planner.settings import DEFAULT_REGION, DEFAULT_WORKSHOPS
@@ -114,10 +115,14 @@ def compare(
         )
     else:
         sinst = dataclasses.replace(sinst, spec=spec)
-    results: dict[str, LayoutResult] = {}
-    for i, layout in enumerate(layouts):
-        lo, hi = 0.4 + 0.6 * i / len(layouts), 0.4 + 0.6 * (i + 1) / len(layouts)
-        results[layout] = solve_layout(sinst, layout, progress=scaled(report, lo, hi))
+    solved = solve_cases(
+        sinst,
+        [{"layout": layout} for layout in layouts],
+        labels=layouts,
+        progress=scaled(report, 0.4, 1.0),
+        what="Layouts",
+    )
+    results: dict[str, LayoutResult] = dict(zip(layouts, solved, strict=True))
     table = pd.DataFrame([comparison_row(r) for r in results.values()], columns=COMPARISON_COLUMNS)
     return Comparison(results=results, table=table, site_diff=diff_sites(results))
 

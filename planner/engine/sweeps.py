@@ -4,27 +4,96 @@ The K-curve changes the number of workshops, robustness changes demand per segme
 speeds. Each case is solved by :func:`planner.engine.solve.solve_layout`, the code behind
 :func:`planner.engine.run`, on the prepared instance (so the road graph and matrices are built
 once, not once per case).
+
+Every sweep funnels into :func:`solve_cases`: in this process, one case after the other, by
+default (no Dask import); on Dask when a scheduler or local workers are configured
+(``--scheduler``/``--workers``, ``$PLANNER_SCHEDULER``/``$PLANNER_WORKERS``): the prepared
+instance is shipped once per worker, each case is a task, and the results are the ones the
+in-process run gives (the solves are deterministic). :func:`slow_down_roads` takes either kind
+of road graph (networkx or :class:`~planner.roads.arrays.ArrayGraph`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 
-from planner.engine._progress import ProgressCallback, log_progress
+from planner.engine._progress import ProgressCallback, log_progress, scaled
 from planner.engine.instance import ScenarioInstance, office_link_matrix, prepare_instance
 from planner.engine.solve import solve_layout
 from planner.errors import InputError
 from planner.results.costs import CostParameters
 from planner.results.tables import comparison_row
-from planner.results.types import Robustness
+from planner.results.types import LayoutResult, Robustness
+from planner.roads.arrays import ArrayGraph
 from planner.roads.classes import MAIN_ROAD_CLASSES
+from planner.roads.network import RoadGraph
+from planner.routing.parallel import Backend, backend_from_settings, run_chunks
 
-__all__ = ["k_curve", "robustness", "slow_down_roads"]
+__all__ = ["k_curve", "robustness", "slow_down_roads", "solve_cases"]
+
+#: One case of a sweep: keyword arguments of :func:`planner.engine.solve.solve_layout`, and
+#: optionally ``"sinst"``: a different prepared instance for this case only.
+Case = Mapping[str, Any]
+
+
+def _solve_case(sinst: ScenarioInstance, case: Case) -> LayoutResult:
+    """Solve one case (module level: shipped to Dask workers)."""
+    options = dict(case)
+    return solve_layout(options.pop("sinst", None) or sinst, **options)
+
+
+def solve_cases(
+    sinst: ScenarioInstance,
+    cases: Sequence[Case],
+    *,
+    labels: Sequence[str] | None = None,
+    backend: Backend | None = None,
+    progress: ProgressCallback | None = None,
+    what: str = "cases",
+) -> list[LayoutResult]:
+    """Solve every case of a sweep on the same prepared instance, where ``backend`` says.
+
+    Parameters
+    ----------
+    sinst
+        The prepared scenario instance (shipped once per Dask worker).
+    cases
+        Keyword arguments of :func:`planner.engine.solve.solve_layout` per case (``layout``,
+        ``workshops``, ``demand_weight``...), optionally with ``"sinst"`` for a case on
+        another instance.
+    labels
+        Progress label per case (in-process runs).
+    backend
+        Default :func:`planner.routing.parallel.backend_from_settings`: in this process
+        unless a Dask scheduler or local workers are configured.
+    progress
+        ``progress(message, fraction)`` callback.
+    what
+        Name of the sweep in progress messages.
+
+    Returns
+    -------
+    list of LayoutResult
+        In the order of ``cases``; the same results in this process and on Dask.
+    """
+    report = progress or log_progress
+    backend = backend or backend_from_settings()
+    if backend.uses_dask:
+        report(f"{what}: {len(cases)} solves on a {backend.describe()}", 0.0)
+        return run_chunks(
+            _solve_case, sinst, list(cases), backend=backend, progress=report, what=what
+        )
+    results = []
+    for i, case in enumerate(cases):
+        label = labels[i] if labels is not None else f"case {i + 1}/{len(cases)}"
+        report(f"{what}: {label}", i / max(1, len(cases)))
+        results.append(_solve_case(sinst, case))
+    return results
 
 
 def k_curve(
@@ -60,10 +129,16 @@ def k_curve(
     k_max = min(int(k_max), limit)
     if k_max < k_min:
         raise InputError(f"k_max must be >= {k_min}; the layout has {limit} candidate sites")
+    ks = list(range(k_min, k_max + 1))
+    solved = solve_cases(
+        sinst,
+        [{"layout": layout, "workshops": k, "parameters": params} for k in ks],
+        labels=[f"{k} workshops" for k in ks],
+        progress=report,
+        what="K-curve",
+    )
     rows = []
-    for k in range(k_min, k_max + 1):
-        report(f"K-curve: {k} workshops", (k - k_min) / max(1, k_max - k_min + 1))
-        lr = solve_layout(sinst, layout, workshops=k, parameters=params)
+    for k, lr in zip(ks, solved, strict=True):
         row = comparison_row(lr)
         row["workshops"] = k
         rows.append(row)
@@ -88,17 +163,19 @@ def k_curve(
 
 
 def slow_down_roads(
-    graph: nx.MultiDiGraph,
+    graph: RoadGraph,
     factor: float,
     *,
     highways: Sequence[str] | None = MAIN_ROAD_CLASSES,
-) -> nx.MultiDiGraph:
+) -> RoadGraph:
     """Return a copy of ``graph`` whose travel times on ``highways`` are ``factor`` times longer.
 
     Parameters
     ----------
     graph
-        Road graph with ``travel_time`` (s) on every edge.
+        Road graph with ``travel_time`` (s) on every edge: networkx, or an
+        :class:`~planner.roads.arrays.ArrayGraph` (whose edges carry one highway class each:
+        the one its speed came from).
     factor
         Multiplier of travel times (1.3 = 30 % slower), > 0.
     highways
@@ -106,8 +183,20 @@ def slow_down_roads(
     """
     if not factor > 0:
         raise InputError(f"factor must be > 0, got {factor!r}")
-    H = graph.copy()
     wanted = None if highways is None else set(highways)
+    report = dict(graph.graph.get("planner_report", {}))
+    report["slowdown"] = {"factor": factor, "highways": None if wanted is None else sorted(wanted)}
+    if isinstance(graph, ArrayGraph):
+        names = np.array([wanted is None or name in wanted for name in graph.highway_names])
+        slow = names[graph.highway_code] if names.size else np.zeros(0, dtype=bool)
+        scale = np.where(slow, factor, 1.0)
+        return dataclasses.replace(
+            graph,
+            travel_time_s=graph.travel_time_s * scale,
+            speed_kph=graph.speed_kph / scale,
+            graph={**graph.graph, "planner_report": report},
+        )
+    H = graph.copy()
     for _, _, data in H.edges(data=True):
         hw = data.get("highway")
         classes = set(hw) if isinstance(hw, list) else {hw}
@@ -115,8 +204,6 @@ def slow_down_roads(
             data["travel_time"] = float(data["travel_time"]) * factor
             if "speed_kph" in data:
                 data["speed_kph"] = float(data["speed_kph"]) / factor
-    report = dict(H.graph.get("planner_report", {}))
-    report["slowdown"] = {"factor": factor, "highways": None if wanted is None else sorted(wanted)}
     H.graph["planner_report"] = report
     return H
 
@@ -189,13 +276,25 @@ def robustness(
         label = "main roads" if slow_highways is not None else "all roads"
         cases.append((f"{label} {slowdown - 1:+.0%} time", slow, None, None))
 
+    solved = solve_cases(
+        sinst,
+        [
+            {
+                "layout": layout,
+                "workshops": workshops,
+                "demand_weight": case_dw,
+                "customer_weight": case_w,
+                **({"sinst": case_inst} if case_inst is not sinst else {}),
+            }
+            for _, case_inst, case_dw, case_w in cases
+        ],
+        labels=[c[0] for c in cases],
+        progress=scaled(report, 0.2, 1.0),
+        what="Robustness",
+    )
     rows = []
     chosen: dict[str, set[str]] = {}
-    for i, (label, case_inst, case_dw, case_w) in enumerate(cases):
-        report(f"Robustness: {label}", 0.2 + 0.8 * i / len(cases))
-        lr = solve_layout(
-            case_inst, layout, workshops=workshops, demand_weight=case_dw, customer_weight=case_w
-        )
+    for (label, *_), lr in zip(cases, solved, strict=True):
         ids = lr.result.sites["site_id"].astype(str).tolist()
         chosen[label] = set(ids)
         rows.append(

@@ -343,6 +343,7 @@ class ArrayGraph:
 class _Ways:
     """Drivable ways read from a file: flat node refs and per-way attributes."""
 
+    # per way arrays; or (the reader) one flat array each plus ``counts`` (nodes per way)
     refs: list[npt.NDArray[np.int64]] = field(default_factory=list)
     lon: list[npt.NDArray[np.float64]] = field(default_factory=list)
     lat: list[npt.NDArray[np.float64]] = field(default_factory=list)
@@ -352,20 +353,50 @@ class _Ways:
     highway_names: dict[str, int] = field(default_factory=dict)
     maxspeed_values: dict[str, int] = field(default_factory=dict)
     newest: str = ""
+    counts: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.oneway)
 
 
-def _read_ways(path: Path, is_drivable: WayFilter, progress: Callable[[int], None]) -> _Ways:
+#: Tags the array loader itself reads from a way.
+_WAY_KEYS = ("highway", "oneway", "junction", "maxspeed")
+
+
+def _read_ways(
+    path: Path,
+    is_drivable: WayFilter,
+    progress: Callable[[int], None],
+    filter_keys: tuple[str, ...] | None = None,
+) -> _Ways:
+    """Drivable ways of a file; ``filter_keys``: the only tags ``is_drivable`` looks at."""
     import osmium
 
     ways = _Ways()
     seen = 0
+    newest = None
+    keys = None if filter_keys is None else tuple(dict.fromkeys(_WAY_KEYS + filter_keys))
+    # flat buffers, one numpy conversion at the end (no numpy call per way)
+    flat_refs: list[int] = []
+    flat_xy = bytearray()
+    # coordinates come as WKB from C++ (osmium.geom), so Python touches each node once (its id)
+    wkb = osmium.geom.WKBFactory()
+    every_node = osmium.geom.use_nodes.ALL
     try:
-        processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+        processor = (
+            osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+            .with_locations()
+            # C++ filters: nodes only feed the location index, only highway ways reach Python
+            .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+            .with_filter(osmium.filter.KeyFilter("highway"))
+        )
         obj: Any
-        for obj in processor.with_locations().with_filter(osmium.filter.KeyFilter("highway")):
-            if not obj.is_way():
-                continue
-            tags = dict(obj.tags)
+        for obj in processor:
+            if keys is None:
+                tags = dict(obj.tags)
+            else:  # a few C lookups instead of every tag as a Python object
+                way_tags = obj.tags
+                tags = {k: v for k in keys if (v := way_tags.get(k)) is not None}
             seen += 1
             if seen % 50_000 == 0:
                 progress(seen)
@@ -375,12 +406,10 @@ def _read_ways(path: Path, is_drivable: WayFilter, progress: Callable[[int], Non
             k = len(nodes)
             if k < 2:
                 continue
-            refs = np.fromiter((n.ref for n in nodes), dtype=np.int64, count=k)
-            lon = np.fromiter((n.lon for n in nodes), dtype=np.float64, count=k)
-            lat = np.fromiter((n.lat for n in nodes), dtype=np.float64, count=k)
-            ways.refs.append(refs)
-            ways.lon.append(lon)
-            ways.lat.append(lat)
+            flat_refs.extend([n.ref for n in nodes])
+            # WKB linestring: 1 byte order, 4 type, 4 count, then k (x, y) doubles
+            flat_xy += bytes.fromhex(wkb.create_linestring(obj, every_node))[9:]
+            ways.counts.append(k)
             one = tags.get("oneway")
             if one in ONEWAY_VALUES or tags.get("junction") == "roundabout":
                 ways.oneway.append(-1 if one in REVERSED_VALUES else 1)
@@ -393,9 +422,9 @@ def _read_ways(path: Path, is_drivable: WayFilter, progress: Callable[[int], Non
             ways.maxspeed.append(
                 -1 if ms is None else ways.maxspeed_values.setdefault(ms, len(ways.maxspeed_values))
             )
-            stamp = getattr(obj, "timestamp", None)
-            if stamp is not None and stamp.year > 1970:
-                ways.newest = max(ways.newest, stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            stamp = obj.timestamp
+            if stamp is not None and stamp.year > 1970 and (newest is None or stamp > newest):
+                newest = stamp
     except RuntimeError as exc:
         msg = (
             f"cannot read the file as OpenStreetMap data ({exc}); check that it is a complete "
@@ -409,7 +438,13 @@ def _read_ways(path: Path, is_drivable: WayFilter, progress: Callable[[int], Non
             "download a whole country from download.geofabrik.de"
         )
         raise GraphError(f"{path}: {msg}") from exc
-    if not ways.refs:
+    if newest is not None:
+        ways.newest = newest.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if ways.counts:
+        xy = np.frombuffer(bytes(flat_xy), dtype=np.float64)
+        ways.refs = [np.array(flat_refs, dtype=np.int64)]
+        ways.lon, ways.lat = [xy[0::2]], [xy[1::2]]
+    if not ways.counts:
         msg = (
             "contains no drivable roads. Use an extract that includes car roads (highway=primary, "
             "secondary, residential, ...), or use a bundled region"
@@ -444,58 +479,62 @@ def _simplify(
     su: npt.NDArray[np.int64],
     sv: npt.NDArray[np.int64],
     is_end: npt.NDArray[np.bool_],
-) -> tuple[list[int], list[int], list[int], list[int]]:
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
     """Follow chains of non-endpoint nodes from every endpoint (osmnx ``_build_path``).
 
-    Returns per merged edge its first and last segment position in ``chain`` (flat list of
+    Vectorised: every segment whose head is not an endpoint continues with the first out-segment
+    of its head (in segment order) that does not go straight back; all chains then advance one
+    segment per step together. A non-endpoint has exactly two neighbours, so the continuation is
+    unique, and a chain ends at an endpoint (possibly its own start, for a loop).
+
+    Returns per merged edge its first and last segment position in ``chain`` (flat array of
     segment indices in path order): ``(path_u, path_v, seg_start, chain)`` with ``seg_start``
-    of length ``n_paths + 1``.
+    of length ``n_paths + 1``; paths are in the order of their first segment.
     """
     m = su.size
     order = np.argsort(su, kind="stable")
+    out_deg = np.bincount(su, minlength=n)
     out_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(su, minlength=n), out=out_ptr[1:])
-    out_seg = order.tolist()
-    ptr = out_ptr.tolist()
-    sv_l = sv.tolist()
-    su_l = su.tolist()
-    end_l = is_end.tolist()
-    path_u: list[int] = []
-    path_v: list[int] = []
-    seg_start: list[int] = [0]
-    chain: list[int] = []
-    for s in range(m):
-        a = su_l[s]
-        if not end_l[a]:
-            continue
-        path_u.append(a)
-        chain.append(s)
-        prev, cur = a, sv_l[s]
-        visited = {a}
-        while not end_l[cur]:
-            visited.add(cur)
-            nxt = -1
-            for j in range(ptr[cur], ptr[cur + 1]):
-                seg = out_seg[j]
-                if sv_l[seg] != prev and sv_l[seg] not in visited:
-                    nxt = seg
-                    break
-            if nxt < 0:
-                # a chain that closes on its start (osmnx appends the start endpoint)
-                for j in range(ptr[cur], ptr[cur + 1]):
-                    seg = out_seg[j]
-                    if sv_l[seg] == a:
-                        nxt = seg
-                        break
-                if nxt < 0:
-                    break
-            chain.append(nxt)
-            prev, cur = cur, sv_l[nxt]
-            if cur == a:
-                break
-        path_v.append(cur)
-        seg_start.append(len(chain))
-    return path_u, path_v, seg_start, chain
+    np.cumsum(out_deg, out=out_ptr[1:])
+    # continuation of every segment that ends at a non-endpoint
+    nxt = np.full(m, -1, dtype=np.int64)
+    open_seg = np.flatnonzero(~is_end[sv])
+    head = sv[open_seg]
+    for k in range(int(out_deg[head].max()) if head.size else 0):
+        todo = nxt[open_seg] < 0
+        has_k = todo & (out_deg[head] > k)
+        cand = np.full(open_seg.size, -1, dtype=np.int64)
+        cand[has_k] = order[out_ptr[head[has_k]] + k]
+        ok = has_k & (sv[np.maximum(cand, 0)] != su[open_seg])
+        nxt[open_seg[ok]] = cand[ok]
+    starts = np.flatnonzero(is_end[su])
+    # advance all chains together, one segment per step
+    lengths = np.ones(starts.size, dtype=np.int64)
+    cur = nxt[starts]
+    alive = np.flatnonzero(cur >= 0)
+    steps: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+    last = starts.copy()
+    for _ in range(n + 1):
+        if alive.size == 0:
+            break
+        segs = cur[alive]
+        steps.append((alive, segs))
+        last[alive] = segs
+        lengths[alive] += 1
+        cur_alive = nxt[segs]
+        # a chain back at its own start node has closed a loop
+        cur_alive[sv[segs] == su[starts[alive]]] = -1
+        cur[alive] = cur_alive
+        alive = alive[cur_alive >= 0]
+    seg_start = np.zeros(starts.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=seg_start[1:])
+    chain = np.empty(int(seg_start[-1]), dtype=np.int64)
+    chain[seg_start[:-1]] = starts
+    for k, (rows, segs) in enumerate(steps, 1):
+        chain[seg_start[rows] + k] = segs
+    return su[starts], sv[last], seg_start, chain
 
 
 def _largest_scc(
@@ -540,7 +579,10 @@ def build_array_graph(
     -------
     ArrayGraph
     """
-    counts = np.fromiter((r.size for r in ways.refs), dtype=np.int64, count=len(ways.refs))
+    if ways.counts:
+        counts = np.asarray(ways.counts, dtype=np.int64)
+    else:
+        counts = np.fromiter((r.size for r in ways.refs), dtype=np.int64, count=len(ways.refs))
     refs = np.concatenate(ways.refs)
     lon = np.concatenate(ways.lon)
     lat = np.concatenate(ways.lat)
@@ -579,30 +621,50 @@ def build_array_graph(
     hw_way = np.asarray(ways.highway, dtype=np.int64)
     ms_way = np.asarray(ways.maxspeed, dtype=np.int64)
     chain_way = s_way[chain]
-    hw_chain = hw_way[chain_way].tolist()
-    ms_chain = ms_way[chain_way].tolist()
-    memo: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[float, bool, str]] = {}
+    hw_seg = hw_way[chain_way]
+    ms_seg = ms_way[chain_way]
     freeflow = np.empty(pu.size, dtype=np.float64)
     imputed = np.empty(pu.size, dtype=bool)
-    hw_used: list[str] = []
-    starts_l = start.tolist()
-    for e in range(pu.size):
-        lo, hi = starts_l[e], starts_l[e + 1]
-        if hi - lo == 1:
-            hws: tuple[str, ...] = (hw_names[hw_chain[lo]],)
-            m0 = ms_chain[lo]
-            mss: tuple[str, ...] = () if m0 < 0 else (ms_names[m0],)
-        else:
-            hws = tuple(sorted({hw_names[c] for c in hw_chain[lo:hi]}))
-            mss = tuple(sorted({ms_names[c] for c in ms_chain[lo:hi] if c >= 0}))
-        key = (hws, mss)
-        hit = memo.get(key)
+    hw_idx = np.empty(pu.size, dtype=np.int64)  # index into hw_names of the rule's first type
+    memo: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[float, bool, str]] = {}
+
+    def rule_for(hws: tuple[str, ...], mss: tuple[str, ...]) -> tuple[float, bool, str]:
+        hit = memo.get((hws, mss))
         if hit is None:
             speed, was_imputed = speed_rule(list(hws), list(mss))
-            hit = (speed, was_imputed, hws[0])
-            memo[key] = hit
-        freeflow[e], imputed[e] = hit[0], hit[1]
-        hw_used.append(hit[2])
+            hit = memo[(hws, mss)] = (speed, was_imputed, hws[0])
+        return hit
+
+    if pu.size:
+        # edges whose segments all come from ways with one highway type and one maxspeed
+        # (nearly all): one rule call per distinct (type, maxspeed) pair
+        lo = start[:-1]
+        uniform = (np.minimum.reduceat(hw_seg, lo) == np.maximum.reduceat(hw_seg, lo)) & (
+            np.minimum.reduceat(ms_seg, lo) == np.maximum.reduceat(ms_seg, lo)
+        )
+        pairs = np.stack([hw_seg[lo], ms_seg[lo]], axis=1)
+        uniq, inverse = np.unique(pairs[uniform], axis=0, return_inverse=True)
+        speeds = np.empty(len(uniq))
+        imp = np.empty(len(uniq), dtype=bool)
+        first = np.empty(len(uniq), dtype=np.int64)
+        for q, (h, m0) in enumerate(uniq.tolist()):
+            hit = rule_for((hw_names[h],), () if m0 < 0 else (ms_names[m0],))
+            speeds[q], imp[q], first[q] = hit[0], hit[1], h
+        inverse = inverse.ravel()
+        freeflow[uniform], imputed[uniform], hw_idx[uniform] = (
+            speeds[inverse],
+            imp[inverse],
+            first[inverse],
+        )
+        # the few mixed edges: sorted unique types and maxspeeds, as the osmnx path does
+        hw_l, ms_l, starts_l = hw_seg.tolist(), ms_seg.tolist(), start.tolist()
+        index_of = {name: i for i, name in enumerate(hw_names)}
+        for e in np.flatnonzero(~uniform).tolist():
+            a, b = starts_l[e], starts_l[e + 1]
+            hws = tuple(sorted({hw_names[c] for c in hw_l[a:b]}))
+            mss = tuple(sorted({ms_names[c] for c in ms_l[a:b] if c >= 0}))
+            hit = rule_for(hws, mss)
+            freeflow[e], imputed[e], hw_idx[e] = hit[0], hit[1], index_of[hit[2]]
     speed_kph = freeflow / congestion
     travel_time = length / (speed_kph / 3.6)
 
@@ -640,9 +702,12 @@ def build_array_graph(
     )
     g_used, g_inv = np.unique(geom_nodes[g_src], return_inverse=True)
 
-    names = tuple(sorted(set(hw_used)))
-    code_of = {name: i for i, name in enumerate(names)}
-    hw_code = np.fromiter((code_of[h] for h in hw_used), dtype=np.int16, count=len(hw_used))
+    used_idx = np.unique(hw_idx)
+    names = tuple(sorted(hw_names[i] for i in used_idx.tolist()))
+    code_of_idx = np.zeros(max(len(hw_names), 1), dtype=np.int16)
+    for i in used_idx.tolist():
+        code_of_idx[i] = names.index(hw_names[i])
+    hw_code = code_of_idx[hw_idx]
     G = ArrayGraph(
         node_id=ids[kept_nodes],
         x=node_lon[kept_nodes],
@@ -683,6 +748,7 @@ def load_pbf_arrays(
     congestion: float = 1.0,
     retain_all: bool = False,
     progress: Callable[[str, float], None] | None = None,
+    filter_keys: tuple[str, ...] | None = None,
 ) -> ArrayGraph:
     """Read an ``.osm.pbf`` into an :class:`ArrayGraph` (no networkx, no XML).
 
@@ -701,6 +767,9 @@ def load_pbf_arrays(
         Keep every component instead of only the largest strongly connected one.
     progress
         ``progress(message, fraction)`` for long stages (fraction may be ``nan`` when unknown).
+    filter_keys
+        The tag keys ``is_drivable`` reads; only those are looked up (much faster than
+        turning every tag of every highway into Python objects). None passes all tags.
 
     Returns
     -------
@@ -715,13 +784,18 @@ def load_pbf_arrays(
     report = progress or (lambda message, fraction: logger.info("%s", message))
     started = time.perf_counter()
     report(f"Reading roads of {path.name}", 0.0)
-    ways = _read_ways(path, is_drivable, lambda k: report(f"Read {k:,} highway ways", math.nan))
+    ways = _read_ways(
+        path,
+        is_drivable,
+        lambda k: report(f"Read {k:,} highway ways", math.nan),
+        filter_keys=filter_keys,
+    )
     read_s = time.perf_counter() - started
-    report(f"Building the road graph from {len(ways.refs):,} drivable ways", 0.6)
+    report(f"Building the road graph from {len(ways):,} drivable ways", 0.6)
     G = build_array_graph(ways, speed_rule=speed_rule, congestion=congestion, retain_all=retain_all)
     G.graph["planner_report"].update(
         {
-            "drivable_ways": len(ways.refs),
+            "drivable_ways": len(ways),
             "osm_date_newest_way": ways.newest or None,
             "read_time_s": round(read_s, 3),
             "build_time_s": round(time.perf_counter() - started - read_s, 3),

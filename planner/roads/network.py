@@ -981,6 +981,7 @@ def _load_arrays(
         speed_rule=rule,
         congestion=factor,
         retain_all=retain_all,
+        filter_keys=tuple(_DRIVE_EXCLUDE),
     )
     report = G.graph["planner_report"]
     if G.number_of_edges() == 0:

@@ -1,11 +1,18 @@
 """Travel-time matrices between graph nodes and between snapped points, with a disk cache.
 
-Shortest paths are computed with :func:`scipy.sparse.csgraph.dijkstra` (compiled), from the
-smaller side: from the origins on the graph, or from the destinations on the transposed graph
-(every edge reversed) when there are fewer destinations, so one-way streets are respected. The
-sources are processed in chunks so that the dense intermediate block stays under
+Two kernels (``method``): ``"dijkstra"`` runs :func:`scipy.sparse.csgraph.dijkstra`
+(compiled) from the smaller side: from the origins on the graph, or from the destinations on the
+transposed graph (every edge reversed) when there are fewer destinations, so one-way streets
+are respected. The sources are processed in chunks so that the dense intermediate block stays under
 ``max_chunk_bytes``. Parallel edges keep their minimum travel time. Unreachable pairs are
-``inf`` -- never a finite number.
+``inf`` -- never a finite number. ``"cch"`` answers the same question with a customizable
+contraction hierarchy (:mod:`planner.routing._cch`, RoutingKit): the graph is preprocessed once
+(node order cached on disk, the hierarchy in memory), the nodes of the larger side are pinned and
+one elimination-tree sweep per point of the smaller side gives a whole column; travel times are
+then exact to 1 ms per edge of the path (integer weights). ``"auto"`` (default) picks the CCH on
+graphs of :data:`CCH_MIN_NODES` nodes or more, where it is many times faster than Dijkstra, and
+Dijkstra below, where the preprocessing does not pay. CCH chunks run on threads (the binding
+releases the GIL) or on the Dask backend.
 
 Matrices are cached on disk (``.npz``, no pickle) under ``$PLANNER_CACHE_DIR/matrices``, keyed by
 a hash of the graph's nodes, edges and weights, the node ids asked for, and the graph's speed
@@ -32,7 +39,8 @@ from planner.roads import _cache
 from planner.roads.arrays import ArrayGraph
 from planner.roads.network import RoadGraph, graph_fingerprint
 from planner.roads.snapping import SnappedPoints
-from planner.routing.parallel import Backend, Progress, run_chunks
+from planner.routing import _cch
+from planner.routing.parallel import Backend, Progress, cpu_threads, run_chunks
 from planner.settings import MATRIX_DTYPES, cache_dir
 
 logger = logging.getLogger(__name__)
@@ -41,6 +49,84 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_CHUNK_BYTES = 64 * 1024 * 1024
 
 MATRIX_CODE_VERSION = "matrix-2"
+
+#: Matrix kernels (``method=``).
+MATRIX_METHODS = ("auto", "dijkstra", "cch")
+
+#: ``method="auto"`` uses the CCH kernel from this many graph nodes on (measured in
+#: ``benchmarks/bench_matrix.py --cch``: below it Dijkstra wins or the gap is small).
+CCH_MIN_NODES = 25_000
+
+
+def resolve_method(method: str, n_nodes: int) -> str:
+    """The kernel ``method`` stands for on a graph of ``n_nodes`` nodes.
+
+    Parameters
+    ----------
+    method
+        One of :data:`MATRIX_METHODS`.
+    n_nodes
+        Graph size.
+
+    Returns
+    -------
+    str
+        ``"dijkstra"`` or ``"cch"``.
+    """
+    if method not in MATRIX_METHODS:
+        raise InputError(f"method must be one of {list(MATRIX_METHODS)}, got {method!r}")
+    if method == "auto":
+        return "cch" if n_nodes >= CCH_MIN_NODES else "dijkstra"
+    return method
+
+
+def _node_coords(G: RoadGraph, nodes: npt.NDArray[np.int64]) -> tuple[Any, Any]:
+    """Longitudes and latitudes of ``nodes`` (graph order), for the CCH node order."""
+    if isinstance(G, ArrayGraph):
+        return G.x, G.y
+    data = G.nodes
+    lon = np.fromiter((data[v]["x"] for v in nodes.tolist()), dtype=np.float64, count=nodes.size)
+    lat = np.fromiter((data[v]["y"] for v in nodes.tolist()), dtype=np.float64, count=nodes.size)
+    return lon, lat
+
+
+def _cch_matrix(
+    G: RoadGraph,
+    ga: _GraphArrays,
+    pin: tuple[Any, Any, Any, Any],
+    sweep: tuple[Any, Any, Any, Any],
+    *,
+    pinned_are_origins: bool,
+    max_chunk_bytes: int,
+    backend: Backend | None,
+    progress: Progress | None,
+) -> npt.NDArray[np.float64]:
+    """Matrix by CCH sweeps: ``pin`` side's entry nodes pinned, one sweep per ``sweep`` point.
+
+    ``pin`` and ``sweep`` are ``(node_1, time_1, node_2, time_2)`` per point: two entry node
+    positions and the time between the point and each (``inf``: no such entry). Returns
+    origins x destinations.
+    """
+    lon, lat = _node_coords(G, ga.nodes)
+    inp = _cch.cch_input(ga.csr, lon, lat)
+    _cch.prepare(inp)
+    p1, pt1, p2, pt2 = pin
+    pinned, r1, r2 = _sources(p1, p2, pt2)
+    n_pin = r1.size
+    n_sweep = sweep[0].size
+    step = max(1, min(n_sweep, max_chunk_bytes // (16 * max(n_pin, 1))))
+    chunks = [tuple(a[s : s + step] for a in sweep) for s in range(0, n_sweep, step)]
+    blocks = run_chunks(
+        _cch.sweep_chunk,
+        (inp, pinned, r1, pt1, r2, pt2, not pinned_are_origins),
+        chunks,
+        backend=backend,
+        progress=progress,
+        what="travel-time matrix (CCH)",
+        threads=cpu_threads(),
+    )
+    block = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+    return np.ascontiguousarray(block if pinned_are_origins else block.T)
 
 
 @dataclass(frozen=True)
@@ -233,6 +319,7 @@ def travel_time_matrix(
     weight: str = "travel_time",
     cache: bool = True,
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+    method: str = "auto",
 ) -> npt.NDArray[np.float64]:
     """Shortest travel times in seconds between graph nodes.
 
@@ -248,6 +335,9 @@ def travel_time_matrix(
         Read/write the result from/to the disk cache under ``$PLANNER_CACHE_DIR``.
     max_chunk_bytes
         Memory bound for one chunk of Dijkstra rows (``8 * n_nodes`` bytes per source).
+    method
+        ``"dijkstra"``, ``"cch"`` (exact to 0.5 ms per edge of a path) or ``"auto"``
+        (CCH from :data:`CCH_MIN_NODES` graph nodes on); see the module docstring.
 
     Returns
     -------
@@ -266,23 +356,36 @@ def travel_time_matrix(
     o_pos = ga.positions(origins, "origins")
     d_pos = ga.positions(destinations, "destinations")
     shape = (o_pos.size, d_pos.size)
+    kernel = resolve_method(method, nodes.size)
     if 0 in shape:
         return np.empty(shape, dtype=np.float64)
     path = None
     if cache:
-        path = _cache_path(
-            nodes,
-            csr,
-            arrays=[nodes[o_pos], nodes[d_pos]],
-            meta={"kind": "nodes", "weight": weight, "settings": _settings_of(G)},
-        )
+        meta = {"kind": "nodes", "weight": weight, "settings": _settings_of(G)}
+        if kernel != "dijkstra":
+            meta["method"] = kernel
+        path = _cache_path(nodes, csr, arrays=[nodes[o_pos], nodes[d_pos]], meta=meta)
         hit = _read_cached(path, shape)
         if hit is not None:
             logger.debug("travel-time matrix %s from cache", shape)
             return hit
     uo, inv_o = _unique_in_order(o_pos)
     ud, inv_d = _unique_in_order(d_pos)
-    if uo.size <= ud.size:
+    if kernel == "cch":
+        zero_o, zero_d = np.zeros(o_pos.size), np.zeros(d_pos.size)
+        no_o, no_d = np.full(o_pos.size, np.inf), np.full(d_pos.size, np.inf)
+        pin_origins = ud.size <= uo.size
+        result = _cch_matrix(
+            G,
+            ga,
+            (o_pos, zero_o, o_pos, no_o) if pin_origins else (d_pos, zero_d, d_pos, no_d),
+            (d_pos, zero_d, d_pos, no_d) if pin_origins else (o_pos, zero_o, o_pos, no_o),
+            pinned_are_origins=pin_origins,
+            max_chunk_bytes=max_chunk_bytes,
+            backend=Backend(),
+            progress=None,
+        )
+    elif uo.size <= ud.size:
         # Dijkstra from the origins; destinations may repeat (plain column indexing)
         result = _dijkstra_block(csr, uo, d_pos, max_chunk_bytes)
         if inv_o is not None:
@@ -372,6 +475,7 @@ def snapped_travel_time_matrix(
     dtype: str = "float64",
     backend: Backend | None = None,
     progress: Progress | None = None,
+    method: str = "auto",
 ) -> npt.NDArray[np.float64]:
     """Travel times in seconds from snapped origin points to snapped destination points.
 
@@ -405,6 +509,12 @@ def snapped_travel_time_matrix(
         default, or on Dask (``$PLANNER_SCHEDULER``, ``$PLANNER_WORKERS``). Same result.
     progress
         ``progress(message, fraction)`` with an ETA while chunks complete.
+    method
+        ``"dijkstra"``, ``"cch"`` or ``"auto"`` (CCH from :data:`CCH_MIN_NODES` graph nodes
+        on). With the CCH, edge times and the snap offsets of the swept side are rounded to
+        1 ms, so a travel time is within 0.5 ms per edge of the path (plus 0.5 ms) of the
+        Dijkstra value; the CCH pins the entry nodes of the side with more points and sweeps
+        once per point of the other side.
 
     Returns
     -------
@@ -431,6 +541,7 @@ def snapped_travel_time_matrix(
         return np.empty((n, m), dtype=np.float64)
     ga = _graph_arrays(G, "travel_time")
     nodes, csr = ga.nodes, ga.csr
+    kernel = resolve_method(method, nodes.size)
     path = None
     if cache:
         arrays = [
@@ -447,6 +558,8 @@ def snapped_travel_time_matrix(
         }
         if dtype != "float64":
             meta["dtype"] = dtype
+        if kernel != "dijkstra":
+            meta["method"] = kernel
         path = _cache_path(nodes, csr, arrays=arrays, meta=meta)
         hit = _read_cached(path, (n, m))
         if hit is not None:
@@ -462,7 +575,21 @@ def snapped_travel_time_matrix(
     n_nodes = nodes.size
     n_o_src = np.unique(np.concatenate([o_fwd, o_bwd[np.isfinite(o_t_bwd)]])).size
     n_d_src = np.unique(np.concatenate([d_u, d_v[np.isfinite(d_t_v)]])).size
-    if n_o_src <= n_d_src:
+    if kernel == "cch":
+        origin_entries = (o_fwd, o_t_fwd, o_bwd, o_t_bwd)
+        dest_entries = (d_u, d_t_u, d_v, d_t_v)
+        pin_origins = m <= n
+        result = _cch_matrix(
+            G,
+            ga,
+            origin_entries if pin_origins else dest_entries,
+            dest_entries if pin_origins else origin_entries,
+            pinned_are_origins=pin_origins,
+            max_chunk_bytes=max_chunk_bytes,
+            backend=backend,
+            progress=progress,
+        ).astype(dtype, copy=False)
+    elif n_o_src <= n_d_src:
         # Dijkstra from origin entry nodes, chunks of origin rows
         step = max(1, min(max_chunk_bytes // (16 * n_nodes), max_chunk_bytes // (8 * m)))
         o_chunks = [

@@ -6,7 +6,8 @@ The travel-time matrix is computed in chunks of Dijkstra sources (:mod:`planner.
 * in this process, one after the other, when no cluster is asked for (the default: Dask is not
   even imported);
 * on a local Dask cluster of ``workers`` processes bound to 127.0.0.1 (``planner run
-  --workers N``, ``$PLANNER_WORKERS``), started for the call and closed after it;
+  --workers N``, ``$PLANNER_WORKERS``), started on first use and reused by every later call of
+  the process (matrix chunks, sweep cases) until :func:`close_clients` or the process exits;
 * on an existing Dask cluster (``planner run --scheduler tcp://HOST:8786``,
   ``$PLANNER_SCHEDULER``).
 
@@ -21,10 +22,14 @@ Every run reports progress with an estimated time to completion.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -105,12 +110,70 @@ def backend_from_settings(*, scheduler: str | None = None, workers: int | None =
     )
 
 
+def cpu_threads() -> int:
+    """Threads for in-process chunks that release the GIL (``$PLANNER_THREADS``, default: cores).
+
+    Returns
+    -------
+    int
+    """
+    raw = os.environ.get("PLANNER_THREADS", "").strip()
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            msg = f"PLANNER_THREADS must be a whole number, got {raw!r}"
+            raise InputError(msg, field="PLANNER_THREADS") from None
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
 def _import_distributed() -> Any:
     try:
         import distributed
     except ImportError as exc:
         raise ImportError(_INSTALL_HINT) from exc
     return distributed
+
+
+_clients: dict[Backend, tuple[Any, Any]] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_for(backend: Backend) -> Any:
+    """The Dask client of ``backend``: one per backend and process, started on first use."""
+    distributed = _import_distributed()
+    with _clients_lock:
+        known = _clients.get(backend)
+        if known is not None and known[0].status == "running":
+            return known[0]
+        cluster = None
+        if backend.scheduler is not None:
+            client = distributed.Client(backend.scheduler, set_as_default=False)
+        else:
+            cluster = distributed.LocalCluster(
+                n_workers=backend.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+            )
+            client = distributed.Client(cluster, set_as_default=False)
+        if not _clients:
+            atexit.register(close_clients)
+        _clients[backend] = (client, cluster)
+        logger.info("connected to %s", backend.describe())
+        return client
+
+
+def close_clients() -> None:
+    """Close the Dask clients and local clusters this process started (safe to call twice)."""
+    with _clients_lock:
+        items = list(_clients.values())
+        _clients.clear()
+    for client, cluster in items:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 class _Eta:
@@ -136,6 +199,19 @@ class _Eta:
         )
 
 
+def _run_threads(
+    fn: Callable[[Any, Any], T], shared: Any, chunks: Sequence[Any], threads: int, eta: _Eta
+) -> list[T]:
+    """``[fn(shared, c) for c in chunks]`` on a pool of threads, in order."""
+    results: list[Any] = [None] * len(chunks)
+    with ThreadPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
+        futures = {pool.submit(fn, shared, chunk): i for i, chunk in enumerate(chunks)}
+        for k, future in enumerate(as_completed(futures), 1):
+            results[futures[future]] = future.result()
+            eta.done(k)
+    return results
+
+
 def run_chunks(
     fn: Callable[[Any, Any], T],
     shared: Any,
@@ -144,6 +220,7 @@ def run_chunks(
     backend: Backend | None = None,
     progress: Progress | None = None,
     what: str = "chunks",
+    threads: int = 1,
 ) -> list[T]:
     """Return ``[fn(shared, c) for c in chunks]``, computed where ``backend`` says.
 
@@ -161,6 +238,9 @@ def run_chunks(
         ``progress(message, fraction)`` after chunks complete (at most once a second).
     what
         Name of the work in progress messages.
+    threads
+        In this process, run chunks on this many threads (only for functions that release
+        the GIL); on Dask every worker runs one chunk at a time.
 
     Returns
     -------
@@ -170,47 +250,38 @@ def run_chunks(
     backend = backend or backend_from_settings()
     eta = _Eta(what, len(chunks), progress)
     if not backend.uses_dask or len(chunks) == 0:
+        if threads > 1 and len(chunks) > 1:
+            return _run_threads(fn, shared, chunks, threads, eta)
         out = []
         for k, chunk in enumerate(chunks, 1):
             out.append(fn(shared, chunk))
             eta.done(k)
         return out
     distributed = _import_distributed()
-    cluster = None
-    if backend.scheduler is not None:
-        client = distributed.Client(backend.scheduler, set_as_default=False)
-    else:
-        cluster = distributed.LocalCluster(
-            n_workers=backend.workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-        )
-        client = distributed.Client(cluster, set_as_default=False)
+    client = _client_for(backend)
     logger.info("running %d %s on %s", len(chunks), what, backend.describe())
+    shared_future = client.scatter(shared, broadcast=True, hash=False)
+    token = uuid.uuid4().hex[:12]
+    futures = [
+        client.submit(
+            fn,
+            shared_future,
+            chunk,
+            key=f"{what}-{token}-{i}",
+            retries=CHUNK_RETRIES,
+            pure=False,
+        )
+        for i, chunk in enumerate(chunks)
+    ]
+    index = {f.key: i for i, f in enumerate(futures)}
+    results: list[Any] = [None] * len(chunks)
     try:
-        shared_future = client.scatter(shared, broadcast=True, hash=False)
-        token = uuid.uuid4().hex[:12]
-        futures = [
-            client.submit(
-                fn,
-                shared_future,
-                chunk,
-                key=f"{what}-{token}-{i}",
-                retries=CHUNK_RETRIES,
-                pure=False,
-            )
-            for i, chunk in enumerate(chunks)
-        ]
-        index = {f.key: i for i, f in enumerate(futures)}
-        results: list[Any] = [None] * len(chunks)
         for k, future in enumerate(distributed.as_completed(futures, loop=client.loop), 1):
             results[index[future.key]] = future.result()
             future.release()  # finished chunks live here now, not on a worker that may die
             eta.done(k)
-        return results
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        # the cluster outlives this call: leave no task of it behind on error
+        client.cancel([f for f in futures if not f.done()])
+        shared_future.release()
+    return results
