@@ -1,4 +1,4 @@
-"""Matrix chunks on a Dask LocalCluster (loopback only) give the in-process result exactly."""
+"""Matrix chunks and sweeps on a Dask LocalCluster (loopback only) give the in-process result."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from test_scenarios import make_sinst
 
+from planner.engine.sweeps import k_curve, robustness, slow_down_roads
 from planner.errors import InputError
 from planner.roads.arrays import ArrayGraph, _Ways, build_array_graph
 from planner.roads.snapping import snap_points
+from planner.routing import parallel
 from planner.routing.matrix import snapped_travel_time_matrix
-from planner.routing.parallel import Backend, backend_from_settings, run_chunks
+from planner.routing.parallel import Backend, backend_from_settings, close_clients, run_chunks
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -140,5 +144,78 @@ def test_lost_worker_is_retried_without_losing_finished_chunks(cluster, tmp_path
 
 
 @pytest.mark.slow
-def test_local_cluster_backend_starts_and_closes_on_loopback() -> None:
-    assert run_chunks(_times_ten, 10, [4, 5], backend=Backend(workers=1)) == [40, 50]
+def test_local_cluster_backend_starts_once_and_closes_on_loopback() -> None:
+    backend = Backend(workers=1)
+    try:
+        assert run_chunks(_times_ten, 10, [4, 5], backend=backend) == [40, 50]
+        client = parallel._clients[backend][0]
+        assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+        # a second call reuses the same cluster instead of starting another one
+        assert run_chunks(_times_ten, 10, [6], backend=backend) == [60]
+        assert parallel._clients[backend][0] is client
+    finally:
+        close_clients()
+    assert backend not in parallel._clients
+    assert client.status == "closed"
+
+
+@pytest.mark.slow
+def test_cch_matrix_on_local_cluster_equals_in_process(cluster) -> None:
+    G = _grid()
+    customers = snap_points(G, *_points(G, 200, 3))
+    sites = snap_points(G, *_points(G, 7, 4))
+    here = snapped_travel_time_matrix(
+        G, customers, sites, cache=False, method="cch", max_chunk_bytes=4096
+    )
+    there = snapped_travel_time_matrix(
+        G,
+        customers,
+        sites,
+        cache=False,
+        method="cch",
+        max_chunk_bytes=4096,
+        backend=Backend(scheduler=cluster.scheduler_address),
+    )
+    np.testing.assert_array_equal(here, there)
+    dij = snapped_travel_time_matrix(G, customers, sites, cache=False, method="dijkstra")
+    assert np.abs(here - dij).max() < 0.05  # 1 ms rounding per edge, at most 24 edges
+
+
+@pytest.mark.slow
+def test_sweeps_on_local_cluster_equal_in_process(cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    sinst = make_sinst(seed=21, n=12)
+    curve = k_curve(sinst, 4)
+    rob = robustness(sinst, growth={"business": 2.0}, slowdown=1.0)
+    monkeypatch.setenv("PLANNER_SCHEDULER", cluster.scheduler_address)
+    messages: list[str] = []
+    curve_there = k_curve(sinst, 4, progress=lambda m, f: messages.append(m))
+    rob_there = robustness(sinst, growth={"business": 2.0}, slowdown=1.0)
+    pd.testing.assert_frame_equal(curve, curve_there)
+    assert curve.attrs == curve_there.attrs
+    pd.testing.assert_frame_equal(rob.cases, rob_there.cases)
+    pd.testing.assert_frame_equal(rob.sites, rob_there.sites)
+    assert any("solves on a Dask cluster" in m for m in messages)
+    close_clients()
+
+
+def test_slow_down_roads_on_an_array_graph() -> None:
+    G = _grid()
+    H = slow_down_roads(G, 1.5, highways=["primary"])
+    primary = np.array([G.highway_names[c] == "primary" for c in G.highway_code])
+    assert primary.any()
+    assert (~primary).any()
+    np.testing.assert_allclose(H.travel_time_s[primary], G.travel_time_s[primary] * 1.5)
+    np.testing.assert_array_equal(H.travel_time_s[~primary], G.travel_time_s[~primary])
+    np.testing.assert_allclose(H.speed_kph[primary], G.speed_kph[primary] / 1.5)
+    assert H.graph["planner_report"]["slowdown"]["factor"] == 1.5
+    assert "slowdown" not in G.graph.get("planner_report", {})  # the input is not modified
+    every = slow_down_roads(G, 2.0, highways=None)
+    np.testing.assert_allclose(every.travel_time_s, G.travel_time_s * 2.0)
+    # matrices see the slower roads: every trip is exactly twice as long
+    pts = snap_points(G, *_points(G, 5, 9))
+    base = snapped_travel_time_matrix(G, pts, pts, cache=False)
+    slow_pts = snap_points(every, *_points(G, 5, 9))
+    slow = snapped_travel_time_matrix(every, slow_pts, slow_pts, cache=False)
+    road = base - pts.access_time_s[:, None] - pts.access_time_s[None, :]
+    slow_road = slow - pts.access_time_s[:, None] - pts.access_time_s[None, :]
+    np.testing.assert_allclose(slow_road, 2.0 * road, atol=1e-9)

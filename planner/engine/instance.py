@@ -407,11 +407,10 @@ def gather_candidates(
     return gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:4326"), tuple(warnings)
 
 
-def load_graph(spec: ScenarioSpec) -> RoadGraph:
+def load_graph(spec: ScenarioSpec, progress: ProgressCallback | None = None) -> RoadGraph:
     """The road graph of ``spec``: its region with its speeds and congestion."""
-    if spec.speeds is None:
-        return load_region(spec.region, congestion=spec.congestion)
-    return load_region(spec.region, congestion=spec.congestion, speeds=dict(spec.speeds))
+    speeds = None if spec.speeds is None else dict(spec.speeds)
+    return load_region(spec.region, congestion=spec.congestion, speeds=speeds, progress=progress)
 
 
 def prepare_scenario(
@@ -453,7 +452,7 @@ def prepare_scenario(
             raise InputError(f"unknown layout {layout!r}; allowed: {list(LAYOUTS)}", field="layout")
     if graph is None:
         report(f"Loading the road network of {spec.region}", 0.02)
-        graph = load_graph(spec)
+        graph = load_graph(spec, progress=lambda m, f: report(m, 0.02 + 0.04 * f))
         info = graph.graph.get("planner_report", {})
         report(
             f"Road network: {graph.number_of_nodes():,} nodes, {graph.number_of_edges():,} "

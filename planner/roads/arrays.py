@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import tempfile
 import time
@@ -363,6 +362,52 @@ class _Ways:
 _WAY_KEYS = ("highway", "oneway", "junction", "maxspeed")
 
 
+def _bytes_read() -> int | None:
+    """Bytes this process has read so far (Linux ``/proc/self/io``), None elsewhere."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class _ReadProgress:
+    """Progress of reading a file, with an ETA from the bytes read so far.
+
+    libosmium reads the file sequentially on its own thread; the growth of this process's
+    ``rchar`` against the file size gives the fraction read (a few MB ahead of the parsing).
+    """
+
+    def __init__(self, path: Path, report: Callable[[str, float], None]) -> None:
+        self.size = max(path.stat().st_size, 1)
+        self.name = path.name
+        self.report = report
+        self.base = _bytes_read()
+        self.started = time.perf_counter()
+        self.last = self.started
+
+    def __call__(self, ways: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < 2.0:
+            return
+        self.last = now
+        elapsed = now - self.started
+        read = _bytes_read()
+        if read is None or self.base is None:
+            self.report(f"Reading {self.name}: {ways:,} highway ways, {elapsed:.0f} s", 0.0)
+            return
+        fraction = min(max((read - self.base) / self.size, 1e-6), 1.0)
+        eta = elapsed / fraction * (1.0 - fraction)
+        self.report(
+            f"Reading {self.name}: {fraction:.0%} of the file, {ways:,} highway ways, "
+            f"{elapsed:.0f} s elapsed, ETA {eta:.0f} s",
+            0.6 * fraction,
+        )
+
+
 def _read_ways(
     path: Path,
     is_drivable: WayFilter,
@@ -398,7 +443,7 @@ def _read_ways(
                 way_tags = obj.tags
                 tags = {k: v for k in keys if (v := way_tags.get(k)) is not None}
             seen += 1
-            if seen % 50_000 == 0:
+            if seen % 20_000 == 0:
                 progress(seen)
             if not is_drivable(tags):
                 continue
@@ -784,14 +829,15 @@ def load_pbf_arrays(
     report = progress or (lambda message, fraction: logger.info("%s", message))
     started = time.perf_counter()
     report(f"Reading roads of {path.name}", 0.0)
-    ways = _read_ways(
-        path,
-        is_drivable,
-        lambda k: report(f"Read {k:,} highway ways", math.nan),
-        filter_keys=filter_keys,
-    )
+    ways = _read_ways(path, is_drivable, _ReadProgress(path, report), filter_keys=filter_keys)
     read_s = time.perf_counter() - started
-    report(f"Building the road graph from {len(ways):,} drivable ways", 0.6)
+    n_refs = int(sum(ways.counts)) if ways.counts else sum(r.size for r in ways.refs)
+    # about 6 s per million way nodes on the 2-core benchmark machine (benchmarks/README.md)
+    report(
+        f"Building the road graph from {len(ways):,} drivable ways ({n_refs:,} way nodes), "
+        f"ETA {6e-6 * n_refs:.0f} s",
+        0.6,
+    )
     G = build_array_graph(ways, speed_rule=speed_rule, congestion=congestion, retain_all=retain_all)
     G.graph["planner_report"].update(
         {

@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -956,6 +956,7 @@ def _load_arrays(
     key: str,
     cache: bool,
     started: float,
+    progress: Callable[[str, float], None] | None = None,
 ) -> ArrayGraph:
     """The array path of :func:`load_region` (large ``.osm.pbf`` files), cached as ``.npz``."""
     assert source.path is not None
@@ -982,6 +983,7 @@ def _load_arrays(
         congestion=factor,
         retain_all=retain_all,
         filter_keys=tuple(_DRIVE_EXCLUDE),
+        progress=progress,
     )
     report = G.graph["planner_report"]
     if G.number_of_edges() == 0:
@@ -1032,6 +1034,7 @@ def load_region(
     cache: bool = True,
     timeout_s: float = 60.0,
     loader: str = "auto",
+    progress: Callable[[str, float], None] | None = None,
 ) -> RoadGraph:
     """Load a road graph with travel times from a bundled region, a file or a download.
 
@@ -1059,6 +1062,9 @@ def load_region(
         (default 20 MB) go through the compact array loader (:mod:`planner.roads.arrays`),
         everything else through osmnx; ``"osmnx"`` or ``"arrays"`` force one. The choice is
         logged and recorded as ``planner_report["loader"]``.
+    progress
+        ``progress(message, fraction)`` while the array loader reads and builds a file
+        (with an estimated time to completion); default: log at INFO level.
 
     Returns
     -------
@@ -1096,6 +1102,7 @@ def load_region(
             key=key,
             cache=cache,
             started=started,
+            progress=progress,
         )
     cache_path = cache_dir("graphs") / key if cache else None
     built_from = {"key": key, "source": source.fingerprint, "code": GRAPH_CODE_VERSION}
