@@ -13,6 +13,10 @@ prints the speed-up. networkx runs in slices of origins, each slice followed by 
 of ours (all origins, graph-to-CSR conversion included), so both see the same machine load; the
 speed-up is networkx's total over the median of our calls.
 
+``--kernels`` runs only part 3: snapped matrices through scipy's Dijkstra and through the CCH
+kernel (``method="cch"``) on the same points in the same process, with the CCH's first call
+(preprocessing included) shown apart; it is how ``CCH_MIN_NODES`` was chosen.
+
 Part 2 times node matrices and snapped point matrices from 1,000 x 100 up to 10,000 x 1,000,
 with their peak traced memory (``tracemalloc`` traces numpy and scipy allocations; memory is
 measured in a separate call so tracing does not slow the timed one). Disk caching is off so
@@ -38,7 +42,9 @@ os.environ.setdefault("PLANNER_CACHE_DIR", tempfile.mkdtemp(prefix="bench-matrix
 
 from planner.roads.network import load_region
 from planner.roads.snapping import snap_points
+from planner.routing import _cch
 from planner.routing.matrix import snapped_travel_time_matrix, travel_time_matrix
+from planner.routing.parallel import cpu_threads
 
 SIZES = [(1_000, 100), (2_000, 200), (5_000, 500), (10_000, 1_000)]
 
@@ -83,6 +89,52 @@ def random_points(G: nx.MultiDiGraph, n: int, rng: np.random.Generator) -> tuple
     return lon, lat
 
 
+def compare_kernels(region: str, seed: int) -> int:
+    """Part 3: snapped matrices with ``method="dijkstra"`` and ``method="cch"`` (the CCH's
+    first call includes its preprocessing: node order, contraction, customization)."""
+    G = load_region(region)
+    rng = np.random.default_rng(seed)
+    print(f"region={region} nodes={G.number_of_nodes():,} threads={cpu_threads()}")
+    header = (
+        f"{'rows x cols':>14} | {'dijkstra s':>10} | {'cch first s':>11} | {'cch s':>7} | "
+        f"{'dijkstra / cch':>14} | {'max diff ms':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for rows, cols in [(2_000, 60), *SIZES]:
+        po = snap_points(G, *random_points(G, rows, rng))
+        pd_ = snap_points(G, *random_points(G, cols, rng))
+        _cch._indexes.clear()
+        with tempfile.TemporaryDirectory(prefix="bench-cch-") as fresh:
+            saved = os.environ["PLANNER_CACHE_DIR"]
+            os.environ["PLANNER_CACHE_DIR"] = fresh  # no cached node order
+            _, t_first = timed(
+                lambda po=po, pd_=pd_: snapped_travel_time_matrix(
+                    G, po, pd_, cache=False, method="cch"
+                )
+            )
+            os.environ["PLANNER_CACHE_DIR"] = saved
+        cch, t_cch = timed(
+            lambda po=po, pd_=pd_: snapped_travel_time_matrix(
+                G, po, pd_, cache=False, method="cch"
+            ),
+            repeats=2,
+        )
+        dij, t_dij = timed(
+            lambda po=po, pd_=pd_: snapped_travel_time_matrix(
+                G, po, pd_, cache=False, method="dijkstra"
+            ),
+            repeats=2,
+        )
+        fin = np.isfinite(dij)
+        diff = float(np.abs(dij[fin] - cch[fin]).max()) * 1000
+        print(
+            f"{rows:>6,} x {cols:>5,} | {t_dij:10.3f} | {t_first:11.3f} | {t_cch:7.3f} | "
+            f"{t_dij / t_cch:14.1f} | {diff:11.1f}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", default="malta")
@@ -90,7 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--slices", type=int, default=10, help="networkx slices to interleave")
     parser.add_argument("--max-rows", type=int, default=10_000, help="largest scaling size")
+    parser.add_argument(
+        "--kernels",
+        action="store_true",
+        help="only part 3: scipy Dijkstra against the CCH kernel, same process, same points",
+    )
     args = parser.parse_args(argv)
+    if args.kernels:
+        return compare_kernels(args.region, args.seed)
 
     G = load_region(args.region)
     nodes = list(G.nodes)

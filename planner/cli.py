@@ -131,7 +131,7 @@ def _use_backend(args: argparse.Namespace) -> None:
     if backend.workers:
         os.environ["PLANNER_WORKERS"] = str(backend.workers)
     if backend.uses_dask:
-        _progress(f"Travel-time matrices run on a {backend.describe()}", 0.0)
+        _progress(f"Travel-time matrices and sweeps run on a {backend.describe()}", 0.0)
 
 
 def _check_demo_customers(spec: ScenarioSpec) -> None:
@@ -535,14 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (run, cmp_):
         command.add_argument(
             "--scheduler",
-            help="Dask scheduler address (tcp://HOST:PORT): travel-time matrix chunks run there "
-            "(needs the 'dask' extra)",
+            help="Dask scheduler address (tcp://HOST:PORT): travel-time matrix chunks and sweep "
+            "solves (K-curve, layouts, robustness) run there (needs the 'dask' extra)",
         )
         command.add_argument(
             "--workers",
             type=int,
-            help="start a local Dask cluster of N worker processes for the matrices "
-            "(default: in this process, no Dask)",
+            help="start a local Dask cluster of N worker processes for the matrices and "
+            "sweeps (default: in this process, no Dask)",
         )
 
     trn = sub.add_parser(

@@ -388,6 +388,7 @@ class _ReadProgress:
         self.base = _bytes_read()
         self.started = time.perf_counter()
         self.last = self.started
+        self.first: tuple[float, float] | None = None
 
     def __call__(self, ways: int) -> None:
         now = time.perf_counter()
@@ -400,10 +401,18 @@ class _ReadProgress:
             self.report(f"Reading {self.name}: {ways:,} highway ways, {elapsed:.0f} s", 0.0)
             return
         fraction = min(max((read - self.base) / self.size, 1e-6), 1.0)
-        eta = elapsed / fraction * (1.0 - fraction)
+        if self.first is None:
+            # the nodes (the first part of the file) only feed the C++ location index; the
+            # ways after them are the slow part: the ETA uses the rate from here on
+            self.first = (now, fraction)
+            eta_text = "ETA after the next report"
+        else:
+            t0, f0 = self.first
+            rate = (now - t0) / max(fraction - f0, 1e-6)
+            eta_text = f"ETA {rate * (1.0 - fraction):.0f} s"
         self.report(
             f"Reading {self.name}: {fraction:.0%} of the file, {ways:,} highway ways, "
-            f"{elapsed:.0f} s elapsed, ETA {eta:.0f} s",
+            f"{elapsed:.0f} s elapsed, {eta_text}",
             0.6 * fraction,
         )
 

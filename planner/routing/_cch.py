@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,8 @@ def _node_order(
     head: npt.NDArray[np.uint32],
     lon: npt.NDArray[np.float64],
     lat: npt.NDArray[np.float64],
+    *,
+    progress: Callable[[str, float], None] | None = None,
 ) -> npt.NDArray[np.uint32]:
     """The inertial nested-dissection order, from the disk cache when it is there."""
     key = _digest(tail, head, lon, lat, np.frombuffer(CCH_ORDER_VERSION.encode(), np.uint8))
@@ -110,6 +113,12 @@ def _node_order(
             _cache.warn_invalid("CCH order", path, "not a permutation of the graph's nodes")
         except Exception as exc:  # unreadable: recompute, never crash
             _cache.warn_invalid("CCH order", path, f"unreadable: {type(exc).__name__}: {exc}")
+    if progress is not None and n >= 100_000:
+        progress(
+            f"Contraction hierarchy: ordering {n:,} road nodes (once per road network, then "
+            f"cached), ETA {_ORDER_S_PER_NODE * n:.0f} s",
+            0.0,
+        )
     started = time.perf_counter()
     order = np.asarray(
         rk.compute_order_inertial(
@@ -126,7 +135,17 @@ def _node_order(
     return order
 
 
-def cch_input(csr: Any, lon: npt.ArrayLike, lat: npt.ArrayLike) -> CchInput:
+#: Seconds per graph node of the inertial node order on the 2-core benchmark machine
+#: (46.7 s for 925,696 nodes, benchmarks/README.md), for the ETA.
+_ORDER_S_PER_NODE = 5e-5
+
+
+def cch_input(
+    csr: Any,
+    lon: npt.ArrayLike,
+    lat: npt.ArrayLike,
+    progress: Callable[[str, float], None] | None = None,
+) -> CchInput:
     """The CCH input of a graph given as its CSR weight matrix (seconds) and node coordinates.
 
     Parameters
@@ -135,6 +154,8 @@ def cch_input(csr: Any, lon: npt.ArrayLike, lat: npt.ArrayLike) -> CchInput:
         ``n x n`` scipy CSR matrix, travel times in seconds (parallel edges merged).
     lon, lat
         Node coordinates in degrees (for the inertial order).
+    progress
+        ``progress(message, fraction)`` before a node order is computed (not cached yet).
 
     Returns
     -------
@@ -147,7 +168,7 @@ def cch_input(csr: Any, lon: npt.ArrayLike, lat: npt.ArrayLike) -> CchInput:
     weight = np.minimum(units, _MAX_WEIGHT).astype(np.uint32)
     lon_a = np.asarray(lon, dtype=np.float64)
     lat_a = np.asarray(lat, dtype=np.float64)
-    order = _node_order(n, tail, head, lon_a, lat_a)
+    order = _node_order(n, tail, head, lon_a, lat_a, progress=progress)
     key = _digest(tail, head, weight)
     return CchInput(key=key, order=order, tail=tail, head=head, weight=weight)
 

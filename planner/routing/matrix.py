@@ -100,7 +100,8 @@ def _cch_matrix(
     max_chunk_bytes: int,
     backend: Backend | None,
     progress: Progress | None,
-) -> npt.NDArray[np.float64]:
+    dtype: str = "float64",
+) -> npt.NDArray[Any]:
     """Matrix by CCH sweeps: ``pin`` side's entry nodes pinned, one sweep per ``sweep`` point.
 
     ``pin`` and ``sweep`` are ``(node_1, time_1, node_2, time_2)`` per point: two entry node
@@ -108,15 +109,26 @@ def _cch_matrix(
     origins x destinations.
     """
     lon, lat = _node_coords(G, ga.nodes)
-    inp = _cch.cch_input(ga.csr, lon, lat)
+    inp = _cch.cch_input(ga.csr, lon, lat, progress=progress)
     _cch.prepare(inp)
     p1, pt1, p2, pt2 = pin
     pinned, r1, r2 = _sources(p1, p2, pt2)
     n_pin = r1.size
     n_sweep = sweep[0].size
     step = max(1, min(n_sweep, max_chunk_bytes // (16 * max(n_pin, 1))))
-    chunks = [tuple(a[s : s + step] for a in sweep) for s in range(0, n_sweep, step)]
-    blocks = run_chunks(
+    starts = range(0, n_sweep, step)
+    chunks = [tuple(a[s : s + step] for a in sweep) for s in starts]
+    # blocks go straight into the result: memory is the result plus the chunks in flight
+    out = np.empty((n_pin, n_sweep) if pinned_are_origins else (n_sweep, n_pin), dtype=dtype)
+
+    def put(i: int, block: npt.NDArray[np.float64]) -> None:
+        s = starts[i]
+        if pinned_are_origins:
+            out[:, s : s + block.shape[1]] = block
+        else:
+            out[s : s + block.shape[1], :] = block.T
+
+    run_chunks(
         _cch.sweep_chunk,
         (inp, pinned, r1, pt1, r2, pt2, not pinned_are_origins),
         chunks,
@@ -124,9 +136,9 @@ def _cch_matrix(
         progress=progress,
         what="travel-time matrix (CCH)",
         threads=cpu_threads(),
+        sink=put,
     )
-    block = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
-    return np.ascontiguousarray(block if pinned_are_origins else block.T)
+    return out
 
 
 @dataclass(frozen=True)
@@ -588,7 +600,8 @@ def snapped_travel_time_matrix(
             max_chunk_bytes=max_chunk_bytes,
             backend=backend,
             progress=progress,
-        ).astype(dtype, copy=False)
+            dtype=dtype,
+        )
     elif n_o_src <= n_d_src:
         # Dijkstra from origin entry nodes, chunks of origin rows
         step = max(1, min(max_chunk_bytes // (16 * n_nodes), max_chunk_bytes // (8 * m)))
@@ -596,15 +609,20 @@ def snapped_travel_time_matrix(
             (o_fwd[a : a + step], o_bwd[a : a + step], o_t_fwd[a : a + step], o_t_bwd[a : a + step])
             for a in range(0, n, step)
         ]
-        blocks = run_chunks(
+        result = np.empty((n, m), dtype=dtype)
+
+        def put_rows(i: int, block: npt.NDArray[Any]) -> None:
+            result[i * step : i * step + block.shape[0]] = block
+
+        run_chunks(
             _origin_chunk,
             (csr, d_u, d_t_u, d_v, d_t_v, dtype),
             o_chunks,
             backend=backend,
             progress=progress,
             what="travel-time matrix",
+            sink=put_rows,
         )
-        result = np.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
     else:
         # Dijkstra from destination entry nodes on the reversed graph, chunks of columns
         csr_t = csr.T.tocsr()
@@ -613,15 +631,20 @@ def snapped_travel_time_matrix(
             (d_u[a : a + step], d_t_u[a : a + step], d_v[a : a + step], d_t_v[a : a + step])
             for a in range(0, m, step)
         ]
-        blocks = run_chunks(
+        result = np.empty((n, m), dtype=dtype)
+
+        def put_columns(i: int, block: npt.NDArray[Any]) -> None:
+            result[:, i * step : i * step + block.shape[1]] = block
+
+        run_chunks(
             _destination_chunk,
             (csr_t, o_fwd, o_t_fwd, o_bwd, o_t_bwd, dtype),
             d_chunks,
             backend=backend,
             progress=progress,
             what="travel-time matrix",
+            sink=put_columns,
         )
-        result = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
     result = np.ascontiguousarray(result)
 
     # two points on the same street: the direct trip along it

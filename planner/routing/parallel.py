@@ -200,14 +200,24 @@ class _Eta:
 
 
 def _run_threads(
-    fn: Callable[[Any, Any], T], shared: Any, chunks: Sequence[Any], threads: int, eta: _Eta
+    fn: Callable[[Any, Any], T],
+    shared: Any,
+    chunks: Sequence[Any],
+    threads: int,
+    eta: _Eta,
+    *,
+    sink: Callable[[int, T], None] | None,
 ) -> list[T]:
-    """``[fn(shared, c) for c in chunks]`` on a pool of threads, in order."""
-    results: list[Any] = [None] * len(chunks)
+    """``[fn(shared, c) for c in chunks]`` on a pool of threads, in order (or into ``sink``)."""
+    results: list[Any] = [None] * len(chunks) if sink is None else []
     with ThreadPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
         futures = {pool.submit(fn, shared, chunk): i for i, chunk in enumerate(chunks)}
         for k, future in enumerate(as_completed(futures), 1):
-            results[futures[future]] = future.result()
+            i = futures.pop(future)
+            if sink is None:
+                results[i] = future.result()
+            else:
+                sink(i, future.result())
             eta.done(k)
     return results
 
@@ -221,6 +231,7 @@ def run_chunks(
     progress: Progress | None = None,
     what: str = "chunks",
     threads: int = 1,
+    sink: Callable[[int, T], None] | None = None,
 ) -> list[T]:
     """Return ``[fn(shared, c) for c in chunks]``, computed where ``backend`` says.
 
@@ -241,6 +252,10 @@ def run_chunks(
     threads
         In this process, run chunks on this many threads (only for functions that release
         the GIL); on Dask every worker runs one chunk at a time.
+    sink
+        ``sink(i, result)`` receives each chunk's result as it completes (for example to copy
+        it into a preallocated matrix); the results are then not kept and the returned list
+        is empty, so memory holds only the chunks in flight.
 
     Returns
     -------
@@ -251,10 +266,14 @@ def run_chunks(
     eta = _Eta(what, len(chunks), progress)
     if not backend.uses_dask or len(chunks) == 0:
         if threads > 1 and len(chunks) > 1:
-            return _run_threads(fn, shared, chunks, threads, eta)
+            return _run_threads(fn, shared, chunks, threads, eta, sink=sink)
         out = []
         for k, chunk in enumerate(chunks, 1):
-            out.append(fn(shared, chunk))
+            result = fn(shared, chunk)
+            if sink is None:
+                out.append(result)
+            else:
+                sink(k - 1, result)
             eta.done(k)
         return out
     distributed = _import_distributed()
@@ -274,14 +293,20 @@ def run_chunks(
         for i, chunk in enumerate(chunks)
     ]
     index = {f.key: i for i, f in enumerate(futures)}
-    results: list[Any] = [None] * len(chunks)
+    results: list[Any] = [None] * len(chunks) if sink is None else []
     try:
         for k, future in enumerate(distributed.as_completed(futures, loop=client.loop), 1):
-            results[index[future.key]] = future.result()
+            if sink is None:
+                results[index[future.key]] = future.result()
+            else:
+                sink(index[future.key], future.result())
             future.release()  # finished chunks live here now, not on a worker that may die
             eta.done(k)
     finally:
         # the cluster outlives this call: leave no task of it behind on error
         client.cancel([f for f in futures if not f.done()])
-        shared_future.release()
+        # scatter gives one future per element of a tuple or list
+        scattered = shared_future if isinstance(shared_future, list | tuple) else [shared_future]
+        for f in scattered:
+            f.release()
     return results
