@@ -58,6 +58,18 @@ WayFilter = Callable[[Mapping[str, str]], bool]
 _EARTH_RADIUS_M = 6_371_009.0
 
 
+def sorted_unique(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``np.unique(values)`` through a sort (numpy 2's hash-based ``np.unique`` without
+    ``return_*`` options is 30-40 times slower on millions of integers)."""
+    ordered = np.sort(values, kind="stable")
+    if ordered.size == 0:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def great_circle_m(
     lat1: npt.NDArray[np.float64],
     lon1: npt.NDArray[np.float64],
@@ -522,10 +534,17 @@ def _endpoints(
     loop[su[su == sv]] = True
     a = np.concatenate([su, sv])
     b = np.concatenate([sv, su])
-    pairs = np.unique(a * np.int64(n) + b)
-    n_neighbors = np.bincount(pairs // n, minlength=n)
+    # exactly two distinct neighbours: smallest != largest and nothing else in between (O(m);
+    # np.unique over the 2m pairs takes tens of seconds on a country)
+    lowest = np.full(n, n, dtype=np.int64)
+    np.minimum.at(lowest, a, b)
+    highest = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(highest, a, b)
+    third = np.zeros(n, dtype=bool)
+    third[a[(b != lowest[a]) & (b != highest[a])]] = True
+    two_neighbors = (highest >= 0) & (lowest != highest) & ~third
     deg = in_deg + out_deg
-    return loop | (out_deg == 0) | (in_deg == 0) | ~((n_neighbors == 2) & ((deg == 2) | (deg == 4)))
+    return loop | (out_deg == 0) | (in_deg == 0) | ~(two_neighbors & ((deg == 2) | (deg == 4)))
 
 
 def _simplify(
@@ -696,8 +715,10 @@ def build_array_graph(
         uniform = (np.minimum.reduceat(hw_seg, lo) == np.maximum.reduceat(hw_seg, lo)) & (
             np.minimum.reduceat(ms_seg, lo) == np.maximum.reduceat(ms_seg, lo)
         )
-        pairs = np.stack([hw_seg[lo], ms_seg[lo]], axis=1)
-        uniq, inverse = np.unique(pairs[uniform], axis=0, return_inverse=True)
+        n_ms = len(ms_names) + 1
+        pair_key = hw_seg[lo] * n_ms + (ms_seg[lo] + 1)
+        uniq_key, inverse = np.unique(pair_key[uniform], return_inverse=True)
+        uniq = np.stack([uniq_key // n_ms, uniq_key % n_ms - 1], axis=1)
         speeds = np.empty(len(uniq))
         imp = np.empty(len(uniq), dtype=bool)
         first = np.empty(len(uniq), dtype=np.int64)
@@ -756,7 +777,7 @@ def build_array_graph(
     )
     g_used, g_inv = np.unique(geom_nodes[g_src], return_inverse=True)
 
-    used_idx = np.unique(hw_idx)
+    used_idx = sorted_unique(hw_idx)
     names = tuple(sorted(hw_names[i] for i in used_idx.tolist()))
     code_of_idx = np.zeros(max(len(hw_names), 1), dtype=np.int16)
     for i in used_idx.tolist():

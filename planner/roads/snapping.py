@@ -215,7 +215,14 @@ def _edge_index_arrays(G: ArrayGraph, fingerprint: str) -> _EdgeIndex:
     lookup = v * n + u
     lo = np.searchsorted(key_sorted[0], lookup, side="left")
     hi = np.searchsorted(key_sorted[0], lookup, side="right")
-    for i in np.flatnonzero((hi > lo) & (u != v)).tolist():
+    # the common case, vectorised: i's only reverse edge is j and j's only reverse edge is i
+    # (no other edge can claim either, so the loop below would pair them the same way)
+    idx = np.arange(m)
+    only = (hi - lo == 1) & (u != v)
+    cand = order[np.minimum(lo, m - 1)]
+    mutual = only & only[cand] & (cand[cand] == idx) & (np.abs(length_mm[cand] - length_mm) <= 1)
+    twin[mutual] = cand[mutual]
+    for i in np.flatnonzero((hi > lo) & (u != v) & ~mutual).tolist():
         if twin[i] >= 0:
             continue
         for j in order[lo[i] : hi[i]].tolist():

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from planner.errors import GraphError, InputError
 from planner.roads import _cache
-from planner.roads.arrays import ArrayGraph
+from planner.roads.arrays import ArrayGraph, sorted_unique
 from planner.roads.network import RoadGraph, graph_fingerprint
 from planner.roads.snapping import SnappedPoints
 from planner.routing import _cch
@@ -442,7 +442,7 @@ def _sources(
     a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], b_time: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Unique Dijkstra sources of two entry sets (b only where reachable) and their rows."""
-    src = np.unique(np.concatenate([a, b[np.isfinite(b_time)]]))
+    src = sorted_unique(np.concatenate([a, b[np.isfinite(b_time)]]))
     ra = np.searchsorted(src, a)
     rb = np.minimum(np.searchsorted(src, b), src.size - 1)  # unreachable entries: time is inf
     return src, ra, rb
@@ -585,8 +585,8 @@ def snapped_travel_time_matrix(
     o_t_fwd, o_t_bwd = origins.time_to_forward_s, origins.time_to_backward_s
     d_t_u, d_t_v = destinations.time_from_u_s, destinations.time_from_v_s
     n_nodes = nodes.size
-    n_o_src = np.unique(np.concatenate([o_fwd, o_bwd[np.isfinite(o_t_bwd)]])).size
-    n_d_src = np.unique(np.concatenate([d_u, d_v[np.isfinite(d_t_v)]])).size
+    n_o_src = sorted_unique(np.concatenate([o_fwd, o_bwd[np.isfinite(o_t_bwd)]])).size
+    n_d_src = sorted_unique(np.concatenate([d_u, d_v[np.isfinite(d_t_v)]])).size
     if kernel == "cch":
         origin_entries = (o_fwd, o_t_fwd, o_bwd, o_t_bwd)
         dest_entries = (d_u, d_t_u, d_v, d_t_v)
