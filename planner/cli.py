@@ -9,10 +9,13 @@ errors to stderr with exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,32 @@ CRS_HELP = "CRS of x/y columns in the files, e.g. EPSG:32633 (lat/lon files need
 
 def _progress(message: str, fraction: float) -> None:
     print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c() -> Iterator[Callable[[], bool]]:
+    """During a solve, a first Ctrl-C ends it with the best answer so far (which is written
+    with its gap); a second one aborts as usual. Yields the ``should_stop`` callback."""
+    stop = threading.Event()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print(
+            "Stopping: keeping the best answer found so far (press Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    if threading.current_thread() is not threading.main_thread():  # signals: main thread only
+        yield stop.is_set
+        return
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
@@ -150,7 +179,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _check_outputs(list(export.layout_outputs(out).values()), overwrite=args.overwrite)
     _check_demo_customers(spec)
     sinst = prepare_scenario(spec, progress=_progress)
-    lr = run(spec, sinst=sinst, progress=_progress)
+    with _stop_on_ctrl_c() as should_stop:
+        lr = run(spec, sinst=sinst, progress=_progress, should_stop=should_stop)
     files = export.write_layout_bundle(
         lr, out, roads=maps.main_roads(sinst.graph), overwrite=args.overwrite
     )
@@ -211,7 +241,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     _check_outputs(planned, overwrite=args.overwrite)
     _check_demo_customers(spec)
     sinst = prepare_scenario(spec, layouts=layouts, progress=_progress)
-    comp = compare(spec, layouts=layouts, sinst=sinst, progress=_progress)
+    with _stop_on_ctrl_c() as should_stop:
+        comp = compare(
+            spec, layouts=layouts, sinst=sinst, progress=_progress, should_stop=should_stop
+        )
     curve = None
     rob = None
     if args.k_max:
