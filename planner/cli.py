@@ -34,7 +34,12 @@ from planner.engine.phases import plan_phases
 from planner.errors import InputError, PlannerError
 from planner.inputs.customers import geocode_missing, read_customers
 from planner.inputs.jobs import read_jobs, read_register
-from planner.inputs.sites import read_sites, region_features
+from planner.inputs.sites import (
+    DEFAULT_PRODUCT_CLASS,
+    PRODUCT_CLASSES,
+    read_sites,
+    region_features,
+)
 from planner.inputs.tables import read_table
 from planner.inputs.validate import validate_file
 from planner.models import Solution
@@ -108,6 +113,10 @@ def _spec_from_args(args: argparse.Namespace, *, scenario: str | None) -> Scenar
         changes["region"] = args.region
     if args.workshops is not None:
         changes["workshops"] = _parse_workshops(args.workshops)
+    if getattr(args, "budget", None) is not None:
+        changes["budget_per_year"] = args.budget
+    if getattr(args, "product_class", None) is not None:
+        changes["product_class"] = args.product_class
     for key, value in (
         ("customers", args.customers),
         ("sites", args.sites),
@@ -566,6 +575,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--overwrite", action="store_true", help="replace existing output files")
     cmp_.set_defaults(func=_cmd_compare)
     for command in (run, cmp_):
+        command.add_argument(
+            "--budget",
+            type=float,
+            help="plan within a budget: EUR per year the network may cost (fixed costs, "
+            "partner fees, deliveries, lost margin); the number of workshops with the least "
+            "customer travel that fits is chosen (instead of --workshops)",
+        )
+        command.add_argument(
+            "--product-class",
+            choices=list(PRODUCT_CLASSES),
+            help="repair businesses of this product class in OpenStreetMap are the partner "
+            f"candidates (default: {DEFAULT_PRODUCT_CLASS}, or the scenario's)",
+        )
         command.add_argument(
             "--scheduler",
             help="Dask scheduler address (tcp://HOST:PORT): travel-time matrix chunks run there "

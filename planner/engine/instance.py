@@ -370,11 +370,12 @@ def gather_candidates(
     if "outsourced" in layouts or ("two-tier" in layouts and spec.two_tier_partners):
         partners = user[user["kind"] == "partner"] if user is not None else None
         if partners is None or len(partners) == 0:
-            partners = osm_partner_sites(spec.region)
+            partners = osm_partner_sites(spec.region, product_class=spec.product_class)
         if len(partners) == 0:
             raise InputError(
                 "the outsourced layout needs partner repair shops, but none were found in the "
-                "site list (kind = partner) or in OpenStreetMap for this region",
+                "site list (kind = partner) or in OpenStreetMap for this region "
+                f"(repair businesses of the product class {spec.product_class!r})",
                 field="sites",
             )
         parts.append(_with_kind(partners, "partner", "P"))

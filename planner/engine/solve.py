@@ -47,7 +47,7 @@ from planner.results.types import LayoutResult, ScenarioResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_result", "solve_layout"]
+__all__ = ["build_result", "network_cost_eur", "solve_layout"]
 
 
 def build_result(
@@ -299,6 +299,18 @@ def solve_layout(
     layout = layout or spec.layout
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; allowed: {list(LAYOUTS)}", field="layout")
+    if workshops == "spec" and spec.budget_per_year is not None:
+        return _solve_within_budget(
+            sinst,
+            layout,
+            spec.budget_per_year,
+            parameters=parameters,
+            demand_weight=demand_weight,
+            customer_weight=customer_weight,
+            progress=report,
+            should_stop=should_stop,
+            solve_progress=solve_progress,
+        )
     n_ws: int | None = spec.workshops if workshops == "spec" else workshops  # type: ignore[assignment]
     params = parameters or spec.parameters
     inst = sinst.instance
@@ -463,15 +475,98 @@ def solve_layout(
     )
 
 
+def network_cost_eur(result: LayoutResult) -> float:
+    """The yearly cost of running the network: everything but the customers' time (EUR)."""
+    costs = result.costs
+    return float(costs.total_eur - costs.customer_time_eur)
+
+
+def _solve_within_budget(
+    sinst: ScenarioInstance,
+    layout: str,
+    budget_eur: float,
+    *,
+    parameters: CostParameters | None,
+    demand_weight: np.ndarray | None,
+    customer_weight: np.ndarray | None,
+    progress: ProgressCallback,
+    should_stop: StopCallback | None,
+    solve_progress: SolveProgressCallback | None,
+) -> LayoutResult:
+    """The number of workshops (and sites) with the least customer travel whose yearly
+    network cost fits ``budget_eur``.
+
+    The fixed costs grow with each workshop, so at most ``k_max`` fit (the workshops the
+    budget pays for beyond the office); each ``k`` from ``k_max`` down is solved by the same
+    p-median as a fixed number of workshops, and the first whose network cost fits is kept.
+    More workshops never lengthen the optimal travel, so for in-house and outsourced layouts
+    (whose network cost depends on the number of sites only) this is the best layout within
+    the budget. For two-tier, whose delivery cost depends on where the workshops are, it is
+    the best layout of the first number of workshops whose least-travel sites fit.
+    """
+    params = parameters or sinst.spec.parameters
+    own = layout != "outsourced"
+    cols = sinst.columns["own" if own else "partner"]
+    if layout == "two-tier" and sinst.spec.two_tier_partners:
+        cols = np.concatenate([cols, sinst.columns["partner"]])
+    usable = int(cols.size - np.isin(cols, sinst.instance.excluded).sum())
+    required = int(np.isin(cols, sinst.instance.required).sum())
+    k_max = usable
+    if own:
+        per_workshop = params.workshop_fixed_cost_eur(
+            layout="two-tier" if layout == "two-tier" else "in-house"
+        )
+        office = params.office_fixed_cost_eur if layout == "two-tier" else 0.0
+        if per_workshop > 0:
+            k_max = min(k_max, int(np.floor((budget_eur - office) / per_workshop + 1e-9)))
+    k_min = max(1, required)
+    cheapest: LayoutResult | None = None
+    for k in range(k_max, k_min - 1, -1):
+        progress(f"Budget € {budget_eur:,.0f} a year: trying {k} workshops", 0.0)
+        result = solve_layout(
+            sinst,
+            layout,
+            workshops=k,
+            parameters=params,
+            demand_weight=demand_weight,
+            customer_weight=customer_weight,
+            progress=progress,
+            should_stop=should_stop,
+            solve_progress=solve_progress,
+        )
+        cost = network_cost_eur(result)
+        if cost <= budget_eur * (1 + 1e-9):
+            res = dataclasses.replace(
+                result.result,
+                provenance={
+                    **result.result.provenance,
+                    "budget_per_year": budget_eur,
+                    "network_cost_per_year": cost,
+                },
+            )
+            return dataclasses.replace(result, result=res)
+        if cheapest is None or cost < network_cost_eur(cheapest):
+            cheapest = result
+    floor = (
+        ""
+        if cheapest is None
+        else f"; the cheapest layout tried costs € {network_cost_eur(cheapest):,.0f}"
+    )
+    raise InfeasibleError(
+        f"a budget of € {budget_eur:,.0f} a year pays for no {layout} layout"
+        + (f" with the {required} existing workshops kept" if required else "")
+        + f" (at most {max(k_max, 0)} workshops fit the fixed costs{floor}); "
+        "raise the budget or lower the fixed costs"
+    )
+
+
 def _describe_objective(
     layout: str, n_ws: int | None, params: CostParameters, weights: np.ndarray
 ) -> Callable[[float], str]:
     """How to write the objective of the layout's model for people (see ``_solve_columns``
     and ``_solve_two_tier`` for the units)."""
     total = float(np.sum(weights))
-    money_models = n_ws is None or (
-        layout == "two-tier" and _time_value_per_weight_s(params) > 0
-    )
+    money_models = n_ws is None or (layout == "two-tier" and _time_value_per_weight_s(params) > 0)
     if money_models:
         return lambda value: f"€ {value:,.0f} a year"
     if layout == "two-tier":  # round-trip seconds per year
