@@ -27,6 +27,7 @@ import dataclasses
 import io
 import itertools
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -267,6 +268,10 @@ def region_title(region: str) -> str:
     """Human name of a region: bundled title, uploaded road file name, or the place."""
     if region in network.REGIONS:
         return network.REGIONS[region].title
+    path = Path(region)
+    if path.parent == ws.workspace_dir() / "roads" and ROAD_FILE_NAME.fullmatch(path.name):
+        # saved by save_road_file: the title needs no session state (a widget's format_func)
+        return f"{path.name[ROAD_FILE_PREFIX_LEN:]} (uploaded roads)"
     files = st.session_state.get("road_files", {})
     if region in files:
         return f"{files[region]} (uploaded roads)"
@@ -282,11 +287,16 @@ def region_options() -> list[str]:
     return options
 
 
+#: Uploaded road files are saved as ``<12 hex digits of their sha256>-<name>``.
+ROAD_FILE_NAME = re.compile(r"[0-9a-f]{12}-.+")
+ROAD_FILE_PREFIX_LEN = 13
+
+
 def save_road_file(upload: ws.InputFile) -> str:
     """Store an uploaded road file in the workspace (once per content) and return its path."""
     folder = ws.workspace_dir() / "roads"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{upload.sha256[:12]}-{upload.name}"
+    path = folder / f"{upload.sha256[:ROAD_FILE_PREFIX_LEN - 1]}-{upload.name}"
     if not path.exists():
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(upload.data)
