@@ -296,7 +296,7 @@ def save_road_file(upload: ws.InputFile) -> str:
     """Store an uploaded road file in the workspace (once per content) and return its path."""
     folder = ws.workspace_dir() / "roads"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{upload.sha256[:ROAD_FILE_PREFIX_LEN - 1]}-{upload.name}"
+    path = folder / f"{upload.sha256[: ROAD_FILE_PREFIX_LEN - 1]}-{upload.name}"
     if not path.exists():
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(upload.data)

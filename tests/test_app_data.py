@@ -80,9 +80,9 @@ def test_uploaded_pbf_becomes_the_region_and_is_solved_on(tmp_path: Path) -> Non
     region = at.session_state["region"]
     assert region.endswith("grid.osm.pbf")
     assert Path(region).read_bytes() == data  # kept in the workspace
-    assert any(
-        "Upload customers for grid.osm.pbf (uploaded roads)" in i.value for i in at.info
-    ), [i.value for i in at.info]
+    assert any("Upload customers for grid.osm.pbf (uploaded roads)" in i.value for i in at.info), [
+        i.value for i in at.info
+    ]
     rng = np.random.default_rng(1)
     customers = pd.DataFrame(
         {
