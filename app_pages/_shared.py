@@ -694,7 +694,7 @@ def start_plan() -> Job:
             "result": result,
             "solved_on": describe_data(spec, customers, sites, (spec.layout,)),
             "inputs": {"customers": customers, "sites": sites},
-            "stopped": should_stop(),
+            "stopped": should_stop() and not result.solution.optimal,
         }
 
     return start_job("plan", work, lambda entry: entry)
@@ -718,7 +718,8 @@ def start_compare(layouts: tuple[str, ...]) -> Job:
             "comparison": comparison,
             "solved_on": describe_data(spec, customers, sites, layouts),
             "inputs": {"customers": customers, "sites": sites},
-            "stopped": should_stop(),
+            "stopped": should_stop()
+            and not all(r.solution.optimal for r in comparison.results.values()),
         }
 
     return start_job("compare", work, lambda entry: entry)
