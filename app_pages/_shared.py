@@ -12,6 +12,13 @@ Heavy work is shared by all sessions of the server: the road graph with ``st.cac
 prepared instances (customers and candidates snapped, travel-time matrix) and solved results
 in a process-wide cache (:class:`_Memo`) keyed by the spec, where each key is built once even
 when several sessions ask at the same time, and which lets a progress callback run.
+
+Long work (Plan's "Run", Compare's "Compare") runs in a background thread of the session
+(:class:`Job`, :func:`start_job`): the page polls it with a fragment that shows the progress
+line (with the solver's current bound, best answer and gap) and a **Stop** button; Stop sets
+the job's ``threading.Event``, which the engine polls as ``should_stop``, and the best answer
+so far is shown with its proven gap. The thread never calls Streamlit; the page collects its
+result (:func:`collect_job`).
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import dataclasses
 import io
 import itertools
 import os
+import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
@@ -46,8 +55,9 @@ from planner.engine import (
     run,
 )
 from planner.engine import workspace as ws
+from planner.errors import PlannerError
 from planner.inputs import customers as demand
-from planner.inputs.sites import read_sites
+from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES, read_sites
 from planner.inputs.validation import ValidationReport
 from planner.outputs import assets, export, maps, report
 from planner.results.costs import CostParameters, describe_parameters
@@ -61,6 +71,8 @@ T = TypeVar("T")
 #: Bundled regions offered in the app, default first.
 REGIONS: tuple[str, ...] = ("malta", *sorted(r for r in network.REGIONS if r != "malta"))
 MAX_WORKSHOPS = 30
+#: Product classes whose repair businesses (OpenStreetMap tags) can be partners.
+PRODUCT_CLASS_OPTIONS: tuple[str, ...] = tuple(PRODUCT_CLASSES)
 MAP_HEIGHT_PX = 560
 #: Largest upload, in MB; keep equal to ``server.maxUploadSize`` in .streamlit/config.toml.
 MAX_UPLOAD_MB = 200
@@ -111,6 +123,9 @@ DEFAULTS: dict[str, Any] = {
     "map_catchments": True,
     "online": False,
     "place": "",
+    "budget_on": False,
+    "budget_per_year": 750_000.0,
+    "product_class": DEFAULT_PRODUCT_CLASS,
     **{f"{_COST_PREFIX}{f.name}": f.default for f in dataclasses.fields(CostParameters)},
 }
 
@@ -190,6 +205,8 @@ def current_spec() -> ScenarioSpec:
         generate_candidates=bool(state.get("generate_candidates", True)),
         n_candidates=int(state.get("n_candidates", DEFAULT_CANDIDATES)),
         time_limit_s=float(state.get("time_limit_s", DEFAULT_TIME_LIMIT_S)),
+        budget_per_year=float(state["budget_per_year"]) if state.get("budget_on") else None,
+        product_class=str(state.get("product_class", DEFAULT_PRODUCT_CLASS)),
     )
 
 
@@ -217,6 +234,10 @@ def apply_saved(saved: ws.SavedScenario) -> None:
     state["generate_candidates"] = spec.generate_candidates is not False
     state["n_candidates"] = spec.n_candidates
     state["time_limit_s"] = spec.time_limit_s
+    state["budget_on"] = spec.budget_per_year is not None
+    if spec.budget_per_year is not None:
+        state["budget_per_year"] = spec.budget_per_year
+    state["product_class"] = spec.product_class
     for key, value in spec.parameters.to_dict().items():
         state[f"{_COST_PREFIX}{key}"] = float(value)
     uploads: dict[str, ws.InputFile] = {}
@@ -247,6 +268,10 @@ def region_title(region: str) -> str:
     """Human name of a region: bundled title, uploaded road file name, or the place."""
     if region in network.REGIONS:
         return network.REGIONS[region].title
+    path = Path(region)
+    if path.parent == ws.workspace_dir() / "roads" and ROAD_FILE_NAME.fullmatch(path.name):
+        # saved by save_road_file: the title needs no session state (a widget's format_func)
+        return f"{path.name[ROAD_FILE_PREFIX_LEN:]} (uploaded roads)"
     files = st.session_state.get("road_files", {})
     if region in files:
         return f"{files[region]} (uploaded roads)"
@@ -262,11 +287,16 @@ def region_options() -> list[str]:
     return options
 
 
+#: Uploaded road files are saved as ``<12 hex digits of their sha256>-<name>``.
+ROAD_FILE_NAME = re.compile(r"[0-9a-f]{12}-.+")
+ROAD_FILE_PREFIX_LEN = 13
+
+
 def save_road_file(upload: ws.InputFile) -> str:
     """Store an uploaded road file in the workspace (once per content) and return its path."""
     folder = ws.workspace_dir() / "roads"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{upload.sha256[:12]}-{upload.name}"
+    path = folder / f"{upload.sha256[: ROAD_FILE_PREFIX_LEN - 1]}-{upload.name}"
     if not path.exists():
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(upload.data)
@@ -319,6 +349,11 @@ class _Memo:
                 while len(self._items) > self._size:
                     self._items.popitem(last=False)
             return value
+
+    def forget(self, key: Hashable) -> None:
+        """Drop ``key`` (for example an answer cut short by a Stop)."""
+        with self._lock:
+            self._items.pop(key, None)
 
 
 @st.cache_resource(show_spinner=False)
@@ -383,6 +418,7 @@ _PREP_FIELDS = (
     "generate_candidates",
     "two_tier_partners",
     "max_snap_m",
+    "product_class",
 )
 
 
@@ -425,21 +461,32 @@ def prepared(
     return dataclasses.replace(sinst, spec=spec)
 
 
+StopCallback = Callable[[], bool]
+
+
 def solve(
     spec: ScenarioSpec,
     customers: ws.InputFile | None,
     sites: ws.InputFile | None,
     *,
     progress: Progress | None = None,
+    should_stop: StopCallback | None = None,
 ) -> LayoutResult:
-    """``planner.engine.run`` on the spec and uploads, with shared caches."""
+    """``planner.engine.run`` on the spec and uploads, with shared caches.
+
+    An answer cut short by ``should_stop`` is returned but not kept in the shared cache.
+    """
     key = (_spec_key(spec), _file_key(customers), _file_key(sites))
 
     def build() -> LayoutResult:
         sinst = prepared(spec, customers, sites, (spec.layout,), progress=progress)
-        return run(spec, sinst=sinst, progress=progress)
+        return run(spec, sinst=sinst, progress=progress, should_stop=should_stop)
 
-    return memo("results", 64).get(key, build)
+    cache = memo("results", 64)
+    result = cache.get(key, build)
+    if should_stop is not None and should_stop():
+        cache.forget(key)
+    return result
 
 
 def compare_layouts(
@@ -449,15 +496,25 @@ def compare_layouts(
     layouts: tuple[str, ...],
     *,
     progress: Progress | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Comparison:
-    """``planner.engine.compare`` of ``layouts`` on the spec and uploads, with shared caches."""
+    """``planner.engine.compare`` of ``layouts`` on the spec and uploads, with shared caches.
+
+    A comparison cut short by ``should_stop`` is returned but not kept in the shared cache.
+    """
     key = (_spec_key(spec), _file_key(customers), _file_key(sites), layouts)
 
     def build() -> Comparison:
         sinst = prepared(spec, customers, sites, layouts, progress=progress)
-        return compare(spec, layouts=layouts, sinst=sinst, progress=progress)
+        return compare(
+            spec, layouts=layouts, sinst=sinst, progress=progress, should_stop=should_stop
+        )
 
-    return memo("comparisons", 16).get(key, build)
+    cache = memo("comparisons", 16)
+    comparison = cache.get(key, build)
+    if should_stop is not None and should_stop():
+        cache.forget(key)
+    return comparison
 
 
 def k_curve_for(
@@ -496,6 +553,176 @@ def robustness_for(
         )
 
     return memo("robustness", 16).get(key, build)
+
+
+# ------------------------------------------------------------------------------------------
+# long work in the background, with progress and a Stop button
+
+#: Seconds the page waits for a just-started job before showing the progress panel (most
+#: solves of a cached instance finish well within it, so the answer shows at once).
+QUICK_WAIT_S = 1.5
+#: Seconds between two looks at a running job.
+POLL_S = 0.5
+
+
+@dataclasses.dataclass
+class Job:
+    """Work of one session running in a background thread (see :func:`start_job`).
+
+    Attributes
+    ----------
+    kind
+        ``"plan"`` or ``"compare"``: the session-state key its answer goes to.
+    stop
+        Set by the Stop button; the engine polls it as ``should_stop``.
+    finish
+        Builds the session-state entry from the answer (run in the script thread).
+    message, fraction
+        The latest progress line (with bound, best and gap while solving) and how far.
+    value, error
+        The answer, or the error it ended with.
+    """
+
+    kind: str
+    stop: threading.Event
+    finish: Callable[[Any], dict[str, Any]]
+    message: str = "Starting…"
+    fraction: float = 0.0
+    value: Any = None
+    error: BaseException | None = None
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    finished: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def progress(self, message: str, fraction: float) -> None:
+        """The ``progress(message, fraction)`` callback given to the engine."""
+        self.message = message
+        self.fraction = min(max(float(fraction), 0.0), 1.0)
+
+    @property
+    def done(self) -> bool:
+        """Whether the work has ended (with an answer or an error)."""
+        return self.finished.is_set()
+
+
+def start_job(
+    kind: str,
+    work: Callable[[Progress, StopCallback], Any],
+    finish: Callable[[Any], dict[str, Any]],
+) -> Job:
+    """Run ``work(progress, should_stop)`` in a background thread; kept in the session.
+
+    The thread calls no Streamlit command: the shared caches it uses are warmed by the
+    caller, and its answer is turned into the session's entry by :func:`collect_job`.
+    """
+    job = Job(kind=kind, stop=threading.Event(), finish=finish)
+
+    def target() -> None:
+        try:
+            job.value = work(job.progress, job.stop.is_set)
+        except Exception as exc:  # shown on the page by collect_job
+            job.error = exc
+        finally:
+            job.finished.set()
+
+    st.session_state[f"{kind}_job"] = job
+    st.session_state.pop(f"{kind}_error", None)
+    threading.Thread(target=target, name=f"planner-{kind}", daemon=True).start()
+    return job
+
+
+def collect_job(kind: str) -> Job | None:
+    """The running job of ``kind``, or None; a finished one is collected into the session
+    (its entry under ``kind``, or its error under ``"<kind>_error"``)."""
+    job: Job | None = st.session_state.get(f"{kind}_job")
+    if job is None or not job.done:
+        return job
+    del st.session_state[f"{kind}_job"]
+    if job.error is not None:
+        st.session_state[f"{kind}_error"] = str(job.error)
+        if not isinstance(job.error, PlannerError):
+            st.session_state[f"{kind}_error"] = f"{type(job.error).__name__}: {job.error}"
+    else:
+        st.session_state[kind] = job.finish(job.value)
+    return None
+
+
+@st.fragment(run_every=POLL_S)
+def job_panel(kind: str) -> None:
+    """Progress line and Stop button of the running job of ``kind``, refreshed every
+    :data:`POLL_S` seconds; reruns the page when the job has ended."""
+    job: Job | None = st.session_state.get(f"{kind}_job")
+    if job is None or job.done:
+        st.rerun()
+        return
+    st.progress(job.fraction, text=job.message)
+    elapsed = time.monotonic() - job.started
+    if job.stop.is_set():
+        st.caption(f"Stopping… keeping the best answer found so far ({elapsed:.0f} s)")
+    elif st.button(
+        "Stop",
+        key=f"{kind}_stop",
+        icon=":material/stop_circle:",
+        help="End the solve now and keep the best answer found so far, with its proven "
+        "gap to the optimum.",
+    ):
+        job.stop.set()
+        st.caption("Stopping… keeping the best answer found so far")
+    else:
+        st.caption(f"Working for {elapsed:.0f} s")
+
+
+def _warm_caches(region: str) -> None:
+    """Build the shared caches a background job uses, here in the script thread."""
+    for name, size in (("instances", 8), ("results", 64), ("comparisons", 16)):
+        memo(name, size)
+    load_graph(region)
+
+
+def start_plan() -> Job:
+    """Solve the current spec in the background; its entry goes to ``st.session_state["plan"]``
+    (see :func:`run_plan`)."""
+    spec = current_spec()
+    customers, sites = current_inputs()
+    key = current_key()
+    _warm_caches(spec.region)
+
+    def work(progress: Progress, should_stop: StopCallback) -> dict[str, Any]:
+        result = solve(spec, customers, sites, progress=progress, should_stop=should_stop)
+        return {
+            "key": key,
+            "spec": spec,
+            "result": result,
+            "solved_on": describe_data(spec, customers, sites, (spec.layout,)),
+            "inputs": {"customers": customers, "sites": sites},
+            "stopped": should_stop() and not result.solution.optimal,
+        }
+
+    return start_job("plan", work, lambda entry: entry)
+
+
+def start_compare(layouts: tuple[str, ...]) -> Job:
+    """Compare ``layouts`` in the background; the entry goes to ``st.session_state["compare"]``
+    (see :func:`run_compare`)."""
+    spec = current_spec()
+    customers, sites = current_inputs()
+    key = (*current_key(), layouts)
+    _warm_caches(spec.region)
+
+    def work(progress: Progress, should_stop: StopCallback) -> dict[str, Any]:
+        comparison = compare_layouts(
+            spec, customers, sites, layouts, progress=progress, should_stop=should_stop
+        )
+        return {
+            "key": key,
+            "spec": spec,
+            "comparison": comparison,
+            "solved_on": describe_data(spec, customers, sites, layouts),
+            "inputs": {"customers": customers, "sites": sites},
+            "stopped": should_stop()
+            and not all(r.solution.optimal for r in comparison.results.values()),
+        }
+
+    return start_job("compare", work, lambda entry: entry)
 
 
 def progress_bar(text: str) -> tuple[Any, Progress]:
@@ -603,6 +830,13 @@ def solution_note(result: LayoutResult) -> str:
     sol = result.solution
     if sol.optimal:
         return f"Proven optimal ({sol.solver}, {sol.solve_time_s:.1f} s)."
+    if sol.status == "stopped":
+        bound = (
+            f"at most {100 * float(sol.gap):.2f} % worse than the best possible"
+            if np.isfinite(sol.gap)
+            else "no bound on the best possible was proven yet"
+        )
+        return f"Stopped by you after {sol.solve_time_s:.1f} s: the best answer so far, {bound}."
     return (
         f"Not proven optimal: at most {100 * float(sol.gap):.2f} % worse than the best possible "
         f"({sol.solver}, stopped after {sol.solve_time_s:.1f} s; raise the time limit on the "

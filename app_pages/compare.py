@@ -31,22 +31,30 @@ with right:
         max_value=shared.MAX_WORKSHOPS,
         step=1,
         key="workshops",
-        disabled=bool(st.session_state["workshops_auto"]),
+        disabled=bool(st.session_state["workshops_auto"] or st.session_state["budget_on"]),
+        help="Set on the Plan page: a number, the costs' choice, or a yearly budget.",
     )
 key = (*shared.current_key(), layouts)
 
+job = shared.collect_job("compare")
 saved = st.session_state.get("compare")
-if st.button("Compare", type="primary", disabled=not layouts) and not (
-    saved and saved["key"] == key
+if st.button("Compare", type="primary", disabled=not layouts or job is not None) and not (
+    saved and saved["key"] == key and not saved.get("stopped")
 ):
-    bar, progress = shared.progress_bar("Starting…")
-    try:
-        saved = shared.run_compare(layouts, progress=progress)
-    except PlannerError as exc:
-        st.error(f"Could not compare: {exc}")
-    bar.empty()
+    shared.start_compare(layouts).finished.wait(shared.QUICK_WAIT_S)
+    job = shared.collect_job("compare")
+    saved = st.session_state.get("compare")
+if job is not None:
+    shared.job_panel("compare")
+if error := st.session_state.get("compare_error"):
+    st.error(f"Could not compare: {error}")
 
-if saved:
+if saved and job is None:
+    if saved.get("stopped"):
+        st.warning(
+            "Stopped: each layout shows the best answer found so far, with its gap to the "
+            "optimum in the table."
+        )
     comparison = saved["comparison"]
     if saved["key"] != key:
         st.warning(
@@ -146,7 +154,7 @@ if saved:
             rob.cases, hide_index=True, width="stretch", column_config=shared.comparison_columns()
         )
         st.dataframe(rob.sites, hide_index=True, width="stretch")
-else:
+elif job is None:
     st.info(
         "Press **Compare** to solve the layouts on the same customers, sites and roads "
         "(the ones chosen on the Data page)."

@@ -11,7 +11,7 @@ import streamlit as st
 
 from app_pages import _shared as shared
 from planner.engine import workspace as ws
-from planner.errors import PlannerError
+from planner.errors import NetworkError, PlannerError
 from planner.outputs import export, maps
 from planner.settings import offline
 
@@ -75,6 +75,12 @@ def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
             valid, report = shared.check_upload(
                 "customers" if role == "customers" else "sites", region, upload.name, upload.data
             )
+    except NetworkError:
+        st.error(
+            f"{upload.name} cannot be checked: the roads of {region_name} cannot be loaded "
+            "without OpenStreetMap. Choose a bundled region or upload a road file above."
+        )
+        return upload
     except PlannerError as exc:
         st.error(f"{upload.name} cannot be checked: {exc}")
         return upload
@@ -211,6 +217,13 @@ with preview_box:
             )
         else:
             st.info(f"Upload customers for {region_name}: this region has no demo customers.")
+    except NetworkError:
+        st.error(
+            f"Could not load the roads of **{region_name}**: a place name needs OpenStreetMap, "
+            "which cannot be reached"
+            + (" (this server is set offline)" if offline() else " (is the internet on?)")
+            + ". Choose a bundled region or upload a road file (.osm.pbf) above."
+        )
     except PlannerError as exc:
         st.error(f"Could not load the region: {exc}")
 

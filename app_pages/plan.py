@@ -1,4 +1,6 @@
-"""Plan: the question to solve (layout, number of workshops, service standard) and "Run"."""
+"""Plan: the question to solve (layout; a number of workshops, the costs' choice or a yearly
+budget; service standard; partners' product class) and "Run", which solves in the background
+with a live bound/gap line and a Stop button that keeps the best answer so far."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import streamlit as st
 
 from app_pages import _shared as shared
 from planner.engine import LAYOUTS
-from planner.errors import PlannerError
 
 shared.init_state()
 st.title("Plan")
@@ -30,9 +31,27 @@ with left:
         help="in-house: your own workshops; outsourced: partner repair shops paid per job; "
         "two-tier: a central office supplying your workshops.",
     )
+    budget_on = bool(st.session_state["budget_on"])
+    st.toggle(
+        "Plan within a yearly budget",
+        key="budget_on",
+        help="The network's yearly cost (fixed costs, partner fees, deliveries and lost "
+        "margin, as on the Costs page; not the customers' time) may not exceed the budget. "
+        "The number of workshops with the shortest drives that fits is chosen.",
+    )
+    if st.session_state["budget_on"]:
+        st.number_input(
+            "Budget (EUR per year)",
+            min_value=1_000.0,
+            max_value=1e9,
+            step=50_000.0,
+            format="%.0f",
+            key="budget_per_year",
+        )
     st.toggle(
         "Let the costs decide how many workshops",
         key="workshops_auto",
+        disabled=budget_on,
         help="Opens the number of workshops with the lowest annual cost (Costs page).",
     )
     st.number_input(
@@ -41,7 +60,7 @@ with left:
         max_value=shared.MAX_WORKSHOPS,
         step=1,
         key="workshops",
-        disabled=bool(st.session_state["workshops_auto"]),
+        disabled=bool(st.session_state["workshops_auto"]) or budget_on,
     )
 with right:
     st.number_input(
@@ -57,6 +76,13 @@ with right:
         help="Existing workshops you uploaded always stay open. Switch off to choose only "
         "among the sites you uploaded.",
     )
+    st.selectbox(
+        "Partners repair",
+        shared.PRODUCT_CLASS_OPTIONS,
+        key="product_class",
+        help="Which repair businesses in OpenStreetMap count as partner shops (outsourced "
+        "and two-tier layouts); partner shops you upload are used as they are.",
+    )
     with st.expander("Advanced"):
         st.number_input(
             "New sites to consider", min_value=5, max_value=500, step=5, key="n_candidates"
@@ -69,24 +95,32 @@ with right:
             key="time_limit_s",
         )
 
-if st.button("Run", type="primary"):
-    bar, progress = shared.progress_bar("Starting…")
-    try:
-        entry = shared.run_plan(progress=progress)
-    except PlannerError as exc:
-        st.error(f"Could not plan: {exc}")
-    bar.empty()
+job = shared.collect_job("plan")
+if st.button("Run", type="primary", disabled=job is not None):
+    shared.start_plan().finished.wait(shared.QUICK_WAIT_S)
+    job = shared.collect_job("plan")
+if job is not None:
+    shared.job_panel("plan")
+if error := st.session_state.get("plan_error"):
+    st.error(f"Could not plan: {error}")
 
 entry = st.session_state.get("plan")
-if entry:
+if entry and job is None:
     result = entry["result"]
     shared.stale_note(entry)
     solved = entry["spec"]
-    count = (
-        "the cost-optimal number of workshops"
-        if solved.workshops is None
-        else f"{solved.workshops} workshops"
-    )
+    if solved.budget_per_year is not None:
+        count = (
+            f"{result.kpis['sites']:,.0f} service points within a budget of "
+            f"{shared.money(solved.budget_per_year)} a year (network cost "
+            f"{shared.money(result.result.provenance['network_cost_per_year'])})"
+        )
+    elif solved.workshops is None:
+        count = "the cost-optimal number of workshops"
+    else:
+        count = f"{solved.workshops} workshops"
+    if entry.get("stopped"):
+        st.warning(f"Stopped: the best answer found so far for {count} ({solved.layout}).")
     st.success(f"Solved for {count} ({solved.layout}) on {entry['solved_on']}.")
     kpis = result.kpis
     cols = st.columns(4)

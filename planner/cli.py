@@ -9,10 +9,13 @@ errors to stderr with exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,12 @@ from planner.engine.phases import plan_phases
 from planner.errors import InputError, PlannerError
 from planner.inputs.customers import geocode_missing, read_customers
 from planner.inputs.jobs import read_jobs, read_register
-from planner.inputs.sites import read_sites, region_features
+from planner.inputs.sites import (
+    DEFAULT_PRODUCT_CLASS,
+    PRODUCT_CLASSES,
+    read_sites,
+    region_features,
+)
 from planner.inputs.tables import read_table
 from planner.inputs.validate import validate_file
 from planner.models import Solution
@@ -62,6 +70,32 @@ def _progress(message: str, fraction: float) -> None:
     print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _stop_on_ctrl_c() -> Iterator[Callable[[], bool]]:
+    """During a solve, a first Ctrl-C ends it with the best answer so far (which is written
+    with its gap); a second one aborts as usual. Yields the ``should_stop`` callback."""
+    stop = threading.Event()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print(
+            "Stopping: keeping the best answer found so far (press Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    if threading.current_thread() is not threading.main_thread():  # signals: main thread only
+        yield stop.is_set
+        return
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
@@ -79,6 +113,10 @@ def _spec_from_args(args: argparse.Namespace, *, scenario: str | None) -> Scenar
         changes["region"] = args.region
     if args.workshops is not None:
         changes["workshops"] = _parse_workshops(args.workshops)
+    if getattr(args, "budget", None) is not None:
+        changes["budget_per_year"] = args.budget
+    if getattr(args, "product_class", None) is not None:
+        changes["product_class"] = args.product_class
     for key, value in (
         ("customers", args.customers),
         ("sites", args.sites),
@@ -150,7 +188,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _check_outputs(list(export.layout_outputs(out).values()), overwrite=args.overwrite)
     _check_demo_customers(spec)
     sinst = prepare_scenario(spec, progress=_progress)
-    lr = run(spec, sinst=sinst, progress=_progress)
+    with _stop_on_ctrl_c() as should_stop:
+        lr = run(spec, sinst=sinst, progress=_progress, should_stop=should_stop)
     files = export.write_layout_bundle(
         lr, out, roads=maps.main_roads(sinst.graph), overwrite=args.overwrite
     )
@@ -211,7 +250,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     _check_outputs(planned, overwrite=args.overwrite)
     _check_demo_customers(spec)
     sinst = prepare_scenario(spec, layouts=layouts, progress=_progress)
-    comp = compare(spec, layouts=layouts, sinst=sinst, progress=_progress)
+    with _stop_on_ctrl_c() as should_stop:
+        comp = compare(
+            spec, layouts=layouts, sinst=sinst, progress=_progress, should_stop=should_stop
+        )
     curve = None
     rob = None
     if args.k_max:
@@ -533,6 +575,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--overwrite", action="store_true", help="replace existing output files")
     cmp_.set_defaults(func=_cmd_compare)
     for command in (run, cmp_):
+        command.add_argument(
+            "--budget",
+            type=float,
+            help="plan within a budget: EUR per year the network may cost (fixed costs, "
+            "partner fees, deliveries, lost margin); the number of workshops with the least "
+            "customer travel that fits is chosen (instead of --workshops)",
+        )
+        command.add_argument(
+            "--product-class",
+            choices=list(PRODUCT_CLASSES),
+            help="repair businesses of this product class in OpenStreetMap are the partner "
+            f"candidates (default: {DEFAULT_PRODUCT_CLASS}, or the scenario's)",
+        )
         command.add_argument(
             "--scheduler",
             help="Dask scheduler address (tcp://HOST:PORT): travel-time matrix chunks and sweep "

@@ -228,7 +228,7 @@ def test_keep_two_existing_add_three_on_uploaded_customers(tmp_path: Path) -> No
     at.number_input(key="workshops").set_value(5)
     _ok(at.run())
     _button(at, "Run").click()
-    _ok(at.run())
+    _wait_for_job(_ok(at.run()), "plan")
     entry = at.session_state["plan"]
     shown = entry["result"]
 
@@ -280,7 +280,7 @@ def test_keep_two_existing_add_three_on_uploaded_customers(tmp_path: Path) -> No
     # Compare the three layouts on the same upload; in-house equals the plan
     _go(at, "compare")
     _button(at, "Compare").click()
-    _ok(at.run())
+    _wait_for_job(_ok(at.run()), "compare")
     comparison = at.session_state["compare"]["comparison"]
     assert list(comparison.results) == list(LAYOUTS)
     inhouse = comparison.results["in-house"]
@@ -393,3 +393,62 @@ def test_upload_limit_is_deliberate_and_stated() -> None:
     assert config["server"]["maxUploadSize"] == _shared.MAX_UPLOAD_MB
     data_page = (PAGES / "data.py").read_text(encoding="utf-8")
     assert "MAX_UPLOAD_MB" in data_page  # the limit and the CLI alternative are shown there
+
+
+def _wait_for_job(at: AppTest, kind: str, timeout_s: float = TIMEOUT_S) -> AppTest:
+    """Rerun the page until the background job of ``kind`` has been collected."""
+    deadline = time.monotonic() + timeout_s
+    while f"{kind}_job" in at.session_state:
+        job = at.session_state[f"{kind}_job"]
+        job.finished.wait(max(0.0, deadline - time.monotonic()))
+        _ok(at.run())
+        assert time.monotonic() < deadline, f"{kind} did not finish"
+    return at
+
+
+def test_stop_keeps_the_best_answer_so_far_with_its_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app_pages import _shared
+
+    gate = threading.Event()
+    real_run = _shared.run
+
+    def gated_run(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        assert gate.wait(TIMEOUT_S)  # the solve starts once the test lets it
+        return real_run(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_shared, "run", gated_run)
+    at = _open("plan")
+    at.number_input(key="workshops").set_value(4)
+    _ok(at.run())
+    _button(at, "Run").click()
+    _ok(at.run())
+    # the solve is under way: a progress line and a Stop button, no answer yet
+    assert "plan_job" in at.session_state
+    assert "plan" not in at.session_state
+    assert [b.label for b in at.button if b.label == "Stop"] == ["Stop"]
+    _button(at, "Stop").click()
+    _ok(at.run())
+    assert _button(at, "Run").disabled  # one solve at a time
+    assert at.session_state["plan_job"].stop.is_set()
+    assert any("Stopping" in c.value for c in at.caption)
+    gate.set()
+    _wait_for_job(at, "plan")
+    entry = at.session_state["plan"]
+    sol = entry["result"].solution
+    assert entry["stopped"]
+    assert sol.status == "stopped"
+    assert not sol.optimal
+    assert 0 <= sol.gap < float("inf")
+    assert sol.lower_bound <= sol.objective
+    assert sol.open.size == 4
+    assert any(w.value.startswith("Stopped: the best answer found so far") for w in at.warning)
+    assert any("Stopped by you" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.label == "Stop"]
+    # a stopped answer is not cached: running again solves to the end, at least as good
+    _button(at, "Run").click()
+    _ok(at.run())
+    _wait_for_job(at, "plan")
+    again = at.session_state["plan"]["result"].solution
+    assert not at.session_state["plan"]["stopped"]
+    assert again.optimal
+    assert sol.lower_bound - 1e-6 <= again.objective <= sol.objective + 1e-6

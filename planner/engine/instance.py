@@ -9,6 +9,7 @@ and :func:`prepare_instance` snaps and computes the matrix.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias
@@ -203,15 +204,28 @@ def prepare_instance(
     )
 
 
-def rows_left_out_warning(report: ValidationReport, path: object, what: str) -> tuple[str, ...]:
-    """The warning for rows of a file left out of a solve, so that none disappears silently."""
+def rows_left_out_warning(
+    report: ValidationReport, path: object, what: str, *, uploaded: bool = False
+) -> tuple[str, ...]:
+    """The warning for rows of a file left out of a solve, so that none disappears silently.
+
+    For a file on disk the fix is ``planner validate PATH``; for an uploaded file (read from
+    memory, as the app does) it is to fix the rows and upload the file again, using the
+    upload's own check, which lists them by problem and offers them for download.
+    """
     n_bad = len(report.error_rows)
     if not n_bad:
         return ()
+    fix = (
+        "fix them in your file and upload it again (the check shown with the upload lists "
+        "them by problem and offers them for download)"
+        if uploaded
+        else f"run `planner validate {path}` for the report"
+    )
     return (
         f"{n_bad:,} {what} row{'s' if n_bad != 1 else ''} of {path} "
         f"{'have' if n_bad != 1 else 'has'} problems and {'were' if n_bad != 1 else 'was'} left "
-        f"out of the solve; run `planner validate {path}` for the report. {report.summary()}",
+        f"out of the solve; {fix}. {report.summary()}",
     )
 
 
@@ -238,7 +252,12 @@ def load_customers(
     table = read_customers(customers, region=region, graph=graph, crs=crs, max_snap_m=max_snap_m)
     if table.report.fatal:
         raise InputError(str(table.report), file=source_name(customers))
-    return table.valid, rows_left_out_warning(table.report, source_name(customers), "customer")
+    return table.valid, rows_left_out_warning(
+        table.report,
+        source_name(customers),
+        "customer",
+        uploaded=not isinstance(customers, str | os.PathLike),
+    )
 
 
 def load_sites(
@@ -255,7 +274,9 @@ def load_sites(
     table = read_sites(sites, region=region, graph=graph, crs=crs, max_snap_m=max_snap_m)
     if table.report.fatal:
         raise InputError(str(table.report), file=source_name(sites))
-    return table.valid, rows_left_out_warning(table.report, source_name(sites), "site")
+    return table.valid, rows_left_out_warning(
+        table.report, source_name(sites), "site", uploaded=not isinstance(sites, str | os.PathLike)
+    )
 
 
 @dataclass(frozen=True)
@@ -370,11 +391,12 @@ def gather_candidates(
     if "outsourced" in layouts or ("two-tier" in layouts and spec.two_tier_partners):
         partners = user[user["kind"] == "partner"] if user is not None else None
         if partners is None or len(partners) == 0:
-            partners = osm_partner_sites(spec.region)
+            partners = osm_partner_sites(spec.region, product_class=spec.product_class)
         if len(partners) == 0:
             raise InputError(
                 "the outsourced layout needs partner repair shops, but none were found in the "
-                "site list (kind = partner) or in OpenStreetMap for this region",
+                "site list (kind = partner) or in OpenStreetMap for this region "
+                f"(repair businesses of the product class {spec.product_class!r})",
                 field="sites",
             )
         parts.append(_with_kind(partners, "partner", "P"))

@@ -18,7 +18,13 @@ import geopandas as gpd
 import networkx as nx
 import pandas as pd
 
-from planner.engine._progress import ProgressCallback, log_progress, scaled
+from planner.engine._progress import (
+    ProgressCallback,
+    SolveProgressCallback,
+    StopCallback,
+    log_progress,
+    scaled,
+)
 from planner.engine.instance import InputArg, ScenarioInstance, prepare_scenario
 from planner.engine.solve import solve_layout
 from planner.engine.spec import LAYOUTS, ScenarioSpec, load_scenario
@@ -38,6 +44,8 @@ def run(
     sites: InputArg | None = None,
     sinst: ScenarioInstance | None = None,
     progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
+    solve_progress: SolveProgressCallback | None = None,
 ) -> LayoutResult:
     """Solve the question a spec asks: its layout with its number of workshops.
 
@@ -54,7 +62,13 @@ def run(
         must have been prepared from a spec with the same region, customers and sites. The
         question asked of it (layout, workshops, costs...) is ``spec``'s.
     progress
-        ``progress(message, fraction)`` callback.
+        ``progress(message, fraction)`` callback; while solving, its messages carry the
+        current bound, the best answer and the gap.
+    should_stop
+        Polled during the solve: True ends it with the best answer so far, marked not optimal
+        with its proven gap (see :func:`planner.engine.solve.solve_layout`).
+    solve_progress
+        Receives every :class:`~planner.models.SolveProgress` report of the solve.
 
     Returns
     -------
@@ -70,7 +84,13 @@ def run(
         )
     else:
         sinst = dataclasses.replace(sinst, spec=spec)
-    return solve_layout(sinst, spec.layout, progress=scaled(report, 0.5, 1.0))
+    return solve_layout(
+        sinst,
+        spec.layout,
+        progress=scaled(report, 0.5, 1.0),
+        should_stop=should_stop,
+        solve_progress=solve_progress,
+    )
 
 
 def compare(
@@ -82,6 +102,7 @@ def compare(
     sites: InputArg | None = None,
     sinst: ScenarioInstance | None = None,
     progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Comparison:
     """Solve ``layouts`` on the same customers, candidates and road network and compare them.
 
@@ -98,7 +119,10 @@ def compare(
     graph, customers, sites, sinst
         As for :func:`run`; ``sinst`` must have been prepared for these layouts.
     progress
-        ``progress(message, fraction)`` callback.
+        ``progress(message, fraction)`` callback (with bound and gap while solving).
+    should_stop
+        As for :func:`run`: once it returns True, the layout being solved ends with its best
+        answer so far, and the layouts after it are solved to their first answer only.
     """
     if not isinstance(spec, ScenarioSpec):
         spec = load_scenario(spec)
@@ -121,6 +145,7 @@ def compare(
         labels=layouts,
         progress=scaled(report, 0.4, 1.0),
         what="Layouts",
+        should_stop=should_stop,
     )
     results: dict[str, LayoutResult] = dict(zip(layouts, solved, strict=True))
     table = pd.DataFrame([comparison_row(r) for r in results.values()], columns=COMPARISON_COLUMNS)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -28,7 +28,14 @@ import numpy as np
 import pandas as pd
 
 from planner import models
-from planner.engine._progress import ProgressCallback, log_progress
+from planner.engine._progress import (
+    ProgressCallback,
+    SolveProgressCallback,
+    SolveWatch,
+    StopCallback,
+    log_progress,
+    scaled,
+)
 from planner.engine.instance import Instance, ScenarioInstance
 from planner.engine.spec import LAYOUTS
 from planner.errors import InfeasibleError, InputError
@@ -40,7 +47,7 @@ from planner.results.types import LayoutResult, ScenarioResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_result", "solve_layout"]
+__all__ = ["build_result", "network_cost_eur", "solve_layout"]
 
 
 def build_result(
@@ -154,9 +161,15 @@ def _solve_columns(
     weights: np.ndarray,
     time_limit_s: float,
     cost_s: np.ndarray | None = None,
+    progress: SolveWatch | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Solution:
     """Solve a location model restricted to candidate columns ``cols``; returns a Solution
-    whose ``open`` / ``assignment`` index into ``cols``."""
+    whose ``open`` / ``assignment`` index into ``cols``.
+
+    ``progress`` receives the model's bound and gap reports and ``should_stop`` can end the
+    solve early (the capacitated model takes neither: it runs to its time limit).
+    """
     inst = sinst.instance
     cost = (inst.cost_s if cost_s is None else cost_s)[:, cols]
     required = np.flatnonzero(np.isin(cols, inst.required))
@@ -177,6 +190,9 @@ def _solve_columns(
         }
         if capacity_weight is not None:
             kwargs["capacity"] = capacity_weight
+        else:  # the capacitated variant reports no progress
+            kwargs["progress"] = progress
+            kwargs["should_stop"] = should_stop
         return models.fixed_charge(cost, np.full(cols.size, fixed_cost_eur), weights, **kwargs)
     p = min(int(workshops), cols.size - excluded.size)
     if p < 1:
@@ -191,7 +207,7 @@ def _solve_columns(
             excluded=excluded,
             time_limit=time_limit_s,
         )
-    return models.p_median(
+    sol = models.p_median(
         cost,
         p,
         weights,
@@ -199,7 +215,30 @@ def _solve_columns(
         excluded=excluded,
         time_limit=time_limit_s,
         allow_unreachable=True,
+        progress=progress,
+        should_stop=should_stop,
     )
+    return _with_nearest_site_bound(sol, cost, weights, excluded)
+
+
+def _with_nearest_site_bound(
+    sol: Solution, cost: np.ndarray, weights: np.ndarray, excluded: np.ndarray
+) -> Solution:
+    """A p-median answer stopped before any bound was proven gets the simplest valid one.
+
+    Every customer at its nearest usable candidate is a relaxation of the p-median, so
+    ``sum_i w_i min_j cost[i, j]`` (customers that reach no candidate left out, as the model
+    leaves them out) bounds the optimum from below.
+    """
+    if np.isfinite(sol.lower_bound) or sol.optimal:
+        return sol
+    usable = np.ones(cost.shape[1], dtype=bool)
+    usable[excluded] = False
+    nearest = cost[:, usable].min(axis=1)
+    ok = np.isfinite(nearest) & (weights > 0)
+    bound = min(float(np.sum(weights[ok] * nearest[ok])), float(sol.objective))
+    gap = (sol.objective - bound) / sol.objective if sol.objective > 0 else 0.0
+    return dataclasses.replace(sol, lower_bound=bound, gap=max(0.0, float(gap)))
 
 
 def _to_full_columns(
@@ -223,6 +262,8 @@ def solve_layout(
     demand_weight: np.ndarray | None = None,
     customer_weight: np.ndarray | None = None,
     progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
+    solve_progress: SolveProgressCallback | None = None,
 ) -> LayoutResult:
     """Solve one layout on a prepared scenario instance.
 
@@ -239,7 +280,15 @@ def solve_layout(
     demand_weight, customer_weight
         Override the demand per demand point / per customer row (robustness cases).
     progress
-        ``progress(message, fraction)`` callback.
+        ``progress(message, fraction)`` callback; during the solve its messages read
+        ``"Solving the <layout> layout: bound X, best Y, gap Z %"``.
+    should_stop
+        Polled during the solve; when it returns True the solve ends with the best answer
+        found so far, marked not optimal, with its proven gap (status ``"stopped"``) and a
+        warning saying so. The capacitated models run to their time limit.
+    solve_progress
+        Receives every :class:`~planner.models.SolveProgress` report of the model (incumbent
+        objective, proven bound, gap) in the model's units.
 
     Returns
     -------
@@ -250,6 +299,18 @@ def solve_layout(
     layout = layout or spec.layout
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; allowed: {list(LAYOUTS)}", field="layout")
+    if workshops == "spec" and spec.budget_per_year is not None:
+        return _solve_within_budget(
+            sinst,
+            layout,
+            spec.budget_per_year,
+            parameters=parameters,
+            demand_weight=demand_weight,
+            customer_weight=customer_weight,
+            progress=report,
+            should_stop=should_stop,
+            solve_progress=solve_progress,
+        )
     n_ws: int | None = spec.workshops if workshops == "spec" else workshops  # type: ignore[assignment]
     params = parameters or spec.parameters
     inst = sinst.instance
@@ -264,6 +325,13 @@ def solve_layout(
     link_time: dict[str, float] = {}
     office_id: str | None = None
     report(f"Solving the {layout} layout", 0.5)
+    watch = SolveWatch(
+        scaled(report, 0.5, 0.95),
+        f"Solving the {layout} layout",
+        _describe_objective(layout, n_ws, params, weights),
+        spec.time_limit_s,
+        solve_progress,
+    )
     if layout == "in-house":
         cols = sinst.columns["own"]
         _require(cols, "own candidate sites", layout)
@@ -275,6 +343,8 @@ def solve_layout(
             capacity_weight=capacity,
             weights=weights,
             time_limit_s=spec.time_limit_s,
+            progress=watch,
+            should_stop=should_stop,
         )
         full = _to_full_columns(sol, cols)
     elif layout == "outsourced":
@@ -301,12 +371,16 @@ def solve_layout(
             capacity_weight=partner_capacity,
             weights=weights,
             time_limit_s=spec.time_limit_s,
+            progress=watch,
+            should_stop=should_stop,
         )
         full = _to_full_columns(sol, cols)
         for j in full.open:
             roles[int(j)] = "partner"
     else:
-        full, office_col, link_time = _solve_two_tier(sinst, n_ws, params, weights, capacity)
+        full, office_col, link_time = _solve_two_tier(
+            sinst, n_ws, params, weights, capacity, progress=watch, should_stop=should_stop
+        )
         roles[office_col] = "office"
         office_id = str(inst.candidates["site_id"].iloc[office_col])
     res = build_result(inst, full, roles=roles)
@@ -365,6 +439,15 @@ def solve_layout(
             f"({params.workshop_capacity_jobs:,.0f} jobs/year each): {listed}; "
             "add workshops or technicians, or set capacitated = true"
         )
+    if full.status == "stopped" or (should_stop is not None and should_stop() and not full.optimal):
+        warnings.append(
+            "Stopped before the optimum was proven: this is the best answer found so far, "
+            + (
+                f"at most {100 * full.gap:.2f} % above the best possible"
+                if np.isfinite(full.gap)
+                else "with no proven bound yet"
+            )
+        )
     opened = int(kpis["sites"])
     if n_ws is not None and opened < n_ws and layout != "outsourced":  # partners: above
         warnings.append(
@@ -392,6 +475,105 @@ def solve_layout(
     )
 
 
+def network_cost_eur(result: LayoutResult) -> float:
+    """The yearly cost of running the network: everything but the customers' time (EUR)."""
+    costs = result.costs
+    return float(costs.total_eur - costs.customer_time_eur)
+
+
+def _solve_within_budget(
+    sinst: ScenarioInstance,
+    layout: str,
+    budget_eur: float,
+    *,
+    parameters: CostParameters | None,
+    demand_weight: np.ndarray | None,
+    customer_weight: np.ndarray | None,
+    progress: ProgressCallback,
+    should_stop: StopCallback | None,
+    solve_progress: SolveProgressCallback | None,
+) -> LayoutResult:
+    """The number of workshops (and sites) with the least customer travel whose yearly
+    network cost fits ``budget_eur``.
+
+    The fixed costs grow with each workshop, so at most ``k_max`` fit (the workshops the
+    budget pays for beyond the office); each ``k`` from ``k_max`` down is solved by the same
+    p-median as a fixed number of workshops, and the first whose network cost fits is kept.
+    More workshops never lengthen the optimal travel, so for in-house and outsourced layouts
+    (whose network cost depends on the number of sites only) this is the best layout within
+    the budget. For two-tier, whose delivery cost depends on where the workshops are, it is
+    the best layout of the first number of workshops whose least-travel sites fit.
+    """
+    params = parameters or sinst.spec.parameters
+    own = layout != "outsourced"
+    cols = sinst.columns["own" if own else "partner"]
+    if layout == "two-tier" and sinst.spec.two_tier_partners:
+        cols = np.concatenate([cols, sinst.columns["partner"]])
+    usable = int(cols.size - np.isin(cols, sinst.instance.excluded).sum())
+    required = int(np.isin(cols, sinst.instance.required).sum())
+    k_max = usable
+    if own:
+        per_workshop = params.workshop_fixed_cost_eur(
+            layout="two-tier" if layout == "two-tier" else "in-house"
+        )
+        office = params.office_fixed_cost_eur if layout == "two-tier" else 0.0
+        if per_workshop > 0:
+            k_max = min(k_max, int(np.floor((budget_eur - office) / per_workshop + 1e-9)))
+    k_min = max(1, required)
+    cheapest: LayoutResult | None = None
+    for k in range(k_max, k_min - 1, -1):
+        progress(f"Budget € {budget_eur:,.0f} a year: trying {k} workshops", 0.0)
+        result = solve_layout(
+            sinst,
+            layout,
+            workshops=k,
+            parameters=params,
+            demand_weight=demand_weight,
+            customer_weight=customer_weight,
+            progress=progress,
+            should_stop=should_stop,
+            solve_progress=solve_progress,
+        )
+        cost = network_cost_eur(result)
+        if cost <= budget_eur * (1 + 1e-9):
+            res = dataclasses.replace(
+                result.result,
+                provenance={
+                    **result.result.provenance,
+                    "budget_per_year": budget_eur,
+                    "network_cost_per_year": cost,
+                },
+            )
+            return dataclasses.replace(result, result=res)
+        if cheapest is None or cost < network_cost_eur(cheapest):
+            cheapest = result
+    floor = (
+        ""
+        if cheapest is None
+        else f"; the cheapest layout tried costs € {network_cost_eur(cheapest):,.0f}"
+    )
+    raise InfeasibleError(
+        f"a budget of € {budget_eur:,.0f} a year pays for no {layout} layout"
+        + (f" with the {required} existing workshops kept" if required else "")
+        + f" (at most {max(k_max, 0)} workshops fit the fixed costs{floor}); "
+        "raise the budget or lower the fixed costs"
+    )
+
+
+def _describe_objective(
+    layout: str, n_ws: int | None, params: CostParameters, weights: np.ndarray
+) -> Callable[[float], str]:
+    """How to write the objective of the layout's model for people (see ``_solve_columns``
+    and ``_solve_two_tier`` for the units)."""
+    total = float(np.sum(weights))
+    money_models = n_ws is None or (layout == "two-tier" and _time_value_per_weight_s(params) > 0)
+    if money_models:
+        return lambda value: f"€ {value:,.0f} a year"
+    if layout == "two-tier":  # round-trip seconds per year
+        return lambda value: f"{value / 3600:,.0f} h of driving a year"
+    return lambda value: f"{value / max(total, 1e-12) / 60:,.2f} min average drive"
+
+
 def _require(cols: np.ndarray, what: str, layout: str) -> None:
     if cols.size == 0:
         raise InputError(
@@ -406,6 +588,9 @@ def _solve_two_tier(
     params: CostParameters,
     weights: np.ndarray,
     capacity: float | None,
+    *,
+    progress: SolveWatch | None = None,
+    should_stop: StopCallback | None = None,
 ) -> tuple[Solution, int, dict[str, float]]:
     """Choose workshops and the office; returns (solution over full columns, office column,
     link seconds per workshop site_id)."""
@@ -433,6 +618,8 @@ def _solve_two_tier(
                 params=params,
                 weights=weights,
                 time_value=tv,
+                progress=progress,
+                should_stop=should_stop,
             )
         else:
             ws_sol = models.two_tier(
@@ -447,6 +634,8 @@ def _solve_two_tier(
                 excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
                 excluded_offices=np.flatnonzero(np.isin(off_cols, inst.excluded)),
                 time_limit=sinst.spec.time_limit_s,
+                progress=progress,
+                should_stop=should_stop,
             )
         office_local = int(ws_sol.extras["office"])
     else:
@@ -462,6 +651,8 @@ def _solve_two_tier(
             capacity_weight=capacity,
             weights=weights,
             time_limit_s=sinst.spec.time_limit_s,
+            progress=progress,
+            should_stop=should_stop,
         )
         totals = delivery_eur[:, np.asarray(ws_sol.open)].sum(axis=1)
         totals[np.isin(off_cols, inst.excluded)] = np.inf  # offices too far from any road
@@ -514,6 +705,8 @@ def _call_two_tier(
     params: CostParameters,
     weights: np.ndarray,
     time_value: float,
+    progress: SolveWatch | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Solution:
     """Solve office and workshops jointly with :func:`planner.models.two_tier`, in EUR/year.
 
@@ -548,4 +741,6 @@ def _call_two_tier(
         excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
         excluded_offices=np.flatnonzero(np.isin(sinst.columns["office"], inst.excluded)),
         time_limit=sinst.spec.time_limit_s,
+        progress=progress,
+        should_stop=should_stop,
     )

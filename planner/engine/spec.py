@@ -36,6 +36,7 @@ from typing import Any
 import tomli_w
 
 from planner.errors import InputError
+from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES
 from planner.results.costs import CostParameters
 from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
 from planner.settings import (
@@ -106,6 +107,16 @@ class ScenarioSpec:
     max_snap_m
         Farthest distance (m) from a road a customer or site may be; farther ones are left
         out with a warning.
+    budget_per_year
+        Plan within a budget: the yearly network cost (fixed costs, partner fees, deliveries
+        and lost margin; not the customers' time) may not exceed this many EUR, and the
+        engine picks the number of workshops (and their sites) with the least customer
+        travel that fits. ``workshops`` is then ignored. ``None`` (default): plan for
+        ``workshops``.
+    product_class
+        Product class whose repair businesses in OpenStreetMap are partner candidates (one
+        of :data:`planner.inputs.sites.PRODUCT_CLASSES`: ``car``, ``electronics``,
+        ``appliance``, ``bicycle``); partner rows of the site file are used as they are.
 
     Defaults come from :mod:`planner.settings`; ``time_limit_s``, ``n_candidates`` and
     ``max_snap_m`` follow ``PLANNER_TIME_LIMIT_S``, ``PLANNER_CANDIDATES`` and
@@ -132,6 +143,8 @@ class ScenarioSpec:
     crs: str | None = None
     generate_candidates: bool | None = None
     max_snap_m: float = field(default_factory=max_snap_m)
+    budget_per_year: float | None = None
+    product_class: str = DEFAULT_PRODUCT_CLASS
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -174,6 +187,25 @@ class ScenarioSpec:
                 f"must be true, false or left out (auto), got {self.generate_candidates!r}",
                 field="generate_candidates",
             )
+        if self.budget_per_year is not None:
+            if isinstance(self.budget_per_year, bool) or not isinstance(
+                self.budget_per_year, int | float
+            ):
+                raise InputError(
+                    f"must be EUR per year or left out, got {self.budget_per_year!r}",
+                    field="budget_per_year",
+                )
+            if not (math.isfinite(self.budget_per_year) and self.budget_per_year > 0):
+                raise InputError(
+                    f"must be > 0 EUR per year, got {self.budget_per_year!r}",
+                    field="budget_per_year",
+                )
+            object.__setattr__(self, "budget_per_year", float(self.budget_per_year))
+        if self.product_class not in PRODUCT_CLASSES:
+            raise InputError(
+                f"unknown product class {self.product_class!r}; allowed: {list(PRODUCT_CLASSES)}",
+                field="product_class",
+            )
         object.__setattr__(self, "max_snap_m", float(self.max_snap_m))
         object.__setattr__(self, "time_limit_s", float(self.time_limit_s))
         object.__setattr__(self, "congestion", float(self.congestion))
@@ -209,6 +241,10 @@ class ScenarioSpec:
             out["generate_candidates"] = self.generate_candidates
         if self.max_snap_m != DEFAULT_MAX_SNAP_M:
             out["max_snap_m"] = self.max_snap_m
+        if self.budget_per_year is not None:
+            out["budget_per_year"] = self.budget_per_year
+        if self.product_class != DEFAULT_PRODUCT_CLASS:
+            out["product_class"] = self.product_class
         out["parameters"] = self.parameters.to_dict()
         return out
 

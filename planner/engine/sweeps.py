@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from planner.engine._progress import ProgressCallback, log_progress, scaled
+from planner.engine._progress import (
+    ProgressCallback,
+    SolveProgressCallback,
+    StopCallback,
+    log_progress,
+    scaled,
+)
 from planner.engine.instance import ScenarioInstance, office_link_matrix, prepare_instance
 from planner.engine.solve import solve_layout
 from planner.errors import InputError
@@ -41,10 +47,10 @@ __all__ = ["k_curve", "robustness", "slow_down_roads", "solve_cases"]
 Case = Mapping[str, Any]
 
 
-def _solve_case(sinst: ScenarioInstance, case: Case) -> LayoutResult:
-    """Solve one case (module level: shipped to Dask workers)."""
+def _solve_case(sinst: ScenarioInstance, case: Case, **callbacks: Any) -> LayoutResult:
+    """Solve one case (module level: shipped to Dask workers); ``callbacks`` in-process only."""
     options = dict(case)
-    return solve_layout(options.pop("sinst", None) or sinst, **options)
+    return solve_layout(options.pop("sinst", None) or sinst, **options, **callbacks)
 
 
 def solve_cases(
@@ -55,6 +61,8 @@ def solve_cases(
     backend: Backend | None = None,
     progress: ProgressCallback | None = None,
     what: str = "cases",
+    should_stop: StopCallback | None = None,
+    solve_progress: SolveProgressCallback | None = None,
 ) -> list[LayoutResult]:
     """Solve every case of a sweep on the same prepared instance, where ``backend`` says.
 
@@ -75,6 +83,11 @@ def solve_cases(
         ``progress(message, fraction)`` callback.
     what
         Name of the sweep in progress messages.
+    should_stop, solve_progress
+        Passed to every solve in this process (see :func:`~planner.engine.solve.solve_layout`):
+        after a stop, the running solve and each later one end at their first check, with the
+        best answer found so far and its proven gap.
+        On Dask the cases run to their time limit (a callback does not cross processes).
 
     Returns
     -------
@@ -89,10 +102,19 @@ def solve_cases(
             _solve_case, sinst, list(cases), backend=backend, progress=report, what=what
         )
     results = []
+    n = max(1, len(cases))
     for i, case in enumerate(cases):
         label = labels[i] if labels is not None else f"case {i + 1}/{len(cases)}"
-        report(f"{what}: {label}", i / max(1, len(cases)))
-        results.append(_solve_case(sinst, case))
+        report(f"{what}: {label}", i / n)
+        results.append(
+            _solve_case(
+                sinst,
+                case,
+                progress=scaled(report, i / n, (i + 1) / n),
+                should_stop=should_stop,
+                solve_progress=solve_progress,
+            )
+        )
     return results
 
 

@@ -505,8 +505,8 @@ def region_hint(upload: InputFile, region: str, *, margin_deg: float = 0.3) -> s
     if n and not located.any():
         if has_address:
             return (
-                f"{upload.name} has addresses but no coordinates (lat/lon). Turn on 'Online' "
-                "and press 'Find coordinates' to look the addresses up (OpenStreetMap "
+                f"{upload.name} has addresses but no coordinates (lat/lon). Turn on 'Use the "
+                "internet' and press 'Find coordinates' to look the addresses up (OpenStreetMap "
                 "Nominatim), or add lat and lon columns to the file."
             )
         return (
