@@ -349,7 +349,9 @@ def solve_median(
             elif gap <= gap_target:
                 status = "gap_limit"
             else:
-                status = mip.status
+                # never pass on HiGHS's "optimal" for its (reduced) model when our own
+                # evaluation of the answer and the bound leave a gap
+                status = "unproven" if mip.status == "optimal" else mip.status
     else:
         status = "stopped" if stop() else ("time_limit" if exact else "bound_only")
     report("Exact model finished", objective=ub, bound=lb)
@@ -425,9 +427,12 @@ def _finish(
     extras: dict[str, Any],
 ) -> MedianResult:
     gap = relative_gap(objective, lower_bound)
-    optimal = status == "optimal" or gap <= OPTIMALITY_GAP
+    optimal = gap <= OPTIMALITY_GAP
     if optimal:
         status = "optimal"
+    elif status == "optimal":
+        logger.warning("median solve: 'optimal' claimed with a proven gap of %.3g", gap)
+        status = "unproven"
     solver = " + ".join(used) + f" [{planner_version()}]"
     return MedianResult(
         open=np.sort(cols[open_local]),

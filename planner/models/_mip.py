@@ -169,16 +169,50 @@ def solve_mip(
         h.cbSimplexInterrupt.subscribe(interrupt)
     run_status = h.run()
     model_status = h.getModelStatus()
+    info = h.getInfo()
+    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_solution else None
+    objective = float(info.objective_function_value) if has_solution else float("inf")
+    if x is not None and not _objective_matches(c, x, offset, objective):
+        # HiGHS 1.16 can mis-value a user solution after MIP presolve and then report it, at a
+        # wrong objective, as proven optimal (seen on an OR-Library-kind p-median: reported
+        # 4,292 for a point worth 4,298 while 4,296 exists). Neither its objective nor its
+        # bound can be trusted then: solve again without the start, then without presolve.
+        for retry in ("without the start", "without presolve"):
+            logger.warning(
+                "HiGHS reported objective %.10g for a solution worth %.10g; solving again %s",
+                objective,
+                float(c @ x) + offset,
+                retry,
+            )
+            h.clearSolver()
+            h.setOptionValue(
+                "time_limit",
+                float(h.getRunTime()) + max(time_limit - (time.perf_counter() - t0), 0.01),
+            )
+            if retry == "without the start":
+                h.passModel(lp)
+            else:
+                h.setOptionValue("presolve", "off")
+            run_status = h.run()
+            model_status = h.getModelStatus()
+            info = h.getInfo()
+            has_solution = info.primal_solution_status == 2
+            x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_solution else None
+            objective = float(info.objective_function_value) if has_solution else float("inf")
+            if x is None or _objective_matches(c, x, offset, objective):
+                break
+        else:
+            raise SolverError(
+                f"HiGHS reported objective {objective:.10g} for a solution worth "
+                f"{float(c @ x) + offset:.10g}, with and without presolve"
+            )
     status_text = h.modelStatusToString(model_status)
     if run_status == highspy.HighsStatus.kError and model_status not in (
         highspy.HighsModelStatus.kTimeLimit,
         highspy.HighsModelStatus.kInfeasible,
     ):
         raise SolverError(f"HiGHS failed with model status {status_text!r}")
-    info = h.getInfo()
-    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_solution else None
-    objective = float(info.objective_function_value) if has_solution else float("inf")
     bound = float(info.mip_dual_bound) if int(integer.sum()) > 0 else objective
     ms = highspy.HighsModelStatus
     if model_status == ms.kOptimal:
@@ -201,6 +235,14 @@ def solve_mip(
         optimal=status_name == "optimal",
         solve_time_s=time.perf_counter() - t0,
     )
+
+
+def _objective_matches(c: np.ndarray, x: np.ndarray, offset: float, objective: float) -> bool:
+    """Whether HiGHS's reported objective is the value of its solution ``x`` (to 1e-7 relative,
+    far below the optimality gap)."""
+    value = float(np.asarray(c, dtype=np.float64) @ x) + offset
+    scale = max(1.0, abs(value), float(np.abs(c) @ np.abs(x)))
+    return abs(value - objective) <= 1e-7 * scale
 
 
 @dataclass(frozen=True)
