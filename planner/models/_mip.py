@@ -106,11 +106,14 @@ def solve_mip(
     mip_rel_gap: float = 1e-7,
     maximize: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> MipResult:
     """Solve ``min c x + offset`` s.t. ``row_lower <= A x <= row_upper``, bounds, integrality.
 
     ``should_stop`` is polled inside HiGHS; when it returns True the solve stops with status
-    ``"limit"`` and the best solution so far.
+    ``"limit"`` and the best solution so far. ``progress(objective, bound)`` is called from
+    inside HiGHS's branch-and-bound at most every half second with its incumbent value and
+    dual bound (as HiGHS reports them, offset included).
 
     Returns :class:`MipResult`; ``x`` is None when HiGHS found no feasible solution. Raises
     :class:`~planner.errors.SolverError` on solver errors (not on infeasibility, which is
@@ -167,6 +170,17 @@ def solve_mip(
 
         h.cbMipInterrupt.subscribe(interrupt)
         h.cbSimplexInterrupt.subscribe(interrupt)
+    if progress is not None:
+        last = [time.perf_counter()]
+
+        def report(event: Any) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= 0.5:
+                last[0] = now
+                out = event.data_out
+                progress(float(out.mip_primal_bound), float(out.mip_dual_bound))
+
+        h.cbMipInterrupt.subscribe(report)
     run_status = h.run()
     model_status = h.getModelStatus()
     info = h.getInfo()
