@@ -55,9 +55,12 @@ SMALL_PAIRS = 5_000
 #: path (:mod:`._benders`) instead of Lagrangian bound + reduced MIP.
 BENDERS_MIN_PAIRS = 5_000
 
-#: ... and at least this many allowed candidates: with few candidates the Lagrangian bound and
-#: the reduced MIP are faster (measured: 2,000 x 40 and 1,000 x 50 in half the time).
-BENDERS_MIN_CANDIDATES = 100
+#: ... and at least this many allowed candidates. Was 100 (2,000 x 40 and 1,000 x 50 were
+#: faster on the Lagrangian path), but the app's default instance, the Malta demo (1,952
+#: customers) x 60 candidates, took 3 s (p = 6, reduced MIP) where the Benders path, after
+#: the same short Lagrangian phase, takes 1.5 s; instances the Lagrangian bound closes are
+#: still closed by that phase (measurements in benchmarks/README.md).
+BENDERS_MIN_CANDIDATES = 20
 
 #: Benders instances with at most this many finite pairs first run the Lagrangian rounds for
 #: at most LAGRANGIAN_FIRST_S seconds (it often closes the gap on its own there).
@@ -130,8 +133,8 @@ def solve_median(
     should_stop
         Polled between the steps and inside HiGHS; True stops with the best solution so far.
     cutoff
-        Only solutions below this value matter: the Benders path stops with status
-        ``"cutoff"`` once its lower bound reaches it.
+        Only solutions below this value matter: the solve stops with status ``"cutoff"`` once
+        its lower bound (Lagrangian or Benders) reaches it.
     """
     t0 = time.perf_counter()
     report = report or ProgressReporter(None, t0)
@@ -251,7 +254,9 @@ def solve_median(
                 upper_bound=ub,
                 start=lam,
                 deadline=min(time.perf_counter() + round_s, lag_deadline),
-                target=ub * (1.0 - gap_target) if ub > 0 else None,
+                target=min(ub * (1.0 - gap_target) if ub > 0 else np.inf, cutoff)
+                if ub > 0 or np.isfinite(cutoff)
+                else None,
                 max_restarts=0,
                 core=core,
             )
@@ -279,6 +284,8 @@ def solve_median(
             report(f"Lagrangian bound, round {rounds}", objective=ub, bound=lag.bound)
             if relative_gap(ub, lag.bound) <= gap_target or time.perf_counter() >= lag_deadline:
                 break
+            if lag.bound >= cutoff:
+                break
             if result.converged and rounds >= 3:
                 break
         used.append("Lagrangian")
@@ -299,6 +306,8 @@ def solve_median(
     gap = relative_gap(ub, lb)
     if gap <= gap_target:
         status = "optimal" if gap <= OPTIMALITY_GAP else "gap_limit"
+    elif lb >= cutoff:
+        status = "cutoff"  # no solution below the caller's cutoff: nothing more to prove
     elif use_benders and not stop() and time.perf_counter() < deadline:
         return run_benders(lb)
     elif exact and time.perf_counter() < deadline and not stop():
