@@ -22,7 +22,7 @@ Instances
 Usage::
 
     .venv/bin/python benchmarks/bench_exact.py                 # everything (~15 min)
-    .venv/bin/python benchmarks/bench_exact.py --only malta    # or orlib, large, two-tier
+    .venv/bin/python benchmarks/bench_exact.py --only malta    # or orlib, demo, large, two-tier
     .venv/bin/python benchmarks/bench_exact.py --baseline-limit 30 --limit 60
 """
 
@@ -109,13 +109,28 @@ def path_of(sol) -> str:
 ROWS: list[str] = []
 
 
+#: Rows where both paths take less than this are timed REPEATS times each (best time kept):
+#: single sub-second runs on a shared machine differ by 20-50 % between identical runs.
+SHORT_S = 2.0
+REPEATS = 3
+
+
+def timed(cost, weights, p: int, **kwargs):
+    t0 = time.perf_counter()
+    sol = p_median(cost, p, weights, **kwargs)
+    return sol, time.perf_counter() - t0
+
+
 def compare(name: str, cost, weights, p: int, *, limit: float, baseline_limit: float) -> None:
-    t0 = time.perf_counter()
-    new = p_median(cost, p, weights, time_limit=limit)
-    t_new = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    old = p_median(cost, p, weights, time_limit=baseline_limit, formulation="lagrangian")
-    t_old = time.perf_counter() - t0
+    new, t_new = timed(cost, weights, p, time_limit=limit)
+    old, t_old = timed(cost, weights, p, time_limit=baseline_limit, formulation="lagrangian")
+    if max(t_new, t_old) < SHORT_S:
+        for _ in range(REPEATS - 1):
+            t_new = min(t_new, timed(cost, weights, p, time_limit=limit)[1])
+            t_old = min(
+                t_old,
+                timed(cost, weights, p, time_limit=baseline_limit, formulation="lagrangian")[1],
+            )
     same = np.isclose(new.objective, old.objective, rtol=1e-9)
     verdict = "=" if same else ("better" if new.objective < old.objective else "WORSE")
     row = (
@@ -161,6 +176,53 @@ def run_large(args: argparse.Namespace) -> None:
     compare("Euclidean 10,000 x 1,000", cost, w, 20, limit=60.0, baseline_limit=60.0)
 
 
+def run_demo(args: argparse.Namespace) -> None:
+    """The app's default instance (issue 12's "rerun with another number of workshops"): Malta
+    demo customers x the 60 generated own candidates the engine builds, p = 3..10, timed
+    through the engine's solve (``solve_layout``); the old rule (Lagrangian path below 100
+    candidates) as the baseline, same process. Then the two-tier layout with 5 workshops."""
+    import os
+
+    os.environ.setdefault("PLANNER_OFFLINE", "1")
+    from planner.engine import ScenarioSpec, prepare_scenario, solve_layout
+    from planner.models import _median
+
+    sinst = prepare_scenario(ScenarioSpec(region="malta", workshops=5))
+    cols = sinst.columns["own"]
+    print(f"demo: {sinst.instance.cost_s.shape[0]:,} customers x {cols.size} own candidates")
+    print("| p | new s | old rule s | ratio | objective | optimal (new, old) |")
+    print("|---|---|---|---|---|---|")
+    rule = _median.BENDERS_MIN_CANDIDATES
+    for p in range(3, 11):
+        times: dict[int, float] = {}
+        sols = {}
+        for min_cand in (rule, 100):
+            _median.BENDERS_MIN_CANDIDATES = min_cand
+            best = np.inf
+            for _ in range(REPEATS):
+                t0 = time.perf_counter()
+                sols[min_cand] = solve_layout(sinst, workshops=p).solution
+                best = min(best, time.perf_counter() - t0)
+            times[min_cand] = best
+        _median.BENDERS_MIN_CANDIDATES = rule
+        new, old = sols[rule], sols[100]
+        row = (
+            f"| {p} | {times[rule]:.2f} | {times[100]:.2f} | {times[rule] / times[100]:.2f} | "
+            f"{new.objective:,.1f} | {new.optimal}, {old.optimal} |"
+        )
+        ROWS.append(row)
+        print(row, flush=True)
+    tt = prepare_scenario(ScenarioSpec(region="malta", workshops=5, layout="two-tier"))
+    for _ in range(2):
+        t0 = time.perf_counter()
+        sol = solve_layout(tt).solution
+        print(
+            f"demo two-tier, 5 workshops: {time.perf_counter() - t0:.2f} s, optimal "
+            f"{sol.optimal}, gap {sol.gap:.1e}, objective {sol.objective:,.1f}",
+            flush=True,
+        )
+
+
 def run_two_tier(args: argparse.Namespace) -> None:
     """Joint office + workshops against the two-step answer, on the joint objective.
 
@@ -204,7 +266,9 @@ def run_two_tier(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["malta", "orlib", "large", "two-tier"], action="append")
+    parser.add_argument(
+        "--only", choices=["malta", "orlib", "demo", "large", "two-tier"], action="append"
+    )
     parser.add_argument("--limit", type=float, default=60.0, help="time limit of the new path")
     parser.add_argument(
         "--baseline-limit",
@@ -214,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    parts = args.only or ["malta", "orlib", "large", "two-tier"]
+    parts = args.only or ["malta", "orlib", "demo", "large", "two-tier"]
     header = (
         "| instance | p | path | time s | objective | bound | gap | optimal | "
         "old path s | new / old | objective vs old |\n|---|---|---|---|---|---|---|---|---|---|---|"
@@ -225,9 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     p_median(warm, 3, formulation="benders")
     p_median(warm, 3, formulation="lagrangian")
     for part in parts:
-        {"malta": run_malta, "orlib": run_orlib, "large": run_large, "two-tier": run_two_tier}[
-            part
-        ](args)
+        {
+            "malta": run_malta,
+            "orlib": run_orlib,
+            "demo": run_demo,
+            "large": run_large,
+            "two-tier": run_two_tier,
+        }[part](args)
     return 0
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from planner.errors import InfeasibleError
-from planner.models import capacitated_p_median, fixed_charge, p_median
+from planner.models import SolveProgress, capacitated_p_median, fixed_charge, p_median
 
 
 def instance(seed: int):
@@ -203,3 +203,33 @@ def test_tight_capacities_at_scale_return_a_feasible_answer_with_a_real_gap() ->
     assert sol.lower_bound >= uncapacitated.objective - 1e-6 * uncapacitated.objective
     assert sol.objective >= sol.lower_bound
     assert sol.gap < 0.25
+
+
+def test_capacitated_reports_progress_and_stops_with_a_feasible_answer() -> None:
+    rng = np.random.default_rng(5)
+    n, m, p = 50, 10, 3
+    cost = rng.uniform(60, 3600, size=(n, m))
+    w = rng.integers(1, 4, n).astype(float)
+    cap = np.full(m, w.sum() / p * 1.1)
+    reports: list[SolveProgress] = []
+    full = capacitated_p_median(cost, p, cap, w, progress=reports.append)
+    assert full.optimal
+    assert reports
+    bounds = [r.bound for r in reports]
+    assert bounds == sorted(bounds)
+    assert all(r.bound <= full.objective + 1e-6 for r in reports)
+    assert all(r.objective >= full.objective - 1e-6 for r in reports)
+    # a stop request once the relaxation is done: the capacity-respecting start, its gap
+    calls = {"n": 0}
+
+    def stop_soon() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    stopped = capacitated_p_median(cost, p, cap, w, should_stop=stop_soon)
+    assert stopped.status == "stopped"
+    load = np.bincount(stopped.assignment, weights=w, minlength=m)
+    assert (load <= cap + 1e-9).all()
+    assert stopped.open.size == p
+    assert stopped.lower_bound <= full.objective + 1e-6 <= stopped.objective + 1e-6
+    assert stopped.optimal == (stopped.gap == 0.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from planner.errors import InfeasibleError
-from planner.models import p_center
+from planner.models import SolveProgress, p_center
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -49,3 +49,26 @@ def test_p_center_disconnected() -> None:
     with pytest.raises(InfeasibleError, match="p=1 is too small"):
         p_center(cost, 1)
     assert p_center(cost, 2).objective == 2.0
+
+
+def test_p_center_reports_progress_and_stops_with_its_gap() -> None:
+    rng = np.random.default_rng(3)
+    cost = rng.uniform(60, 3600, size=(80, 25))
+    reports: list[SolveProgress] = []
+    full = p_center(cost, 4, progress=reports.append)
+    assert full.optimal
+    assert len(reports) >= 2
+    bounds = [r.bound for r in reports]
+    objectives = [r.objective for r in reports]
+    assert bounds == sorted(bounds)
+    assert objectives == sorted(objectives, reverse=True)
+    assert all(
+        b <= full.objective + 1e-9 <= o + 1e-9 for b, o in zip(bounds, objectives, strict=True)
+    )
+    # stopped before the bisection: a valid cover of the largest radius, an honest gap
+    stopped = p_center(cost, 4, should_stop=lambda: True)
+    assert stopped.status == "stopped"
+    assert not stopped.optimal
+    assert stopped.open.size == 4
+    assert stopped.lower_bound <= full.objective <= stopped.objective
+    assert np.isclose(stopped.objective, cost[:, stopped.open].min(axis=1).max())

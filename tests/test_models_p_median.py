@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import shortest_path
 
 from planner.errors import InfeasibleError, InputError
 from planner.models import Solution, p_median
+from planner.models._base import make_solution
 
 
 def brute_force_p_median(
@@ -290,3 +293,56 @@ def test_solving_prints_nothing_on_stdout() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout == ""
+
+
+def or_library_kind(n: int, seed: int) -> np.ndarray:
+    """All-pairs shortest paths of a seeded random connected graph, integer lengths 1-100 (the
+    generator of ``benchmarks/bench_exact.py``)."""
+    rng = np.random.default_rng(seed)
+    n_edges = max(2 * n, n * n // 50)
+    perm = rng.permutation(n)
+    tree_u = perm[1:]
+    tree_v = perm[rng.integers(0, np.arange(1, n))]
+    extra = n_edges - (n - 1)
+    u = np.concatenate([tree_u, rng.integers(0, n, extra)])
+    v = np.concatenate([tree_v, rng.integers(0, n, extra)])
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    _, first = np.unique(lo * n + hi, return_index=True)
+    first = first[lo[first] != hi[first]]
+    lo, hi = lo[first], hi[first]
+    length = rng.integers(1, 101, size=lo.size).astype(float)
+    return shortest_path(coo_matrix((length, (lo, hi)), shape=(n, n)).tocsr(), directed=False)
+
+
+@pytest.mark.parametrize("formulation", ["lagrangian", "assignment", "radius"])
+def test_lagrangian_path_never_claims_a_wrong_optimum(formulation: str) -> None:
+    # Regression: HiGHS 1.16, given the heuristic's answer (1,790) as a start, valued it at
+    # 1,742 after presolve and declared the reduced MIP optimal; the old path then reported
+    # "optimal" at 1,790 with a bound of 1,783, while 1,789 exists (Benders path, and the
+    # compact MIP without a start).
+    cost = or_library_kind(100, seed=100_007)
+    reference = p_median(cost, 33, formulation="benders", time_limit=30)
+    assert reference.optimal
+    assert reference.objective == 1789.0
+    sol = p_median(cost, 33, formulation=formulation, time_limit=30)
+    check_solution(sol, cost, 33, np.ones(100), required=[], excluded=[])
+    assert sol.optimal
+    assert sol.objective == reference.objective
+    assert sol.gap == 0.0
+    assert sol.lower_bound >= sol.objective - 1e-6 * sol.objective
+
+
+def test_optimal_status_with_an_open_gap_is_reported_unproven() -> None:
+    sol = make_solution(
+        "p_median",
+        open_sites=np.array([0]),
+        assignment=np.array([0]),
+        objective=4298.0,
+        lower_bound=4292.2,
+        status="optimal",
+        solver="test",
+        started=0.0,
+    )
+    assert not sol.optimal
+    assert sol.status == "unproven"
+    assert sol.gap == pytest.approx((4298.0 - 4292.2) / 4298.0)

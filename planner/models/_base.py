@@ -54,7 +54,9 @@ class Solution:
         True when the solution is proven optimal (relative gap at most 1e-6, the usual MIP
         solver tolerance; HiGHS's default is 1e-4).
     status
-        Short status, e.g. ``"optimal"``, ``"time_limit"``, ``"gap_limit"``.
+        Short status, e.g. ``"optimal"``, ``"time_limit"``, ``"gap_limit"`` (stopped at the
+        requested gap), ``"unproven"`` (a sub-solver claimed optimality that the returned
+        solution and bound do not prove).
     solve_time_s
         Wall-clock time of the solve, in seconds.
     solver
@@ -347,9 +349,16 @@ def make_solution(
 
     lower_bound = min(float(lower_bound), float(objective))
     gap = relative_gap(objective, lower_bound)
+    if status == "optimal" and gap > OPTIMALITY_GAP:
+        # "optimal" is a claim about the returned solution and the proven bound, not what a
+        # sub-solver said about its own model: never report it with an open gap
+        logger.warning(
+            "%s: status 'optimal' with a proven gap of %.3g; reported as 'unproven'", model, gap
+        )
+        status = "unproven"
     optimal = status == "optimal"
     if optimal:
-        gap = 0.0 if gap <= OPTIMALITY_GAP else gap
+        gap = 0.0
     return Solution(
         model=model,
         open=np.sort(np.asarray(open_sites, dtype=np.intp)),

@@ -106,11 +106,14 @@ def solve_mip(
     mip_rel_gap: float = 1e-7,
     maximize: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> MipResult:
     """Solve ``min c x + offset`` s.t. ``row_lower <= A x <= row_upper``, bounds, integrality.
 
     ``should_stop`` is polled inside HiGHS; when it returns True the solve stops with status
-    ``"limit"`` and the best solution so far.
+    ``"limit"`` and the best solution so far. ``progress(objective, bound)`` is called from
+    inside HiGHS's branch-and-bound at most every half second with its incumbent value and
+    dual bound (as HiGHS reports them, offset included).
 
     Returns :class:`MipResult`; ``x`` is None when HiGHS found no feasible solution. Raises
     :class:`~planner.errors.SolverError` on solver errors (not on infeasibility, which is
@@ -167,18 +170,63 @@ def solve_mip(
 
         h.cbMipInterrupt.subscribe(interrupt)
         h.cbSimplexInterrupt.subscribe(interrupt)
+    if progress is not None:
+        last = [time.perf_counter()]
+
+        def report(event: Any) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= 0.5:
+                last[0] = now
+                out = event.data_out
+                progress(float(out.mip_primal_bound), float(out.mip_dual_bound))
+
+        h.cbMipInterrupt.subscribe(report)
     run_status = h.run()
     model_status = h.getModelStatus()
+    info = h.getInfo()
+    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_solution else None
+    objective = float(info.objective_function_value) if has_solution else float("inf")
+    if x is not None and not _objective_matches(c, x, offset, objective):
+        # HiGHS 1.16 can mis-value a user solution after MIP presolve and then report it, at a
+        # wrong objective, as proven optimal (seen on an OR-Library-kind p-median: reported
+        # 4,292 for a point worth 4,298 while 4,296 exists). Neither its objective nor its
+        # bound can be trusted then: solve again without the start, then without presolve.
+        for retry in ("without the start", "without presolve"):
+            logger.warning(
+                "HiGHS reported objective %.10g for a solution worth %.10g; solving again %s",
+                objective,
+                float(c @ x) + offset,
+                retry,
+            )
+            h.clearSolver()
+            h.setOptionValue(
+                "time_limit",
+                float(h.getRunTime()) + max(time_limit - (time.perf_counter() - t0), 0.01),
+            )
+            if retry == "without the start":
+                h.passModel(lp)
+            else:
+                h.setOptionValue("presolve", "off")
+            run_status = h.run()
+            model_status = h.getModelStatus()
+            info = h.getInfo()
+            has_solution = info.primal_solution_status == 2
+            x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_solution else None
+            objective = float(info.objective_function_value) if has_solution else float("inf")
+            if x is None or _objective_matches(c, x, offset, objective):
+                break
+        else:
+            raise SolverError(
+                f"HiGHS reported objective {objective:.10g} for a solution worth "
+                f"{float(c @ x) + offset:.10g}, with and without presolve"
+            )
     status_text = h.modelStatusToString(model_status)
     if run_status == highspy.HighsStatus.kError and model_status not in (
         highspy.HighsModelStatus.kTimeLimit,
         highspy.HighsModelStatus.kInfeasible,
     ):
         raise SolverError(f"HiGHS failed with model status {status_text!r}")
-    info = h.getInfo()
-    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_solution else None
-    objective = float(info.objective_function_value) if has_solution else float("inf")
     bound = float(info.mip_dual_bound) if int(integer.sum()) > 0 else objective
     ms = highspy.HighsModelStatus
     if model_status == ms.kOptimal:
@@ -201,6 +249,14 @@ def solve_mip(
         optimal=status_name == "optimal",
         solve_time_s=time.perf_counter() - t0,
     )
+
+
+def _objective_matches(c: np.ndarray, x: np.ndarray, offset: float, objective: float) -> bool:
+    """Whether HiGHS's reported objective is the value of its solution ``x`` (to 1e-7 relative,
+    far below the optimality gap)."""
+    value = float(np.asarray(c, dtype=np.float64) @ x) + offset
+    scale = max(1.0, abs(value), float(np.abs(c) @ np.abs(x)))
+    return abs(value - objective) <= 1e-7 * scale
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,8 @@ def fixed_charge(
             exc=exc,
             time_limit=limit,
             started=t0,
+            report=ProgressReporter(progress, t0),
+            should_stop=should_stop,
         )
     rows = np.flatnonzero(w > 0)
     if rows.size == 0:
@@ -227,12 +229,16 @@ def capacitated_p_median(
     excluded: Iterable[int] | np.ndarray | None = None,
     time_limit: float | None = None,
     seed: int | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Solution:
     """Open ``p`` sites minimising weighted travel time when each site has a capacity.
 
     Each customer is served by exactly one open site (single sourcing) and the demand a site
     serves (sum of ``weights``) may not exceed its ``capacity``. Solved exactly as a MIP; see the
     module docstring for the scale limits. ``objective`` is in weight units x seconds.
+    ``progress`` and ``should_stop`` work as in :func:`~planner.models.p_median` (the bound is
+    the uncapacitated relaxation's, then HiGHS's).
 
     Raises
     ------
@@ -262,6 +268,8 @@ def capacitated_p_median(
         exc=exc,
         time_limit=limit,
         started=t0,
+        report=ProgressReporter(progress, t0),
+        should_stop=should_stop,
     )
 
 
@@ -314,15 +322,30 @@ def _relaxed_solution(
     req: np.ndarray,
     exc: np.ndarray,
     time_limit: float,
+    should_stop: StopCallback | None = None,
 ) -> Solution:
     """The same model without capacities: its lower bound is a lower bound of the capacitated
     model, and its open sites are a start for the capacitated search."""
     if p is None:
         return fixed_charge(
-            cost, f, w, time_value=time_value, required=req, excluded=exc, time_limit=time_limit
+            cost,
+            f,
+            w,
+            time_value=time_value,
+            required=req,
+            excluded=exc,
+            time_limit=time_limit,
+            should_stop=should_stop,
         )
     relaxed = p_median(
-        cost, p, w, required=req, excluded=exc, time_limit=time_limit, allow_unreachable=True
+        cost,
+        p,
+        w,
+        required=req,
+        excluded=exc,
+        time_limit=time_limit,
+        allow_unreachable=True,
+        should_stop=should_stop,
     )
     scale = time_value
     return dataclasses.replace(
@@ -345,6 +368,8 @@ def _capacitated(
     exc: np.ndarray,
     time_limit: float,
     started: float,
+    report: ProgressReporter,
+    should_stop: StopCallback | None,
 ) -> Solution:
     """Single-sourcing capacitated location MIP (fixed-charge or with exactly p sites)."""
     n, m = cost.shape
@@ -387,8 +412,17 @@ def _capacitated(
         req=req,
         exc=exc,
         time_limit=min(0.2 * time_limit, 10.0),
+        should_stop=should_stop,
     )
     heuristic = _assign_with_capacity(cost, w, np.asarray(relaxed.open, dtype=np.intp), cap)
+    if heuristic is not None:
+        served = heuristic >= 0
+        first = float(f[relaxed.open].sum()) + float(
+            (time_value * w[served] * cost[served, heuristic[served]]).sum()
+        )
+        report("Capacity-respecting first solution", objective=first, bound=relaxed.lower_bound)
+    else:
+        report("Uncapacitated relaxation", objective=np.inf, bound=relaxed.lower_bound)
     # variables: y (m), x over reachable pairs of customers with demand
     sub = reach[rows_w]
     pi, pj = np.nonzero(sub)
@@ -434,7 +468,13 @@ def _capacitated(
         integer=np.ones(m + k, dtype=bool),
         time_limit=max(time_limit - (time.perf_counter() - started), 0.05),
         start=start,
+        should_stop=should_stop,
+        progress=lambda objective, bound: report(
+            "Capacitated MIP", objective=objective, bound=max(bound, relaxed.lower_bound)
+        ),
     )
+    if result.status == "limit" and should_stop is not None and should_stop():
+        result = dataclasses.replace(result, status="stopped")
     if result.x is None and start is not None:
         # HiGHS found nothing better in time: keep the greedy solution
         result = dataclasses.replace(result, x=start, status="time_limit")

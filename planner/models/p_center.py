@@ -16,7 +16,10 @@ import numpy as np
 
 from planner.errors import InfeasibleError, SolverError
 from planner.models._base import (
+    ProgressCallback,
+    ProgressReporter,
     Solution,
+    StopCallback,
     assign_nearest,
     check_cost,
     check_p,
@@ -44,6 +47,8 @@ def p_center(
     time_limit: float | None = None,
     allow_unreachable: bool = False,
     seed: int | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
 ) -> Solution:
     """Choose ``p`` candidates minimising the largest travel time (seconds) of any customer.
 
@@ -66,6 +71,12 @@ def p_center(
         candidate instead of raising.
     seed
         Accepted for interface symmetry; the solve is deterministic.
+    progress
+        Called with a :class:`~planner.models.SolveProgress` after every bisection step: the
+        smallest radius proven achievable (objective) and the largest proven not (bound).
+    should_stop
+        Polled between bisection steps and during the tie-break; when it returns True the solve
+        returns the best cover so far, status ``"stopped"``, with its proven gap.
 
     Returns
     -------
@@ -133,13 +144,19 @@ def p_center(
 
     lo, hi = 0, radii.size - 1  # radii[hi] is feasible (p >= 1 site reaches all... checked)
     status = "optimal"
+    stop = should_stop or (lambda: False)
+    report = ProgressReporter(progress, t0)
     if feasible(float(radii[hi])) is not True:
         # even the largest radius needs more than p sites: disconnected parts of the network
         raise InfeasibleError(
             f"p={p} is too small: the customers lie in parts of the network that no {p} "
             "candidate sites reach together"
         )
+    report("Largest radius: everyone reached", objective=float(radii[hi]), bound=lo_r)
     while lo < hi:
+        if stop():
+            status = "stopped"
+            break
         mid = (lo + hi) // 2
         ok = feasible(float(radii[mid]))
         if ok is None:
@@ -149,6 +166,11 @@ def p_center(
             hi = mid
         else:
             lo = mid + 1
+        report(
+            f"Bisection: radius between {radii[lo]:,.0f} s and {radii[hi]:,.0f} s",
+            objective=float(radii[hi]),
+            bound=float(radii[lo]),
+        )
     radius = float(radii[hi])
     lower_bound = float(radii[lo])
     # tie-break: least weighted travel among the solutions with radius <= radius
@@ -156,7 +178,7 @@ def p_center(
     restricted[~active] = cost[~active]
     remaining = deadline - time.perf_counter()
     open_sites = _pad(covers[radius], req, exc, p, m)
-    if remaining > 0.5:
+    if remaining > 0.5 and not stop():
         try:
             inner = p_median(
                 restricted,
@@ -166,6 +188,7 @@ def p_center(
                 excluded=exc,
                 time_limit=remaining,
                 allow_unreachable=True,
+                should_stop=should_stop,
             )
             open_sites = inner.open
         except (InfeasibleError, SolverError):  # out of time: keep the cover found above

@@ -76,7 +76,7 @@ def p_median(
         :class:`~planner.errors.InfeasibleError` listing their rows. If True they get
         assignment -1, are left out of the objective and listed in ``extras["unreachable"]``.
     formulation
-        Exact path: ``"auto"`` (default: Benders decomposition from 5,000 reachable pairs and 100
+        Exact path: ``"auto"`` (default: Benders decomposition from 5,000 reachable pairs and 20
         candidates with fewer than 5,000 customers, after a short Lagrangian phase up to
         300,000 pairs; Lagrangian bound + reduced MIP on other large instances; the compact
         MIP on small ones), ``"benders"`` (radius-formulation
