@@ -363,9 +363,10 @@ def memo(name: str, size: int = 16) -> _Memo:
 
 
 @st.cache_resource(show_spinner=False)
-def load_graph(region: str) -> nx.MultiDiGraph:
-    """Road graph of a region, shared by all sessions (read-only)."""
-    return network.load_region(region)
+def load_graph(region: str, _progress: Progress | None = None) -> nx.MultiDiGraph:
+    """Road graph of a region, shared by all sessions (read-only); ``_progress`` (not part of
+    the cache key) shows the loading stages with their ETA on the first load."""
+    return network.load_region(region, progress=_progress)
 
 
 @st.cache_data(show_spinner=False)
@@ -523,13 +524,15 @@ def k_curve_for(
     sites: ws.InputFile | None,
     layout: str,
     k_max: int,
+    *,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """``planner.engine.k_curve`` of ``layout`` from 1 to ``k_max`` workshops."""
     key = (_spec_key(spec), _file_key(customers), _file_key(sites), layout, k_max)
 
     def build() -> pd.DataFrame:
         sinst = prepared(spec.replace(layout=layout), customers, sites, (layout,))
-        return k_curve(sinst, k_max, layout=layout)
+        return k_curve(sinst, k_max, layout=layout, progress=progress)
 
     return memo("k_curves", 16).get(key, build)
 
@@ -542,6 +545,7 @@ def robustness_for(
     *,
     growth: float,
     slowdown: float,
+    progress: Progress | None = None,
 ) -> Robustness:
     """``planner.engine.robustness`` of ``layout`` with business growth and slower roads."""
     key = (_spec_key(spec), _file_key(customers), _file_key(sites), layout, growth, slowdown)
@@ -549,7 +553,11 @@ def robustness_for(
     def build() -> Robustness:
         sinst = prepared(spec.replace(layout=layout), customers, sites, (layout,))
         return robustness(
-            sinst, layout=layout, growth={"business": growth}, slowdown=1.0 + slowdown
+            sinst,
+            layout=layout,
+            growth={"business": growth},
+            slowdown=1.0 + slowdown,
+            progress=progress,
         )
 
     return memo("robustness", 16).get(key, build)

@@ -98,14 +98,15 @@ if saved and job is None:
     k_layout = c1.selectbox("Layout", list(comparison.results), key="cmp_klayout")
     k_max = int(c2.number_input("Up to", 2, shared.MAX_WORKSHOPS, key="cmp_kmax"))
     if c3.button("Draw the K-curve", key="cmp_kcurve"):
-        with st.spinner(f"Solving {k_layout} for 1, 2, … {k_max} workshops…"):
-            try:
-                curve = shared.k_curve_for(
-                    saved["spec"], *saved["inputs"].values(), k_layout, k_max
-                )
-                st.session_state["k_curve"] = ((saved["key"], k_layout), k_max, curve)
-            except PlannerError as exc:
-                st.error(f"Could not draw the K-curve: {exc}")
+        bar, report = shared.progress_bar(f"Solving {k_layout} for 1, 2, … {k_max} workshops…")
+        try:
+            curve = shared.k_curve_for(
+                saved["spec"], *saved["inputs"].values(), k_layout, k_max, progress=report
+            )
+            st.session_state["k_curve"] = ((saved["key"], k_layout), k_max, curve)
+        except PlannerError as exc:
+            st.error(f"Could not draw the K-curve: {exc}")
+        bar.empty()
     curve_state = st.session_state.get("k_curve")
     if curve_state and curve_state[:2] == ((saved["key"], k_layout), k_max):
         curve = curve_state[2]
@@ -134,18 +135,20 @@ if saved and job is None:
     growth = c2.slider("Business demand grows by", 0.0, 1.0, step=0.05, key="cmp_growth")
     slowdown = c3.slider("Main roads slower by", 0.0, 1.0, step=0.05, key="cmp_slow")
     if c4.button("Re-solve the cases", key="cmp_robust"):
-        with st.spinner("Re-solving with more demand and slower roads…"):
-            try:
-                rob = shared.robustness_for(
-                    saved["spec"],
-                    *saved["inputs"].values(),
-                    r_layout,
-                    growth=growth,
-                    slowdown=slowdown,
-                )
-                st.session_state["robust"] = ((saved["key"], r_layout), growth, slowdown, rob)
-            except PlannerError as exc:
-                st.error(f"Could not re-solve: {exc}")
+        bar, report = shared.progress_bar("Re-solving with more demand and slower roads…")
+        try:
+            rob = shared.robustness_for(
+                saved["spec"],
+                *saved["inputs"].values(),
+                r_layout,
+                growth=growth,
+                slowdown=slowdown,
+                progress=report,
+            )
+            st.session_state["robust"] = ((saved["key"], r_layout), growth, slowdown, rob)
+        except PlannerError as exc:
+            st.error(f"Could not re-solve: {exc}")
+        bar.empty()
     rob_state = st.session_state.get("robust")
     if rob_state and rob_state[:3] == ((saved["key"], r_layout), growth, slowdown):
         rob = rob_state[3]

@@ -198,8 +198,10 @@ with preview_box:
     st.subheader("Preview")
     try:
         region = st.session_state["region"]
-        with st.spinner(f"Loading the roads of {region_name}…"):
-            road_layer = shared.load_roads(region)
+        bar, report = shared.progress_bar(f"Loading the roads of {region_name}…")
+        shared.load_graph(region, report)  # the first load reports its stages with an ETA
+        road_layer = shared.load_roads(region)
+        bar.empty()
         if customers is None:
             points = shared.load_demo_customers(region) if region in shared.REGIONS else None
             source = "demo customers"
