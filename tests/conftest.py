@@ -24,3 +24,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture
+def offline_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The app never touches the network (it checks whether the OSM tile server answers) and
+    saves scenarios in the test's own workspace (AppTests: ``pytestmark``)."""
+    monkeypatch.setenv("PLANNER_OFFLINE", "1")
+    monkeypatch.setenv("PLANNER_WORKSPACE_DIR", str(tmp_path / "workspace"))

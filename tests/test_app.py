@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _apptest import TIMEOUT_S
+from _apptest import ok as _ok
+from _apptest import wait_for_job as _wait_for_job
 from streamlit.testing.v1 import AppTest
 
 from planner.engine import LAYOUTS, ScenarioSpec, compare, run
@@ -34,20 +37,10 @@ from planner.roads import network
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app.py"
 PAGES = REPO / "app_pages"
-TIMEOUT_S = 600  # cold cache: graph parse + matrix + solve on a busy machine
 REGION = "liechtenstein"
 
 
-@pytest.fixture(autouse=True)
-def _offline_and_workspace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # the app checks whether the OSM tile server answers; tests never touch the network
-    monkeypatch.setenv("PLANNER_OFFLINE", "1")
-    monkeypatch.setenv("PLANNER_WORKSPACE_DIR", str(tmp_path / "workspace"))
-
-
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+pytestmark = pytest.mark.usefixtures("offline_app")
 
 
 def _open(page: str | None = None, *, region: str = REGION) -> AppTest:
@@ -393,17 +386,6 @@ def test_upload_limit_is_deliberate_and_stated() -> None:
     assert config["server"]["maxUploadSize"] == _shared.MAX_UPLOAD_MB
     data_page = (PAGES / "data.py").read_text(encoding="utf-8")
     assert "MAX_UPLOAD_MB" in data_page  # the limit and the CLI alternative are shown there
-
-
-def _wait_for_job(at: AppTest, kind: str, timeout_s: float = TIMEOUT_S) -> AppTest:
-    """Rerun the page until the background job of ``kind`` has been collected."""
-    deadline = time.monotonic() + timeout_s
-    while f"{kind}_job" in at.session_state:
-        job = at.session_state[f"{kind}_job"]
-        job.finished.wait(max(0.0, deadline - time.monotonic()))
-        _ok(at.run())
-        assert time.monotonic() < deadline, f"{kind} did not finish"
-    return at
 
 
 def test_stop_keeps_the_best_answer_so_far_with_its_gap(monkeypatch: pytest.MonkeyPatch) -> None:

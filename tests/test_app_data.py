@@ -12,23 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _apptest import TIMEOUT_S
+from _apptest import ok as _ok
+from _apptest import wait_for_job as _wait_for_job
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app.py"
-TIMEOUT_S = 600
 LON0, LAT0, STEP = 14.40, 35.90, 0.004
 
 
-@pytest.fixture(autouse=True)
-def _offline_and_workspace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PLANNER_OFFLINE", "1")
-    monkeypatch.setenv("PLANNER_WORKSPACE_DIR", str(tmp_path / "workspace"))
-
-
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+pytestmark = pytest.mark.usefixtures("offline_app")
 
 
 def _open(region: str = "liechtenstein") -> AppTest:
@@ -58,15 +52,6 @@ def _grid_pbf(path: Path) -> bytes:
         writer.add_way(osmium.osm.mutable.Way(id=10 + j, nodes=nodes, version=1, tags=tags))
     writer.close()
     return path.read_bytes()
-
-
-def _wait_for_job(at: AppTest, kind: str) -> AppTest:
-    deadline = time.monotonic() + TIMEOUT_S
-    while f"{kind}_job" in at.session_state:
-        at.session_state[f"{kind}_job"].finished.wait(max(0.0, deadline - time.monotonic()))
-        _ok(at.run())
-        assert time.monotonic() < deadline
-    return at
 
 
 def test_uploaded_pbf_becomes_the_region_and_is_solved_on(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 import pytest
+from _apptest import ok, wait_for_job
 
 from planner import cli
 from planner.engine import LAYOUTS, ScenarioSpec, compare, load_scenario, save_scenario
@@ -140,10 +141,7 @@ def test_compare_page_runs_and_matches_library():
     at.number_input(key="workshops").set_value(2)  # shared with the Plan page
     (button,) = [b for b in at.button if b.label == "Compare"]
     button.click().run()
-    while "compare_job" in at.session_state:  # solved in the background: wait, then rerun
-        at.session_state["compare_job"].finished.wait(300)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    ok(wait_for_job(at, "compare", timeout_s=300))  # solved in the background
     shown = at.session_state["compare"]["comparison"]
     # pressing Compare again with the same inputs keeps the same result, without an error
     (button,) = [b for b in at.button if b.label == "Compare"]
