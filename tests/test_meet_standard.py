@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from planner.cli import _spec_from_args, build_parser
 from planner.engine import ScenarioSpec, load_scenario, prepare_scenario, run, save_scenario
 from planner.errors import InputError
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
 
 SPEC = ScenarioSpec(region="liechtenstein", workshops=1, n_candidates=10, time_limit_s=30)
 
@@ -97,3 +100,24 @@ def test_meet_standard_and_budget_exclude_each_other() -> None:
         _spec_from_args(args, scenario=None)
     with pytest.raises(InputError, match="true or false"):
         ScenarioSpec(meet_standard="yes")  # type: ignore[arg-type]
+
+
+def test_plan_page_switch_disables_the_number_and_the_budget(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PLANNER_OFFLINE", "1")
+    monkeypatch.setenv("PLANNER_WORKSPACE_DIR", str(tmp_path / "workspace"))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params["region"] = "liechtenstein"
+    at.switch_page("app_pages/plan.py")
+    at.run()
+    assert not at.exception
+    switch = at.toggle(key="standard_on")
+    assert switch.label == "Fewest workshops that meet the service standard"
+    assert not at.number_input(key="workshops").disabled
+    switch.set_value(True)
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="workshops").disabled
+    assert at.toggle(key="budget_on").disabled
+    assert at.toggle(key="workshops_auto").disabled
