@@ -645,7 +645,7 @@ def _solve_meeting_standard(
         )
     k = max(1, int(cover.size))
     proven = int(cover.size) <= min_count
-    progress(f"Service standard: planning {k} workshops", 0.05)
+    progress(f"Service standard: planning {k} workshop{'s' if k != 1 else ''}", 0.05)
     result = solve_layout(
         sinst,
         layout,
