@@ -70,7 +70,10 @@ def test_fewest_workshops_match_brute_force(sinst, standard_min: float) -> None:
     served = cust.loc[sinst.instance.demand_of_customer >= 0]
     coverable = reach.any(axis=1)
     late = int((~(served["travel_min"].to_numpy(float) <= standard_min + 1e-9))[coverable].sum())
-    assert late == 0 or any(f"leave {late} of them" in w for w in lr.warnings)
+    assert late == 0
+    # on these instances the least-travel sites of that count miss some of them, so the
+    # cover's own sites are the answer (the mode meets the standard, not the least travel)
+    assert prov["standard_sites_chosen_by"].startswith("a smallest cover")
 
 
 def test_some_standard_needs_several_workshops(sinst) -> None:  # type: ignore[no-untyped-def]

@@ -603,6 +603,14 @@ def within_standard(sinst: ScenarioInstance, cols: np.ndarray) -> np.ndarray:
     return reach
 
 
+def _outside_standard(result: LayoutResult, sinst: ScenarioInstance, rows: np.ndarray) -> int:
+    """How many customers of ``rows`` (bool per customer) travel longer than their standard."""
+    cust = result.result.customers
+    limit = customer_service_limits(cust, sinst.spec.service_standard_min)
+    travel = cust["travel_min"].to_numpy(float)
+    return int(np.sum(rows & ~(np.isfinite(travel) & (travel <= limit + 1e-6))))
+
+
 def _solve_meeting_standard(
     sinst: ScenarioInstance,
     layout: str,
@@ -619,9 +627,10 @@ def _solve_meeting_standard(
     The count is the smallest set cover of :func:`within_standard`
     (:func:`planner.models.coverage.min_sites_to_reach`, existing sites kept, excluded ones
     never opened); the sites are then chosen by the same p-median as a fixed number of
-    workshops. The p-median minimises travel, not coverage, so the result says when its
-    sites leave customers outside the standard that the cover reached; customers no
-    candidate reaches within their standard are counted in a warning, never dropped.
+    workshops. The p-median minimises travel, not coverage: when its sites leave customers
+    outside the standard that the cover reaches, the cover's own sites are opened instead
+    (in-house and outsourced; two-tier says so in a warning). Customers no candidate
+    reaches within their standard are counted in a warning, never dropped.
     """
     inst = sinst.instance
     cols = _standard_columns(sinst, layout)
@@ -657,11 +666,34 @@ def _solve_meeting_standard(
         should_stop=should_stop,
         solve_progress=solve_progress,
     )
-    cust = result.result.customers
-    limit = customer_service_limits(cust, sinst.spec.service_standard_min)
-    travel = cust["travel_min"].to_numpy(float)
     coverable = active & (reach & allowed[None, :]).any(axis=1)
-    missed = int(np.sum(coverable & ~(np.isfinite(travel) & (travel <= limit + 1e-6))))
+    missed = _outside_standard(result, sinst, coverable)
+    chosen = "least total travel"
+    if missed and layout != "two-tier":
+        # the least-travel sites leave customers outside the standard that the cover reaches:
+        # open the cover itself (every other candidate of the layout excluded), so the
+        # standard is met wherever any site can meet it
+        status = inst.candidates.get("status", pd.Series("new", index=inst.candidates.index))
+        status = status.astype(object).copy()
+        others = np.setdiff1d(cols, cols[cover])
+        status.iloc[others] = "excluded"
+        forced = dataclasses.replace(
+            sinst,
+            instance=dataclasses.replace(inst, candidates=inst.candidates.assign(status=status)),
+        )
+        result = solve_layout(
+            forced,
+            layout,
+            workshops=k,
+            parameters=parameters,
+            demand_weight=demand_weight,
+            customer_weight=customer_weight,
+            progress=progress,
+            should_stop=should_stop,
+            solve_progress=solve_progress,
+        )
+        missed = _outside_standard(result, sinst, coverable)
+        chosen = "a smallest cover of the standard (not the least travel among such covers)"
     warnings = list(result.result.warnings)
     if uncoverable:
         warnings.append(
@@ -690,6 +722,7 @@ def _solve_meeting_standard(
             "standard_workshops_lower_bound": min_count,
             "standard_workshops_proven_minimal": proven,
             "customers_outside_standard_unavoidable": uncoverable,
+            "standard_sites_chosen_by": chosen,
         },
     )
     return dataclasses.replace(result, result=res)
