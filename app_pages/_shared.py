@@ -125,6 +125,7 @@ DEFAULTS: dict[str, Any] = {
     "place": "",
     "budget_on": False,
     "budget_per_year": 750_000.0,
+    "standard_on": False,
     "product_class": DEFAULT_PRODUCT_CLASS,
     **{f"{_COST_PREFIX}{f.name}": f.default for f in dataclasses.fields(CostParameters)},
 }
@@ -206,6 +207,7 @@ def current_spec() -> ScenarioSpec:
         n_candidates=int(state.get("n_candidates", DEFAULT_CANDIDATES)),
         time_limit_s=float(state.get("time_limit_s", DEFAULT_TIME_LIMIT_S)),
         budget_per_year=float(state["budget_per_year"]) if state.get("budget_on") else None,
+        meet_standard=bool(state.get("standard_on")) and not state.get("budget_on"),
         product_class=str(state.get("product_class", DEFAULT_PRODUCT_CLASS)),
     )
 
@@ -237,6 +239,7 @@ def apply_saved(saved: ws.SavedScenario) -> None:
     state["budget_on"] = spec.budget_per_year is not None
     if spec.budget_per_year is not None:
         state["budget_per_year"] = spec.budget_per_year
+    state["standard_on"] = spec.meet_standard
     state["product_class"] = spec.product_class
     for key, value in spec.parameters.to_dict().items():
         state[f"{_COST_PREFIX}{key}"] = float(value)

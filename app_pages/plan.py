@@ -32,9 +32,11 @@ with left:
         "two-tier: a central office supplying your workshops.",
     )
     budget_on = bool(st.session_state["budget_on"])
+    standard_on = bool(st.session_state["standard_on"])
     st.toggle(
         "Plan within a yearly budget",
         key="budget_on",
+        disabled=standard_on,
         help="The network's yearly cost (fixed costs, partner fees, deliveries and lost "
         "margin, as on the Costs page; not the customers' time) may not exceed the budget. "
         "The number of workshops with the shortest drives that fits is chosen.",
@@ -49,9 +51,17 @@ with left:
             key="budget_per_year",
         )
     st.toggle(
+        "Fewest workshops that meet the service standard",
+        key="standard_on",
+        disabled=budget_on,
+        help="Plans the fewest workshops (existing ones included) from which every customer "
+        "can reach one within the service standard; the sites are then placed for the "
+        "shortest drives, and the result says if any customer is left outside the standard.",
+    )
+    st.toggle(
         "Let the costs decide how many workshops",
         key="workshops_auto",
-        disabled=budget_on,
+        disabled=budget_on or standard_on,
         help="Opens the number of workshops with the lowest annual cost (Costs page).",
     )
     st.number_input(
@@ -60,7 +70,7 @@ with left:
         max_value=shared.MAX_WORKSHOPS,
         step=1,
         key="workshops",
-        disabled=bool(st.session_state["workshops_auto"]) or budget_on,
+        disabled=bool(st.session_state["workshops_auto"]) or budget_on or standard_on,
     )
 with right:
     st.number_input(
@@ -114,6 +124,11 @@ if entry and job is None:
             f"{result.kpis['sites']:,.0f} service points within a budget of "
             f"{shared.money(solved.budget_per_year)} a year (network cost "
             f"{shared.money(result.result.provenance['network_cost_per_year'])})"
+        )
+    elif solved.meet_standard:
+        count = (
+            f"the fewest workshops that meet the service standard "
+            f"({result.kpis['sites']:,.0f} service points)"
         )
     elif solved.workshops is None:
         count = "the cost-optimal number of workshops"

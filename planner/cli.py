@@ -115,6 +115,8 @@ def _spec_from_args(args: argparse.Namespace, *, scenario: str | None) -> Scenar
         changes["workshops"] = _parse_workshops(args.workshops)
     if getattr(args, "budget", None) is not None:
         changes["budget_per_year"] = args.budget
+    if getattr(args, "meet_standard", False):
+        changes["meet_standard"] = True
     if getattr(args, "product_class", None) is not None:
         changes["product_class"] = args.product_class
     for key, value in (
@@ -581,6 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="plan within a budget: EUR per year the network may cost (fixed costs, "
             "partner fees, deliveries, lost margin); the number of workshops with the least "
             "customer travel that fits is chosen (instead of --workshops)",
+        )
+        command.add_argument(
+            "--meet-standard",
+            action="store_true",
+            help="plan the fewest workshops from which every customer is within its service "
+            "standard (the scenario's service_standard_min) instead of --workshops",
         )
         command.add_argument(
             "--product-class",

@@ -40,14 +40,20 @@ from planner.engine.instance import Instance, ScenarioInstance
 from planner.engine.spec import LAYOUTS
 from planner.errors import InfeasibleError, InputError
 from planner.models import Solution
+from planner.models.coverage import min_sites_to_reach
 from planner.results.costs import CostParameters
-from planner.results.kpis import annual_costs, scenario_kpis, site_loads
+from planner.results.kpis import (
+    annual_costs,
+    customer_service_limits,
+    scenario_kpis,
+    site_loads,
+)
 from planner.results.provenance import collect_provenance
 from planner.results.types import LayoutResult, ScenarioResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_result", "network_cost_eur", "solve_layout"]
+__all__ = ["build_result", "network_cost_eur", "solve_layout", "within_standard"]
 
 
 def build_result(
@@ -311,6 +317,17 @@ def solve_layout(
             should_stop=should_stop,
             solve_progress=solve_progress,
         )
+    if workshops == "spec" and spec.meet_standard:
+        return _solve_meeting_standard(
+            sinst,
+            layout,
+            parameters=parameters,
+            demand_weight=demand_weight,
+            customer_weight=customer_weight,
+            progress=report,
+            should_stop=should_stop,
+            solve_progress=solve_progress,
+        )
     n_ws: int | None = spec.workshops if workshops == "spec" else workshops  # type: ignore[assignment]
     params = parameters or spec.parameters
     inst = sinst.instance
@@ -558,6 +575,157 @@ def _solve_within_budget(
         + f" (at most {max(k_max, 0)} workshops fit the fixed costs{floor}); "
         "raise the budget or lower the fixed costs"
     )
+
+
+def _standard_columns(sinst: ScenarioInstance, layout: str) -> np.ndarray:
+    """Candidate columns whose sites serve customers in ``layout`` (as the budget mode)."""
+    if layout == "outsourced":
+        return np.asarray(sinst.columns["partner"])
+    cols = np.asarray(sinst.columns["own"])
+    if layout == "two-tier" and sinst.spec.two_tier_partners:
+        cols = np.concatenate([cols, sinst.columns["partner"]])
+    return cols
+
+
+def within_standard(sinst: ScenarioInstance, cols: np.ndarray) -> np.ndarray:
+    """(customers x ``cols``) bool: which candidate reaches each customer row within its
+    service standard (its own ``service_max_min`` or its segment's ``service_standard_min``),
+    by the same travel time the KPIs report. Customers left out of the solve reach none."""
+    inst = sinst.instance
+    d_of_c = inst.demand_of_customer
+    limit_s = 60.0 * customer_service_limits(inst.customers, sinst.spec.service_standard_min)
+    reach = np.zeros((d_of_c.size, cols.size), dtype=bool)
+    rows = np.flatnonzero(d_of_c >= 0)
+    travel = inst.cost_s[np.ix_(d_of_c[rows], cols)]
+    if inst.access_offset_s is not None:
+        travel = travel + inst.access_offset_s[rows, None]
+    reach[rows] = np.isfinite(travel) & (travel <= limit_s[rows, None] + 1e-6)
+    return reach
+
+
+def _outside_standard(result: LayoutResult, sinst: ScenarioInstance, rows: np.ndarray) -> int:
+    """How many customers of ``rows`` (bool per customer) travel longer than their standard."""
+    cust = result.result.customers
+    limit = customer_service_limits(cust, sinst.spec.service_standard_min)
+    travel = cust["travel_min"].to_numpy(float)
+    return int(np.sum(rows & ~(np.isfinite(travel) & (travel <= limit + 1e-6))))
+
+
+def _solve_meeting_standard(
+    sinst: ScenarioInstance,
+    layout: str,
+    *,
+    parameters: CostParameters | None,
+    demand_weight: np.ndarray | None,
+    customer_weight: np.ndarray | None,
+    progress: ProgressCallback,
+    should_stop: StopCallback | None,
+    solve_progress: SolveProgressCallback | None,
+) -> LayoutResult:
+    """The fewest workshops from which every customer is within its service standard.
+
+    The count is the smallest set cover of :func:`within_standard`
+    (:func:`planner.models.coverage.min_sites_to_reach`, existing sites kept, excluded ones
+    never opened); the sites are then chosen by the same p-median as a fixed number of
+    workshops. The p-median minimises travel, not coverage: when its sites leave customers
+    outside the standard that the cover reaches, the cover's own sites are opened instead
+    (in-house and outsourced; two-tier says so in a warning). Customers no candidate
+    reaches within their standard are counted in a warning, never dropped.
+    """
+    inst = sinst.instance
+    cols = _standard_columns(sinst, layout)
+    _require(cols, "candidate sites", layout)
+    reach = within_standard(sinst, cols)
+    required = np.flatnonzero(np.isin(cols, inst.required))
+    excluded = np.flatnonzero(np.isin(cols, inst.excluded))
+    allowed = np.ones(cols.size, dtype=bool)
+    allowed[excluded] = False
+    active = inst.demand_of_customer >= 0
+    uncoverable = int(np.sum(active & ~(reach & allowed[None, :]).any(axis=1)))
+    progress("Finding the fewest workshops that meet the service standard", 0.0)
+    cover, min_count = min_sites_to_reach(
+        reach, required=required, excluded=excluded, time_limit=sinst.spec.time_limit_s
+    )
+    if cover is None:
+        raise InfeasibleError(
+            "no set of sites meeting the service standard was found within "
+            f"time_limit_s = {sinst.spec.time_limit_s:g} s (at least {min_count} are needed); "
+            "raise time_limit_s or give a number of workshops"
+        )
+    k = max(1, int(cover.size))
+    proven = int(cover.size) <= min_count
+    progress(f"Service standard: planning {k} workshop{'s' if k != 1 else ''}", 0.05)
+    result = solve_layout(
+        sinst,
+        layout,
+        workshops=k,
+        parameters=parameters,
+        demand_weight=demand_weight,
+        customer_weight=customer_weight,
+        progress=progress,
+        should_stop=should_stop,
+        solve_progress=solve_progress,
+    )
+    coverable = active & (reach & allowed[None, :]).any(axis=1)
+    missed = _outside_standard(result, sinst, coverable)
+    chosen = "least total travel"
+    if missed and layout != "two-tier":
+        # the least-travel sites leave customers outside the standard that the cover reaches:
+        # open the cover itself (every other candidate of the layout excluded), so the
+        # standard is met wherever any site can meet it
+        status = inst.candidates.get("status", pd.Series("new", index=inst.candidates.index))
+        status = status.astype(object).copy()
+        others = np.setdiff1d(cols, cols[cover])
+        status.iloc[others] = "excluded"
+        forced = dataclasses.replace(
+            sinst,
+            instance=dataclasses.replace(inst, candidates=inst.candidates.assign(status=status)),
+        )
+        result = solve_layout(
+            forced,
+            layout,
+            workshops=k,
+            parameters=parameters,
+            demand_weight=demand_weight,
+            customer_weight=customer_weight,
+            progress=progress,
+            should_stop=should_stop,
+            solve_progress=solve_progress,
+        )
+        missed = _outside_standard(result, sinst, coverable)
+        chosen = "a smallest cover of the standard (not the least travel among such covers)"
+    warnings = list(result.result.warnings)
+    if uncoverable:
+        warnings.append(
+            f"{uncoverable} customer{'s' if uncoverable != 1 else ''} cannot reach any candidate "
+            "site within the service standard; they are served by the nearest open site, "
+            "outside the standard. Add candidate sites near them or relax the standard"
+        )
+    if missed:
+        warnings.append(
+            f"{k} workshops could reach every customer that any site reaches within the "
+            f"service standard, but the sites chosen for the shortest total travel leave "
+            f"{missed} of them outside it (the p-median minimises travel, not coverage)"
+        )
+    if not proven:
+        warnings.append(
+            f"{k} workshops meet the service standard, but fewer were not ruled out in the "
+            f"time limit (at least {min_count} are needed)"
+        )
+    res = dataclasses.replace(
+        result.result,
+        warnings=tuple(warnings),
+        provenance={
+            **result.result.provenance,
+            "meet_standard": True,
+            "standard_workshops": k,
+            "standard_workshops_lower_bound": min_count,
+            "standard_workshops_proven_minimal": proven,
+            "customers_outside_standard_unavoidable": uncoverable,
+            "standard_sites_chosen_by": chosen,
+        },
+    )
+    return dataclasses.replace(result, result=res)
 
 
 def _describe_objective(

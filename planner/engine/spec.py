@@ -113,6 +113,11 @@ class ScenarioSpec:
         engine picks the number of workshops (and their sites) with the least customer
         travel that fits. ``workshops`` is then ignored. ``None`` (default): plan for
         ``workshops``.
+    meet_standard
+        Plan the fewest workshops that meet the service standard: the engine finds the
+        fewest sites (existing ones included) from which every customer is reached within
+        its ``service_standard_min``, and plans that many workshops. ``workshops`` is then
+        ignored; cannot be combined with ``budget_per_year``.
     product_class
         Product class whose repair businesses in OpenStreetMap are partner candidates (one
         of :data:`planner.inputs.sites.PRODUCT_CLASSES`: ``car``, ``electronics``,
@@ -144,6 +149,7 @@ class ScenarioSpec:
     generate_candidates: bool | None = None
     max_snap_m: float = field(default_factory=max_snap_m)
     budget_per_year: float | None = None
+    meet_standard: bool = False
     product_class: str = DEFAULT_PRODUCT_CLASS
 
     def __post_init__(self) -> None:
@@ -201,6 +207,16 @@ class ScenarioSpec:
                     field="budget_per_year",
                 )
             object.__setattr__(self, "budget_per_year", float(self.budget_per_year))
+        if not isinstance(self.meet_standard, bool):
+            raise InputError(
+                f"must be true or false, got {self.meet_standard!r}", field="meet_standard"
+            )
+        if self.meet_standard and self.budget_per_year is not None:
+            raise InputError(
+                "meet_standard and budget_per_year both pick the number of workshops; "
+                "set one of them, not both",
+                field="meet_standard",
+            )
         if self.product_class not in PRODUCT_CLASSES:
             raise InputError(
                 f"unknown product class {self.product_class!r}; allowed: {list(PRODUCT_CLASSES)}",
@@ -243,6 +259,8 @@ class ScenarioSpec:
             out["max_snap_m"] = self.max_snap_m
         if self.budget_per_year is not None:
             out["budget_per_year"] = self.budget_per_year
+        if self.meet_standard:
+            out["meet_standard"] = True
         if self.product_class != DEFAULT_PRODUCT_CLASS:
             out["product_class"] = self.product_class
         out["parameters"] = self.parameters.to_dict()

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS_MIN",
     "annual_costs",
     "compute_kpis",
+    "customer_service_limits",
     "scenario_kpis",
     "service_standard_minutes",
     "share_within_service_standard",
@@ -119,6 +120,22 @@ def service_standard_minutes(
     return seg.map(lambda s: float(standards.get(s, default))).to_numpy(float)
 
 
+def customer_service_limits(
+    customers: pd.DataFrame, standards_min: Mapping[str, float] | None = None
+) -> np.ndarray:
+    """Each customer row's service standard in minutes: its own ``service_max_min`` where the
+    customer file gives one, otherwise its segment's standard (see
+    :func:`service_standard_minutes`)."""
+    segments = (
+        customers["segment"] if "segment" in customers else np.full(len(customers), "default")
+    )
+    limit = service_standard_minutes(segments, standards_min)
+    if "service_max_min" in customers:
+        own = pd.to_numeric(customers["service_max_min"], errors="coerce").to_numpy(float)
+        limit = np.where(np.isfinite(own) & (own > 0), own, limit)
+    return limit
+
+
 def share_within_service_standard(
     result: ScenarioResult, standards_min: Mapping[str, float] | None = None
 ) -> float:
@@ -133,11 +150,7 @@ def share_within_service_standard(
     total = weights.sum()
     if total <= 0:
         return float("nan")
-    segments = cust["segment"] if "segment" in cust else np.full(len(cust), "default")
-    limit = service_standard_minutes(segments, standards_min)
-    if "service_max_min" in cust:
-        own = pd.to_numeric(cust["service_max_min"], errors="coerce").to_numpy(float)
-        limit = np.where(np.isfinite(own) & (own > 0), own, limit)
+    limit = customer_service_limits(cust, standards_min)
     t = cust["travel_min"].to_numpy(float)
     ok = np.isfinite(t) & (t <= limit)
     return float(weights[ok].sum() / total)
