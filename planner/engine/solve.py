@@ -305,29 +305,32 @@ def solve_layout(
     layout = layout or spec.layout
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; allowed: {list(LAYOUTS)}", field="layout")
-    if workshops == "spec" and spec.budget_per_year is not None:
-        return _solve_within_budget(
-            sinst,
-            layout,
-            spec.budget_per_year,
-            parameters=parameters,
-            demand_weight=demand_weight,
-            customer_weight=customer_weight,
-            progress=report,
-            should_stop=should_stop,
-            solve_progress=solve_progress,
-        )
-    if workshops == "spec" and spec.meet_standard:
-        return _solve_meeting_standard(
-            sinst,
-            layout,
-            parameters=parameters,
-            demand_weight=demand_weight,
-            customer_weight=customer_weight,
-            progress=report,
-            should_stop=should_stop,
-            solve_progress=solve_progress,
-        )
+    if workshops == "spec" and (spec.budget_per_year is not None or spec.meet_standard):
+        # the budget and the service standard choose the number of workshops; each number
+        # they try is this function's fixed-number solve, with the same options
+        def solve_k(k: int, on: ScenarioInstance = sinst) -> LayoutResult:
+            return solve_layout(
+                on,
+                layout,
+                workshops=k,
+                parameters=parameters,
+                demand_weight=demand_weight,
+                customer_weight=customer_weight,
+                progress=report,
+                should_stop=should_stop,
+                solve_progress=solve_progress,
+            )
+
+        if spec.budget_per_year is not None:
+            return _solve_within_budget(
+                sinst,
+                layout,
+                spec.budget_per_year,
+                params=parameters or spec.parameters,
+                solve_k=solve_k,
+                progress=report,
+            )
+        return _solve_meeting_standard(sinst, layout, solve_k, report)
     n_ws: int | None = spec.workshops if workshops == "spec" else workshops  # type: ignore[assignment]
     params = parameters or spec.parameters
     inst = sinst.instance
@@ -498,17 +501,18 @@ def network_cost_eur(result: LayoutResult) -> float:
     return float(costs.total_eur - costs.customer_time_eur)
 
 
+#: ``solve_k(k, on=sinst)``: the layout solved with ``k`` workshops on ``on``.
+SolveK = Callable[..., LayoutResult]
+
+
 def _solve_within_budget(
     sinst: ScenarioInstance,
     layout: str,
     budget_eur: float,
     *,
-    parameters: CostParameters | None,
-    demand_weight: np.ndarray | None,
-    customer_weight: np.ndarray | None,
+    params: CostParameters,
+    solve_k: SolveK,
     progress: ProgressCallback,
-    should_stop: StopCallback | None,
-    solve_progress: SolveProgressCallback | None,
 ) -> LayoutResult:
     """The number of workshops (and sites) with the least customer travel whose yearly
     network cost fits ``budget_eur``.
@@ -521,11 +525,8 @@ def _solve_within_budget(
     the budget. For two-tier, whose delivery cost depends on where the workshops are, it is
     the best layout of the first number of workshops whose least-travel sites fit.
     """
-    params = parameters or sinst.spec.parameters
     own = layout != "outsourced"
-    cols = sinst.columns["own" if own else "partner"]
-    if layout == "two-tier" and sinst.spec.two_tier_partners:
-        cols = np.concatenate([cols, sinst.columns["partner"]])
+    cols = _standard_columns(sinst, layout)
     usable = int(cols.size - np.isin(cols, sinst.instance.excluded).sum())
     required = int(np.isin(cols, sinst.instance.required).sum())
     k_max = usable
@@ -540,17 +541,7 @@ def _solve_within_budget(
     cheapest: LayoutResult | None = None
     for k in range(k_max, k_min - 1, -1):
         progress(f"Budget € {budget_eur:,.0f} a year: trying {k} workshops", 0.0)
-        result = solve_layout(
-            sinst,
-            layout,
-            workshops=k,
-            parameters=params,
-            demand_weight=demand_weight,
-            customer_weight=customer_weight,
-            progress=progress,
-            should_stop=should_stop,
-            solve_progress=solve_progress,
-        )
+        result = solve_k(k)
         cost = network_cost_eur(result)
         if cost <= budget_eur * (1 + 1e-9):
             res = dataclasses.replace(
@@ -578,7 +569,7 @@ def _solve_within_budget(
 
 
 def _standard_columns(sinst: ScenarioInstance, layout: str) -> np.ndarray:
-    """Candidate columns whose sites serve customers in ``layout`` (as the budget mode)."""
+    """Candidate columns whose sites serve customers in ``layout`` (budget and standard modes)."""
     if layout == "outsourced":
         return np.asarray(sinst.columns["partner"])
     cols = np.asarray(sinst.columns["own"])
@@ -612,15 +603,7 @@ def _outside_standard(result: LayoutResult, sinst: ScenarioInstance, rows: np.nd
 
 
 def _solve_meeting_standard(
-    sinst: ScenarioInstance,
-    layout: str,
-    *,
-    parameters: CostParameters | None,
-    demand_weight: np.ndarray | None,
-    customer_weight: np.ndarray | None,
-    progress: ProgressCallback,
-    should_stop: StopCallback | None,
-    solve_progress: SolveProgressCallback | None,
+    sinst: ScenarioInstance, layout: str, solve_k: SolveK, progress: ProgressCallback
 ) -> LayoutResult:
     """The fewest workshops from which every customer is within its service standard.
 
@@ -655,17 +638,7 @@ def _solve_meeting_standard(
     k = max(1, int(cover.size))
     proven = int(cover.size) <= min_count
     progress(f"Service standard: planning {k} workshop{'s' if k != 1 else ''}", 0.05)
-    result = solve_layout(
-        sinst,
-        layout,
-        workshops=k,
-        parameters=parameters,
-        demand_weight=demand_weight,
-        customer_weight=customer_weight,
-        progress=progress,
-        should_stop=should_stop,
-        solve_progress=solve_progress,
-    )
+    result = solve_k(k)
     coverable = active & (reach & allowed[None, :]).any(axis=1)
     missed = _outside_standard(result, sinst, coverable)
     chosen = "least total travel"
@@ -681,17 +654,7 @@ def _solve_meeting_standard(
             sinst,
             instance=dataclasses.replace(inst, candidates=inst.candidates.assign(status=status)),
         )
-        result = solve_layout(
-            forced,
-            layout,
-            workshops=k,
-            parameters=parameters,
-            demand_weight=demand_weight,
-            customer_weight=customer_weight,
-            progress=progress,
-            should_stop=should_stop,
-            solve_progress=solve_progress,
-        )
+        result = solve_k(k, forced)
         missed = _outside_standard(result, sinst, coverable)
         chosen = "a smallest cover of the standard (not the least travel among such covers)"
     warnings = list(result.result.warnings)
