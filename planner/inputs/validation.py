@@ -70,18 +70,22 @@ MAX_PRINTED_ISSUES = 1000
 
 #: Accepted column names per field (compared after lower-casing and removing accents, spaces,
 #: dots and dashes). A user mapping ``{field: column}`` overrides them.
+#: Names of a customer id column (also accepted for the generic ``id``).
+_CUSTOMER_ID_ALIASES: tuple[str, ...] = (
+    "customer_id",
+    "customerid",
+    "customer",
+    "customer_no",
+    "customer_number",
+    "client_id",
+    "kundennummer",
+    "kundennr",
+    "kunde",
+)
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "id": (
         "id",
-        "customer_id",
-        "customerid",
-        "customer",
-        "customer_no",
-        "customer_number",
-        "client_id",
-        "kundennummer",
-        "kundennr",
-        "kunde",
+        *_CUSTOMER_ID_ALIASES,
         "site_id",
         "siteid",
         "ref",
@@ -151,17 +155,7 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "opening_hours": ("opening_hours", "hours", "opening_times"),
     # job history (planner.inputs.jobs) and the register's first contact
     "job_id": ("job_id", "jobid", "job", "job_no", "job_number", "order_id", "ticket", "auftrag"),
-    "customer_id": (
-        "customer_id",
-        "customerid",
-        "customer",
-        "customer_no",
-        "customer_number",
-        "client_id",
-        "kundennummer",
-        "kundennr",
-        "kunde",
-    ),
+    "customer_id": _CUSTOMER_ID_ALIASES,
     "date": ("date", "job_date", "service_date", "day", "datum", "created", "created_at"),
     "revenue_eur": ("revenue_eur", "revenue", "amount_eur", "amount", "price", "umsatz"),
     "complaint": ("complaint", "complaints", "complained", "reklamation", "beschwerde"),

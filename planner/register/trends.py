@@ -64,20 +64,7 @@ SEGMENT_TREND_COLUMNS: tuple[str, ...] = (
     "jobs",
     "dispersion",
 )
-AREA_TREND_COLUMNS: tuple[str, ...] = (
-    "area_id",
-    "lat",
-    "lon",
-    "segment",
-    "growth_per_year",
-    "low",
-    "high",
-    "trend",
-    "jobs_last_12m",
-    "jobs_prev_12m",
-    "jobs",
-    "dispersion",
-)
+AREA_TREND_COLUMNS: tuple[str, ...] = ("area_id", "lat", "lon", *SEGMENT_TREND_COLUMNS)
 
 
 @dataclass(frozen=True)
