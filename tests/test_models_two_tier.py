@@ -210,3 +210,46 @@ def test_two_tier_benders_path_with_office_cutoffs(
     monkeypatch.setattr("planner.models._median.BENDERS_MIN_CANDIDATES", 0)
     monkeypatch.setattr("planner.models._median.LAGRANGIAN_FIRST_PAIRS", 0)
     test_two_tier_matches_brute_force(seed)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_two_tier_first_answer_comes_before_any_office_solve(seed: int) -> None:
+    """The first progress report already has an answer (the heuristic's) and a valid bound;
+    a stop right then keeps that answer, with a gap that holds against brute force."""
+    rng = np.random.default_rng(100 + seed)
+    n, m, k, p = 25, 8, 4, 3
+    cost = rng.uniform(60, 3600, size=(n, m))
+    w = rng.integers(1, 5, size=n).astype(float)
+    link = rng.uniform(60, 3600, size=(k, m))
+    best = brute_force(
+        cost,
+        link,
+        p,
+        w,
+        oc=np.zeros((n, k)),
+        ow=np.zeros(n),
+        dl=np.full(m, 30.0),
+        tv=1.0,
+        lv=1.0,
+        f_ws=np.zeros(m),
+        f_of=np.zeros(k),
+    )
+    reports = []
+    sol = two_tier(
+        cost,
+        link,
+        p,
+        w,
+        deliveries=30.0,
+        progress=reports.append,
+        should_stop=lambda: bool(reports),
+    )
+    first = reports[0]
+    assert first.message == "First answer (heuristic)"
+    assert first.bound <= best * (1 + 1e-9) <= first.objective * (1 + 2e-9)
+    assert sol.open.size == p
+    assert sol.objective == pytest.approx(first.objective)
+    assert sol.lower_bound <= best * (1 + 1e-9)
+    assert sol.status == "stopped" or (sol.optimal and sol.gap <= 1e-6)
+    assert sol.gap == pytest.approx((sol.objective - sol.lower_bound) / sol.objective)
+    assert all(r["status"] == "not solved" for r in sol.extras["offices"])
