@@ -135,3 +135,27 @@ def test_product_class_picks_the_partner_tags(tmp_path: Path) -> None:
     spec = ScenarioSpec(region=region, layout="outsourced", product_class="bicycle")
     with pytest.raises(InputError, match="bicycle"):
         gather_candidates(spec, None, None, ["outsourced"])  # type: ignore[arg-type]
+
+
+def test_capacitated_solve_reports_progress_and_stops() -> None:
+    """The capacitated model gets the engine's progress and Stop like the others: a stop
+    right after the first answer keeps a feasible answer with a valid bound."""
+    spec = SPEC.replace(capacitated=True)
+    sinst = prepare_scenario(spec)
+    full = run(spec, sinst=sinst)
+    updates: list[SolveProgress] = []
+    lr = run(
+        spec,
+        sinst=sinst,
+        solve_progress=updates.append,
+        should_stop=lambda: any(np.isfinite(u.objective) for u in updates),
+    )
+    assert updates
+    sol = lr.solution
+    assert sol.open.size == 3
+    assert (sol.assignment >= 0).all()
+    assert sol.lower_bound <= full.solution.objective * (1 + 1e-9)
+    assert sol.objective >= full.solution.lower_bound * (1 - 1e-9)
+    assert sol.status == "stopped" or sol.optimal
+    if not sol.optimal:
+        assert any("Stopped before the optimum was proven" in w for w in lr.warnings)

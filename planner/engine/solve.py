@@ -174,7 +174,7 @@ def _solve_columns(
     whose ``open`` / ``assignment`` index into ``cols``.
 
     ``progress`` receives the model's bound and gap reports and ``should_stop`` can end the
-    solve early (the capacitated model takes neither: it runs to its time limit).
+    solve early (the capacitated models too).
     """
     inst = sinst.instance
     cost = (inst.cost_s if cost_s is None else cost_s)[:, cols]
@@ -193,12 +193,11 @@ def _solve_columns(
             "required": required,
             "excluded": excluded,
             "time_limit": time_limit_s,
+            "progress": progress,
+            "should_stop": should_stop,
         }
         if capacity_weight is not None:
             kwargs["capacity"] = capacity_weight
-        else:  # the capacitated variant reports no progress
-            kwargs["progress"] = progress
-            kwargs["should_stop"] = should_stop
         return models.fixed_charge(cost, np.full(cols.size, fixed_cost_eur), weights, **kwargs)
     p = min(int(workshops), cols.size - excluded.size)
     if p < 1:
@@ -212,6 +211,8 @@ def _solve_columns(
             required=required,
             excluded=excluded,
             time_limit=time_limit_s,
+            progress=progress,
+            should_stop=should_stop,
         )
     sol = models.p_median(
         cost,
@@ -291,7 +292,7 @@ def solve_layout(
     should_stop
         Polled during the solve; when it returns True the solve ends with the best answer
         found so far, marked not optimal, with its proven gap (status ``"stopped"``) and a
-        warning saying so. The capacitated models run to their time limit.
+        warning saying so.
     solve_progress
         Receives every :class:`~planner.models.SolveProgress` report of the model (incumbent
         objective, proven bound, gap) in the model's units.
