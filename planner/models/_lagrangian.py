@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner.models import _local_search
+
 logger = logging.getLogger(__name__)
 
 #: Rows of the core keep the pairs up to this multiple of the starting multiplier (at least
@@ -48,6 +50,7 @@ class LagrangianResult:
     best_primal: np.ndarray | None  # best open set seen among relaxation solutions
     converged: bool = False  # the step became tiny (more iterations would hardly help)
     last_chosen: np.ndarray | None = None  # the relaxation's open set at the last multipliers
+    step: float = 1.0  # the step factor reached (pass it as ``step`` to continue the descent)
 
 
 class _Core:
@@ -145,6 +148,7 @@ def subgradient(
     deflection: float = 0.7,
     max_restarts: int = 3,
     core: _Core | None = None,
+    step: float = 1.0,
 ) -> LagrangianResult:
     """Maximise the Lagrangian bound by subgradient optimisation.
 
@@ -176,6 +180,10 @@ def subgradient(
         many times (with more patience).
     core
         A core from :func:`build_core` to reuse between calls (built here when None).
+    step
+        Starting step factor ``mu``; a call that continues an earlier one from its multipliers
+        passes that result's ``step``, so the step does not jump back to 1 and undo the
+        convergence of the earlier rounds.
     """
     n, m = a.shape
     is_required = np.zeros(m, dtype=bool)
@@ -190,7 +198,7 @@ def subgradient(
     best_chosen = np.zeros(m, dtype=bool)
     best_primal: np.ndarray | None = None
     best_primal_value = upper_bound
-    mu = 1.0
+    mu = step
     stall = 0
     it = 0
     chosen = best_chosen
@@ -257,6 +265,7 @@ def subgradient(
         best_primal=best_primal,
         converged=converged,
         last_chosen=chosen,
+        step=mu,
     )
 
 
@@ -311,3 +320,87 @@ def reduced_pairs(
     extra += force_open[None, :]
     keep_pairs = (extra <= slack) & keep_cols[None, :]
     return keep_pairs, keep_cols
+
+
+def core_interchange(
+    a: np.ndarray,
+    fixed: np.ndarray,
+    open_sites: np.ndarray,
+    core: _Core,
+    *,
+    required: np.ndarray,
+    allowed: np.ndarray,
+    deadline: float,
+    tol: float = 1e-9,
+) -> tuple[np.ndarray, float, int]:
+    """The fast interchange of :func:`._local_search.interchange` (fixed number of open
+    sites) on the core's sorted rows instead of the dense matrix.
+
+    Only the pairs cheaper than a customer's second-closest open site change a swap's value
+    (Resende and Werneck 2004), and with the rows sorted they are a prefix of each row: with
+    ``d1``, ``d2`` the closest and second-closest open costs and ``r(i)`` the closest site,
+
+        delta(j, r) = f_j - f_r - gain_j + base_r - S[r, j],
+        gain_j = sum_{i: a_ij < d1_i} (d1_i - a_ij),   base_r = sum_{i: r(i) = r} (d2_i - d1_i),
+        S[r, j] = sum_{i: r(i) = r, a_ij < d2_i} (d2_i - max(a_ij, d1_i)),
+
+    which costs O(pairs below d2) per swap instead of O(n m) (on 10,000 x 1,000 with 20 open
+    about 0.8 M of the 10 M pairs). Rows the core cuts short only make the formula pessimistic
+    (a missing pair only lowers a saving); each chosen swap is checked on ``a`` before it is
+    applied, so the returned objective is exact.
+
+    Returns
+    -------
+    open_sites, objective, iterations
+    """
+    m = a.shape[1]
+    is_open = np.zeros(m, dtype=bool)
+    is_open[open_sites] = True
+    if int(is_open.sum()) < 2:
+        return _local_search.interchange(
+            a,
+            fixed,
+            open_sites,
+            p=int(is_open.sum()),
+            required=required,
+            allowed=allowed,
+            deadline=deadline,
+            tol=tol,
+        )
+    is_required = np.zeros(m, dtype=bool)
+    is_required[required] = True
+    objective = _local_search.evaluate(a, fixed, np.flatnonzero(is_open))
+    iterations = 0
+    while time.perf_counter() < deadline:
+        open_sites = np.flatnonzero(is_open)
+        k = open_sites.size
+        k1, d1, d2 = _local_search.closest_two(a, open_sites)
+        idx, prow = core.prefix(d2)
+        vals = core.vals[idx]
+        cols = core.cols[idx]
+        d1p = d1[prow]
+        below = vals < d1p
+        gain = np.bincount(cols[below], weights=d1p[below] - vals[below], minlength=m)
+        base = np.bincount(k1, weights=d2 - d1, minlength=k)
+        save = d2[prow] - np.maximum(vals, d1p)
+        s = np.bincount(k1[prow] * m + cols, weights=save, minlength=k * m).reshape(k, m)
+        delta = base[:, None] - s + (fixed - gain)[None, :] - fixed[open_sites][:, None]
+        delta[:, ~(allowed & ~is_open)] = np.inf
+        delta[is_required[open_sites], :] = np.inf
+        flat = int(np.argmin(delta))
+        r_pos, j = divmod(flat, m)
+        thresh = tol * max(1.0, abs(objective))
+        if not delta[r_pos, j] < -thresh:
+            break
+        # exact value of the swap
+        moved = np.where(k1 == r_pos, d2, d1)
+        np.minimum(moved, a[:, j], out=moved)
+        value = float(fixed[open_sites].sum() - fixed[open_sites[r_pos]] + fixed[j] + moved.sum())
+        if not value < objective - thresh:
+            break
+        is_open[open_sites[r_pos]] = False
+        is_open[j] = True
+        objective = value
+        iterations += 1
+    open_sites = np.flatnonzero(is_open)
+    return open_sites, _local_search.evaluate(a, fixed, open_sites), iterations

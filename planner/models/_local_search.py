@@ -42,7 +42,7 @@ def penalize_inf(a: np.ndarray) -> tuple[np.ndarray, float]:
     return out, penalty
 
 
-def _closest_two(a: np.ndarray, open_sites: np.ndarray) -> tuple[np.ndarray, ...]:
+def closest_two(a: np.ndarray, open_sites: np.ndarray) -> tuple[np.ndarray, ...]:
     """Return (phi1, d1, d2) for each row given the open columns (d2 = inf when only one)."""
     sub = a[:, open_sites]
     rows = np.arange(a.shape[0])
@@ -133,7 +133,7 @@ def interchange(
     objective = evaluate(a, fixed, open_sites)
     while time.perf_counter() < deadline:
         open_sites = np.flatnonzero(is_open)
-        k1, d1, d2 = _closest_two(a, open_sites)
+        k1, d1, d2 = closest_two(a, open_sites)
         # gain of inserting j: customers that move to j
         gain = np.maximum(d1[:, None] - a, 0.0).sum(axis=0)
         insertable = allowed & ~is_open
