@@ -30,10 +30,17 @@ Solve, all with HiGHS through highspy:
 2. Reduced-cost fixing: with the final LP's reduced costs ``r_j``, a candidate at 0 with
    ``LB + r_j > UB`` can never be in a better solution and is fixed closed (and symmetrically
    fixed open). With small ``p`` and thousands of candidates this closes most of them.
-3. Branch-and-Benders-cut (:func:`_branch`): best-first branch-and-bound on ``y`` over the same
-   master LP (bounds changed per node, dual simplex warm starts), with Benders cuts separated at
-   every node's LP solution, reduced-cost fixing per node, the rounded LP solution offered as an
-   incumbent, and pruning at ``UB - 1`` when all data are integers. Cuts are global.
+3. Branch-and-Benders-cut (:func:`_branch`): depth-first branch-and-bound on ``y`` over the
+   same master LP (bounds changed per node, dual simplex warm started from the parent's basis),
+   with Benders cuts separated at every node's LP solution, reduced-cost fixing per node, the
+   rounded LP solution offered as an incumbent, and pruning at ``UB - 1`` when all data are
+   integers. Cuts are global. The node LP stops as soon as its dual objective reaches the
+   cutoff (HiGHS's ``objective_bound``). Branching is reliability branching
+   (:class:`_PseudoCosts`): pseudo-costs per candidate and direction, and a few dual simplex
+   iterations on both children of the best-scored candidates that have no history yet (strong
+   branching; a child whose LP reaches the cutoff is pruned at once). On an OR-Library-kind
+   n = 700, p = 10 (root gap 1.2 %) this took the tree from 383 nodes and 41 s to about 180
+   nodes and 9 s; measurements in ``benchmarks/README.md``.
 
 Why not HiGHS's branch-and-cut on the master: HiGHS 1.16 has no lazy-constraint callback, so a
 MIP master must be re-solved from scratch after every round of cuts. That variant was built and
