@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from planner.models import SolveProgress, p_median
+from planner.models import SolveProgress, _benders, p_median
 from planner.models._base import ProgressReporter
 from planner.models._median import solve_median
 
@@ -200,3 +200,34 @@ def test_branching_closes_an_integrality_gap() -> None:
     assert new.objective <= old.objective + 1e-9
     assert new.extras["benders_lp_bound"] < new.objective - 0.5  # a real integrality gap
     assert new.extras["benders_nodes"] >= 1
+
+
+@pytest.mark.parametrize("order", ["depth", "best"])
+@pytest.mark.parametrize("rule", ["pseudo", "fractional", "largest"])
+def test_every_branching_rule_and_node_order_is_exact(
+    rule: str, order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reliability branching (strong-branching children, their bounds used to prune), the
+    plain rules and both node orders, against brute force; seed 8 has an integrality gap."""
+    monkeypatch.setattr(_benders, "BRANCH_RULE", rule)
+    monkeypatch.setattr(_benders, "NODE_ORDER", order)
+    branched = 0
+    for seed in (2, 5, 8):
+        cost = vertex_instance(24, seed)
+        sol = p_median(cost, 3, formulation="benders")
+        assert sol.optimal
+        assert sol.objective == pytest.approx(brute_force(cost, np.zeros(24), 3))
+        branched += sol.extras.get("benders_nodes", 0)
+    assert branched >= 2
+
+
+def test_strong_branching_without_iteration_limit_is_exact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Strong-branching children solved to optimality give child bounds that prune."""
+    monkeypatch.setattr(_benders, "STRONG_ITERATIONS", 100_000)
+    monkeypatch.setattr(_benders, "STRONG_CANDIDATES", 8)
+    cost = vertex_instance(24, 8)
+    sol = p_median(cost, 3, formulation="benders")
+    assert sol.optimal
+    assert sol.objective == pytest.approx(brute_force(cost, np.zeros(24), 3))

@@ -30,10 +30,17 @@ Solve, all with HiGHS through highspy:
 2. Reduced-cost fixing: with the final LP's reduced costs ``r_j``, a candidate at 0 with
    ``LB + r_j > UB`` can never be in a better solution and is fixed closed (and symmetrically
    fixed open). With small ``p`` and thousands of candidates this closes most of them.
-3. Branch-and-Benders-cut (:func:`_branch`): best-first branch-and-bound on ``y`` over the same
-   master LP (bounds changed per node, dual simplex warm starts), with Benders cuts separated at
-   every node's LP solution, reduced-cost fixing per node, the rounded LP solution offered as an
-   incumbent, and pruning at ``UB - 1`` when all data are integers. Cuts are global.
+3. Branch-and-Benders-cut (:func:`_branch`): depth-first branch-and-bound on ``y`` over the
+   same master LP (bounds changed per node, dual simplex warm started from the parent's basis),
+   with Benders cuts separated at every node's LP solution, reduced-cost fixing per node, the
+   rounded LP solution offered as an incumbent, and pruning at ``UB - 1`` when all data are
+   integers. Cuts are global. The node LP stops as soon as its dual objective reaches the
+   cutoff (HiGHS's ``objective_bound``). Branching is reliability branching
+   (:class:`_PseudoCosts`): pseudo-costs per candidate and direction, and a few dual simplex
+   iterations on both children of the best-scored candidates that have no history yet (strong
+   branching; a child whose LP reaches the cutoff is pruned at once). On an OR-Library-kind
+   n = 700, p = 10 (root gap 1.2 %) this took the tree from 383 nodes and 41 s to about 180
+   nodes and 9 s; measurements in ``benchmarks/README.md``.
 
 Why not HiGHS's branch-and-cut on the master: HiGHS 1.16 has no lazy-constraint callback, so a
 MIP master must be re-solved from scratch after every round of cuts. That variant was built and
@@ -73,9 +80,20 @@ LP_STALL = 1e-6
 #: Cut rounds per branch-and-bound node (a node's bound is valid after any round).
 NODE_CUT_ROUNDS = 50
 
-#: Branching variable: ``"fractional"`` (y closest to 1/2) or ``"largest"`` (largest
-#: fractional y).
-BRANCH_RULE = "fractional"
+#: Branching variable: ``"pseudo"`` (reliability branching: pseudo-costs, strong branching
+#: on candidates without history), ``"fractional"`` (y closest to 1/2) or ``"largest"``
+#: (largest fractional y).
+BRANCH_RULE = "pseudo"
+
+#: Node selection: ``"best"`` (least bound first) or ``"depth"`` (last child first).
+NODE_ORDER = "depth"
+
+#: Strong branching: the most fractional candidates tried (0 = off), iterations per child LP.
+STRONG_CANDIDATES = 4
+STRONG_ITERATIONS = 50
+
+#: Observations per direction after which a candidate's pseudo-cost is trusted.
+RELIABILITY = 1
 
 #: Every so many branch-and-bound nodes the rounded LP solution is improved by swaps.
 POLISH_EVERY = 10
@@ -520,9 +538,12 @@ def _branch(
     all_y = np.arange(m, dtype=np.int32)
     kinf = highspy.HighsModelStatus.kInfeasible
     kopt = highspy.HighsModelStatus.kOptimal
+    kbound = highspy.HighsModelStatus.kObjectiveBound
+    inf = highspy.kHighsInf
     counter = 0
-    heap: list[tuple[float, int, int, np.ndarray, np.ndarray]] = [
-        (root_bound, 0, 0, base_lo.copy(), base_hi.copy())
+    depth_first = NODE_ORDER == "depth"
+    heap: list[tuple[float, int, int, float, np.ndarray, np.ndarray]] = [
+        (root_bound, 0, 0, root_bound, base_lo.copy(), base_hi.copy())
     ]
     pruned_bound = np.inf  # least bound among nodes pruned by the gap tolerance only
     nodes = 0
@@ -541,14 +562,24 @@ def _branch(
         tolerance, which is then what the bound says)."""
         nonlocal pruned_bound
         ub = upper_bound()
-        if bound < ub and not (unit and bound > ub - unit * (1.0 - 1e-6)):
+        if bound < ub and not (unit and bound >= ub - unit * (1.0 - 1e-6)):
             pruned_bound = min(pruned_bound, bound)
 
     def global_bound() -> float:
         ub = upper_bound()
-        return min([ub, pruned_bound] + ([heap[0][0]] if heap else []))
+        open_min = (
+            min((e[3] for e in heap), default=np.inf)
+            if depth_first
+            else (heap[0][0] if heap else np.inf)
+        )
+        return min(ub, pruned_bound, open_min)
 
     status = "done"
+    stats = {"strong_runs": 0, "strong_iterations": 0}
+    origin: dict[int, tuple[int, float, float, float]] = {}
+    pseudo = _PseudoCosts(m, stats)
+    lp_time = 0.0
+    lp_runs = lp_iterations = 0
     while heap:
         if stop():
             status = "stopped"
@@ -556,7 +587,8 @@ def _branch(
         if time.perf_counter() >= deadline:
             status = "time_limit"
             break
-        parent_bound, _, _, lo, hi = heapq.heappop(heap)
+        order_key, _, node_id, parent_bound, lo, hi = heapq.heappop(heap)
+        branched = origin.pop(node_id, None)
         if parent_bound >= cutoff():
             settle(parent_bound)
             continue
@@ -567,10 +599,23 @@ def _branch(
         feasible = True
         for _ in range(NODE_CUT_ROUNDS):
             _set_time_limit(h, deadline)
+            limit = cutoff()
+            # the dual simplex stops as soon as its objective proves the node pruned
+            h.setOptionValue("objective_bound", float(limit) if np.isfinite(limit) else inf)
+            t_lp = time.perf_counter()
             h.run()
+            lp_time += time.perf_counter() - t_lp
+            lp_runs += 1
+            lp_iterations += int(h.getInfo().simplex_iteration_count)
             ms = h.getModelStatus()
             if ms == kinf:
                 feasible = False
+                break
+            if ms == kbound and np.isfinite(limit):
+                bound = max(bound, limit)
+                feasible = False
+                settle(bound)
+                pseudo.record(branched, bound)
                 break
             if ms != kopt:
                 logger.debug("node LP stopped: %s", h.modelStatusToString(ms))
@@ -590,9 +635,12 @@ def _branch(
             continue
         if y is None or rc is None:  # LP stopped by time or stop: keep the node open
             counter += 1
-            heapq.heappush(heap, (parent_bound, 0, counter, lo, hi))
+            heapq.heappush(heap, (order_key, 0, counter, parent_bound, lo, hi))
+            if branched is not None:
+                origin[counter] = branched
             status = "stopped" if stop() else "time_limit"
             break
+        pseudo.record(branched, bound)
         # primal: the rounded LP solution, every POLISH_EVERY nodes improved by swaps
         if p is not None:
             score = y + 2.0 * lo
@@ -620,21 +668,160 @@ def _branch(
         hi = hi.copy()
         hi[(y < 1e-9) & (rc > slack)] = 0.0
         lo[(y > 1.0 - 1e-9) & (-rc > slack)] = 1.0
-        if BRANCH_RULE == "largest":
+        child_bound = {0.0: bound, 1.0: bound}
+        if BRANCH_RULE == "pseudo":
+            j, child_bound = pseudo.choose(h, y, bound=bound, cutoff=cutoff(), deadline=deadline)
+        elif BRANCH_RULE == "largest":
             j = int(np.argmax(np.where(frac > 1e-6, y, -1.0)))
         else:
             j = int(np.argmax(frac))
         for value in (1.0, 0.0):
+            if child_bound[value] >= cutoff():
+                settle(child_bound[value])
+                continue
             child_lo, child_hi = lo.copy(), hi.copy()
             child_lo[j] = child_hi[j] = value
             counter += 1
-            heapq.heappush(heap, (bound, -int(value), counter, child_lo, child_hi))
+            child_key = -float(nodes) if depth_first else child_bound[value]
+            heapq.heappush(
+                heap, (child_key, -int(value), counter, child_bound[value], child_lo, child_hi)
+            )
+            origin[counter] = (j, value, bound, float(y[j]))
         if time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()
             progress(f"Benders branch-and-cut, {nodes} nodes", global_bound())
     lb = global_bound()
-    logger.debug("Benders branch-and-cut: %d nodes, %s, bound %.8g", nodes, status, lb)
+    logger.debug(
+        "Benders branch-and-cut: %d nodes, %s, bound %.8g; %d LP runs, %d simplex iterations, "
+        "%.2f s in the LP",
+        nodes,
+        status,
+        lb,
+        lp_runs,
+        lp_iterations,
+        lp_time,
+    )
+    logger.debug("strong branching: %s, %s", stats, pseudo.summary())
     return status, lb, nodes
+
+
+class _PseudoCosts:
+    """Pseudo-costs of the branching candidates: bound gain per unit change of ``y_j``, down
+    (to 0) and up (to 1), averaged over the children solved so far and the strong-branching
+    trials. Candidates with fewer than :data:`RELIABILITY` observations in a direction are
+    strong-branched first (reliability branching, Achterberg, Koch and Martin 2005)."""
+
+    def __init__(self, m: int, stats: dict[str, int]) -> None:
+        self.total = np.zeros((2, m))
+        self.count = np.zeros((2, m))
+        self.stats = stats
+
+    def add(self, j: int, value: float, gain: float, change: float) -> None:
+        if change > 1e-6 and np.isfinite(gain):
+            d = int(value)
+            self.total[d, j] += max(gain, 0.0) / change
+            self.count[d, j] += 1.0
+
+    def record(self, branched: tuple[int, float, float, float] | None, bound: float) -> None:
+        """A child's LP is solved: ``branched`` = (variable, value, parent bound, parent y)."""
+        if branched is not None:
+            j, value, parent, yj = branched
+            self.add(j, value, bound - parent, (1.0 - yj) if value else yj)
+
+    def estimate(self) -> np.ndarray:
+        """Per direction and candidate, the mean gain per unit (the overall mean where there
+        is none yet)."""
+        out = np.empty_like(self.total)
+        for d in (0, 1):
+            seen = self.count[d] > 0
+            mean = self.total[d, seen].sum() / self.count[d, seen].sum() if seen.any() else 1.0
+            out[d] = np.where(seen, self.total[d] / np.maximum(self.count[d], 1.0), mean)
+        return out
+
+    def summary(self) -> str:
+        return f"{int(self.count.sum())} observations"
+
+    def choose(
+        self,
+        h: Any,
+        y: np.ndarray,
+        *,
+        bound: float,
+        cutoff: float,
+        deadline: float,
+    ) -> tuple[int, dict[float, float]]:
+        """The branching candidate and its children's bounds (the node's bound, or a
+        strong-branching child LP's optimum or objective-bound stop: valid lower bounds as
+        every cut is global). Unreliable candidates among the best-scored are solved as
+        child LPs (no new cuts, at most :data:`STRONG_ITERATIONS` dual simplex iterations,
+        each from the node's basis); the largest product of the two gains wins."""
+        import highspy
+
+        kopt = highspy.HighsModelStatus.kOptimal
+        kbound = highspy.HighsModelStatus.kObjectiveBound
+        kinf = highspy.HighsModelStatus.kInfeasible
+        cand = np.flatnonzero(np.minimum(y, 1.0 - y) > 1e-6)
+        est = self.estimate()
+        eps = 1e-6 * max(abs(bound), 1.0)
+        down = np.maximum(est[0, cand] * y[cand], eps)
+        up = np.maximum(est[1, cand] * (1.0 - y[cand]), eps)
+        score = down * up
+        order = cand[np.argsort(-score, kind="stable")]
+        best_j, best_score = int(order[0]), float(score.max())
+        best_bounds = {0.0: bound, 1.0: bound}
+        unreliable = [int(j) for j in order if self.count[:, j].min() < RELIABILITY][
+            :STRONG_CANDIDATES
+        ]
+        if not unreliable:
+            return best_j, best_bounds
+        basis = h.getBasis()
+        h.setOptionValue("simplex_iteration_limit", STRONG_ITERATIONS)
+        best_score = -np.inf
+        try:
+            for jj in order[: max(STRONG_CANDIDATES, 1)]:
+                j = int(jj)
+                if j not in unreliable:
+                    k = int(np.searchsorted(cand, j))
+                    if score[k] > best_score:
+                        best_j, best_score = j, float(score[k])
+                        best_bounds = {0.0: bound, 1.0: bound}
+                    continue
+                child: dict[float, float] = {}
+                gains = []
+                for value in (0.0, 1.0):
+                    _set_time_limit(h, deadline)
+                    h.changeColBounds(j, value, value)
+                    h.run()
+                    self.stats["strong_runs"] += 1
+                    self.stats["strong_iterations"] += int(h.getInfo().simplex_iteration_count)
+                    ms = h.getModelStatus()
+                    obj = float(h.getInfo().objective_function_value)
+                    if ms == kinf:
+                        child[value] = np.inf
+                        gain = np.inf
+                    elif ms == kbound:
+                        child[value] = max(bound, cutoff)
+                        gain = child[value] - bound
+                    elif ms == kopt:
+                        child[value] = max(bound, obj)
+                        gain = child[value] - bound
+                        self.add(j, value, gain, (1.0 - y[j]) if value else y[j])
+                    else:  # iteration limit: a score, not a bound
+                        child[value] = bound
+                        gain = max(obj - bound, 0.0)
+                        self.add(j, value, gain, (1.0 - y[j]) if value else y[j])
+                    gains.append(max(min(gain, 1e30), eps))
+                    h.changeColBounds(j, 0.0, 1.0)
+                    h.setBasis(basis)  # back to the node's basis (no refactorisation)
+                sc = gains[0] * gains[1]
+                if sc > best_score:
+                    best_j, best_score = j, sc
+                    best_bounds = child
+                if min(child.values()) >= cutoff:
+                    break
+        finally:
+            h.setOptionValue("simplex_iteration_limit", 2**31 - 1)
+        return best_j, best_bounds
 
 
 def lp_bounds(
