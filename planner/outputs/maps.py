@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import html
+import json
 import logging
 import math
 import os
@@ -138,6 +139,52 @@ class _ResultLike(Protocol):
 
     @property
     def sites(self) -> gpd.GeoDataFrame: ...
+
+
+class _Verbatim(branca.element.Element):
+    """Script text added to the page as it is.
+
+    branca wraps the rendered script of every element in a new Jinja template, which it then
+    compiles: for a layer with megabytes of GeoJSON that costs about half a second per render,
+    and a ``{{`` in a customer or site name would be read as a template expression.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self.text
+
+
+class _GeoJson(folium.GeoJson):
+    """A ``folium.GeoJson`` layer whose data reaches the page without a Jinja compile.
+
+    The layer renders with an empty feature collection (so branca compiles a short script),
+    then adds its data as one :class:`_Verbatim` call of the layer's ``_add`` function, escaped
+    as folium escapes JSON in a script. Code that renders each element's script macro itself
+    (streamlit-folium) sees the full data in ``data``, as with a plain ``folium.GeoJson``.
+    """
+
+    def render(self, **kwargs: Any) -> None:
+        data = self.data
+        self.data = {"type": "FeatureCollection", "features": []}
+        try:
+            super().render(**kwargs)
+        finally:
+            self.data = data
+        if not self.embed:
+            return
+        payload = (
+            json.dumps(data)
+            .replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026")
+            .replace("'", "\\u0027")
+        )
+        self.get_root().script.add_child(
+            _Verbatim(f"{self.get_name()}_add({payload});\n"), name=f"{self.get_name()}_data"
+        )
 
 
 class _Attribution(folium.MacroElement):
@@ -403,7 +450,7 @@ def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame | None) -> None:
                 },
             }
         )
-    folium.GeoJson(
+    _GeoJson(
         {"type": "FeatureCollection", "features": features},
         name="Main roads",
         interactive=False,
@@ -443,7 +490,7 @@ def _points_layer(
         if keep
     ]
     marker = folium.CircleMarker(radius=radius, weight=1, opacity=0.9, fill=True, fill_opacity=0.7)
-    layer = folium.GeoJson(
+    layer = _GeoJson(
         {"type": "FeatureCollection", "features": features},
         name=name,
         marker=marker,
@@ -791,7 +838,7 @@ def _add_catchments(
             polygons["site_id"], polygons["customers"], polygons.geometry, strict=True
         )
     ]
-    layer = folium.GeoJson({"type": "FeatureCollection", "features": features}, name="Catchments")
+    layer = _GeoJson({"type": "FeatureCollection", "features": features}, name="Catchments")
     layer.add_child(_SharedTooltip())
     layer.add_to(m)
 
@@ -837,7 +884,7 @@ def _add_assignment_lines(
             }
         )
     name = "Assignments" if step == 1 else f"Assignments (1 in {step} shown)"
-    folium.GeoJson(
+    _GeoJson(
         {"type": "FeatureCollection", "features": features}, name=name, interactive=False
     ).add_to(m)
 
