@@ -166,7 +166,7 @@ class _GeoJson(folium.GeoJson):
     (streamlit-folium) sees the full data in ``data``, as with a plain ``folium.GeoJson``.
     """
 
-    def render(self, **kwargs: Any) -> None:
+    def render(self, **kwargs: Any) -> Any:
         data = self.data
         self.data = {"type": "FeatureCollection", "features": []}
         try:
@@ -182,7 +182,10 @@ class _GeoJson(folium.GeoJson):
             .replace("&", "\\u0026")
             .replace("'", "\\u0027")
         )
-        self.get_root().script.add_child(
+        figure = self.get_root()
+        if not isinstance(figure, branca.element.Figure):
+            raise TypeError("render the layer as part of a map in a figure")
+        figure.script.add_child(
             _Verbatim(f"{self.get_name()}_add({payload});\n"), name=f"{self.get_name()}_data"
         )
 
