@@ -201,6 +201,11 @@ def test_roads_layer_draws_every_segment_with_osm_credit() -> None:
     drawn = {f["properties"]["highway"]: f for f in layer.data["features"]}
     assert set(drawn) == set(roads["highway"])
     assert sum(len(f["geometry"]["coordinates"]) for f in drawn.values()) == len(roads)
+    drawn_xy = np.concatenate(
+        [np.asarray(line) for f in drawn.values() for line in f["geometry"]["coordinates"]]
+    )
+    every_xy = np.round(shapely.get_coordinates(roads.geometry.values), 5)
+    assert np.array_equal(np.sort(drawn_xy, axis=0), np.sort(every_xy, axis=0))
     assert layer.options["interactive"] is False
     _assert_osm_credit(m)
 

@@ -440,13 +440,25 @@ def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame | None) -> None:
     features = []
     for highway, weight in ROAD_LINE_WEIGHTS_PX.items():
         parts = shapely.get_parts(roads.geometry.values[roads["highway"].to_numpy() == highway])
-        lines = [p for p in parts if isinstance(p, shapely.LineString) and not p.is_empty]
-        if not lines:
+        lines = parts[
+            (shapely.get_type_id(parts) == shapely.GeometryType.LINESTRING)
+            & ~shapely.is_empty(parts)
+        ]
+        if not len(lines):
             continue
+        # one MultiLineString per class, built from the coordinate array (no Python objects
+        # per vertex), rounded as the customers are
+        coords, index = shapely.get_coordinates(lines, return_index=True)
+        cuts = np.flatnonzero(np.diff(index)) + 1
         features.append(
             {
                 "type": "Feature",
-                "geometry": shapely.geometry.mapping(shapely.MultiLineString(lines)),
+                "geometry": {
+                    "type": "MultiLineString",
+                    "coordinates": [
+                        part.tolist() for part in np.split(np.round(coords, _COORD_DECIMALS), cuts)
+                    ],
+                },
                 "properties": {
                     "highway": highway,
                     "style": {"color": _ROAD_COLOR, "weight": weight, "opacity": 0.7},
