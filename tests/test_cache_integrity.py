@@ -340,3 +340,18 @@ def test_run_after_breaking_every_cache_file_gives_the_cache_free_answer(
         pd.DataFrame(cold.result.customers.drop(columns="geometry")),
     )
     assert cold.kpis["mean_travel_min"] > 0
+
+
+def test_features_read_again_in_process_are_an_independent_copy(
+    cache: Path, tmp_path: Path
+) -> None:
+    from planner.roads.features import read_osm_features
+
+    path = osm_with_shops(tmp_path / "mine.osm", ["Garage A", "Garage B"])
+    first = read_osm_features(path)
+    first.loc[0, "name"] = "changed by the caller"
+    again = read_osm_features(path)  # from the in-process memo
+    assert sorted(again["name"]) == ["Garage A", "Garage B"]
+    # a new OSM file at the same path is read anew
+    osm_with_shops(path, ["Garage C"])
+    assert list(read_osm_features(path)["name"]) == ["Garage C"]

@@ -201,6 +201,11 @@ def test_roads_layer_draws_every_segment_with_osm_credit() -> None:
     drawn = {f["properties"]["highway"]: f for f in layer.data["features"]}
     assert set(drawn) == set(roads["highway"])
     assert sum(len(f["geometry"]["coordinates"]) for f in drawn.values()) == len(roads)
+    drawn_xy = np.concatenate(
+        [np.asarray(line) for f in drawn.values() for line in f["geometry"]["coordinates"]]
+    )
+    every_xy = np.round(shapely.get_coordinates(roads.geometry.values), 5)
+    assert np.array_equal(np.sort(drawn_xy, axis=0), np.sort(every_xy, axis=0))
     assert layer.options["interactive"] is False
     _assert_osm_credit(m)
 
@@ -583,3 +588,12 @@ def test_drive_time_area_is_a_map_layer(result: FakeResult) -> None:
     geom = shapely.geometry.shape(layer.data["features"][0]["geometry"])
     assert geom.symmetric_difference(area).area < 1e-2 * area.area  # 5-decimal rounding
     assert len(_layers(m, folium.LayerControl)) == 1
+
+
+def test_big_layers_reach_the_page_verbatim(result: FakeResult) -> None:
+    """Customer data is written once, as it is: no Jinja reading of names."""
+    customers = result.customers.copy()
+    customers.loc[0, "customer_id"] = "{{ 7 * 7 }}"
+    html = maps.map_html(maps.result_map(FakeResult(customers=customers, sites=result.sites)))
+    assert "{{ 7 * 7 }}" in html
+    assert html.count("c2 \\u2192") + html.count("c2 →") == 1  # each customer once

@@ -12,7 +12,7 @@ import pytest
 
 from planner import settings
 from planner.errors import GraphError, InputError
-from planner.roads.network import load_region
+from planner.roads.network import fingerprint_once, graph_fingerprint, load_region
 from planner.roads.snapping import SnappedPoints, snap_points
 from planner.routing.matrix import snapped_travel_time_matrix, travel_time_matrix
 
@@ -333,3 +333,37 @@ def test_liechtenstein_snapped_matrix_equals_brute_force(liechtenstein: nx.Multi
     got = snapped_travel_time_matrix(G, origins, dests, include_too_far=True, cache=False)
     ref = brute_force(G, origins, dests)
     assert np.allclose(got, ref, rtol=0, atol=1e-6)
+
+
+def test_fingerprint_once_hashes_once_and_edits_outside_it_are_seen() -> None:
+    G = grid_graph(2)
+    before = graph_fingerprint(G)
+    with fingerprint_once(G) as fingerprint:
+        assert fingerprint == before
+        assert graph_fingerprint(G) == before
+        with fingerprint_once(G) as inner:  # nested: the outer value
+            assert inner == before
+    for _, _, d in G.edges(data=True):
+        d["travel_time"] *= 2
+    assert graph_fingerprint(G) != before  # outside the block every call hashes again
+    assert graph_fingerprint(grid_graph(2)) == before  # other object, same content
+
+
+def test_snapped_matrix_follows_a_graph_edited_in_place() -> None:
+    """The CSR arrays are reused per graph only while its fingerprint holds."""
+    G = grid_graph(3)
+    lon, lat = zip(*(to_lonlat(x, 30.0) for x in (100.0, 500.0, 900.0)), strict=True)
+    pts = snap_points(G, lon, lat)
+    first = snapped_travel_time_matrix(G, pts, pts, cache=False)
+    with fingerprint_once(G):
+        again = snap_points(G, lon, lat)
+        assert np.array_equal(snapped_travel_time_matrix(G, again, again, cache=False), first)
+    for _, _, d in G.edges(data=True):
+        d["travel_time"] *= 2
+    with pytest.raises(InputError, match="different road graph"):
+        snapped_travel_time_matrix(G, pts, pts, cache=False)
+    slower = snap_points(G, lon, lat)
+    doubled = snapped_travel_time_matrix(G, slower, slower, cache=False)
+    assert np.array_equal(doubled, brute_force(G, slower, slower))
+    off_diagonal = ~np.eye(3, dtype=bool)
+    assert (doubled[off_diagonal] > first[off_diagonal]).all()

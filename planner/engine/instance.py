@@ -31,7 +31,7 @@ from planner.inputs.sites import (
 )
 from planner.inputs.tables import TableSource, source_name
 from planner.inputs.validation import KIND_ALIASES, ValidationReport, normalize_column
-from planner.roads.network import RoadGraph, load_region
+from planner.roads.network import RoadGraph, fingerprint_once, load_region
 from planner.roads.snapping import SnappedPoints, snap_points
 from planner.routing.matrix import snapped_travel_time_matrix
 from planner.settings import DEFAULT_MAX_SNAP_M, DEFAULT_OFFICE_CANDIDATES
@@ -482,48 +482,51 @@ def prepare_scenario(
             f"{', from cache' if info.get('cache_hit') else ''})",
             0.06,
         )
-    report("Loading customers", 0.08)
-    customer_table, warnings = load_customers(
-        spec.customers if customers is None else customers,
-        spec.region,
-        graph=graph,
-        crs=spec.crs,
-        seed=spec.seed,
-        max_snap_m=spec.max_snap_m,
-    )
-    if candidates is None:
-        report("Gathering candidate sites", 0.12)
-        site_source = spec.sites if sites is None else sites
-        site_table = None
-        label = "the site list"
-        if site_source is not None:
-            site_table, site_warnings = load_sites(
-                site_source, spec.region, graph=graph, crs=spec.crs, max_snap_m=spec.max_snap_m
-            )
-            warnings += site_warnings
-            if not isinstance(site_source, gpd.GeoDataFrame):
-                label = source_name(site_source)
-        candidates, gather_warnings = gather_candidates(
-            spec, graph, customer_table, layouts, sites=site_table, sites_label=label
+    # one graph for every step below (snapping customers, sites, offices; the matrices):
+    # hash it once instead of at each step (it is not edited meanwhile)
+    with fingerprint_once(graph):
+        report("Loading customers", 0.08)
+        customer_table, warnings = load_customers(
+            spec.customers if customers is None else customers,
+            spec.region,
+            graph=graph,
+            crs=spec.crs,
+            seed=spec.seed,
+            max_snap_m=spec.max_snap_m,
         )
-        warnings += gather_warnings
-    instance = prepare_instance(
-        spec.region,
-        customer_table,
-        candidates,
-        graph=graph,
-        max_snap_m=spec.max_snap_m,
-        progress=lambda m, f: report(m, 0.15 + 0.3 * f),
-    )
-    instance = replace(instance, warnings=warnings + instance.warnings)
-    kinds = instance.candidates["kind"].map(_site_kind).to_numpy()
-    columns = {k: np.flatnonzero(kinds == k) for k in ("workshop", "partner", "office")}
-    columns["own"] = columns.pop("workshop")
-    link = None
-    if "two-tier" in layouts and columns["office"].size:
-        report("Computing office -> workshop travel times", 0.45)
-        link = office_link_matrix(graph, instance, columns["office"])
-    return ScenarioInstance(spec=spec, instance=instance, columns=columns, office_link_s=link)
+        if candidates is None:
+            report("Gathering candidate sites", 0.12)
+            site_source = spec.sites if sites is None else sites
+            site_table = None
+            label = "the site list"
+            if site_source is not None:
+                site_table, site_warnings = load_sites(
+                    site_source, spec.region, graph=graph, crs=spec.crs, max_snap_m=spec.max_snap_m
+                )
+                warnings += site_warnings
+                if not isinstance(site_source, gpd.GeoDataFrame):
+                    label = source_name(site_source)
+            candidates, gather_warnings = gather_candidates(
+                spec, graph, customer_table, layouts, sites=site_table, sites_label=label
+            )
+            warnings += gather_warnings
+        instance = prepare_instance(
+            spec.region,
+            customer_table,
+            candidates,
+            graph=graph,
+            max_snap_m=spec.max_snap_m,
+            progress=lambda m, f: report(m, 0.15 + 0.3 * f),
+        )
+        instance = replace(instance, warnings=warnings + instance.warnings)
+        kinds = instance.candidates["kind"].map(_site_kind).to_numpy()
+        columns = {k: np.flatnonzero(kinds == k) for k in ("workshop", "partner", "office")}
+        columns["own"] = columns.pop("workshop")
+        link = None
+        if "two-tier" in layouts and columns["office"].size:
+            report("Computing office -> workshop travel times", 0.45)
+            link = office_link_matrix(graph, instance, columns["office"])
+        return ScenarioInstance(spec=spec, instance=instance, columns=columns, office_link_s=link)
 
 
 def office_link_matrix(

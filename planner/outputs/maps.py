@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import html
+import json
 import logging
 import math
 import os
@@ -138,6 +139,55 @@ class _ResultLike(Protocol):
 
     @property
     def sites(self) -> gpd.GeoDataFrame: ...
+
+
+class _Verbatim(branca.element.Element):
+    """Script text added to the page as it is.
+
+    branca wraps the rendered script of every element in a new Jinja template, which it then
+    compiles: for a layer with megabytes of GeoJSON that costs about half a second per render,
+    and a ``{{`` in a customer or site name would be read as a template expression.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self.text
+
+
+class _GeoJson(folium.GeoJson):
+    """A ``folium.GeoJson`` layer whose data reaches the page without a Jinja compile.
+
+    The layer renders with an empty feature collection (so branca compiles a short script),
+    then adds its data as one :class:`_Verbatim` call of the layer's ``_add`` function, escaped
+    as folium escapes JSON in a script. Code that renders each element's script macro itself
+    (streamlit-folium) sees the full data in ``data``, as with a plain ``folium.GeoJson``.
+    """
+
+    def render(self, **kwargs: Any) -> Any:
+        data = self.data
+        self.data = {"type": "FeatureCollection", "features": []}
+        try:
+            super().render(**kwargs)
+        finally:
+            self.data = data
+        if not self.embed:
+            return
+        payload = (
+            json.dumps(data)
+            .replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026")
+            .replace("'", "\\u0027")
+        )
+        figure = self.get_root()
+        if not isinstance(figure, branca.element.Figure):
+            raise TypeError("render the layer as part of a map in a figure")
+        figure.script.add_child(
+            _Verbatim(f"{self.get_name()}_add({payload});\n"), name=f"{self.get_name()}_data"
+        )
 
 
 class _Attribution(folium.MacroElement):
@@ -390,20 +440,32 @@ def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame | None) -> None:
     features = []
     for highway, weight in ROAD_LINE_WEIGHTS_PX.items():
         parts = shapely.get_parts(roads.geometry.values[roads["highway"].to_numpy() == highway])
-        lines = [p for p in parts if isinstance(p, shapely.LineString) and not p.is_empty]
-        if not lines:
+        lines = parts[
+            (shapely.get_type_id(parts) == shapely.GeometryType.LINESTRING)
+            & ~shapely.is_empty(parts)
+        ]
+        if not len(lines):
             continue
+        # one MultiLineString per class, built from the coordinate array (no Python objects
+        # per vertex), rounded as the customers are
+        coords, index = shapely.get_coordinates(lines, return_index=True)
+        cuts = np.flatnonzero(np.diff(index)) + 1
         features.append(
             {
                 "type": "Feature",
-                "geometry": shapely.geometry.mapping(shapely.MultiLineString(lines)),
+                "geometry": {
+                    "type": "MultiLineString",
+                    "coordinates": [
+                        part.tolist() for part in np.split(np.round(coords, _COORD_DECIMALS), cuts)
+                    ],
+                },
                 "properties": {
                     "highway": highway,
                     "style": {"color": _ROAD_COLOR, "weight": weight, "opacity": 0.7},
                 },
             }
         )
-    folium.GeoJson(
+    _GeoJson(
         {"type": "FeatureCollection", "features": features},
         name="Main roads",
         interactive=False,
@@ -443,7 +505,7 @@ def _points_layer(
         if keep
     ]
     marker = folium.CircleMarker(radius=radius, weight=1, opacity=0.9, fill=True, fill_opacity=0.7)
-    layer = folium.GeoJson(
+    layer = _GeoJson(
         {"type": "FeatureCollection", "features": features},
         name=name,
         marker=marker,
@@ -791,7 +853,7 @@ def _add_catchments(
             polygons["site_id"], polygons["customers"], polygons.geometry, strict=True
         )
     ]
-    layer = folium.GeoJson({"type": "FeatureCollection", "features": features}, name="Catchments")
+    layer = _GeoJson({"type": "FeatureCollection", "features": features}, name="Catchments")
     layer.add_child(_SharedTooltip())
     layer.add_to(m)
 
@@ -837,7 +899,7 @@ def _add_assignment_lines(
             }
         )
     name = "Assignments" if step == 1 else f"Assignments (1 in {step} shown)"
-    folium.GeoJson(
+    _GeoJson(
         {"type": "FeatureCollection", "features": features}, name=name, interactive=False
     ).add_to(m)
 

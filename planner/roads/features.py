@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,12 @@ FEATURE_TAGS: dict[str, bool | str | list[str]] = {
     "office": True,
 }
 _FEATURE_CACHE_VERSION = 2
+#: Features read in this process, by the identity (path, size, modification time) of the OSM
+#: file and of the cache entry they came from: a second call (partners, offices and the town
+#: names of generated sites in one solve) skips hashing the OSM file and reading the Parquet.
+_MEMO: dict[tuple[Any, ...], gpd.GeoDataFrame] = {}
+_MEMO_SIZE = 4
+_MEMO_LOCK = threading.Lock()
 
 
 def features_path(region: str | os.PathLike[str]) -> Path:
@@ -131,15 +138,20 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
         :data:`FEATURE_COLUMNS` (missing tags are all-missing columns), sorted by element and id.
     """
     path = features_path(region)
+    folder = cache_dir("features")
+    memo_key = _memo_key(path, folder)
+    with _MEMO_LOCK:
+        known = _MEMO.get(memo_key)
+    if known is not None:
+        return known.copy()
     source_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     stem = path.name.split(".")[0]
-    cache_file = (
-        cache_dir("features") / f"{stem}-{source_sha256[:16]}-v{_FEATURE_CACHE_VERSION}.parquet"
-    )
+    cache_file = folder / f"{stem}-{source_sha256[:16]}-v{_FEATURE_CACHE_VERSION}.parquet"
     built_from = {"source_sha256": source_sha256, "code": _FEATURE_CACHE_VERSION}
     cached = _read_cached_features(cache_file, built_from)
     if cached is not None:
-        return cached
+        _remember(_memo_key(path, folder), cached)
+        return cached.copy()
     import osmnx as ox
 
     logger.info("parsing OSM features from %s (cached afterwards)", path)
@@ -168,7 +180,33 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     out = out.sort_values(["element", "osm_id"], kind="stable").reset_index(drop=True)
     out = out[["element", "osm_id", *FEATURE_COLUMNS, "geometry"]]
     _write_cached_features(out, cache_file, built_from)
-    return _normalise_features(out)
+    out = _normalise_features(out)
+    _remember(_memo_key(path, folder), out)
+    return out.copy()
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def _memo_key(path: Path, folder: Path) -> tuple[Any, ...]:
+    """Identity of an OSM file and of the cache entries next to its features (any change to
+    either, such as a damaged or replaced entry, makes a new key)."""
+    entries = tuple(
+        sorted((p.name, _file_state(p)) for p in folder.glob(f"{path.name.split('.')[0]}-*"))
+    )
+    return (str(path.resolve()), _file_state(path), str(folder), entries)
+
+
+def _remember(key: tuple[Any, ...], frame: gpd.GeoDataFrame) -> None:
+    with _MEMO_LOCK:
+        _MEMO[key] = frame
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
 
 
 def _header_path(cache_file: Path) -> Path:
@@ -220,10 +258,7 @@ def _write_cached_features(
 def _normalise_features(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Same dtypes whether parsed or read from the cache: tags as object, None when absent."""
     for col in FEATURE_COLUMNS:
-        values = frame[col].to_numpy(dtype=object)
-        frame[col] = pd.Series(
-            [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values],
-            dtype=object,
-            index=frame.index,
-        )
+        values = frame[col].to_numpy(dtype=object, copy=True)
+        values[pd.isna(values)] = None
+        frame[col] = pd.Series(values, dtype=object, index=frame.index)
     return frame

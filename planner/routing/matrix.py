@@ -27,6 +27,8 @@ import hashlib
 import json
 import logging
 import math
+import threading
+import weakref
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -165,6 +167,26 @@ class _GraphArrays:
             )
             raise InputError(msg)
         return self.sorter[at]
+
+
+#: The travel-time arrays of recently used networkx graphs, with the fingerprint they were
+#: built for (a graph edited in place gets a new fingerprint and new arrays).
+_ARRAYS_MEMO: weakref.WeakKeyDictionary[Any, tuple[str, _GraphArrays]] = weakref.WeakKeyDictionary()
+_ARRAYS_LOCK = threading.Lock()
+
+
+def _travel_time_arrays(G: RoadGraph, fingerprint: str) -> _GraphArrays:
+    """``_graph_arrays(G, "travel_time")``, reused while ``G`` keeps ``fingerprint``."""
+    if isinstance(G, ArrayGraph):
+        return _graph_arrays(G, "travel_time")
+    with _ARRAYS_LOCK:
+        cached = _ARRAYS_MEMO.get(G)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    arrays = _graph_arrays(G, "travel_time")
+    with _ARRAYS_LOCK:
+        _ARRAYS_MEMO[G] = (fingerprint, arrays)
+    return arrays
 
 
 def _graph_arrays(G: RoadGraph, weight: str) -> _GraphArrays:
@@ -551,7 +573,7 @@ def snapped_travel_time_matrix(
     n, m = len(origins), len(destinations)
     if n == 0 or m == 0:
         return np.empty((n, m), dtype=np.float64)
-    ga = _graph_arrays(G, "travel_time")
+    ga = _travel_time_arrays(G, fingerprint)
     nodes, csr = ga.nodes, ga.csr
     kernel = resolve_method(method, nodes.size)
     path = None
