@@ -36,6 +36,26 @@ def brute_force(cost, link, p, w, *, oc, ow, dl, tv, lv, f_ws, f_of, required=()
     return best
 
 
+def brute_force_links_only(cost, link, p, w, *, deliveries):
+    """:func:`brute_force` with only the customer and delivery terms (values 1, no office
+    customers, no fixed costs): what ``two_tier(cost, link, p, w, deliveries=...)`` solves."""
+    n, m = cost.shape
+    k = link.shape[0]
+    return brute_force(
+        cost,
+        link,
+        p,
+        w,
+        oc=np.zeros((n, k)),
+        ow=np.zeros(n),
+        dl=np.full(m, deliveries),
+        tv=1.0,
+        lv=1.0,
+        f_ws=np.zeros(m),
+        f_of=np.zeros(k),
+    )
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_two_tier_matches_brute_force(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -141,19 +161,7 @@ def test_offices_that_cannot_win_are_pruned_without_a_solve() -> None:
     link[3] = rng.uniform(10, 100, size=m)  # one office is far better placed than the others
     kwargs = {"deliveries": 20.0}
     sol = two_tier(cost, link, p, w, **kwargs)
-    best = brute_force(
-        cost,
-        link,
-        p,
-        w,
-        oc=np.zeros((n, k)),
-        ow=np.zeros(n),
-        dl=np.full(m, 20.0),
-        tv=1.0,
-        lv=1.0,
-        f_ws=np.zeros(m),
-        f_of=np.zeros(k),
-    )
+    best = brute_force_links_only(cost, link, p, w, deliveries=20.0)
     assert sol.optimal
     assert np.isclose(sol.objective, best, rtol=1e-9)
     assert sol.extras["office"] == 3
@@ -221,19 +229,7 @@ def test_two_tier_first_answer_comes_before_any_office_solve(seed: int) -> None:
     cost = rng.uniform(60, 3600, size=(n, m))
     w = rng.integers(1, 5, size=n).astype(float)
     link = rng.uniform(60, 3600, size=(k, m))
-    best = brute_force(
-        cost,
-        link,
-        p,
-        w,
-        oc=np.zeros((n, k)),
-        ow=np.zeros(n),
-        dl=np.full(m, 30.0),
-        tv=1.0,
-        lv=1.0,
-        f_ws=np.zeros(m),
-        f_of=np.zeros(k),
-    )
+    best = brute_force_links_only(cost, link, p, w, deliveries=30.0)
     reports = []
     sol = two_tier(
         cost,
