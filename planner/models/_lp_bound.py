@@ -194,15 +194,19 @@ def lp_bound(
         return float(fixed @ y + rhs.sum() - (coef @ y).sum()), level
 
     def averaged_levels() -> np.ndarray:
+        """Levels averaged with the cut rows' duals; a group's missing weight (its theta at the
+        lower bound) is the cut at the row minima, level ``min_j a_ij``."""
         duals = np.abs(np.asarray(h.getSolution().row_dual)[1:])  # row 0: sum y = p
         out = np.zeros(n)
+        total = np.zeros(g_count)
         first = 0
         for rows, level in zip(row_group, row_levels, strict=True):
             weight = np.zeros(g_count)
             weight[rows] = duals[first : first + rows.size]
             out += weight[groups] * level
+            total += weight
             first += rows.size
-        return out
+        return out + np.maximum(1.0 - total, 0.0)[groups] * row_min
 
     n_cuts = 0
     for start in start_levels:
@@ -276,16 +280,15 @@ def raise_bound(
     required: np.ndarray,
     allowed: np.ndarray,
     open_sites: np.ndarray,
-    core: _lagrangian._Core,
-    upper_bound: float,
     deadline: float,
     should_stop: Any = None,
 ) -> tuple[_lagrangian.LagrangianResult, LpBoundResult]:
     """Run :func:`lp_bound` from a subgradient result and return the Lagrangian result at the
     LP's averaged levels when its bound is higher (else ``lag``), with the LP loop's outcome.
 
-    The returned result has ``rho`` and ``chosen`` at its multipliers, so the reduced-cost tests
-    and further subgradient rounds continue from the LP level.
+    The returned result has ``rho`` and ``chosen`` at its multipliers, evaluated on the full
+    matrix (not a core, whose caps would cut some levels), so the reduced-cost tests continue
+    from the LP level.
     """
     lp = lp_bound(
         a,
@@ -299,25 +302,30 @@ def raise_bound(
     )
     if lp.multipliers.size == 0:
         return lag, lp
-    at_lp = _lagrangian.subgradient(
-        a,
-        fixed,
-        p=p,
-        required=required,
-        allowed=allowed,
-        upper_bound=upper_bound,
-        start=lp.multipliers,
-        deadline=deadline,
-        max_iterations=1,
-        core=core,
-        step=lag.step,
-    )
+    u = lp.multipliers
+    rho = fixed + np.minimum(a - u[:, None], 0.0).sum(axis=0)
+    is_required = np.zeros(a.shape[1], dtype=bool)
+    is_required[required] = True
+    chosen = _lagrangian._choose(rho, p=p, required=required, free=allowed & ~is_required)
+    value = float(u.sum() + rho[chosen].sum())
     logger.debug(
         "LP bound %.10g (%d rounds, %d cuts), Lagrangian at its levels %.10g, before %.10g",
         lp.bound,
         lp.rounds,
         lp.cuts,
-        at_lp.bound,
+        value,
         lag.bound,
     )
-    return (at_lp if at_lp.bound > lag.bound else lag), lp
+    if not value > lag.bound:
+        return lag, lp
+    at_lp = _lagrangian.LagrangianResult(
+        bound=value,
+        multipliers=u,
+        rho=rho,
+        chosen=chosen,
+        iterations=0,
+        best_primal=None,
+        last_chosen=chosen,
+        step=lag.step,
+    )
+    return at_lp, lp

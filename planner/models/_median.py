@@ -82,10 +82,11 @@ BENDERS_MAX_ROWS = 5_000
 #: demo rows of benchmarks/README.md (10,000 x 1,000: see "10,000 x 1,000, p = 20").
 LARGE_PAIRS = 2_000_000
 
-#: ... and, once the subgradient has converged or this share of the time limit has passed,
-#: raise the bound to the LP bound (:func:`._lp_bound.raise_bound`: the subgradient stalls
-#: below it there; 10,000 x 1,000, p = 20: LP bound in about 12 s).
-LP_BOUND_AFTER = 0.3
+#: ... and, once the subgradient has converged or only this share of the time limit is left,
+#: raise the bound to the LP bound (:func:`._lp_bound.raise_bound`; the subgradient stalls
+#: below it there; 10,000 x 1,000, p = 20: LP bound in about 12 s). The subgradient's own
+#: multipliers and step go on unchanged for the rounds' local searches.
+LP_BOUND_RESERVE = 0.3
 
 #: The exact MIP is only attempted when the reduced-cost tests leave at most this many pairs;
 #: beyond, HiGHS would not finish in interactive time and the answer keeps its proven gap.
@@ -312,7 +313,10 @@ def solve_median(
             if (
                 p is not None
                 and not lp_done
-                and (result.converged or time.perf_counter() - t0 >= LP_BOUND_AFTER * time_limit)
+                and (
+                    result.converged
+                    or deadline - time.perf_counter() <= LP_BOUND_RESERVE * time_limit
+                )
             ):
                 lp_done = True
                 lag, lp = _lp_bound.raise_bound(
@@ -323,12 +327,9 @@ def solve_median(
                     required=req,
                     allowed=allowed,
                     open_sites=open_local,
-                    core=core,
-                    upper_bound=ub,
                     deadline=deadline,
                     should_stop=stop,
                 )
-                lam = lag.multipliers
                 extras.update(lp_bound=lp.bound, lp_bound_rounds=lp.rounds)
             report(f"Lagrangian bound, round {rounds}", objective=ub, bound=lag.bound)
             if (
