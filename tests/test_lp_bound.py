@@ -171,11 +171,11 @@ def test_large_path_with_the_lp_bound_is_exact_on_small_instances(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The Lagrangian path with the large-instance rounds and the LP bound raised at once
-    (reserve = the whole time limit): still the brute-force optimum, and the LP bound is
+    (after the first round): still the brute-force optimum, and the LP bound is
     recorded."""
     monkeypatch.setattr("planner.models._median.SMALL_PAIRS", 0)
     monkeypatch.setattr("planner.models._median.LARGE_PAIRS", 0)
-    monkeypatch.setattr("planner.models._median.LP_BOUND_RESERVE", 1.0)
+    monkeypatch.setattr("planner.models._median.LP_BOUND_AFTER", 0.0)
     rng = np.random.default_rng(200 + seed)
     n, m, p = 60, 11, 3
     cost = euclidean(rng, n, m)
