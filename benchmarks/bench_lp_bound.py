@@ -5,8 +5,9 @@
    ``master value <= LP <= F(y)``; then the subgradient alone for the same time from the same
    start, as the comparison.
 2. ``solve``: ``planner.models.p_median`` with the LP bound raised in the large Lagrangian
-   branch (shipped) against the same path with it switched off (``_median.LP_BOUND_AFTER``
-   set to infinity), same process, 60 s each.
+   branch (shipped) against the same path with it switched off (``_lp_bound.raise_bound``
+   replaced by a function that returns the subgradient's result unchanged: main's path), same
+   process, 60 s each.
 
 Command (under the shared CPU lock)::
 
@@ -21,7 +22,7 @@ import time
 import numpy as np
 from bench_exact import euclidean_instance
 
-from planner.models import _lagrangian, _local_search, _lp_bound, _median, p_median
+from planner.models import _lagrangian, _local_search, _lp_bound, p_median
 
 
 def settle(cost: np.ndarray, w: np.ndarray, p: int) -> None:
@@ -73,16 +74,20 @@ def settle(cost: np.ndarray, w: np.ndarray, p: int) -> None:
 
 
 def solve(cost: np.ndarray, w: np.ndarray, p: int, limit: float, off_first: bool) -> None:
-    rule = _median.LP_BOUND_AFTER
+    shipped = _lp_bound.raise_bound
+
+    def unchanged(a, fixed, lag, **_):
+        nothing = np.empty(0)
+        return lag, _lp_bound.LpBoundResult(np.nan, np.nan, nothing, nothing, 0, 0, False)
 
     def run(with_lp: bool):
-        _median.LP_BOUND_AFTER = rule if with_lp else np.inf
+        _lp_bound.raise_bound = shipped if with_lp else unchanged
         try:
             t0 = time.perf_counter()
             sol = p_median(cost, p, w, time_limit=limit)
             return sol, time.perf_counter() - t0
         finally:
-            _median.LP_BOUND_AFTER = rule
+            _lp_bound.raise_bound = shipped
 
     order = [False, True] if off_first else [True, False]
     print("| path | time s | objective | bound | gap | lp_bound | Lagrangian rounds |")
@@ -93,7 +98,7 @@ def solve(cost: np.ndarray, w: np.ndarray, p: int, limit: float, off_first: bool
         print(
             f"| {'LP bound raised' if with_lp else 'without (main)'} | {t:.2f} | "
             f"{sol.objective:,.1f} | {sol.lower_bound:,.1f} | {100 * sol.gap:.3f} % | "
-            f"{'-' if lp_bound is None else f'{lp_bound:,.1f}'} | "
+            f"{'-' if lp_bound is None or np.isnan(lp_bound) else f'{lp_bound:,.1f}'} | "
             f"{sol.extras.get('lagrangian_rounds')} |",
             flush=True,
         )
