@@ -179,9 +179,16 @@ def test_large_path_with_the_lp_bound_is_exact_on_small_instances(
     rng = np.random.default_rng(200 + seed)
     n, m, p = 60, 11, 3
     cost = euclidean(rng, n, m)
-    sol = p_median(cost, p, np.ones(n), formulation="lagrangian", time_limit=30)
+    reports = []
+    sol = p_median(
+        cost, p, np.ones(n), formulation="lagrangian", time_limit=30, progress=reports.append
+    )
     optimum = brute_force(cost, np.zeros(m), p, np.empty(0, dtype=np.int64))
     assert sol.optimal
+    assert any(r.message == "LP bound" for r in reports)
+    bounds = [r.bound for r in reports]
+    assert bounds == sorted(bounds)
+    assert max(bounds) <= optimum * (1 + 1e-9)
     assert np.isclose(sol.objective, optimum, rtol=1e-9)
     assert sol.extras["lp_bound"] <= optimum * (1 + 1e-9)
     assert sol.extras["lp_bound_rounds"] >= 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,7 @@ def lp_bound(
     groups: np.ndarray | None = None,
     should_stop: Any = None,
     sorted_rows: _Sorted | None = None,
+    on_round: Callable[[float], None] | None = None,
 ) -> LpBoundResult:
     """Lower bound (up to the LP bound) of ``min f.y + sum_i min_{j open} a_ij``, ``p`` open.
 
@@ -133,6 +135,8 @@ def lp_bound(
         Polled between rounds; True stops with the bound so far.
     sorted_rows
         A :class:`_Sorted` of ``a`` to reuse (built here when None).
+    on_round
+        Called with the bound after every master solve (progress reports).
     """
     import highspy
 
@@ -238,6 +242,8 @@ def lp_bound(
         if value > bound:
             bound = value
             multipliers = averaged_levels()
+        if on_round is not None:
+            on_round(bound)
         if upper - bound <= LP_TOLERANCE * max(1.0, abs(upper)):
             converged = True
             break
@@ -282,6 +288,7 @@ def raise_bound(
     open_sites: np.ndarray,
     deadline: float,
     should_stop: Any = None,
+    on_round: Callable[[float], None] | None = None,
 ) -> tuple[_lagrangian.LagrangianResult, LpBoundResult]:
     """Run :func:`lp_bound` from a subgradient result and return the Lagrangian result at the
     LP's averaged levels when its bound is higher (else ``lag``), with the LP loop's outcome.
@@ -299,6 +306,7 @@ def raise_bound(
         start_open=open_sites,
         deadline=deadline,
         should_stop=should_stop,
+        on_round=on_round,
     )
     if lp.multipliers.size == 0:
         return lag, lp

@@ -326,6 +326,7 @@ def solve_median(
                     open_sites=open_local,
                     deadline=deadline,
                     should_stop=stop,
+                    on_round=lambda b: report("LP bound", objective=ub, bound=b),  # noqa: B023
                 )
                 extras.update(lp_bound=lp.bound, lp_bound_rounds=lp.rounds)
             report(f"Lagrangian bound, round {rounds}", objective=ub, bound=lag.bound)
