@@ -209,6 +209,7 @@ def run_large(args: argparse.Namespace) -> None:
             "lagrangian_rounds",
             "lp_bound",
             "lp_bound_rounds",
+            "lp_bound_status",
         )
         print(
             f"  {name}: status {sol.status}, " + ", ".join(f"{k} {sol.extras.get(k)}" for k in keys)

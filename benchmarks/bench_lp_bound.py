@@ -78,7 +78,7 @@ def solve(cost: np.ndarray, w: np.ndarray, p: int, limit: float, off_first: bool
 
     def unchanged(a, fixed, lag, **_):
         nothing = np.empty(0)
-        return lag, _lp_bound.LpBoundResult(np.nan, np.nan, nothing, nothing, 0, 0, False)
+        return lag, _lp_bound.LpBoundResult(np.nan, np.nan, nothing, nothing, 0, 0, False, "off")
 
     def run(with_lp: bool):
         _lp_bound.raise_bound = shipped if with_lp else unchanged
@@ -90,7 +90,7 @@ def solve(cost: np.ndarray, w: np.ndarray, p: int, limit: float, off_first: bool
             _lp_bound.raise_bound = shipped
 
     order = [False, True] if off_first else [True, False]
-    print("| path | time s | objective | bound | gap | lp_bound | Lagrangian rounds |")
+    print("| path | time s | objective | bound | gap | lp_bound (rounds, status) | rounds |")
     print("|---|---|---|---|---|---|---|")
     for with_lp in order:
         sol, t = run(with_lp)
@@ -98,7 +98,8 @@ def solve(cost: np.ndarray, w: np.ndarray, p: int, limit: float, off_first: bool
         print(
             f"| {'LP bound raised' if with_lp else 'without (main)'} | {t:.2f} | "
             f"{sol.objective:,.1f} | {sol.lower_bound:,.1f} | {100 * sol.gap:.3f} % | "
-            f"{'-' if lp_bound is None or np.isnan(lp_bound) else f'{lp_bound:,.1f}'} | "
+            f"{'-' if lp_bound is None or np.isnan(lp_bound) else f'{lp_bound:,.1f}'} "
+            f"({sol.extras.get('lp_bound_rounds')}, {sol.extras.get('lp_bound_status')}) | "
             f"{sol.extras.get('lagrangian_rounds')} |",
             flush=True,
         )

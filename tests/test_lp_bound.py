@@ -77,6 +77,7 @@ def test_lp_bound_is_the_lp_optimum_and_below_brute_force(seed: int) -> None:
         groups=_lp_bound.group_rows(a, n_groups),
     )
     assert res.converged
+    assert res.status == "converged"
     assert res.bound == pytest.approx(lp_value, rel=1e-7)
     assert res.bound <= lp_value * (1 + 1e-9)
     assert lp_value <= res.lp_upper * (1 + 1e-9)
@@ -163,6 +164,7 @@ def test_lp_bound_out_of_time_leaves_the_subgradient_result() -> None:
         deadline=time.perf_counter() - 1.0,
     )
     assert lp.rounds == 0
+    assert lp.status == "time_limit"
     assert lag is start
 
 

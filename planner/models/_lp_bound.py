@@ -67,6 +67,7 @@ class LpBoundResult:
     rounds: int
     cuts: int
     converged: bool
+    status: str = ""  # "converged", "time_limit", "stopped" or "master: <HiGHS status>"
 
 
 class _Sorted:
@@ -228,12 +229,20 @@ def lp_bound(
     multipliers = np.empty(0)
     rounds = 0
     converged = False
+    status = "stopped" if stop() else "time_limit"
     while time.perf_counter() < deadline and not stop():
         h.setOptionValue(
             "time_limit", float(h.getRunTime()) + max(deadline - time.perf_counter(), 0.01)
         )
         h.run()
+        if (
+            h.getModelStatus() != highspy.HighsModelStatus.kOptimal
+            and time.perf_counter() < deadline
+        ):
+            h.clearSolver()  # numerical trouble in the warm start: once more from scratch
+            h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            status = f"master: {h.modelStatusToString(h.getModelStatus())}"
             break
         rounds += 1
         x = np.asarray(h.getSolution().col_value)
@@ -246,6 +255,7 @@ def lp_bound(
             on_round(bound)
         if upper - bound <= LP_TOLERANCE * max(1.0, abs(upper)):
             converged = True
+            status = "converged"
             break
         added = 0
         for alpha in (IN_OUT_ALPHA, 0.0):
@@ -265,7 +275,9 @@ def lp_bound(
         )
         if not added:
             converged = True
+            status = "converged"
             break
+        status = "stopped" if stop() else "time_limit"
     return LpBoundResult(
         bound=bound,
         lp_upper=upper,
@@ -274,6 +286,7 @@ def lp_bound(
         rounds=rounds,
         cuts=n_cuts,
         converged=converged,
+        status=status,
     )
 
 

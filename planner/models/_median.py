@@ -328,7 +328,9 @@ def solve_median(
                     should_stop=stop,
                     on_round=lambda b: report("LP bound", objective=ub, bound=b),  # noqa: B023
                 )
-                extras.update(lp_bound=lp.bound, lp_bound_rounds=lp.rounds)
+                extras.update(
+                    lp_bound=lp.bound, lp_bound_rounds=lp.rounds, lp_bound_status=lp.status
+                )
             report(f"Lagrangian bound, round {rounds}", objective=ub, bound=lag.bound)
             if (
                 lagrangian_first
