@@ -7,7 +7,8 @@ Strategy (the usual one in the p-median literature):
 
 1. greedy construction + fast interchange (:mod:`._local_search`) -> first answer, upper bound;
 2. subgradient Lagrangian relaxation (:mod:`._lagrangian`) -> lower bound; relaxation solutions
-   seed another local search;
+   seed another local search; above :data:`LARGE_PAIRS` the bound is then raised to the LP
+   bound (:mod:`._lp_bound`), where the subgradient stalls below it;
 3. if the gap is above the target: reduced-cost tests drop every pair and candidate that no
    solution better than the incumbent can use, and HiGHS solves the reduced exact model
    (:mod:`._mip`) with the incumbent as warm start, within the remaining time.
