@@ -210,6 +210,8 @@ def run_large(args: argparse.Namespace) -> None:
             "lp_bound",
             "lp_bound_rounds",
             "lp_bound_status",
+            "lp_tree_bound",
+            "lp_tree_nodes",
         )
         print(
             f"  {name}: status {sol.status}, " + ", ".join(f"{k} {sol.extras.get(k)}" for k in keys)

@@ -99,7 +99,8 @@ def solve(cost: np.ndarray, w: np.ndarray, p: int, limit: float, off_first: bool
             f"| {'LP bound raised' if with_lp else 'without (main)'} | {t:.2f} | "
             f"{sol.objective:,.1f} | {sol.lower_bound:,.1f} | {100 * sol.gap:.3f} % | "
             f"{'-' if lp_bound is None or np.isnan(lp_bound) else f'{lp_bound:,.1f}'} "
-            f"({sol.extras.get('lp_bound_rounds')}, {sol.extras.get('lp_bound_status')}) | "
+            f"({sol.extras.get('lp_bound_rounds')}, {sol.extras.get('lp_bound_status')}; "
+            f"tree {sol.extras.get('lp_tree_bound')}, {sol.extras.get('lp_tree_nodes')} nodes) | "
             f"{sol.extras.get('lagrangian_rounds')} |",
             flush=True,
         )

@@ -23,6 +23,7 @@ every round; ``F`` at any ``y`` is an upper bound on the LP bound, so the loop a
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -47,6 +48,9 @@ LP_TOLERANCE = 1e-7
 #: Weight of the stability centre in the separation point.
 IN_OUT_ALPHA = 0.5
 
+#: Kelley cut rounds per branch-and-bound node at most.
+NODE_ROUNDS = 30
+
 
 @dataclass(frozen=True)
 class LpBoundResult:
@@ -68,6 +72,8 @@ class LpBoundResult:
     cuts: int
     converged: bool
     status: str = ""  # "converged", "time_limit", "stopped" or "master: <HiGHS status>"
+    lp_value: float = -np.inf  # the root's bound (the LP bound when converged)
+    nodes: int = 0  # branch-and-bound nodes solved after the root (with ``cutoff``)
 
 
 class _Sorted:
@@ -111,6 +117,7 @@ def lp_bound(
     should_stop: Any = None,
     sorted_rows: _Sorted | None = None,
     on_round: Callable[[float], None] | None = None,
+    cutoff: float = np.inf,
 ) -> LpBoundResult:
     """Lower bound (up to the LP bound) of ``min f.y + sum_i min_{j open} a_ij``, ``p`` open.
 
@@ -138,6 +145,11 @@ def lp_bound(
         A :class:`_Sorted` of ``a`` to reuse (built here when None).
     on_round
         Called with the bound after every master solve (progress reports).
+    cutoff
+        Value of an incumbent: when finite and the root converges, best-first branching on
+        ``y`` (both children of the most fractional candidate, Kelley cut rounds per node,
+        all cuts global) raises ``bound`` to the smallest bound of the open nodes until
+        ``deadline``; nodes at or above ``cutoff`` are pruned.
     """
     import highspy
 
@@ -278,8 +290,77 @@ def lp_bound(
             status = "converged"
             break
         status = "stopped" if stop() else "time_limit"
+    tree_bound, nodes = bound, 0
+    if converged and np.isfinite(cutoff):
+
+        def node_bound(lower: np.ndarray, upper_y: np.ndarray) -> tuple[float, np.ndarray]:
+            """Kelley cut rounds at a node (y bounds changed); the last master value is a
+            valid bound of the node at any round (inf when the node is infeasible)."""
+            h.changeColsBounds(m, np.arange(m, dtype=np.int32), lower, upper_y)
+            value, y_node = -np.inf, lower
+            for _ in range(NODE_ROUNDS):
+                if time.perf_counter() >= deadline or stop():
+                    break
+                h.setOptionValue(
+                    "time_limit",
+                    float(h.getRunTime()) + max(deadline - time.perf_counter(), 0.01),
+                )
+                h.run()
+                ms = h.getModelStatus()
+                if ms == highspy.HighsModelStatus.kInfeasible:
+                    return np.inf, lower
+                if ms != highspy.HighsModelStatus.kOptimal:
+                    break
+                x = np.asarray(h.getSolution().col_value)
+                y_node, theta = x[:m], x[m:]
+                before, value = value, float(h.getInfo().objective_function_value)
+                if value >= cutoff or value - before <= LP_TOLERANCE * abs(value):
+                    break
+                _, level = f_value(y_node)
+                coef, rhs = cuts_at(level)
+                viol = rhs - coef @ y_node - theta
+                if not add(coef, rhs, viol > CUT_TOLERANCE * np.maximum(np.abs(rhs), 1.0), level):
+                    break
+            return value, y_node
+
+        base_lower = np.zeros(m)
+        base_lower[required] = 1.0
+        # open nodes: (bound, id, lower, upper, y); best first
+        heap: list[tuple[float, int, np.ndarray, np.ndarray, np.ndarray]] = [
+            (bound, 0, base_lower, np.ones(m), y_m)
+        ]
+        while heap and time.perf_counter() < deadline and not stop():
+            node = heapq.heappop(heap)
+            node_value, _, lower, upper_y, y_node = node
+            frac = np.flatnonzero((y_node > 1e-6) & (y_node < 1 - 1e-6))
+            if node_value >= cutoff:
+                continue
+            if frac.size == 0:
+                heapq.heappush(heap, node)  # integral and the smallest bound: nothing to gain
+                break
+            j = int(frac[np.argmin(np.abs(y_node[frac] - 0.5))])
+            children = []
+            for fix_to in (0.0, 1.0):
+                lo, up = lower.copy(), upper_y.copy()
+                lo[j] = up[j] = fix_to
+                value, y_child = node_bound(lo, up)
+                nodes += 1
+                # a node cut short keeps at least its parent's bound
+                children.append((max(value, node_value), nodes, lo, up, y_child))
+            if time.perf_counter() >= deadline or stop():
+                heap.append(node)  # the children may be unfinished: keep the parent's bound
+                heap.extend(c for c in children if c[0] < cutoff)
+                break
+            for child in children:
+                if child[0] < cutoff:
+                    heapq.heappush(heap, child)
+        tree_bound = min([item[0] for item in heap], default=cutoff)
+        tree_bound = max(tree_bound, bound)
+        if on_round is not None:
+            on_round(tree_bound)
+        logger.debug("LP bound tree: %d nodes, bound %.10g (root %.10g)", nodes, tree_bound, bound)
     return LpBoundResult(
-        bound=bound,
+        bound=tree_bound,
         lp_upper=upper,
         y=y_m,
         multipliers=multipliers,
@@ -287,6 +368,8 @@ def lp_bound(
         cuts=n_cuts,
         converged=converged,
         status=status,
+        lp_value=bound,
+        nodes=nodes,
     )
 
 
@@ -302,13 +385,16 @@ def raise_bound(
     deadline: float,
     should_stop: Any = None,
     on_round: Callable[[float], None] | None = None,
+    cutoff: float = np.inf,
 ) -> tuple[_lagrangian.LagrangianResult, LpBoundResult]:
     """Run :func:`lp_bound` from a subgradient result and return the Lagrangian result at the
     LP's averaged levels when its bound is higher (else ``lag``), with the LP loop's outcome.
 
     The returned result has ``rho`` and ``chosen`` at its multipliers, evaluated on the full
     matrix (not a core, whose caps would cut some levels), so the reduced-cost tests continue
-    from the LP level.
+    from the LP level. With a finite ``cutoff`` (the incumbent's value) the loop goes on
+    branching until ``deadline``: then ``LpBoundResult.bound`` may be above the LP bound (and
+    above the returned Lagrangian result's bound).
     """
     lp = lp_bound(
         a,
@@ -320,6 +406,7 @@ def raise_bound(
         deadline=deadline,
         should_stop=should_stop,
         on_round=on_round,
+        cutoff=cutoff,
     )
     if lp.multipliers.size == 0:
         return lag, lp
@@ -331,7 +418,7 @@ def raise_bound(
     value = float(u.sum() + rho[chosen].sum())
     logger.debug(
         "LP bound %.10g (%d rounds, %d cuts), Lagrangian at its levels %.10g, before %.10g",
-        lp.bound,
+        lp.lp_value,
         lp.rounds,
         lp.cuts,
         value,

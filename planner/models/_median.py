@@ -265,6 +265,7 @@ def solve_median(
         large = n_pairs > LARGE_PAIRS and p is not None
         step = 1.0
         lp_done = not large
+        tree_lb = -np.inf
         while not stop():
             rounds += 1
             result = _lagrangian.subgradient(
@@ -328,9 +329,16 @@ def solve_median(
                     deadline=deadline,
                     should_stop=stop,
                     on_round=lambda b: report("LP bound", objective=ub, bound=b),  # noqa: B023
+                    # the loop ends after a converged subgradient: branch in the time left
+                    cutoff=ub if result.converged else np.inf,
                 )
+                tree_lb = lp.bound
                 extras.update(
-                    lp_bound=lp.bound, lp_bound_rounds=lp.rounds, lp_bound_status=lp.status
+                    lp_bound=lp.lp_value,
+                    lp_bound_rounds=lp.rounds,
+                    lp_bound_status=lp.status,
+                    lp_tree_bound=lp.bound,
+                    lp_tree_nodes=lp.nodes,
                 )
             report(f"Lagrangian bound, round {rounds}", objective=ub, bound=lag.bound)
             if (
@@ -361,7 +369,7 @@ def solve_median(
         extras["lagrangian_bound"] = lag.bound
         extras["lagrangian_iterations"] = iterations
         extras["lagrangian_rounds"] = rounds
-        lb = max(lb, lag.bound)
+        lb = max(lb, lag.bound, tree_lb)
 
     gap = relative_gap(ub, lb)
     if gap <= gap_target:
