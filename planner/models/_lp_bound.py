@@ -19,6 +19,11 @@ and up to ``n`` rows (the full multi-cut master of :mod:`._benders`, too slow at
 customers). Rounds separate at a point between a stability centre and the master's solution
 (in-out stabilisation, Ben-Ameur and Neto 2007). The master's value is a valid lower bound after
 every round; ``F`` at any ``y`` is an upper bound on the LP bound, so the loop also brackets it.
+
+Given an incumbent value (``cutoff``), the same master then branches on ``y`` (best first, both
+children of the candidate closest to 1/2, Kelley cut rounds per node, every cut global), so the
+bound can rise above the LP bound when the LP is fractional (10,000 x 1,000, p = 20: the LP has
+170 fractional candidates; one branching raises the bound by 0.025 %).
 """
 
 from __future__ import annotations
