@@ -202,7 +202,17 @@ def run_large(args: argparse.Namespace) -> None:
     ROWS.append(row)
     print(row, flush=True)
     for name, sol in (("new", new), ("old", old)):
-        keys = ("first_objective", "lagrangian_bound", "lagrangian_iterations", "lagrangian_rounds")
+        keys = (
+            "first_objective",
+            "lagrangian_bound",
+            "lagrangian_iterations",
+            "lagrangian_rounds",
+            "lp_bound",
+            "lp_bound_rounds",
+            "lp_bound_status",
+            "lp_tree_bound",
+            "lp_tree_nodes",
+        )
         print(
             f"  {name}: status {sol.status}, " + ", ".join(f"{k} {sol.extras.get(k)}" for k in keys)
         )

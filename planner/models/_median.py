@@ -7,7 +7,8 @@ Strategy (the usual one in the p-median literature):
 
 1. greedy construction + fast interchange (:mod:`._local_search`) -> first answer, upper bound;
 2. subgradient Lagrangian relaxation (:mod:`._lagrangian`) -> lower bound; relaxation solutions
-   seed another local search;
+   seed another local search; above :data:`LARGE_PAIRS` the bound is then raised to the LP
+   bound (:mod:`._lp_bound`), where the subgradient stalls below it;
 3. if the gap is above the target: reduced-cost tests drop every pair and candidate that no
    solution better than the incumbent can use, and HiGHS solves the reduced exact model
    (:mod:`._mip`) with the incumbent as warm start, within the remaining time.
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from planner.errors import InfeasibleError, SolverError
-from planner.models import _benders, _lagrangian, _local_search, _mip
+from planner.models import _benders, _lagrangian, _local_search, _lp_bound, _mip
 from planner.models._base import (
     OPTIMALITY_GAP,
     ProgressReporter,
@@ -81,6 +82,12 @@ BENDERS_MAX_ROWS = 5_000
 #: cheaper per swap there. Below it the rounds are as measured for the Malta, OR-Library and
 #: demo rows of benchmarks/README.md (10,000 x 1,000: see "10,000 x 1,000, p = 20").
 LARGE_PAIRS = 2_000_000
+
+#: ... and, once the subgradient has converged or this share of the time limit has passed,
+#: raise the bound to the LP bound (:func:`._lp_bound.raise_bound`; the subgradient stalls
+#: below it there; 10,000 x 1,000, p = 20: the LP bound in 11-15 s from any multipliers),
+#: then branch on the LP until the deadline (measurements in benchmarks/README.md).
+LP_BOUND_AFTER = 0.2
 
 #: The exact MIP is only attempted when the reduced-cost tests leave at most this many pairs;
 #: beyond, HiGHS would not finish in interactive time and the answer keeps its proven gap.
@@ -257,6 +264,8 @@ def solve_median(
         rounds = 0
         large = n_pairs > LARGE_PAIRS and p is not None
         step = 1.0
+        lp_done = not large
+        tree_lb = -np.inf
         while not stop():
             rounds += 1
             result = _lagrangian.subgradient(
@@ -303,6 +312,33 @@ def solve_median(
                     )
                 if val < ub - 1e-9 * max(1.0, abs(ub)):
                     open_local, ub = cand, val
+            if (
+                p is not None
+                and not lp_done
+                and (result.converged or time.perf_counter() - t0 >= LP_BOUND_AFTER * time_limit)
+            ):
+                lp_done = True
+                lag, lp = _lp_bound.raise_bound(
+                    pen,
+                    fix,
+                    lag,
+                    p=p,
+                    required=req,
+                    allowed=allowed,
+                    open_sites=open_local,
+                    deadline=deadline,
+                    should_stop=stop,
+                    on_round=lambda b: report("LP bound", objective=ub, bound=b),  # noqa: B023
+                    cutoff=ub,
+                )
+                tree_lb = lp.bound
+                extras.update(
+                    lp_bound=lp.lp_value,
+                    lp_bound_rounds=lp.rounds,
+                    lp_bound_status=lp.status,
+                    lp_tree_bound=lp.bound,
+                    lp_tree_nodes=lp.nodes,
+                )
             report(f"Lagrangian bound, round {rounds}", objective=ub, bound=lag.bound)
             if (
                 lagrangian_first
@@ -332,7 +368,7 @@ def solve_median(
         extras["lagrangian_bound"] = lag.bound
         extras["lagrangian_iterations"] = iterations
         extras["lagrangian_rounds"] = rounds
-        lb = max(lb, lag.bound)
+        lb = max(lb, lag.bound, tree_lb)
 
     gap = relative_gap(ub, lb)
     if gap <= gap_target:
