@@ -29,6 +29,14 @@ def brute_force(a: np.ndarray, fixed: np.ndarray, p: int, required: np.ndarray) 
     )
 
 
+def first_open(required: np.ndarray, m: int, p: int) -> np.ndarray:
+    """A start with ``p`` open candidates that include the required one."""
+    start_open = np.unique(np.concatenate([required, np.arange(m)]))[:p]
+    if required.size and required[0] not in start_open:
+        start_open = np.concatenate([required, start_open[: p - 1]])
+    return start_open
+
+
 def direct_lp(a: np.ndarray, fixed: np.ndarray, p: int, required: np.ndarray) -> float:
     """The assignment LP on every pair, by HiGHS (scipy's ``linprog``)."""
     n, m = a.shape
@@ -62,9 +70,7 @@ def test_lp_bound_is_the_lp_optimum_and_below_brute_force(seed: int) -> None:
     required = np.array([int(rng.integers(m))]) if seed % 2 else np.empty(0, dtype=np.int64)
     lp_value = direct_lp(a, fixed, p, required)
     optimum = brute_force(a, fixed, p, required)
-    start_open = np.unique(np.concatenate([required, np.arange(m)]))[:p]
-    if required.size and required[0] not in start_open:
-        start_open = np.concatenate([required, start_open[: p - 1]])
+    start_open = first_open(required, m, p)
     n_groups = [m, 3, 1][seed % 3]
     res = _lp_bound.lp_bound(
         a,
@@ -207,9 +213,7 @@ def test_branching_closes_small_instances_at_the_brute_force_optimum(seed: int) 
     fixed = np.zeros(m)
     required = np.array([int(rng.integers(m))]) if seed % 3 == 0 else np.empty(0, dtype=np.int64)
     optimum = brute_force(a, fixed, p, required)
-    start_open = np.unique(np.concatenate([required, np.arange(m)]))[:p]
-    if required.size and required[0] not in start_open:
-        start_open = np.concatenate([required, start_open[: p - 1]])
+    start_open = first_open(required, m, p)
     res = _lp_bound.lp_bound(
         a,
         fixed,

@@ -210,10 +210,18 @@ def lp_bound(
         h.addRows(rows.size, rhs[rows], np.full(rows.size, inf), index.size, starts, index, value)
         return int(rows.size)
 
-    def f_value(y: np.ndarray) -> tuple[float, np.ndarray]:
+    def f_value(y: np.ndarray) -> tuple[float, np.ndarray, sp.csr_matrix, np.ndarray]:
+        """``F(y)``, the levels ``D_i(y)`` and the grouped cuts at them."""
         level = srt.levels(y)
         coef, rhs = cuts_at(level)
-        return float(fixed @ y + rhs.sum() - (coef @ y).sum()), level
+        return float(fixed @ y + rhs.sum() - (coef @ y).sum()), level, coef, rhs
+
+    def add_violated(
+        coef: sp.csr_matrix, rhs: np.ndarray, level: np.ndarray, y: np.ndarray, theta: np.ndarray
+    ) -> int:
+        """Add the cuts violated at the master's point ``(y, theta)``."""
+        viol = rhs - coef @ y - theta
+        return add(coef, rhs, viol > CUT_TOLERANCE * np.maximum(np.abs(rhs), 1.0), level)
 
     def averaged_levels() -> np.ndarray:
         """Levels averaged with the cut rows' duals; a group's missing weight (its theta at the
@@ -237,8 +245,7 @@ def lp_bound(
         n_cuts += add(coef, rhs, np.ones(g_count, dtype=bool), level)
     center = np.zeros(m)
     center[start_open] = 1.0
-    f_center, level = f_value(center)
-    coef, rhs = cuts_at(level)
+    f_center, level, coef, rhs = f_value(center)
     n_cuts += add(coef, rhs, np.ones(g_count, dtype=bool), level)
     upper = f_center
     bound = -np.inf
@@ -277,13 +284,11 @@ def lp_bound(
         added = 0
         for alpha in (IN_OUT_ALPHA, 0.0):
             y_sep = alpha * center + (1.0 - alpha) * y_m
-            f_sep, level = f_value(y_sep)
+            f_sep, level, coef, rhs = f_value(y_sep)
             upper = min(upper, f_sep)
             if f_sep < f_center:
                 center, f_center = y_sep, f_sep
-            coef, rhs = cuts_at(level)
-            viol = rhs - coef @ y_m - theta
-            added = add(coef, rhs, viol > CUT_TOLERANCE * np.maximum(np.abs(rhs), 1.0), level)
+            added = add_violated(coef, rhs, level, y_m, theta)
             n_cuts += added
             if added:
                 break
@@ -321,10 +326,8 @@ def lp_bound(
                 before, value = value, float(h.getInfo().objective_function_value)
                 if value >= cutoff or value - before <= LP_TOLERANCE * abs(value):
                     break
-                _, level = f_value(y_node)
-                coef, rhs = cuts_at(level)
-                viol = rhs - coef @ y_node - theta
-                if not add(coef, rhs, viol > CUT_TOLERANCE * np.maximum(np.abs(rhs), 1.0), level):
+                _, level, coef, rhs = f_value(y_node)
+                if not add_violated(coef, rhs, level, y_node, theta):
                     break
             return value, y_node
 
