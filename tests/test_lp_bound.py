@@ -230,3 +230,82 @@ def test_branching_closes_small_instances_at_the_brute_force_optimum(seed: int) 
     assert res.bound >= optimum * (1 - 1e-6)
     if res.lp_value < optimum * (1 - 1e-6):
         assert res.nodes > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lp_rounding_is_a_swap_local_optimum_on_the_support(seed: int) -> None:
+    """From a fractional point: ``p`` sites with the required one, the objective evaluated on
+    the matrix, and no single swap inside the support improves it (checked by enumeration);
+    from the brute-force optimum as an integral point: that optimum."""
+    rng = np.random.default_rng(400 + seed)
+    n, m, p = 40, 10, 3
+    a = euclidean(rng, n, m)
+    fixed = np.zeros(m)
+    required = np.array([seed % m]) if seed % 2 else np.empty(0, dtype=np.int64)
+    y = rng.random(m)
+    y[rng.choice(m, 3, replace=False)] = 0.0  # outside the support
+    support = np.union1d(np.flatnonzero(y > 1e-6), required)
+    y[required] = 1.0
+    allowed = np.ones(m, dtype=bool)
+    deadline = time.perf_counter() + 30
+    sites, value = _local_search.lp_rounding(
+        a, fixed, y, p=p, required=required, allowed=allowed, deadline=deadline
+    )
+    assert sites.size == p
+    assert np.isin(required, sites).all()
+    assert value == pytest.approx(_local_search.evaluate(a, fixed, sites), rel=1e-12)
+    for out in set(sites.tolist()) - set(required.tolist()):
+        for into in set(support.tolist()) - set(sites.tolist()):
+            swapped = np.array(sorted((set(sites.tolist()) - {out}) | {into}))
+            assert _local_search.evaluate(a, fixed, swapped) >= value * (1 - 1e-12)
+    optimum = brute_force(a, fixed, p, required)
+    best = next(
+        np.array(s)
+        for s in itertools.combinations(range(m), p)
+        if np.isin(required, s).all()
+        and _local_search.evaluate(a, fixed, np.array(s)) == pytest.approx(optimum, rel=1e-12)
+    )
+    integral = np.zeros(m)
+    integral[best] = 1.0
+    _, at_optimum = _local_search.lp_rounding(
+        a, fixed, integral, p=p, required=required, allowed=allowed, deadline=deadline
+    )
+    assert at_optimum == pytest.approx(optimum, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_branching_with_lp_rounding_finds_and_proves_the_optimum(seed: int) -> None:
+    """Started with a poor incumbent as cutoff, the rounding at the root and the nodes lowers
+    the cutoff to the brute-force optimum, and the tree proves it (bound = optimum)."""
+    rng = np.random.default_rng(500 + seed)
+    n, m = int(rng.integers(20, 40)), int(rng.integers(8, 13))
+    p = int(rng.integers(2, 5))
+    a = rng.integers(1, 100, size=(n, m)).astype(float)
+    fixed = np.zeros(m)
+    required = np.array([int(rng.integers(m))]) if seed % 3 == 0 else np.empty(0, dtype=np.int64)
+    optimum = brute_force(a, fixed, p, required)
+    start_open = first_open(required, m, p)
+    deadline = time.perf_counter() + 60
+    found = [_local_search.evaluate(a, fixed, start_open)]
+
+    def rounding(y: np.ndarray) -> float:
+        _, value = _local_search.lp_rounding(
+            a, fixed, y, p=p, required=required, allowed=np.ones(m, dtype=bool), deadline=deadline
+        )
+        found.append(value)
+        return min(found)
+
+    res = _lp_bound.lp_bound(
+        a,
+        fixed,
+        p=p,
+        required=required,
+        start_levels=[a.min(axis=1)],
+        start_open=start_open,
+        deadline=deadline,
+        cutoff=found[0],
+        on_point=rounding,
+    )
+    assert len(found) >= 2  # the root at least
+    assert min(found) == pytest.approx(optimum, rel=1e-12)
+    assert res.bound == pytest.approx(optimum, rel=1e-9)

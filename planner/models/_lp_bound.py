@@ -23,7 +23,9 @@ every round; ``F`` at any ``y`` is an upper bound on the LP bound, so the loop a
 Given an incumbent value (``cutoff``), the same master then branches on ``y`` (best first, both
 children of the candidate closest to 1/2, Kelley cut rounds per node, every cut global), so the
 bound can rise above the LP bound when the LP is fractional (10,000 x 1,000, p = 20: the LP has
-170 fractional candidates; one branching raises the bound by 0.025 %).
+170 fractional candidates; one branching raises the bound by 0.025 %). A primal heuristic
+(``on_point``, e.g. :func:`._local_search.lp_rounding`) sees the master's point at the root and
+at every node and may lower the cutoff, so more nodes are pruned.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ IN_OUT_ALPHA = 0.5
 
 #: Kelley cut rounds per branch-and-bound node at most.
 NODE_ROUNDS = 30
+
+#: Before branching, cut rows slack by more than this (relative to their right-hand side) at
+#: the root's solution are deleted: each node's re-solve is then cheaper (10,000 x 1,000,
+#: p = 20: 6,043 of 8,357 rows deleted, 8 nodes instead of 6 in 35 s).
+PURGE_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ def lp_bound(
     sorted_rows: _Sorted | None = None,
     on_round: Callable[[float], None] | None = None,
     cutoff: float = np.inf,
+    on_point: Callable[[np.ndarray], float] | None = None,
 ) -> LpBoundResult:
     """Lower bound (up to the LP bound) of ``min f.y + sum_i min_{j open} a_ij``, ``p`` open.
 
@@ -155,6 +163,10 @@ def lp_bound(
         ``y`` (both children of the most fractional candidate, Kelley cut rounds per node,
         all cuts global) raises ``bound`` to the smallest bound of the open nodes until
         ``deadline``; nodes at or above ``cutoff`` are pruned.
+    on_point
+        Primal heuristic for the branching: called with the master's ``y`` at the converged
+        root and at every node solved; returns the value of the best solution known after it
+        (the incumbent may have improved), which becomes the ``cutoff``.
     """
     import highspy
 
@@ -238,6 +250,19 @@ def lp_bound(
             first += rows.size
         return out + np.maximum(1.0 - total, 0.0)[groups] * row_min
 
+    def purge() -> None:
+        """Delete the cut rows that are slack at the master's solution (kept: row 0 and the
+        binding rows); the branching re-separates any it needs again. Root loop only before
+        it: the rows no longer match the bookkeeping of ``averaged_levels`` after it."""
+        sol = h.getSolution()
+        lower = np.asarray(h.getLp().row_lower_)
+        slack = np.asarray(sol.row_value) - lower
+        drop = np.flatnonzero(slack > PURGE_SLACK * np.maximum(np.abs(lower), 1.0))
+        drop = drop[drop > 0]
+        if drop.size:
+            h.deleteRows(drop.size, drop.astype(np.int32))
+        logger.debug("purged %d of %d rows", drop.size, lower.size)
+
     n_cuts = 0
     for start in start_levels:
         level = np.asarray(start, dtype=np.float64)
@@ -302,6 +327,7 @@ def lp_bound(
         status = "stopped" if stop() else "time_limit"
     tree_bound, nodes = bound, 0
     if converged and np.isfinite(cutoff):
+        purge()
 
         def node_bound(lower: np.ndarray, upper_y: np.ndarray) -> tuple[float, np.ndarray]:
             """Kelley cut rounds at a node (y bounds changed); the last master value is a
@@ -331,6 +357,8 @@ def lp_bound(
                     break
             return value, y_node
 
+        if on_point is not None:
+            cutoff = min(cutoff, on_point(y_m))
         base_lower = np.zeros(m)
         base_lower[required] = 1.0
         # open nodes: (bound, id, lower, upper, y); best first
@@ -353,6 +381,8 @@ def lp_bound(
                 lo[j] = up[j] = fix_to
                 value, y_child = node_bound(lo, up)
                 nodes += 1
+                if on_point is not None and value < cutoff and time.perf_counter() < deadline:
+                    cutoff = min(cutoff, on_point(y_child))
                 # a node cut short keeps at least its parent's bound
                 children.append((max(value, node_value), nodes, lo, up, y_child))
             if time.perf_counter() >= deadline or stop():
@@ -394,6 +424,7 @@ def raise_bound(
     should_stop: Any = None,
     on_round: Callable[[float], None] | None = None,
     cutoff: float = np.inf,
+    on_point: Callable[[np.ndarray], float] | None = None,
 ) -> tuple[_lagrangian.LagrangianResult, LpBoundResult]:
     """Run :func:`lp_bound` from a subgradient result and return the Lagrangian result at the
     LP's averaged levels when its bound is higher (else ``lag``), with the LP loop's outcome.
@@ -402,7 +433,8 @@ def raise_bound(
     matrix (not a core, whose caps would cut some levels), so the reduced-cost tests continue
     from the LP level. With a finite ``cutoff`` (the incumbent's value) the loop goes on
     branching until ``deadline``: then ``LpBoundResult.bound`` may be above the LP bound (and
-    above the returned Lagrangian result's bound).
+    above the returned Lagrangian result's bound); ``on_point`` is its primal heuristic (see
+    :func:`lp_bound`).
     """
     lp = lp_bound(
         a,
@@ -415,6 +447,7 @@ def raise_bound(
         should_stop=should_stop,
         on_round=on_round,
         cutoff=cutoff,
+        on_point=on_point,
     )
     if lp.multipliers.size == 0:
         return lag, lp
