@@ -37,6 +37,16 @@ def first_open(required: np.ndarray, m: int, p: int) -> np.ndarray:
     return start_open
 
 
+def random_costs(seed: int, *, with_required: bool) -> tuple[np.ndarray, int, np.ndarray]:
+    """Integer costs 1-99 (20-39 rows, 8-12 columns), p in 2-4, one required column or none."""
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(20, 40)), int(rng.integers(8, 13))
+    p = int(rng.integers(2, 5))
+    a = rng.integers(1, 100, size=(n, m)).astype(float)
+    required = np.array([int(rng.integers(m))]) if with_required else np.empty(0, dtype=np.int64)
+    return a, p, required
+
+
 def direct_lp(a: np.ndarray, fixed: np.ndarray, p: int, required: np.ndarray) -> float:
     """The assignment LP on every pair, by HiGHS (scipy's ``linprog``)."""
     n, m = a.shape
@@ -206,12 +216,9 @@ def test_large_path_with_the_lp_bound_is_exact_on_small_instances(
 def test_branching_closes_small_instances_at_the_brute_force_optimum(seed: int) -> None:
     """With the optimum as cutoff and time enough, the tree's bound is the optimum (never
     above), from the LP bound (below it on 7 of these 12 random-cost instances)."""
-    rng = np.random.default_rng(300 + seed)
-    n, m = int(rng.integers(20, 40)), int(rng.integers(8, 13))
-    p = int(rng.integers(2, 5))
-    a = rng.integers(1, 100, size=(n, m)).astype(float)
+    a, p, required = random_costs(300 + seed, with_required=seed % 3 == 0)
+    m = a.shape[1]
     fixed = np.zeros(m)
-    required = np.array([int(rng.integers(m))]) if seed % 3 == 0 else np.empty(0, dtype=np.int64)
     optimum = brute_force(a, fixed, p, required)
     start_open = first_open(required, m, p)
     res = _lp_bound.lp_bound(
@@ -277,12 +284,9 @@ def test_lp_rounding_is_a_swap_local_optimum_on_the_support(seed: int) -> None:
 def test_branching_with_lp_rounding_finds_and_proves_the_optimum(seed: int) -> None:
     """Started with a poor incumbent as cutoff, the rounding at the root and the nodes lowers
     the cutoff to the brute-force optimum, and the tree proves it (bound = optimum)."""
-    rng = np.random.default_rng(500 + seed)
-    n, m = int(rng.integers(20, 40)), int(rng.integers(8, 13))
-    p = int(rng.integers(2, 5))
-    a = rng.integers(1, 100, size=(n, m)).astype(float)
+    a, p, required = random_costs(500 + seed, with_required=seed % 3 == 0)
+    m = a.shape[1]
     fixed = np.zeros(m)
-    required = np.array([int(rng.integers(m))]) if seed % 3 == 0 else np.empty(0, dtype=np.int64)
     optimum = brute_force(a, fixed, p, required)
     start_open = first_open(required, m, p)
     deadline = time.perf_counter() + 60
