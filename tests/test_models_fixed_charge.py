@@ -233,3 +233,119 @@ def test_capacitated_reports_progress_and_stops_with_a_feasible_answer() -> None
     assert stopped.open.size == p
     assert stopped.lower_bound <= full.objective + 1e-6 <= stopped.objective + 1e-6
     assert stopped.optimal == (stopped.gap == 0.0)
+
+
+def test_loose_capacities_return_the_relaxation_optimum_without_the_mip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the uncapacitated optimum fits the capacities it is the capacitated optimum: the
+    solve returns it, proven, without building the single-sourcing MIP (customers without
+    demand go to their nearest open site)."""
+    import importlib
+
+    module = importlib.import_module("planner.models.fixed_charge")
+
+    def no_mip(*_, **__):
+        raise AssertionError("the MIP was built although the capacities do not bind")
+
+    monkeypatch.setattr(module, "solve_mip", no_mip)
+    rng = np.random.default_rng(7)
+    n, m, p = 30, 6, 2
+    cost = rng.uniform(60, 3600, size=(n, m))
+    cost[rng.random((n, m)) < 0.2] = np.inf
+    cost[:, 0] = rng.uniform(60, 3600, size=n)
+    weights = rng.integers(1, 4, size=n).astype(float)
+    weights[:3] = 0.0
+    cap = np.full(m, weights.sum())
+    sol = capacitated_p_median(cost, p, cap, weights)
+    best = min(
+        float((weights * cost[:, list(s)].min(axis=1)).sum())
+        for s in itertools.combinations(range(m), p)
+        if np.isfinite(cost[:, list(s)].min(axis=1)).all()
+    )
+    assert sol.optimal
+    assert "capacities not binding" in sol.solver
+    assert sol.objective == pytest.approx(best, rel=1e-9)
+    near = sol.open[np.argmin(cost[:, sol.open], axis=1)]
+    assert np.array_equal(sol.assignment[:3], near[:3])
+    assert sol.extras["travel_cost_total"] == pytest.approx(sol.objective, rel=1e-12)
+    fixed = rng.uniform(0, 5000, size=m)
+    sol = fixed_charge(cost, fixed, weights, capacity=cap)
+    assert sol.optimal
+    assert sol.objective == pytest.approx(fixed_charge(cost, fixed, weights).objective, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_light_presolve_of_large_mips_keeps_the_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above ``FULL_PRESOLVE_MAX_COLS`` columns HiGHS runs its light presolve (the full one
+    ignores the time limit on large models): with the threshold at 0, tight-capacity instances
+    still reach the brute-force optimum, and the option is really set."""
+    from planner.models import _mip
+
+    created = []
+    new_highs = _mip._new_highs
+
+    def spy():
+        h = new_highs()
+        created.append(h)
+        return h
+
+    monkeypatch.setattr(_mip, "FULL_PRESOLVE_MAX_COLS", 0)
+    monkeypatch.setattr(_mip, "_new_highs", spy)
+    rng = np.random.default_rng(900 + seed)
+    n, m, p = 6, 4, 2
+    cost = rng.uniform(60, 3600, size=(n, m))
+    weights = rng.integers(1, 4, size=n).astype(float)
+    cap = np.full(m, 0.6 * weights.sum())  # binds: no site takes everyone
+    best = min(
+        v
+        for s in itertools.combinations(range(m), p)
+        if (v := brute_force_assign(cost, weights, cap, list(s), 1.0)) is not None
+    )
+    sol = capacitated_p_median(cost, p, cap, weights)
+    assert sol.optimal
+    assert sol.objective == pytest.approx(best, rel=1e-7)
+    # highspy returns (status, value) here
+    modes = [np.atleast_1d(h.getOptionValue("presolve_mode"))[-1] for h in created]
+    assert 2 in modes
+
+
+def test_capacitated_mip_beyond_its_pair_limit_keeps_the_first_answer_and_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above ``MIP_MAX_PAIRS`` the MIP is not built: the answer is the regret assignment of
+    the relaxation's sites (within capacities), its bound the relaxation's, and the gap
+    brackets the brute-force optimum."""
+    import importlib
+
+    module = importlib.import_module("planner.models.fixed_charge")
+
+    def no_mip(*_, **__):
+        raise AssertionError("the MIP was built above its pair limit")
+
+    monkeypatch.setattr(module, "solve_mip", no_mip)
+    monkeypatch.setattr(module, "MIP_MAX_PAIRS", 0)
+    rng = np.random.default_rng(27)
+    n, m, p = 7, 4, 2
+    cost = rng.uniform(60, 3600, size=(n, m))
+    weights = rng.integers(1, 4, size=n).astype(float)
+    cap = np.full(m, 0.55 * weights.sum())  # binds at the relaxation's sites here
+    best = min(
+        v
+        for s in itertools.combinations(range(m), p)
+        if (v := brute_force_assign(cost, weights, cap, list(s), 1.0)) is not None
+    )
+    sol = capacitated_p_median(cost, p, cap, weights)
+    assert sol.status == "mip_too_large"
+    assert not sol.optimal
+    assert sol.extras["mip_status"].startswith("skipped")
+    assert sol.open.size == p
+    load = np.bincount(sol.assignment, weights=weights, minlength=m)
+    assert (load <= cap + 1e-9).all()
+    assert sol.lower_bound <= best * (1 + 1e-9)
+    assert sol.objective >= best * (1 - 1e-9)
+    assert sol.objective == pytest.approx(
+        float((weights * cost[np.arange(n), sol.assignment]).sum()), rel=1e-12
+    )
