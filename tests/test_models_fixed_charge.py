@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import numpy as np
@@ -41,6 +42,17 @@ def brute_force_assign(cost, weights, cap, open_sites, time_value):
         if ok and all(load[j] <= cap[j] + 1e-9 for j in open_sites):
             best = total if best is None else min(best, total)
     return best
+
+
+def forbid_the_mip(monkeypatch: pytest.MonkeyPatch):
+    """Make building the single-sourcing MIP fail the test; returns the model's module."""
+    module = importlib.import_module("planner.models.fixed_charge")
+
+    def no_mip(*_, **__):
+        raise AssertionError("the capacitated MIP was built")
+
+    monkeypatch.setattr(module, "solve_mip", no_mip)
+    return module
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -241,14 +253,7 @@ def test_loose_capacities_return_the_relaxation_optimum_without_the_mip(
     """When the uncapacitated optimum fits the capacities it is the capacitated optimum: the
     solve returns it, proven, without building the single-sourcing MIP (customers without
     demand go to their nearest open site)."""
-    import importlib
-
-    module = importlib.import_module("planner.models.fixed_charge")
-
-    def no_mip(*_, **__):
-        raise AssertionError("the MIP was built although the capacities do not bind")
-
-    monkeypatch.setattr(module, "solve_mip", no_mip)
+    forbid_the_mip(monkeypatch)
     rng = np.random.default_rng(7)
     n, m, p = 30, 6, 2
     cost = rng.uniform(60, 3600, size=(n, m))
@@ -318,15 +323,7 @@ def test_capacitated_mip_beyond_its_pair_limit_keeps_the_first_answer_and_its_bo
     """Above ``MIP_MAX_PAIRS`` the MIP is not built: the answer is the regret assignment of
     the relaxation's sites (within capacities), its bound the relaxation's, and the gap
     brackets the brute-force optimum."""
-    import importlib
-
-    module = importlib.import_module("planner.models.fixed_charge")
-
-    def no_mip(*_, **__):
-        raise AssertionError("the MIP was built above its pair limit")
-
-    monkeypatch.setattr(module, "solve_mip", no_mip)
-    monkeypatch.setattr(module, "MIP_MAX_PAIRS", 0)
+    monkeypatch.setattr(forbid_the_mip(monkeypatch), "MIP_MAX_PAIRS", 0)
     rng = np.random.default_rng(27)
     n, m, p = 7, 4, 2
     cost = rng.uniform(60, 3600, size=(n, m))
