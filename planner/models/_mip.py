@@ -137,7 +137,6 @@ def solve_mip(
     num_col = int(c.size)
     num_row = int(a_csc.shape[0])
     h = _new_highs()
-    h.setOptionValue("time_limit", max(float(time_limit), 0.01))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     h.setOptionValue("mip_abs_gap", 1e-9)
     h.setOptionValue("threads", 1)

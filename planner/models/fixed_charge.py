@@ -467,7 +467,7 @@ def _capacitated(
     heuristic = _assign_with_capacity(cost, w, relaxed_open, cap)
     if heuristic is not None:
         served = heuristic >= 0
-        first = float(f[relaxed.open].sum()) + float(
+        first = float(f[relaxed_open].sum()) + float(
             (time_value * w[served] * cost[served, heuristic[served]]).sum()
         )
         report("Capacity-respecting first solution", objective=first, bound=relaxed.lower_bound)
@@ -526,7 +526,7 @@ def _capacitated(
     start = None
     if heuristic is not None:
         start = np.zeros(m + k)
-        start[np.asarray(relaxed.open, dtype=np.intp)] = 1.0
+        start[relaxed_open] = 1.0
         rows = np.flatnonzero(heuristic[rows_w] >= 0)
         # pairs are in row-major order, so (row, site) keys are sorted
         key = pi.astype(np.int64) * m + pj
