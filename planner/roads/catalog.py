@@ -310,13 +310,9 @@ def _parsed(index: Path, *, server: str, fetched: str | None, note: str | None) 
             for old in [k for k in _PARSED if k[0] == key[0]]:
                 del _PARSED[old]
             _PARSED[key] = hit
-    # entries carry "downloaded" state: refresh the paths' sizes cheaply
-    entries = tuple(
-        RegionEntry(**{**e.__dict__, "size_bytes": e.path.stat().st_size})
-        if e.path is not None and e.path.is_file()
-        else e
-        for e in hit.entries
-    )
+    # entries carry "downloaded" state and sizes: refresh them cheaply
+    sizes = _read_sizes(server)
+    entries = tuple(_refreshed(e, sizes) for e in hit.entries)
     return Catalog(
         entries,
         server,
@@ -325,6 +321,16 @@ def _parsed(index: Path, *, server: str, fetched: str | None, note: str | None) 
         _geometries=hit._geometries,
         _raw_geometry=hit._raw_geometry,
     )
+
+
+def _refreshed(entry: RegionEntry, sizes: dict[str, int]) -> RegionEntry:
+    if entry.path is not None and entry.path.is_file():
+        size: int | None = entry.path.stat().st_size
+    else:
+        size = sizes.get(entry.url or "", entry.size_bytes)
+    if size == entry.size_bytes:
+        return entry
+    return RegionEntry(**{**entry.__dict__, "size_bytes": size})
 
 
 def offline_hint() -> str:
