@@ -26,11 +26,25 @@ MALTA_PBF = REPO / "data" / "osm" / "malta-2018-08-27.osm.pbf"
 #: (planner id, server id, name, parent, outline box W,S,E,N, served file or None)
 REGIONS: list[tuple[str, str, str, str | None, tuple[float, float, float, float], Path | None]] = [
     ("europe", "europe", "Europe", None, (-25.0, 34.0, 45.0, 72.0), None),
-    ("europe/liechtenstein", "liechtenstein", "Liechtenstein", "europe", (9.47, 47.04, 9.64, 47.28), LIECHTENSTEIN_PBF),
+    (
+        "europe/liechtenstein",
+        "liechtenstein",
+        "Liechtenstein",
+        "europe",
+        (9.47, 47.04, 9.64, 47.28),
+        LIECHTENSTEIN_PBF,
+    ),
     ("europe/malta", "malta", "Malta", "europe", (14.15, 35.78, 14.60, 36.10), MALTA_PBF),
     ("europe/georgia", "georgia", "Georgia", "europe", (40.0, 41.0, 46.7, 43.6), None),
     ("north-america/us/georgia", "us/georgia", "Georgia", "us", (-85.6, 30.3, -80.8, 35.0), None),
-    ("north-america/us", "us", "United States of America", "north-america", (-125.0, 24.0, -66.0, 49.5), None),
+    (
+        "north-america/us",
+        "us",
+        "United States of America",
+        "north-america",
+        (-125.0, 24.0, -66.0, 49.5),
+        None,
+    ),
     ("north-america", "north-america", "North America", None, (-170.0, 5.0, -50.0, 84.0), None),
     ("asia/armenia", "armenia", "Armenia", "asia", (43.4, 38.8, 46.7, 41.3), None),
     ("asia", "asia", "Asia", None, (25.0, -11.0, 180.0, 82.0), None),
