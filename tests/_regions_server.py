@@ -98,7 +98,7 @@ def _handler(state: RegionServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _serve(self, body_wanted: bool) -> None:
@@ -145,10 +145,10 @@ def _handler(state: RegionServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
             state.bytes_sent[path] = state.bytes_sent.get(path, 0) + len(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._serve(True)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._serve(False)
 
     return Handler

@@ -39,13 +39,16 @@ def test_list_has_catalog_bundled_and_files_on_disk(server: RegionServer, tmp_pa
     finally:
         del os.environ["PLANNER_DATA_DIR"]
     ids = [e.id for e in entries]
-    assert catalog.fetched and catalog.note is None
+    assert catalog.fetched
+    assert catalog.note is None
     assert {"malta", "liechtenstein", "andorra"} <= {e.id for e in entries if e.kind == "bundled"}
     assert {"europe/liechtenstein", "europe/malta", "north-america/us/georgia"} <= set(ids)
     files = [e for e in entries if e.kind == "file"]
     assert [e.name for e in files] == ["my-county.osm.pbf"]
     li = next(e for e in catalog.entries if e.id == "europe/liechtenstein")
-    assert li.name == "Liechtenstein" and li.parent == "europe" and li.server_id == "liechtenstein"
+    assert li.name == "Liechtenstein"
+    assert li.parent == "europe"
+    assert li.server_id == "liechtenstein"
     assert li.url == f"{server.url}/europe/liechtenstein-latest.osm.pbf"
     assert li.bbox == pytest.approx((9.47, 47.04, 9.64, 47.28))
     assert not li.downloaded
@@ -101,10 +104,12 @@ def test_region_for_points_is_the_smallest_holder(server: RegionServer) -> None:
     lat = rng.uniform(39.5, 40.8, 50)
     assert cat.region_for_points(lon, lat, catalog=catalog).id == "asia/armenia"
     li = cat.region_for_points([9.52, 9.55], [47.14, 47.2], catalog=catalog)
-    assert li is not None and li.id == "europe/liechtenstein"
+    assert li is not None
+    assert li.id == "europe/liechtenstein"
     # spread over Europe: only Europe holds them all
     both = cat.region_for_points([9.52, 14.5], [47.14, 35.9], catalog=catalog, min_share=1.0)
-    assert both is not None and both.id == "europe"
+    assert both is not None
+    assert both.id == "europe"
     assert cat.region_for_points([-150.0], [-60.0], catalog=catalog) is None
 
 
@@ -118,8 +123,10 @@ def test_offline_without_a_catalog_lists_what_is_on_disk_in_seconds(
     empty = cat.load_catalog()
     assert time.perf_counter() - started < 5.0
     assert empty.entries == ()
-    assert empty.note is not None and "cannot be reached" in empty.note
-    assert "planner regions list" in empty.note and str(cat.regions_dir()) in empty.note
+    assert empty.note is not None
+    assert "cannot be reached" in empty.note
+    assert "planner regions list" in empty.note
+    assert str(cat.regions_dir()) in empty.note
     assert "\n" not in empty.note
     listed = cat.list_regions(catalog=empty)
     assert {e.kind for e in listed} == {"bundled"}
@@ -140,7 +147,8 @@ def test_stale_cache_is_used_when_the_server_is_down(
     stale = cat.load_catalog(refresh=True)
     assert time.perf_counter() - started < 5.0
     assert [e.id for e in stale.entries] == [e.id for e in first.entries]
-    assert stale.note is not None and first.fetched is not None
+    assert stale.note is not None
+    assert first.fetched is not None
     assert stale.note.startswith(f"Region catalog of {first.fetched[:10]}")
     monkeypatch.setenv("PLANNER_OFFLINE", "1")
     assert cat.load_catalog(refresh=True).entries == stale.entries

@@ -35,7 +35,8 @@ def test_ways_in_area_keeps_ways_with_a_node_inside() -> None:
 
 def test_area_around_adds_the_margin_in_km() -> None:
     area = area_around([20.0, 21.0, np.nan], [40.0, 41.0, 40.5], margin_km=30)
-    assert area.n_customers == 2 and area.margin_km == 30
+    assert area.n_customers == 2
+    assert area.margin_km == 30
     assert area.south == pytest.approx(40.0 - 30 / 111.32)
     assert area.north == pytest.approx(41.0 + 30 / 111.32)
     # 30 km of longitude at the box's widest latitude
@@ -96,7 +97,8 @@ def _check_trim(full: Any, clip: Any, area: Area, inner: tuple[float, float, flo
     # every road point inside the area is kept; the roads wholly outside were not built
     inside = {p for p in _road_points(full) if area.contains(np.array(p[0]), np.array(p[1]))}
     kept = _road_points(clip)
-    assert inside and inside <= kept
+    assert inside
+    assert inside <= kept
     assert len(kept) < len(_road_points(full))
     # travel times between points well inside: the same as on the whole graph whenever the
     # whole graph's fastest route stays inside the area (and never faster otherwise)
@@ -118,7 +120,8 @@ def _check_trim(full: Any, clip: Any, area: Area, inner: tuple[float, float, flo
             if stays[t]:
                 assert dc[t] == pytest.approx(df[t], abs=1e-6)
                 same += 1
-    assert compared > 500 and same >= 0.9 * compared
+    assert compared > 500
+    assert same >= 0.9 * compared
 
 
 @pytest.mark.slow
