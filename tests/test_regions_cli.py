@@ -100,7 +100,10 @@ def test_run_with_a_catalog_id_downloads_and_trims(
     assert "Downloading malta-latest.osm.pbf" in captured.err
     kept = [line for line in captured.out.splitlines() if line.startswith("Kept the roads of")]
     assert len(kept) == 1
-    assert "km2 around your 300 customers (+5 km), from malta-latest.osm.pbf of 2018-08-27" in kept[0]
+    assert (
+        "km2 around your 300 customers (+5 km), from malta-latest.osm.pbf of 2018-08-27"
+        in (kept[0])
+    )
     assert len(pd.read_csv(out / "shortlist.csv")) == 2
     assert len(server.gets("/europe/malta-latest.osm.pbf")) == 1
     # a box, through `planner compare`: the file is on disk, no second download

@@ -14,16 +14,19 @@ from greece-latest.osm.pbf of 2026-11-30".
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from planner.errors import InputError
-from planner.settings import DEFAULT_MARGIN_KM
+from planner.errors import GraphError, InputError
+from planner.settings import DEFAULT_MARGIN_KM, cache_dir
 
 _KM_PER_DEG_LAT = 111.32
 _EARTH_RADIUS_KM = 6371.0088
@@ -205,3 +208,61 @@ def area_report(area: Area, *, ways_read: int, ways_kept: int) -> dict[str, Any]
         "ways_read": int(ways_read),
         "ways_kept": int(ways_kept),
     }
+
+
+def area_extract_path(src: Path, area: Area) -> Path:
+    """Where :func:`write_area_extract` keeps the roads of ``area`` from ``src``."""
+    stem = src.name
+    for suffix in (".osm.pbf", ".pbf", ".osm.bz2", ".osm.gz", ".osm", ".xml"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    digest = hashlib.sha256(f"{src.resolve()}|{src.stat().st_size}|{area.key()}".encode())
+    return cache_dir("regions") / "areas" / f"{stem}.area-{digest.hexdigest()[:12]}.osm.pbf"
+
+
+def write_area_extract(src: Path, area: Area) -> Path:
+    """Write the roads of ``area`` from ``src`` as an ``.osm.pbf`` (once per file and area).
+
+    For front doors that choose a region by file (the app's region picker): the same rule as
+    the loaders' trim step (a ``highway`` way is kept when one of its nodes lies inside the
+    area, whole, with its nodes), written atomically under ``$PLANNER_CACHE_DIR/regions/areas``.
+
+    Raises
+    ------
+    GraphError
+        The file is not OSM data, or has no road inside the area.
+    """
+    import osmium
+
+    dst = area_extract_path(src, area)
+    if dst.is_file():
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.tmp.osm.pbf")
+    kept = 0
+    try:
+        with osmium.BackReferenceWriter(
+            str(tmp), ref_src=str(src), overwrite=True, remove_tags=False
+        ) as writer:
+            processor = (
+                osmium.FileProcessor(str(src), osmium.osm.NODE | osmium.osm.WAY)
+                .with_locations()
+                .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+                .with_filter(osmium.filter.KeyFilter("highway"))
+            )
+            way: Any
+            for way in processor:
+                coords = [(n.location.lon, n.location.lat) for n in way.nodes if n.location.valid()]
+                if way_in_area(area, coords):
+                    writer.add_way(way)
+                    kept += 1
+    except RuntimeError as exc:
+        tmp.unlink(missing_ok=True)
+        msg = f"cannot read the file as OpenStreetMap data ({exc}); check that it is complete"
+        raise GraphError(f"{src}: {msg}") from exc
+    if kept == 0:
+        tmp.unlink(missing_ok=True)
+        raise GraphError(f"{src}: has no road {area.describe()}")
+    os.replace(tmp, dst)
+    return dst
