@@ -13,6 +13,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class RegionServer:
     corrupt_always: set[str] = field(default_factory=set)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     bytes_sent: dict[str, int] = field(default_factory=dict)
+    throttle_s: float = 0.0  # pause after every 64 kB of a file (a slow server)
     url: str = ""
 
     def gets(self, path: str) -> list[str | None]:
@@ -142,7 +144,13 @@ def _handler(state: RegionServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            self.wfile.write(body)
+            if state.throttle_s and len(body) > 65536:
+                for i in range(0, len(body), 65536):
+                    self.wfile.write(body[i : i + 65536])
+                    self.wfile.flush()
+                    time.sleep(state.throttle_s)
+            else:
+                self.wfile.write(body)
             state.bytes_sent[path] = state.bytes_sent.get(path, 0) + len(body)
 
         def do_GET(self) -> None:

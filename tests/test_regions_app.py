@@ -42,7 +42,7 @@ def _open(region: str = "liechtenstein") -> AppTest:
     return _ok(at.run())
 
 
-def _button(at: AppTest, label: str):  # noqa: ANN202
+def _button(at: AppTest, label: str):
     found = [b for b in at.button if b.label == label]
     assert found, [b.label for b in at.button]
     return found[0]
