@@ -37,6 +37,7 @@ from planner.engine._progress import (
     scaled,
 )
 from planner.engine.instance import Instance, ScenarioInstance
+from planner.engine.sizes import allowed_sizes, site_sizes_warnings
 from planner.engine.spec import LAYOUTS
 from planner.errors import InfeasibleError, InputError
 from planner.models import Solution
@@ -95,6 +96,29 @@ def build_result(
     customers["site_id"] = ""
     customers.loc[assigned, "site_id"] = cands["site_id"].astype(str).to_numpy()[col[assigned]]
     customers["travel_min"] = np.where(np.isfinite(travel_min), travel_min, np.nan)
+    # each customer's nearest open service point (offices serve no customer): a customer
+    # served elsewhere (a full site, in a capacitated plan) drives the difference extra
+    serving = np.asarray(
+        [
+            j
+            for j in np.asarray(solution.open, dtype=np.int64)
+            if (roles or {}).get(int(j)) != "office"
+        ],
+        dtype=np.int64,
+    )
+    customers["nearest_site_id"] = ""
+    customers["nearest_travel_min"] = np.nan
+    rows_ = np.flatnonzero(served)
+    if serving.size and rows_.size:
+        sub = instance.cost_s[np.ix_(d_of_c[rows_], serving)]
+        best = np.argmin(np.where(np.isfinite(sub), sub, np.inf), axis=1)
+        best_s = sub[np.arange(rows_.size), best]
+        if instance.access_offset_s is not None:
+            best_s = best_s + instance.access_offset_s[rows_]
+        ok = np.isfinite(best_s)
+        site_ids = cands["site_id"].astype(str).to_numpy()
+        customers.loc[rows_[ok], "nearest_site_id"] = site_ids[serving[best[ok]]]
+        customers.loc[rows_[ok], "nearest_travel_min"] = best_s[ok] / 60.0
     unserved = served & ~assigned
     customers.loc[unserved, "excluded_reason"] = "cannot reach any opened site"
     warnings = instance.warnings
@@ -393,6 +417,14 @@ def solve_layout(
     n_ws: int | None = spec.workshops if workshops == "spec" else workshops  # type: ignore[assignment]
     params = parameters or spec.parameters
     inst = sinst.instance
+    allowed_sizes(inst.candidates, spec.sizes)  # a site naming an unknown size is an error
+    if spec.sizes:
+        raise InputError(
+            "choosing workshop sizes (the scenario's sizes) needs the sized-workshop model, "
+            "which this version does not have yet; remove sizes to plan with each site's own "
+            "fixed_cost and capacity",
+            field="sizes",
+        )
     weights = inst.demand_weight if demand_weight is None else np.asarray(demand_weight, float)
     # each site's own yearly fixed cost and capacity (the sites file's, else the Costs page's)
     figures = site_figures(inst.candidates, params, layout=layout)
@@ -502,6 +534,7 @@ def solve_layout(
         }
     )
     warnings = list(res.warnings) + layout_warnings + _capacity_warnings(loads, res.sites)
+    warnings += site_sizes_warnings(inst.candidates, spec.sizes)
     n_partner_cost = unused_partner_fixed_costs(inst.candidates.iloc[full.open])
     if n_partner_cost:
         warnings.append(
