@@ -210,9 +210,10 @@ def _solve_columns(
     cap = None if capacity_weight is None else np.asarray(capacity_weight, dtype=float)[cols]
     required = np.flatnonzero(np.isin(cols, inst.required))
     excluded = np.flatnonzero(np.isin(cols, inst.excluded))
-    excluded = _with_dominated(
-        cost, fixed, cap, required=required, excluded=excluded, workshops=workshops
-    )
+    if cap is None:  # with capacities two sites at one place may both be needed
+        excluded = _with_dominated(
+            cost, fixed, None, required=required, excluded=excluded, workshops=workshops
+        )
     if workshops is None:
         tv = _time_value_per_weight_s(sinst.spec.parameters)
         if np.any(fixed > 0) and tv <= 0:
@@ -236,7 +237,7 @@ def _solve_columns(
     if p < 1:
         raise InfeasibleError("no usable candidate sites for this layout")
     if cap is not None:
-        return models.capacitated_p_median(
+        sol = models.capacitated_p_median(
             cost,
             p,
             cap,
@@ -247,6 +248,7 @@ def _solve_columns(
             progress=progress,
             should_stop=should_stop,
         )
+        return _swap_dominated(sol, cost, fixed, cap, required=required, excluded=excluded)
     sol = models.p_median(
         cost,
         p,
@@ -308,6 +310,56 @@ def _with_dominated(
     if workshops is not None:
         dominated = dominated[: max(0, usable - int(workshops))]
     return np.union1d(excluded, np.asarray(dominated, dtype=np.int64)).astype(np.int64)
+
+
+def _swap_dominated(
+    sol: Solution,
+    cost: np.ndarray,
+    fixed: np.ndarray,
+    cap: np.ndarray,
+    *,
+    required: np.ndarray,
+    excluded: np.ndarray,
+) -> Solution:
+    """A capacitated p-median answer (travel only) with each open site replaced by a closed
+    one at the same place (the same travel time from every customer) that costs less and has
+    no less room: the travel and every load stay the same, the rent goes down."""
+    m = cost.shape[1]
+    closed = np.ones(m, dtype=bool)
+    closed[np.asarray(sol.open, dtype=np.int64)] = False
+    closed[excluded] = False
+    if not closed.any():
+        return sol
+    keys = {j: np.ascontiguousarray(cost[:, j]).tobytes() for j in range(m)}
+    keep = set(required.tolist())
+    open_now = [int(j) for j in np.asarray(sol.open)]
+    assignment = np.asarray(sol.assignment).copy()
+    moved: dict[int, int] = {}
+    for j in open_now:
+        if j in keep:
+            continue
+        better = [
+            b
+            for b in np.flatnonzero(closed).tolist()
+            if keys[b] == keys[j] and fixed[b] < fixed[j] and cap[b] >= cap[j]
+        ]
+        if better:
+            b = min(better, key=lambda c: (float(fixed[c]), c))
+            closed[b], closed[j] = False, True
+            assignment[assignment == j] = b
+            moved[j] = b
+    if not moved:
+        return sol
+    extras = dict(sol.extras)
+    if isinstance(extras.get("load"), dict):
+        extras["load"] = {moved.get(int(k), int(k)): v for k, v in extras["load"].items()}
+    if isinstance(extras.get("capacity"), dict):
+        extras["capacity"] = {
+            moved.get(int(k), int(k)): float(cap[moved.get(int(k), int(k))])
+            for k in extras["capacity"]
+        }
+    opened = np.sort([moved.get(j, j) for j in open_now]).astype(np.int64)
+    return dataclasses.replace(sol, open=opened, assignment=assignment, extras=extras)
 
 
 def _with_nearest_site_bound(
