@@ -407,3 +407,19 @@ def test_two_sites_at_one_place_may_both_open_when_capacity_needs_them() -> None
     lr = planner.run(spec, sinst=sinst)
     assert set(lr.result.sites["site_id"]) == {"S0", "S1"}  # only the pair holds 1,800 jobs
     assert lr.solution.objective == pytest.approx(brute, rel=1e-9)
+
+
+def test_phases_budget_counts_each_sites_own_rent() -> None:
+    from planner.engine.phases import workshops_from_budget
+
+    spec = ScenarioSpec(parameters=PARAMS)
+    default = PARAMS.workshop_fixed_cost_eur()
+    # without the sites' figures: budget / the default workshop cost
+    assert workshops_from_budget([2.5 * default], spec=spec) == [2]
+    # with them: as many of the cheapest sites as fit
+    own = [UPKEEP + 5_000, UPKEEP + 12_000, UPKEEP + 90_000, UPKEEP + 250_000]
+    assert workshops_from_budget(
+        [own[0] + 1, own[0] + own[1], own[0] + own[1] + own[2] - 1],
+        spec=spec,
+        site_fixed_cost_eur=own,
+    ) == [1, 2, 2]
