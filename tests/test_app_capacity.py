@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from _apptest import TIMEOUT_S, ok, wait_for_job
 from streamlit.testing.v1 import AppTest
@@ -95,7 +96,7 @@ def test_plan_with_capacity_then_results_show_loads_and_displaced_customers() ->
     assert _toggle(at, "Respect workshop capacity").value  # the Plan page's choice
 
 
-def test_utilisation_colours_mark_sites_above_capacity() -> None:
+def test_utilisation_colours_mark_sites_above_capacity(tmp_path: Path) -> None:
     """Red above 100 %, blue at or below, per site (the chart's colour column)."""
     import dataclasses
 
@@ -140,6 +141,17 @@ def test_utilisation_colours_mark_sites_above_capacity() -> None:
         best = open_cols[np.argmin(inst.cost_s[d, open_cols])]
         assert row.nearest_site_id == ids[best]
     assert lr.kpis["customers_not_at_nearest"] == len(displaced)
+    # the report and the workbook say so too
+    from planner.outputs import export
+    from planner.outputs.report import report_html
+
+    html = report_html(lr)
+    assert len(displaced)  # 10 % room: someone goes past a full site
+    assert f"{len(displaced):,} customers are not served by their nearest site" in html
+    sheets = pd.read_excel(export.write_xlsx(lr, tmp_path / "plan.xlsx"), sheet_name=None)
+    (sheet,) = [v for k, v in sheets.items() if k.endswith("not nearest")]
+    assert sheet["customer_id"].astype(str).tolist() == displaced["customer_id"].tolist()
+    assert "no site above 100 %" in html
 
 
 def test_scenario_sizes_round_trip_and_are_checked(tmp_path: Path) -> None:
@@ -163,8 +175,6 @@ def test_scenario_sizes_round_trip_and_are_checked(tmp_path: Path) -> None:
         ScenarioSpec(sizes=[sizes[0], sizes[0]])
     with pytest.raises(InputError, match="missing"):
         ScenarioSpec(sizes=[{"name": "x", "fixed_cost_eur": 1.0}])
-    import pandas as pd
-
     sites = pd.DataFrame({"site_id": ["a", "b", "c"], "sizes": ["small", None, "small, large"]})
     allowed = allowed_sizes(sites, sizes)
     assert allowed.tolist() == [[True, False], [True, True], [True, True]]
