@@ -127,6 +127,7 @@ DEFAULTS: dict[str, Any] = {
     "budget_per_year": 750_000.0,
     "standard_on": False,
     "product_class": DEFAULT_PRODUCT_CLASS,
+    "capacitated": False,
     **{f"{_COST_PREFIX}{f.name}": f.default for f in dataclasses.fields(CostParameters)},
 }
 
@@ -209,6 +210,7 @@ def current_spec() -> ScenarioSpec:
         budget_per_year=float(state["budget_per_year"]) if state.get("budget_on") else None,
         meet_standard=bool(state.get("standard_on")) and not state.get("budget_on"),
         product_class=str(state.get("product_class", DEFAULT_PRODUCT_CLASS)),
+        capacitated=bool(state.get("capacitated", False)),
     )
 
 
@@ -241,6 +243,7 @@ def apply_saved(saved: ws.SavedScenario) -> None:
         state["budget_per_year"] = spec.budget_per_year
     state["standard_on"] = spec.meet_standard
     state["product_class"] = spec.product_class
+    state["capacitated"] = spec.capacitated
     for key, value in spec.parameters.to_dict().items():
         state[f"{_COST_PREFIX}{key}"] = float(value)
     uploads: dict[str, ws.InputFile] = {}

@@ -8,6 +8,7 @@ from app_pages import _shared as shared
 from planner.engine import LAYOUTS
 from planner.errors import PlannerError
 from planner.outputs.report import COST_PARTS
+from planner.results.capacity import utilisation_table
 
 shared.init_state()
 st.title("Compare layouts")
@@ -18,7 +19,13 @@ st.caption(
     f"Region: **{shared.region_title(spec.region)}** · customers: "
     + (f"**{customers.name}**" if customers else "**demo customers**")
     + (f" · sites: **{sites.name}**" if sites else "")
-    + " · workshops, service standard and costs as on the Plan and Costs pages"
+    + " · workshops, service standard, capacities and costs as on the Plan and Costs pages"
+)
+st.toggle(
+    "Respect workshop capacity",
+    key="capacitated",
+    help="As on the Plan page: no site takes more jobs than its capacity (its own from the "
+    "sites file, else the Costs page's).",
 )
 
 left, right = st.columns([3, 1])
@@ -91,6 +98,16 @@ if saved and job is None:
                 shared.result_map(lr, saved["spec"].region),
                 key=f"cmp-map-{layout}-{hash(saved['key'])}",
             )
+            loads = utilisation_table(lr)
+            if len(loads):
+                st.bar_chart(
+                    loads,
+                    x="site",
+                    y="utilisation_pct",
+                    color="colour",
+                    x_label="site",
+                    y_label="per cent of its capacity (red: above 100 %)",
+                )
             st.dataframe(lr.loads, hide_index=True, width="stretch")
 
     st.subheader("More or fewer workshops? (K-curve)")

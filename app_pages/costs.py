@@ -13,7 +13,9 @@ shared.init_state()
 st.title("Cost assumptions")
 st.caption(
     "Used by every layout, the comparison, the K-curve and the report. Each value starts at "
-    "the default documented in the README; your changes stay until you reset them."
+    "the default documented in the README; your changes stay until you reset them. A site "
+    "with its own fixed_cost or capacity in your sites file uses those instead of the rent "
+    "(office rent) and of technicians x jobs per technician (partner capacity) here."
 )
 
 GROUPS: dict[str, tuple[str, ...]] = {

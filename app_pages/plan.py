@@ -1,6 +1,7 @@
 """Plan: the question to solve (layout; a number of workshops, the costs' choice or a yearly
-budget; service standard; partners' product class) and "Run", which solves in the background
-with a live bound/gap line and a Stop button that keeps the best answer so far."""
+budget; workshop capacity; service standard; partners' product class) and "Run", which
+solves in the background with a live bound/gap line and a Stop button that keeps the best
+answer so far."""
 
 from __future__ import annotations
 
@@ -71,6 +72,14 @@ with left:
         step=1,
         key="workshops",
         disabled=bool(st.session_state["workshops_auto"]) or budget_on or standard_on,
+    )
+    st.toggle(
+        "Respect workshop capacity",
+        key="capacitated",
+        help="No site takes more jobs a year than it can do: its own capacity from your "
+        "sites file, else technicians x jobs per technician (Costs page); partners their "
+        "capacity, else partner_capacity_jobs. Customers of a full site go to the next one "
+        "(Results lists them with the extra minutes).",
     )
 with right:
     st.number_input(

@@ -1,4 +1,5 @@
-"""Results: the map, the KPIs in plain words, the sites and every customer's workshop."""
+"""Results: the map, the KPIs in plain words, the sites, every customer's workshop, how full
+each site is and who drives further because their nearest site is full."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import streamlit as st
 
 from app_pages import _shared as shared
 from planner.outputs.safe import to_csv_bytes
+from planner.results.capacity import not_at_nearest, utilisation_table
 
 shared.init_state()
 st.title("Results")
@@ -95,6 +97,32 @@ st.download_button(
     file_name="shortlist.csv",
     mime="text/csv",
 )
-with st.expander("Loads per site"):
-    st.dataframe(result.loads, hide_index=True, width="stretch")
+st.subheader("How full each site is")
+load_table = utilisation_table(result)
+if len(load_table):
+    st.bar_chart(
+        load_table,
+        x="site",
+        y="utilisation_pct",
+        color="colour",
+        x_label="site",
+        y_label="per cent of its capacity (red: above 100 %)",
+    )
+    st.dataframe(
+        load_table.drop(columns=["colour", "utilisation_pct"]),
+        hide_index=True,
+        width="stretch",
+        column_config={"utilisation": st.column_config.NumberColumn(format="percent")},
+    )
+else:
+    st.caption("No site of this layout has a capacity.")
+displaced = not_at_nearest(result)
+if len(displaced):
+    st.markdown(
+        f"**{len(displaced):,} customers** are not served by their nearest site because it is "
+        f"full; they drive {shared.minutes(kpis['extra_min_not_at_nearest'])} more on average."
+    )
+    st.dataframe(displaced, hide_index=True, width="stretch", height=250)
+elif spec.capacitated:
+    st.caption("Every customer is served by its nearest site: no site is full.")
 shared.footer()

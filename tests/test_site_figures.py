@@ -323,9 +323,9 @@ def test_two_tier_through_run_matches_brute_force_with_each_sites_rent() -> None
     assert lr.costs.fixed_eur == pytest.approx(expected_fixed)
 
 
-@pytest.mark.parametrize("workshops", [None, 2])
+@pytest.mark.parametrize(("workshops", "capacitated"), [(None, False), (2, False), (2, True)])
 def test_a_dear_site_is_not_chosen_when_an_equal_cheaper_one_exists(
-    workshops: int | None,
+    workshops: int | None, capacitated: bool
 ) -> None:
     G = grid_graph()
     customers = customers_at(G, NODES_C, WEIGHTS)
@@ -333,7 +333,13 @@ def test_a_dear_site_is_not_chosen_when_an_equal_cheaper_one_exists(
     # and comes first in the file
     sites = sites_at(G, [20, 20, 7, 33], [9_000_000.0, 20_000.0, 20_000.0, 20_000.0], [np.nan] * 4)
     sites["site_id"] = ["dear", "cheap", "S2", "S3"]
-    spec = ScenarioSpec(region="grid", workshops=workshops, parameters=PARAMS, time_limit_s=20)
+    spec = ScenarioSpec(
+        region="grid",
+        workshops=workshops,
+        parameters=PARAMS,
+        capacitated=capacitated,
+        time_limit_s=20,
+    )
     lr = planner.run(spec, sinst=prepared(spec, customers, sites))
     chosen = set(lr.result.sites["site_id"])
     assert "dear" not in chosen
@@ -383,3 +389,37 @@ def test_planner_run_on_malta_uses_each_sites_rent_and_capacity(
     (listed,) = [sheet for sheet in sheets.values() if "fixed_cost_eur" in sheet]
     assert listed["fixed_cost_eur"].sum() == total
     assert set(listed["capacity_jobs"]) == {1_500, 1_200}
+
+
+def test_two_sites_at_one_place_may_both_open_when_capacity_needs_them() -> None:
+    """With capacities a dearer site where a cheaper one stands is not ruled out: both may
+    be needed for the jobs (brute force through planner.run)."""
+    G = grid_graph()
+    customers = customers_at(G, NODES_C[:6], [300.0] * 6)  # 1,800 jobs
+    sites = sites_at(G, [20, 20, 7], [90_000.0, 20_000.0, 20_000.0], [1_000.0, 1_000.0, 300.0])
+    spec = ScenarioSpec(
+        region="grid", workshops=2, parameters=PARAMS, capacitated=True, time_limit_s=20
+    )
+    sinst = prepared(spec, customers, sites)
+    cost, w = sinst.instance.cost_s[:, sinst.columns["own"]], sinst.instance.demand_weight
+    cap = own_capacity(sites)
+    brute = min(best_single_source(cost, w, cap, s) for s in subsets(3, range(2, 3)))
+    lr = planner.run(spec, sinst=sinst)
+    assert set(lr.result.sites["site_id"]) == {"S0", "S1"}  # only the pair holds 1,800 jobs
+    assert lr.solution.objective == pytest.approx(brute, rel=1e-9)
+
+
+def test_phases_budget_counts_each_sites_own_rent() -> None:
+    from planner.engine.phases import workshops_from_budget
+
+    spec = ScenarioSpec(parameters=PARAMS)
+    default = PARAMS.workshop_fixed_cost_eur()
+    # without the sites' figures: budget / the default workshop cost
+    assert workshops_from_budget([2.5 * default], spec=spec) == [2]
+    # with them: as many of the cheapest sites as fit
+    own = [UPKEEP + 5_000, UPKEEP + 12_000, UPKEEP + 90_000, UPKEEP + 250_000]
+    assert workshops_from_budget(
+        [own[0] + 1, own[0] + own[1], own[0] + own[1] + own[2] - 1],
+        spec=spec,
+        site_fixed_cost_eur=own,
+    ) == [1, 2, 2]

@@ -37,6 +37,7 @@ from planner.engine._progress import (
     scaled,
 )
 from planner.engine.instance import Instance, ScenarioInstance
+from planner.engine.sizes import allowed_sizes, site_sizes_warnings
 from planner.engine.spec import LAYOUTS
 from planner.errors import InfeasibleError, InputError
 from planner.models import Solution
@@ -95,6 +96,29 @@ def build_result(
     customers["site_id"] = ""
     customers.loc[assigned, "site_id"] = cands["site_id"].astype(str).to_numpy()[col[assigned]]
     customers["travel_min"] = np.where(np.isfinite(travel_min), travel_min, np.nan)
+    # each customer's nearest open service point (offices serve no customer): a customer
+    # served elsewhere (a full site, in a capacitated plan) drives the difference extra
+    serving = np.asarray(
+        [
+            j
+            for j in np.asarray(solution.open, dtype=np.int64)
+            if (roles or {}).get(int(j)) != "office"
+        ],
+        dtype=np.int64,
+    )
+    customers["nearest_site_id"] = ""
+    customers["nearest_travel_min"] = np.nan
+    rows_ = np.flatnonzero(served)
+    if serving.size and rows_.size:
+        sub = instance.cost_s[np.ix_(d_of_c[rows_], serving)]
+        best = np.argmin(np.where(np.isfinite(sub), sub, np.inf), axis=1)
+        best_s = sub[np.arange(rows_.size), best]
+        if instance.access_offset_s is not None:
+            best_s = best_s + instance.access_offset_s[rows_]
+        ok = np.isfinite(best_s)
+        site_ids = cands["site_id"].astype(str).to_numpy()
+        customers.loc[rows_[ok], "nearest_site_id"] = site_ids[serving[best[ok]]]
+        customers.loc[rows_[ok], "nearest_travel_min"] = best_s[ok] / 60.0
     unserved = served & ~assigned
     customers.loc[unserved, "excluded_reason"] = "cannot reach any opened site"
     warnings = instance.warnings
@@ -186,9 +210,10 @@ def _solve_columns(
     cap = None if capacity_weight is None else np.asarray(capacity_weight, dtype=float)[cols]
     required = np.flatnonzero(np.isin(cols, inst.required))
     excluded = np.flatnonzero(np.isin(cols, inst.excluded))
-    excluded = _with_dominated(
-        cost, fixed, cap, required=required, excluded=excluded, workshops=workshops
-    )
+    if cap is None:  # with capacities two sites at one place may both be needed
+        excluded = _with_dominated(
+            cost, fixed, None, required=required, excluded=excluded, workshops=workshops
+        )
     if workshops is None:
         tv = _time_value_per_weight_s(sinst.spec.parameters)
         if np.any(fixed > 0) and tv <= 0:
@@ -212,7 +237,7 @@ def _solve_columns(
     if p < 1:
         raise InfeasibleError("no usable candidate sites for this layout")
     if cap is not None:
-        return models.capacitated_p_median(
+        sol = models.capacitated_p_median(
             cost,
             p,
             cap,
@@ -223,6 +248,7 @@ def _solve_columns(
             progress=progress,
             should_stop=should_stop,
         )
+        return _swap_dominated(sol, cost, fixed, cap, required=required, excluded=excluded)
     sol = models.p_median(
         cost,
         p,
@@ -284,6 +310,56 @@ def _with_dominated(
     if workshops is not None:
         dominated = dominated[: max(0, usable - int(workshops))]
     return np.union1d(excluded, np.asarray(dominated, dtype=np.int64)).astype(np.int64)
+
+
+def _swap_dominated(
+    sol: Solution,
+    cost: np.ndarray,
+    fixed: np.ndarray,
+    cap: np.ndarray,
+    *,
+    required: np.ndarray,
+    excluded: np.ndarray,
+) -> Solution:
+    """A capacitated p-median answer (travel only) with each open site replaced by a closed
+    one at the same place (the same travel time from every customer) that costs less and has
+    no less room: the travel and every load stay the same, the rent goes down."""
+    m = cost.shape[1]
+    closed = np.ones(m, dtype=bool)
+    closed[np.asarray(sol.open, dtype=np.int64)] = False
+    closed[excluded] = False
+    if not closed.any():
+        return sol
+    keys = {j: np.ascontiguousarray(cost[:, j]).tobytes() for j in range(m)}
+    keep = set(required.tolist())
+    open_now = [int(j) for j in np.asarray(sol.open)]
+    assignment = np.asarray(sol.assignment).copy()
+    moved: dict[int, int] = {}
+    for j in open_now:
+        if j in keep:
+            continue
+        better = [
+            b
+            for b in np.flatnonzero(closed).tolist()
+            if keys[b] == keys[j] and fixed[b] < fixed[j] and cap[b] >= cap[j]
+        ]
+        if better:
+            b = min(better, key=lambda c: (float(fixed[c]), c))
+            closed[b], closed[j] = False, True
+            assignment[assignment == j] = b
+            moved[j] = b
+    if not moved:
+        return sol
+    extras = dict(sol.extras)
+    if isinstance(extras.get("load"), dict):
+        extras["load"] = {moved.get(int(k), int(k)): v for k, v in extras["load"].items()}
+    if isinstance(extras.get("capacity"), dict):
+        extras["capacity"] = {
+            moved.get(int(k), int(k)): float(cap[moved.get(int(k), int(k))])
+            for k in extras["capacity"]
+        }
+    opened = np.sort([moved.get(j, j) for j in open_now]).astype(np.int64)
+    return dataclasses.replace(sol, open=opened, assignment=assignment, extras=extras)
 
 
 def _with_nearest_site_bound(
@@ -393,6 +469,14 @@ def solve_layout(
     n_ws: int | None = spec.workshops if workshops == "spec" else workshops  # type: ignore[assignment]
     params = parameters or spec.parameters
     inst = sinst.instance
+    allowed_sizes(inst.candidates, spec.sizes)  # a site naming an unknown size is an error
+    if spec.sizes:
+        raise InputError(
+            "choosing workshop sizes (the scenario's sizes) needs the sized-workshop model, "
+            "which this version does not have yet; remove sizes to plan with each site's own "
+            "fixed_cost and capacity",
+            field="sizes",
+        )
     weights = inst.demand_weight if demand_weight is None else np.asarray(demand_weight, float)
     # each site's own yearly fixed cost and capacity (the sites file's, else the Costs page's)
     figures = site_figures(inst.candidates, params, layout=layout)
@@ -502,6 +586,7 @@ def solve_layout(
         }
     )
     warnings = list(res.warnings) + layout_warnings + _capacity_warnings(loads, res.sites)
+    warnings += site_sizes_warnings(inst.candidates, spec.sizes)
     n_partner_cost = unused_partner_fixed_costs(inst.candidates.iloc[full.open])
     if n_partner_cost:
         warnings.append(

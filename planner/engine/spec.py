@@ -51,12 +51,104 @@ from planner.settings import (
     time_limit_s,
 )
 
-__all__ = ["LAYOUTS", "ScenarioSpec", "load_scenario", "save_scenario"]
+__all__ = ["LAYOUTS", "ScenarioSpec", "WorkshopSize", "load_scenario", "save_scenario"]
 
 #: The three ways of organising service.
 LAYOUTS: tuple[str, ...] = ("in-house", "outsourced", "two-tier")
 
 _PATH_SUFFIXES = (".osm", ".pbf", ".bz2", ".gz", ".graphml", ".xml")
+
+
+@dataclass(frozen=True)
+class WorkshopSize:
+    """One size an own workshop may open in: its yearly fixed cost and its capacity.
+
+    Attributes
+    ----------
+    name
+        Label used in results and in a sites file's ``sizes`` column (``"small"``, ``"2 tech"``).
+    fixed_cost_eur
+        Yearly fixed cost of a workshop of this size (EUR; rent, staff, stores).
+    capacity_jobs
+        Jobs per year a workshop of this size can do.
+    technicians
+        Technicians it employs, for people reading the plan (optional).
+    """
+
+    name: str
+    fixed_cost_eur: float
+    capacity_jobs: float
+    technicians: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip() or "," in self.name:
+            raise InputError(
+                f"a size needs a name without commas, got {self.name!r}", field="sizes"
+            )
+        object.__setattr__(self, "name", self.name.strip())
+        for key in ("fixed_cost_eur", "capacity_jobs", "technicians"):
+            value = getattr(self, key)
+            if value is None and key == "technicians":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(
+                    f"size {self.name!r}: {key} must be a number, got {value!r}", field="sizes"
+                )
+            if not math.isfinite(value) or value < 0 or (key == "capacity_jobs" and value <= 0):
+                raise InputError(
+                    f"size {self.name!r}: {key} must be "
+                    + ("> 0" if key == "capacity_jobs" else ">= 0")
+                    + f", got {value!r}",
+                    field="sizes",
+                )
+            object.__setattr__(self, key, float(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The size as a TOML table (``technicians`` only when given)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "fixed_cost_eur": self.fixed_cost_eur,
+            "capacity_jobs": self.capacity_jobs,
+        }
+        if self.technicians is not None:
+            out["technicians"] = self.technicians
+        return out
+
+
+def _sizes(value: object) -> tuple[WorkshopSize, ...]:
+    """The ``sizes`` field from WorkshopSize objects or mappings (as read from TOML)."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping | str | bytes):
+        raise InputError(
+            "must be a list of sizes ([[sizes]] tables with name, fixed_cost_eur, "
+            "capacity_jobs and optionally technicians)",
+            field="sizes",
+        )
+    out: list[WorkshopSize] = []
+    allowed = [f.name for f in dataclasses.fields(WorkshopSize)]
+    for item in value:  # type: ignore[attr-defined]
+        if isinstance(item, WorkshopSize):
+            out.append(item)
+            continue
+        if not isinstance(item, Mapping):
+            raise InputError(f"each size must be a table, got {item!r}", field="sizes")
+        unknown = sorted(set(item) - set(allowed))
+        missing = sorted({"name", "fixed_cost_eur", "capacity_jobs"} - set(item))
+        if unknown or missing:
+            raise InputError(
+                f"size {dict(item)!r}: "
+                + (f"unknown key(s) {unknown}; " if unknown else "")
+                + (f"missing {missing}; " if missing else "")
+                + f"allowed keys: {allowed}",
+                field="sizes",
+            )
+        out.append(WorkshopSize(**dict(item)))
+    names = [size.name for size in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"size names must be unique; repeated: {dup}", field="sizes")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -130,6 +222,10 @@ class ScenarioSpec:
     margin_km
         A road file (not a bundled region) is trimmed to the customers' extent plus this many
         km (default 30) when a customer file is given; None keeps the whole file.
+    sizes
+        The sizes an own workshop may open in (:class:`WorkshopSize`: name, yearly fixed
+        cost, capacity in jobs); empty (default): one size, each site's own figures. A sites
+        file's ``sizes`` column limits the sizes a site allows (comma-separated names).
 
     Defaults come from :mod:`planner.settings`; ``time_limit_s``, ``n_candidates`` and
     ``max_snap_m`` follow ``PLANNER_TIME_LIMIT_S``, ``PLANNER_CANDIDATES`` and
@@ -161,8 +257,10 @@ class ScenarioSpec:
     product_class: str = DEFAULT_PRODUCT_CLASS
     bbox: tuple[float, float, float, float] | None = None
     margin_km: float | None = DEFAULT_MARGIN_KM
+    sizes: tuple[WorkshopSize, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "sizes", _sizes(self.sizes))
         if self.layout not in LAYOUTS:
             raise InputError(
                 f"unknown layout {self.layout!r}; allowed: {list(LAYOUTS)}", field="layout"
@@ -286,6 +384,8 @@ class ScenarioSpec:
             out["bbox"] = list(self.bbox)
         if self.margin_km != DEFAULT_MARGIN_KM:
             out["margin_km"] = self.margin_km if self.margin_km is not None else "none"
+        if self.sizes:
+            out["sizes"] = [size.to_dict() for size in self.sizes]
         out["parameters"] = self.parameters.to_dict()
         return out
 

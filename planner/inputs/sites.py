@@ -8,10 +8,15 @@ name             display name
 lat, lon         WGS84 degrees
 kind             ``workshop`` (own), ``partner`` (outsourcing) or ``office``
 status           ``candidate`` (may open), ``existing`` (must stay open), ``excluded`` (never)
-fixed_cost       annual fixed cost (currency of the user's file), NaN when unknown
-capacity         jobs per year, NaN when unlimited / unknown
+fixed_cost       the site's own yearly rent and upkeep (EUR), in place of ``workshop_rent_eur``
+                 (``office_rent_eur`` for an office); NaN: the Costs page's default
+capacity         jobs per year the site can do, in place of technicians x jobs per technician
+                 (``partner_capacity_jobs`` for a partner); NaN: the default
+                 (see :mod:`planner.results.site_figures`)
 source           ``user``, ``osm`` or ``generated``
 opening_hours    OSM ``opening_hours`` text where mapped
+sizes            (sites files only) the workshop sizes the site allows: comma-separated names
+                 of the scenario's ``sizes`` table; empty: every size
 ===============  ==============================================================================
 
 Sources: (a) :func:`read_sites` reads a user list; (b) :func:`osm_partner_sites` lists mapped
@@ -576,6 +581,9 @@ def check_sites(
         numbers[key] = np.where(bad | negative, np.nan, values)
     hours = check.text("opening_hours")
     address = check.text("address")
+    # the workshop sizes a site allows (comma-separated size names of the scenario's `sizes`;
+    # empty: every size), checked against the scenario when it is solved
+    allowed_sizes = check.text("sizes")
 
     lat, lon, fatal = check.locate(
         crs=crs, mapping=mapping, region=region, graph=graph, max_snap_m=max_snap_m
@@ -596,6 +604,7 @@ def check_sites(
                 "source": "user",
                 "opening_hours": hours,
                 "address": text_or_none(address),
+                "sizes": text_or_none(allowed_sizes),
                 "row": rows.astype(np.int64),
                 "valid": valid,
             }

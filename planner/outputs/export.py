@@ -49,6 +49,7 @@ from planner.inputs.validation import ValidationReport
 from planner.outputs import maps
 from planner.outputs.report import report_html
 from planner.outputs.safe import csv_text, spreadsheet_safe, to_csv_bytes
+from planner.results.capacity import not_at_nearest
 from planner.results.costs import describe_parameters
 from planner.results.site_figures import join_site_loads
 from planner.results.tables import provenance_table, territories
@@ -236,9 +237,10 @@ def write_xlsx(
     Parameters
     ----------
     results
-        A :class:`planner.results.types.Comparison` (sheets ``comparison``, one per layout,
-        ``site diff``, ``assumptions``, ``provenance``), one layout result, or a mapping
-        ``{name: layout result}``.
+        A :class:`planner.results.types.Comparison` (sheets ``comparison``, one per layout
+        with each site's load, capacity, utilisation and fixed cost, ``<layout> not nearest``
+        when customers are sent past a full site, ``site diff``, ``assumptions``,
+        ``provenance``), one layout result, or a mapping ``{name: layout result}``.
     path
         ``.xlsx`` file or binary buffer.
     overwrite
@@ -268,6 +270,11 @@ def write_xlsx(
     if comparison is not None:
         sheets.append(("comparison", comparison))
     sheets += [(str(name), shortlist_table(lr)) for name, lr in per_layout.items()]
+    # customers sent past their nearest site because it is full (capacitated plans)
+    for name, lr in per_layout.items():
+        displaced = not_at_nearest(lr)
+        if len(displaced):
+            sheets.append((f"{name} not nearest", displaced))
     if diff is not None:
         sheets.append(("site diff", diff))
     if k_curve is not None:

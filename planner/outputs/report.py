@@ -24,6 +24,7 @@ import pandas as pd
 
 from planner._meta import OSM_CREDIT, OSM_LICENSE
 from planner.outputs import maps
+from planner.results.capacity import not_at_nearest, utilisation_table
 from planner.results.costs import CostParameters, describe_parameters
 from planner.results.site_figures import join_site_loads
 from planner.results.tables import (
@@ -191,6 +192,7 @@ def _layout_section(name: str, lr: LayoutResult, roads: gpd.GeoDataFrame | None)
         _map_iframe(lr, roads),
         "<h3>Sites</h3>",
         _table(short),
+        _capacity_note(lr),
         "<h3>Key figures</h3>",
         _table(res.kpi_table()),
     ]
@@ -199,6 +201,37 @@ def _layout_section(name: str, lr: LayoutResult, roads: gpd.GeoDataFrame | None)
             "<ul class='warn'>"
             + "".join(f"<li>{html.escape(w)}</li>" for w in res.warnings)
             + "</ul>"
+        )
+    return "\n".join(parts)
+
+
+def _capacity_note(lr: LayoutResult) -> str:
+    """How full the sites are, and who drives further because their nearest site is full."""
+    table = utilisation_table(lr)
+    if not len(table):
+        return ""
+    over = table[table["over_capacity"]]
+    parts = [
+        "<p>Load: jobs a year against each site's capacity (its own from the sites file, "
+        "else the cost assumptions); "
+        + (
+            f"{len(over)} site(s) above 100 %: "
+            + html.escape(
+                ", ".join(
+                    f"{s} {u:.0%}" for s, u in zip(over["site"], over["utilisation"], strict=True)
+                )
+            )
+            if len(over)
+            else "no site above 100 %"
+        )
+        + ".</p>"
+    ]
+    displaced = not_at_nearest(lr)
+    if len(displaced):
+        mean = float(lr.kpis.get("extra_min_not_at_nearest", float("nan")))
+        parts.append(
+            f"<p>{len(displaced):,} customers are not served by their nearest site because "
+            f"it is full; they drive {mean:,.1f} min more on average.</p>"
         )
     return "\n".join(parts)
 

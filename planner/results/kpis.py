@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from planner.results.capacity import not_at_nearest_kpis
 from planner.results.costs import CostBreakdown, CostParameters
 from planner.results.types import ScenarioResult
 
@@ -286,7 +287,10 @@ def scenario_kpis(
         The keys of :func:`compute_kpis` plus ``share_within_sla`` (all
         demand) and ``share_within_sla_<segment>`` (each segment's own demand),
         ``sites``, ``sites_workshop``, ``sites_partner``, ``sites_office``,
-        ``max_utilisation``, ``mean_utilisation``, ``fixed_eur``, ``fees_eur``,
+        ``max_utilisation``, ``mean_utilisation`` (own workshops), the customers served by
+        another site than their nearest open one (:func:`planner.results.capacity.
+        not_at_nearest_kpis`: ``customers_not_at_nearest``, ``demand_not_at_nearest``,
+        ``extra_min_not_at_nearest``), ``fixed_eur``, ``fees_eur``,
         ``deliveries_eur``, ``leakage_eur``, ``customer_time_eur``, ``annual_cost_eur``,
         ``jobs`` and ``cost_per_job_eur``.
     """
@@ -305,6 +309,7 @@ def scenario_kpis(
     kpis["sites"] = float(int((roles != "office").sum()))
     for kind in ("workshop", "partner", "office"):
         kpis[f"sites_{kind}"] = float(int((roles == kind).sum()))
+    kpis.update(not_at_nearest_kpis(cust))
     util = loads.loc[loads["role"].astype(str) == "workshop", "utilisation"].to_numpy(float)
     util = util[np.isfinite(util)]
     kpis["max_utilisation"] = float(util.max()) if util.size else float("nan")
