@@ -89,8 +89,9 @@ class Calibration:
                 if name == "parameter" and self.model.interval is not None
                 else (value - _Z95 * se, value + _Z95 * se)
             )
-            rows.append({"estimate": name, "value": value, "std_error": se, "ci_low": lo,
-                         "ci_high": hi})
+            rows.append(
+                {"estimate": name, "value": value, "std_error": se, "ci_low": lo, "ci_high": hi}
+            )
         return pd.DataFrame(rows)
 
 
@@ -224,7 +225,9 @@ def fit_decay(
         hess = _hessian(lambda z: parts(z)[1], x)
         cov = _safe_inverse(-hess)
         se = (
-            np.sqrt(np.clip(np.diag(cov), 0.0, None)) if cov is not None else np.full(x.size, np.nan)
+            np.sqrt(np.clip(np.diag(cov), 0.0, None))
+            if cov is not None
+            else np.full(x.size, np.nan)
         )
         theta, se_theta = float(x[1]), float(se[1])
         lo, hi = theta - _Z95 * se_theta, theta + _Z95 * se_theta
@@ -250,7 +253,7 @@ def fit_decay(
         interval=(float(max(lo, 0.0)), float(hi)),
         details={
             "customers": int(n.size),
-            "jobs": int(round(n.sum())),
+            "jobs": round(float(n.sum())),
             "years": float(np.max(e)),
             "potential_jobs_per_year": m,
             "log_likelihood": ll,

@@ -33,8 +33,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import geopandas as gpd
+import h3
 import numpy as np
 import pandas as pd
+import shapely
 
 from planner.errors import InputError
 
@@ -43,10 +46,13 @@ __all__ = [
     "DEFAULT_DECAY_PARAMETER",
     "DEFAULT_OUTSIDE_MINUTES",
     "OBJECTIVES",
+    "SHARE_AREA_RESOLUTION",
     "DemandModel",
+    "MarketOutcome",
     "capture_tables",
     "decay",
     "outside_vector",
+    "share_by_area",
     "utility_matrix",
 ]
 
@@ -297,3 +303,74 @@ def capture_tables(
             }
         )
     return points, pd.DataFrame(rows, columns=["column", "jobs_won", "jobs_added", "cannibalised"])
+
+
+#: H3 resolution of the expected share by area (about 5 km2 hexagons).
+SHARE_AREA_RESOLUTION = 7
+
+
+@dataclass(frozen=True)
+class MarketOutcome:
+    """What a plan wins under the market model (one layout's result).
+
+    Attributes
+    ----------
+    model
+        The :class:`DemandModel` used.
+    objective
+        The spec's objective (:data:`OBJECTIVES`).
+    kpis
+        ``jobs_total``, ``jobs_won``, ``expected_share``, ``jobs_lost_to_competitors``,
+        ``jobs_lost_to_nobody``, ``cannibalised_jobs``, ``profit_eur`` (margin x jobs won -
+        fixed costs of the open sites), ``competitors``.
+    sites
+        Per open site: ``site_id``, ``name``, ``role``, ``jobs_won``, ``jobs_added`` (lost if
+        it alone closed), ``cannibalised`` (taken from our other sites).
+    customers
+        Per customer: ``customer_id``, ``lat``, ``lon``, ``jobs``, ``won``,
+        ``lost_to_competitors``, ``lost_to_nobody``, ``share``.
+    competitors
+        The competing shops (``site_id``, ``name``, ``lat``, ``lon``, ``attractiveness``,
+        ``source``).
+    """
+
+    model: DemandModel
+    objective: str
+    kpis: Mapping[str, float]
+    sites: pd.DataFrame
+    customers: pd.DataFrame
+    competitors: pd.DataFrame
+
+
+def share_by_area(
+    customers: pd.DataFrame, *, resolution: int = SHARE_AREA_RESOLUTION
+) -> gpd.GeoDataFrame:
+    """Expected share per H3 hexagon: ``area_id``, ``jobs``, ``won``, ``share``, polygon.
+
+    ``customers`` as in :attr:`MarketOutcome.customers`. Returns a GeoDataFrame (EPSG:4326).
+    """
+    lat = customers["lat"].to_numpy(float)
+    lon = customers["lon"].to_numpy(float)
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    cells = np.array(
+        [
+            h3.latlng_to_cell(a, b, resolution) if k else ""
+            for a, b, k in zip(lat, lon, ok, strict=True)
+        ],
+        dtype=object,
+    )
+    frame = pd.DataFrame(
+        {
+            "area_id": cells,
+            "jobs": customers["jobs"].to_numpy(float),
+            "won": customers["won"].to_numpy(float),
+        }
+    )[ok]
+    grouped = frame.groupby("area_id", sort=True)[["jobs", "won"]].sum().reset_index()
+    grouped["share"] = np.where(
+        grouped["jobs"] > 0, grouped["won"] / grouped["jobs"].where(grouped["jobs"] > 0, 1.0), 0.0
+    )
+    polygons = [
+        shapely.Polygon([(b, a) for a, b in h3.cell_to_boundary(c)]) for c in grouped["area_id"]
+    ]
+    return gpd.GeoDataFrame(grouped, geometry=polygons, crs="EPSG:4326")
