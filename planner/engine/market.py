@@ -12,12 +12,24 @@ the open sites (jobs won and lost per site and customer, cannibalisation, expect
 
 from __future__ import annotations
 
+import logging
+
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from planner.engine.instance import ScenarioInstance
+from planner.engine._progress import ProgressCallback, log_progress
+from planner.engine.instance import (
+    ScenarioInstance,
+    competitor_matrix,
+    gather_competitors,
+    load_graph,
+    prepare_instance,
+)
+from planner.engine.spec import ScenarioSpec
 from planner.errors import InputError
 from planner.models import Solution
+from planner.register.calibration import Calibration, customer_history, fit_decay
 from planner.results.costs import CostParameters
 from planner.results.market import (
     MarketOutcome,
@@ -25,8 +37,11 @@ from planner.results.market import (
     decay,
     utility_matrix,
 )
+from planner.roads.network import RoadGraph
 
-__all__ = ["MarketInputs", "market_inputs", "market_outcome"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["MarketInputs", "calibrate_history", "market_inputs", "market_outcome"]
 
 
 class MarketInputs:
@@ -211,4 +226,85 @@ def market_outcome(
         sites=sites,
         customers=cust,
         competitors=competitors[keep],
+    )
+
+
+def calibrate_history(
+    spec: ScenarioSpec,
+    customers: gpd.GeoDataFrame,
+    jobs: pd.DataFrame,
+    sites: gpd.GeoDataFrame,
+    *,
+    form: str = "power",
+    graph: RoadGraph | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    progress: ProgressCallback | None = None,
+) -> Calibration:
+    """Fit the decay of ``spec``'s region from a job history (``planner calibrate``).
+
+    Each customer's travel time is to the site that did most of its jobs (``served_by``,
+    matched to the ``site_id`` of ``sites``), else to its nearest own site (our workshops and
+    partners of ``sites``, any status but ``excluded``); the competitors are those of a market
+    plan (:func:`planner.engine.instance.gather_competitors`: the site file's competitor rows
+    and the region's OSM repair shops that are not ours). See
+    :func:`planner.register.calibration.fit_decay` for the model.
+    """
+    report = progress or log_progress
+    if graph is None:
+        report(f"Loading the road network of {spec.region}", 0.02)
+        graph = load_graph(spec)
+    kinds = (
+        sites["kind"].astype(str) if "kind" in sites else pd.Series("workshop", index=sites.index)
+    )
+    status = (
+        sites["status"].astype(str)
+        if "status" in sites
+        else pd.Series("candidate", index=sites.index)
+    )
+    ours = sites[kinds.isin(["workshop", "partner"]).to_numpy() & (status != "excluded").to_numpy()]
+    if len(ours) == 0:
+        raise InputError(
+            "the calibration needs our sites (kind = workshop or partner) in the site file: "
+            "the travel time of each customer is to the site that served it",
+            field="sites",
+        )
+    report("Gathering competitors", 0.1)
+    competitors, warnings = gather_competitors(spec, sites, ours)
+    for w in warnings:
+        logger.warning(w)
+    report("Computing travel times", 0.2)
+    inst = prepare_instance(
+        spec.region, customers, ours.reset_index(drop=True), graph=graph, max_snap_m=spec.max_snap_m
+    )
+    comp = competitor_matrix(graph, inst, competitors)
+    history = customer_history(jobs, inst.customers, as_of=as_of)
+    d_of_c = inst.demand_of_customer
+    ok = d_of_c >= 0
+    site_ids = inst.candidates["site_id"].astype(str).to_numpy()
+    col_of = {sid: j for j, sid in enumerate(site_ids)}
+    served = history["served_by"].map(lambda s: col_of.get(str(s), -1) if s else -1)
+    served = served.to_numpy(np.int64)
+    cost = inst.cost_s
+    nearest = np.full(len(history), -1, dtype=np.int64)
+    nearest[ok] = np.argmin(cost[d_of_c[ok]], axis=1)
+    col = np.where(served >= 0, served, nearest)
+    travel_s = np.full(len(history), np.inf)
+    travel_s[ok] = cost[d_of_c[ok], col[ok]]
+    if inst.access_offset_s is not None:
+        travel_s[ok] += inst.access_offset_s[ok]
+    comp_min = np.full((len(history), comp.shape[1]), np.inf)
+    comp_min[ok] = comp[d_of_c[ok]] / 60.0
+    attract = (
+        pd.to_numeric(competitors["attractiveness"], errors="coerce").fillna(1.0).to_numpy(float)
+        if "attractiveness" in competitors
+        else None
+    )
+    report("Fitting the decay", 0.9)
+    return fit_decay(
+        history["jobs"].to_numpy(float),
+        history["years"].to_numpy(float),
+        travel_s / 60.0,
+        competitor_min=comp_min if comp.shape[1] else None,
+        competitor_attractiveness=attract,
+        form=form,
     )

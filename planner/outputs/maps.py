@@ -791,16 +791,13 @@ def _add_competitors(m: folium.Map, competitors: pd.DataFrame) -> None:
         attract,
         strict=True,
     ):
-        marker = folium.RegularPolygonMarker(
+        diamond = (
+            f'<div style="width:10px;height:10px;background:{_COMPETITOR_COLOR};'
+            'border:2px solid #fff;outline:1px solid #202020;transform:rotate(45deg)"></div>'
+        )
+        marker = folium.Marker(
             location=[lat, lon],
-            number_of_sides=4,
-            rotation=45,
-            radius=7,
-            color="#ffffff",
-            weight=2,
-            fill=True,
-            fill_color=_COMPETITOR_COLOR,
-            fill_opacity=0.9,
+            icon=folium.DivIcon(html=diamond, icon_size=(14, 14), icon_anchor=(7, 7)),
         )
         label = f"Competitor: {name or sid}" + (f" (attractiveness {a:g})" if a != 1.0 else "")
         marker.add_child(folium.Tooltip(html.escape(label)))
