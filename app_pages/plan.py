@@ -86,6 +86,7 @@ with right:
         help="Existing workshops you uploaded always stay open. Switch off to choose only "
         "among the sites you uploaded.",
     )
+    shared.market_ui.plan_controls()
     st.selectbox(
         "Partners repair",
         shared.PRODUCT_CLASS_OPTIONS,

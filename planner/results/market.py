@@ -51,6 +51,7 @@ __all__ = [
     "MarketOutcome",
     "capture_tables",
     "decay",
+    "market_map_layers",
     "outside_vector",
     "share_by_area",
     "utility_matrix",
@@ -374,3 +375,14 @@ def share_by_area(
         shapely.Polygon([(b, a) for a, b in h3.cell_to_boundary(c)]) for c in grouped["area_id"]
     ]
     return gpd.GeoDataFrame(grouped, geometry=polygons, crs="EPSG:4326")
+
+
+def market_map_layers(outcome: MarketOutcome | None) -> dict[str, Any]:
+    """``competitors`` and ``share_areas`` for :func:`planner.outputs.maps.result_map` (empty
+    for a plan without the market model)."""
+    if outcome is None:
+        return {}
+    return {
+        "competitors": outcome.competitors,
+        "share_areas": share_by_area(outcome.customers),
+    }
