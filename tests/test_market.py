@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _apptest import ok, wait_for_job
+from streamlit.testing.v1 import AppTest
 
 from planner.cli import _spec_from_args, build_parser, main
 from planner.engine import ScenarioSpec, load_scenario, prepare_scenario, run, save_scenario
@@ -46,7 +48,8 @@ def test_decay_forms_and_outside_option() -> None:
     assert decay(np.array([1.0, 11.0]), expo) == pytest.approx([1.0, np.exp(-1.0)])
     # not coming at all is an ordinary shop outside_minutes away
     assert power.outside_utility == pytest.approx(30.0**-2)
-    assert DemandModel().value == 1.5 and DemandModel(form="exponential").value == 0.05
+    assert DemandModel().value == 1.5
+    assert DemandModel(form="exponential").value == 0.05
     with pytest.raises(InputError, match="decay form"):
         DemandModel(form="gravity")
     with pytest.raises(InputError, match="> 0"):
@@ -84,7 +87,8 @@ def test_demand_model_round_trips_through_the_scenario(tmp_path: Path) -> None:
     )
     path = save_scenario(spec, tmp_path / "s.toml")
     text = path.read_text(encoding="utf-8")
-    assert "[demand_model]" in text and 'objective = "target_share"' in text
+    assert "[demand_model]" in text
+    assert 'objective = "target_share"' in text
     assert load_scenario(path) == spec
     assert "objective" not in ScenarioSpec().to_dict()
     with pytest.raises(InputError, match="target_share"):
@@ -97,8 +101,10 @@ def test_demand_model_round_trips_through_the_scenario(tmp_path: Path) -> None:
         ["run", "--out", "x", "--objective", "max_capture", "--decay", "exponential"]
     )
     spec = _spec_from_args(args, scenario=None)
-    assert spec.objective == "max_capture" and spec.demand_model.form == "exponential"
-    assert spec.demand_model.value == 0.05 and spec.demand_model.source == "default"
+    assert spec.objective == "max_capture"
+    assert spec.demand_model.form == "exponential"
+    assert spec.demand_model.value == 0.05
+    assert spec.demand_model.source == "default"
     args = build_parser().parse_args(["compare", "--out", "x", "--decay-parameter", "2"])
     assert _spec_from_args(args, scenario=None).demand_model.source == "typed"
 
@@ -113,7 +119,8 @@ def test_osm_competitors_are_the_repair_shops_that_are_not_partners(region: str)
     shops = osm_partner_sites(region)
     comp = osm_competitor_sites(region)
     assert len(comp) == len(shops) > 0
-    assert set(comp["kind"]) == {"competitor"} and (comp["attractiveness"] == 1.0).all()
+    assert set(comp["kind"]) == {"competitor"}
+    assert (comp["attractiveness"] == 1.0).all()
     # a partner by id, and a partner mapped a few metres away, are not competitors
     partners = pd.DataFrame(
         {
@@ -142,9 +149,11 @@ def test_site_file_competitor_rows_and_attractiveness() -> None:
     )
     frame = table.frame
     assert list(frame["kind"]) == ["workshop", "competitor", "competitor", "competitor"]
-    assert frame.loc[1, "attractiveness"] == 2.5 and np.isnan(frame.loc[2, "attractiveness"])
+    assert frame.loc[1, "attractiveness"] == 2.5
+    assert np.isnan(frame.loc[2, "attractiveness"])
     (issue,) = [i for i in table.report.issues if i.row == 4]
-    assert issue.column == "attractiveness" and "positive" in issue.fix
+    assert issue.column == "attractiveness"
+    assert "positive" in issue.fix
     assert not bool(frame.loc[3, "valid"])
 
 
@@ -156,7 +165,8 @@ def test_competitors_on_the_map() -> None:
         result, competitors=comp, share_areas=share_by_area(result.market.customers)
     )
     html = maps.map_html(m)
-    assert "Competitors" in html and "Share by area" in html
+    assert "Competitors" in html
+    assert "Share by area" in html
     assert f"competitor ({len(comp)})" in html
 
 
@@ -196,7 +206,8 @@ def test_calibration_exponential_without_competitors() -> None:
         fit = fit_decay(jobs, 3.0, t, form="exponential")
         lo, hi = fit.model.interval
         inside += lo <= 0.06 <= hi
-        assert not fit.attractiveness_fitted and fit.model.own_attractiveness == 1.0
+        assert not fit.attractiveness_fitted
+        assert fit.model.own_attractiveness == 1.0
     assert inside >= 24
     png = calibration_plot(fit)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -260,7 +271,8 @@ def test_max_capture_through_the_engine_matches_brute_force(sinst, layout: str) 
     # the model's proven bound never cuts off the optimum (proving it may take longer than
     # the time limit on a busy machine: then its gap says so)
     sol = lr.solution
-    assert sol.upper_bound is not None and sol.upper_bound >= value * (1 - 1e-9)
+    assert sol.upper_bound is not None
+    assert sol.upper_bound >= value * (1 - 1e-9)
     assert sol.optimal or sol.gap > 0
     assert lr.market is not None
     assert lr.market.kpis["jobs_won"] == pytest.approx(value, rel=1e-6)
@@ -393,9 +405,54 @@ def test_calibrate_cli_recovers_a_known_decay(tmp_path: Path) -> None:
     )
     assert code == 0
     spec = load_scenario(tmp_path / "out" / "scenario.toml")
-    assert spec.demand_model.source == "calibrated" and spec.objective == "max_capture"
+    assert spec.demand_model.source == "calibrated"
+    assert spec.objective == "max_capture"
     lo, hi = spec.demand_model.interval
-    assert lo <= 1.6 <= hi and hi - lo < 1.5
+    assert lo <= 1.6 <= hi
+    assert hi - lo < 1.5
     assert (tmp_path / "out" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
     summary = pd.read_csv(tmp_path / "out" / "calibration.csv")
     assert "parameter" in set(summary["estimate"])
+
+
+# ------------------------------------------------------------------------------------------
+# the app
+
+
+@pytest.mark.slow
+def test_plan_page_maximise_customers_won(offline_app: None) -> None:
+    """The Plan page's "maximise customers won" with a typed decay solves the same question
+    as the library, and the Results page shows jobs won per site with the competitors."""
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=600)
+    at.query_params["region"] = "liechtenstein"
+    at.switch_page("app_pages/plan.py")
+    ok(at.run())
+    at.selectbox(key="objective").set_value("max_capture")
+    ok(at.run())
+    assert at.radio(key="decay_choice").options == ["Literature default", "Type it in"]
+    at.radio(key="decay_choice").set_value("typed")
+    ok(at.run())
+    at.number_input(key="decay_parameter").set_value(2.0)
+    at.number_input(key="workshops").set_value(2)
+    at.number_input(key="n_candidates").set_value(8)
+    at.number_input(key="time_limit_s").set_value(10.0)
+    ok(at.run())
+    assert any("lambda = 2" in c.value for c in at.caption)
+    (button,) = [b for b in at.button if b.label == "Run"]
+    button.click()
+    wait_for_job(ok(at.run()), "plan")
+    entry = at.session_state["plan"]
+    spec = entry["spec"]
+    assert spec.objective == "max_capture"
+    assert spec.demand_model.source == "typed"
+    assert spec.demand_model.value == 2.0
+    shown = entry["result"]
+    assert shown.market is not None
+    expected = run(spec)
+    assert set(shown.sites["site_id"]) == set(expected.sites["site_id"])
+    assert shown.market.kpis["jobs_won"] == pytest.approx(expected.market.kpis["jobs_won"])
+    at.switch_page("app_pages/results.py")
+    ok(at.run())
+    assert [m.label for m in at.metric][4:6] == ["Jobs won a year", "Expected share"]
+    assert any("competitors" in c.value for c in at.caption)
