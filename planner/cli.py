@@ -233,7 +233,8 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 def _status(sol: Solution) -> str:
     if sol.optimal:
         return "proven optimal"
-    return f"{sol.status}, not proven: gap {sol.gap:.2%} to lower bound"
+    side = "upper" if sol.upper_bound is not None else "lower"
+    return f"{sol.status}, not proven: gap {sol.gap:.2%} to {side} bound"
 
 
 def _use_backend(args: argparse.Namespace) -> None:
@@ -284,6 +285,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"({lr.costs.cost_per_job_eur:,.0f} per job); "
         f"wrote {', '.join(str(f) for f in files.values())}"
     )
+    if lr.market is not None:
+        m = lr.market.kpis
+        print(
+            f"customers won ({spec.objective}): {m['jobs_won']:,.0f} of {m['jobs_total']:,.0f} "
+            f"jobs a year (expected share {m['expected_share']:.1%}), "
+            f"{m['jobs_lost_to_competitors']:,.0f} lost to {int(m['competitors'])} competitors, "
+            f"profit {m['profit_eur']:,.0f} EUR; {lr.market.model.describe()}"
+        )
     print(f"Road data {OSM_CREDIT} (ODbL)")
     return 0
 

@@ -17,7 +17,7 @@ from planner.engine import ScenarioSpec, load_scenario, prepare_scenario, run, s
 from planner.engine.market import market_inputs
 from planner.errors import InputError
 from planner.inputs.sites import check_sites, osm_competitor_sites, osm_partner_sites
-from planner.outputs import maps
+from planner.outputs import export, maps
 from planner.register.calibration import calibration_plot, customer_history, fit_decay
 from planner.results.market import (
     DemandModel,
@@ -168,6 +168,24 @@ def test_competitors_on_the_map() -> None:
     assert "Competitors" in html
     assert "Share by area" in html
     assert f"competitor ({len(comp)})" in html
+
+
+@pytest.mark.slow
+def test_exports_and_report_carry_the_market_figures(tmp_path: Path) -> None:
+    result = _result()
+    files = export.write_layout_bundle(result, tmp_path / "out")
+    sheets = pd.read_excel(files["xlsx"], sheet_name=None)
+    assert {"market", "market sites", "market areas"} <= set(sheets)
+    figures = dict(zip(sheets["market"]["figure"], sheets["market"]["value"], strict=True))
+    assert float(figures["expected jobs won a year"]) == pytest.approx(
+        result.market.kpis["jobs_won"], rel=1e-4
+    )
+    assert "power decay, lambda = 1.5" in figures["demand model"]
+    areas = sheets["market areas"]
+    assert areas["won"].sum() == pytest.approx(result.market.kpis["jobs_won"], rel=1e-6)
+    report = files["report"].read_text(encoding="utf-8")
+    assert "Customers won (market model)" in report and "lambda = 1.5" in report
+    assert "Competitors" in files["map"].read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------------------

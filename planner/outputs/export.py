@@ -50,6 +50,7 @@ from planner.outputs import maps
 from planner.outputs.report import report_html
 from planner.outputs.safe import csv_text, spreadsheet_safe, to_csv_bytes
 from planner.results.costs import describe_parameters
+from planner.results.market import market_map_layers, market_tables
 from planner.results.tables import provenance_table, territories
 from planner.results.types import Comparison, LayoutResult, Robustness, ScenarioResult
 
@@ -269,6 +270,10 @@ def write_xlsx(
     if comparison is not None:
         sheets.append(("comparison", comparison))
     sheets += [(str(name), shortlist_table(lr)) for name, lr in per_layout.items()]
+    for name, lr in per_layout.items():
+        if lr.market is not None:
+            prefix = "" if len(per_layout) == 1 else f"{name} "
+            sheets += [(prefix + key, t) for key, t in market_tables(lr.market).items()]
     if diff is not None:
         sheets.append(("site diff", diff))
     if k_curve is not None:
@@ -464,7 +469,8 @@ def write_map_html(
     _check_target(path, overwrite=overwrite)
     if roads is None and graph is not None:
         roads = maps.main_roads(graph)
-    doc = maps.map_html(maps.result_map(_scenario(result), roads=roads))
+    layers = market_map_layers(result.market) if isinstance(result, LayoutResult) else {}
+    doc = maps.map_html(maps.result_map(_scenario(result), roads=roads, **layers))
     return _write_bytes(doc.encode("utf-8"), path, overwrite=overwrite)
 
 

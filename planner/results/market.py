@@ -45,6 +45,7 @@ __all__ = [
     "DECAY_FORMS",
     "DEFAULT_DECAY_PARAMETER",
     "DEFAULT_OUTSIDE_MINUTES",
+    "MARKET_KPI_LABELS",
     "OBJECTIVES",
     "SHARE_AREA_RESOLUTION",
     "DemandModel",
@@ -52,6 +53,7 @@ __all__ = [
     "capture_tables",
     "decay",
     "market_map_layers",
+    "market_tables",
     "outside_vector",
     "share_by_area",
     "utility_matrix",
@@ -385,4 +387,36 @@ def market_map_layers(outcome: MarketOutcome | None) -> dict[str, Any]:
     return {
         "competitors": outcome.competitors,
         "share_areas": share_by_area(outcome.customers),
+    }
+
+
+#: The market KPIs for people, in the order reports show them.
+MARKET_KPI_LABELS: dict[str, str] = {
+    "jobs_total": "jobs a year in the market (all shops and none)",
+    "jobs_won": "expected jobs won a year",
+    "expected_share": "expected share of all jobs",
+    "jobs_lost_to_competitors": "jobs a year lost to competitors",
+    "jobs_lost_to_nobody": "jobs a year not done at all",
+    "cannibalised_jobs": "jobs our sites take from each other",
+    "profit_eur": "profit a year (margin x jobs won - fixed costs, EUR)",
+    "competitors": "competing shops",
+}
+
+
+def market_tables(outcome: MarketOutcome) -> dict[str, pd.DataFrame]:
+    """The market figures as tables for exports and reports: ``market`` (KPIs and the decay
+    used), ``market sites`` (jobs won, added and cannibalised per site) and ``market areas``
+    (expected share per H3 hexagon)."""
+    rows: list[dict[str, Any]] = [{"figure": "objective", "value": outcome.objective}]
+    rows.append({"figure": "demand model", "value": outcome.model.describe()})
+    rows += [
+        {"figure": label, "value": round(float(outcome.kpis[key]), 4)}
+        for key, label in MARKET_KPI_LABELS.items()
+        if key in outcome.kpis
+    ]
+    areas = share_by_area(outcome.customers)
+    return {
+        "market": pd.DataFrame(rows),
+        "market sites": outcome.sites,
+        "market areas": pd.DataFrame(areas.drop(columns="geometry")),
     }
