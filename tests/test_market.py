@@ -184,7 +184,8 @@ def test_exports_and_report_carry_the_market_figures(tmp_path: Path) -> None:
     areas = sheets["market areas"]
     assert areas["won"].sum() == pytest.approx(result.market.kpis["jobs_won"], rel=1e-6)
     report = files["report"].read_text(encoding="utf-8")
-    assert "Customers won (market model)" in report and "lambda = 1.5" in report
+    assert "Customers won (market model)" in report
+    assert "lambda = 1.5" in report
     assert "Competitors" in files["map"].read_text(encoding="utf-8")
 
 
