@@ -394,8 +394,10 @@ def customer_history(
                 .drop_duplicates("customer_id")
                 .set_index("customer_id")["s"]
             )
-            out["served_by"] = top.reindex(out["customer_id"]).to_numpy(object)
-            out["served_by"] = out["served_by"].where(out["served_by"].notna(), None)
+            found = top.reindex(out["customer_id"]).to_numpy(object)
+            out["served_by"] = pd.Series(
+                [None if pd.isna(s) else str(s) for s in found], dtype=object, index=out.index
+            )
     return out
 
 
