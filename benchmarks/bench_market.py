@@ -155,7 +155,9 @@ def main() -> None:
                     ref_status = "-"
                     ratio = "-"
                     if args.reference_limit > 0:
-                        obj, bound, status, t_ref = reference_milp(u, o, w, p, args.reference_limit)
+                        obj, _bound, status, t_ref = reference_milp(
+                            u, o, w, p, args.reference_limit
+                        )
                         ref = f"{t_ref:.2f}"
                         ref_status = status
                         if status == "optimal" and abs(obj - sol.objective) > 1e-5 * obj:

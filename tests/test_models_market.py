@@ -26,11 +26,11 @@ def subsets(m: int, sizes, required=frozenset(), excluded=frozenset()):
                 yield s
 
 
-def brute_p(u, o, w, p, required=frozenset(), excluded=frozenset()) -> float:
+def brute_p(u, o, w, p, *, required=frozenset(), excluded=frozenset()) -> float:
     return max(captured(u, o, w, s) for s in subsets(u.shape[1], [p], required, excluded))
 
 
-def brute_target(u, o, w, share, required=frozenset(), excluded=frozenset()):
+def brute_target(u, o, w, share, *, required=frozenset(), excluded=frozenset()):
     """(fewest sites, most jobs with that many) reaching ``share`` of all jobs."""
     need = share * w.sum()
     for k in range(max(len(required), 1), u.shape[1] + 1):
@@ -41,7 +41,7 @@ def brute_target(u, o, w, share, required=frozenset(), excluded=frozenset()):
     raise AssertionError("unreachable target")
 
 
-def brute_profit(u, o, w, fixed, margin, p_max=None, required=frozenset(), excluded=frozenset()):
+def brute_profit(u, o, w, fixed, margin, *, p_max=None, required=frozenset(), excluded=frozenset()):
     m = u.shape[1]
     sizes = range(1, (p_max or m) + 1)
     return max(
@@ -79,15 +79,20 @@ def test_p_mode_matches_brute_force(seed: int) -> None:
     req, exc = sides(rng, m)
     for p in range(max(len(req), 1), m - len(exc) + 1):
         sol = max_capture(u, p, w, outside=o, required=req, excluded=exc, time_limit=20)
-        best = brute_p(u, o, w, p, req, exc)
-        assert sol.optimal and sol.status == "optimal"
+        best = brute_p(u, o, w, p, required=req, excluded=exc)
+        assert sol.optimal
+        assert sol.status == "optimal"
         assert sol.n_open == p
-        assert req <= set(sol.open.tolist()) and not exc & set(sol.open.tolist())
+        assert req <= set(sol.open.tolist())
+        assert not exc & set(sol.open.tolist())
         assert_close(sol.objective, best)
         assert_close(sol.objective, captured(u, o, w, sol.open))
-        assert sol.upper_bound is not None and sol.upper_bound >= best - 1e-7
-        assert sol.lower_bound == sol.objective and sol.gap == 0.0
-        assert sol.maximize and sol.bound == sol.upper_bound
+        assert sol.upper_bound is not None
+        assert sol.upper_bound >= best - 1e-7
+        assert sol.lower_bound == sol.objective
+        assert sol.gap == 0.0
+        assert sol.maximize
+        assert sol.bound == sol.upper_bound
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -104,8 +109,9 @@ def test_target_share_matches_brute_force(seed: int) -> None:
     sol = max_capture(
         u, None, w, outside=o, target_share=share, required=req, excluded=exc, time_limit=20
     )
-    k, best = brute_target(u, o, w, share, req, exc)
-    assert sol.optimal and sol.extras["min_sites_proven"]
+    k, best = brute_target(u, o, w, share, required=req, excluded=exc)
+    assert sol.optimal
+    assert sol.extras["min_sites_proven"]
     assert sol.n_open == k
     assert_close(sol.objective, best)
     assert sol.extras["share"] >= share * (1 - 1e-9)
@@ -131,14 +137,15 @@ def test_profit_matches_brute_force(seed: int) -> None:
         excluded=exc,
         time_limit=20,
     )
-    best = brute_profit(u, o, w, fixed, margin, p_max, req, exc)
+    best = brute_profit(u, o, w, fixed, margin, p_max=p_max, required=req, excluded=exc)
     assert sol.optimal
     assert_close(sol.objective, best)
     value = margin * captured(u, o, w, sol.open) - fixed[sol.open].sum()
     assert_close(sol.objective, value)
     assert sol.extras["profit"] == sol.objective
     assert 1 <= sol.n_open <= (p_max or m)
-    assert req <= set(sol.open.tolist()) and not exc & set(sol.open.tolist())
+    assert req <= set(sol.open.tolist())
+    assert not exc & set(sol.open.tolist())
 
 
 def test_unreachable_customers_and_assignment() -> None:
@@ -195,7 +202,7 @@ def test_bound_is_never_below_the_optimum_at_any_stop() -> None:
         assert sol.gap >= 0
         # progress bounds (of the lost jobs, minimised) never decrease and never pass the optimum
         bounds = [r.bound for r in reports]
-        assert all(b2 >= b1 for b1, b2 in zip(bounds, bounds[1:], strict=False))
+        assert all(b2 >= b1 for b1, b2 in itertools.pairwise(bounds))
         assert all(b <= w.sum() - best + 1e-7 for b in bounds)
         seen.append(sol.status)
     assert "stopped" in seen
@@ -215,7 +222,8 @@ def test_time_limit_is_respected() -> None:
     assert sol.n_open == 12
     assert sol.upper_bound >= sol.objective
     if not sol.optimal:
-        assert sol.status == "time_limit" and sol.gap > 0
+        assert sol.status == "time_limit"
+        assert sol.gap > 0
 
 
 @settings(max_examples=25, deadline=None)
@@ -240,7 +248,7 @@ def test_objective_is_monotone_in_p() -> None:
     rng = np.random.default_rng(8)
     u, o, w = instance(rng, 40, 10, zeros=0.2)
     values = [max_capture(u, p, w, outside=o).objective for p in range(1, 11)]
-    assert all(b >= a - 1e-9 for a, b in zip(values, values[1:], strict=False))
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(values))
 
 
 @pytest.mark.parametrize(
@@ -298,9 +306,14 @@ def test_bad_input_is_rejected_before_solving(kwargs, error, match) -> None:
 def test_zero_weights_and_nobody_to_win() -> None:
     u = np.zeros((3, 4))
     sol = max_capture(u, 2, outside=np.ones(3), required=[3])
-    assert sol.optimal and sol.objective == 0.0 and sol.n_open == 2 and 3 in sol.open
+    assert sol.optimal
+    assert sol.objective == 0.0
+    assert sol.n_open == 2
+    assert 3 in sol.open
     sol = max_capture(u, None, outside=np.ones(3), fixed_cost=[3.0, 1.0, 2.0, 5.0], margin=1.0)
-    assert sol.optimal and sol.objective == -1.0 and sol.open.tolist() == [1]
+    assert sol.optimal
+    assert sol.objective == -1.0
+    assert sol.open.tolist() == [1]
 
 
 @pytest.mark.parametrize("p", [None, 2, 3])

@@ -70,7 +70,7 @@ NODE_CUT_ROUNDS = 20
 #: The master LP drops its slack cuts when it has more rows than this per column.
 MAX_ROWS_PER_COLUMN = 4
 
-EXTRA_POINTS = True
+EXTRA_POINTS = False
 
 #: Whether submodular cuts are separated (besides the gradient cuts).
 SUBMODULAR_CUTS = True
@@ -253,7 +253,8 @@ class _Cuts:
         #: most sites an open set can have
         self.q = p if p is not None else (p_max if p_max is not None else prob.m)
         self.lo = lo
-        self.util_all = prob.u.sum(axis=1)
+        #: every row's columns by falling utility
+        self.by_utility = np.argsort(-prob.u, axis=1, kind="stable")
         k = prob.u.shape[0]
         self.n_groups = int(group.max()) + 1
         #: sums the customers' cuts into their group's cut (G x k)
@@ -288,14 +289,17 @@ class _Cuts:
         us = u[:, in_s].sum(axis=1)
         ds = o + us
         ao = prob.a * o
-        outside_s = u[:, ~in_s]
-        q = min(self.q, outside_s.shape[1])
+        q = min(self.q, prob.m - int(in_s.sum()))
         if q <= 0:
             extra = np.zeros(u.shape[0])
-        elif q >= outside_s.shape[1]:
-            extra = outside_s.sum(axis=1)
         else:
-            extra = -np.partition(-outside_s, q - 1, axis=1)[:, :q].sum(axis=1)
+            # the q largest utilities outside S: walk each row's sites by falling utility
+            width = min(q + int(in_s.sum()), prob.m)
+            idx = self.by_utility[:, :width]
+            vals = np.take_along_axis(u, idx, axis=1)
+            keep = ~in_s[idx]
+            keep &= np.cumsum(keep, axis=1) <= q
+            extra = np.where(keep, vals, 0.0).sum(axis=1)
         dx = (ds + extra)[:, None] - u  # o + U of S + T - j, at its largest
         coef = np.where(
             in_s[None, :],
