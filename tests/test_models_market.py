@@ -168,6 +168,19 @@ def test_unreachable_customers_and_assignment() -> None:
         assert_close(marginal, sol.objective - captured(u, o, w, rest))
 
 
+def test_target_share_counts_customers_that_cannot_be_won() -> None:
+    """The share is of all jobs, those of customers no site attracts included."""
+    u = np.array([[1.0, 0.2, 0.0], [0.1, 1.0, 0.3], [0.0, 0.0, 0.0]])
+    o = np.array([1.0, 1.0, 1.0])
+    w = np.array([1.0, 1.0, 8.0])
+    share = 0.09
+    sol = max_capture(u, None, w, outside=o, target_share=share)
+    k, best = brute_target(u, o, w, share)
+    assert sol.n_open == k
+    assert sol.extras["share"] >= share
+    assert_close(sol.objective, best)
+
+
 def test_identical_customers_are_merged_without_changing_the_answer() -> None:
     rng = np.random.default_rng(5)
     u, o, w = instance(rng, 6, 6, zeros=0.0)

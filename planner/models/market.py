@@ -294,7 +294,7 @@ def max_capture(
         return finish(res_open, res_bound, status, _solver_name(), more)
 
     # ---- target share: the fewest sites, then the most jobs with that many ---------------------
-    need = share * total - (total - w_active)  # jobs to capture among the winnable customers
+    need = share * total  # jobs to capture (only the winnable customers can give them)
     prob = CaptureProblem(u, o, w, np.zeros(allowed.size))
     lost_target = w_active - share * total  # F must be <= this
     tol = 1e-9 * max(total, 1.0)
