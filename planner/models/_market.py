@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from planner.errors import SolverError
 from planner.models._base import ProgressReporter, StopCallback, relative_gap
@@ -59,8 +60,40 @@ ROOT_STALL = 1e-7
 #: Most rounds of the root cut loop.
 ROOT_ROUNDS = 200
 
+#: In the tree, a node's cut loop stops when the tangents' total violation is below this
+#: share of the gap between the incumbent and the node's LP bound.
+TAIL_SHARE = 0.05
+
+#: Most cut rounds per branch-and-bound node.
+NODE_CUT_ROUNDS = 20
+
+#: The master LP drops its slack cuts when it has more rows than this per column.
+MAX_ROWS_PER_COLUMN = 4
+
+EXTRA_POINTS = False
+
 #: Whether submodular cuts are separated (besides the gradient cuts).
 SUBMODULAR_CUTS = True
+
+#: Customers are split into this many groups, one epigraph variable and one cut per group and
+#: round (1: a single cut; the number of customers: a multi-cut). Fewer, denser-in-meaning cuts
+#: keep the master LP small; the bound they converge to is the same.
+CUT_GROUPS = 16
+
+
+def _groups(prob: CaptureProblem, n_groups: int) -> np.ndarray:
+    """Group of each customer: customers with the same most attractive candidate together,
+    groups of about equal lost-job weight."""
+    k = prob.u.shape[0]
+    g = min(n_groups, k)
+    if g <= 1:
+        return np.zeros(k, dtype=np.intp)
+    order = np.lexsort((prob.a, np.argmax(prob.u, axis=1)))
+    cum = np.cumsum(prob.a[order])
+    cum = cum / cum[-1] if cum[-1] > 0 else np.arange(1, k + 1) / k
+    group = np.empty(k, dtype=np.intp)
+    group[order] = np.minimum((cum * g - 1e-12).astype(np.intp), g - 1)
+    return np.unique(group, return_inverse=True)[1].reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -207,11 +240,28 @@ class _Cuts:
     """Separation of gradient and submodular cuts; a cut is (rows, dense coefficients, rhs):
     ``phi_i + coef . y >= rhs``."""
 
-    def __init__(self, prob: CaptureProblem, p: int | None, lo: np.ndarray) -> None:
+    def __init__(
+        self,
+        prob: CaptureProblem,
+        p: int | None,
+        lo: np.ndarray,
+        group: np.ndarray,
+        p_max: int | None = None,
+    ) -> None:
         self.prob = prob
         self.p = p
+        #: most sites an open set can have
+        self.q = p if p is not None else (p_max if p_max is not None else prob.m)
         self.lo = lo
-        self.util_all = prob.u.sum(axis=1)
+        #: every row's columns by falling utility
+        self.by_utility = np.argsort(-prob.u, axis=1, kind="stable")
+        k = prob.u.shape[0]
+        self.n_groups = int(group.max()) + 1
+        #: sums the customers' cuts into their group's cut (G x k)
+        self.agg = sp.csr_matrix((np.ones(k), (group, np.arange(k))), shape=(self.n_groups, k))
+        self.group_weight = self.agg @ prob.a
+        #: the incumbent's value (set for the branch-and-cut; see :meth:`violated`)
+        self.incumbent: Callable[[], float] | None = None
 
     def gradient(self, y0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients (k x m) and right-hand sides (k) of the tangents at ``y0``."""
@@ -222,49 +272,100 @@ class _Cuts:
         return slope[:, None] * prob.u, slope * (prob.o + 2.0 * u0)
 
     def submodular(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Coefficients and right-hand sides of the submodular cuts at the open set ``s``."""
+        """Coefficients and right-hand sides of the submodular cuts at the open set ``s``.
+
+        For every open set ``T`` of at most ``q`` sites (``q`` = ``p``, the cap, or all),
+        ``L(T) >= L(S) - sum_{j in T-S} rho_j(S) + sum_{j in S-T} rho_j(S + T - j)`` (add
+        ``T - S`` to ``S``, then remove ``S - T`` from ``S + T``; submodularity bounds each
+        step). ``rho_j(X)`` only depends on ``U_X`` and falls as it grows, so ``U`` of
+        ``S - j`` plus the ``q`` largest utilities outside ``S`` gives a coefficient valid for
+        every such ``T``: with few sites open, far larger than Nemhauser and Wolsey's
+        ``rho_j(N - j)``.
+        """
         prob = self.prob
+        u, o = prob.u, prob.o
         in_s = np.zeros(prob.m, dtype=bool)
         in_s[s] = True
-        us = prob.u[:, in_s].sum(axis=1)
-        ds = prob.o + us
-        ao = prob.a * prob.o
-        ls = ao / ds
-        # rho_j(S) for j not in S; rho_j(N - j) for j in S
+        us = u[:, in_s].sum(axis=1)
+        ds = o + us
+        ao = prob.a * o
+        q = min(self.q, prob.m - int(in_s.sum()))
+        if q <= 0:
+            extra = np.zeros(u.shape[0])
+        else:
+            # the q largest utilities outside S: walk each row's sites by falling utility
+            width = min(q + int(in_s.sum()), prob.m)
+            idx = self.by_utility[:, :width]
+            vals = np.take_along_axis(u, idx, axis=1)
+            keep = ~in_s[idx]
+            keep &= np.cumsum(keep, axis=1) <= q
+            extra = np.where(keep, vals, 0.0).sum(axis=1)
+        dx = (ds + extra)[:, None] - u  # o + U of S + T - j, at its largest
         coef = np.where(
             in_s[None, :],
-            ao[:, None]
-            * prob.u
-            / ((prob.o + self.util_all)[:, None] * ((prob.o + self.util_all)[:, None] - prob.u)),
-            ao[:, None] * prob.u / (ds[:, None] * (ds[:, None] + prob.u)),
+            ao[:, None] * u / (dx * (dx + u)),
+            ao[:, None] * u / (ds[:, None] * (ds[:, None] + u)),
         )
-        rhs = ls + coef[:, in_s].sum(axis=1)
+        rhs = ao / ds + coef[:, in_s].sum(axis=1)
         return coef, rhs
 
     def _pick(
         self, coef: np.ndarray, rhs: np.ndarray, y: np.ndarray, theta: np.ndarray
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Group the customers' cuts; return those ``(y, theta)`` violates."""
+        coef = np.asarray(self.agg @ coef)
+        rhs = self.agg @ rhs
         value = rhs - coef @ y
-        tol = CUT_TOLERANCE * np.maximum(self.prob.a, 1e-12)
-        return np.flatnonzero(value > theta + tol)
+        tol = CUT_TOLERANCE * np.maximum(self.group_weight, 1e-12)
+        rows = np.flatnonzero(value > theta + tol)
+        return rows, coef[rows], rhs[rows]
 
     def violated(
         self, y_sep: np.ndarray, y: np.ndarray, theta: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cuts separated at ``y_sep`` (tangents) and at its rounding (submodular) that
-        ``(y, theta)`` violates; at most one of each kind per customer."""
+        """Cuts separated at ``y_sep`` (tangents) and at binary points near it (submodular)
+        that ``(y, theta)`` violates; at most one of each kind per group.
+
+        At a fractional ``y`` in the tree (:attr:`incumbent` set), nothing is returned when
+        the tangents' total violation is small against the gap: more rounds could not prune
+        the node, branching does more (the node's bound stays valid).
+        """
         coef, rhs = self.gradient(y_sep)
-        rows = self._pick(coef, rhs, y, theta)
-        out_rows, out_coef, out_rhs = [rows], [coef[rows]], [rhs[rows]]
+        rows, coef, rhs = self._pick(coef, rhs, y, theta)
+        if self.incumbent is not None and rows.size:
+            frac = np.minimum(y, 1.0 - y).max()
+            if frac > 1e-6:
+                lp_value = float(self.prob.f @ y + theta.sum())
+                viol = float(np.sum(rhs - coef @ y - theta[rows]))
+                if viol < TAIL_SHARE * (self.incumbent() - lp_value):
+                    empty = np.zeros(0, dtype=np.intp)
+                    return empty, np.zeros((0, y.size)), np.zeros(0)
+        out_rows, out_coef, out_rhs = [rows], [coef], [rhs]
         if SUBMODULAR_CUTS:
-            s = self.round(y_sep)
-            if s is not None:
-                coef2, rhs2 = self.submodular(s)
-                rows2 = self._pick(coef2, rhs2, y, theta)
+            for s in self.binary_points(y_sep):
+                rows2, coef2, rhs2 = self._pick(*self.submodular(s), y, theta)
                 out_rows.append(rows2)
-                out_coef.append(coef2[rows2])
-                out_rhs.append(rhs2[rows2])
+                out_coef.append(coef2)
+                out_rhs.append(rhs2)
         return np.concatenate(out_rows), np.concatenate(out_coef), np.concatenate(out_rhs)
+
+    def binary_points(self, y: np.ndarray) -> list[np.ndarray]:
+        """Open sets at which submodular cuts are separated: the rounding of ``y`` and the
+        sites at 1 (in the tree: the sites fixed open)."""
+        out = []
+        s = self.round(y)
+        if s is not None:
+            out.append(s)
+        ones = np.flatnonzero(y > 1.0 - 1e-9)
+        if ones.size and (s is None or ones.size != s.size):
+            out.append(ones)
+        if EXTRA_POINTS and self.p is not None:
+            score = y + 2.0 * self.lo
+            order = np.argsort(-score, kind="stable")
+            for size in (self.p - 1, self.p + 1):
+                if 0 < size < y.size and size >= int(self.lo.sum()):
+                    out.append(np.sort(order[:size]))
+        return out
 
     def round(self, y: np.ndarray) -> np.ndarray | None:
         """A binary point near ``y``: the ``p`` largest (required first), or ``y > 0.5``."""
@@ -276,8 +377,8 @@ class _Cuts:
 
 
 class _Master:
-    """Master LP in HiGHS: columns ``y`` (m) then ``phi`` (k); the interface
-    :func:`planner.models._benders._branch` works on (``h``, ``cuts``, ``m``, ``add``)."""
+    """Master LP in HiGHS: columns ``y`` (m) then ``phi`` (one per group of customers); the
+    interface :func:`planner.models._benders._branch` works on (``h``, ``cuts``, ``m``, ``add``)."""
 
     def __init__(
         self,
@@ -293,7 +394,7 @@ class _Master:
         import highspy
 
         self.cuts = cuts
-        k, m = prob.u.shape
+        k, m = cuts.n_groups, prob.m
         self.k, self.m = k, m
         self.h = h = _new_highs()
         h.setOptionValue("threads", 1)
@@ -313,14 +414,38 @@ class _Master:
             h.addRow(1.0, float(p_max) if p_max is not None else inf, m, all_y, np.ones(m))
         h.cbSimplexInterrupt.subscribe(interrupt)
         h.cbMipInterrupt.subscribe(interrupt)
+        self.n_fixed_rows = int(h.getNumRow())
         self.n_cuts = 0
         self.nnz = 0
+        self.purged = 0
+
+    def purge(self) -> None:
+        """Delete the cuts with slack at the last LP solution when the LP has grown past
+        :data:`MAX_ROWS_PER_COLUMN` rows per column (they are valid, only not needed now; the
+        LP stays a relaxation)."""
+        h = self.h
+        num_row = int(h.getNumRow())
+        if num_row <= MAX_ROWS_PER_COLUMN * (self.m + self.k) or self.n_cuts == 0:
+            return
+        import highspy
+
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return
+        activity = np.asarray(h.getSolution().row_value)
+        lower = np.asarray(h.getLp().row_lower_)
+        slack = activity - lower
+        drop = np.flatnonzero(slack > 1e-9 * np.maximum(np.abs(lower), 1.0))
+        drop = drop[drop >= self.n_fixed_rows]
+        if drop.size:
+            h.deleteRows(int(drop.size), drop.astype(np.int32))
+            self.purged += int(drop.size)
 
     def add(self, rows: np.ndarray, coef: np.ndarray, rhs: np.ndarray) -> int:
         """Add cuts ``phi_rows + coef . y >= rhs``; returns how many."""
         n = int(rows.size)
         if n == 0:
             return 0
+        self.purge()
         mask = coef > 0
         counts = mask.sum(axis=1)
         starts = np.zeros(n, dtype=np.int32)
@@ -449,24 +574,25 @@ def solve_capture(
         util_max = (-np.partition(-sprob.u, p_max - 1, axis=1)[:, :p_max]).sum(axis=1)
     else:
         util_max = sprob.u.sum(axis=1)
-    cuts = _Cuts(sprob, p, y_lo)
+    cuts = _Cuts(sprob, p, y_lo, _groups(sprob, CUT_GROUPS), p_max)
     master = _Master(
         sprob,
         cuts,
         p=p,
         p_max=p_max,
         y_lower=y_lo,
-        phi_lower=sprob.lost(util_max),
+        phi_lower=cuts.agg @ sprob.lost(util_max),
         interrupt=interrupt,
     )
     h = master.h
     y0 = np.zeros(m)
     y0[best_open] = 1.0
-    master.add(*cuts.violated(y0, y0, np.full(k, -np.inf)))
+    no_theta = np.full(cuts.n_groups, -np.inf)
+    master.add(*cuts.violated(y0, y0, no_theta))
     # a tangent at the uniform point too (the LP's first solution is less extreme)
     if p is not None:
         yu = np.full(m, p / m)
-        master.add(*cuts.violated(yu, yu, np.full(k, -np.inf)))
+        master.add(*cuts.violated(yu, yu, no_theta))
 
     # ---- root cut loop --------------------------------------------------------------------
     status = "time_limit"
@@ -541,6 +667,7 @@ def solve_capture(
         extras["fixed_open"] = int(forced.sum())
         base_lo = np.maximum(y_lo, forced.astype(float))
         base_hi = np.where(closed, 0.0, 1.0)
+        cuts.incumbent = upper_bound
         status, branch_lb, nodes = _branch(
             master,  # type: ignore[arg-type]
             p=p,
@@ -555,6 +682,7 @@ def solve_capture(
             gap_target=gap_target,
             unit=0.0,
             progress=progress,
+            cut_rounds=NODE_CUT_ROUNDS,
         )
         lb = max(lb, branch_lb)
     if reached():
@@ -568,6 +696,7 @@ def solve_capture(
         status = "time_limit"
     extras["nodes"] = nodes
     extras["cuts"] = master.n_cuts
+    extras["cuts_purged"] = master.purged
     extras["cut_nonzeros"] = master.nnz
     extras["bnc_time_s"] = time.perf_counter() - t0
     progress("outer approximation finished", lb)

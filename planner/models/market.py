@@ -294,7 +294,7 @@ def max_capture(
         return finish(res_open, res_bound, status, _solver_name(), more)
 
     # ---- target share: the fewest sites, then the most jobs with that many ---------------------
-    need = share * total - (total - w_active)  # jobs to capture among the winnable customers
+    need = share * total  # jobs to capture (only the winnable customers can give them)
     prob = CaptureProblem(u, o, w, np.zeros(allowed.size))
     lost_target = w_active - share * total  # F must be <= this
     tol = 1e-9 * max(total, 1.0)
@@ -428,14 +428,17 @@ def _optimise(
         first, val = np.sort(start), prob.value(start)
     more: dict[str, Any] = {"first_solution_time_s": time.perf_counter() - started}
     report("greedy + swaps", objective=val, bound=-np.inf)
-    # F's gap target from the requested gap on the captured jobs / profit
+    # F's gap target from the requested gap on the captured jobs / profit (their value is
+    # sum(a) - F: the same absolute gap)
+    answer = abs(float(prob.a.sum()) - val)
+    f_gap = max(gap, 1e-12) * max(answer, 1e-12) / max(abs(val), 1e-12)
     res = solve_capture(
         prob,
         p=p,
         required=required,
         start_open=first,
         deadline=deadline,
-        gap_target=max(gap, 1e-12) * 0.1,
+        gap_target=max(min(0.5 * f_gap, 0.5), 1e-12),
         report=report,
         should_stop=should_stop,
         p_max=p_max,
