@@ -203,7 +203,9 @@ def current_spec() -> ScenarioSpec:
         name=str(state.get("scenario_name") or "My scenario"),
         region=str(state.get("region", REGIONS[0])),
         layout=str(state.get("layout", "in-house")),
-        workshops=None if state.get("workshops_auto") else int(state.get("workshops", 5)),
+        workshops=None
+        if state.get("workshops_auto") and state.get("objective") != "max_capture"
+        else int(state.get("workshops", 5)),
         parameters=current_parameters(),
         service_standard_min={"default": float(state.get("sla_min", 30.0))},
         generate_candidates=bool(state.get("generate_candidates", True)),
