@@ -13,7 +13,14 @@ from _apptest import ok, wait_for_job
 from streamlit.testing.v1 import AppTest
 
 from planner.cli import _spec_from_args, build_parser, main
-from planner.engine import ScenarioSpec, load_scenario, prepare_scenario, run, save_scenario
+from planner.engine import (
+    ScenarioSpec,
+    compare,
+    load_scenario,
+    prepare_scenario,
+    run,
+    save_scenario,
+)
 from planner.engine.market import market_inputs
 from planner.errors import InputError
 from planner.inputs.sites import check_sites, osm_competitor_sites, osm_partner_sites
@@ -356,7 +363,12 @@ def test_existing_sites_stay_open_and_outsourced_counts_partners_as_ours(sinst) 
     )
     lr = run(SPEC, sinst=forced)
     assert cands["site_id"].iloc[cols[0]] in set(lr.sites["site_id"])
+    table = compare(SPEC, sinst=sinst).table
+    assert {"jobs_won", "expected_share", "profit_eur"} <= set(table.columns)
+    assert list(table["layout"]) == ["in-house", "outsourced", "two-tier"]
+    assert (table["jobs_won"] > 0).all()
     out = run(SPEC.replace(layout="outsourced"), sinst=sinst)
+    assert table.loc[1, "jobs_won"] == pytest.approx(out.market.kpis["jobs_won"])
     assert out.market.kpis["competitors"] == 0
     assert any("partner candidates" in w for w in out.warnings)
 
