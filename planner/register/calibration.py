@@ -22,7 +22,7 @@ The 95 % interval of the decay parameter comes from the observed Fisher informat
 Hessian of the log-likelihood, by central differences of the analytic gradient) and the
 profile likelihood when the Wald interval would cross zero. Customers with no job in the
 window must be in the data: they say who stays away. Assumptions: every customer has the
-same yearly potential ``m`` (per segment when fitted per segment), and the decay is the same
+same yearly potential ``m``, and the decay is the same
 for every trip; :func:`calibration_plot` draws the observed jobs per customer-year by travel
 time against the fitted curve, so the user can see whether that holds.
 """
