@@ -44,6 +44,7 @@ import streamlit as st
 import tomli_w
 from streamlit_folium import st_folium
 
+from app_pages import _market as market_ui
 from planner.engine import (
     LAYOUTS,
     ScenarioInstance,
@@ -62,6 +63,7 @@ from planner.inputs.validation import ValidationReport
 from planner.outputs import assets, export, maps, report
 from planner.results.costs import CostParameters, describe_parameters
 from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
+from planner.results.market import market_map_layers
 from planner.results.types import Comparison, LayoutResult, Robustness
 from planner.roads import network
 from planner.settings import DEFAULT_CANDIDATES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKSHOPS, offline
@@ -128,6 +130,7 @@ DEFAULTS: dict[str, Any] = {
     "standard_on": False,
     "product_class": DEFAULT_PRODUCT_CLASS,
     "capacitated": False,
+    **market_ui.DEFAULTS,
     **{f"{_COST_PREFIX}{f.name}": f.default for f in dataclasses.fields(CostParameters)},
 }
 
@@ -201,16 +204,23 @@ def current_spec() -> ScenarioSpec:
         name=str(state.get("scenario_name") or "My scenario"),
         region=str(state.get("region", REGIONS[0])),
         layout=str(state.get("layout", "in-house")),
-        workshops=None if state.get("workshops_auto") else int(state.get("workshops", 5)),
+        workshops=None
+        if state.get("workshops_auto") and state.get("objective") != "max_capture"
+        else int(state.get("workshops", 5)),
         parameters=current_parameters(),
         service_standard_min={"default": float(state.get("sla_min", 30.0))},
         generate_candidates=bool(state.get("generate_candidates", True)),
         n_candidates=int(state.get("n_candidates", DEFAULT_CANDIDATES)),
         time_limit_s=float(state.get("time_limit_s", DEFAULT_TIME_LIMIT_S)),
-        budget_per_year=float(state["budget_per_year"]) if state.get("budget_on") else None,
-        meet_standard=bool(state.get("standard_on")) and not state.get("budget_on"),
+        budget_per_year=float(state["budget_per_year"])
+        if state.get("budget_on") and not market_ui.market_on(state)
+        else None,
+        meet_standard=bool(state.get("standard_on"))
+        and not state.get("budget_on")
+        and not market_ui.market_on(state),
         product_class=str(state.get("product_class", DEFAULT_PRODUCT_CLASS)),
         capacitated=bool(state.get("capacitated", False)),
+        **market_ui.spec_fields(state),
     )
 
 
@@ -244,6 +254,7 @@ def apply_saved(saved: ws.SavedScenario) -> None:
     state["standard_on"] = spec.meet_standard
     state["product_class"] = spec.product_class
     state["capacitated"] = spec.capacitated
+    market_ui.apply_spec(state, spec)
     for key, value in spec.parameters.to_dict().items():
         state[f"{_COST_PREFIX}{key}"] = float(value)
     uploads: dict[str, ws.InputFile] = {}
@@ -426,6 +437,7 @@ _PREP_FIELDS = (
     "two_tier_partners",
     "max_snap_m",
     "product_class",
+    "objective",
 )
 
 
@@ -939,6 +951,7 @@ def result_map(
         catchments=catchments,
         assignment_lines=assignment_lines,
         drive_time_areas=areas,
+        **market_map_layers(result.market),
     )
 
 
@@ -1080,6 +1093,11 @@ def comparison_columns() -> dict[str, Any]:
         "customer_time_eur": number("customer time (EUR)", format="localized"),
         "max_utilisation": number("busiest site's load", format="percent"),
         "gap": number("gap", format="percent"),
+        "jobs_won": number("jobs won a year", format="%.0f"),
+        "expected_share": number("expected share", format="percent"),
+        "jobs_lost_to_competitors": number("lost to competitors", format="%.0f"),
+        "cannibalised_jobs": number("cannibalised", format="%.0f"),
+        "profit_eur": number("profit (EUR)", format="localized"),
     }
 
 

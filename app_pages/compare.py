@@ -142,6 +142,14 @@ if saved and job is None:
             x_label="workshops",
             y_label="annual cost (EUR)",
         )
+        if "expected_share" in curve:  # market objective: the share curve
+            st.line_chart(
+                curve,
+                x="workshops",
+                y="expected_share",
+                x_label="workshops",
+                y_label="expected share of all jobs",
+            )
         st.dataframe(
             curve, hide_index=True, width="stretch", column_config=shared.comparison_columns()
         )

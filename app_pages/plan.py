@@ -32,17 +32,18 @@ with left:
         help="in-house: your own workshops; outsourced: partner repair shops paid per job; "
         "two-tier: a central office supplying your workshops.",
     )
-    budget_on = bool(st.session_state["budget_on"])
-    standard_on = bool(st.session_state["standard_on"])
+    market = shared.market_ui.market_on(st.session_state)  # plans for customers won
+    budget_on = bool(st.session_state["budget_on"]) and not market
+    standard_on = bool(st.session_state["standard_on"]) and not market
     st.toggle(
         "Plan within a yearly budget",
         key="budget_on",
-        disabled=standard_on,
+        disabled=standard_on or market,
         help="The network's yearly cost (fixed costs, partner fees, deliveries and lost "
         "margin, as on the Costs page; not the customers' time) may not exceed the budget. "
         "The number of workshops with the shortest drives that fits is chosen.",
     )
-    if st.session_state["budget_on"]:
+    if budget_on:
         st.number_input(
             "Budget (EUR per year)",
             min_value=1_000.0,
@@ -54,7 +55,7 @@ with left:
     st.toggle(
         "Fewest workshops that meet the service standard",
         key="standard_on",
-        disabled=budget_on,
+        disabled=budget_on or market,
         help="Plans the fewest workshops (existing ones included) from which every customer "
         "can reach one within the service standard; the sites are then placed for the "
         "shortest drives, and the result says if any customer is left outside the standard.",
@@ -62,7 +63,7 @@ with left:
     st.toggle(
         "Let the costs decide how many workshops",
         key="workshops_auto",
-        disabled=budget_on or standard_on,
+        disabled=budget_on or standard_on or st.session_state["objective"] == "max_capture",
         help="Opens the number of workshops with the lowest annual cost (Costs page).",
     )
     st.number_input(
@@ -95,6 +96,7 @@ with right:
         help="Existing workshops you uploaded always stay open. Switch off to choose only "
         "among the sites you uploaded.",
     )
+    shared.market_ui.plan_controls()
     st.selectbox(
         "Partners repair",
         shared.PRODUCT_CLASS_OPTIONS,

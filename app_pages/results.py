@@ -38,6 +38,13 @@ cols[2].metric(
 )
 cols[3].metric("Annual cost", shared.money(kpis.get("annual_cost_eur", float("nan"))))
 
+shared.market_ui.results_section(result)
+if result.market is not None:
+    st.caption(
+        "The map shows the expected share by area and the competitors; the share curve "
+        "against the number of sites is the K-curve on the **Compare** page."
+    )
+
 options: dict[str, object] = {}
 with st.expander("Map layers", expanded=False):
     options["catchments"] = st.checkbox("Catchment areas", key="map_catchments")

@@ -1,4 +1,5 @@
-"""Command line interface: ``planner run|validate|compare|geocode|trends|phases|economics|regions``.
+"""Command line interface: ``planner run|validate|compare|geocode|trends|phases|economics``,
+``planner regions`` and ``planner calibrate``.
 
 A thin client of the library: it parses arguments into a
 :class:`~planner.engine.ScenarioSpec`, calls the engine (:func:`planner.engine.run`,
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -30,8 +32,10 @@ from planner.engine import (
     robustness,
     run,
 )
+from planner.engine.market import calibrate_history
 from planner.engine.phases import plan_phases
 from planner.engine.regions import customers_elsewhere, region_road_source
+from planner.engine.spec import save_scenario
 from planner.errors import InputError, PlannerError
 from planner.inputs.customers import geocode_missing, read_customers
 from planner.inputs.jobs import read_jobs, read_register
@@ -57,8 +61,10 @@ from planner.register import (
     segment_trends,
     site_economics,
 )
+from planner.register.calibration import calibration_plot
 from planner.register.trends import PERIODS, jobs_with_customers
 from planner.register.trends_map import trends_map
+from planner.results.market import DECAY_FORMS, OBJECTIVES
 from planner.roads.catalog import (
     format_size,
     list_regions,
@@ -137,6 +143,7 @@ def _spec_from_args(args: argparse.Namespace, *, scenario: str | None) -> Scenar
         changes["meet_standard"] = True
     if getattr(args, "product_class", None) is not None:
         changes["product_class"] = args.product_class
+    changes.update(_market_changes(args, spec))
     for key, value in (
         ("customers", args.customers),
         ("sites", args.sites),
@@ -149,6 +156,77 @@ def _spec_from_args(args: argparse.Namespace, *, scenario: str | None) -> Scenar
         region = changes.get("region", spec.region)
         changes["name"] = f"{Path(str(region)).name} {spec.layout}"
     return spec.replace(**changes) if changes else spec
+
+
+def _market_changes(args: argparse.Namespace, spec: ScenarioSpec) -> dict[str, Any]:
+    """--objective, --target-share, --decay, --decay-parameter as spec changes."""
+    changes: dict[str, Any] = {}
+    if getattr(args, "objective", None) is not None:
+        changes["objective"] = args.objective
+    if getattr(args, "target_share", None) is not None:
+        changes["target_share"] = args.target_share
+    form = getattr(args, "decay", None)
+    param = getattr(args, "decay_parameter", None)
+    if form is not None or param is not None:
+        model = spec.demand_model
+        new_form = form or model.form
+        if param is not None:  # typed in
+            value, source = param, "typed"
+        elif new_form != model.form:  # another form: its literature default
+            value, source = None, "default"
+        else:
+            value, source = model.parameter, model.source
+        changes["demand_model"] = dataclasses.replace(
+            model, form=new_form, parameter=value, source=source, interval=None, details=None
+        )
+    return changes
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    names = ["calibration.csv", "calibration.png", "calibration_customers.csv", "scenario.toml"]
+    _check_outputs([out / n for n in names], overwrite=args.overwrite)
+    spec = load_scenario(args.scenario) if args.scenario else ScenarioSpec()
+    changes: dict[str, Any] = {"customers": Path(args.customers), "sites": Path(args.sites)}
+    if args.region:
+        changes["region"] = args.region
+    if args.product_class:
+        changes["product_class"] = args.product_class
+    if args.crs:
+        changes["crs"] = args.crs
+    spec = spec.replace(**changes)
+    register, jobs = _read_register_and_jobs(args.jobs, args.customers)
+    site_table = read_sites(args.sites, crs=spec.crs)
+    if site_table.report.fatal:
+        raise InputError(str(site_table.report), file=args.sites)
+    fit = calibrate_history(
+        spec,
+        register.valid,
+        jobs.valid,
+        site_table.valid,
+        form=args.decay,
+        as_of=args.as_of,
+        progress=_progress,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    fit.summary().to_csv(out / "calibration.csv", index=False)
+    fit.data.to_csv(out / "calibration_customers.csv", index=False)
+    (out / "calibration.png").write_bytes(calibration_plot(fit))
+    objective = spec.objective if spec.objective != "min_travel" else "max_capture"
+    save_scenario(
+        spec.replace(demand_model=fit.model, objective=objective),
+        out / "scenario.toml",
+        overwrite=args.overwrite,
+    )
+    print(f"fitted: {fit.model.describe()}")
+    d = fit.model.details or {}
+    print(
+        f"from {d.get('jobs', 0):,} jobs of {d.get('customers', 0):,} customers; "
+        f"potential {fit.estimates['potential_jobs_per_year']:.2f} jobs per customer and year"
+        + ("" if fit.attractiveness_fitted else "; our attractiveness held at 1 (no competitors)")
+    )
+    print(f"wrote {', '.join(str(out / n) for n in names)}")
+    return 0
 
 
 def _parse_workshops(value: str | int) -> int | None:
@@ -173,7 +251,8 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 def _status(sol: Solution) -> str:
     if sol.optimal:
         return "proven optimal"
-    return f"{sol.status}, not proven: gap {sol.gap:.2%} to lower bound"
+    side = "upper" if sol.upper_bound is not None else "lower"
+    return f"{sol.status}, not proven: gap {sol.gap:.2%} to {side} bound"
 
 
 def _use_backend(args: argparse.Namespace) -> None:
@@ -250,6 +329,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"({lr.costs.cost_per_job_eur:,.0f} per job); "
         f"wrote {', '.join(str(f) for f in files.values())}"
     )
+    if lr.market is not None:
+        m = lr.market.kpis
+        print(
+            f"customers won ({spec.objective}): {m['jobs_won']:,.0f} of {m['jobs_total']:,.0f} "
+            f"jobs a year (expected share {m['expected_share']:.1%}), "
+            f"{m['jobs_lost_to_competitors']:,.0f} lost to {int(m['competitors'])} competitors, "
+            f"profit {m['profit_eur']:,.0f} EUR; {lr.market.model.describe()}"
+        )
     print(f"Road data {OSM_CREDIT} (ODbL)")
     return 0
 
@@ -693,6 +780,23 @@ def build_parser() -> argparse.ArgumentParser:
             f"candidates (default: {DEFAULT_PRODUCT_CLASS}, or the scenario's)",
         )
         command.add_argument(
+            "--objective",
+            choices=list(OBJECTIVES),
+            help="min_travel (default), or under the market model: max_capture (most "
+            "customers won), target_share (fewest sites for --target-share), max_profit",
+        )
+        command.add_argument(
+            "--target-share", type=float, help="share of all jobs (0-1) to win (target_share)"
+        )
+        command.add_argument(
+            "--decay", choices=list(DECAY_FORMS), help="distance decay form of the market model"
+        )
+        command.add_argument(
+            "--decay-parameter",
+            type=float,
+            help="lambda (power) or beta per minute (exponential); default: literature value",
+        )
+        command.add_argument(
             "--scheduler",
             help="Dask scheduler address (tcp://HOST:PORT): travel-time matrix chunks and sweep "
             "solves (K-curve, layouts, robustness) run there (needs the 'dask' extra)",
@@ -786,6 +890,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reg_dl.add_argument("id", help="catalog id (europe/greece), or a unique name (greece)")
     reg_dl.set_defaults(func=_cmd_regions_download)
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit the market model's distance decay from a job history (maximum likelihood)",
+    )
+    cal.add_argument("jobs", help="job history (CSV/XLSX/Parquet) with served_by site ids")
+    cal.add_argument("--customers", required=True, help="customer register (customer file)")
+    cal.add_argument(
+        "--sites", required=True, help="site file: our workshops/partners, optional competitors"
+    )
+    cal.add_argument("--scenario", help="scenario TOML to carry the fitted model")
+    cal.add_argument("--region", help=f"bundled region or road file (default: {DEFAULT_REGION})")
+    cal.add_argument(
+        "--decay", choices=list(DECAY_FORMS), default="power", help="decay form (default power)"
+    )
+    cal.add_argument("--product-class", choices=list(PRODUCT_CLASSES), help="competitors' class")
+    cal.add_argument("--crs", help=CRS_HELP)
+    cal.add_argument("--as-of", help="end of the history window (default: the history's end)")
+    cal.add_argument("--out", required=True, help="output folder")
+    cal.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    cal.set_defaults(func=_cmd_calibrate)
     return parser
 
 

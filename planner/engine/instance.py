@@ -17,6 +17,7 @@ from typing import TypeAlias
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from osmnx._errors import InsufficientResponseError
 
 from planner.engine._progress import ProgressCallback, log_progress
 from planner.engine.spec import LAYOUTS, ScenarioSpec
@@ -26,8 +27,10 @@ from planner.inputs.sites import (
     generate_candidates,
     office_candidates,
     optional_region_features,
+    osm_competitor_sites,
     osm_partner_sites,
     read_sites,
+    sites_frame,
 )
 from planner.inputs.tables import TableSource, source_name
 from planner.inputs.validation import KIND_ALIASES, ValidationReport, normalize_column
@@ -42,7 +45,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Instance",
     "ScenarioInstance",
+    "competitor_matrix",
     "gather_candidates",
+    "gather_competitors",
     "load_customers",
     "load_graph",
     "load_sites",
@@ -295,12 +300,19 @@ class ScenarioInstance:
     office_link_s
         Travel seconds from each office candidate (rows, in ``columns["office"]`` order) to
         every candidate column, or ``None`` when no two-tier layout was prepared.
+    competitors
+        Competing shops (site schema plus ``attractiveness``) for the market objectives, or
+        ``None`` when the spec's objective is ``min_travel``.
+    competitor_cost_s
+        Travel seconds from each demand point to each competitor (inf: unreachable).
     """
 
     spec: ScenarioSpec
     instance: Instance
     columns: Mapping[str, np.ndarray]
     office_link_s: np.ndarray | None = None
+    competitors: gpd.GeoDataFrame | None = None
+    competitor_cost_s: np.ndarray | None = None
 
     @property
     def graph(self) -> RoadGraph:
@@ -539,10 +551,11 @@ def prepare_scenario(
             seed=spec.seed,
             max_snap_m=spec.max_snap_m,
         )
+        site_source = spec.sites if sites is None else sites
+        site_table = None
+        competitors: gpd.GeoDataFrame | None = None
         if candidates is None:
             report("Gathering candidate sites", 0.12)
-            site_source = spec.sites if sites is None else sites
-            site_table = None
             label = "the site list"
             if site_source is not None:
                 site_table, site_warnings = load_sites(
@@ -555,6 +568,10 @@ def prepare_scenario(
                 spec, graph, customer_table, layouts, sites=site_table, sites_label=label
             )
             warnings += gather_warnings
+        if spec.objective != "min_travel":
+            report("Gathering competitors", 0.14)
+            competitors, comp_warnings = gather_competitors(spec, site_table, candidates)
+            warnings += comp_warnings
         instance = prepare_instance(
             spec.region,
             customer_table,
@@ -571,7 +588,103 @@ def prepare_scenario(
         if "two-tier" in layouts and columns["office"].size:
             report("Computing office -> workshop travel times", 0.45)
             link = office_link_matrix(graph, instance, columns["office"])
-        return ScenarioInstance(spec=spec, instance=instance, columns=columns, office_link_s=link)
+        comp_cost = None
+        if competitors is not None:
+            report("Computing travel times to the competitors", 0.46)
+            comp_cost = competitor_matrix(graph, instance, competitors)
+        return ScenarioInstance(
+            spec=spec,
+            instance=instance,
+            columns=columns,
+            office_link_s=link,
+            competitors=competitors,
+            competitor_cost_s=comp_cost,
+        )
+
+
+def gather_competitors(
+    spec: ScenarioSpec,
+    sites: gpd.GeoDataFrame | None,
+    candidates: gpd.GeoDataFrame,
+) -> tuple[gpd.GeoDataFrame, tuple[str, ...]]:
+    """The competing shops of a market objective, and warnings.
+
+    The site file's ``kind = competitor`` rows (with their ``attractiveness``, default 1),
+    plus the region's OSM repair shops of ``spec.product_class`` that are not ours: an OSM
+    shop within :data:`planner.inputs.sites.PARTNER_MATCH_M` of one of the file's partner,
+    existing workshop or competitor rows is that row, not another competitor. OSM shops
+    that are partner candidates stay competitors here; the outsourced layout takes its own
+    partner candidates out of the competition when it solves (see
+    :func:`planner.engine.market.market_inputs`).
+    """
+    warnings: list[str] = []
+    parts: list[gpd.GeoDataFrame] = []
+    ours = None
+    if sites is not None and len(sites):
+        kinds = sites["kind"].map(_site_kind) if "kind" in sites else pd.Series("workshop")
+        kinds = pd.Series(np.asarray(kinds), index=sites.index)
+        mine = sites[kinds == "competitor"].copy()
+        if len(mine):
+            a = (
+                pd.to_numeric(mine["attractiveness"], errors="coerce")
+                if "attractiveness" in mine
+                else pd.Series(np.nan, index=mine.index)
+            )
+            mine["attractiveness"] = a.fillna(1.0).to_numpy(float)
+            mine["kind"] = "competitor"
+            mine["status"] = "excluded"
+            parts.append(sites_frame(mine))
+        status = sites["status"].astype(str) if "status" in sites else pd.Series("candidate")
+        status = pd.Series(np.asarray(status), index=sites.index)
+        keep = (kinds == "partner") | (kinds == "competitor")
+        keep |= (kinds == "workshop") & (status == "existing")
+        ours = sites[keep]
+    try:
+        osm = osm_competitor_sites(spec.region, product_class=spec.product_class, partners=ours)
+    except (InputError, InsufficientResponseError) as exc:
+        logger.info("no OSM competitors for %s: %s", spec.region, exc)
+        warnings.append(
+            "no OpenStreetMap features for this region, so competitors come only from the "
+            "site list (kind = competitor)"
+        )
+    else:
+        if len(osm):
+            parts.append(osm)
+    if not parts:
+        warnings.append(
+            "no competitors were found (no competitor rows in the site list and no "
+            f"{spec.product_class} repair shops in OpenStreetMap): customers choose only "
+            "between our sites and not coming at all"
+        )
+        empty = sites_frame(pd.DataFrame({"site_id": pd.Series(dtype=str)}))
+        empty["attractiveness"] = pd.Series(dtype=float)
+        return empty, tuple(warnings)
+    frame = pd.concat(parts, ignore_index=True)
+    frame["site_id"] = frame["site_id"].astype(str)
+    frame = frame.drop_duplicates("site_id").reset_index(drop=True)
+    frame = frame[np.isfinite(frame["lat"]) & np.isfinite(frame["lon"])].reset_index(drop=True)
+    del candidates
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:4326"), tuple(warnings)
+
+
+def competitor_matrix(
+    graph: RoadGraph, instance: Instance, competitors: gpd.GeoDataFrame
+) -> np.ndarray:
+    """Travel seconds from each demand point of ``instance`` to each competitor."""
+    n_points = instance.demand_weight.size
+    if len(competitors) == 0:
+        return np.zeros((n_points, 0))
+    c_snap = snap_points(
+        graph, competitors["lon"].to_numpy(float), competitors["lat"].to_numpy(float)
+    )
+    full = snapped_travel_time_matrix(graph, instance.customer_snap, c_snap)
+    d_of_c = instance.demand_of_customer
+    rows = np.flatnonzero(d_of_c >= 0)
+    _, first = np.unique(d_of_c[rows], return_index=True)
+    out = np.asarray(full, dtype=float)[rows[first]]
+    far = np.asarray(c_snap.too_far, dtype=bool)
+    out[:, far] = np.inf
+    return out
 
 
 def office_link_matrix(

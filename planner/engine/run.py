@@ -29,7 +29,7 @@ from planner.engine.instance import InputArg, ScenarioInstance, prepare_scenario
 from planner.engine.solve import solve_layout
 from planner.engine.spec import LAYOUTS, ScenarioSpec, load_scenario
 from planner.engine.sweeps import solve_cases
-from planner.results.tables import COMPARISON_COLUMNS, comparison_row, diff_sites
+from planner.results.tables import comparison_columns, comparison_row, diff_sites
 from planner.results.types import Comparison, LayoutResult
 from planner.settings import DEFAULT_REGION, DEFAULT_WORKSHOPS
 
@@ -148,7 +148,8 @@ def compare(
         should_stop=should_stop,
     )
     results: dict[str, LayoutResult] = dict(zip(layouts, solved, strict=True))
-    table = pd.DataFrame([comparison_row(r) for r in results.values()], columns=COMPARISON_COLUMNS)
+    rows = [comparison_row(r) for r in results.values()]
+    table = pd.DataFrame(rows, columns=comparison_columns(rows))
     return Comparison(results=results, table=table, site_diff=diff_sites(results))
 
 

@@ -37,6 +37,7 @@ from planner.engine._progress import (
     scaled,
 )
 from planner.engine.instance import Instance, ScenarioInstance
+from planner.engine.market import market_inputs, market_outcome
 from planner.engine.sizes import allowed_sizes, site_sizes_warnings
 from planner.engine.spec import LAYOUTS
 from planner.errors import InfeasibleError, InputError
@@ -50,6 +51,7 @@ from planner.results.kpis import (
     scenario_kpis,
     site_loads,
 )
+from planner.results.market import MarketOutcome
 from planner.results.provenance import collect_provenance
 from planner.results.site_figures import FIGURE_COLUMNS, site_figures, unused_partner_fixed_costs
 from planner.results.types import LayoutResult, ScenarioResult
@@ -494,11 +496,26 @@ def solve_layout(
     watch = SolveWatch(
         scaled(report, 0.5, 0.95),
         f"Solving the {layout} layout",
-        _describe_objective(layout, n_ws, params, weights),
+        _describe_market(spec.objective)
+        if spec.objective != "min_travel"
+        else _describe_objective(layout, n_ws, params, weights),
         spec.time_limit_s,
         solve_progress,
     )
-    if layout == "in-house":
+    market: MarketOutcome | None = None
+    if spec.objective != "min_travel":
+        full, roles, office_id, link_time, market, more = _solve_market(
+            sinst,
+            layout,
+            n_ws,
+            params,
+            weights,
+            fixed_all=fixed_all,
+            progress=watch,
+            should_stop=should_stop,
+        )
+        layout_warnings += more
+    elif layout == "in-house":
         cols = sinst.columns["own"]
         _require(cols, "own candidate sites", layout)
         sol = _solve_columns(
@@ -567,6 +584,8 @@ def solve_layout(
     )
     kpis["optimal"] = float(bool(full.optimal))
     kpis["gap"] = float(full.gap)
+    if market is not None:
+        kpis.update({f"market_{k}": float(v) for k, v in market.kpis.items()})
     graph_report = inst.graph.graph.get("planner_report", {})
     prov = collect_provenance(
         files={"customers": spec.customers, "sites": spec.sites},
@@ -585,6 +604,14 @@ def solve_layout(
             "layout": layout,
         }
     )
+    if market is not None:
+        prov.update(
+            {
+                "objective": spec.objective,
+                "demand_model": market.model.describe(),
+                "competitors": len(market.competitors),
+            }
+        )
     warnings = list(res.warnings) + layout_warnings + _capacity_warnings(loads, res.sites)
     warnings += site_sizes_warnings(inst.candidates, spec.sizes)
     n_partner_cost = unused_partner_fixed_costs(inst.candidates.iloc[full.open])
@@ -626,7 +653,138 @@ def solve_layout(
         office_id=office_id,
         link_time_s=link_time,
         parameters=params,
+        market=market,
     )
+
+
+def _describe_market(objective: str) -> Callable[[float], str]:
+    """The market model's progress objective (:func:`planner.models.max_capture` reports its
+    internal minimisation: jobs not won, or fixed costs + margin x jobs not won)."""
+    if objective == "max_profit":
+        return lambda value: f"€ {value:,.0f} fixed costs and lost margin a year"
+    return lambda value: f"{value:,.1f} jobs a year not won"
+
+
+def _solve_market(
+    sinst: ScenarioInstance,
+    layout: str,
+    n_ws: int | None,
+    params: CostParameters,
+    weights: np.ndarray,
+    *,
+    fixed_all: np.ndarray,
+    progress: SolveWatch | None = None,
+    should_stop: StopCallback | None = None,
+) -> tuple[Solution, dict[int, str], str | None, dict[str, float], MarketOutcome, list[str]]:
+    """A market objective (:attr:`ScenarioSpec.objective`) on the layout's columns.
+
+    Returns the solution over full columns, the roles, the office id, the office link seconds
+    per workshop, the market outcome and warnings. Two-tier: the workshops (and partners
+    with ``two_tier_partners``) by :func:`planner.models.max_capture`, then the office
+    cheapest to supply them (a second step; the proven gap is the workshops').
+    """
+    spec = sinst.spec
+    inst = sinst.instance
+    warnings: list[str] = []
+    if layout == "outsourced":
+        cols = np.asarray(sinst.columns["partner"])
+        _require(cols, "partner repair shops", layout)
+        fixed = np.zeros(cols.size)
+    else:
+        cols = np.asarray(sinst.columns["own"])
+        if layout == "two-tier" and spec.two_tier_partners:
+            cols = np.sort(np.concatenate([cols, sinst.columns["partner"]]))
+        _require(cols, "own candidate sites", layout)
+        # each site's own fixed cost (site_figures: the sites file's, else the Costs page's)
+        fixed = np.where(np.isin(cols, sinst.columns["partner"]), 0.0, fixed_all[cols])
+    inputs = market_inputs(sinst, cols)
+    dropped = int((~inputs.competitor_rows).sum())
+    if dropped:
+        warnings.append(
+            f"{dropped} competing repair shop(s) are partner candidates of the {layout} layout "
+            "and are not counted as competitors (contracted they are ours; the model assumes "
+            "the others do not compete for our customers). List shops that compete in the "
+            "site file with kind = competitor"
+        )
+    jobs = np.asarray(weights, dtype=float) * params.jobs_per_weight
+    required = np.flatnonzero(np.isin(cols, inst.required))
+    excluded = np.flatnonzero(np.isin(cols, inst.excluded))
+    usable = cols.size - excluded.size
+    p = n_ws
+    if p is not None and p > usable:
+        warnings.append(
+            f"{p} sites were asked for but only {usable} usable candidate site(s) exist for "
+            f"the {layout} layout, so at most {usable} open"
+        )
+        p = usable
+    if p is not None and p < required.size and spec.objective != "target_share":
+        warnings.append(
+            f"{p} sites were asked for but {required.size} existing sites stay open; "
+            f"planning {required.size}"
+        )
+        p = int(required.size)
+    common: dict[str, Any] = {
+        "outside": inputs.outside,
+        "required": required,
+        "excluded": excluded,
+        "time_limit": spec.time_limit_s,
+        "progress": progress,
+        "should_stop": should_stop,
+    }
+    if spec.objective == "max_capture":
+        sol = models.max_capture(inputs.utility, p, jobs, **common)
+    elif spec.objective == "target_share":
+        sol = models.max_capture(
+            inputs.utility, None, jobs, target_share=spec.target_share, **common
+        )
+    else:
+        sol = models.max_capture(
+            inputs.utility,
+            p,
+            jobs,
+            fixed_cost=fixed,
+            margin=params.margin_per_job_eur,
+            **common,
+        )
+    roles: dict[int, str] = {}
+    office_id: str | None = None
+    link_time: dict[str, float] = {}
+    extra_open: list[int] = []
+    if layout == "two-tier":
+        off_cols = np.asarray(sinst.columns["office"])
+        _require(off_cols, "office candidates", layout)
+        if sinst.office_link_s is None:
+            raise InputError("prepare the instance with layouts=['two-tier'] first")
+        open_local = np.asarray(sol.open, dtype=np.int64)
+        link = sinst.office_link_s[:, cols[open_local]]
+        totals = np.asarray(params.delivery_cost_eur(link), dtype=float).sum(axis=1)
+        totals = totals + fixed_all[off_cols]
+        totals[np.isin(off_cols, inst.excluded)] = np.inf
+        office_local = int(np.argmin(totals))
+        if not np.isfinite(totals[office_local]):
+            raise InfeasibleError("no office candidate can reach all chosen workshops by road")
+        office_col = int(off_cols[office_local])
+        extra_open = [office_col]
+        roles[office_col] = "office"
+        sites = inst.candidates["site_id"].astype(str).to_numpy()
+        office_id = str(sites[office_col])
+        link_time = {
+            sites[int(cols[j])]: float(sinst.office_link_s[office_local, cols[j]])
+            for j in open_local
+        }
+        sol = dataclasses.replace(
+            sol,
+            status=f"{sol.status}; office: the cheapest (fixed cost and deliveries) for them",
+            extras={**sol.extras, "office": office_local, "office_choice": "min delivery cost"},
+        )
+    full = _to_full_columns(sol, cols, extra_open=extra_open)
+    for j in np.asarray(full.open):
+        if int(j) not in roles and int(j) in set(np.asarray(sinst.columns["partner"]).tolist()):
+            roles[int(j)] = "partner"
+    outcome = market_outcome(
+        sinst, inputs, full, weights=jobs, params=params, fixed_cost_eur=fixed, roles=roles
+    )
+    return full, roles, office_id, link_time, outcome, warnings
 
 
 def _with_site_figures(

@@ -39,6 +39,7 @@ from planner.errors import InputError
 from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES
 from planner.results.costs import CostParameters
 from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
+from planner.results.market import OBJECTIVES, DemandModel
 from planner.roads.trim import area_from_bbox
 from planner.settings import (
     DEFAULT_MARGIN_KM,
@@ -51,7 +52,14 @@ from planner.settings import (
     time_limit_s,
 )
 
-__all__ = ["LAYOUTS", "ScenarioSpec", "WorkshopSize", "load_scenario", "save_scenario"]
+__all__ = [
+    "LAYOUTS",
+    "OBJECTIVES",
+    "ScenarioSpec",
+    "WorkshopSize",
+    "load_scenario",
+    "save_scenario",
+]
 
 #: The three ways of organising service.
 LAYOUTS: tuple[str, ...] = ("in-house", "outsourced", "two-tier")
@@ -226,6 +234,22 @@ class ScenarioSpec:
         The sizes an own workshop may open in (:class:`WorkshopSize`: name, yearly fixed
         cost, capacity in jobs); empty (default): one size, each site's own figures. A sites
         file's ``sizes`` column limits the sizes a site allows (comma-separated names).
+        The same class's OSM repair shops that are not our partners are the competitors of
+        the market objectives.
+    objective
+        What the plan optimises (:data:`planner.results.market.OBJECTIVES`): ``min_travel``
+        (default: the least customer travel), or under the market model (customers share
+        their jobs among our sites, the competitors and not coming at all by distance):
+        ``max_capture`` (most expected jobs won with ``workshops`` sites),
+        ``target_share`` (fewest sites winning ``target_share`` of all jobs) or
+        ``max_profit`` (most ``margin_per_job_eur`` x jobs won - fixed costs, at most
+        ``workshops`` sites; ``"auto"`` for no cap). Existing sites stay open.
+    target_share
+        Share of all jobs (0-1) the ``target_share`` objective must win.
+    demand_model
+        The market model's distance decay, attractiveness and outside option
+        (:class:`planner.results.market.DemandModel`: the literature default, typed in, or
+        fitted by ``planner calibrate``); TOML table ``[demand_model]``.
 
     Defaults come from :mod:`planner.settings`; ``time_limit_s``, ``n_candidates`` and
     ``max_snap_m`` follow ``PLANNER_TIME_LIMIT_S``, ``PLANNER_CANDIDATES`` and
@@ -258,6 +282,9 @@ class ScenarioSpec:
     bbox: tuple[float, float, float, float] | None = None
     margin_km: float | None = DEFAULT_MARGIN_KM
     sizes: tuple[WorkshopSize, ...] = ()
+    objective: str = "min_travel"
+    target_share: float | None = None
+    demand_model: DemandModel = field(default_factory=DemandModel)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", _sizes(self.sizes))
@@ -339,9 +366,56 @@ class ScenarioSpec:
             if not (math.isfinite(self.margin_km) and self.margin_km >= 0):
                 raise InputError(f"must be >= 0 km, got {self.margin_km!r}", field="margin_km")
             object.__setattr__(self, "margin_km", float(self.margin_km))
+        self._check_market()
         object.__setattr__(self, "max_snap_m", float(self.max_snap_m))
         object.__setattr__(self, "time_limit_s", float(self.time_limit_s))
         object.__setattr__(self, "congestion", float(self.congestion))
+
+    def _check_market(self) -> None:
+        """The market objective's fields fit together (see the class docstring)."""
+        if self.objective not in OBJECTIVES:
+            raise InputError(
+                f"unknown objective {self.objective!r}; allowed: {list(OBJECTIVES)}",
+                field="objective",
+            )
+        if isinstance(self.demand_model, Mapping):
+            object.__setattr__(self, "demand_model", DemandModel.from_dict(self.demand_model))
+        if not isinstance(self.demand_model, DemandModel):
+            raise InputError("must be a table of decay settings", field="demand_model")
+        if self.objective == "target_share":
+            share = self.target_share
+            if isinstance(share, bool) or not isinstance(share, int | float):
+                raise InputError(
+                    f"the target_share objective needs a share of all jobs in (0, 1], "
+                    f"got {share!r}",
+                    field="target_share",
+                )
+            if not (0 < share <= 1):
+                raise InputError(f"must be in (0, 1], got {share!r}", field="target_share")
+            object.__setattr__(self, "target_share", float(share))
+        elif self.target_share is not None:
+            raise InputError(
+                "target_share is only used with objective = 'target_share'", field="target_share"
+            )
+        if self.objective == "min_travel":
+            return
+        for name, on in (
+            ("budget_per_year", self.budget_per_year is not None),
+            ("meet_standard", self.meet_standard),
+            ("capacitated", self.capacitated),
+        ):
+            if on:
+                raise InputError(
+                    f"objective {self.objective!r} (market model) cannot be combined with "
+                    f"{name}; use objective = 'min_travel' for it",
+                    field="objective",
+                )
+        if self.objective == "max_capture" and self.workshops is None:
+            raise InputError(
+                "objective 'max_capture' needs a number of workshops; for 'auto' use "
+                "objective = 'max_profit' (the margin decides)",
+                field="workshops",
+            )
 
     def replace(self, **changes: Any) -> ScenarioSpec:
         """Return a copy with some fields changed (validated again)."""
@@ -386,6 +460,12 @@ class ScenarioSpec:
             out["margin_km"] = self.margin_km if self.margin_km is not None else "none"
         if self.sizes:
             out["sizes"] = [size.to_dict() for size in self.sizes]
+        if self.objective != "min_travel":
+            out["objective"] = self.objective
+        if self.target_share is not None:
+            out["target_share"] = self.target_share
+        if self.demand_model != DemandModel():
+            out["demand_model"] = self.demand_model.to_dict()
         out["parameters"] = self.parameters.to_dict()
         return out
 
@@ -413,6 +493,8 @@ class ScenarioSpec:
             if not isinstance(params, Mapping):
                 raise InputError("must be a table of cost parameters", field="parameters")
             values["parameters"] = CostParameters.from_dict(dict(params))
+        if isinstance(values.get("demand_model"), Mapping):
+            values["demand_model"] = DemandModel.from_dict(values["demand_model"])
         if values.get("workshops") == "auto":
             values["workshops"] = None
         if values.get("margin_km") == "none":

@@ -6,7 +6,8 @@ Every source returns the same site schema (:data:`SITE_COLUMNS`, EPSG:4326):
 site_id          unique id (user's id, ``osm:node/123``, ``G001``...)
 name             display name
 lat, lon         WGS84 degrees
-kind             ``workshop`` (own), ``partner`` (outsourcing) or ``office``
+kind             ``workshop`` (own), ``partner`` (outsourcing), ``office`` or ``competitor``
+                 (a shop that is not ours; optional ``attractiveness``, default 1)
 status           ``candidate`` (may open), ``existing`` (must stay open), ``excluded`` (never)
 fixed_cost       the site's own yearly rent and upkeep (EUR), in place of ``workshop_rent_eur``
                  (``office_rent_eur`` for an office); NaN: the Costs page's default
@@ -551,7 +552,11 @@ def check_sites(
         choices[key] = values
 
     numbers = {}
-    for key, meaning in (("fixed_cost", "annual fixed cost"), ("capacity", "capacity (jobs/year)")):
+    for key, meaning in (
+        ("fixed_cost", "annual fixed cost"),
+        ("capacity", "capacity (jobs/year)"),
+        ("attractiveness", "attractiveness"),
+    ):
         if key not in found:
             numbers[key] = np.full(n, np.nan)
             continue
@@ -568,14 +573,17 @@ def check_sites(
                 "or leave it empty when unknown",
                 code="non_numeric_number",
             )
-        negative = ~bad & (values < 0)
+        # attractiveness multiplies a shop's pull on customers: zero would hide the shop
+        negative = ~bad & ((values <= 0) if key == "attractiveness" else (values < 0))
         for i in np.flatnonzero(negative):
             issues.add(
                 int(rows[i]),
                 col,
                 text[i],
-                f"the {meaning} is negative",
-                "write zero or a positive number",
+                f"the {meaning} is {'not positive' if key == 'attractiveness' else 'negative'}",
+                "write a positive number (1 = an ordinary shop; leave it empty for 1)"
+                if key == "attractiveness"
+                else "write zero or a positive number",
                 code="negative_number",
             )
         numbers[key] = np.where(bad | negative, np.nan, values)
@@ -601,6 +609,7 @@ def check_sites(
                 "status": choices["status"],
                 "fixed_cost": numbers["fixed_cost"],
                 "capacity": numbers["capacity"],
+                "attractiveness": numbers["attractiveness"],
                 "source": "user",
                 "opening_hours": hours,
                 "address": text_or_none(address),
@@ -725,6 +734,66 @@ def osm_partner_sites(
     return _osm_sites(features[keep].reset_index(drop=True), tag[keep], "partner")
 
 
+#: An OSM repair shop this close (m) to one of our partner rows is that partner, not a competitor.
+PARTNER_MATCH_M = 50.0
+
+
+def osm_competitor_sites(
+    region: str | os.PathLike[str],
+    *,
+    product_class: str = DEFAULT_PRODUCT_CLASS,
+    partners: pd.DataFrame | None = None,
+    match_m: float = PARTNER_MATCH_M,
+) -> gpd.GeoDataFrame:
+    """Mapped repair businesses of ``product_class`` that are not our partners: competitors.
+
+    The same shops as :func:`osm_partner_sites` (the same tags), less those that are our
+    partners: a shop whose id (``osm:node/123``) is a partner's ``site_id`` or ``osm_ref``, or
+    that lies within ``match_m`` metres of a partner row, is that partner. Each competitor gets
+    ``kind='competitor'``, ``status='excluded'`` (we never open it) and ``attractiveness`` 1.
+
+    Parameters
+    ----------
+    region
+        Bundled region name or OSM features file.
+    product_class
+        One of :data:`PRODUCT_CLASSES`.
+    partners
+        Our partner shops (site schema, ``lat``/``lon``), or None when we have none.
+    match_m
+        Distance under which an OSM shop is taken to be a partner row.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Site schema plus ``attractiveness``, ``osm_tag`` and ``osm_ref``, sorted by OSM object.
+    """
+    shops = osm_partner_sites(region, product_class=product_class)
+    keep = np.ones(len(shops), dtype=bool)
+    if partners is not None and len(partners) and len(shops):
+        ids = set(partners["site_id"].astype(str)) if "site_id" in partners else set()
+        if "osm_ref" in partners:
+            ids |= {f"osm:{r}" for r in partners["osm_ref"].dropna().astype(str)}
+        keep &= ~shops["site_id"].astype(str).isin(ids).to_numpy()
+        plat = pd.to_numeric(partners["lat"], errors="coerce").to_numpy(float)
+        plon = pd.to_numeric(partners["lon"], errors="coerce").to_numpy(float)
+        ok = np.isfinite(plat) & np.isfinite(plon)
+        if ok.any():
+            from scipy.spatial import cKDTree
+
+            lat0 = float(np.mean(plat[ok]))
+            tree = cKDTree(_local_xy(plon[ok], plat[ok], lat0))
+            dist, _ = tree.query(
+                _local_xy(shops["lon"].to_numpy(float), shops["lat"].to_numpy(float), lat0)
+            )
+            keep &= np.asarray(dist) > match_m
+    out = shops[keep].reset_index(drop=True)
+    out["kind"] = "competitor"
+    out["status"] = "excluded"
+    out["attractiveness"] = 1.0
+    return out
+
+
 def office_candidates(
     region: str | os.PathLike[str], *, n: int | None = None, seed: int = 0
 ) -> gpd.GeoDataFrame:
@@ -787,6 +856,7 @@ __all__ = [
     "LOCALITY_RADIUS_M",
     "OFFICE_BUILDINGS",
     "OFFICE_TAGS",
+    "PARTNER_MATCH_M",
     "PARTNER_TAGS",
     "PRODUCT_CLASSES",
     "SITE_COLUMNS",
@@ -798,6 +868,7 @@ __all__ = [
     "generate_candidates",
     "office_candidates",
     "optional_region_features",
+    "osm_competitor_sites",
     "osm_partner_sites",
     "read_sites",
     "region_features",

@@ -152,6 +152,7 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
         "fixkosten",
     ),
     "capacity": ("capacity", "capacity_jobs", "jobs_capacity", "max_jobs", "kapazitat"),
+    "attractiveness": ("attractiveness", "attraction", "appeal", "attraktivitat", "huff_weight"),
     "opening_hours": ("opening_hours", "hours", "opening_times"),
     "sizes": ("sizes", "allowed_sizes", "workshop_sizes"),
     # job history (planner.inputs.jobs) and the register's first contact
@@ -205,6 +206,7 @@ SITE_FIELDS: tuple[str, ...] = (
     "capacity",
     "opening_hours",
     "sizes",
+    "attractiveness",
 )
 #: Columns whose presence makes ``kind='auto'`` treat a file as a site list (a ``status``
 #: column counts only when most of its values are site statuses: CRM exports have a status too).
@@ -213,7 +215,7 @@ SITE_MARKERS: tuple[str, ...] = ("kind", "fixed_cost", "capacity")
 
 #: Site kinds and statuses, and the spellings accepted for them (after normalising case and
 #: separators). The one definition of this vocabulary.
-SITE_KINDS: tuple[str, ...] = ("workshop", "partner", "office")
+SITE_KINDS: tuple[str, ...] = ("workshop", "partner", "office", "competitor")
 SITE_STATUSES: tuple[str, ...] = ("candidate", "existing", "excluded")
 
 KIND_ALIASES: dict[str, tuple[str, ...]] = {
@@ -227,6 +229,7 @@ KIND_ALIASES: dict[str, tuple[str, ...]] = {
         "third_party",
     ),
     "office": ("office", "central_office", "head_office", "hq", "headquarters", "buro", "buero"),
+    "competitor": ("competitor", "competition", "rival", "competing_shop", "wettbewerber"),
 }
 STATUS_ALIASES: dict[str, tuple[str, ...]] = {
     "candidate": ("candidate", "new", "possible", "option", "optional", "kandidat"),

@@ -15,6 +15,8 @@ solution, with a message that says why.
 :func:`fixed_charge`        fixed costs + value of travel time; optional capacities
 :func:`capacitated_p_median`  p sites with capacities (single sourcing)
 :func:`two_tier`            one office + workshops, with office-workshop deliveries
+:func:`max_capture`         most customers won from competitors (MNL / Huff demand): p
+                            sites, fewest sites for a share, or most profit (maximises)
 ==========================  ==========================================================
 
 Median-type models (p-median, fixed-charge, two-tier) share one solve path: greedy + fast
@@ -27,6 +29,7 @@ from __future__ import annotations
 from planner.models._base import Solution, SolveProgress
 from planner.models.coverage import max_coverage, set_cover
 from planner.models.fixed_charge import capacitated_p_median, fixed_charge
+from planner.models.market import max_capture
 from planner.models.multi_period import multi_period_p_median as multi_period_p_median
 from planner.models.p_center import p_center
 from planner.models.p_median import p_median
@@ -37,6 +40,7 @@ __all__ = [
     "SolveProgress",
     "capacitated_p_median",
     "fixed_charge",
+    "max_capture",
     "max_coverage",
     "p_center",
     "p_median",

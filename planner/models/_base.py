@@ -43,13 +43,15 @@ class Solution:
         every reachable customer to its nearest open site and say in ``extras["covered"]``
         which ones are within the threshold.
     objective
-        Objective value of the returned solution (every model minimises; the units are given in
-        the model's docstring).
+        Objective value of the returned solution (every model minimises, except
+        :func:`~planner.models.max_capture`, which maximises; the units are given in the
+        model's docstring).
     lower_bound
-        Proven lower bound on the optimal objective.
+        Proven lower bound on the optimal objective (for a maximising model: the objective of
+        the returned solution).
     gap
-        Relative gap ``(objective - lower_bound) / max(|objective|, tiny)``; 0.0 when proven
-        optimal.
+        Relative gap ``(objective - lower_bound) / max(|objective|, tiny)``, for a maximising
+        model ``(upper_bound - objective) / max(|objective|, tiny)``; 0.0 when proven optimal.
     optimal
         True when the solution is proven optimal (relative gap at most 1e-6, the usual MIP
         solver tolerance; HiGHS's default is 1e-4).
@@ -63,6 +65,9 @@ class Solution:
         Method and version, e.g. ``"HiGHS 1.16.0"``.
     extras
         Model-specific details (documented per model).
+    upper_bound
+        Proven upper bound on the optimal objective of a maximising model; None for the models
+        that minimise.
     """
 
     model: str
@@ -76,6 +81,18 @@ class Solution:
     solve_time_s: float
     solver: str
     extras: dict[str, Any] = field(default_factory=dict)
+    upper_bound: float | None = None
+
+    @property
+    def maximize(self) -> bool:
+        """True for a maximising model (``upper_bound`` is then its proven bound)."""
+        return self.upper_bound is not None
+
+    @property
+    def bound(self) -> float:
+        """The proven bound on the optimum: ``upper_bound`` when maximising, else
+        ``lower_bound``."""
+        return self.upper_bound if self.upper_bound is not None else self.lower_bound
 
     @property
     def n_open(self) -> int:

@@ -519,6 +519,7 @@ def _branch(
     gap_target: float,
     unit: float,
     progress: Any,
+    cut_rounds: int = NODE_CUT_ROUNDS,
 ) -> tuple[str, float, int]:
     """Best-first branch-and-bound on ``y`` over the master LP, with Benders cuts at every node.
 
@@ -597,7 +598,7 @@ def _branch(
         bound = parent_bound
         y = rc = None
         feasible = True
-        for _ in range(NODE_CUT_ROUNDS):
+        for _ in range(cut_rounds):
             _set_time_limit(h, deadline)
             limit = cutoff()
             # the dual simplex stops as soon as its objective proves the node pruned

@@ -51,6 +51,7 @@ from planner.outputs.report import report_html
 from planner.outputs.safe import csv_text, spreadsheet_safe, to_csv_bytes
 from planner.results.capacity import not_at_nearest
 from planner.results.costs import describe_parameters
+from planner.results.market import market_map_layers, market_tables
 from planner.results.site_figures import join_site_loads
 from planner.results.tables import provenance_table, territories
 from planner.results.types import Comparison, LayoutResult, Robustness, ScenarioResult
@@ -275,6 +276,10 @@ def write_xlsx(
         displaced = not_at_nearest(lr)
         if len(displaced):
             sheets.append((f"{name} not nearest", displaced))
+    for name, lr in per_layout.items():
+        if lr.market is not None:
+            prefix = "" if len(per_layout) == 1 else f"{name} "
+            sheets += [(prefix + key, t) for key, t in market_tables(lr.market).items()]
     if diff is not None:
         sheets.append(("site diff", diff))
     if k_curve is not None:
@@ -469,7 +474,8 @@ def write_map_html(
     _check_target(path, overwrite=overwrite)
     if roads is None and graph is not None:
         roads = maps.main_roads(graph)
-    doc = maps.map_html(maps.result_map(_scenario(result), roads=roads))
+    layers = market_map_layers(result.market) if isinstance(result, LayoutResult) else {}
+    doc = maps.map_html(maps.result_map(_scenario(result), roads=roads, **layers))
     return _write_bytes(doc.encode("utf-8"), path, overwrite=overwrite)
 
 

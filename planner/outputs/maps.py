@@ -119,6 +119,9 @@ _BACKGROUND = "#f2efe9"
 _COORD_DECIMALS = 5
 _ROLES = ("workshop", "office", "partner")
 _EXISTING_RING = "#202020"
+_COMPETITOR_COLOR = "#b22222"
+#: Expected share by area: colour ramp from low (light) to high (dark) share.
+_SHARE_RAMP = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")
 
 #: Buffer (m) around each site's customers that makes its catchment polygon.
 CATCHMENT_BUFFER_M = 150.0
@@ -268,6 +271,10 @@ def _legend_row(kind: str, color: str, label: str) -> str:
     elif kind == "partner":
         style = f"background:{color};border:2px dashed #fff;outline:1.5px solid #202020;"
         size = 10
+    elif kind == "competitor":
+        style = f"background:{_COMPETITOR_COLOR};border:2px solid #fff;outline:1.5px solid #202020;"
+        style += "border-radius:0;transform:rotate(45deg);"
+        size = 9
     elif kind == "area":
         style = f"background:{color};opacity:.35;border:1px solid {color};border-radius:2px;"
         size = 10
@@ -640,6 +647,8 @@ def result_map(
     assignment_lines: bool = False,
     max_lines: int = MAX_ASSIGNMENT_LINES,
     drive_time_areas: Mapping[str, shapely.Geometry] | None = None,
+    competitors: pd.DataFrame | None = None,
+    share_areas: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """Map a solved scenario: customers coloured by their site, and the sites.
 
@@ -664,6 +673,12 @@ def result_map(
         Cap of the assignment lines.
     drive_time_areas
         ``{label: polygon}`` of drive-time areas (see :func:`isochrone`), one layer each.
+    competitors
+        Competing shops (``site_id``, ``name``, ``lat``, ``lon``, optional
+        ``attractiveness``): a "Competitors" layer of red diamonds.
+    share_areas
+        Expected market share by area (polygons with ``share``, ``jobs``, ``won``; see
+        :func:`planner.results.market.share_by_area`): a "Share by area" layer.
 
     Returns
     -------
@@ -683,6 +698,8 @@ def result_map(
         _add_area(m, area, label)
     if catchments:
         _add_catchments(m, catchment_polygons(customers, sites), colors_by_site)
+    if share_areas is not None and len(share_areas):
+        _add_share_areas(m, share_areas)
     if assignment_lines:
         _add_assignment_lines(m, customers, sites, colors_by_site, max_lines=max_lines)
     site_ids = customers["site_id"].fillna("").astype(str)
@@ -737,6 +754,9 @@ def result_map(
             marker.add_child(folium.Popup(_site_popup(site), max_width=300))
             marker.add_to(group)
         group.add_to(m)
+    has_competitors = competitors is not None and len(competitors) > 0
+    if has_competitors:
+        _add_competitors(m, competitors)  # type: ignore[arg-type]
     unserved = bool((colors == _UNASSIGNED_COLOR).any())
     items = _site_legend_items(sites, roles, colors_by_site, site_names, unserved=unserved)
     own = (roles == "workshop").to_numpy()
@@ -747,9 +767,80 @@ def result_map(
         "partner": bool((roles == "partner").any()),
     }
     symbols = [(kind, label) for kind, label in _SYMBOLS if present[kind]]
+    if has_competitors:
+        symbols.append(("competitor", f"competitor ({len(competitors):,})"))  # type: ignore[arg-type]
     m.add_child(_Legend("Sites", items, symbols=symbols))
     folium.LayerControl(collapsed=True).add_to(m)
     return m
+
+
+def _add_competitors(m: folium.Map, competitors: pd.DataFrame) -> None:
+    """A "Competitors" layer: red diamonds with name and attractiveness."""
+    group = folium.FeatureGroup(name="Competitors")
+    attract = (
+        pd.to_numeric(competitors["attractiveness"], errors="coerce").fillna(1.0).to_numpy()
+        if "attractiveness" in competitors
+        else np.ones(len(competitors))
+    )
+    names = competitors.get("name", competitors["site_id"]).fillna("").astype(str).to_numpy()
+    for sid, name, lat, lon, a in zip(
+        competitors["site_id"].astype(str),
+        names,
+        competitors["lat"].to_numpy(float),
+        competitors["lon"].to_numpy(float),
+        attract,
+        strict=True,
+    ):
+        diamond = (
+            f'<div style="width:10px;height:10px;background:{_COMPETITOR_COLOR};'
+            'border:2px solid #fff;outline:1px solid #202020;transform:rotate(45deg)"></div>'
+        )
+        marker = folium.Marker(
+            location=[lat, lon],
+            icon=folium.DivIcon(html=diamond, icon_size=(14, 14), icon_anchor=(7, 7)),
+        )
+        label = f"Competitor: {name or sid}" + (f" (attractiveness {a:g})" if a != 1.0 else "")
+        marker.add_child(folium.Tooltip(html.escape(label)))
+        marker.add_to(group)
+    group.add_to(m)
+
+
+def _share_color(share: float) -> str:
+    k = int(np.clip(np.floor(share * len(_SHARE_RAMP)), 0, len(_SHARE_RAMP) - 1))
+    return _SHARE_RAMP[k]
+
+
+def _add_share_areas(m: folium.Map, areas: gpd.GeoDataFrame) -> None:
+    """A "Share by area" layer: one polygon per area, coloured by our expected share."""
+    features = []
+    for geom, share, jobs, won in zip(
+        areas.geometry,
+        areas["share"].to_numpy(float),
+        areas["jobs"].to_numpy(float),
+        areas["won"].to_numpy(float),
+        strict=True,
+    ):
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": _rounded(geom),
+                "properties": {
+                    "c": _share_color(share),
+                    "t": f"expected share {share:.0%}: {won:,.1f} of {jobs:,.1f} jobs a year",
+                },
+            }
+        )
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        name="Share by area",
+        style_function=lambda f: {
+            "fillColor": f["properties"]["c"],
+            "color": f["properties"]["c"],
+            "weight": 0.5,
+            "fillOpacity": 0.45,
+        },
+        tooltip=folium.GeoJsonTooltip(fields=["t"], labels=False),
+    ).add_to(m)
 
 
 def catchment_polygons(

@@ -26,6 +26,7 @@ from planner._meta import OSM_CREDIT, OSM_LICENSE
 from planner.outputs import maps
 from planner.results.capacity import not_at_nearest, utilisation_table
 from planner.results.costs import CostParameters, describe_parameters
+from planner.results.market import market_map_layers, market_tables
 from planner.results.site_figures import join_site_loads
 from planner.results.tables import (
     comparison_row,
@@ -136,7 +137,9 @@ def cost_chart_svg(table: pd.DataFrame, *, label_column: str = "layout") -> str:
 
 
 def _map_iframe(result: LayoutResult, roads: gpd.GeoDataFrame | None) -> str:
-    doc = maps.map_html(maps.result_map(result.result, roads=roads))
+    doc = maps.map_html(
+        maps.result_map(result.result, roads=roads, **market_map_layers(result.market))
+    )
     return f'<iframe class="map" srcdoc="{html.escape(doc, quote=True)}"></iframe>'
 
 
@@ -196,6 +199,15 @@ def _layout_section(name: str, lr: LayoutResult, roads: gpd.GeoDataFrame | None)
         "<h3>Key figures</h3>",
         _table(res.kpi_table()),
     ]
+    if lr.market is not None:
+        tables = market_tables(lr.market)
+        parts += [
+            "<h3>Customers won (market model)</h3>",
+            _table(tables["market"]),
+            "<p class='muted'>Per site: expected jobs won a year, the jobs the plan would lose "
+            "without the site, and the jobs it takes from our other sites (cannibalised).</p>",
+            _table(tables["market sites"]),
+        ]
     if res.warnings:
         parts.append(
             "<ul class='warn'>"

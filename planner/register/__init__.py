@@ -12,11 +12,13 @@ job histories (:mod:`planner.inputs.jobs`) and solved results, and the engine's 
 :func:`customer_economics`      jobs, revenue, cost to serve, margin, complaints per customer
 :func:`site_economics`          the same per site, with partners flagged for complaints
 :func:`stable_assignment`       keep each customer's site unless it gains enough minutes
+:func:`fit_decay`               the market model's distance decay by maximum likelihood
 ==============================  ==============================================================
 """
 
 from __future__ import annotations
 
+from planner.register.calibration import calibration_plot, customer_history, fit_decay
 from planner.register.economics import (
     complaint_flags,
     customer_economics,
@@ -30,10 +32,13 @@ from planner.register.trends import area_trends, count_jobs, segment_trends
 
 __all__ = [
     "area_trends",
+    "calibration_plot",
     "complaint_flags",
     "count_jobs",
     "customer_economics",
+    "customer_history",
     "exclude_sites",
+    "fit_decay",
     "forecast_jobs",
     "forecast_weights",
     "segment_economics",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,8 @@ __all__ = [
     "COMPARISON_COLUMNS",
     "KPI_LABELS",
     "KPI_UNITS",
+    "MARKET_COLUMNS",
+    "comparison_columns",
     "comparison_row",
     "diff_sites",
     "display_table",
@@ -54,11 +56,31 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: Columns a comparison adds when its layouts were solved with a market objective.
+MARKET_COLUMNS: tuple[str, ...] = (
+    "jobs_won",
+    "expected_share",
+    "jobs_lost_to_competitors",
+    "cannibalised_jobs",
+    "profit_eur",
+)
+
+
+def comparison_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """:data:`COMPARISON_COLUMNS`, plus :data:`MARKET_COLUMNS` when a row has them."""
+    market = any("jobs_won" in r for r in rows)
+    return [*COMPARISON_COLUMNS, *(MARKET_COLUMNS if market else ())]
+
+
 def comparison_row(lr: LayoutResult) -> dict[str, Any]:
-    """One row of the comparison table for a solved layout."""
+    """One row of the comparison table for a solved layout (with the market model's jobs
+    won, expected share, jobs lost to competitors, cannibalisation and profit when the
+    layout was solved with a market objective)."""
     k = lr.kpis
     sol = lr.result.solution
+    market = {} if lr.market is None else {c: lr.market.kpis[c] for c in MARKET_COLUMNS}
     return {
+        **market,
         "layout": lr.layout,
         "sites": int(k["sites"]),
         "offices": int(k["sites_office"]),

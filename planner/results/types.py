@@ -19,6 +19,7 @@ import pandas as pd
 
 from planner.models import Solution
 from planner.results.costs import CostBreakdown, CostParameters
+from planner.results.market import MarketOutcome
 
 SHORTLIST_COLUMNS = [
     "site_id",
@@ -114,6 +115,10 @@ class LayoutResult:
         One-way office -> workshop seconds per workshop ``site_id`` (two-tier).
     parameters
         The cost parameters used.
+    market
+        What the plan wins under the market model (jobs won and lost per site and customer,
+        expected share, the competitors, the decay used), or ``None`` for a ``min_travel``
+        plan.
     """
 
     layout: str
@@ -123,6 +128,7 @@ class LayoutResult:
     office_id: str | None
     link_time_s: Mapping[str, float]
     parameters: CostParameters
+    market: MarketOutcome | None = None
 
     @property
     def kpis(self) -> Mapping[str, float]:

@@ -1,0 +1,709 @@
+"""The exact solve behind :func:`planner.models.max_capture` (maximum capture, MNL / Huff demand).
+
+Problem, after the public function has merged identical customers and dropped the ones that can
+never be won: open candidates ``y_j`` (binary) to minimise
+
+    F(y) = sum_j f_j y_j + sum_i a_i * o_i / (o_i + U_i(y)),      U_i(y) = sum_j u_ij y_j,
+
+with exactly ``p`` open (``fixed = 0``, ``a = weights``: the jobs *lost*, so the jobs captured are
+``sum(a) - F``) or, for the profit mode, between 1 and ``p_max`` open (``f`` = fixed costs,
+``a = margin x weights``). Each term ``L_i(U) = a_i o_i / (o_i + U)`` is convex and decreasing in
+``U``, and ``U`` is linear in ``y``: the lost jobs are a convex function of the continuous ``y``
+and a supermodular function of the open set (the jobs captured are concave / submodular).
+
+Outer approximation (Ljubic and Moreno, "Outer approximation and submodular cuts for maximum
+capture facility location problems with random utilities", EJOR 266, 2018): one epigraph
+variable ``phi_i >= L_i(U_i(y))`` per customer, described by cuts in a master LP
+
+* gradient (tangent) cuts at a point ``y0``:
+  ``phi_i + sum_j c_j y_j >= a_i o_i (o_i + 2 U0) / (o_i + U0)^2`` with
+  ``c_j = a_i o_i u_ij / (o_i + U0)^2`` (valid for every ``y`` in ``[0, 1]^m`` by convexity),
+  separated at every LP solution;
+* submodular cuts at an open set ``S`` (Nemhauser and Wolsey), valid for every *binary* ``y``:
+  ``phi_i >= L(S) - sum_{j not in S} rho_j(S) y_j + sum_{j in S} rho_j(N - j) (1 - y_j)``, with
+  ``rho_j(S) = L(S) - L(S + j)``; their coefficients for the sites not in ``S`` are smaller than
+  the tangent's, so they cut off fractional points that every tangent leaves. Separated at the
+  rounded LP solution.
+
+At a binary ``y`` the tangent at ``y`` is exact, so an integral LP solution without a violated cut
+is a solution with its true value. The master is solved by the project's branch-and-cut
+(:func:`planner.models._benders._branch`: depth-first, reliability branching, reduced-cost fixing,
+dual simplex warm starts, cuts global), after a root cut loop. The first incumbent comes from the
+greedy (within ``1 - 1/e`` of the optimum for the cardinality version: the capture is monotone
+submodular; Dam, Ta and Mai) improved by a best-improvement swap local search.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from planner.errors import SolverError
+from planner.models._base import ProgressReporter, StopCallback, relative_gap
+from planner.models._benders import _branch, _set_time_limit
+from planner.models._mip import _new_highs
+
+logger = logging.getLogger(__name__)
+
+#: Relative violation (of the customer's own weight) under which a cut is not added.
+CUT_TOLERANCE = 1e-8
+
+#: Root cut loop: stop when the bound improved by less than this (relative) over 3 rounds.
+ROOT_STALL = 1e-7
+
+#: Most rounds of the root cut loop.
+ROOT_ROUNDS = 200
+
+#: In the tree, a node's cut loop stops when the tangents' total violation is below this
+#: share of the gap between the incumbent and the node's LP bound.
+TAIL_SHARE = 0.05
+
+#: Most cut rounds per branch-and-bound node.
+NODE_CUT_ROUNDS = 20
+
+#: The master LP drops its slack cuts when it has more rows than this per column.
+MAX_ROWS_PER_COLUMN = 4
+
+EXTRA_POINTS = False
+
+#: Whether submodular cuts are separated (besides the gradient cuts).
+SUBMODULAR_CUTS = True
+
+#: Customers are split into this many groups, one epigraph variable and one cut per group and
+#: round (1: a single cut; the number of customers: a multi-cut). Fewer, denser-in-meaning cuts
+#: keep the master LP small; the bound they converge to is the same.
+CUT_GROUPS = 16
+
+
+def _groups(prob: CaptureProblem, n_groups: int) -> np.ndarray:
+    """Group of each customer: customers with the same most attractive candidate together,
+    groups of about equal lost-job weight."""
+    k = prob.u.shape[0]
+    g = min(n_groups, k)
+    if g <= 1:
+        return np.zeros(k, dtype=np.intp)
+    order = np.lexsort((prob.a, np.argmax(prob.u, axis=1)))
+    cum = np.cumsum(prob.a[order])
+    cum = cum / cum[-1] if cum[-1] > 0 else np.arange(1, k + 1) / k
+    group = np.empty(k, dtype=np.intp)
+    group[order] = np.minimum((cum * g - 1e-12).astype(np.intp), g - 1)
+    return np.unique(group, return_inverse=True)[1].reshape(-1)
+
+
+@dataclass(frozen=True)
+class CaptureProblem:
+    """Internal data: ``u`` (k x m) utilities over the allowed candidates, ``o`` (k,) outside
+    attraction, ``a`` (k,) weight of each customer's lost jobs, ``f`` (m,) fixed costs."""
+
+    u: np.ndarray
+    o: np.ndarray
+    a: np.ndarray
+    f: np.ndarray
+
+    @property
+    def m(self) -> int:
+        return int(self.u.shape[1])
+
+    def value(self, open_cols: np.ndarray) -> float:
+        """``F`` of an open set (fixed costs + weighted lost jobs)."""
+        cols = np.asarray(open_cols, dtype=np.intp)
+        util = self.u[:, cols].sum(axis=1)
+        return float(self.f[cols].sum() + np.sum(self.a * self.o / (self.o + util)))
+
+    def lost(self, util: np.ndarray) -> np.ndarray:
+        return self.a * self.o / (self.o + util)
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """Outcome of :func:`solve_capture` in the problem's units (``F``, minimised)."""
+
+    open: np.ndarray
+    objective: float
+    bound: float
+    status: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- heuristics -------------------------------------------------------------------------------
+
+
+def greedy(
+    prob: CaptureProblem,
+    *,
+    p: int | None,
+    required: np.ndarray,
+    p_max: int | None = None,
+) -> np.ndarray:
+    """Greedy: from the required sites, open the candidate that lowers ``F`` most.
+
+    With ``p`` exactly ``p`` open; otherwise (profit) open while it pays (at least one, at most
+    ``p_max``).
+    """
+    m = prob.m
+    is_open = np.zeros(m, dtype=bool)
+    is_open[required] = True
+    util = prob.u[:, is_open].sum(axis=1)
+    limit = p if p is not None else (p_max if p_max is not None else m)
+    while is_open.sum() < limit:
+        denom = prob.o + util
+        # gain of opening j: sum_i a o u_ij / ((o + U)(o + U + u_ij)) - f_j
+        gain = (
+            np.einsum("i,ij->j", prob.a * prob.o / denom, prob.u / (denom[:, None] + prob.u))
+            - prob.f
+        )
+        gain[is_open] = -np.inf
+        j = int(np.argmax(gain))
+        if not np.isfinite(gain[j]):
+            break
+        if p is None and gain[j] <= 0 and is_open.any():
+            break
+        is_open[j] = True
+        util = util + prob.u[:, j]
+    return np.flatnonzero(is_open)
+
+
+def local_search(
+    prob: CaptureProblem,
+    start: np.ndarray,
+    *,
+    p: int | None,
+    required: np.ndarray,
+    allowed: np.ndarray | None = None,
+    p_max: int | None = None,
+    deadline: float = np.inf,
+) -> tuple[np.ndarray, float]:
+    """Best-improvement local search: swaps (and, without ``p``, adds and drops).
+
+    ``allowed`` (bool, m) limits the candidates that may open. Returns (open set, ``F``).
+    """
+    m = prob.m
+    u, o, a, f = prob.u, prob.o, prob.a, prob.f
+    allow = np.ones(m, dtype=bool) if allowed is None else allowed.copy()
+    is_open = np.zeros(m, dtype=bool)
+    is_open[start] = True
+    fixed = np.zeros(m, dtype=bool)
+    fixed[required] = True
+    util = u[:, is_open].sum(axis=1)
+    value = float(f[is_open].sum() + np.sum(a * o / (o + util)))
+    cap = p_max if p_max is not None else m
+    tol = 1e-12 * max(abs(value), 1.0)
+    while time.perf_counter() < deadline:
+        best_delta, best_move = -tol, None
+        closed_ok = np.flatnonzero(allow & ~is_open)
+        removable = np.flatnonzero(is_open & ~fixed)
+        if closed_ok.size:
+            ao = a * o
+            if p is None and is_open.sum() < cap:
+                # add j
+                new = np.sum(ao[:, None] / (o[:, None] + util[:, None] + u[:, closed_ok]), axis=0)
+                delta = new + f[closed_ok] - (value - f[is_open].sum())
+                k = int(np.argmin(delta))
+                if delta[k] < best_delta:
+                    best_delta, best_move = float(delta[k]), (-1, int(closed_ok[k]))
+            for r in removable:
+                base = util - u[:, r]
+                new = np.sum(ao[:, None] / (o[:, None] + base[:, None] + u[:, closed_ok]), axis=0)
+                delta = new + f[closed_ok] - f[r] - (value - f[is_open].sum())
+                k = int(np.argmin(delta))
+                if delta[k] < best_delta:
+                    best_delta, best_move = float(delta[k]), (int(r), int(closed_ok[k]))
+        if p is None and is_open.sum() > 1:
+            for r in removable:
+                base = util - u[:, r]
+                delta = float(np.sum(a * o / (o + base))) - f[r] - (value - f[is_open].sum())
+                if delta < best_delta:
+                    best_delta, best_move = delta, (int(r), -1)
+        if best_move is None:
+            break
+        r_out, j = best_move
+        if r_out >= 0:
+            is_open[r_out] = False
+            util = util - u[:, r_out]
+        if j >= 0:
+            is_open[j] = True
+            util = util + u[:, j]
+        value = float(f[is_open].sum() + np.sum(a * o / (o + util)))
+    return np.flatnonzero(is_open), value
+
+
+# ---- cuts and master --------------------------------------------------------------------------
+
+
+class _Cuts:
+    """Separation of gradient and submodular cuts; a cut is (rows, dense coefficients, rhs):
+    ``phi_i + coef . y >= rhs``."""
+
+    def __init__(
+        self,
+        prob: CaptureProblem,
+        p: int | None,
+        lo: np.ndarray,
+        group: np.ndarray,
+        p_max: int | None = None,
+    ) -> None:
+        self.prob = prob
+        self.p = p
+        #: most sites an open set can have
+        self.q = p if p is not None else (p_max if p_max is not None else prob.m)
+        self.lo = lo
+        #: every row's columns by falling utility
+        self.by_utility = np.argsort(-prob.u, axis=1, kind="stable")
+        k = prob.u.shape[0]
+        self.n_groups = int(group.max()) + 1
+        #: sums the customers' cuts into their group's cut (G x k)
+        self.agg = sp.csr_matrix((np.ones(k), (group, np.arange(k))), shape=(self.n_groups, k))
+        self.group_weight = self.agg @ prob.a
+        #: the incumbent's value (set for the branch-and-cut; see :meth:`violated`)
+        self.incumbent: Callable[[], float] | None = None
+
+    def gradient(self, y0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients (k x m) and right-hand sides (k) of the tangents at ``y0``."""
+        prob = self.prob
+        u0 = prob.u @ y0
+        d = prob.o + u0
+        slope = prob.a * prob.o / (d * d)
+        return slope[:, None] * prob.u, slope * (prob.o + 2.0 * u0)
+
+    def submodular(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients and right-hand sides of the submodular cuts at the open set ``s``.
+
+        For every open set ``T`` of at most ``q`` sites (``q`` = ``p``, the cap, or all),
+        ``L(T) >= L(S) - sum_{j in T-S} rho_j(S) + sum_{j in S-T} rho_j(S + T - j)`` (add
+        ``T - S`` to ``S``, then remove ``S - T`` from ``S + T``; submodularity bounds each
+        step). ``rho_j(X)`` only depends on ``U_X`` and falls as it grows, so ``U`` of
+        ``S - j`` plus the ``q`` largest utilities outside ``S`` gives a coefficient valid for
+        every such ``T``: with few sites open, far larger than Nemhauser and Wolsey's
+        ``rho_j(N - j)``.
+        """
+        prob = self.prob
+        u, o = prob.u, prob.o
+        in_s = np.zeros(prob.m, dtype=bool)
+        in_s[s] = True
+        us = u[:, in_s].sum(axis=1)
+        ds = o + us
+        ao = prob.a * o
+        q = min(self.q, prob.m - int(in_s.sum()))
+        if q <= 0:
+            extra = np.zeros(u.shape[0])
+        else:
+            # the q largest utilities outside S: walk each row's sites by falling utility
+            width = min(q + int(in_s.sum()), prob.m)
+            idx = self.by_utility[:, :width]
+            vals = np.take_along_axis(u, idx, axis=1)
+            keep = ~in_s[idx]
+            keep &= np.cumsum(keep, axis=1) <= q
+            extra = np.where(keep, vals, 0.0).sum(axis=1)
+        dx = (ds + extra)[:, None] - u  # o + U of S + T - j, at its largest
+        coef = np.where(
+            in_s[None, :],
+            ao[:, None] * u / (dx * (dx + u)),
+            ao[:, None] * u / (ds[:, None] * (ds[:, None] + u)),
+        )
+        rhs = ao / ds + coef[:, in_s].sum(axis=1)
+        return coef, rhs
+
+    def _pick(
+        self, coef: np.ndarray, rhs: np.ndarray, y: np.ndarray, theta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Group the customers' cuts; return those ``(y, theta)`` violates."""
+        coef = np.asarray(self.agg @ coef)
+        rhs = self.agg @ rhs
+        value = rhs - coef @ y
+        tol = CUT_TOLERANCE * np.maximum(self.group_weight, 1e-12)
+        rows = np.flatnonzero(value > theta + tol)
+        return rows, coef[rows], rhs[rows]
+
+    def violated(
+        self, y_sep: np.ndarray, y: np.ndarray, theta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cuts separated at ``y_sep`` (tangents) and at binary points near it (submodular)
+        that ``(y, theta)`` violates; at most one of each kind per group.
+
+        At a fractional ``y`` in the tree (:attr:`incumbent` set), nothing is returned when
+        the tangents' total violation is small against the gap: more rounds could not prune
+        the node, branching does more (the node's bound stays valid).
+        """
+        coef, rhs = self.gradient(y_sep)
+        rows, coef, rhs = self._pick(coef, rhs, y, theta)
+        if self.incumbent is not None and rows.size:
+            frac = np.minimum(y, 1.0 - y).max()
+            if frac > 1e-6:
+                lp_value = float(self.prob.f @ y + theta.sum())
+                viol = float(np.sum(rhs - coef @ y - theta[rows]))
+                if viol < TAIL_SHARE * (self.incumbent() - lp_value):
+                    empty = np.zeros(0, dtype=np.intp)
+                    return empty, np.zeros((0, y.size)), np.zeros(0)
+        out_rows, out_coef, out_rhs = [rows], [coef], [rhs]
+        if SUBMODULAR_CUTS:
+            for s in self.binary_points(y_sep):
+                rows2, coef2, rhs2 = self._pick(*self.submodular(s), y, theta)
+                out_rows.append(rows2)
+                out_coef.append(coef2)
+                out_rhs.append(rhs2)
+        return np.concatenate(out_rows), np.concatenate(out_coef), np.concatenate(out_rhs)
+
+    def binary_points(self, y: np.ndarray) -> list[np.ndarray]:
+        """Open sets at which submodular cuts are separated: the rounding of ``y`` and the
+        sites at 1 (in the tree: the sites fixed open)."""
+        out = []
+        s = self.round(y)
+        if s is not None:
+            out.append(s)
+        ones = np.flatnonzero(y > 1.0 - 1e-9)
+        if ones.size and (s is None or ones.size != s.size):
+            out.append(ones)
+        if EXTRA_POINTS and self.p is not None:
+            score = y + 2.0 * self.lo
+            order = np.argsort(-score, kind="stable")
+            for size in (self.p - 1, self.p + 1):
+                if 0 < size < y.size and size >= int(self.lo.sum()):
+                    out.append(np.sort(order[:size]))
+        return out
+
+    def round(self, y: np.ndarray) -> np.ndarray | None:
+        """A binary point near ``y``: the ``p`` largest (required first), or ``y > 0.5``."""
+        if self.p is not None:
+            score = y + 2.0 * self.lo
+            return np.sort(np.argpartition(-score, self.p - 1)[: self.p])
+        s = np.flatnonzero(y > 0.5)
+        return s if s.size else None
+
+
+class _Master:
+    """Master LP in HiGHS: columns ``y`` (m) then ``phi`` (one per group of customers); the
+    interface :func:`planner.models._benders._branch` works on (``h``, ``cuts``, ``m``, ``add``)."""
+
+    def __init__(
+        self,
+        prob: CaptureProblem,
+        cuts: _Cuts,
+        *,
+        p: int | None,
+        p_max: int | None,
+        y_lower: np.ndarray,
+        phi_lower: np.ndarray,
+        interrupt: Callable[[Any], None],
+    ) -> None:
+        import highspy
+
+        self.cuts = cuts
+        k, m = cuts.n_groups, prob.m
+        self.k, self.m = k, m
+        self.h = h = _new_highs()
+        h.setOptionValue("threads", 1)
+        self.inf = inf = highspy.kHighsInf
+        lp = highspy.HighsLp()
+        lp.num_col_ = m + k
+        lp.num_row_ = 0
+        lp.col_cost_ = np.concatenate([prob.f, np.ones(k)])
+        lp.col_lower_ = np.concatenate([y_lower, phi_lower])
+        lp.col_upper_ = np.concatenate([np.ones(m), np.full(k, inf)])
+        if h.passModel(lp) == highspy.HighsStatus.kError:
+            raise SolverError("HiGHS rejected the capture master (passModel returned kError)")
+        all_y = np.arange(m, dtype=np.int32)
+        if p is not None:
+            h.addRow(float(p), float(p), m, all_y, np.ones(m))
+        else:
+            h.addRow(1.0, float(p_max) if p_max is not None else inf, m, all_y, np.ones(m))
+        h.cbSimplexInterrupt.subscribe(interrupt)
+        h.cbMipInterrupt.subscribe(interrupt)
+        self.n_fixed_rows = int(h.getNumRow())
+        self.n_cuts = 0
+        self.nnz = 0
+        self.purged = 0
+
+    def purge(self) -> None:
+        """Delete the cuts with slack at the last LP solution when the LP has grown past
+        :data:`MAX_ROWS_PER_COLUMN` rows per column (they are valid, only not needed now; the
+        LP stays a relaxation)."""
+        h = self.h
+        num_row = int(h.getNumRow())
+        if num_row <= MAX_ROWS_PER_COLUMN * (self.m + self.k) or self.n_cuts == 0:
+            return
+        import highspy
+
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return
+        activity = np.asarray(h.getSolution().row_value)
+        lower = np.asarray(h.getLp().row_lower_)
+        slack = activity - lower
+        drop = np.flatnonzero(slack > 1e-9 * np.maximum(np.abs(lower), 1.0))
+        drop = drop[drop >= self.n_fixed_rows]
+        if drop.size:
+            h.deleteRows(int(drop.size), drop.astype(np.int32))
+            self.purged += int(drop.size)
+
+    def add(self, rows: np.ndarray, coef: np.ndarray, rhs: np.ndarray) -> int:
+        """Add cuts ``phi_rows + coef . y >= rhs``; returns how many."""
+        n = int(rows.size)
+        if n == 0:
+            return 0
+        self.purge()
+        mask = coef > 0
+        counts = mask.sum(axis=1)
+        starts = np.zeros(n, dtype=np.int32)
+        np.cumsum(counts[:-1] + 1, out=starts[1:])
+        index = np.empty(int(counts.sum()) + n, dtype=np.int32)
+        value = np.empty(index.size)
+        index[starts] = self.m + rows
+        value[starts] = 1.0
+        body = np.ones(index.size, dtype=bool)
+        body[starts] = False
+        rr, cc = np.nonzero(mask)
+        index[body] = cc
+        value[body] = coef[rr, cc]
+        self.h.addRows(n, rhs, np.full(n, self.inf), index.size, starts, index, value)
+        self.n_cuts += n
+        self.nnz += int(rr.size)
+        return n
+
+
+# ---- the solve ---------------------------------------------------------------------------------
+
+
+def solve_capture(
+    prob: CaptureProblem,
+    *,
+    p: int | None,
+    required: np.ndarray,
+    start_open: np.ndarray,
+    deadline: float,
+    gap_target: float,
+    report: ProgressReporter,
+    should_stop: StopCallback | None = None,
+    p_max: int | None = None,
+    target: float | None = None,
+) -> CaptureResult:
+    """Minimise ``F`` exactly by outer approximation and branch-and-cut; see the module docs.
+
+    Parameters
+    ----------
+    prob
+        The problem (every row has a positive utility somewhere).
+    p
+        Number of sites to open, or None (profit mode: 1 to ``p_max``).
+    required
+        Columns that must open.
+    start_open
+        A feasible open set (the heuristic's answer).
+    deadline
+        ``time.perf_counter()`` value at which to stop.
+    gap_target
+        Relative gap on ``F`` at which to stop.
+    report
+        Progress reporter (called with ``F`` and its bound).
+    should_stop
+        Polled between rounds and inside HiGHS.
+    target
+        Decision mode: stop as soon as a solution with ``F <= target`` is found (status
+        ``"reached"``), and prune every node that cannot reach it (status ``"cutoff"`` when
+        none can).
+    """
+    import highspy
+
+    t0 = time.perf_counter()
+    k, m = prob.u.shape
+    stop = should_stop or (lambda: False)
+    best_open = np.sort(np.asarray(start_open, dtype=np.intp))
+    ub_raw = prob.value(best_open)
+    # scale so that the master's numbers are of order 1 per customer
+    scale = ub_raw / k if ub_raw > 1e-12 else 1.0
+    sprob = CaptureProblem(prob.u, prob.o, prob.a / scale, prob.f / scale)
+    ub = ub_raw / scale
+    target_s = None if target is None else target / scale
+    lb = -np.inf
+    extras: dict[str, Any] = {}
+    y_lo = np.zeros(m)
+    y_lo[required] = 1.0
+
+    def reached() -> bool:
+        return target_s is not None and ub <= target_s
+
+    def stop_all() -> bool:
+        return stop() or reached()
+
+    def interrupt(event: Any) -> None:
+        if stop_all() or time.perf_counter() >= deadline:
+            event.interrupt()
+
+    def offer(cand: np.ndarray) -> None:
+        nonlocal ub, best_open
+        cand = np.asarray(cand, dtype=np.intp)
+        if p is None and (cand.size == 0 or (p_max is not None and cand.size > p_max)):
+            return
+        if not np.all(np.isin(required, cand)):
+            return
+        val = sprob.value(cand)
+        if val < ub:
+            ub, best_open = val, np.sort(cand)
+
+    def polish(cand: np.ndarray, share: float = 0.05) -> float:
+        nonlocal ub, best_open
+        found, val = local_search(
+            sprob,
+            np.asarray(cand, dtype=np.intp),
+            p=p,
+            required=required,
+            p_max=p_max,
+            deadline=time.perf_counter() + share * max(deadline - time.perf_counter(), 0.0),
+        )
+        if val < ub and (p is not None or found.size):
+            ub, best_open = val, np.sort(found)
+        return val
+
+    def upper_bound() -> float:
+        if target_s is not None:
+            return min(ub, target_s * (1.0 + 1e-9))
+        return ub
+
+    def progress(message: str, bound: float) -> None:
+        report(message, objective=ub * scale, bound=bound * scale)
+
+    # phi_i lower bounds: every allowed site open (or the p most attractive ones)
+    if p is not None:
+        top = -np.partition(-sprob.u, p - 1, axis=1)[:, :p] if p < m else sprob.u
+        util_max = top.sum(axis=1)
+    elif p_max is not None and p_max < m:
+        util_max = (-np.partition(-sprob.u, p_max - 1, axis=1)[:, :p_max]).sum(axis=1)
+    else:
+        util_max = sprob.u.sum(axis=1)
+    cuts = _Cuts(sprob, p, y_lo, _groups(sprob, CUT_GROUPS), p_max)
+    master = _Master(
+        sprob,
+        cuts,
+        p=p,
+        p_max=p_max,
+        y_lower=y_lo,
+        phi_lower=cuts.agg @ sprob.lost(util_max),
+        interrupt=interrupt,
+    )
+    h = master.h
+    y0 = np.zeros(m)
+    y0[best_open] = 1.0
+    no_theta = np.full(cuts.n_groups, -np.inf)
+    master.add(*cuts.violated(y0, y0, no_theta))
+    # a tangent at the uniform point too (the LP's first solution is less extreme)
+    if p is not None:
+        yu = np.full(m, p / m)
+        master.add(*cuts.violated(yu, yu, no_theta))
+
+    # ---- root cut loop --------------------------------------------------------------------
+    status = "time_limit"
+    history: list[float] = []
+    rounds = 0
+    y = y0
+    rc = np.zeros(m)
+    lp_bound = -np.inf
+    center = y0.copy()
+    while rounds < ROOT_ROUNDS:
+        if stop_all():
+            status = "stopped"
+            break
+        if time.perf_counter() >= deadline:
+            break
+        _set_time_limit(h, deadline)
+        h.run()
+        ms = h.getModelStatus()
+        if ms == highspy.HighsModelStatus.kInfeasible:
+            raise SolverError("the capture master LP is infeasible (p out of range?)")
+        if ms != highspy.HighsModelStatus.kOptimal:
+            status = "stopped" if stop_all() else "time_limit"
+            break
+        rounds += 1
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value)
+        y, theta = np.clip(x[:m], 0.0, 1.0), x[m:]
+        rc = np.asarray(sol.col_dual)[:m]
+        lp_bound = float(h.getInfo().objective_function_value)
+        lb = max(lb, lp_bound)
+        history.append(lp_bound)
+        s = cuts.round(y)
+        if s is not None:
+            offer(s)
+        if relative_gap(ub, lb) <= gap_target or reached():
+            status = "done"
+            break
+        if target_s is not None and lb > target_s * (1.0 + 1e-9):
+            status = "done"
+            break
+        y_sep = 0.5 * center + 0.5 * y
+        found = cuts.violated(y_sep, y, theta)
+        if found[0].size == 0:
+            found = cuts.violated(y, y, theta)
+            if found[0].size == 0:
+                break
+        stalled = len(history) > 3 and history[-1] - history[-4] <= ROOT_STALL * abs(history[-1])
+        if stalled and rounds > 10:
+            break
+        master.add(*found)
+        center = 0.5 * center + 0.5 * y
+    extras["root_rounds"] = rounds
+    extras["root_bound"] = lp_bound * scale
+    extras["root_time_s"] = time.perf_counter() - t0
+    progress(f"outer approximation: root bound after {rounds} rounds", lb)
+
+    if status not in ("stopped", "done") and rounds and time.perf_counter() < deadline:
+        rounded = cuts.round(y)
+        polish(rounded if rounded is not None else best_open, 0.2)
+    nodes = 0
+    if (
+        status not in ("stopped", "done")
+        and rounds
+        and relative_gap(ub, lb) > gap_target
+        and not reached()
+        and time.perf_counter() < deadline
+    ):
+        slack = upper_bound() - lp_bound + 1e-9 * max(abs(ub), 1.0)
+        closed = (y < 1e-9) & (rc > slack) & (y_lo < 0.5)
+        forced = (y > 1.0 - 1e-9) & (-rc > slack)
+        extras["fixed_closed"] = int(closed.sum())
+        extras["fixed_open"] = int(forced.sum())
+        base_lo = np.maximum(y_lo, forced.astype(float))
+        base_hi = np.where(closed, 0.0, 1.0)
+        cuts.incumbent = upper_bound
+        status, branch_lb, nodes = _branch(
+            master,  # type: ignore[arg-type]
+            p=p,
+            base_lo=base_lo,
+            base_hi=base_hi,
+            root_bound=lp_bound,
+            offer=offer,
+            polish=lambda cand: polish(cand, 0.05),
+            upper_bound=upper_bound,
+            deadline=deadline,
+            stop=stop_all,
+            gap_target=gap_target,
+            unit=0.0,
+            progress=progress,
+            cut_rounds=NODE_CUT_ROUNDS,
+        )
+        lb = max(lb, branch_lb)
+    if reached():
+        status = "reached"
+    elif status == "done":
+        if target_s is not None:
+            status = "cutoff"  # no open set reaches the target
+        else:
+            status = "optimal" if relative_gap(ub, lb) <= 1e-6 else "gap_limit"
+    elif status == "stopped" and not stop():
+        status = "time_limit"
+    extras["nodes"] = nodes
+    extras["cuts"] = master.n_cuts
+    extras["cuts_purged"] = master.purged
+    extras["cut_nonzeros"] = master.nnz
+    extras["bnc_time_s"] = time.perf_counter() - t0
+    progress("outer approximation finished", lb)
+    return CaptureResult(
+        open=np.sort(best_open),
+        objective=ub * scale,
+        bound=min(lb, ub) * scale if target_s is None else lb * scale,
+        status=status,
+        extras=extras,
+    )

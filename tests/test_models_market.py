@@ -1,0 +1,364 @@
+"""max_capture: exact against brute force for every objective, bounds at any stop, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.errors import InfeasibleError, InputError
+from planner.models import SolveProgress, max_capture
+
+
+def captured(u: np.ndarray, o: np.ndarray, w: np.ndarray, subset) -> float:
+    util = u[:, list(subset)].sum(axis=1)
+    return float(np.sum(w * util / (o + util)))
+
+
+def subsets(m: int, sizes, required=frozenset(), excluded=frozenset()):
+    for k in sizes:
+        for s in itertools.combinations(range(m), k):
+            if set(required) <= set(s) and not set(s) & set(excluded):
+                yield s
+
+
+def brute_p(u, o, w, p, *, required=frozenset(), excluded=frozenset()) -> float:
+    return max(captured(u, o, w, s) for s in subsets(u.shape[1], [p], required, excluded))
+
+
+def brute_target(u, o, w, share, *, required=frozenset(), excluded=frozenset()):
+    """(fewest sites, most jobs with that many) reaching ``share`` of all jobs."""
+    need = share * w.sum()
+    for k in range(max(len(required), 1), u.shape[1] + 1):
+        vals = [captured(u, o, w, s) for s in subsets(u.shape[1], [k], required, excluded)]
+        ok = [v for v in vals if v >= need - 1e-9 * max(need, 1.0)]
+        if ok:
+            return k, max(ok)
+    raise AssertionError("unreachable target")
+
+
+def brute_profit(u, o, w, fixed, margin, *, p_max=None, required=frozenset(), excluded=frozenset()):
+    m = u.shape[1]
+    sizes = range(1, (p_max or m) + 1)
+    return max(
+        margin * captured(u, o, w, s) - float(fixed[list(s)].sum())
+        for s in subsets(m, sizes, required, excluded)
+    )
+
+
+def instance(rng: np.random.Generator, n: int, m: int, *, zeros: float = 0.3):
+    """Random utilities with unreachable (zero) entries, outside attraction and weights."""
+    u = rng.uniform(0.0, 2.0, size=(n, m)) ** 2
+    u[rng.random((n, m)) < zeros] = 0.0
+    o = rng.uniform(0.2, 3.0, size=n)
+    w = rng.integers(0, 6, size=n).astype(float)
+    return u, o, w
+
+
+def sides(rng: np.random.Generator, m: int):
+    """Random required / excluded sets that do not overlap."""
+    perm = rng.permutation(m)
+    n_req = int(rng.integers(0, 2))
+    n_exc = int(rng.integers(0, 3))
+    return set(perm[:n_req].tolist()), set(perm[n_req : n_req + n_exc].tolist())
+
+
+def assert_close(a: float, b: float) -> None:
+    assert a == pytest.approx(b, rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_p_mode_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(3, 25)), int(rng.integers(2, 9))
+    u, o, w = instance(rng, n, m)
+    req, exc = sides(rng, m)
+    for p in range(max(len(req), 1), m - len(exc) + 1):
+        sol = max_capture(u, p, w, outside=o, required=req, excluded=exc, time_limit=20)
+        best = brute_p(u, o, w, p, required=req, excluded=exc)
+        assert sol.optimal
+        assert sol.status == "optimal"
+        assert sol.n_open == p
+        assert req <= set(sol.open.tolist())
+        assert not exc & set(sol.open.tolist())
+        assert_close(sol.objective, best)
+        assert_close(sol.objective, captured(u, o, w, sol.open))
+        assert sol.upper_bound is not None
+        assert sol.upper_bound >= best - 1e-7
+        assert sol.lower_bound == sol.objective
+        assert sol.gap == 0.0
+        assert sol.maximize
+        assert sol.bound == sol.upper_bound
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_target_share_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    n, m = int(rng.integers(3, 20)), int(rng.integers(2, 8))
+    u, o, w = instance(rng, n, m)
+    if w.sum() == 0:
+        w[0] = 1.0
+    req, exc = sides(rng, m)
+    allowed = [j for j in range(m) if j not in exc]
+    best_share = captured(u, o, w, allowed) / w.sum()
+    share = float(rng.uniform(0.1, 1.0)) * best_share
+    sol = max_capture(
+        u, None, w, outside=o, target_share=share, required=req, excluded=exc, time_limit=20
+    )
+    k, best = brute_target(u, o, w, share, required=req, excluded=exc)
+    assert sol.optimal
+    assert sol.extras["min_sites_proven"]
+    assert sol.n_open == k
+    assert_close(sol.objective, best)
+    assert sol.extras["share"] >= share * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_profit_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    n, m = int(rng.integers(3, 25)), int(rng.integers(2, 8))
+    u, o, w = instance(rng, n, m)
+    req, exc = sides(rng, m)
+    fixed = rng.uniform(0.0, 4.0, size=m)
+    margin = float(rng.uniform(0.5, 3.0))
+    p_max = None if seed % 2 else int(rng.integers(max(len(req), 1), m - len(exc) + 1))
+    sol = max_capture(
+        u,
+        p_max,
+        w,
+        outside=o,
+        fixed_cost=fixed,
+        margin=margin,
+        required=req,
+        excluded=exc,
+        time_limit=20,
+    )
+    best = brute_profit(u, o, w, fixed, margin, p_max=p_max, required=req, excluded=exc)
+    assert sol.optimal
+    assert_close(sol.objective, best)
+    value = margin * captured(u, o, w, sol.open) - fixed[sol.open].sum()
+    assert_close(sol.objective, value)
+    assert sol.extras["profit"] == sol.objective
+    assert 1 <= sol.n_open <= (p_max or m)
+    assert req <= set(sol.open.tolist())
+    assert not exc & set(sol.open.tolist())
+
+
+def test_unreachable_customers_and_assignment() -> None:
+    """A customer with zero utility everywhere is never won; assignment is the most attractive
+    open site (-1 where none attracts); per-site jobs add up to the capture."""
+    u = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.5], [0.0, 0.0, 0.0], [3.0, 0.0, 1.0]])
+    o = np.array([1.0, 1.0, 1.0, 2.0])
+    w = np.array([2.0, 1.0, 5.0, 1.0])
+    sol = max_capture(u, 2, w, outside=o)
+    assert_close(sol.objective, brute_p(u, o, w, 2))
+    assert sol.extras["total_jobs"] == 9.0
+    assert sol.assignment[2] == -1
+    for i in range(4):
+        row = u[i, sol.open]
+        assert sol.assignment[i] == (-1 if row.max() == 0 else sol.open[int(np.argmax(row))])
+    assert_close(float(np.sum(sol.extras["site_jobs"])), sol.objective)
+    # marginal jobs: capture minus the capture without that site
+    for j, marginal in zip(sol.open, sol.extras["site_marginal_jobs"], strict=True):
+        rest = [s for s in sol.open if s != j]
+        assert_close(marginal, sol.objective - captured(u, o, w, rest))
+
+
+def test_target_share_counts_customers_that_cannot_be_won() -> None:
+    """The share is of all jobs, those of customers no site attracts included."""
+    u = np.array([[1.0, 0.2, 0.0], [0.1, 1.0, 0.3], [0.0, 0.0, 0.0]])
+    o = np.array([1.0, 1.0, 1.0])
+    w = np.array([1.0, 1.0, 8.0])
+    share = 0.09
+    sol = max_capture(u, None, w, outside=o, target_share=share)
+    k, best = brute_target(u, o, w, share)
+    assert sol.n_open == k
+    assert sol.extras["share"] >= share
+    assert_close(sol.objective, best)
+
+
+def test_identical_customers_are_merged_without_changing_the_answer() -> None:
+    rng = np.random.default_rng(5)
+    u, o, w = instance(rng, 6, 6, zeros=0.0)
+    w[:] = 1.0
+    u2, o2, w2 = np.repeat(u, 3, axis=0), np.repeat(o, 3), np.repeat(w, 3)
+    sol = max_capture(u2, 3, w2, outside=o2)
+    assert sol.extras["customer_groups"] == 6
+    assert_close(sol.objective, 3 * brute_p(u, o, w, 3))
+    assert sol.assignment.size == 18
+
+
+def test_bound_is_never_below_the_optimum_at_any_stop() -> None:
+    """Stopped after 1, 2, 4, ... polls, the answer is feasible and its upper bound is at least
+    the brute-force optimum."""
+    rng = np.random.default_rng(11)
+    u, o, w = instance(rng, 60, 12, zeros=0.1)
+    best = brute_p(u, o, w, 4)
+    seen = []
+    for polls in (1, 2, 4, 8, 16, 64, 256):
+        count = [0]
+
+        def stop(count=count, polls=polls) -> bool:
+            count[0] += 1
+            return count[0] > polls
+
+        reports: list[SolveProgress] = []
+        sol = max_capture(u, 4, w, outside=o, should_stop=stop, progress=reports.append)
+        assert sol.n_open == 4
+        assert_close(sol.objective, captured(u, o, w, sol.open))
+        assert sol.objective <= best + 1e-9
+        assert sol.upper_bound >= best - 1e-9
+        assert sol.gap >= 0
+        # progress bounds (of the lost jobs, minimised) never decrease and never pass the optimum
+        bounds = [r.bound for r in reports]
+        assert all(b2 >= b1 for b1, b2 in itertools.pairwise(bounds))
+        assert all(b <= w.sum() - best + 1e-7 for b in bounds)
+        seen.append(sol.status)
+    assert "stopped" in seen
+
+
+def test_time_limit_is_respected() -> None:
+    rng = np.random.default_rng(3)
+    n, m = 1500, 150
+    xy = rng.uniform(0, 100, size=(n + m, 2))
+    d = np.linalg.norm(xy[:n, None] - xy[None, n:], axis=2)
+    u = np.exp(-0.05 * d)
+    o = rng.uniform(0.1, 1.0, size=n)
+    t0 = time.perf_counter()
+    sol = max_capture(u, 12, outside=o, time_limit=0.5)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 2.0
+    assert sol.n_open == 12
+    assert sol.upper_bound >= sol.objective
+    if not sol.optimal:
+        assert sol.status == "time_limit"
+        assert sol.gap > 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 12),
+    m=st.integers(1, 6),
+    data=st.data(),
+)
+def test_property_p_mode(seed: int, n: int, m: int, data) -> None:
+    rng = np.random.default_rng(seed)
+    u, o, w = instance(rng, n, m, zeros=0.5)
+    p = data.draw(st.integers(1, m))
+    sol = max_capture(u, p, w, outside=o, time_limit=20)
+    best = brute_p(u, o, w, p)
+    assert sol.optimal
+    assert_close(sol.objective, best)
+    assert sol.upper_bound >= best - 1e-7
+
+
+def test_objective_is_monotone_in_p() -> None:
+    rng = np.random.default_rng(8)
+    u, o, w = instance(rng, 40, 10, zeros=0.2)
+    values = [max_capture(u, p, w, outside=o).objective for p in range(1, 11)]
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(values))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"utility": [[1.0, -1.0]], "p": 1, "outside": [1.0]}, InputError, "negative"),
+        ({"utility": [[1.0, np.nan]], "p": 1, "outside": [1.0]}, InputError, "finite"),
+        ({"utility": [1.0, 2.0], "p": 1, "outside": [1.0]}, InputError, "2-D"),
+        ({"utility": [[1.0, 2.0]], "p": 1, "outside": [0.0]}, InputError, "outside"),
+        ({"utility": [[1.0, 2.0]], "p": 1, "outside": [1.0, 2.0]}, InputError, "outside has"),
+        ({"utility": [[1.0, 2.0]], "outside": [1.0]}, InputError, "say what to optimise"),
+        ({"utility": [[1.0, 2.0]], "p": 3, "outside": [1.0]}, InfeasibleError, "p=3"),
+        (
+            {"utility": [[1.0, 2.0]], "p": 1, "outside": [1.0], "required": [0], "excluded": [0]},
+            InfeasibleError,
+            "both required and excluded",
+        ),
+        (
+            {"utility": [[1.0, 2.0]], "p": 1, "outside": [1.0], "fixed_cost": [1.0, 1.0]},
+            InputError,
+            "both fixed_cost and margin",
+        ),
+        (
+            {"utility": [[1.0, 2.0]], "outside": [1.0], "fixed_cost": 1.0, "margin": -1.0},
+            InputError,
+            "margin",
+        ),
+        (
+            {"utility": [[1.0, 2.0]], "outside": [1.0], "target_share": 0.9},
+            InfeasibleError,
+            "cannot be reached",
+        ),
+        (
+            {"utility": [[1.0, 2.0]], "outside": [1.0], "target_share": 1.5},
+            InputError,
+            "target_share",
+        ),
+        (
+            {"utility": [[1.0, 2.0]], "p": 1, "outside": [1.0], "target_share": 0.5},
+            InputError,
+            "do not pass p",
+        ),
+        (
+            {"utility": [[1.0, 2.0]], "p": 1, "outside": [1.0], "time_limit": 0},
+            InputError,
+            "time_limit",
+        ),
+    ],
+)
+def test_bad_input_is_rejected_before_solving(kwargs, error, match) -> None:
+    with pytest.raises(error, match=match):
+        max_capture(**kwargs)
+
+
+def test_zero_weights_and_nobody_to_win() -> None:
+    u = np.zeros((3, 4))
+    sol = max_capture(u, 2, outside=np.ones(3), required=[3])
+    assert sol.optimal
+    assert sol.objective == 0.0
+    assert sol.n_open == 2
+    assert 3 in sol.open
+    sol = max_capture(u, None, outside=np.ones(3), fixed_cost=[3.0, 1.0, 2.0, 5.0], margin=1.0)
+    assert sol.optimal
+    assert sol.objective == -1.0
+    assert sol.open.tolist() == [1]
+
+
+@pytest.mark.parametrize("p", [None, 2, 3])
+def test_every_cut_is_valid_at_every_open_set(p) -> None:
+    """Tangent cuts (at fractional points) and submodular cuts (at open sets) never cut off
+    an open set's true lost jobs: the outer approximation only ever over-estimates capture."""
+    from planner.models._market import CaptureProblem, _Cuts
+
+    rng = np.random.default_rng(21 if p is None else p)
+    n, m = 9, 6
+    u, o, w = instance(rng, n, m, zeros=0.3)
+    w[w == 0] = 1.0
+    prob = CaptureProblem(u, o, w, np.zeros(m))
+    cuts = _Cuts(prob, p, np.zeros(m), np.arange(n), p_max=None if p else 4)
+    sizes = [p] if p else range(1, 5)
+    sets = [np.array(s, dtype=np.intp) for s in subsets(m, sizes)]
+    points = [rng.random(m) for _ in range(5)] + [None]
+    for y0 in points:
+        if y0 is None:
+            coef, rhs = cuts.gradient(np.ones(m) * (p or 2) / m)
+        else:
+            coef, rhs = cuts.gradient(y0)
+        for t in sets:
+            y = np.zeros(m)
+            y[t] = 1.0
+            true_lost = prob.lost(u[:, t].sum(axis=1))
+            assert np.all(rhs - coef @ y <= true_lost + 1e-9)
+    any_sets = [np.array(s, dtype=np.intp) for s in subsets(m, range(m + 1))]
+    for s in any_sets[::3]:
+        coef, rhs = cuts.submodular(s)
+        for t in sets:
+            y = np.zeros(m)
+            y[t] = 1.0
+            true_lost = prob.lost(u[:, t].sum(axis=1))
+            assert np.all(rhs - coef @ y <= true_lost + 1e-9), (s, t)
