@@ -141,7 +141,9 @@ def solve_mip(
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     h.setOptionValue("mip_abs_gap", 1e-9)
     h.setOptionValue("threads", 1)
-    light_above = FULL_PRESOLVE_MAX_COLS if full_presolve_max_cols is None else full_presolve_max_cols
+    light_above = (
+        FULL_PRESOLVE_MAX_COLS if full_presolve_max_cols is None else full_presolve_max_cols
+    )
     if num_col > min(light_above, FULL_PRESOLVE_MAX_COLS):
         h.setOptionValue("presolve_mode", 2)  # light
     if cutoff is not None and np.isfinite(cutoff):

@@ -939,9 +939,13 @@ def solve_single_source(
     stall = 0
     it = 0
     direction = np.zeros(n)
-    lag_deadline = started + 0.45 * time_limit
+    lag_deadline = started + 0.35 * time_limit
+    history: list[float] = []
     while time.perf_counter() < lag_deadline and not stop():
         it += 1
+        history.append(best_bound)
+        if len(history) > 60 and best_bound - history[-60] <= 1e-4 * abs(best_bound):
+            break  # the bound has stopped moving: the exact MIP takes over
         g = np.ones(n)
         for j in np.flatnonzero(dual.open > 0):
             g[dual.chosen[j]] -= dual.open[j]
@@ -971,7 +975,7 @@ def solve_single_source(
                     best = cand
         if it % 10 == 0:
             report("Lagrangian bound (capacities)", objective=best.objective, bound=best_bound)
-        if lam < 1e-4:
+        if lam < 1e-3:
             break
     best_bound = min(best_bound, best.objective)
     # a last local search from the best answer
@@ -1012,7 +1016,10 @@ def solve_single_source(
             extras["mip_status"] = mip_status
             best_bound = max(best_bound, mip_bound)
             solver = f"{solver}; {highs_version()} (reduced single-source MIP)"
-            if mip_status == "optimal" or relative_gap(best.objective, best_bound) <= OPTIMALITY_GAP:
+            if (
+                mip_status == "optimal"
+                or relative_gap(best.objective, best_bound) <= OPTIMALITY_GAP
+            ):
                 status = "optimal"
             elif stop():
                 status = "stopped"
