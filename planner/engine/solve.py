@@ -37,6 +37,7 @@ from planner.engine._progress import (
     scaled,
 )
 from planner.engine.instance import Instance, ScenarioInstance
+from planner.engine.sizes import solve_sized, with_sizes
 from planner.engine.spec import LAYOUTS
 from planner.errors import InfeasibleError, InputError
 from planner.models import Solution
@@ -353,7 +354,29 @@ def solve_layout(
         spec.time_limit_s,
         solve_progress,
     )
-    if layout == "in-house":
+    if layout == "in-house" and spec.sizes:
+        # sites and sizes together (planner.engine.sizes)
+        cols = sinst.columns["own"]
+        _require(cols, "own candidate sites", layout)
+        sol = solve_sized(
+            sinst,
+            cols,
+            workshops=n_ws,
+            params=params,
+            weights=weights,
+            time_value=_time_value_per_weight_s(params),
+            progress=watch,
+            should_stop=should_stop,
+        )
+        full = _to_full_columns(sol, cols)
+        full = dataclasses.replace(
+            full,
+            extras={
+                **full.extras,
+                "size": {int(cols[j]): int(k) for j, k in sol.extras["size"].items()},
+            },
+        )
+    elif layout == "in-house":
         cols = sinst.columns["own"]
         _require(cols, "own candidate sites", layout)
         sol = _solve_columns(
@@ -405,6 +428,8 @@ def solve_layout(
         roles[office_col] = "office"
         office_id = str(inst.candidates["site_id"].iloc[office_col])
     res = build_result(inst, full, roles=roles)
+    if "size" in full.extras:
+        res = with_sizes(res, full, inst.candidates, spec.sizes)
     if customer_weight is not None:
         cust = res.customers.copy()
         cust["weight"] = np.asarray(customer_weight, float)

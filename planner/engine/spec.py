@@ -49,12 +49,97 @@ from planner.settings import (
     time_limit_s,
 )
 
-__all__ = ["LAYOUTS", "ScenarioSpec", "load_scenario", "save_scenario"]
+__all__ = ["LAYOUTS", "ScenarioSpec", "WorkshopSize", "load_scenario", "save_scenario"]
 
 #: The three ways of organising service.
 LAYOUTS: tuple[str, ...] = ("in-house", "outsourced", "two-tier")
 
 _PATH_SUFFIXES = (".osm", ".pbf", ".bz2", ".gz", ".graphml", ".xml")
+
+
+@dataclass(frozen=True)
+class WorkshopSize:
+    """One size an own workshop may open in (``[[sizes]]`` tables in a scenario file).
+
+    Attributes
+    ----------
+    name
+        Label shown in results and exports, e.g. ``"small"`` or ``"2 technicians"``; a site
+        file's ``sizes`` column lists the names a site allows.
+    fixed_cost_eur
+        Yearly fixed cost of a workshop of this size (rent, staff and stores together; it
+        replaces the Costs page's workshop fixed cost for workshops of this size).
+    capacity_jobs
+        Jobs per year a workshop of this size can do.
+    """
+
+    name: str
+    fixed_cost_eur: float
+    capacity_jobs: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InputError(f"a size needs a name, got {self.name!r}", field="sizes")
+        for key in ("fixed_cost_eur", "capacity_jobs"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(
+                    f"size {self.name!r}: {key} must be a number, got {value!r}", field="sizes"
+                )
+            object.__setattr__(self, key, float(value))
+        if not (math.isfinite(self.fixed_cost_eur) and self.fixed_cost_eur >= 0):
+            raise InputError(
+                f"size {self.name!r}: fixed_cost_eur must be >= 0, got {self.fixed_cost_eur!r}",
+                field="sizes",
+            )
+        if not (math.isfinite(self.capacity_jobs) and self.capacity_jobs > 0):
+            raise InputError(
+                f"size {self.name!r}: capacity_jobs must be > 0, got {self.capacity_jobs!r}",
+                field="sizes",
+            )
+        object.__setattr__(self, "name", self.name.strip())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML table of this size."""
+        return {
+            "name": self.name,
+            "fixed_cost_eur": self.fixed_cost_eur,
+            "capacity_jobs": self.capacity_jobs,
+        }
+
+
+def _workshop_sizes(value: object) -> tuple[WorkshopSize, ...]:
+    """``sizes`` as a tuple of :class:`WorkshopSize` (from tables, mappings or sizes)."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping) or isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise InputError(
+            "must be a list of sizes ([[sizes]] tables with name, fixed_cost_eur, capacity_jobs)",
+            field="sizes",
+        )
+    out: list[WorkshopSize] = []
+    for item in value:
+        if isinstance(item, WorkshopSize):
+            out.append(item)
+        elif isinstance(item, Mapping):
+            keys = {"name", "fixed_cost_eur", "capacity_jobs"}
+            unknown = sorted(set(item) - keys)
+            missing = sorted(keys - set(item))
+            if unknown or missing:
+                raise InputError(
+                    f"each size needs exactly {sorted(keys)}; "
+                    + (f"unknown {unknown} " if unknown else "")
+                    + (f"missing {missing}" if missing else ""),
+                    field="sizes",
+                )
+            out.append(WorkshopSize(**dict(item)))
+        else:
+            raise InputError(f"a size must be a table, got {item!r}", field="sizes")
+    names = [size.name for size in out]
+    dup = sorted({name for name in names if names.count(name) > 1})
+    if dup:
+        raise InputError(f"size names must be unique, repeated: {dup}", field="sizes")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -118,6 +203,13 @@ class ScenarioSpec:
         fewest sites (existing ones included) from which every customer is reached within
         its ``service_standard_min``, and plans that many workshops. ``workshops`` is then
         ignored; cannot be combined with ``budget_per_year``.
+    sizes
+        Sizes own workshops may open in (:class:`WorkshopSize`: name, yearly fixed cost,
+        capacity in jobs). With sizes the in-house layout chooses sites and sizes together
+        (:func:`planner.models.sized_fixed_charge`, capacities respected, money objective:
+        fixed costs plus the value of customer time); a site file's ``sizes`` column may limit
+        the sizes of a site (names, comma-separated). Empty (default): one size, from the
+        Costs page.
     product_class
         Product class whose repair businesses in OpenStreetMap are partner candidates (one
         of :data:`planner.inputs.sites.PRODUCT_CLASSES`: ``car``, ``electronics``,
@@ -151,8 +243,10 @@ class ScenarioSpec:
     budget_per_year: float | None = None
     meet_standard: bool = False
     product_class: str = DEFAULT_PRODUCT_CLASS
+    sizes: tuple[WorkshopSize, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "sizes", _workshop_sizes(self.sizes))
         if self.layout not in LAYOUTS:
             raise InputError(
                 f"unknown layout {self.layout!r}; allowed: {list(LAYOUTS)}", field="layout"
@@ -263,6 +357,8 @@ class ScenarioSpec:
             out["meet_standard"] = True
         if self.product_class != DEFAULT_PRODUCT_CLASS:
             out["product_class"] = self.product_class
+        if self.sizes:
+            out["sizes"] = [size.to_dict() for size in self.sizes]
         out["parameters"] = self.parameters.to_dict()
         return out
 

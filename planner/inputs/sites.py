@@ -12,6 +12,8 @@ fixed_cost       annual fixed cost (currency of the user's file), NaN when unkno
 capacity         jobs per year, NaN when unlimited / unknown
 source           ``user``, ``osm`` or ``generated``
 opening_hours    OSM ``opening_hours`` text where mapped
+(sizes)          user files only: the workshop sizes a site allows (names of the scenario's
+                 ``sizes``, comma-separated; empty = all)
 ===============  ==============================================================================
 
 Sources: (a) :func:`read_sites` reads a user list; (b) :func:`osm_partner_sites` lists mapped
@@ -575,6 +577,7 @@ def check_sites(
             )
         numbers[key] = np.where(bad | negative, np.nan, values)
     hours = check.text("opening_hours")
+    sizes = check.text("sizes")  # allowed workshop size names; checked against the scenario
     address = check.text("address")
 
     lat, lon, fatal = check.locate(
@@ -596,6 +599,7 @@ def check_sites(
                 "source": "user",
                 "opening_hours": hours,
                 "address": text_or_none(address),
+                "sizes": text_or_none(sizes),
                 "row": rows.astype(np.int64),
                 "valid": valid,
             }

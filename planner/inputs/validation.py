@@ -153,6 +153,7 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "capacity": ("capacity", "capacity_jobs", "jobs_capacity", "max_jobs", "kapazitat"),
     "opening_hours": ("opening_hours", "hours", "opening_times"),
+    "sizes": ("sizes", "allowed_sizes", "workshop_sizes"),
     # job history (planner.inputs.jobs) and the register's first contact
     "job_id": ("job_id", "jobid", "job", "job_no", "job_number", "order_id", "ticket", "auftrag"),
     "customer_id": _CUSTOMER_ID_ALIASES,
@@ -203,6 +204,7 @@ SITE_FIELDS: tuple[str, ...] = (
     "fixed_cost",
     "capacity",
     "opening_hours",
+    "sizes",
 )
 #: Columns whose presence makes ``kind='auto'`` treat a file as a site list (a ``status``
 #: column counts only when most of its values are site statuses: CRM exports have a status too).

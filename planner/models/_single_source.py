@@ -82,6 +82,7 @@ _EPS = 1e-9
 #: Swap moves are tried among at most this many customers (those farthest above their
 #: cheapest open site).
 SWAP_POOL = 600
+HIST = 60
 
 
 @dataclass
@@ -471,8 +472,8 @@ def _from_sites(prob: _Problem, size: np.ndarray, ranking: np.ndarray) -> Answer
             opt = [int(j) for j in ranking[::-1] if size[j] >= 0 and not prob.req[j]]
             size[opt[0]] = -1
         while int((size >= 0).sum()) < prob.p and closed:
-            size[closed.pop(0)] = -2
-        size = np.where(size == -2, largest, size)
+            nxt = closed.pop(0)
+            size[nxt] = largest[nxt]
     for _ in range(prob.m + 1):
         cap = _cap_of(prob, size, largest=True)
         if cap.sum() >= prob.demand - _EPS:
@@ -918,18 +919,22 @@ def solve_single_source(
     # same multipliers the capacitated bound is at least the uncapacitated one
     if not stop():
         a_pen, _ = penalize_inf(c)
-        relaxed = subgradient(
-            a_pen,
-            np.where(prob.site_ok, np.where(np.isfinite(prob.F), prob.F, np.inf).min(axis=1), 0.0),
-            p=p,
-            required=np.flatnonzero(prob.req),
-            allowed=prob.site_ok,
-            upper_bound=best.objective,
-            start=c[prob.rows, best.assign],
-            deadline=min(started + 0.1 * time_limit, time.perf_counter() + 2.0),
-        )
-        warm = _dual(prob, relaxed.multipliers, integer, best.objective)
-        if warm.bound > best_bound:
+        with np.errstate(invalid="ignore", over="ignore"):  # multipliers may run off to inf
+            relaxed = subgradient(
+                a_pen,
+                np.where(
+                    prob.site_ok, np.where(np.isfinite(prob.F), prob.F, np.inf).min(axis=1), 0.0
+                ),
+                p=p,
+                required=np.flatnonzero(prob.req),
+                allowed=prob.site_ok,
+                upper_bound=best.objective,
+                start=c[prob.rows, best.assign],
+                deadline=min(started + 0.1 * time_limit, time.perf_counter() + 2.0),
+            )
+        ok = bool(np.isfinite(relaxed.multipliers).all())
+        warm = _dual(prob, relaxed.multipliers, integer, best.objective) if ok else dual
+        if ok and warm.bound > best_bound:
             u, dual = relaxed.multipliers.copy(), warm
             best_bound, best_u, best_dual = warm.bound, u.copy(), warm
     report("Lagrangian bound (capacities)", objective=best.objective, bound=best_bound)
@@ -944,7 +949,7 @@ def solve_single_source(
     while time.perf_counter() < lag_deadline and not stop():
         it += 1
         history.append(best_bound)
-        if len(history) > 60 and best_bound - history[-60] <= 1e-4 * abs(best_bound):
+        if len(history) > HIST and best_bound - history[-HIST] <= 1e-4 * abs(best_bound):
             break  # the bound has stopped moving: the exact MIP takes over
         g = np.ones(n)
         for j in np.flatnonzero(dual.open > 0):

@@ -159,8 +159,9 @@ def share_within_service_standard(
 def site_loads(result: ScenarioResult, parameters: CostParameters | None = None) -> pd.DataFrame:
     """Jobs per year, capacity and utilisation of every site of ``result``.
 
-    Own workshops (role ``workshop``) have capacity ``parameters.workshop_capacity_jobs``;
-    partners and offices have no modelled capacity (NaN).
+    Own workshops (role ``workshop``) have capacity ``parameters.workshop_capacity_jobs``, or
+    their size's (``size_capacity_jobs`` of sized workshops); partners and offices have no
+    modelled capacity (NaN).
 
     Returns
     -------
@@ -175,6 +176,9 @@ def site_loads(result: ScenarioResult, parameters: CostParameters | None = None)
     load = site_ids.map(by_site).fillna(0.0).to_numpy(float)
     roles = sites["role"].astype(str).to_numpy()
     capacity = np.where(roles == "workshop", parameters.workshop_capacity_jobs, np.nan)
+    if "size_capacity_jobs" in sites:  # sized workshops: the capacity of each one's size
+        sized = sites["size_capacity_jobs"].to_numpy(float)
+        capacity = np.where(np.isfinite(sized), sized, capacity)
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(capacity > 0, load / capacity, np.nan)
     return pd.DataFrame(
@@ -219,6 +223,12 @@ def annual_costs(
     n_office = int(np.sum(roles == "office"))
     workshop_layout = "two-tier" if layout == "two-tier" else "in-house"
     fixed = n_own * parameters.workshop_fixed_cost_eur(layout=workshop_layout)
+    if "size_fixed_cost_eur" in sites:  # sized workshops: the fixed cost of each one's size
+        sized = sites["size_fixed_cost_eur"].to_numpy(float)
+        own_sized = (roles == "workshop") & np.isfinite(sized)
+        fixed += float(sized[own_sized].sum()) - int(own_sized.sum()) * (
+            parameters.workshop_fixed_cost_eur(layout=workshop_layout)
+        )
     fixed += n_office * parameters.office_fixed_cost_eur
 
     cust = result.customers

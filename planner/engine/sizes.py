@@ -1,0 +1,135 @@
+"""Sized workshops: the in-house layout choosing sites and sizes together.
+
+A scenario's ``sizes`` (:class:`~planner.engine.spec.WorkshopSize`: name, yearly fixed cost,
+capacity in jobs) are the sizes an own workshop may open in; a site file's ``sizes`` column
+limits a site to some of them (names, comma-separated; empty = all). The model is
+:func:`planner.models.sized_fixed_charge` on money per year (fixed costs of the chosen sizes
+plus the value of customer time), with exactly ``workshops`` sites or, for ``"auto"``, as many
+as pay. The result's sites carry ``size``, ``size_fixed_cost_eur`` and ``size_capacity_jobs``,
+which the costs, loads and shortlist use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from planner import models
+from planner.engine._progress import SolveWatch, StopCallback
+from planner.engine.instance import ScenarioInstance
+from planner.engine.spec import WorkshopSize
+from planner.errors import InfeasibleError, InputError
+from planner.models import Solution
+from planner.results.costs import CostParameters
+from planner.results.types import ScenarioResult
+
+__all__ = ["allowed_sizes", "solve_sized", "with_sizes"]
+
+#: Site columns a sized result adds (size name, its yearly fixed cost, its capacity in jobs).
+SIZE_COLUMNS = ("size", "size_fixed_cost_eur", "size_capacity_jobs")
+
+
+def allowed_sizes(candidates: pd.DataFrame, sizes: Sequence[WorkshopSize]) -> np.ndarray:
+    """(candidates x sizes) bool: the sizes each candidate allows (its ``sizes`` column).
+
+    Raises
+    ------
+    InputError
+        A site names a size the scenario does not define (the message names the site, the
+        unknown size and the defined ones).
+    """
+    names = [size.name for size in sizes]
+    mask = np.ones((len(candidates), len(sizes)), dtype=bool)
+    if "sizes" not in candidates:
+        return mask
+    lookup = {name.casefold(): k for k, name in enumerate(names)}
+    ids = candidates["site_id"].astype(str).to_numpy()
+    for i, value in enumerate(candidates["sizes"].to_numpy(dtype=object)):
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            continue
+        wanted = [part.strip() for part in str(value).split(",") if part.strip()]
+        if not wanted:
+            continue
+        unknown = [part for part in wanted if part.casefold() not in lookup]
+        if unknown:
+            raise InputError(
+                f"site {ids[i]}: unknown size(s) {unknown} in the sizes column; the scenario "
+                f"defines {names}. Write some of these names, comma-separated, or leave it "
+                "empty for all",
+                field="sizes",
+            )
+        mask[i] = False
+        mask[i, [lookup[part.casefold()] for part in wanted]] = True
+    return mask
+
+
+def solve_sized(
+    sinst: ScenarioInstance,
+    cols: np.ndarray,
+    *,
+    workshops: int | None,
+    params: CostParameters,
+    weights: np.ndarray,
+    time_value: float,
+    progress: SolveWatch | None = None,
+    should_stop: StopCallback | None = None,
+) -> Solution:
+    """Solve the sized model over candidate columns ``cols`` (indices into ``cols``, as
+    ``_solve_columns`` returns them); ``extras["size"]`` maps open columns to size indices."""
+    spec = sinst.spec
+    sizes = spec.sizes
+    if time_value <= 0:
+        raise InputError(
+            "sizes let the model trade each size's fixed cost against customer time, so "
+            "customer_time_eur_per_hour must be > 0; set it in the parameters",
+            field="sizes",
+        )
+    inst = sinst.instance
+    mask = allowed_sizes(inst.candidates.iloc[cols], sizes)
+    per_weight = params.jobs_per_weight if params.jobs_per_weight > 0 else 1.0
+    fixed = np.array([size.fixed_cost_eur for size in sizes], dtype=float)
+    capacity = np.array([size.capacity_jobs for size in sizes], dtype=float) / per_weight
+    required = np.flatnonzero(np.isin(cols, inst.required))
+    excluded = np.flatnonzero(np.isin(cols, inst.excluded))
+    p = None
+    if workshops is not None:
+        p = min(int(workshops), cols.size - excluded.size)
+        if p < 1:
+            raise InfeasibleError("no usable candidate sites for this layout")
+    return models.sized_fixed_charge(
+        inst.cost_s[:, cols],
+        np.tile(fixed, (cols.size, 1)),
+        np.tile(capacity, (cols.size, 1)),
+        weights,
+        time_value=time_value,
+        p=p,
+        allowed_sizes=mask,
+        required=required,
+        excluded=excluded,
+        time_limit=spec.time_limit_s,
+        progress=progress,
+        should_stop=should_stop,
+    )
+
+
+def with_sizes(
+    result: ScenarioResult,
+    solution: Solution,
+    candidates: pd.DataFrame,
+    sizes: Sequence[WorkshopSize],
+) -> ScenarioResult:
+    """``result`` with each sized site's ``size``, ``size_fixed_cost_eur`` and
+    ``size_capacity_jobs`` (``solution.extras["size"]`` over full candidate columns)."""
+    chosen: dict[Any, int] = solution.extras.get("size", {})
+    ids = candidates["site_id"].astype(str).to_numpy()
+    by_id = {ids[int(j)]: sizes[int(s)] for j, s in chosen.items()}
+    sites = result.sites.copy()
+    sid = sites["site_id"].astype(str)
+    sites["size"] = [by_id[x].name if x in by_id else None for x in sid]
+    sites["size_fixed_cost_eur"] = [by_id[x].fixed_cost_eur if x in by_id else np.nan for x in sid]
+    sites["size_capacity_jobs"] = [by_id[x].capacity_jobs if x in by_id else np.nan for x in sid]
+    return dataclasses.replace(result, sites=sites)

@@ -1,0 +1,333 @@
+"""Single-source capacitated and sized location against brute force (issue 26).
+
+Every single-source assignment of tiny instances is enumerated; the models must find the best
+one, prove it, never report a bound above it, give a feasible first answer, name the customers
+that make an instance infeasible and keep their time limit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pytest
+
+from planner.engine import ScenarioInstance, ScenarioSpec, solve_layout
+from planner.engine.instance import Instance
+from planner.engine.spec import WorkshopSize, load_scenario, save_scenario
+from planner.errors import InfeasibleError, InputError
+from planner.models import capacitated_p_median, fixed_charge, sized_fixed_charge
+from planner.models._single_source import _dual, _knapsack_min, _Problem
+from planner.results.costs import CostParameters
+
+
+def brute_force_sized(cost, w, fixed, cap, *, time_value=1.0, p=None):
+    """Least fixed + travel cost over every single-source assignment and every size choice.
+
+    ``fixed`` and ``cap`` are (m, S) with inf fixed cost for a size a site does not allow;
+    a site is open when a customer is assigned to it (with ``p``: exactly p open sites, the
+    extra ones at their cheapest size). Returns None when nothing is feasible."""
+    n, m = cost.shape
+    best = None
+    cheapest = fixed.min(axis=1)
+    for assign in itertools.product(range(m), repeat=n):
+        assign = np.array(assign)
+        if not np.isfinite(cost[np.arange(n), assign]).all():
+            continue
+        load = np.bincount(assign, weights=w, minlength=m)
+        used = np.flatnonzero(load > 0)
+        if p is not None and used.size > p:
+            continue
+        total = float((time_value * w * cost[np.arange(n), assign]).sum())
+        ok = True
+        for j in used:
+            fits = np.isfinite(fixed[j]) & (cap[j] >= load[j] - 1e-9)
+            if not fits.any():
+                ok = False
+                break
+            total += float(fixed[j, fits].min())
+        if not ok:
+            continue
+        if p is not None and used.size < p:
+            spare = np.setdiff1d(np.arange(m), used)
+            extra = np.sort(cheapest[spare])[: p - used.size]
+            if extra.size < p - used.size or not np.isfinite(extra).all():
+                continue
+            total += float(extra.sum())
+        best = total if best is None else min(best, total)
+    return best
+
+
+def random_sized(seed: int, *, sizes: int):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 7))
+    m = int(rng.integers(2, 5))
+    cost = rng.uniform(60, 3600, size=(n, m))
+    if seed % 4 == 0:
+        cost[rng.random((n, m)) < 0.25] = np.inf
+    w = rng.integers(1, 5, size=n).astype(float)
+    cap = np.sort(rng.integers(2, 9, size=(m, sizes)).astype(float), axis=1)
+    fixed = np.sort(rng.uniform(0, 6000, size=(m, sizes)), axis=1)
+    if sizes > 1:
+        fixed[rng.random((m, sizes)) < 0.2] = np.inf  # some sites do not allow some sizes
+        fixed[:, -1] = np.sort(rng.uniform(0, 6000, size=m))  # every site allows its largest
+    return cost, w, fixed, cap
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_capacitated_fixed_charge_and_p_median_match_brute_force(seed: int) -> None:
+    """Unequal fixed costs and capacities: the proven optimum is the enumerated one, the
+    first answer is feasible and the bound is never above the optimum."""
+    cost, w, fixed, cap = random_sized(seed, sizes=1)
+    best = brute_force_sized(cost, w, fixed, cap, time_value=0.01)
+    if best is None:
+        with pytest.raises(InfeasibleError):
+            fixed_charge(cost, fixed[:, 0], w, time_value=0.01, capacity=cap[:, 0])
+    else:
+        sol = fixed_charge(cost, fixed[:, 0], w, time_value=0.01, capacity=cap[:, 0])
+        assert sol.optimal
+        assert sol.objective == pytest.approx(best, rel=1e-7)
+        assert sol.lower_bound <= best * (1 + 1e-9)
+        assert sol.extras["first_objective"] >= best * (1 - 1e-9)
+        load = np.bincount(sol.assignment, weights=w, minlength=cost.shape[1])
+        assert (load <= cap[:, 0] + 1e-9).all()
+    p = int(np.random.default_rng(seed).integers(1, cost.shape[1] + 1))
+    best = brute_force_sized(cost, w, np.zeros_like(cap), cap, p=p)
+    if best is None:
+        with pytest.raises(InfeasibleError):
+            capacitated_p_median(cost, p, cap[:, 0], w)
+    else:
+        sol = capacitated_p_median(cost, p, cap[:, 0], w)
+        assert sol.optimal
+        assert sol.open.size == p
+        assert sol.objective == pytest.approx(best, rel=1e-7)
+        assert sol.lower_bound <= best * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_sized_model_matches_brute_force(seed: int) -> None:
+    """Sites and sizes together, some sizes not allowed at some sites: the enumerated optimum
+    over assignments and sizes, each open site at a size that holds its load."""
+    cost, w, fixed, cap = random_sized(seed, sizes=3)
+    best = brute_force_sized(cost, w, fixed, cap, time_value=0.01)
+    if best is None:
+        with pytest.raises(InfeasibleError):
+            sized_fixed_charge(cost, fixed, cap, w, time_value=0.01)
+        return
+    sol = sized_fixed_charge(cost, fixed, cap, w, time_value=0.01)
+    assert sol.optimal
+    assert sol.objective == pytest.approx(best, rel=1e-7)
+    assert sol.lower_bound <= best * (1 + 1e-9)
+    size = sol.extras["size"]
+    assert set(size) == set(sol.open.tolist())
+    load = np.bincount(sol.assignment, weights=w, minlength=cost.shape[1])
+    for j, s in size.items():
+        assert np.isfinite(fixed[j, s])
+        assert load[j] <= cap[j, s] + 1e-9
+    assert sol.extras["fixed_cost_total"] == pytest.approx(
+        sum(fixed[j, s] for j, s in size.items())
+    )
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_sized_model_with_p_matches_brute_force(seed: int) -> None:
+    cost, w, fixed, cap = random_sized(100 + seed, sizes=2)
+    p = int(np.random.default_rng(seed).integers(1, cost.shape[1] + 1))
+    best = brute_force_sized(cost, w, fixed, cap, time_value=0.01, p=p)
+    if best is None:
+        with pytest.raises(InfeasibleError):
+            sized_fixed_charge(cost, fixed, cap, w, time_value=0.01, p=p)
+        return
+    sol = sized_fixed_charge(cost, fixed, cap, w, time_value=0.01, p=p)
+    assert sol.optimal
+    assert sol.open.size == p
+    assert sol.objective == pytest.approx(best, rel=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_knapsack_is_exact_and_the_lagrangian_bound_valid(seed: int) -> None:
+    """The knapsack against enumeration (integer and real weights: the real one may only be
+    lower, as a relaxation), and the Lagrangian value at random multipliers below the optimum."""
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 11))
+    r = -rng.uniform(1, 100, size=k)
+    w = rng.integers(1, 20, size=k).astype(float)
+    cap = float(rng.integers(1, 60))
+    best = min(
+        float(r[list(s)].sum())
+        for size in range(k + 1)
+        for s in itertools.combinations(range(k), size)
+        if w[list(s)].sum() <= cap
+    )
+    value, chosen = _knapsack_min(r, w, cap, True)
+    assert value == pytest.approx(best)
+    assert w[chosen].sum() <= cap and r[chosen].sum() == pytest.approx(value)
+    wr = w + rng.uniform(0, 0.9, size=k)
+    best_r = min(
+        float(r[list(s)].sum())
+        for size in range(k + 1)
+        for s in itertools.combinations(range(k), size)
+        if wr[list(s)].sum() <= cap
+    )
+    assert _knapsack_min(r, wr, cap, False)[0] <= best_r + 1e-9
+    # the Lagrangian bound at any multipliers is below the optimum
+    cost, ww, fixed, capm = random_sized(seed, sizes=2)
+    best = brute_force_sized(cost, ww, fixed, capm)
+    if best is not None:
+        c = cost * ww[:, None]
+        prob = _Problem(c, ww, fixed, capm, None, np.array([], dtype=int))
+        for _ in range(5):
+            u = rng.uniform(0, 2, size=c.shape[0]) * np.where(np.isfinite(c), c, 0).max(axis=1)
+            assert _dual(prob, u, True, np.inf).bound <= best * (1 + 1e-9)
+
+
+def test_infeasible_instances_are_named_at_once() -> None:
+    cost = np.ones((3, 2))
+    t0 = time.perf_counter()
+    with pytest.raises(InfeasibleError, match="capacity 1,200 < demand 1,650"):
+        fixed_charge(cost, 0.0, [600, 600, 450], capacity=[700, 500])
+    # customer row 2 reaches only site 1, which is too small for it
+    cost = np.array([[1.0, 1.0], [1.0, 1.0], [np.inf, 1.0]])
+    with pytest.raises(InfeasibleError, match=r"more demand than any site .* rows 2"):
+        fixed_charge(cost, 0.0, [100, 100, 900], capacity=[2000, 800])
+    with pytest.raises(InfeasibleError, match=r"rows 2"):
+        sized_fixed_charge(cost, [1.0, 2.0], [400.0, 800.0], [100, 100, 900])
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_tight_capacities_first_answer_fast_and_time_limit_kept() -> None:
+    """200 x 30, capacity 1.3 x demand: a feasible first answer within a second, the time
+    limit kept, and a bound at least the uncapacitated one."""
+    rng = np.random.default_rng(4)
+    n, m = 200, 30
+    xy = rng.uniform(0, 100, size=(n + m, 2))
+    cost = np.hypot(*(xy[:n, None, :] - xy[None, n:, :]).transpose(2, 0, 1))
+    w = rng.integers(10, 51, size=n).astype(float)
+    cap = rng.uniform(0.5, 1.5, size=m)
+    cap = np.round(cap * 1.3 * w.sum() / cap.sum())
+    fixed = 2000 + 100 * np.sqrt(cap)
+    t0 = time.perf_counter()
+    sol = fixed_charge(cost, fixed, w, capacity=cap, time_limit=3)
+    took = time.perf_counter() - t0
+    assert took <= 3 * 1.15
+    assert sol.extras["first_answer_s"] < 1.0
+    load = np.bincount(sol.assignment, weights=w, minlength=m)
+    assert (load <= cap + 1e-9).all()
+    assert sol.lower_bound >= fixed_charge(cost, fixed, w).lower_bound * (1 - 1e-6)
+    assert 0 <= sol.gap < 0.10
+
+
+# ---------------------------------------------------------------------------- the engine
+
+
+def sized_sinst(seed: int, spec: ScenarioSpec, sizes_column=None) -> ScenarioInstance:
+    rng = np.random.default_rng(seed)
+    n, own = 5, 3
+    lon = 9.5 + rng.uniform(0, 0.1, n)
+    lat = 47.1 + rng.uniform(0, 0.1, n)
+    customers = gpd.GeoDataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "lat": lat,
+            "lon": lon,
+            "weight": rng.integers(1, 4, n).astype(float),
+            "snap_distance_m": np.zeros(n),
+            "excluded_reason": [""] * n,
+        },
+        geometry=gpd.points_from_xy(lon, lat),
+        crs="EPSG:4326",
+    )
+    slon = 9.5 + rng.uniform(0, 0.1, own)
+    slat = 47.1 + rng.uniform(0, 0.1, own)
+    cands = {
+        "site_id": [f"W{j}" for j in range(own)],
+        "name": [f"site {j}" for j in range(own)],
+        "lat": slat,
+        "lon": slon,
+        "kind": ["workshop"] * own,
+        "status": ["candidate"] * own,
+    }
+    if sizes_column is not None:
+        cands["sizes"] = sizes_column
+    candidates = gpd.GeoDataFrame(cands, geometry=gpd.points_from_xy(slon, slat), crs=4326)
+    inst = Instance(
+        region="tiny",
+        graph=nx.MultiDiGraph(),
+        customers=customers,
+        candidates=candidates,
+        customer_snap=None,
+        candidate_snap=None,
+        demand_of_customer=np.arange(n),
+        demand_weight=customers["weight"].to_numpy(float),
+        cost_s=rng.uniform(300.0, 3600.0, (n, own)),
+    )
+    columns = {"own": np.arange(own), "partner": np.array([], int), "office": np.array([], int)}
+    return ScenarioInstance(spec=spec, instance=inst, columns=columns, office_link_s=None)
+
+
+SIZES = (
+    WorkshopSize("small", 30_000.0, 4.0),
+    WorkshopSize("large", 50_000.0, 9.0),
+)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_engine_plans_sites_and_sizes_like_brute_force(seed: int) -> None:
+    """Through solve_layout: the cheapest sites, sizes and assignment by enumeration (fixed
+    costs of the sizes + value of customer time), sizes in the shortlist, their capacities in
+    the loads and their fixed costs in the costs."""
+    params = CostParameters(customer_time_eur_per_hour=40.0)
+    spec = ScenarioSpec(region="tiny", workshops=None, parameters=params, sizes=SIZES)
+    allowed = [None, "small", "large, small"] if seed % 2 else None
+    sinst = sized_sinst(seed, spec, allowed)
+    lr = solve_layout(sinst, "in-house")
+    inst = sinst.instance
+    tv = params.customer_time_eur_per_hour * params.jobs_per_weight * 2 / 3600
+    fixed = np.array([[s.fixed_cost_eur for s in SIZES]] * 3)
+    if allowed:
+        fixed[1, 1] = np.inf  # W1 allows "small" only
+    cap = np.array([[s.capacity_jobs for s in SIZES]] * 3)
+    best = brute_force_sized(inst.cost_s, inst.demand_weight, fixed, cap, time_value=tv)
+    assert lr.result.solution.optimal
+    assert lr.result.solution.objective == pytest.approx(best, rel=1e-7)
+    shortlist = lr.result.shortlist()
+    assert set(shortlist["size"]) <= {"small", "large"}
+    by_name = {s.name: s for s in SIZES}
+    expected_fixed = sum(by_name[s].fixed_cost_eur for s in shortlist["size"])
+    assert lr.costs.fixed_eur == pytest.approx(expected_fixed)
+    assert lr.costs.total_eur == pytest.approx(best, rel=1e-7)
+    loads = lr.loads.set_index("site_id")
+    for sid, size in zip(shortlist["site_id"], shortlist["size"], strict=True):
+        assert loads.loc[sid, "capacity_jobs"] == by_name[size].capacity_jobs
+        assert loads.loc[sid, "jobs"] <= by_name[size].capacity_jobs + 1e-9
+    if allowed:
+        sizes = dict(zip(shortlist["site_id"], shortlist["size"], strict=True))
+        assert sizes.get("W1", "small") == "small"
+
+
+def test_engine_sizes_errors_name_the_problem() -> None:
+    spec = ScenarioSpec(
+        region="tiny",
+        workshops=2,
+        parameters=CostParameters(customer_time_eur_per_hour=40.0),
+        sizes=SIZES,
+    )
+    with pytest.raises(InputError, match=r"site W2: unknown size\(s\) \['huge'\]"):
+        solve_layout(sized_sinst(1, spec, [None, None, "huge"]), "in-house")
+    no_time = spec.replace(parameters=CostParameters(customer_time_eur_per_hour=0.0))
+    with pytest.raises(InputError, match="customer_time_eur_per_hour must be > 0"):
+        solve_layout(sized_sinst(1, no_time), "in-house")
+    with pytest.raises(InputError, match="repeated"):
+        ScenarioSpec(sizes=[SIZES[0], SIZES[0]])
+    with pytest.raises(InputError, match="capacity_jobs must be > 0"):
+        ScenarioSpec(sizes=[{"name": "x", "fixed_cost_eur": 1, "capacity_jobs": 0}])
+
+
+def test_sizes_round_trip_through_scenario_files(tmp_path) -> None:
+    spec = ScenarioSpec(name="sized", sizes=SIZES, workshops=None)
+    path = save_scenario(spec, tmp_path / "s.toml")
+    assert "capacity_jobs = 9.0" in path.read_text()
+    assert load_scenario(path).sizes == SIZES
