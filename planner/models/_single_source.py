@@ -84,6 +84,10 @@ _EPS = 1e-9
 SWAP_POOL = 600
 HIST = 60
 
+#: Without ``p``, swap moves (open one site, close another) are tried for the closed sites
+#: ranked this high by the Lagrangian (all sites with ``p``).
+SWAP_SITES = 60
+
 
 @dataclass
 class Answer:
@@ -371,6 +375,8 @@ def _polish(prob: _Problem, ans: Answer, deadline: float) -> Answer:
 def _site_moves(prob: _Problem, ans: Answer, deadline: float, order: np.ndarray) -> Answer:
     """Close, open and (with ``p``) swap sites while that lowers the cost (first improvement)."""
     best = ans
+    rank_of = np.empty(prob.m, dtype=np.intp)
+    rank_of[order] = np.arange(order.size)
     improved = True
     while improved and time.perf_counter() < deadline:
         improved = False
@@ -384,6 +390,10 @@ def _site_moves(prob: _Problem, ans: Answer, deadline: float, order: np.ndarray)
                 cand = _try_close(prob, best, j)
             elif best.size[j] < 0 and prob.p is None:
                 cand = _try_open(prob, best, j)
+                if (
+                    cand is None or cand.objective >= best.objective
+                ) and rank_of[j] < SWAP_SITES:
+                    cand = _try_swap_in(prob, best, j)
             elif best.size[j] < 0:
                 cand = _try_swap_in(prob, best, j)
             else:
@@ -593,6 +603,7 @@ class _Dual:
     chosen: list[np.ndarray]  # knapsack items per site (at that size)
     open: np.ndarray  # z_j in [0, 1] of the Lagrangian solution
     base: float  # bound without the capacity cover term
+    cover: float = 0.0  # the capacity cover term (fixed-charge)
 
 
 def _dual(prob: _Problem, u: np.ndarray, integer: bool, ub: float) -> _Dual:
@@ -650,19 +661,27 @@ def _dual(prob: _Problem, u: np.ndarray, integer: bool, ub: float) -> _Dual:
         z[req] = 1.0
         z[~req & (v < 0)] = 1.0
         base = float(u.sum() + v[req].sum() + np.minimum(v[~req], 0.0).sum())
-        # valid inequality: the open capacity covers the demand (LP of the covering knapsack)
+        # valid inequality: the open capacity covers the demand. The sites added to cover it
+        # solve a covering knapsack, min sum v z s.t. sum qmax z >= short, as the packing of
+        # the sites left out (capacity sum qmax - short; weights rounded down, so still a
+        # valid bound)
         short = prob.demand - float((prob.qmax * z).sum())
         cover = 0.0
         if short > _EPS:
             cand = np.flatnonzero((z == 0) & prob.site_ok & (prob.qmax > 0))
-            ratio = v[cand] / prob.qmax[cand]
-            for j in cand[np.argsort(ratio)]:
-                take = min(1.0, short / prob.qmax[j])
-                z[j] = take
-                cover += take * v[j]
-                short -= take * prob.qmax[j]
-                if short <= _EPS:
-                    break
+            room = float(prob.qmax[cand].sum()) - short
+            vc = np.maximum(v[cand], 0.0)
+            if room < -_EPS:
+                cover = np.inf  # cannot happen after the capacity check
+            else:
+                fits_all = vc <= 0  # free sites: always in the cover
+                gain, out = _knapsack_min(
+                    -vc[~fits_all], prob.qmax[cand][~fits_all], max(room, 0.0), False
+                )
+                left_out = np.zeros(cand.size, dtype=bool)
+                left_out[np.flatnonzero(~fits_all)[out]] = True
+                cover = float(vc.sum()) + gain
+                z[cand[~left_out]] = 1.0
         bound = base + cover
     else:
         z[req] = 1.0
@@ -685,7 +704,7 @@ def _dual(prob: _Problem, u: np.ndarray, integer: bool, ub: float) -> _Dual:
             order = items[np.argsort(r[items, j] / prob.w[items])]
             fit = np.cumsum(prob.w[order]) <= prob.Q[j, s] + _EPS
             chosen_list.append(order[fit])
-    return _Dual(bound, v, size, chosen_list, z, base)
+    return _Dual(bound, v, size, chosen_list, z, base, cover if prob.p is None else 0.0)
 
 
 def _fixing(prob: _Problem, dual: _Dual, u: np.ndarray, ub: float) -> tuple[np.ndarray, np.ndarray]:
@@ -693,8 +712,10 @@ def _fixing(prob: _Problem, dual: _Dual, u: np.ndarray, ub: float) -> tuple[np.n
     tol = 1e-9 * max(abs(ub), 1.0)
     v = np.where(np.isfinite(dual.v), dual.v, np.inf)
     if prob.p is None:
-        delta_open = np.maximum(v, 0.0)
-        delta_open[prob.req] = 0.0
+        # forcing a closed site j open: the cover of the rest is at least cover - v_j, so
+        # the bound is base + max(v_j, cover) (Lagrangian-open sites: base + cover)
+        cover = dual.cover if np.isfinite(dual.cover) else 0.0
+        delta_open = np.where((v < 0) | prob.req, cover, np.maximum(v, cover))
     else:
         opened = dual.open > 0
         free_open = opened & ~prob.req
@@ -908,12 +929,13 @@ def solve_single_source(
     if best is None:
         # the heuristics found no assignment: let HiGHS look for one
         best = _feasibility_mip(prob, deadline, stop)
-    best = _polish(prob, best, first_deadline)
-    best = _site_moves(prob, best, first_deadline, ranking)
-    best = _polish(prob, best, first_deadline)
     first_time = time.perf_counter() - started
     first_objective = best.objective
     report("First answer within the capacities", objective=best.objective, bound=best_bound)
+    best = _polish(prob, best, first_deadline)
+    best = _site_moves(prob, best, first_deadline, ranking)
+    best = _polish(prob, best, first_deadline)
+    report("Local search within the capacities", objective=best.objective, bound=best_bound)
 
     # warm start: the multipliers of the model without capacities (cheap, vectorised); at the
     # same multipliers the capacitated bound is at least the uncapacitated one
