@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -200,8 +201,8 @@ def test_capacity_greedy_respects_capacities_and_serves_everyone() -> None:
 
 @pytest.mark.slow
 def test_tight_capacities_at_scale_return_a_feasible_answer_with_a_real_gap() -> None:
-    """With a short time limit the greedy start and the uncapacitated bound keep the answer
-    feasible and its proven gap meaningful (HiGHS alone stops far from both)."""
+    """With a short time limit the answer is feasible, the limit kept and the proven gap
+    meaningful (HiGHS alone stops far from both)."""
     rng = np.random.default_rng(1)
     n, m, p = 2000, 40, 8
     xy_c = rng.random((n, 2)) * 20000
@@ -209,15 +210,18 @@ def test_tight_capacities_at_scale_return_a_feasible_answer_with_a_real_gap() ->
     cost = np.hypot(*(xy_c[:, None, :] - xy_s[None, :, :]).transpose(2, 0, 1)) / 10
     w = rng.integers(1, 4, n).astype(float)
     cap = np.full(m, w.sum() / p * 1.05)
-    sol = capacitated_p_median(cost, p, cap, w, time_limit=4)
+    t0 = time.perf_counter()
+    sol = capacitated_p_median(cost, p, cap, w, time_limit=8)
+    assert time.perf_counter() - t0 < 8 * 1.15
     load = np.bincount(sol.assignment, weights=w, minlength=m)
     assert (load <= cap + 1e-9).all()
     assert len(sol.open) == p
     assert (sol.assignment >= 0).all()
     uncapacitated = p_median(cost, p, w)
-    assert sol.lower_bound >= uncapacitated.objective - 1e-6 * uncapacitated.objective
+    # the capacitated bound starts from the uncapacitated multipliers: near that optimum
+    assert sol.lower_bound >= 0.98 * uncapacitated.objective
     assert sol.objective >= sol.lower_bound
-    assert sol.gap < 0.25
+    assert sol.gap < 0.1
 
 
 def test_capacitated_reports_progress_and_stops_with_a_feasible_answer() -> None:

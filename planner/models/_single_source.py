@@ -952,7 +952,7 @@ def solve_single_source(
                 allowed=prob.site_ok,
                 upper_bound=best.objective,
                 start=c[prob.rows, best.assign],
-                deadline=min(started + 0.1 * time_limit, time.perf_counter() + 2.0),
+                deadline=time.perf_counter() + min(max(0.2 * time_limit, 0.3), 5.0),
             )
         ok = bool(np.isfinite(relaxed.multipliers).all())
         warm = _dual(prob, relaxed.multipliers, integer, best.objective) if ok else dual
