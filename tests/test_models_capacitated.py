@@ -331,3 +331,64 @@ def test_sizes_round_trip_through_scenario_files(tmp_path) -> None:
     path = save_scenario(spec, tmp_path / "s.toml")
     assert "capacity_jobs = 9.0" in path.read_text()
     assert load_scenario(path).sizes == SIZES
+
+
+def brute_force_two_tier(cost, link, p, w, cap, f_ws, f_of, tv, lv, dl):
+    """Least two-tier cost over every single-source assignment within capacities and every
+    office (with ``p``: unused open workshops at their cheapest fixed + link cost)."""
+    n, m = cost.shape
+    best = None
+    for assign in itertools.product(range(m), repeat=n):
+        assign = np.array(assign)
+        load = np.bincount(assign, weights=w, minlength=m)
+        used = np.flatnonzero(load > 0)
+        if (load > cap + 1e-9).any() or (p is not None and used.size > p):
+            continue
+        for o in range(link.shape[0]):
+            total = (
+                tv * (w * cost[np.arange(n), assign]).sum()
+                + lv * (dl * link[o, used]).sum()
+                + f_ws[used].sum()
+                + f_of[o]
+            )
+            if p is not None and used.size < p:
+                spare = np.setdiff1d(np.arange(m), used)
+                total += np.sort(f_ws[spare] + lv * dl * link[o, spare])[: p - used.size].sum()
+            best = total if best is None else min(best, total)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_two_tier_with_capacities_is_one_joint_model(seed: int) -> None:
+    """Office, workshops and single-source assignment within capacities chosen together: the
+    enumerated optimum, proven."""
+    from planner.models import two_tier
+
+    rng = np.random.default_rng(seed)
+    n, m, k = int(rng.integers(2, 6)), int(rng.integers(2, 5)), int(rng.integers(1, 4))
+    cost = rng.uniform(60, 3600, (n, m))
+    link = rng.uniform(60, 3600, (k, m))
+    w = rng.integers(1, 4, n).astype(float)
+    cap = rng.integers(2, 8, m).astype(float)
+    f_ws = rng.uniform(0, 3000, m)
+    f_of = rng.uniform(0, 3000, k)
+    p = None if seed % 2 else int(rng.integers(1, m + 1))
+    best = brute_force_two_tier(cost, link, p, w, cap, f_ws, f_of, 0.5, 0.2, 3.0)
+    kwargs = {
+        "capacity": cap,
+        "fixed_cost_workshop": f_ws,
+        "fixed_cost_office": f_of,
+        "time_value": 0.5,
+        "link_value": 0.2,
+        "deliveries": 3.0,
+    }
+    if best is None:
+        with pytest.raises(InfeasibleError):
+            two_tier(cost, link, p, w, **kwargs)
+        return
+    sol = two_tier(cost, link, p, w, **kwargs)
+    assert sol.optimal
+    assert sol.objective == pytest.approx(best, rel=1e-7)
+    load = np.bincount(sol.assignment, weights=w, minlength=m)
+    assert (load <= cap + 1e-9).all()
+    assert set(sol.extras["load"]) == set(sol.open.tolist())
