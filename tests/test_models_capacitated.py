@@ -212,7 +212,7 @@ def test_tight_capacities_first_answer_fast_and_time_limit_kept() -> None:
     t0 = time.perf_counter()
     sol = fixed_charge(cost, fixed, w, capacity=cap, time_limit=3)
     took = time.perf_counter() - t0
-    assert took <= 3 * 1.15
+    assert took <= 3 * 1.25  # HiGHS stops a little after its limit
     assert sol.extras["first_answer_s"] < 1.0
     load = np.bincount(sol.assignment, weights=w, minlength=m)
     assert (load <= cap + 1e-9).all()
@@ -223,7 +223,10 @@ def test_tight_capacities_first_answer_fast_and_time_limit_kept() -> None:
 # ---------------------------------------------------------------------------- the engine
 
 
-def sized_sinst(seed: int, spec: ScenarioSpec, sizes_column=None) -> ScenarioInstance:
+def sized_sinst(
+    seed: int, spec: ScenarioSpec, sizes_column=None, offices: int = 0
+) -> ScenarioInstance:
+    """5 customers, 3 own candidates W0-W2 (and ``offices`` office candidates), random times."""
     rng = np.random.default_rng(seed)
     n, own = 5, 3
     lon = 9.5 + rng.uniform(0, 0.1, n)
@@ -240,18 +243,19 @@ def sized_sinst(seed: int, spec: ScenarioSpec, sizes_column=None) -> ScenarioIns
         geometry=gpd.points_from_xy(lon, lat),
         crs="EPSG:4326",
     )
-    slon = 9.5 + rng.uniform(0, 0.1, own)
-    slat = 47.1 + rng.uniform(0, 0.1, own)
+    m = own + offices
+    slon = 9.5 + rng.uniform(0, 0.1, m)
+    slat = 47.1 + rng.uniform(0, 0.1, m)
     cands = {
-        "site_id": [f"W{j}" for j in range(own)],
-        "name": [f"site {j}" for j in range(own)],
+        "site_id": [f"W{j}" for j in range(own)] + [f"O{j}" for j in range(offices)],
+        "name": [f"site {j}" for j in range(m)],
         "lat": slat,
         "lon": slon,
-        "kind": ["workshop"] * own,
-        "status": ["candidate"] * own,
+        "kind": ["workshop"] * own + ["office"] * offices,
+        "status": ["candidate"] * m,
     }
     if sizes_column is not None:
-        cands["sizes"] = sizes_column
+        cands["sizes"] = list(sizes_column) + [None] * offices
     candidates = gpd.GeoDataFrame(cands, geometry=gpd.points_from_xy(slon, slat), crs=4326)
     inst = Instance(
         region="tiny",
@@ -262,10 +266,15 @@ def sized_sinst(seed: int, spec: ScenarioSpec, sizes_column=None) -> ScenarioIns
         candidate_snap=None,
         demand_of_customer=np.arange(n),
         demand_weight=customers["weight"].to_numpy(float),
-        cost_s=rng.uniform(300.0, 3600.0, (n, own)),
+        cost_s=rng.uniform(300.0, 3600.0, (n, m)),
     )
-    columns = {"own": np.arange(own), "partner": np.array([], int), "office": np.array([], int)}
-    return ScenarioInstance(spec=spec, instance=inst, columns=columns, office_link_s=None)
+    columns = {
+        "own": np.arange(own),
+        "partner": np.array([], int),
+        "office": own + np.arange(offices),
+    }
+    link = rng.uniform(120.0, 1500.0, (offices, m)) if offices else None
+    return ScenarioInstance(spec=spec, instance=inst, columns=columns, office_link_s=link)
 
 
 SIZES = (
@@ -392,3 +401,40 @@ def test_two_tier_with_capacities_is_one_joint_model(seed: int) -> None:
     load = np.bincount(sol.assignment, weights=w, minlength=m)
     assert (load <= cap + 1e-9).all()
     assert set(sol.extras["load"]) == set(sol.open.tolist())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_engine_two_tier_with_capacities_is_the_cheapest_joint_plan(seed: int) -> None:
+    """Through solve_layout: capacitated two-tier (valued time) is one proven model whose
+    annual cost is the least over offices, workshops and single-source assignments."""
+    params = CostParameters(
+        customer_time_eur_per_hour=40,
+        delivery_cost_per_min_eur=5.0,
+        technicians_per_workshop=1,
+        jobs_per_technician=6,
+    )
+    spec = ScenarioSpec(region="tiny", workshops=2, parameters=params, capacitated=True)
+    sinst = sized_sinst(seed, spec, offices=2)
+    inst = sinst.instance
+    w = inst.demand_weight
+    if w.sum() > 12:
+        pytest.skip("demand above two workshops' capacity")
+    lr = solve_layout(sinst, "two-tier")
+    tv = params.customer_time_eur_per_hour * params.jobs_per_weight * 2 / 3600
+    link = sinst.office_link_s[:, :3]
+    f_ws = np.full(3, params.workshop_fixed_cost_eur(layout="two-tier"))
+    best = brute_force_two_tier(
+        inst.cost_s[:, :3],
+        link,
+        2,
+        w,
+        np.full(3, 6.0),
+        f_ws,
+        np.full(2, params.office_fixed_cost_eur),
+        tv,
+        2.0 * params.delivery_cost_per_min_eur / 60.0,
+        params.deliveries_per_workshop,
+    )
+    assert lr.result.solution.optimal
+    assert lr.costs.total_eur == pytest.approx(best, rel=1e-7)
+    assert (lr.loads.loc[lr.loads["role"] == "workshop", "jobs"] <= 6 + 1e-9).all()

@@ -763,7 +763,16 @@ def _solve_two_tier(
     link = sinst.office_link_s[:, ws_cols]  # offices x workshop candidates
     delivery_eur = np.asarray(params.delivery_cost_eur(link), dtype=float)
     tv = _time_value_per_weight_s(params)
-    if capacity is None and (tv > 0 or n_ws is not None):
+    ws_capacity = None
+    if capacity is not None:
+        # own workshops hold `capacity`; partner shops (two_tier_partners) theirs
+        partner_cap = (
+            params.partner_capacity_jobs / params.jobs_per_weight
+            if params.jobs_per_weight > 0
+            else capacity
+        )
+        ws_capacity = np.where(np.isin(ws_cols, sinst.columns["partner"]), partner_cap, capacity)
+    if tv > 0 or n_ws is not None:
         # ONE model: office and workshops chosen together. With customer time valued, on money
         # (EUR/year); otherwise on time: customer round trips weighted by jobs plus the office
         # -> workshop supply round trips, both in seconds per year
@@ -775,6 +784,7 @@ def _solve_two_tier(
                 params=params,
                 weights=weights,
                 time_value=tv,
+                capacity=ws_capacity,
                 progress=progress,
                 should_stop=should_stop,
             )
@@ -790,16 +800,17 @@ def _solve_two_tier(
                 required=np.flatnonzero(np.isin(ws_cols, inst.required)),
                 excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
                 excluded_offices=np.flatnonzero(np.isin(off_cols, inst.excluded)),
+                capacity=None if ws_capacity is None else ws_capacity * params.jobs_per_weight,
                 time_limit=sinst.spec.time_limit_s,
                 progress=progress,
                 should_stop=should_stop,
             )
         office_local = int(ws_sol.extras["office"])
     else:
-        # capacitated workshops (or 'auto' without a value of time): two steps, stated as such.
-        # The workshops of the (capacitated) model, then the office that minimises the delivery
-        # cost to them. Not proven for the joint problem: the gap is against the workshop
-        # step's lower bound (deliveries cost at least nothing).
+        # 'auto' without a value of time: two steps, stated as such. The workshops of the
+        # (capacitated) fixed-charge model, then the office that minimises the delivery cost
+        # to them. Not proven for the joint problem: the gap is against the workshop step's
+        # lower bound (deliveries cost at least nothing).
         ws_sol = _solve_columns(
             sinst,
             ws_cols,
@@ -862,10 +873,12 @@ def _call_two_tier(
     params: CostParameters,
     weights: np.ndarray,
     time_value: float,
+    capacity: np.ndarray | None = None,
     progress: SolveWatch | None = None,
     should_stop: StopCallback | None = None,
 ) -> Solution:
-    """Solve office and workshops jointly with :func:`planner.models.two_tier`, in EUR/year.
+    """Solve office and workshops jointly with :func:`planner.models.two_tier`, in EUR/year
+    (with ``capacity``, weight per workshop column, single sourcing within it).
 
     Customer travel is valued at ``time_value`` EUR per weight-second (round trips), each
     delivery costs ``2 * link_s / 60 * delivery_cost_per_min_eur``, and the fixed costs are the
@@ -897,6 +910,7 @@ def _call_two_tier(
         required=np.flatnonzero(np.isin(ws_cols, inst.required)),
         excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
         excluded_offices=np.flatnonzero(np.isin(sinst.columns["office"], inst.excluded)),
+        capacity=capacity,
         time_limit=sinst.spec.time_limit_s,
         progress=progress,
         should_stop=should_stop,

@@ -1035,7 +1035,9 @@ def solve_single_source(
                 site_keep,
                 pair_keep,
                 best,
-                time_limit=max(deadline - time.perf_counter(), 0.05),
+                # a margin for HiGHS's setup and for stopping it (it checks the clock and the
+                # interrupt only now and then)
+                time_limit=max(deadline - time.perf_counter() - 0.05 * time_limit, 0.05),
                 should_stop=should_stop,
                 report=report,
                 lower=best_bound,
