@@ -94,7 +94,9 @@ def literature(limit: float) -> None:
                 t0 = time.perf_counter()
                 sol = fixed_charge(dist, fixed, w, capacity=cap, time_limit=limit)
                 ours = time.perf_counter() - t0
-                obj, bound, status, theirs = reference_milp(dist * w[:, None], w, fixed, cap, limit)
+                obj, _bound, status, theirs = reference_milp(
+                    dist * w[:, None], w, fixed, cap, limit
+                )
                 same = abs(obj - sol.objective) <= 1e-6 * abs(obj) if status == "optimal" else "-"
                 print(
                     f"| {n} x {m} | {ratio:g} | {seed} | {ours:.2f} | {sol.status} | "

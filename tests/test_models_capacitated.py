@@ -33,8 +33,8 @@ def brute_force_sized(cost, w, fixed, cap, *, time_value=1.0, p=None):
     n, m = cost.shape
     best = None
     cheapest = fixed.min(axis=1)
-    for assign in itertools.product(range(m), repeat=n):
-        assign = np.array(assign)
+    for choice in itertools.product(range(m), repeat=n):
+        assign = np.array(choice)
         if not np.isfinite(cost[np.arange(n), assign]).all():
             continue
         load = np.bincount(assign, weights=w, minlength=m)
@@ -164,7 +164,8 @@ def test_knapsack_is_exact_and_the_lagrangian_bound_valid(seed: int) -> None:
     )
     value, chosen = _knapsack_min(r, w, cap, True)
     assert value == pytest.approx(best)
-    assert w[chosen].sum() <= cap and r[chosen].sum() == pytest.approx(value)
+    assert w[chosen].sum() <= cap
+    assert r[chosen].sum() == pytest.approx(value)
     wr = w + rng.uniform(0, 0.9, size=k)
     best_r = min(
         float(r[list(s)].sum())
@@ -342,13 +343,13 @@ def test_sizes_round_trip_through_scenario_files(tmp_path) -> None:
     assert load_scenario(path).sizes == SIZES
 
 
-def brute_force_two_tier(cost, link, p, w, cap, f_ws, f_of, tv, lv, dl):
+def brute_force_two_tier(cost, link, p, w, cap, f_ws, f_of, tv, lv, dl):  # noqa: PLR0917
     """Least two-tier cost over every single-source assignment within capacities and every
     office (with ``p``: unused open workshops at their cheapest fixed + link cost)."""
     n, m = cost.shape
     best = None
-    for assign in itertools.product(range(m), repeat=n):
-        assign = np.array(assign)
+    for choice in itertools.product(range(m), repeat=n):
+        assign = np.array(choice)
         load = np.bincount(assign, weights=w, minlength=m)
         used = np.flatnonzero(load > 0)
         if (load > cap + 1e-9).any() or (p is not None and used.size > p):

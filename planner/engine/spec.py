@@ -112,7 +112,7 @@ def _workshop_sizes(value: object) -> tuple[WorkshopSize, ...]:
     """``sizes`` as a tuple of :class:`WorkshopSize` (from tables, mappings or sizes)."""
     if value is None:
         return ()
-    if isinstance(value, Mapping) or isinstance(value, str) or not hasattr(value, "__iter__"):
+    if isinstance(value, Mapping | str) or not hasattr(value, "__iter__"):
         raise InputError(
             "must be a list of sizes ([[sizes]] tables with name, fixed_cost_eur, capacity_jobs)",
             field="sizes",

@@ -112,7 +112,9 @@ class SingleSourceResult:
 
 
 class _Problem:
-    def __init__(
+    """The instance (costs, demands, sizes) with the derived arrays the heuristics share."""
+
+    def __init__(  # noqa: PLR0917 - the problem's data, in the order of the formulation
         self,
         c: np.ndarray,
         w: np.ndarray,
@@ -260,13 +262,13 @@ def _repair(
                     best = (float(delta), int(k), int(j), j2)
         if best is None:
             return False
-        _, k, j, j2 = best
-        if k >= 0:
-            assign[k] = j2
-            left[j2] -= w[k]
-            left[j] += w[k]
-        assign[i] = j
-        left[j] -= w[i]
+        _, mover, site, j2 = best
+        if mover >= 0:
+            assign[mover] = j2
+            left[j2] -= w[mover]
+            left[site] += w[mover]
+        assign[i] = site
+        left[site] -= w[i]
     return True
 
 
@@ -380,19 +382,17 @@ def _site_moves(prob: _Problem, ans: Answer, deadline: float, order: np.ndarray)
     improved = True
     while improved and time.perf_counter() < deadline:
         improved = False
-        for j in order:
+        for site in order:
             if time.perf_counter() > deadline:
                 break
-            j = int(j)
+            j = int(site)
             if prob.req[j] or not prob.site_ok[j]:
                 continue
             if best.size[j] >= 0 and prob.p is None:
                 cand = _try_close(prob, best, j)
             elif best.size[j] < 0 and prob.p is None:
                 cand = _try_open(prob, best, j)
-                if (
-                    cand is None or cand.objective >= best.objective
-                ) and rank_of[j] < SWAP_SITES:
+                if (cand is None or cand.objective >= best.objective) and rank_of[j] < SWAP_SITES:
                     cand = _try_swap_in(prob, best, j)
             elif best.size[j] < 0:
                 cand = _try_swap_in(prob, best, j)
@@ -569,7 +569,7 @@ def _knapsack_min(
         better = cand < dp[a:] - 1e-12
         keep[t, a:] = better
         dp[a:] = np.where(better, cand, dp[a:])
-    picked = list(np.flatnonzero(fixed_in))
+    picked: list[int] = [int(x) for x in np.flatnonzero(fixed_in)]
     cc = cap_left
     for t in range(rest.size - 1, -1, -1):
         if keep[t, cc]:
@@ -577,7 +577,7 @@ def _knapsack_min(
             cc -= int(wk[rest[t]])
     best = float(ri[fixed_in].sum()) + float(dp[cap_left])
     if greedy < best:  # cannot happen with exact fixing; keep the better one
-        best, picked = greedy, list(np.flatnonzero(take))
+        best, picked = greedy, [int(x) for x in np.flatnonzero(take)]
     chosen.append(items[np.asarray(picked, dtype=np.intp)])
     return value + best, np.concatenate(chosen)
 
