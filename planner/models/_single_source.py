@@ -682,6 +682,14 @@ def _dual(prob: _Problem, u: np.ndarray, integer: bool, ub: float) -> _Dual:
                 left_out[np.flatnonzero(~fits_all)[out]] = True
                 cover = float(vc.sum()) + gain
                 z[cand[~left_out]] = 1.0
+        if prob.S > 1 and short > _EPS:
+            # with sizes, each site's size and the cover together: a multiple-choice covering
+            # knapsack (closed, or one size at its value and capacity)
+            total, pick_size = _cover_with_sizes(prob, val)
+            if np.isfinite(total):
+                z = (pick_size >= 0).astype(float)
+                size = np.where(pick_size >= 0, pick_size, size)
+                cover = max(total - (base - float(u.sum())), cover)
         bound = base + cover
     else:
         z[req] = 1.0
@@ -707,6 +715,61 @@ def _dual(prob: _Problem, u: np.ndarray, integer: bool, ub: float) -> _Dual:
     return _Dual(bound, v, size, chosen_list, z, base, cover if prob.p is None else 0.0)
 
 
+def _cover_with_sizes(prob: _Problem, val: np.ndarray) -> tuple[float, np.ndarray]:
+    """min sum val[j, s] over the chosen (site, size) pairs, at most one size per site (required
+    sites one), such that the chosen capacities cover the demand; by dynamic programming on
+    capacity units (capacities rounded up, the demand down: a relaxation, so a valid bound).
+    Returns (value, size per site or -1)."""
+    units = KNAPSACK_UNITS
+    scale = units / max(prob.demand, _EPS)
+    q = np.minimum(np.ceil(prob.Q * scale - 1e-9), units).astype(np.int64)
+    dp = np.full(units + 1, np.inf)
+    dp[0] = 0.0
+    sites = np.flatnonzero(prob.site_ok)
+    choice = np.full((sites.size, units + 1), -1, dtype=np.int8)
+    prev = np.zeros((sites.size, units + 1), dtype=np.int32)
+    idx = np.arange(units + 1, dtype=np.int32)
+    for t, j in enumerate(sites):
+        new = np.full(units + 1, np.inf) if prob.req[j] else dp.copy()
+        src = np.where(np.isfinite(new), idx, 0)  # closed: same units
+        ch = np.full(units + 1, -1, dtype=np.int8)
+        for s_ in range(prob.S):
+            value = val[j, s_]
+            if not np.isfinite(value):
+                continue
+            a = int(q[j, s_])
+            cand = dp + value
+            # covered units c + a, capped at `units`
+            body = cand[: units - a] if a > 0 else cand
+            tgt_new = new[a:units] if a > 0 else new[:units]
+            better = body[: tgt_new.size] < tgt_new
+            sl = slice(a, units) if a > 0 else slice(0, units)
+            new[sl] = np.where(better, body[: tgt_new.size], tgt_new)
+            ch[sl] = np.where(better, s_, ch[sl])
+            src[sl] = np.where(better, idx[: tgt_new.size], src[sl])
+            tail = cand[max(units - a, 0) :]
+            k = int(np.argmin(tail))
+            if tail[k] < new[units]:
+                new[units] = tail[k]
+                ch[units] = s_
+                src[units] = max(units - a, 0) + k
+        choice[t] = ch
+        prev[t] = src
+        dp = new
+    total = float(dp[units])
+    pick = np.full(prob.m, -1, dtype=np.intp)
+    if not np.isfinite(total):
+        return total, pick
+    c = units
+    for t in range(sites.size - 1, -1, -1):
+        s_ = int(choice[t, c])
+        c_prev = int(prev[t, c])
+        if s_ >= 0:
+            pick[sites[t]] = s_
+        c = c_prev
+    return total, pick
+
+
 def _fixing(prob: _Problem, dual: _Dual, u: np.ndarray, ub: float) -> tuple[np.ndarray, np.ndarray]:
     """Sites and pairs that can be part of an answer better than ``ub`` (reduced-cost tests)."""
     tol = 1e-9 * max(abs(ub), 1.0)
@@ -716,6 +779,16 @@ def _fixing(prob: _Problem, dual: _Dual, u: np.ndarray, ub: float) -> tuple[np.n
         # the bound is base + max(v_j, cover) (Lagrangian-open sites: base + cover)
         cover = dual.cover if np.isfinite(dual.cover) else 0.0
         delta_open = np.where((v < 0) | prob.req, cover, np.maximum(v, cover))
+        if prob.S > 1:
+            # the sized cover: forcing j (and a pair at j) in keeps the bound >= L and
+            # >= base + max(0, v_j) (+ the pair's reduced cost, below)
+            site_keep = prob.site_ok & (dual.base + cover <= ub - tol)
+            r = prob.c - u[:, None]
+            pair_bound = np.maximum(
+                dual.base + cover, dual.base + np.maximum(v, 0.0)[None, :] + np.maximum(r, 0.0)
+            )
+            pair_keep = np.isfinite(prob.c) & site_keep[None, :] & (pair_bound <= ub - tol)
+            return site_keep, pair_keep
     else:
         opened = dual.open > 0
         free_open = opened & ~prob.req
@@ -961,55 +1034,72 @@ def solve_single_source(
             best_bound, best_u, best_dual = warm.bound, u.copy(), warm
     report("Lagrangian bound (capacities)", objective=best.objective, bound=best_bound)
 
-    # subgradient (Polyak steps towards the best answer, deflected directions)
+    # subgradient (Polyak steps towards the best answer, deflected directions); when the MIP
+    # would still be too large afterwards, a second round uses the time left before the end
     lam = 1.0
     stall = 0
     it = 0
     direction = np.zeros(n)
     lag_deadline = started + 0.35 * time_limit
-    history: list[float] = []
-    while time.perf_counter() < lag_deadline and not stop():
-        it += 1
-        history.append(best_bound)
-        if len(history) > HIST and best_bound - history[-HIST] <= 1e-4 * abs(best_bound):
-            break  # the bound has stopped moving: the exact MIP takes over
-        g = np.ones(n)
-        for j in np.flatnonzero(dual.open > 0):
-            g[dual.chosen[j]] -= dual.open[j]
-        direction = g + 0.5 * direction
-        norm = float(direction @ direction)
-        if norm <= 1e-12:
-            break
-        if relative_gap(best.objective, best_bound) <= OPTIMALITY_GAP:
-            break
-        step = lam * max(best.objective - dual.bound, 1e-9 * abs(best.objective)) / norm
-        u = u + step * direction
-        dual = _dual(prob, u, integer, best.objective)
-        if dual.bound > best_bound + 1e-9 * abs(best_bound):
-            best_bound, best_u, best_dual = dual.bound, u.copy(), dual
-            stall = 0
-        else:
-            stall += 1
-            if stall >= 20:
-                lam /= 2.0
+    patience = True
+    for _round in range(2):
+        history: list[float] = []
+        while time.perf_counter() < lag_deadline and not stop():
+            it += 1
+            history.append(best_bound)
+            if (
+                patience
+                and len(history) > HIST
+                and best_bound - history[-HIST] <= 1e-4 * abs(best_bound)
+            ):
+                break  # the bound has stopped moving: the exact MIP takes over
+            g = np.ones(n)
+            for j in np.flatnonzero(dual.open > 0):
+                g[dual.chosen[j]] -= dual.open[j]
+            direction = g + 0.5 * direction
+            norm = float(direction @ direction)
+            if norm <= 1e-12:
+                break
+            if relative_gap(best.objective, best_bound) <= OPTIMALITY_GAP:
+                break
+            step = lam * max(best.objective - dual.bound, 1e-9 * abs(best.objective)) / norm
+            u = u + step * direction
+            dual = _dual(prob, u, integer, best.objective)
+            if dual.bound > best_bound + 1e-9 * abs(best_bound):
+                best_bound, best_u, best_dual = dual.bound, u.copy(), dual
                 stall = 0
-        if it % 10 == 0 or (stall == 0 and it < 20):
-            seed_size = np.where(dual.open >= 1.0, dual.size, -1).astype(np.intp)
-            cand = _from_sites(prob, seed_size, np.argsort(dual.v, kind="stable"))
-            if cand is not None:
-                cand = _polish(prob, cand, min(lag_deadline, time.perf_counter() + 0.2))
-                if cand.objective < best.objective - 1e-9 * abs(best.objective):
-                    best = cand
-        if it % 10 == 0:
-            report("Lagrangian bound (capacities)", objective=best.objective, bound=best_bound)
-        if lam < 1e-3:
+            else:
+                stall += 1
+                if stall >= 20:
+                    lam /= 2.0
+                    stall = 0
+            if it % 10 == 0 or (stall == 0 and it < 20):
+                seed_size = np.where(dual.open >= 1.0, dual.size, -1).astype(np.intp)
+                cand = _from_sites(prob, seed_size, np.argsort(dual.v, kind="stable"))
+                if cand is not None:
+                    cand = _polish(prob, cand, min(lag_deadline, time.perf_counter() + 0.2))
+                    if cand.objective < best.objective - 1e-9 * abs(best.objective):
+                        best = cand
+            if it % 10 == 0:
+                report("Lagrangian bound (capacities)", objective=best.objective, bound=best_bound)
+            if lam < 1e-3:
+                break
+        best_bound = min(best_bound, best.objective)
+        # a last local search from the best answer
+        ls_deadline = min(deadline, time.perf_counter() + 0.15 * time_limit)
+        best = _site_moves(prob, best, ls_deadline, np.argsort(best_dual.v, kind="stable"))
+        best = _polish(prob, best, ls_deadline)
+        report("Lagrangian bound (capacities)", objective=best.objective, bound=best_bound)
+        if _round == 1 or relative_gap(best.objective, best_bound) <= OPTIMALITY_GAP:
             break
-    best_bound = min(best_bound, best.objective)
-    # a last local search from the best answer
-    ls_deadline = min(deadline, time.perf_counter() + 0.15 * time_limit)
-    best = _site_moves(prob, best, ls_deadline, np.argsort(best_dual.v, kind="stable"))
-    best = _polish(prob, best, ls_deadline)
-    report("Lagrangian bound (capacities)", objective=best.objective, bound=best_bound)
+        if int(_fixing(prob, best_dual, best_u, best.objective)[1].sum()) <= MIP_MAX_PAIRS:
+            break
+        if deadline - time.perf_counter() < 0.25 * time_limit:
+            break
+        lag_deadline = deadline - 0.12 * time_limit
+        patience = False
+        lam = max(lam, 0.25)
+        stall = 0
     status = "optimal" if relative_gap(best.objective, best_bound) <= OPTIMALITY_GAP else ""
     solver = f"{planner_version()} (Lagrangian knapsack bound + local search)"
     extras: dict[str, Any] = {
