@@ -37,21 +37,40 @@ from planner.models.multi_period import multi_period_p_median
 from planner.register.forecast import forecast_jobs
 from planner.register.stability import DEFAULT_MIN_GAIN_MIN, MOVE_COLUMNS, stable_assignment
 from planner.results.phases import PHASES_COLUMNS, SUMMARY_COLUMNS, PhasedPlan
+from planner.results.site_figures import site_figures
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["load_jobs", "plan_phases", "workshops_from_budget"]
 
 
-def workshops_from_budget(budget_per_year_eur: Sequence[float], *, spec: ScenarioSpec) -> list[int]:
-    """Workshops each year's budget pays for: ``floor(budget / workshop fixed cost)``.
+def workshops_from_budget(
+    budget_per_year_eur: Sequence[float],
+    *,
+    spec: ScenarioSpec,
+    site_fixed_cost_eur: Sequence[float] | np.ndarray | None = None,
+) -> list[int]:
+    """Workshops each year's budget pays for.
 
-    The fixed cost of one own workshop comes from ``spec.parameters`` (in-house layout).
+    Without ``site_fixed_cost_eur``: ``floor(budget / workshop fixed cost)``, the fixed cost
+    of one own workshop from ``spec.parameters`` (in-house layout). With each candidate's own
+    yearly fixed cost (:func:`planner.results.site_figures.site_figures`): as many as the
+    cheapest candidates fit (no set of more workshops can fit).
     """
     fixed = spec.parameters.workshop_fixed_cost_eur(layout="in-house")
-    if fixed <= 0:
-        raise InputError("the workshop fixed cost is 0, so a budget sets no limit", field="budget")
-    out = [math.floor(float(b) / fixed + 1e-9) for b in budget_per_year_eur]
+    if site_fixed_cost_eur is not None:
+        cum = np.cumsum(np.sort(np.asarray(site_fixed_cost_eur, dtype=float)))
+        out = [
+            int(np.searchsorted(cum, float(b) * (1 + 1e-12), side="right"))
+            for b in budget_per_year_eur
+        ]
+        fixed = float(cum[0]) if cum.size else fixed
+    else:
+        if fixed <= 0:
+            raise InputError(
+                "the workshop fixed cost is 0, so a budget sets no limit", field="budget"
+            )
+        out = [math.floor(float(b) / fixed + 1e-9) for b in budget_per_year_eur]
     if any(k < 1 for k in out):
         raise InputError(
             f"a yearly budget below one workshop's fixed cost ({fixed:,.0f} EUR) pays for no "
@@ -151,6 +170,7 @@ def plan_phases(
     if (workshops_per_year is None) == (budget_per_year_eur is None):
         raise InputError("give either workshops per year or a budget per year", field="workshops")
     if workshops_per_year is None:
+        # checked now; counted again below with each site's own fixed cost
         workshops_per_year = workshops_from_budget(budget_per_year_eur or [], spec=spec)
     p = [int(k) for k in workshops_per_year]
     if not 1 <= len(p) <= 5:
@@ -199,6 +219,15 @@ def plan_phases(
     )
     cols = np.asarray(sinst.columns["own"], dtype=np.int64)
     cost = inst.cost_s[:, cols]
+    # each own site's yearly fixed cost: its own rent from the sites file, else the default
+    site_fixed = site_figures(inst.candidates.iloc[cols], spec.parameters)[
+        "fixed_cost_eur"
+    ].to_numpy(float)
+    if budget_per_year_eur is not None:
+        usable = ~np.isin(cols, inst.excluded)
+        p = workshops_from_budget(
+            budget_per_year_eur, spec=spec, site_fixed_cost_eur=site_fixed[usable]
+        )
     required = np.flatnonzero(np.isin(cols, inst.required))
     excluded = np.flatnonzero(np.isin(cols, inst.excluded))
     report(f"Choosing sites for {len(p)} years", 0.5)
@@ -267,8 +296,18 @@ def plan_phases(
                 "jobs": float(jobs_cy[t].sum()),
                 "moves": len(moves),
                 "optimal": sol.optimal,
+                "fixed_cost_eur": float(site_fixed[open_cols].sum()),
             }
         )
+        if budget_per_year_eur is not None:
+            budget = float(list(budget_per_year_eur)[t])
+            if site_fixed[open_cols].sum() > budget * (1 + 1e-9):
+                job_warnings += (
+                    f"year {t + 1}: the {open_cols.size} sites chosen for the least travel "
+                    f"cost {site_fixed[open_cols].sum():,.0f} EUR a year, above the budget of "
+                    f"{budget:,.0f} EUR (the multi-period model counts workshops, not each "
+                    "site's own rent)",
+                )
         previous = [s if s else None for s in site]
     report("Phased plan done", 1.0)
     return PhasedPlan(

@@ -5,8 +5,11 @@ capacity in jobs) are the sizes an own workshop may open in; a site file's ``siz
 limits a site to some of them (names, comma-separated; empty = all). The model is
 :func:`planner.models.sized_fixed_charge` on money per year (fixed costs of the chosen sizes
 plus the value of customer time), with exactly ``workshops`` sites or, for ``"auto"``, as many
-as pay. The result's sites carry ``size``, ``size_fixed_cost_eur`` and ``size_capacity_jobs``,
-which the costs, loads and shortlist use.
+as pay. The result's sites carry ``size``, and the size's capacity and fixed cost as their own
+``capacity_jobs`` and ``fixed_cost_eur`` (sources ``"size"``), which the costs, loads and
+shortlist use. A size's fixed cost is the whole yearly cost of a workshop of that size, and
+its capacity replaces the site's: a site file's ``fixed_cost`` and ``capacity`` do not apply
+to sized workshops.
 """
 
 from __future__ import annotations
@@ -28,9 +31,6 @@ from planner.results.costs import CostParameters
 from planner.results.types import ScenarioResult
 
 __all__ = ["allowed_sizes", "solve_sized", "with_sizes"]
-
-#: Site columns a sized result adds (size name, its yearly fixed cost, its capacity in jobs).
-SIZE_COLUMNS = ("size", "size_fixed_cost_eur", "size_capacity_jobs")
 
 
 def allowed_sizes(candidates: pd.DataFrame, sizes: Sequence[WorkshopSize]) -> np.ndarray:
@@ -122,14 +122,26 @@ def with_sizes(
     candidates: pd.DataFrame,
     sizes: Sequence[WorkshopSize],
 ) -> ScenarioResult:
-    """``result`` with each sized site's ``size``, ``size_fixed_cost_eur`` and
-    ``size_capacity_jobs`` (``solution.extras["size"]`` over full candidate columns)."""
+    """``result`` with each sized site's ``size`` and, as its own figures, the size's capacity
+    (``capacity_jobs``) and fixed cost (``fixed_cost_eur``), sources ``"size"``
+    (``solution.extras["size"]`` over full candidate columns)."""
     chosen: dict[Any, int] = solution.extras.get("size", {})
     ids = candidates["site_id"].astype(str).to_numpy()
     by_id = {ids[int(j)]: sizes[int(s)] for j, s in chosen.items()}
     sites = result.sites.copy()
     sid = sites["site_id"].astype(str)
+    sized = sid.isin(list(by_id)).to_numpy()
     sites["size"] = [by_id[x].name if x in by_id else None for x in sid]
-    sites["size_fixed_cost_eur"] = [by_id[x].fixed_cost_eur if x in by_id else np.nan for x in sid]
-    sites["size_capacity_jobs"] = [by_id[x].capacity_jobs if x in by_id else np.nan for x in sid]
+    for column, value, source in (
+        ("capacity_jobs", lambda size: size.capacity_jobs, "capacity_source"),
+        ("fixed_cost_eur", lambda size: size.fixed_cost_eur, "fixed_cost_source"),
+    ):
+        if column not in sites:
+            sites[column] = np.nan
+        if source not in sites:
+            sites[source] = None
+        sites[column] = sites[column].astype(float)
+        sites.loc[sized, column] = [value(by_id[x]) for x in sid[sized]]
+        sites[source] = sites[source].astype(object)
+        sites.loc[sized, source] = "size"
     return dataclasses.replace(result, sites=sites)

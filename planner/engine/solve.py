@@ -41,6 +41,7 @@ from planner.engine.sizes import solve_sized, with_sizes
 from planner.engine.spec import LAYOUTS
 from planner.errors import InfeasibleError, InputError
 from planner.models import Solution
+from planner.models.budget import budget_p_median
 from planner.models.coverage import min_sites_to_reach
 from planner.results.costs import CostParameters
 from planner.results.kpis import (
@@ -50,6 +51,7 @@ from planner.results.kpis import (
     site_loads,
 )
 from planner.results.provenance import collect_provenance
+from planner.results.site_figures import FIGURE_COLUMNS, site_figures, unused_partner_fixed_costs
 from planner.results.types import LayoutResult, ScenarioResult
 
 logger = logging.getLogger(__name__)
@@ -163,8 +165,8 @@ def _solve_columns(
     cols: np.ndarray,
     *,
     workshops: int | None,
-    fixed_cost_eur: float,
-    capacity_weight: float | None,
+    fixed_cost_eur: np.ndarray,
+    capacity_weight: np.ndarray | None,
     weights: np.ndarray,
     time_limit_s: float,
     cost_s: np.ndarray | None = None,
@@ -174,16 +176,23 @@ def _solve_columns(
     """Solve a location model restricted to candidate columns ``cols``; returns a Solution
     whose ``open`` / ``assignment`` index into ``cols``.
 
-    ``progress`` receives the model's bound and gap reports and ``should_stop`` can end the
-    solve early (the capacitated models too).
+    ``fixed_cost_eur`` (EUR/year) and ``capacity_weight`` (in weight units, ``None``:
+    uncapacitated) hold one figure per candidate column of the instance (each site's own,
+    :func:`planner.results.site_figures.site_figures`). ``progress`` receives the model's bound
+    and gap reports and ``should_stop`` can end the solve early (the capacitated models too).
     """
     inst = sinst.instance
     cost = (inst.cost_s if cost_s is None else cost_s)[:, cols]
+    fixed = np.asarray(fixed_cost_eur, dtype=float)[cols]
+    cap = None if capacity_weight is None else np.asarray(capacity_weight, dtype=float)[cols]
     required = np.flatnonzero(np.isin(cols, inst.required))
     excluded = np.flatnonzero(np.isin(cols, inst.excluded))
+    excluded = _with_dominated(
+        cost, fixed, cap, required=required, excluded=excluded, workshops=workshops
+    )
     if workshops is None:
         tv = _time_value_per_weight_s(sinst.spec.parameters)
-        if fixed_cost_eur > 0 and tv <= 0:
+        if np.any(fixed > 0) and tv <= 0:
             raise InputError(
                 "workshops = 'auto' lets the model trade fixed costs against customer time, "
                 "so customer_time_eur_per_hour must be > 0; set it or give a number of workshops",
@@ -197,17 +206,17 @@ def _solve_columns(
             "progress": progress,
             "should_stop": should_stop,
         }
-        if capacity_weight is not None:
-            kwargs["capacity"] = capacity_weight
-        return models.fixed_charge(cost, np.full(cols.size, fixed_cost_eur), weights, **kwargs)
+        if cap is not None:
+            kwargs["capacity"] = cap
+        return models.fixed_charge(cost, fixed, weights, **kwargs)
     p = min(int(workshops), cols.size - excluded.size)
     if p < 1:
         raise InfeasibleError("no usable candidate sites for this layout")
-    if capacity_weight is not None:
+    if cap is not None:
         return models.capacitated_p_median(
             cost,
             p,
-            capacity_weight,
+            cap,
             weights,
             required=required,
             excluded=excluded,
@@ -227,6 +236,55 @@ def _solve_columns(
         should_stop=should_stop,
     )
     return _with_nearest_site_bound(sol, cost, weights, excluded)
+
+
+def _with_dominated(
+    cost: np.ndarray,
+    fixed: np.ndarray,
+    cap: np.ndarray | None,
+    *,
+    required: np.ndarray,
+    excluded: np.ndarray,
+    workshops: int | None,
+) -> np.ndarray:
+    """``excluded`` plus the candidates another candidate dominates: one at the same place on
+    the road network (the same travel time from every customer) that costs no more and has
+    no less room. Opening the dominated one instead can never be better, so no model opens a
+    9,000,000 EUR unit when an equivalent cheaper one exists; among exact equals the first is
+    kept. Required (existing) sites are never excluded, and with a fixed number of workshops
+    only as many are excluded as leave that many usable candidates.
+    """
+    m = cost.shape[1]
+    if m < 2:
+        return excluded
+    keys: dict[bytes, list[int]] = {}
+    skip = np.zeros(m, dtype=bool)
+    skip[excluded] = True
+    for j in np.flatnonzero(~skip).tolist():
+        keys.setdefault(np.ascontiguousarray(cost[:, j]).tobytes(), []).append(int(j))
+    room = np.full(m, np.inf) if cap is None else cap
+    keep_required = set(required.tolist())
+    dominated: list[int] = []
+    for group in keys.values():
+        if len(group) < 2:
+            continue
+        # best first: cheapest, then most room, then file order
+        order = sorted(group, key=lambda j: (float(fixed[j]), -float(room[j]), j))
+        for j in order[1:]:
+            if j in keep_required:
+                continue
+            if any(
+                fixed[b] <= fixed[j] and room[b] >= room[j]
+                for b in order
+                if b != j and b not in dominated
+            ):
+                dominated.append(j)
+    if not dominated:
+        return excluded
+    usable = m - excluded.size
+    if workshops is not None:
+        dominated = dominated[: max(0, usable - int(workshops))]
+    return np.union1d(excluded, np.asarray(dominated, dtype=np.int64)).astype(np.int64)
 
 
 def _with_nearest_site_bound(
@@ -337,8 +395,11 @@ def solve_layout(
     params = parameters or spec.parameters
     inst = sinst.instance
     weights = inst.demand_weight if demand_weight is None else np.asarray(demand_weight, float)
+    # each site's own yearly fixed cost and capacity (the sites file's, else the Costs page's)
+    figures = site_figures(inst.candidates, params, layout=layout)
+    fixed_all = figures["fixed_cost_eur"].to_numpy(float)
     capacity = (
-        params.workshop_capacity_jobs / params.jobs_per_weight
+        figures["capacity_jobs"].to_numpy(float) / params.jobs_per_weight
         if spec.capacitated and params.jobs_per_weight > 0
         else None
     )
@@ -383,7 +444,7 @@ def solve_layout(
             sinst,
             cols,
             workshops=n_ws,
-            fixed_cost_eur=params.workshop_fixed_cost_eur(layout="in-house"),
+            fixed_cost_eur=fixed_all,
             capacity_weight=capacity,
             weights=weights,
             time_limit_s=spec.time_limit_s,
@@ -402,17 +463,12 @@ def solve_layout(
                 f"{'is' if usable == 1 else 'are'} available; the outsourced layout uses "
                 f"{usable}. Add partner rows (kind = partner) to the site list for more"
             )
-        partner_capacity = (
-            params.partner_capacity_jobs / params.jobs_per_weight
-            if spec.capacitated and params.jobs_per_weight > 0
-            else None
-        )
         sol = _solve_columns(
             sinst,
             cols,
             workshops=p,
-            fixed_cost_eur=0.0,
-            capacity_weight=partner_capacity,
+            fixed_cost_eur=np.zeros(len(fixed_all)),
+            capacity_weight=capacity,
             weights=weights,
             time_limit_s=spec.time_limit_s,
             progress=watch,
@@ -423,12 +479,20 @@ def solve_layout(
             roles[int(j)] = "partner"
     else:
         full, office_col, link_time = _solve_two_tier(
-            sinst, n_ws, params, weights, capacity, progress=watch, should_stop=should_stop
+            sinst,
+            n_ws,
+            params,
+            weights,
+            capacity,
+            fixed_cost_eur=fixed_all,
+            progress=watch,
+            should_stop=should_stop,
         )
         roles[office_col] = "office"
         office_id = str(inst.candidates["site_id"].iloc[office_col])
     res = build_result(inst, full, roles=roles)
-    if "size" in full.extras:
+    res = _with_site_figures(res, inst.candidates, figures)
+    if "size" in full.extras:  # sized workshops: each one's size, capacity and fixed cost
         res = with_sizes(res, full, inst.candidates, spec.sizes)
     if customer_weight is not None:
         cust = res.customers.copy()
@@ -462,28 +526,12 @@ def solve_layout(
             "layout": layout,
         }
     )
-    over = loads[loads["utilisation"] > 1.0 + 1e-9]
-    warnings = list(res.warnings) + layout_warnings
-    partner_jobs = loads.loc[loads["role"] == "partner", ["site_id", "jobs"]]
-    busy = partner_jobs[partner_jobs["jobs"] > params.partner_capacity_jobs + 1e-9]
-    if len(busy):
-        listed = ", ".join(
-            f"{sid} ({jobs:,.0f} jobs)"
-            for sid, jobs in zip(busy["site_id"], busy["jobs"], strict=True)
-        )
+    warnings = list(res.warnings) + layout_warnings + _capacity_warnings(loads, res.sites)
+    n_partner_cost = unused_partner_fixed_costs(inst.candidates.iloc[full.open])
+    if n_partner_cost:
         warnings.append(
-            f"{len(busy)} partner shop(s) would take more than their capacity "
-            f"({params.partner_capacity_jobs:,.0f} jobs/year each, partner_capacity_jobs): "
-            f"{listed}; add partners or set capacitated = true"
-        )
-    if len(over):
-        listed = ", ".join(
-            f"{sid} ({u:.0%})" for sid, u in zip(over["site_id"], over["utilisation"], strict=True)
-        )
-        warnings.append(
-            f"{len(over)} workshop(s) over capacity "
-            f"({params.workshop_capacity_jobs:,.0f} jobs/year each): {listed}; "
-            "add workshops or technicians, or set capacitated = true"
+            f"{n_partner_cost} partner shop(s) in use have a fixed_cost in the site list; it is "
+            "not used (partners are paid per job: partner_fee_per_job_eur)"
         )
     if full.status == "stopped" or (should_stop is not None and should_stop() and not full.optimal):
         warnings.append(
@@ -521,6 +569,55 @@ def solve_layout(
     )
 
 
+def _with_site_figures(
+    res: ScenarioResult, candidates: pd.DataFrame, figures: pd.DataFrame
+) -> ScenarioResult:
+    """The result's sites with each one's own fixed cost and capacity and their sources."""
+    by_id = figures.set_axis(candidates["site_id"].astype(str).to_numpy())
+    by_id = by_id[~by_id.index.duplicated(keep="first")]
+    sites = res.sites.copy()
+    ids = sites["site_id"].astype(str)
+    for column in FIGURE_COLUMNS:
+        sites[column] = ids.map(by_id[column]).to_numpy()
+    roles = sites["role"].astype(str).to_numpy()
+    # a partner used as a two-tier workshop has no fixed cost; an office has no capacity
+    sites.loc[roles == "partner", "fixed_cost_eur"] = 0.0
+    sites.loc[roles == "partner", "fixed_cost_source"] = "none"
+    sites.loc[roles == "office", "capacity_jobs"] = np.nan
+    sites.loc[roles == "office", "capacity_source"] = "none"
+    return dataclasses.replace(res, sites=sites)
+
+
+def _capacity_warnings(loads: pd.DataFrame, sites: pd.DataFrame) -> list[str]:
+    """One warning per role for sites above their own capacity, each with its figures."""
+    names = dict(
+        zip(sites["site_id"].astype(str), sites["name"].fillna("").astype(str), strict=True)
+    )
+    out: list[str] = []
+    util = loads["utilisation"].to_numpy(float)
+    over = loads[np.isfinite(util) & (util > 1.0 + 1e-9)]
+    for role, what, fix in (
+        ("workshop", "workshop(s) over capacity", "add workshops or technicians"),
+        ("partner", "partner shop(s) would take more than their capacity", "add partners"),
+    ):
+        mine = over[over["role"] == role]
+        if not len(mine):
+            continue
+        listed = ", ".join(
+            f"{sid}{' ' + names[str(sid)] if names.get(str(sid)) else ''} "
+            f"({jobs:,.0f} jobs, capacity {cap:,.0f} jobs/year, {u:.0%})"
+            for sid, jobs, cap, u in zip(
+                mine["site_id"],
+                mine["jobs"],
+                mine["capacity_jobs"],
+                mine["utilisation"],
+                strict=True,
+            )
+        )
+        out.append(f"{len(mine)} {what}: {listed}; {fix}, or set capacitated = true")
+    return out
+
+
 def network_cost_eur(result: LayoutResult) -> float:
     """The yearly cost of running the network: everything but the customers' time (EUR)."""
     costs = result.costs
@@ -543,26 +640,52 @@ def _solve_within_budget(
     """The number of workshops (and sites) with the least customer travel whose yearly
     network cost fits ``budget_eur``.
 
-    The fixed costs grow with each workshop, so at most ``k_max`` fit (the workshops the
-    budget pays for beyond the office); each ``k`` from ``k_max`` down is solved by the same
-    p-median as a fixed number of workshops, and the first whose network cost fits is kept.
+    Each site costs its own fixed cost (:func:`planner.results.site_figures.site_figures`).
+    In-house, when those differ between sites (and capacities are not respected), one model
+    finds the least-travel set of any size whose fixed costs fit
+    (:func:`planner.models.budget.budget_p_median`, exact with its proven gap). Otherwise at
+    most ``k_max`` workshops fit (as many of the cheapest sites as the budget pays for beyond
+    the cheapest office); each ``k`` from ``k_max`` down is solved by the same p-median as a
+    fixed number of workshops, and the first whose network cost fits is kept.
     More workshops never lengthen the optimal travel, so for in-house and outsourced layouts
     (whose network cost depends on the number of sites only) this is the best layout within
     the budget. For two-tier, whose delivery cost depends on where the workshops are, it is
     the best layout of the first number of workshops whose least-travel sites fit.
     """
     own = layout != "outsourced"
+    inst = sinst.instance
     cols = _standard_columns(sinst, layout)
-    usable = int(cols.size - np.isin(cols, sinst.instance.excluded).sum())
-    required = int(np.isin(cols, sinst.instance.required).sum())
+    usable_cols = cols[~np.isin(cols, inst.excluded)]
+    usable = int(usable_cols.size)
+    required = int(np.isin(cols, inst.required).sum())
     k_max = usable
+    # each site's own fixed cost (partners serving as two-tier workshops have none)
+    fixed = site_figures(inst.candidates, params, layout=layout)["fixed_cost_eur"].to_numpy(float)
     if own:
-        per_workshop = params.workshop_fixed_cost_eur(
-            layout="two-tier" if layout == "two-tier" else "in-house"
-        )
-        office = params.office_fixed_cost_eur if layout == "two-tier" else 0.0
-        if per_workshop > 0:
-            k_max = min(k_max, int(np.floor((budget_eur - office) / per_workshop + 1e-9)))
+        offices = sinst.columns["office"][~np.isin(sinst.columns["office"], inst.excluded)]
+        office = float(fixed[offices].min()) if layout == "two-tier" and offices.size else 0.0
+        is_req = np.isin(usable_cols, inst.required)
+        spare = budget_eur - office - float(fixed[usable_cols[is_req]].sum())
+        cum = np.cumsum(np.sort(fixed[usable_cols[~is_req]]))
+        k_max = required + int(np.searchsorted(cum, spare * (1 + 1e-12), side="right"))
+        if spare < -1e-9 * budget_eur:
+            k_max = 0
+        own_fixed = fixed[usable_cols[np.isin(usable_cols, sinst.columns["own"])]]
+        if (
+            layout == "in-house"
+            and not sinst.spec.capacitated
+            and own_fixed.size
+            and np.ptp(own_fixed) > 0
+            and k_max >= max(1, required)
+        ):
+            return _solve_budget_mip(
+                sinst,
+                cols,
+                fixed=fixed,
+                budget_eur=budget_eur,
+                solve_k=solve_k,
+                progress=progress,
+            )
     k_min = max(1, required)
     cheapest: LayoutResult | None = None
     for k in range(k_max, k_min - 1, -1):
@@ -592,6 +715,63 @@ def _solve_within_budget(
         + f" (at most {max(k_max, 0)} workshops fit the fixed costs{floor}); "
         "raise the budget or lower the fixed costs"
     )
+
+
+def _solve_budget_mip(
+    sinst: ScenarioInstance,
+    cols: np.ndarray,
+    *,
+    fixed: np.ndarray,
+    budget_eur: float,
+    solve_k: SolveK,
+    progress: ProgressCallback,
+) -> LayoutResult:
+    """In-house within a budget when sites cost different amounts: the least-travel set of
+    any size whose own fixed costs fit (:func:`planner.models.budget.budget_p_median`), then
+    that set solved as a fixed number of workshops so the result is assembled as always."""
+    inst = sinst.instance
+    progress(f"Budget € {budget_eur:,.0f} a year: sites with their own fixed costs", 0.0)
+    sol = budget_p_median(
+        inst.cost_s[:, cols],
+        None,
+        fixed[cols],
+        budget_eur,
+        inst.demand_weight,
+        required=np.flatnonzero(np.isin(cols, inst.required)),
+        excluded=np.flatnonzero(np.isin(cols, inst.excluded)),
+        time_limit=sinst.spec.time_limit_s,
+    )
+    chosen = cols[np.asarray(sol.open)]
+    status = inst.candidates.get("status", pd.Series("candidate", index=inst.candidates.index))
+    status = status.astype(object).copy()
+    status.iloc[np.setdiff1d(cols, chosen)] = "excluded"
+    forced = dataclasses.replace(
+        sinst, instance=dataclasses.replace(inst, candidates=inst.candidates.assign(status=status))
+    )
+    result = solve_k(int(chosen.size), forced)
+    full = dataclasses.replace(
+        result.result.solution,
+        model=sol.model,
+        lower_bound=sol.lower_bound,
+        gap=sol.gap,
+        optimal=sol.optimal,
+        status=sol.status,
+        solver=sol.solver,
+    )
+    kpis = {**result.result.kpis, "optimal": float(sol.optimal), "gap": float(sol.gap)}
+    cost = network_cost_eur(result)
+    res = dataclasses.replace(
+        result.result,
+        solution=full,
+        kpis=kpis,
+        provenance={
+            **result.result.provenance,
+            "model": sol.model,
+            "budget_per_year": budget_eur,
+            "network_cost_per_year": cost,
+        },
+    )
+    return dataclasses.replace(result, result=res)
 
 
 def _standard_columns(sinst: ScenarioInstance, layout: str) -> np.ndarray:
@@ -744,8 +924,9 @@ def _solve_two_tier(
     n_ws: int | None,
     params: CostParameters,
     weights: np.ndarray,
-    capacity: float | None,
+    capacity: np.ndarray | None,
     *,
+    fixed_cost_eur: np.ndarray,
     progress: SolveWatch | None = None,
     should_stop: StopCallback | None = None,
 ) -> tuple[Solution, int, dict[str, float]]:
@@ -763,15 +944,8 @@ def _solve_two_tier(
     link = sinst.office_link_s[:, ws_cols]  # offices x workshop candidates
     delivery_eur = np.asarray(params.delivery_cost_eur(link), dtype=float)
     tv = _time_value_per_weight_s(params)
-    ws_capacity = None
-    if capacity is not None:
-        # own workshops hold `capacity`; partner shops (two_tier_partners) theirs
-        partner_cap = (
-            params.partner_capacity_jobs / params.jobs_per_weight
-            if params.jobs_per_weight > 0
-            else capacity
-        )
-        ws_capacity = np.where(np.isin(ws_cols, sinst.columns["partner"]), partner_cap, capacity)
+    # each workshop column's own capacity (partner shops' too), weight units
+    ws_capacity = None if capacity is None else np.asarray(capacity, dtype=float)[ws_cols]
     if tv > 0 or n_ws is not None:
         # ONE model: office and workshops chosen together. With customer time valued, on money
         # (EUR/year); otherwise on time: customer round trips weighted by jobs plus the office
@@ -785,6 +959,7 @@ def _solve_two_tier(
                 weights=weights,
                 time_value=tv,
                 capacity=ws_capacity,
+                fixed_cost_eur=fixed_cost_eur,
                 progress=progress,
                 should_stop=should_stop,
             )
@@ -815,14 +990,14 @@ def _solve_two_tier(
             sinst,
             ws_cols,
             workshops=n_ws,
-            fixed_cost_eur=params.workshop_fixed_cost_eur(layout="two-tier"),
+            fixed_cost_eur=fixed_cost_eur,
             capacity_weight=capacity,
             weights=weights,
             time_limit_s=sinst.spec.time_limit_s,
             progress=progress,
             should_stop=should_stop,
         )
-        totals = delivery_eur[:, np.asarray(ws_sol.open)].sum(axis=1)
+        totals = delivery_eur[:, np.asarray(ws_sol.open)].sum(axis=1) + fixed_cost_eur[off_cols]
         totals[np.isin(off_cols, inst.excluded)] = np.inf  # offices too far from any road
         office_local = int(np.argmin(totals))
         if not np.isfinite(totals[office_local]):
@@ -873,6 +1048,7 @@ def _call_two_tier(
     params: CostParameters,
     weights: np.ndarray,
     time_value: float,
+    fixed_cost_eur: np.ndarray,
     capacity: np.ndarray | None = None,
     progress: SolveWatch | None = None,
     should_stop: StopCallback | None = None,
@@ -882,13 +1058,15 @@ def _call_two_tier(
 
     Customer travel is valued at ``time_value`` EUR per weight-second (round trips), each
     delivery costs ``2 * link_s / 60 * delivery_cost_per_min_eur``, and the fixed costs are the
-    two-tier workshop and office costs. Partner workshops (``two_tier_partners``) have no fixed
-    cost; their fee and leaked margin per job are added to the customers' cost of going there.
+    two-tier workshop and office costs, each site's own (``fixed_cost_eur`` per candidate
+    column, from :func:`planner.results.site_figures.site_figures`). Partner workshops
+    (``two_tier_partners``) have no fixed cost; their fee and leaked margin per job are added
+    to the customers' cost of going there.
     """
     inst = sinst.instance
     cost = inst.cost_s[:, ws_cols]
     is_partner = np.isin(ws_cols, sinst.columns["partner"])
-    fixed = np.where(is_partner, 0.0, params.workshop_fixed_cost_eur(layout="two-tier"))
+    fixed = np.where(is_partner, 0.0, fixed_cost_eur[ws_cols])
     if is_partner.any():
         # a job at a partner costs its fee and the leaked margin: as seconds of customer time
         per_job = params.partner_fee_per_job_eur + params.leakage_cost_eur(1.0)
@@ -906,7 +1084,7 @@ def _call_two_tier(
         time_value=time_value,
         link_value=2.0 * params.delivery_cost_per_min_eur / 60.0,
         fixed_cost_workshop=fixed,
-        fixed_cost_office=params.office_fixed_cost_eur,
+        fixed_cost_office=fixed_cost_eur[sinst.columns["office"]],
         required=np.flatnonzero(np.isin(ws_cols, inst.required)),
         excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
         excluded_offices=np.flatnonzero(np.isin(sinst.columns["office"], inst.excluded)),

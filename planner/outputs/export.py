@@ -50,6 +50,7 @@ from planner.outputs import maps
 from planner.outputs.report import report_html
 from planner.outputs.safe import csv_text, spreadsheet_safe, to_csv_bytes
 from planner.results.costs import describe_parameters
+from planner.results.site_figures import join_site_loads
 from planner.results.tables import provenance_table, territories
 from planner.results.types import Comparison, LayoutResult, Robustness, ScenarioResult
 
@@ -180,9 +181,7 @@ def shortlist_table(result: LayoutResult | ScenarioResult) -> pd.DataFrame:
     table = _scenario(result).shortlist()
     loads = _loads(result)
     if loads is not None:
-        extra = loads.set_index("site_id")[["jobs", "capacity_jobs", "utilisation"]]
-        table["site_id"] = table["site_id"].astype(str)
-        table = table.join(extra, on="site_id")
+        table = join_site_loads(table, loads)
     return table
 
 
@@ -337,8 +336,7 @@ def result_layers(result: LayoutResult | ScenarioResult) -> dict[str, gpd.GeoDat
     sites_tab = _plain(pd.DataFrame(s.drop(columns=s.geometry.name)))
     loads = _loads(result)
     if loads is not None:
-        extra = loads.set_index("site_id")[["jobs", "capacity_jobs", "utilisation"]]
-        sites_tab = sites_tab.join(extra, on="site_id")
+        sites_tab = join_site_loads(sites_tab, loads)
     sites = gpd.GeoDataFrame(
         sites_tab, geometry=gpd.points_from_xy(s["lon"], s["lat"]), crs="EPSG:4326"
     )

@@ -25,6 +25,7 @@ import pandas as pd
 from planner._meta import OSM_CREDIT, OSM_LICENSE
 from planner.outputs import maps
 from planner.results.costs import CostParameters, describe_parameters
+from planner.results.site_figures import join_site_loads
 from planner.results.tables import (
     comparison_row,
     display_table,
@@ -182,9 +183,7 @@ def _layout_section(name: str, lr: LayoutResult, roads: gpd.GeoDataFrame | None)
     sol = res.solution
     short = res.shortlist()
     if len(lr.loads):
-        short = short.assign(site_id=short["site_id"].astype(str)).join(
-            lr.loads.set_index("site_id")[["jobs", "utilisation"]], on="site_id"
-        )
+        short = join_site_loads(short, lr.loads)
     parts = [
         f"<h2>{html.escape(name)}</h2>",
         f"<p class='muted'>{html.escape(sol.model)} with {html.escape(str(sol.solver))}: "

@@ -162,8 +162,15 @@ def customer_economics(
     role_of = dict(zip(sites["site_id"].astype(str), sites["role"].astype(str), strict=True))
     out["role"] = out["site_id"].map(role_of).fillna("")
     layout_kind = "two-tier" if layout.layout == "two-tier" else "in-house"
+    own_fixed = (  # each site's own fixed cost (planner.results.site_figures), when known
+        dict(zip(sites["site_id"].astype(str), sites["fixed_cost_eur"].astype(float), strict=True))
+        if "fixed_cost_eur" in sites
+        else {}
+    )
     site_fixed = {
-        s: params.workshop_fixed_cost_eur(layout=layout_kind) if r == "workshop" else 0.0
+        s: own_fixed.get(s, params.workshop_fixed_cost_eur(layout=layout_kind))
+        if r == "workshop"
+        else 0.0
         for s, r in role_of.items()
     }
     for s, link in (layout.link_time_s or {}).items():
@@ -175,7 +182,12 @@ def customer_economics(
     n_office = int(np.sum(sites["role"].astype(str) == "office"))
     total_jobs = float(out["jobs"].sum())
     if n_office and total_jobs > 0:
-        out["site_cost_eur"] += n_office * params.office_fixed_cost_eur * out["jobs"] / total_jobs
+        office_fixed = sum(
+            own_fixed.get(s, params.office_fixed_cost_eur)
+            for s, r in role_of.items()
+            if r == "office"
+        )
+        out["site_cost_eur"] += office_fixed * out["jobs"] / total_jobs
     partner = (out["role"] == "partner").to_numpy()
     out["partner_fee_eur"] = np.where(partner, out["jobs"] * params.partner_fee_per_job_eur, 0.0)
     out["leakage_eur"] = np.where(

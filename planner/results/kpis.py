@@ -159,14 +159,16 @@ def share_within_service_standard(
 def site_loads(result: ScenarioResult, parameters: CostParameters | None = None) -> pd.DataFrame:
     """Jobs per year, capacity and utilisation of every site of ``result``.
 
-    Own workshops (role ``workshop``) have capacity ``parameters.workshop_capacity_jobs``, or
-    their size's (``size_capacity_jobs`` of sized workshops); partners and offices have no
-    modelled capacity (NaN).
+    Each site's capacity is its own (the result's ``capacity_jobs`` column, from the sites
+    file or the defaults: :func:`planner.results.site_figures.site_figures`); without that
+    column own workshops (role ``workshop``) have ``parameters.workshop_capacity_jobs`` and
+    partners ``parameters.partner_capacity_jobs``. Offices have no capacity (NaN).
 
     Returns
     -------
     pandas.DataFrame
-        ``site_id, role, customers, jobs, capacity_jobs, utilisation``.
+        ``site_id, role, customers, jobs, capacity_jobs, utilisation`` and, when the result
+        carries them, ``capacity_source``, ``fixed_cost_eur`` and ``fixed_cost_source``.
     """
     parameters = parameters or CostParameters()
     jobs = pd.Series(_customer_jobs(result, parameters), index=result.customers.index)
@@ -175,13 +177,17 @@ def site_loads(result: ScenarioResult, parameters: CostParameters | None = None)
     site_ids = sites["site_id"].astype(str)
     load = site_ids.map(by_site).fillna(0.0).to_numpy(float)
     roles = sites["role"].astype(str).to_numpy()
-    capacity = np.where(roles == "workshop", parameters.workshop_capacity_jobs, np.nan)
-    if "size_capacity_jobs" in sites:  # sized workshops: the capacity of each one's size
-        sized = sites["size_capacity_jobs"].to_numpy(float)
-        capacity = np.where(np.isfinite(sized), sized, capacity)
+    if "capacity_jobs" in sites:
+        capacity = pd.to_numeric(sites["capacity_jobs"], errors="coerce").to_numpy(float)
+    else:
+        capacity = np.where(
+            roles == "workshop",
+            parameters.workshop_capacity_jobs,
+            np.where(roles == "partner", parameters.partner_capacity_jobs, np.nan),
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(capacity > 0, load / capacity, np.nan)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "site_id": site_ids.to_numpy(),
             "role": roles,
@@ -191,6 +197,10 @@ def site_loads(result: ScenarioResult, parameters: CostParameters | None = None)
             "utilisation": util,
         }
     )
+    for column in ("capacity_source", "fixed_cost_eur", "fixed_cost_source"):
+        if column in sites:
+            out[column] = sites[column].to_numpy()
+    return out
 
 
 def annual_costs(
@@ -221,15 +231,13 @@ def annual_costs(
     roles = sites["role"].astype(str).to_numpy()
     n_own = int(np.sum(roles == "workshop"))
     n_office = int(np.sum(roles == "office"))
-    workshop_layout = "two-tier" if layout == "two-tier" else "in-house"
-    fixed = n_own * parameters.workshop_fixed_cost_eur(layout=workshop_layout)
-    if "size_fixed_cost_eur" in sites:  # sized workshops: the fixed cost of each one's size
-        sized = sites["size_fixed_cost_eur"].to_numpy(float)
-        own_sized = (roles == "workshop") & np.isfinite(sized)
-        fixed += float(sized[own_sized].sum()) - int(own_sized.sum()) * (
-            parameters.workshop_fixed_cost_eur(layout=workshop_layout)
-        )
-    fixed += n_office * parameters.office_fixed_cost_eur
+    if "fixed_cost_eur" in sites:  # each site's own (see planner.results.site_figures)
+        own = pd.to_numeric(sites["fixed_cost_eur"], errors="coerce").to_numpy(float)
+        fixed = float(np.nansum(np.where(np.isin(roles, ["workshop", "office"]), own, 0.0)))
+    else:
+        workshop_layout = "two-tier" if layout == "two-tier" else "in-house"
+        fixed = n_own * parameters.workshop_fixed_cost_eur(layout=workshop_layout)
+        fixed += n_office * parameters.office_fixed_cost_eur
 
     cust = result.customers
     jobs = _customer_jobs(result, parameters)
@@ -297,7 +305,7 @@ def scenario_kpis(
     kpis["sites"] = float(int((roles != "office").sum()))
     for kind in ("workshop", "partner", "office"):
         kpis[f"sites_{kind}"] = float(int((roles == kind).sum()))
-    util = loads["utilisation"].to_numpy(float)
+    util = loads.loc[loads["role"].astype(str) == "workshop", "utilisation"].to_numpy(float)
     util = util[np.isfinite(util)]
     kpis["max_utilisation"] = float(util.max()) if util.size else float("nan")
     kpis["mean_utilisation"] = float(util.mean()) if util.size else float("nan")

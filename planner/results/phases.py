@@ -25,6 +25,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "jobs",
     "moves",
     "optimal",
+    "fixed_cost_eur",
 )
 
 
