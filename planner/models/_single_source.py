@@ -84,6 +84,9 @@ _EPS = 1e-9
 SWAP_POOL = 600
 HIST = 60
 
+#: Iterations of the uncapacitated subgradient that warm-starts the multipliers.
+WARM_START_ITERATIONS = 600
+
 #: Without ``p``, swap moves (open one site, close another) are tried for the closed sites
 #: ranked this high by the Lagrangian (all sites with ``p``).
 SWAP_SITES = 60
@@ -1026,6 +1029,7 @@ def solve_single_source(
                 upper_bound=best.objective,
                 start=c[prob.rows, best.assign],
                 deadline=time.perf_counter() + min(max(0.2 * time_limit, 0.3), 5.0),
+                max_iterations=WARM_START_ITERATIONS,
             )
         ok = bool(np.isfinite(relaxed.multipliers).all())
         warm = _dual(prob, relaxed.multipliers, integer, best.objective) if ok else dual
