@@ -211,9 +211,9 @@ def test_tight_capacities_first_answer_fast_and_time_limit_kept() -> None:
     cap = np.round(cap * 1.3 * w.sum() / cap.sum())
     fixed = 2000 + 100 * np.sqrt(cap)
     t0 = time.perf_counter()
-    sol = fixed_charge(cost, fixed, w, capacity=cap, time_limit=3)
+    sol = fixed_charge(cost, fixed, w, capacity=cap, time_limit=5)
     took = time.perf_counter() - t0
-    assert took <= 3 * 1.25  # HiGHS stops a little after its limit
+    assert took <= 5 * 1.2 + 0.5  # HiGHS stops a little after its limit (more on a busy CPU)
     assert sol.extras["first_answer_s"] < 1.0
     load = np.bincount(sol.assignment, weights=w, minlength=m)
     assert (load <= cap + 1e-9).all()
