@@ -85,7 +85,7 @@ SWAP_POOL = 600
 HIST = 60
 
 #: Iterations of the uncapacitated subgradient that warm-starts the multipliers.
-WARM_START_ITERATIONS = 600
+WARM_START_ITERATIONS = 20_000
 
 #: Without ``p``, swap moves (open one site, close another) are tried for the closed sites
 #: ranked this high by the Lagrangian (all sites with ``p``).
