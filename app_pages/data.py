@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import _regions
 from app_pages import _shared as shared
 from planner.engine import workspace as ws
 from planner.errors import NetworkError, PlannerError
@@ -85,6 +86,8 @@ def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
         st.error(f"{upload.name} cannot be checked: {exc}")
         return upload
     hint = ws.region_hint(upload, region)
+    if role == "customers":
+        _regions.elsewhere_hint(upload, region)
     if report.fatal or len(valid) == 0:
         st.error(f"**{upload.name} cannot be used**: {report.summary()}")
     elif report.issues:
@@ -123,6 +126,7 @@ def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
 
 # -- region --------------------------------------------------------------------------------
 st.subheader("Region and roads")
+_regions.apply_pending()
 left, right = st.columns([2, 3])
 with left:
     st.selectbox(
@@ -159,6 +163,7 @@ with right:
     st.caption(
         f"Files up to {shared.MAX_UPLOAD_MB} MB each. Road data © OpenStreetMap contributors."
     )
+_regions.region_picker()
 
 preview_box = st.container()  # filled below, once the uploads are known: the map stays in view
 

@@ -1,4 +1,4 @@
-"""Command line interface: ``planner run|validate|compare|geocode|trends|phases|economics``.
+"""Command line interface: ``planner run|validate|compare|geocode|trends|phases|economics|regions``.
 
 A thin client of the library: it parses arguments into a
 :class:`~planner.engine.ScenarioSpec`, calls the engine (:func:`planner.engine.run`,
@@ -31,6 +31,7 @@ from planner.engine import (
     run,
 )
 from planner.engine.phases import plan_phases
+from planner.engine.regions import customers_elsewhere, region_road_source
 from planner.errors import InputError, PlannerError
 from planner.inputs.customers import geocode_missing, read_customers
 from planner.inputs.jobs import read_jobs, read_register
@@ -58,8 +59,21 @@ from planner.register import (
 )
 from planner.register.trends import PERIODS, jobs_with_customers
 from planner.register.trends_map import trends_map
+from planner.roads.catalog import (
+    format_size,
+    list_regions,
+    load_catalog,
+    regions_dir,
+    resolve_region,
+)
+from planner.roads.download import DownloadProgress, download_region
 from planner.routing.parallel import Backend
-from planner.settings import DEFAULT_REGION, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKSHOPS
+from planner.settings import (
+    DEFAULT_MARGIN_KM,
+    DEFAULT_REGION,
+    DEFAULT_TIME_LIMIT_S,
+    DEFAULT_WORKSHOPS,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +124,11 @@ def _spec_from_args(args: argparse.Namespace, *, scenario: str | None) -> Scenar
     spec = load_scenario(scenario) if scenario else ScenarioSpec()
     changes: dict[str, Any] = {}
     if args.region:
-        changes["region"] = args.region
+        changes["region"] = region_road_source(args.region, progress=_download_progress)
+    if getattr(args, "bbox", None):
+        changes["bbox"] = args.bbox
+    if getattr(args, "margin_km", None) is not None:
+        changes["margin_km"] = args.margin_km if args.margin_km > 0 else None
     if args.workshops is not None:
         changes["workshops"] = _parse_workshops(args.workshops)
     if getattr(args, "budget", None) is not None:
@@ -183,13 +201,39 @@ def _check_demo_customers(spec: ScenarioSpec) -> None:
         )
 
 
+def _download_progress(p: DownloadProgress) -> None:
+    _progress(p.message(), p.fraction)
+
+
+def _check_customers_region(spec: ScenarioSpec) -> None:
+    """Customers that lie in another region: an error naming the catalog region that holds
+    them (before any road is loaded)."""
+    if spec.customers is None or spec.bbox is not None:
+        return
+    table = read_customers(spec.customers, crs=spec.crs)
+    if table.report.fatal or table.valid.empty:
+        return  # the run reports the file's problems
+    valid = table.valid
+    away = customers_elsewhere(spec.region, valid["lon"], valid["lat"], with_size=False)
+    if away is not None:
+        raise InputError(away.cli_message(str(spec.customers)))
+
+
+def _print_kept(graph: Any) -> None:
+    kept = graph.graph.get("planner_report", {}).get("kept")
+    if kept:
+        print(f"Kept the {kept}")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     _use_backend(args)
     spec = _spec_from_args(args, scenario=args.scenario)
     out = Path(args.out)
     _check_outputs(list(export.layout_outputs(out).values()), overwrite=args.overwrite)
     _check_demo_customers(spec)
+    _check_customers_region(spec)
     sinst = prepare_scenario(spec, progress=_progress)
+    _print_kept(sinst.graph)
     with _stop_on_ctrl_c() as should_stop:
         lr = run(spec, sinst=sinst, progress=_progress, should_stop=should_stop)
     files = export.write_layout_bundle(
@@ -251,7 +295,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         planned += [out / "robustness_cases.csv", out / "robustness_sites.csv"]
     _check_outputs(planned, overwrite=args.overwrite)
     _check_demo_customers(spec)
+    _check_customers_region(spec)
     sinst = prepare_scenario(spec, layouts=layouts, progress=_progress)
+    _print_kept(sinst.graph)
     with _stop_on_ctrl_c() as should_stop:
         comp = compare(
             spec, layouts=layouts, sinst=sinst, progress=_progress, should_stop=should_stop
@@ -494,6 +540,53 @@ def _cmd_economics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_regions_list(args: argparse.Namespace) -> int:
+    catalog = load_catalog(refresh=args.refresh)
+    entries = list_regions(args.search, catalog=catalog)
+    for entry in entries:
+        size = format_size(entry.size_bytes) if entry.size_bytes else ""
+        state = (
+            entry.kind
+            if entry.kind != "catalog"
+            else ("downloaded" if entry.downloaded else "catalog")
+        )
+        print(f"{entry.id:<40} {entry.name:<32} {size:>9}  {state}")
+    if catalog.note:
+        print(catalog.note)
+    elif catalog.fetched:
+        print(f"Catalog of {catalog.server}, fetched {catalog.fetched[:10]}")
+    if not entries:
+        print(f"No region matches {args.search!r}")
+    print(f"Downloads go to {regions_dir()}. Road data {OSM_CREDIT} (ODbL)")
+    return 0
+
+
+def _cmd_regions_download(args: argparse.Namespace) -> int:
+    catalog = load_catalog()
+    entry = resolve_region(args.id, catalog=catalog)
+    already = entry.downloaded
+    path = download_region(entry, progress=_download_progress, catalog=catalog)
+    size = format_size(path.stat().st_size)
+    print(f"{'already downloaded' if already else 'downloaded'}: {entry.id} -> {path} ({size})")
+    print(f"Use it with: planner run --region {entry.id} --customers FILE --out DIR")
+    print(f"Road data {OSM_CREDIT} (ODbL)")
+    return 0
+
+
+def _add_region_area_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--bbox",
+        help="keep only the roads in this box W,S,E,N (degrees), e.g. 21.0,37.5,24.5,39.9",
+    )
+    command.add_argument(
+        "--margin-km",
+        type=float,
+        default=None,
+        help="a road file or catalog region is trimmed to the customers' extent plus this "
+        f"margin (default {DEFAULT_MARGIN_KM:g} km; 0: keep the whole file)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``planner`` argument parser (exposed for docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -507,8 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="propose workshop sites and write a shortlist, map, etc.")
     run.add_argument(
         "--region",
-        help="bundled region (malta, liechtenstein, andorra) or a road file (.osm, .osm.pbf, "
-        f".graphml); default: {DEFAULT_REGION}, or the scenario's region",
+        help="bundled region (malta, liechtenstein, andorra), a road file (.osm, .osm.pbf, "
+        ".graphml) or a catalog region id (europe/greece; downloaded on first use, see "
+        f"`planner regions list`); default: {DEFAULT_REGION}, or the scenario's region",
     )
     run.add_argument(
         "--workshops",
@@ -553,7 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--scenario", help="scenario TOML to start from (costs, standards...)")
     cmp_.add_argument(
         "--region",
-        help=f"bundled region or road file (default: {DEFAULT_REGION}, or the scenario's region)",
+        help="bundled region, road file or catalog region id (europe/greece) "
+        f"(default: {DEFAULT_REGION}, or the scenario's region)",
     )
     cmp_.add_argument(
         "--workshops", help=f"workshops per layout, or 'auto' (default: {DEFAULT_WORKSHOPS})"
@@ -577,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--overwrite", action="store_true", help="replace existing output files")
     cmp_.set_defaults(func=_cmd_compare)
     for command in (run, cmp_):
+        _add_region_area_flags(command)
         command.add_argument(
             "--budget",
             type=float,
@@ -672,6 +768,24 @@ def build_parser() -> argparse.ArgumentParser:
     eco.add_argument("--out", required=True, help="output folder")
     eco.add_argument("--overwrite", action="store_true", help="replace existing output files")
     eco.set_defaults(func=_cmd_economics)
+
+    reg = sub.add_parser(
+        "regions", help="list the regions of the download server, download one (once)"
+    )
+    reg_sub = reg.add_subparsers(dest="regions_command", required=True)
+    reg_list = reg_sub.add_parser(
+        "list", help="catalog regions, bundled regions and files already downloaded"
+    )
+    reg_list.add_argument("--search", help="only regions whose name or id contains TEXT")
+    reg_list.add_argument(
+        "--refresh", action="store_true", help="ask the server even if the catalog is recent"
+    )
+    reg_list.set_defaults(func=_cmd_regions_list)
+    reg_dl = reg_sub.add_parser(
+        "download", help="download a region's extract into $PLANNER_CACHE_DIR/regions/"
+    )
+    reg_dl.add_argument("id", help="catalog id (europe/greece), or a unique name (greece)")
+    reg_dl.set_defaults(func=_cmd_regions_download)
     return parser
 
 

@@ -25,6 +25,10 @@ variable                   meaning                                          defa
                            rounded to about 0.01 s at 1 day)
 ``PLANNER_MAX_ROWS``       most data rows read from one customer or site    ``1000000``
                            file (larger files are refused before parsing)
+``PLANNER_DOWNLOAD_URL``   server of the region catalog (``index-v1.json``)  ``https://download.
+                           and of the country extracts                      geofabrik.de``
+``PLANNER_DATA_DIR``       a folder of road files already on the server,    unset
+                           offered by name in the app's region picker
 =========================  ===============================================  =====================
 
 The scenario defaults (:data:`DEFAULT_REGION`, :data:`DEFAULT_WORKSHOPS`, ...) are the *only*
@@ -71,6 +75,15 @@ MAX_ROWS_ENV_VAR = "PLANNER_MAX_ROWS"
 DEFAULT_ARRAY_LOADER_MB = 20.0
 #: Matrix element types users may ask for.
 MATRIX_DTYPES = ("float64", "float32")
+
+#: Environment variable naming the server of the region catalog and extracts.
+DOWNLOAD_URL_ENV_VAR = "PLANNER_DOWNLOAD_URL"
+#: Server of the region catalog and the country extracts (Geofabrik's layout).
+DEFAULT_DOWNLOAD_URL = "https://download.geofabrik.de"
+#: Environment variable naming a folder of road files already on the server.
+DATA_DIR_ENV_VAR = "PLANNER_DATA_DIR"
+#: Margin (km) kept around the customers when a country extract is trimmed to them.
+DEFAULT_MARGIN_KM = 30.0
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -155,3 +168,15 @@ def matrix_dtype() -> str:
 def max_table_rows() -> int:
     """Most data rows read from one customer or site file: ``$PLANNER_MAX_ROWS`` or 1,000,000."""
     return int(_env_float(MAX_ROWS_ENV_VAR, DEFAULT_MAX_TABLE_ROWS, minimum=0.5))
+
+
+def download_url() -> str:
+    """Server of the region catalog and extracts: ``$PLANNER_DOWNLOAD_URL`` or Geofabrik."""
+    raw = os.environ.get(DOWNLOAD_URL_ENV_VAR, "").strip()
+    return (raw or DEFAULT_DOWNLOAD_URL).rstrip("/")
+
+
+def road_data_dir() -> Path | None:
+    """Folder of road files already on the server (``$PLANNER_DATA_DIR``), or None."""
+    raw = os.environ.get(DATA_DIR_ENV_VAR, "").strip()
+    return Path(raw).expanduser() if raw else None

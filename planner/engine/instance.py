@@ -31,8 +31,9 @@ from planner.inputs.sites import (
 )
 from planner.inputs.tables import TableSource, source_name
 from planner.inputs.validation import KIND_ALIASES, ValidationReport, normalize_column
-from planner.roads.network import RoadGraph, fingerprint_once, load_region
+from planner.roads.network import REGIONS, RoadGraph, fingerprint_once, load_region
 from planner.roads.snapping import SnappedPoints, snap_points
+from planner.roads.trim import Area, area_around, area_from_bbox
 from planner.routing.matrix import snapped_travel_time_matrix
 from planner.settings import DEFAULT_MAX_SNAP_M, DEFAULT_OFFICE_CANDIDATES
 
@@ -429,10 +430,50 @@ def gather_candidates(
     return gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:4326"), tuple(warnings)
 
 
-def load_graph(spec: ScenarioSpec, progress: ProgressCallback | None = None) -> RoadGraph:
-    """The road graph of ``spec``: its region with its speeds and congestion."""
+def graph_area(spec: ScenarioSpec, customers: InputArg | None = None) -> Area | None:
+    """The area the road network of ``spec`` is trimmed to, or None (the whole region).
+
+    ``spec.bbox`` when set; else, for a road file (not a bundled region) with a customer file
+    (``customers`` or ``spec.customers``) and ``spec.margin_km`` set, the customers' extent
+    plus that margin (:func:`planner.roads.trim.area_around`). The customers' coordinates
+    are read without the road graph (only their ranges are checked here).
+    """
+    if spec.bbox is not None:
+        return area_from_bbox(spec.bbox)
+    source = spec.customers if customers is None else customers
+    if spec.margin_km is None or source is None or str(spec.region).strip().lower() in REGIONS:
+        return None
+    if isinstance(source, gpd.GeoDataFrame):
+        lon, lat = source["lon"].to_numpy(float), source["lat"].to_numpy(float)
+    else:
+        table = read_customers(source, crs=spec.crs)
+        if hasattr(source, "seek"):
+            source.seek(0)
+        if table.report.fatal:
+            return None  # the customer reader reports it, with the graph loaded
+        valid = table.valid
+        lon, lat = valid["lon"].to_numpy(float), valid["lat"].to_numpy(float)
+    if not np.isfinite(lon).any():
+        return None
+    return area_around(lon, lat, margin_km=spec.margin_km)
+
+
+def load_graph(
+    spec: ScenarioSpec,
+    progress: ProgressCallback | None = None,
+    *,
+    customers: InputArg | None = None,
+) -> RoadGraph:
+    """The road graph of ``spec``: its region with its speeds and congestion, trimmed to
+    :func:`graph_area` (``customers``: an uploaded customer file instead of the spec's)."""
     speeds = None if spec.speeds is None else dict(spec.speeds)
-    return load_region(spec.region, congestion=spec.congestion, speeds=speeds, progress=progress)
+    return load_region(
+        spec.region,
+        congestion=spec.congestion,
+        speeds=speeds,
+        progress=progress,
+        area=graph_area(spec, customers),
+    )
 
 
 def prepare_scenario(
@@ -474,8 +515,12 @@ def prepare_scenario(
             raise InputError(f"unknown layout {layout!r}; allowed: {list(LAYOUTS)}", field="layout")
     if graph is None:
         report(f"Loading the road network of {spec.region}", 0.02)
-        graph = load_graph(spec, progress=lambda m, f: report(m, 0.02 + 0.04 * f))
+        graph = load_graph(
+            spec, progress=lambda m, f: report(m, 0.02 + 0.04 * f), customers=customers
+        )
         info = graph.graph.get("planner_report", {})
+        if info.get("kept"):
+            report(f"Kept the {info['kept']}", 0.06)
         report(
             f"Road network: {graph.number_of_nodes():,} nodes, {graph.number_of_edges():,} "
             f"edges ({info.get('loader', 'osmnx')} loader"

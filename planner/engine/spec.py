@@ -39,7 +39,9 @@ from planner.errors import InputError
 from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES
 from planner.results.costs import CostParameters
 from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
+from planner.roads.trim import area_from_bbox
 from planner.settings import (
+    DEFAULT_MARGIN_KM,
     DEFAULT_MAX_SNAP_M,
     DEFAULT_REGION,
     DEFAULT_SEED,
@@ -214,6 +216,12 @@ class ScenarioSpec:
         Product class whose repair businesses in OpenStreetMap are partner candidates (one
         of :data:`planner.inputs.sites.PRODUCT_CLASSES`: ``car``, ``electronics``,
         ``appliance``, ``bicycle``); partner rows of the site file are used as they are.
+    bbox
+        Trim the road network to this box ``(west, south, east, north)`` in degrees while
+        reading it (:mod:`planner.roads.trim`); None (default): see ``margin_km``.
+    margin_km
+        A road file (not a bundled region) is trimmed to the customers' extent plus this many
+        km (default 30) when a customer file is given; None keeps the whole file.
 
     Defaults come from :mod:`planner.settings`; ``time_limit_s``, ``n_candidates`` and
     ``max_snap_m`` follow ``PLANNER_TIME_LIMIT_S``, ``PLANNER_CANDIDATES`` and
@@ -244,6 +252,8 @@ class ScenarioSpec:
     meet_standard: bool = False
     product_class: str = DEFAULT_PRODUCT_CLASS
     sizes: tuple[WorkshopSize, ...] = ()
+    bbox: tuple[float, float, float, float] | None = None
+    margin_km: float | None = DEFAULT_MARGIN_KM
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", _workshop_sizes(self.sizes))
@@ -316,6 +326,15 @@ class ScenarioSpec:
                 f"unknown product class {self.product_class!r}; allowed: {list(PRODUCT_CLASSES)}",
                 field="product_class",
             )
+        if self.bbox is not None:
+            object.__setattr__(self, "bbox", area_from_bbox(self.bbox).bbox)
+        if self.margin_km is not None:
+            if isinstance(self.margin_km, bool) or not isinstance(self.margin_km, int | float):
+                msg = f"must be km or left out, got {self.margin_km!r}"
+                raise InputError(msg, field="margin_km")
+            if not (math.isfinite(self.margin_km) and self.margin_km >= 0):
+                raise InputError(f"must be >= 0 km, got {self.margin_km!r}", field="margin_km")
+            object.__setattr__(self, "margin_km", float(self.margin_km))
         object.__setattr__(self, "max_snap_m", float(self.max_snap_m))
         object.__setattr__(self, "time_limit_s", float(self.time_limit_s))
         object.__setattr__(self, "congestion", float(self.congestion))
@@ -359,6 +378,10 @@ class ScenarioSpec:
             out["product_class"] = self.product_class
         if self.sizes:
             out["sizes"] = [size.to_dict() for size in self.sizes]
+        if self.bbox is not None:
+            out["bbox"] = list(self.bbox)
+        if self.margin_km != DEFAULT_MARGIN_KM:
+            out["margin_km"] = self.margin_km if self.margin_km is not None else "none"
         out["parameters"] = self.parameters.to_dict()
         return out
 
@@ -388,6 +411,8 @@ class ScenarioSpec:
             values["parameters"] = CostParameters.from_dict(dict(params))
         if values.get("workshops") == "auto":
             values["workshops"] = None
+        if values.get("margin_km") == "none":
+            values["margin_km"] = None
         for key in ("customers", "sites"):
             if values.get(key) is not None:
                 values[key] = _resolve(values[key], base_dir)

@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from planner.errors import GraphError
+from planner.roads.trim import Area, area_report, ways_in_area
 
 logger = logging.getLogger(__name__)
 
@@ -365,6 +366,7 @@ class _Ways:
     maxspeed_values: dict[str, int] = field(default_factory=dict)
     newest: str = ""
     counts: list[int] = field(default_factory=list)
+    ways_read: int = 0  # drivable ways in the file (before trimming to an area)
 
     def __len__(self) -> int:
         return len(self.oneway)
@@ -429,22 +431,78 @@ class _ReadProgress:
         )
 
 
+#: Ways read before the buffers are turned into arrays (and trimmed to the area).
+_CHUNK_WAYS = 100_000
+
+
+class _WayBuffer:
+    """Flat buffers of the ways read since the last flush (no numpy call per way); each
+    flush turns them into arrays and keeps only the ways of the area (the trim step)."""
+
+    def __init__(self, ways: _Ways, area: Area | None) -> None:
+        self.ways = ways
+        self.area = area
+        self.read = 0
+        self.refs: list[int] = []
+        self.xy = bytearray()
+        self.counts: list[int] = []
+        self.oneway: list[int] = []
+        self.highway: list[int] = []
+        self.maxspeed: list[int] = []
+
+    def flush(self) -> None:
+        if not self.counts:
+            return
+        ways = self.ways
+        refs = np.array(self.refs, dtype=np.int64)
+        xy = np.frombuffer(bytes(self.xy), dtype=np.float64)
+        lon, lat = xy[0::2], xy[1::2]
+        counts = np.asarray(self.counts, dtype=np.int64)
+        self.read += counts.size
+        if self.area is None:
+            keep_way = np.ones(counts.size, dtype=bool)
+        else:
+            keep_way = ways_in_area(self.area, lon, lat, counts)
+        if keep_way.all():
+            ways.refs.append(refs)
+            ways.lon.append(lon.copy())
+            ways.lat.append(lat.copy())
+            ways.counts.extend(self.counts)
+            ways.oneway.extend(self.oneway)
+            ways.highway.extend(self.highway)
+            ways.maxspeed.extend(self.maxspeed)
+        elif keep_way.any():
+            keep_node = np.repeat(keep_way, counts)
+            ways.refs.append(refs[keep_node])
+            ways.lon.append(lon[keep_node])
+            ways.lat.append(lat[keep_node])
+            picked = np.flatnonzero(keep_way).tolist()
+            ways.counts.extend(self.counts[i] for i in picked)
+            ways.oneway.extend(self.oneway[i] for i in picked)
+            ways.highway.extend(self.highway[i] for i in picked)
+            ways.maxspeed.extend(self.maxspeed[i] for i in picked)
+        self.refs, self.xy, self.counts = [], bytearray(), []
+        self.oneway, self.highway, self.maxspeed = [], [], []
+
+
 def _read_ways(
     path: Path,
     is_drivable: WayFilter,
     progress: Callable[[int], None],
     filter_keys: tuple[str, ...] | None = None,
+    area: Area | None = None,
 ) -> _Ways:
-    """Drivable ways of a file; ``filter_keys``: the only tags ``is_drivable`` looks at."""
+    """Drivable ways of a file; ``filter_keys``: the only tags ``is_drivable`` looks at;
+    ``area``: keep only the ways with a node inside it (the others are never built)."""
     import osmium
 
     ways = _Ways()
     seen = 0
     newest = None
     keys = None if filter_keys is None else tuple(dict.fromkeys(_WAY_KEYS + filter_keys))
-    # flat buffers, one numpy conversion at the end (no numpy call per way)
-    flat_refs: list[int] = []
-    flat_xy = bytearray()
+    buffer = _WayBuffer(ways, area)
+    flat_refs = buffer.refs
+    flat_xy = buffer.xy
     # coordinates come as WKB from C++ (osmium.geom), so Python touches each node once (its id)
     wkb = osmium.geom.WKBFactory()
     every_node = osmium.geom.use_nodes.ALL
@@ -475,19 +533,22 @@ def _read_ways(
             flat_refs.extend([n.ref for n in nodes])
             # WKB linestring: 1 byte order, 4 type, 4 count, then k (x, y) doubles
             flat_xy += bytes.fromhex(wkb.create_linestring(obj, every_node))[9:]
-            ways.counts.append(k)
+            buffer.counts.append(k)
             one = tags.get("oneway")
             if one in ONEWAY_VALUES or tags.get("junction") == "roundabout":
-                ways.oneway.append(-1 if one in REVERSED_VALUES else 1)
+                buffer.oneway.append(-1 if one in REVERSED_VALUES else 1)
             else:
-                ways.oneway.append(0)
-            ways.highway.append(
+                buffer.oneway.append(0)
+            buffer.highway.append(
                 ways.highway_names.setdefault(tags["highway"], len(ways.highway_names))
             )
             ms = tags.get("maxspeed")
-            ways.maxspeed.append(
+            buffer.maxspeed.append(
                 -1 if ms is None else ways.maxspeed_values.setdefault(ms, len(ways.maxspeed_values))
             )
+            if len(buffer.counts) >= _CHUNK_WAYS:
+                buffer.flush()
+                flat_refs, flat_xy = buffer.refs, buffer.xy
             stamp = obj.timestamp
             if stamp is not None and stamp.year > 1970 and (newest is None or stamp > newest):
                 newest = stamp
@@ -504,13 +565,18 @@ def _read_ways(
             "download a whole country from download.geofabrik.de"
         )
         raise GraphError(f"{path}: {msg}") from exc
+    buffer.flush()
+    ways.ways_read = buffer.read
     if newest is not None:
         ways.newest = newest.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if ways.counts:
-        xy = np.frombuffer(bytes(flat_xy), dtype=np.float64)
-        ways.refs = [np.array(flat_refs, dtype=np.int64)]
-        ways.lon, ways.lat = [xy[0::2]], [xy[1::2]]
     if not ways.counts:
+        if area is not None and buffer.read:
+            msg = (
+                f"has no drivable road {area.describe()} (box "
+                f"{','.join(f'{v:.4f}' for v in area.bbox)}): check that the customers or the "
+                "box lie in this region, or choose the region that holds them"
+            )
+            raise GraphError(f"{path}: {msg}")
         msg = (
             "contains no drivable roads. Use an extract that includes car roads (highway=primary, "
             "secondary, residential, ...), or use a bundled region"
@@ -824,6 +890,7 @@ def load_pbf_arrays(
     retain_all: bool = False,
     progress: Callable[[str, float], None] | None = None,
     filter_keys: tuple[str, ...] | None = None,
+    area: Area | None = None,
 ) -> ArrayGraph:
     """Read an ``.osm.pbf`` into an :class:`ArrayGraph` (no networkx, no XML).
 
@@ -845,6 +912,10 @@ def load_pbf_arrays(
     filter_keys
         The tag keys ``is_drivable`` reads; only those are looked up (much faster than
         turning every tag of every highway into Python objects). None passes all tags.
+    area
+        Keep only the ways with a node inside this area (:mod:`planner.roads.trim`); the
+        others are dropped while reading, never built. ``planner_report["area"]`` says what
+        was kept.
 
     Returns
     -------
@@ -859,7 +930,9 @@ def load_pbf_arrays(
     report = progress or (lambda message, fraction: logger.info("%s", message))
     started = time.perf_counter()
     report(f"Reading roads of {path.name}", 0.0)
-    ways = _read_ways(path, is_drivable, _ReadProgress(path, report), filter_keys=filter_keys)
+    ways = _read_ways(
+        path, is_drivable, _ReadProgress(path, report), filter_keys=filter_keys, area=area
+    )
     read_s = time.perf_counter() - started
     n_refs = int(sum(ways.counts)) if ways.counts else sum(r.size for r in ways.refs)
     # about 6 s per million way nodes on the 2-core benchmark machine (benchmarks/README.md)
@@ -877,5 +950,9 @@ def load_pbf_arrays(
             "build_time_s": round(time.perf_counter() - started - read_s, 3),
         }
     )
+    if area is not None:
+        G.graph["planner_report"]["area"] = area_report(
+            area, ways_read=ways.ways_read, ways_kept=len(ways)
+        )
     report("Road graph built", 1.0)
     return G

@@ -57,6 +57,7 @@ import numpy as np
 from planner.errors import GraphError, InputError, NetworkError
 from planner.roads import _graph_cache
 from planner.roads.arrays import ArrayGraph, load_pbf_arrays
+from planner.roads.trim import Area, area_report, describe_kept, way_in_area
 from planner.settings import DATA_DIR, array_loader_min_bytes, cache_dir, offline
 
 logger = logging.getLogger(__name__)
@@ -675,12 +676,23 @@ def _check_xml_head(path: Path) -> None:
         raise GraphError(f"{path}: {msg}")
 
 
-def _filter_drivable(src: Path, dst: Path) -> dict[str, Any]:
-    """Write the drivable ways of ``src`` (XML or PBF) and their nodes to ``dst`` (OSM XML)."""
+def _way_coords(way: Any) -> list[tuple[float, float]]:
+    """``(lon, lat)`` of a way's nodes whose location is known."""
+    out = []
+    for node in way.nodes:
+        if node.location.valid():
+            out.append((node.location.lon, node.location.lat))
+    return out
+
+
+def _filter_drivable(src: Path, dst: Path, area: Area | None = None) -> dict[str, Any]:
+    """Write the drivable ways of ``src`` (XML or PBF) and their nodes to ``dst`` (OSM XML);
+    with ``area``, only the ways with a node inside it (the trim step)."""
     import osmium
 
     seen: Counter[str] = Counter()
     kept = 0
+    drivable = 0
     newest = ""
     header_date = None
     try:
@@ -689,13 +701,23 @@ def _filter_drivable(src: Path, dst: Path) -> dict[str, Any]:
         with osmium.BackReferenceWriter(
             str(dst), ref_src=str(src), overwrite=True, remove_tags=False
         ) as writer:
-            for way in osmium.FileProcessor(str(src), osmium.osm.WAY):
+            processor = osmium.FileProcessor(str(src), osmium.osm.WAY)
+            if area is not None:
+                processor = (
+                    osmium.FileProcessor(str(src), osmium.osm.NODE | osmium.osm.WAY)
+                    .with_locations()
+                    .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+                )
+            for way in processor:
                 tags = dict(way.tags)
                 hwy = tags.get("highway")
                 if hwy is None:
                     continue
                 seen[hwy] += 1
                 if any(k in tags and rx.search(tags[k]) for k, rx in _DRIVE_EXCLUDE.items()):
+                    continue
+                drivable += 1
+                if area is not None and not way_in_area(area, _way_coords(way)):
                     continue
                 writer.add_way(way)
                 kept += 1
@@ -709,6 +731,13 @@ def _filter_drivable(src: Path, dst: Path) -> dict[str, Any]:
             ".osm or .osm.pbf download"
         )
         raise GraphError(f"{src}: {msg}") from exc
+    if kept == 0 and drivable and area is not None:
+        msg = (
+            f"has no drivable road {area.describe()} (box "
+            f"{','.join(f'{v:.4f}' for v in area.bbox)}): check that the customers or the box "
+            "lie in this region, or choose the region that holds them"
+        )
+        raise GraphError(f"{src}: {msg}")
     if kept == 0:
         found = ", ".join(f"{k} x{n}" for k, n in seen.most_common(8)) or "no ways tagged highway"
         msg = (
@@ -717,7 +746,10 @@ def _filter_drivable(src: Path, dst: Path) -> dict[str, Any]:
             "buildings, or use a bundled region"
         )
         raise GraphError(f"{src}: {msg}")
-    return {"osm_date": header_date or newest or None, "drivable_ways": kept}
+    info: dict[str, Any] = {"osm_date": header_date or newest or None, "drivable_ways": kept}
+    if area is not None:
+        info["area"] = area_report(area, ways_read=drivable, ways_kept=kept)
+    return info
 
 
 def _graph_from_osm_xml(path: Path, label: str) -> nx.MultiDiGraph:
@@ -742,7 +774,9 @@ def _graph_from_osm_xml(path: Path, label: str) -> nx.MultiDiGraph:
         raise
 
 
-def _raw_graph_from_file(path: Path, *, prefiltered: bool) -> tuple[nx.MultiDiGraph, dict]:
+def _raw_graph_from_file(
+    path: Path, *, prefiltered: bool, area: Area | None = None
+) -> tuple[nx.MultiDiGraph, dict]:
     suffix = _suffix(path)
     info: dict[str, Any] = {}
     if suffix == ".graphml":
@@ -776,11 +810,11 @@ def _raw_graph_from_file(path: Path, *, prefiltered: bool) -> tuple[nx.MultiDiGr
             raise GraphError(f"{path}: {msg}")
     else:
         _check_xml_head(path)
-        if prefiltered:
+        if prefiltered and area is None:
             return _graph_from_osm_xml(path, str(path)), info
     with tempfile.TemporaryDirectory(prefix="planner-osm-") as tmp:
         filtered = Path(tmp) / "drive.osm"
-        info = _filter_drivable(path, filtered)
+        info = _filter_drivable(path, filtered, area)
         G = _graph_from_osm_xml(filtered, str(path))
     return G, info
 
@@ -878,11 +912,15 @@ def _raw_graph_online(source: _Source, *, timeout_s: float) -> nx.MultiDiGraph:
 
 
 def _cache_key(
-    source: _Source, table: Mapping[str, float], congestion: float, retain_all: bool
+    source: _Source,
+    table: Mapping[str, float],
+    congestion: float,
+    retain_all: bool,
+    area: Area | None = None,
 ) -> str:
     payload = json.dumps(
         {
-            "source": source.fingerprint,
+            "source": source.fingerprint if area is None else f"{source.fingerprint}|{area.key()}",
             "speeds": sorted(table.items()),
             "fallback": FALLBACK_SPEED_KPH,
             "congestion": congestion,
@@ -948,6 +986,37 @@ def _pbf_header_date(path: Path) -> str | None:
     return header.get("osmosis_replication_timestamp") or None
 
 
+def _source_bbox(source: _Source) -> tuple[float, float, float, float] | None:
+    """The extent a source declares (a bundled region's, a PBF header's box), if known."""
+    if source.region is not None:
+        return source.region.bbox
+    if source.path is None or _suffix(source.path) not in {".osm.pbf", ".pbf"}:
+        return None
+    import osmium
+
+    try:
+        box = osmium.io.Reader(str(source.path), osmium.osm.osm_entity_bits.NOTHING).header().box()
+    except RuntimeError:
+        return None
+    if not box.valid():
+        return None
+    return (box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon, box.top_right.lat)
+
+
+def _effective_area(source: _Source, area: Area | None) -> Area | None:
+    """The area to trim to, or None when there is nothing to trim (no area, an online
+    source, or an area that covers the whole file)."""
+    if area is None or source.kind not in {"bundled", "file"}:
+        return None
+    if source.path is not None and _suffix(source.path) == ".graphml":
+        return None
+    extent = _source_bbox(source)
+    if extent is not None and area.covers(extent):
+        logger.info("%s lies inside %s: nothing to trim", source.label, area.describe())
+        return None
+    return area
+
+
 def _load_arrays(
     source: _Source,
     *,
@@ -958,6 +1027,7 @@ def _load_arrays(
     cache: bool,
     started: float,
     progress: Callable[[str, float], None] | None = None,
+    area: Area | None = None,
 ) -> ArrayGraph:
     """The array path of :func:`load_region` (large ``.osm.pbf`` files), cached as ``.npz``."""
     assert source.path is not None
@@ -985,6 +1055,7 @@ def _load_arrays(
         retain_all=retain_all,
         filter_keys=tuple(_DRIVE_EXCLUDE),
         progress=progress,
+        area=area,
     )
     report = G.graph["planner_report"]
     if G.number_of_edges() == 0:
@@ -1016,6 +1087,7 @@ def _load_arrays(
             "code_version": GRAPH_CODE_VERSION,
         }
     )
+    report["kept"] = describe_kept(report)
     if cache_path is not None:
         try:
             G.save(cache_path)
@@ -1036,6 +1108,7 @@ def load_region(
     timeout_s: float = 60.0,
     loader: str = "auto",
     progress: Callable[[str, float], None] | None = None,
+    area: Area | None = None,
 ) -> RoadGraph:
     """Load a road graph with travel times from a bundled region, a file or a download.
 
@@ -1066,6 +1139,12 @@ def load_region(
     progress
         ``progress(message, fraction)`` while the array loader reads and builds a file
         (with an estimated time to completion); default: log at INFO level.
+    area
+        Trim a road file or bundled region to this area while reading it
+        (:mod:`planner.roads.trim`: the customers' extent plus a margin, or a box): only the
+        drivable ways with a node inside it are built. Ignored for place names, boxes to
+        download, GraphML files and areas that cover the whole file. The graph is cached per
+        (file, area); ``planner_report["kept"]`` says what was kept.
 
     Returns
     -------
@@ -1087,7 +1166,8 @@ def load_region(
     source = _resolve_source(name_or_path)
     table = _check_speeds(speeds)
     factor = _check_congestion(congestion)
-    key = _cache_key(source, table, factor, retain_all)
+    area = _effective_area(source, area)
+    key = _cache_key(source, table, factor, retain_all, area)
     chosen = _choose_loader(source, loader)
     if chosen == "arrays":
         logger.info(
@@ -1104,6 +1184,7 @@ def load_region(
             cache=cache,
             started=started,
             progress=progress,
+            area=area,
         )
     cache_path = cache_dir("graphs") / key if cache else None
     built_from = {"key": key, "source": source.fingerprint, "code": GRAPH_CODE_VERSION}
@@ -1118,7 +1199,9 @@ def load_region(
     info: dict[str, Any] = {}
     if source.kind in {"bundled", "file"}:
         assert source.path is not None
-        raw, info = _raw_graph_from_file(source.path, prefiltered=source.kind == "bundled")
+        raw, info = _raw_graph_from_file(
+            source.path, prefiltered=source.kind == "bundled", area=area
+        )
     else:
         raw = _raw_graph_online(source, timeout_s=timeout_s)
     raw.graph["planner_report"] = {
@@ -1133,6 +1216,9 @@ def load_region(
     report["loader"] = "osmnx"
     if source.kind in {"place", "bbox"}:
         report["osm_date"] = G.graph.get("created_date")
+    if "area" in info:
+        report["area"] = info["area"]
+    report["kept"] = describe_kept(report)
     if cache_path is not None:
         try:
             _graph_cache.write_graph(G, cache_path, built_from=built_from)
