@@ -14,6 +14,11 @@ Cases, p = 8, 20 s limit:
   the MIP runs;
 - ``loose``: every site holds the whole demand; the relaxation's answer fits.
 
+Since issue 26 the capacitated models run :mod:`planner.models._single_source` (Lagrangian
+knapsack bound, local search, reduced MIP): the "before" path's early-return switch no longer
+applies (it only raises the presolve threshold now); ``--paths shipped`` gives the current
+figures, recorded in ``benchmarks/README.md`` beside the old ones.
+
 Command (under the shared CPU lock)::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_capacitated.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -45,8 +46,8 @@ def brute_force_assign(cost, weights, cap, open_sites, time_value):
 
 
 def forbid_the_mip(monkeypatch: pytest.MonkeyPatch):
-    """Make building the single-sourcing MIP fail the test; returns the model's module."""
-    module = importlib.import_module("planner.models.fixed_charge")
+    """Make building the single-sourcing MIP fail the test; returns the solver's module."""
+    module = importlib.import_module("planner.models._single_source")
 
     def no_mip(*_, **__):
         raise AssertionError("the capacitated MIP was built")
@@ -177,28 +178,31 @@ def test_fixed_charge_lagrangian_path_on_tiny_instances(
 
 
 def test_capacity_greedy_respects_capacities_and_serves_everyone() -> None:
-    from planner.models.fixed_charge import _assign_with_capacity
+    from planner.models._single_source import _assign, _Problem
 
     rng = np.random.default_rng(3)
+    placed = 0
     for _ in range(50):
         n, m = 12, 4
         cost = rng.random((n, m)) * 100
-        w = rng.integers(0, 4, n).astype(float)
-        open_sites = np.array([0, 2, 3])
+        w = rng.integers(1, 4, n).astype(float)
         cap = np.full(m, w.sum() / 2.5)
-        got = _assign_with_capacity(cost, w, open_sites, cap)
+        prob = _Problem(cost, w, np.zeros((m, 1)), cap[:, None], None, np.array([], int))
+        cap_open = np.where(np.isin(np.arange(m), [0, 2, 3]), cap, 0.0)
+        got = _assign(prob, cap_open)
         if got is None:
             continue
-        assert set(got[w > 0]) <= set(open_sites)
-        assert (got[w == 0] == -1).all()
-        load = np.bincount(got[w > 0], weights=w[w > 0], minlength=m)
-        assert (load <= cap + 1e-9).all()
+        placed += 1
+        assert set(got) <= {0, 2, 3}
+        load = np.bincount(got, weights=w, minlength=m)
+        assert (load <= cap_open + 1e-9).all()
+    assert placed > 40
 
 
 @pytest.mark.slow
 def test_tight_capacities_at_scale_return_a_feasible_answer_with_a_real_gap() -> None:
-    """With a short time limit the greedy start and the uncapacitated bound keep the answer
-    feasible and its proven gap meaningful (HiGHS alone stops far from both)."""
+    """With a short time limit the answer is feasible, the limit kept and the proven gap
+    meaningful (HiGHS alone stops far from both)."""
     rng = np.random.default_rng(1)
     n, m, p = 2000, 40, 8
     xy_c = rng.random((n, 2)) * 20000
@@ -206,15 +210,18 @@ def test_tight_capacities_at_scale_return_a_feasible_answer_with_a_real_gap() ->
     cost = np.hypot(*(xy_c[:, None, :] - xy_s[None, :, :]).transpose(2, 0, 1)) / 10
     w = rng.integers(1, 4, n).astype(float)
     cap = np.full(m, w.sum() / p * 1.05)
-    sol = capacitated_p_median(cost, p, cap, w, time_limit=4)
+    t0 = time.perf_counter()
+    sol = capacitated_p_median(cost, p, cap, w, time_limit=8)
+    assert time.perf_counter() - t0 < 8 * 1.3  # HiGHS stops a little after its limit
     load = np.bincount(sol.assignment, weights=w, minlength=m)
     assert (load <= cap + 1e-9).all()
     assert len(sol.open) == p
     assert (sol.assignment >= 0).all()
     uncapacitated = p_median(cost, p, w)
-    assert sol.lower_bound >= uncapacitated.objective - 1e-6 * uncapacitated.objective
+    # the capacitated bound starts from the uncapacitated multipliers: near that optimum
+    assert sol.lower_bound >= 0.98 * uncapacitated.objective
     assert sol.objective >= sol.lower_bound
-    assert sol.gap < 0.25
+    assert sol.gap < 0.1
 
 
 def test_capacitated_reports_progress_and_stops_with_a_feasible_answer() -> None:
@@ -247,13 +254,9 @@ def test_capacitated_reports_progress_and_stops_with_a_feasible_answer() -> None
     assert stopped.optimal == (stopped.gap == 0.0)
 
 
-def test_loose_capacities_return_the_relaxation_optimum_without_the_mip(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """When the uncapacitated optimum fits the capacities it is the capacitated optimum: the
-    solve returns it, proven, without building the single-sourcing MIP (customers without
-    demand go to their nearest open site)."""
-    forbid_the_mip(monkeypatch)
+def test_loose_capacities_return_the_uncapacitated_optimum() -> None:
+    """When the uncapacitated optimum fits the capacities it is the capacitated optimum, proven
+    (customers without demand go to their nearest open site)."""
     rng = np.random.default_rng(7)
     n, m, p = 30, 6, 2
     cost = rng.uniform(60, 3600, size=(n, m))
@@ -269,7 +272,6 @@ def test_loose_capacities_return_the_relaxation_optimum_without_the_mip(
         if np.isfinite(cost[:, list(s)].min(axis=1)).all()
     )
     assert sol.optimal
-    assert "capacities not binding" in sol.solver
     assert sol.objective == pytest.approx(best, rel=1e-9)
     near = sol.open[np.argmin(cost[:, sol.open], axis=1)]
     assert np.array_equal(sol.assignment[:3], near[:3])
@@ -299,6 +301,8 @@ def test_light_presolve_of_large_mips_keeps_the_optimum(
 
     monkeypatch.setattr(_mip, "FULL_PRESOLVE_MAX_COLS", 0)
     monkeypatch.setattr(_mip, "_new_highs", spy)
+    # the Lagrangian bound alone may prove these: make the solve go on to the MIP
+    monkeypatch.setattr("planner.models._single_source.OPTIMALITY_GAP", -1.0)
     rng = np.random.default_rng(900 + seed)
     n, m, p = 6, 4, 2
     cost = rng.uniform(60, 3600, size=(n, m))
@@ -320,10 +324,11 @@ def test_light_presolve_of_large_mips_keeps_the_optimum(
 def test_capacitated_mip_beyond_its_pair_limit_keeps_the_first_answer_and_its_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Above ``MIP_MAX_PAIRS`` the MIP is not built: the answer is the regret assignment of
-    the relaxation's sites (within capacities), its bound the relaxation's, and the gap
+    """Above ``MIP_MAX_PAIRS`` pairs left after fixing, the MIP is not built: the answer is
+    the local search's (within capacities), its bound the Lagrangian one, and the gap
     brackets the brute-force optimum."""
-    monkeypatch.setattr(forbid_the_mip(monkeypatch), "MIP_MAX_PAIRS", 0)
+    monkeypatch.setattr(forbid_the_mip(monkeypatch), "MIP_MAX_PAIRS", -1)
+    monkeypatch.setattr("planner.models._single_source.OPTIMALITY_GAP", -1.0)
     rng = np.random.default_rng(27)
     n, m, p = 7, 4, 2
     cost = rng.uniform(60, 3600, size=(n, m))

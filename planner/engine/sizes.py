@@ -1,65 +1,162 @@
-"""Workshop sizes a site allows: the sites file's ``sizes`` column against the scenario's sizes.
+"""Sized workshops: the in-house layout choosing sites and sizes together.
 
-A scenario may list sizes an own workshop can open in (:attr:`ScenarioSpec.sizes`); a sites
-file's ``sizes`` column limits each site to some of them (comma-separated names, empty: all).
-:func:`allowed_sizes` turns that column into a sites x sizes table, naming any unknown size.
+A scenario's ``sizes`` (:class:`~planner.engine.spec.WorkshopSize`: name, yearly fixed cost,
+capacity in jobs) are the sizes an own workshop may open in; a site file's ``sizes`` column
+limits a site to some of them (names, comma-separated; empty = all). The model is
+:func:`planner.models.sized_fixed_charge` on money per year (fixed costs of the chosen sizes
+plus the value of customer time), with exactly ``workshops`` sites or, for ``"auto"``, as many
+as pay. The result's sites carry ``size``, and the size's capacity and fixed cost as their own
+``capacity_jobs`` and ``fixed_cost_eur`` (sources ``"size"``), which the costs, loads and
+shortlist use. A size's fixed cost is the whole yearly cost of a workshop of that size, and
+its capacity replaces the site's: a site file's ``fixed_cost`` and ``capacity`` do not apply
+to sized workshops.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from planner import models
+from planner.engine._progress import SolveWatch, StopCallback
+from planner.engine.instance import ScenarioInstance
 from planner.engine.spec import WorkshopSize
-from planner.errors import InputError
+from planner.errors import InfeasibleError, InputError
+from planner.models import Solution
+from planner.results.costs import CostParameters
+from planner.results.types import ScenarioResult
 
-__all__ = ["allowed_sizes", "site_sizes_warnings"]
-
-
-def _names(value: object) -> list[str]:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[call-overload]
-        return []
-    return [part.strip() for part in str(value).split(",") if part.strip()]
+__all__ = ["allowed_sizes", "site_sizes_warnings", "solve_sized", "with_sizes"]
 
 
 def allowed_sizes(candidates: pd.DataFrame, sizes: Sequence[WorkshopSize]) -> np.ndarray:
-    """(sites x sizes) bool: which size each candidate may open in.
-
-    Sites without a ``sizes`` value (or without the column) allow every size.
+    """(candidates x sizes) bool: the sizes each candidate allows (its ``sizes`` column).
 
     Raises
     ------
     InputError
-        A site names a size the scenario does not have (the message names the site, the
-        size and the sizes there are).
+        A site names a size the scenario does not define (the message names the site, the
+        unknown size and the defined ones).
     """
-    known = [size.name for size in sizes]
-    out = np.ones((len(candidates), len(known)), dtype=bool)
-    if "sizes" not in candidates or not known:
-        return out
+    names = [size.name for size in sizes]
+    mask = np.ones((len(candidates), len(sizes)), dtype=bool)
+    if "sizes" not in candidates:
+        return mask
+    lookup = {name.casefold(): k for k, name in enumerate(names)}
     ids = candidates["site_id"].astype(str).to_numpy()
     for i, value in enumerate(candidates["sizes"].to_numpy(dtype=object)):
-        names = _names(value)
-        if not names:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
             continue
-        unknown = [n for n in names if n not in known]
+        wanted = [part.strip() for part in str(value).split(",") if part.strip()]
+        if not wanted:
+            continue
+        unknown = [part for part in wanted if part.casefold() not in lookup]
         if unknown:
             raise InputError(
-                f"site {ids[i]} allows size(s) {unknown} that the scenario does not have; "
-                f"sizes: {known}. Fix the sites file's sizes column or add the size",
+                f"site {ids[i]}: unknown size(s) {unknown} in the sizes column; the scenario "
+                f"defines {names}. Write some of these names, comma-separated, or leave it "
+                "empty for all",
                 field="sizes",
             )
-        out[i] = np.isin(known, names)
-    return out
+        mask[i] = False
+        mask[i, [lookup[part.casefold()] for part in wanted]] = True
+    return mask
+
+
+def solve_sized(
+    sinst: ScenarioInstance,
+    cols: np.ndarray,
+    *,
+    workshops: int | None,
+    params: CostParameters,
+    weights: np.ndarray,
+    time_value: float,
+    progress: SolveWatch | None = None,
+    should_stop: StopCallback | None = None,
+) -> Solution:
+    """Solve the sized model over candidate columns ``cols`` (indices into ``cols``, as
+    ``_solve_columns`` returns them); ``extras["size"]`` maps open columns to size indices."""
+    spec = sinst.spec
+    sizes = spec.sizes
+    if time_value <= 0:
+        raise InputError(
+            "sizes let the model trade each size's fixed cost against customer time, so "
+            "customer_time_eur_per_hour must be > 0; set it in the parameters",
+            field="sizes",
+        )
+    inst = sinst.instance
+    mask = allowed_sizes(inst.candidates.iloc[cols], sizes)
+    per_weight = params.jobs_per_weight if params.jobs_per_weight > 0 else 1.0
+    fixed = np.array([size.fixed_cost_eur for size in sizes], dtype=float)
+    capacity = np.array([size.capacity_jobs for size in sizes], dtype=float) / per_weight
+    required = np.flatnonzero(np.isin(cols, inst.required))
+    excluded = np.flatnonzero(np.isin(cols, inst.excluded))
+    p = None
+    if workshops is not None:
+        p = min(int(workshops), cols.size - excluded.size)
+        if p < 1:
+            raise InfeasibleError("no usable candidate sites for this layout")
+    return models.sized_fixed_charge(
+        inst.cost_s[:, cols],
+        np.tile(fixed, (cols.size, 1)),
+        np.tile(capacity, (cols.size, 1)),
+        weights,
+        time_value=time_value,
+        p=p,
+        allowed_sizes=mask,
+        required=required,
+        excluded=excluded,
+        time_limit=spec.time_limit_s,
+        progress=progress,
+        should_stop=should_stop,
+    )
+
+
+def with_sizes(
+    result: ScenarioResult,
+    solution: Solution,
+    candidates: pd.DataFrame,
+    sizes: Sequence[WorkshopSize],
+) -> ScenarioResult:
+    """``result`` with each sized site's ``size`` and, as its own figures, the size's capacity
+    (``capacity_jobs``) and fixed cost (``fixed_cost_eur``), sources ``"size"``
+    (``solution.extras["size"]`` over full candidate columns)."""
+    chosen: dict[Any, int] = solution.extras.get("size", {})
+    ids = candidates["site_id"].astype(str).to_numpy()
+    by_id = {ids[int(j)]: sizes[int(s)] for j, s in chosen.items()}
+    sites = result.sites.copy()
+    sid = sites["site_id"].astype(str)
+    sized = sid.isin(list(by_id)).to_numpy()
+    sites["size"] = [by_id[x].name if x in by_id else None for x in sid]
+    for column, value, source in (
+        ("capacity_jobs", lambda size: size.capacity_jobs, "capacity_source"),
+        ("fixed_cost_eur", lambda size: size.fixed_cost_eur, "fixed_cost_source"),
+    ):
+        if column not in sites:
+            sites[column] = np.nan
+        if source not in sites:
+            sites[source] = None
+        sites[column] = sites[column].astype(float)
+        sites.loc[sized, column] = [value(by_id[x]) for x in sid[sized]]
+        sites[source] = sites[source].astype(object)
+        sites.loc[sized, source] = "size"
+    return dataclasses.replace(result, sites=sites)
 
 
 def site_sizes_warnings(candidates: pd.DataFrame, sizes: Sequence[WorkshopSize]) -> tuple[str, ...]:
     """A warning when the sites file limits sizes but the scenario has none to choose from."""
     if sizes or "sizes" not in candidates:
         return ()
-    n = int(sum(bool(_names(v)) for v in candidates["sizes"].to_numpy(dtype=object)))
+    n = int(
+        sum(
+            isinstance(v, str) and bool(v.strip(" ,"))
+            for v in candidates["sizes"].to_numpy(dtype=object)
+        )
+    )
     if not n:
         return ()
     return (

@@ -38,7 +38,7 @@ from planner.engine._progress import (
 )
 from planner.engine.instance import Instance, ScenarioInstance
 from planner.engine.market import market_inputs, market_outcome
-from planner.engine.sizes import allowed_sizes, site_sizes_warnings
+from planner.engine.sizes import allowed_sizes, site_sizes_warnings, solve_sized, with_sizes
 from planner.engine.spec import LAYOUTS
 from planner.errors import InfeasibleError, InputError
 from planner.models import Solution
@@ -472,11 +472,10 @@ def solve_layout(
     params = parameters or spec.parameters
     inst = sinst.instance
     allowed_sizes(inst.candidates, spec.sizes)  # a site naming an unknown size is an error
-    if spec.sizes:
+    if spec.sizes and spec.objective != "min_travel":
         raise InputError(
-            "choosing workshop sizes (the scenario's sizes) needs the sized-workshop model, "
-            "which this version does not have yet; remove sizes to plan with each site's own "
-            "fixed_cost and capacity",
+            f"workshop sizes are chosen for the least-travel objective only, not for "
+            f"{spec.objective!r}; remove sizes or plan with objective = 'min_travel'",
             field="sizes",
         )
     weights = inst.demand_weight if demand_weight is None else np.asarray(demand_weight, float)
@@ -515,6 +514,28 @@ def solve_layout(
             should_stop=should_stop,
         )
         layout_warnings += more
+    elif layout == "in-house" and spec.sizes:
+        # sites and sizes together (planner.engine.sizes)
+        cols = sinst.columns["own"]
+        _require(cols, "own candidate sites", layout)
+        sol = solve_sized(
+            sinst,
+            cols,
+            workshops=n_ws,
+            params=params,
+            weights=weights,
+            time_value=_time_value_per_weight_s(params),
+            progress=watch,
+            should_stop=should_stop,
+        )
+        full = _to_full_columns(sol, cols)
+        full = dataclasses.replace(
+            full,
+            extras={
+                **full.extras,
+                "size": {int(cols[j]): int(k) for j, k in sol.extras["size"].items()},
+            },
+        )
     elif layout == "in-house":
         cols = sinst.columns["own"]
         _require(cols, "own candidate sites", layout)
@@ -570,6 +591,8 @@ def solve_layout(
         office_id = str(inst.candidates["site_id"].iloc[office_col])
     res = build_result(inst, full, roles=roles)
     res = _with_site_figures(res, inst.candidates, figures)
+    if "size" in full.extras:  # sized workshops: each one's size, capacity and fixed cost
+        res = with_sizes(res, full, inst.candidates, spec.sizes)
     if customer_weight is not None:
         cust = res.customers.copy()
         cust["weight"] = np.asarray(customer_weight, float)
@@ -1162,7 +1185,9 @@ def _solve_two_tier(
     link = sinst.office_link_s[:, ws_cols]  # offices x workshop candidates
     delivery_eur = np.asarray(params.delivery_cost_eur(link), dtype=float)
     tv = _time_value_per_weight_s(params)
-    if capacity is None and (tv > 0 or n_ws is not None):
+    # each workshop column's own capacity (partner shops' too), weight units
+    ws_capacity = None if capacity is None else np.asarray(capacity, dtype=float)[ws_cols]
+    if tv > 0 or n_ws is not None:
         # ONE model: office and workshops chosen together. With customer time valued, on money
         # (EUR/year); otherwise on time: customer round trips weighted by jobs plus the office
         # -> workshop supply round trips, both in seconds per year
@@ -1174,6 +1199,7 @@ def _solve_two_tier(
                 params=params,
                 weights=weights,
                 time_value=tv,
+                capacity=ws_capacity,
                 fixed_cost_eur=fixed_cost_eur,
                 progress=progress,
                 should_stop=should_stop,
@@ -1190,16 +1216,17 @@ def _solve_two_tier(
                 required=np.flatnonzero(np.isin(ws_cols, inst.required)),
                 excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
                 excluded_offices=np.flatnonzero(np.isin(off_cols, inst.excluded)),
+                capacity=None if ws_capacity is None else ws_capacity * params.jobs_per_weight,
                 time_limit=sinst.spec.time_limit_s,
                 progress=progress,
                 should_stop=should_stop,
             )
         office_local = int(ws_sol.extras["office"])
     else:
-        # capacitated workshops (or 'auto' without a value of time): two steps, stated as such.
-        # The workshops of the (capacitated) model, then the office that minimises the delivery
-        # cost to them. Not proven for the joint problem: the gap is against the workshop
-        # step's lower bound (deliveries cost at least nothing).
+        # 'auto' without a value of time: two steps, stated as such. The workshops of the
+        # (capacitated) fixed-charge model, then the office that minimises the delivery cost
+        # to them. Not proven for the joint problem: the gap is against the workshop step's
+        # lower bound (deliveries cost at least nothing).
         ws_sol = _solve_columns(
             sinst,
             ws_cols,
@@ -1263,10 +1290,12 @@ def _call_two_tier(
     weights: np.ndarray,
     time_value: float,
     fixed_cost_eur: np.ndarray,
+    capacity: np.ndarray | None = None,
     progress: SolveWatch | None = None,
     should_stop: StopCallback | None = None,
 ) -> Solution:
-    """Solve office and workshops jointly with :func:`planner.models.two_tier`, in EUR/year.
+    """Solve office and workshops jointly with :func:`planner.models.two_tier`, in EUR/year
+    (with ``capacity``, weight per workshop column, single sourcing within it).
 
     Customer travel is valued at ``time_value`` EUR per weight-second (round trips), each
     delivery costs ``2 * link_s / 60 * delivery_cost_per_min_eur``, and the fixed costs are the
@@ -1300,6 +1329,7 @@ def _call_two_tier(
         required=np.flatnonzero(np.isin(ws_cols, inst.required)),
         excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
         excluded_offices=np.flatnonzero(np.isin(sinst.columns["office"], inst.excluded)),
+        capacity=capacity,
         time_limit=sinst.spec.time_limit_s,
         progress=progress,
         should_stop=should_stop,

@@ -220,22 +220,25 @@ class ScenarioSpec:
         fewest sites (existing ones included) from which every customer is reached within
         its ``service_standard_min``, and plans that many workshops. ``workshops`` is then
         ignored; cannot be combined with ``budget_per_year``.
+    sizes
+        Sizes own workshops may open in (:class:`WorkshopSize`: name, yearly fixed cost,
+        capacity in jobs). With sizes the in-house layout chooses sites and sizes together
+        (:func:`planner.models.sized_fixed_charge`, capacities respected, money objective:
+        fixed costs plus the value of customer time); a site file's ``sizes`` column may limit
+        the sizes of a site (names, comma-separated). Empty (default): one size, from the
+        Costs page.
     product_class
         Product class whose repair businesses in OpenStreetMap are partner candidates (one
         of :data:`planner.inputs.sites.PRODUCT_CLASSES`: ``car``, ``electronics``,
         ``appliance``, ``bicycle``); partner rows of the site file are used as they are.
+        The same class's OSM repair shops that are not our partners are the competitors of
+        the market objectives.
     bbox
         Trim the road network to this box ``(west, south, east, north)`` in degrees while
         reading it (:mod:`planner.roads.trim`); None (default): see ``margin_km``.
     margin_km
         A road file (not a bundled region) is trimmed to the customers' extent plus this many
         km (default 30) when a customer file is given; None keeps the whole file.
-    sizes
-        The sizes an own workshop may open in (:class:`WorkshopSize`: name, yearly fixed
-        cost, capacity in jobs); empty (default): one size, each site's own figures. A sites
-        file's ``sizes`` column limits the sizes a site allows (comma-separated names).
-        The same class's OSM repair shops that are not our partners are the competitors of
-        the market objectives.
     objective
         What the plan optimises (:data:`planner.results.market.OBJECTIVES`): ``min_travel``
         (default: the least customer travel), or under the market model (customers share
@@ -279,9 +282,9 @@ class ScenarioSpec:
     budget_per_year: float | None = None
     meet_standard: bool = False
     product_class: str = DEFAULT_PRODUCT_CLASS
+    sizes: tuple[WorkshopSize, ...] = ()
     bbox: tuple[float, float, float, float] | None = None
     margin_km: float | None = DEFAULT_MARGIN_KM
-    sizes: tuple[WorkshopSize, ...] = ()
     objective: str = "min_travel"
     target_share: float | None = None
     demand_model: DemandModel = field(default_factory=DemandModel)
@@ -454,12 +457,12 @@ class ScenarioSpec:
             out["meet_standard"] = True
         if self.product_class != DEFAULT_PRODUCT_CLASS:
             out["product_class"] = self.product_class
+        if self.sizes:
+            out["sizes"] = [size.to_dict() for size in self.sizes]
         if self.bbox is not None:
             out["bbox"] = list(self.bbox)
         if self.margin_km != DEFAULT_MARGIN_KM:
             out["margin_km"] = self.margin_km if self.margin_km is not None else "none"
-        if self.sizes:
-            out["sizes"] = [size.to_dict() for size in self.sizes]
         if self.objective != "min_travel":
             out["objective"] = self.objective
         if self.target_share is not None:

@@ -14,6 +14,7 @@ solution, with a message that says why.
 :func:`p_center`            p sites, least worst travel time (ties: least weighted time)
 :func:`fixed_charge`        fixed costs + value of travel time; optional capacities
 :func:`capacitated_p_median`  p sites with capacities (single sourcing)
+:func:`sized_fixed_charge`  sites and their sizes (fixed cost, capacity per size) together
 :func:`two_tier`            one office + workshops, with office-workshop deliveries
 :func:`max_capture`         most customers won from competitors (MNL / Huff demand): p
                             sites, fewest sites for a share, or most profit (maximises)
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from planner.models._base import Solution, SolveProgress
 from planner.models.coverage import max_coverage, set_cover
-from planner.models.fixed_charge import capacitated_p_median, fixed_charge
+from planner.models.fixed_charge import capacitated_p_median, fixed_charge, sized_fixed_charge
 from planner.models.market import max_capture
 from planner.models.multi_period import multi_period_p_median as multi_period_p_median
 from planner.models.p_center import p_center
@@ -45,5 +46,6 @@ __all__ = [
     "p_center",
     "p_median",
     "set_cover",
+    "sized_fixed_charge",
     "two_tier",
 ]

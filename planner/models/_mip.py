@@ -117,6 +117,7 @@ def solve_mip(
     maximize: bool = False,
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[float, float], None] | None = None,
+    full_presolve_max_cols: float | None = None,
 ) -> MipResult:
     """Solve ``min c x + offset`` s.t. ``row_lower <= A x <= row_upper``, bounds, integrality.
 
@@ -140,7 +141,10 @@ def solve_mip(
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     h.setOptionValue("mip_abs_gap", 1e-9)
     h.setOptionValue("threads", 1)
-    if num_col > FULL_PRESOLVE_MAX_COLS:
+    light_above = (
+        FULL_PRESOLVE_MAX_COLS if full_presolve_max_cols is None else full_presolve_max_cols
+    )
+    if num_col > min(light_above, FULL_PRESOLVE_MAX_COLS):
         h.setOptionValue("presolve_mode", 2)  # light
     if cutoff is not None and np.isfinite(cutoff):
         h.setOptionValue("objective_bound", float(cutoff))

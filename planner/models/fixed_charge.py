@@ -30,17 +30,14 @@ Capacitated (``capacity`` given) and :func:`capacitated_p_median`
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Iterable
 
 import numpy as np
-import scipy.sparse as sp
 
 from planner.errors import InfeasibleError, InputError
 from planner.models._base import (
-    OPTIMALITY_GAP,
     ProgressCallback,
     ProgressReporter,
     Solution,
@@ -52,15 +49,11 @@ from planner.models._base import (
     check_time_limit,
     check_weights,
     format_ids,
-    format_number,
-    highs_version,
     make_solution,
-    relative_gap,
     unreachable_rows,
 )
 from planner.models._median import solve_median
-from planner.models._mip import solve_mip
-from planner.models.p_median import p_median
+from planner.models._single_source import solve_single_source
 
 logger = logging.getLogger(__name__)
 
@@ -285,85 +278,119 @@ def capacitated_p_median(
     )
 
 
-def _assign_with_capacity(
-    cost: np.ndarray, w: np.ndarray, open_sites: np.ndarray, cap: np.ndarray
-) -> np.ndarray | None:
-    """Single-sourcing assignment to ``open_sites`` within capacities, by regret (greedy).
-
-    Customers are placed in order of decreasing regret (second-nearest minus nearest open
-    site), each at its nearest open site with room left; a customer whose regret grows because
-    its best site filled up is re-examined. Returns the assignment (-1 for customers without
-    demand), or None when the greedy gets stuck (the capacities may still admit a solution).
-    """
-    n = cost.shape[0]
-    sub = cost[:, open_sites]
-    left = cap[open_sites].astype(float).copy()
-    assignment = np.full(n, -1, dtype=np.intp)
-    todo = np.flatnonzero(w > 0)
-    while todo.size:
-        fits = np.isfinite(sub[todo]) & (w[todo][:, None] <= left[None, :] + 1e-9)
-        masked = np.where(fits, sub[todo], np.inf)
-        if not np.isfinite(masked.min(axis=1)).all():
-            return None
-        part = np.sort(masked, axis=1)
-        second = part[:, 1] if part.shape[1] > 1 else np.full(todo.size, np.inf)
-        regret = np.where(np.isfinite(second), second - part[:, 0], np.inf)
-        # place the customers of highest regret first, as long as their site keeps room
-        order = np.argsort(-regret, kind="stable")
-        best = masked.argmin(axis=1)
-        placed = np.zeros(todo.size, dtype=bool)
-        for k in order:
-            j = best[k]
-            if w[todo[k]] <= left[j] + 1e-9:
-                left[j] -= w[todo[k]]
-                assignment[todo[k]] = open_sites[j]
-                placed[k] = True
-            else:
-                break  # capacities changed: recompute regrets for the rest
-        todo = todo[~placed]
-    return assignment
+def _per_site_size(value: object, m: int, *, name: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = np.tile(arr, (m, 1))
+    if arr.ndim != 2 or arr.shape[0] != m or arr.shape[1] < 1:
+        raise InputError(
+            f"{name} must have one entry per size (S,) or per candidate and size ({m}, S), "
+            f"got shape {arr.shape}"
+        )
+    if np.isnan(arr).any() or (arr < 0).any():
+        raise InputError(f"{name} must be >= 0 (inf for a size a site does not allow)")
+    return arr
 
 
-def _relaxed_solution(
+def sized_fixed_charge(
     cost: np.ndarray,
-    w: np.ndarray,
-    f: np.ndarray,
+    size_fixed_cost: np.ndarray,
+    size_capacity: np.ndarray,
+    weights: np.ndarray | None = None,
     *,
-    p: int | None,
-    time_value: float,
-    req: np.ndarray,
-    exc: np.ndarray,
-    time_limit: float,
+    time_value: float = 1.0,
+    p: int | None = None,
+    allowed_sizes: np.ndarray | None = None,
+    max_travel_s: float | None = None,
+    required: Iterable[int] | np.ndarray | None = None,
+    excluded: Iterable[int] | np.ndarray | None = None,
+    time_limit: float | None = None,
+    seed: int | None = None,
+    progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
 ) -> Solution:
-    """The same model without capacities: its lower bound is a lower bound of the capacitated
-    model, and its open sites are a start for the capacitated search."""
-    if p is None:
-        return fixed_charge(
-            cost,
-            f,
-            w,
-            time_value=time_value,
-            required=req,
-            excluded=exc,
-            time_limit=time_limit,
-            should_stop=should_stop,
+    """Choose sites and their sizes together (modular capacitated location, single sourcing).
+
+    Each candidate may open in one of ``S`` sizes; size ``s`` of candidate ``j`` costs
+    ``size_fixed_cost[j, s]`` a year and holds ``size_capacity[j, s]`` (weight units). The
+    objective is :func:`fixed_charge`'s: fixed costs of the chosen sizes plus ``time_value`` x
+    weighted travel; every customer is served by one site within its size's capacity. Solved
+    like the capacitated fixed-charge model (Lagrangian bound with one knapsack per site and
+    size, the best size per site; local search; reduced exact MIP), with a proven gap.
+
+    Parameters
+    ----------
+    cost
+        Travel times in seconds, customers x candidates; ``np.inf`` where unreachable.
+    size_fixed_cost, size_capacity
+        Per size (shape ``(S,)``, the same at every site) or per candidate and size
+        (``(m, S)``); a fixed cost of ``inf`` marks a size the site does not allow.
+    weights, time_value, max_travel_s, required, excluded, time_limit, seed, progress,
+    should_stop
+        As :func:`fixed_charge`.
+    p
+        Exactly this many sites, or None to let the costs decide.
+    allowed_sizes
+        Optional bool mask ``(m, S)``: the sizes each site allows (False = not allowed).
+
+    Returns
+    -------
+    Solution
+        As :func:`fixed_charge` with capacities; ``extras["size"]`` maps each open site to the
+        index of its size, ``extras["capacity"]`` to that size's capacity.
+
+    Raises
+    ------
+    InfeasibleError
+        As :func:`fixed_charge` with capacities (the largest allowed size of each site counts),
+        or when a required site allows no size.
+    """
+    t0 = time.perf_counter()
+    cost = check_cost(cost)
+    n, m = cost.shape
+    w = check_weights(weights, n)
+    req, exc = check_required_excluded(required, excluded, m)
+    limit = check_time_limit(time_limit)
+    fixed = _per_site_size(size_fixed_cost, m, name="size_fixed_cost")
+    cap = _per_site_size(size_capacity, m, name="size_capacity")
+    if fixed.shape != cap.shape:
+        raise InputError(
+            f"size_fixed_cost {fixed.shape} and size_capacity {cap.shape} differ in shape"
         )
-    relaxed = p_median(
+    if not np.isfinite(cap).all():
+        raise InputError("size_capacity must be finite")
+    if allowed_sizes is not None:
+        mask = np.asarray(allowed_sizes, dtype=bool)
+        if mask.shape != fixed.shape:
+            raise InputError(f"allowed_sizes must have shape {fixed.shape}, got {mask.shape}")
+        fixed = np.where(mask, fixed, np.inf)
+    no_size = req[~np.isfinite(fixed[req]).any(axis=1)]
+    if no_size.size:
+        raise InfeasibleError(f"required sites {format_ids(no_size)} allow no size")
+    if p is not None:
+        p = check_p(p, m, req, exc)
+    tv = float(time_value)
+    if not tv >= 0 or not np.isfinite(tv):
+        raise InputError(f"time_value must be a finite number >= 0, got {time_value!r}")
+    if max_travel_s is not None:
+        cost = np.where(cost <= float(max_travel_s), cost, np.inf)
+    exc = np.union1d(exc, np.flatnonzero(~np.isfinite(fixed).any(axis=1))).astype(np.intp)
+    _check_reachable(cost, w, exc)
+    return _capacitated(
+        "sized_fixed_charge",
         cost,
-        p,
         w,
-        required=req,
-        excluded=exc,
-        time_limit=time_limit,
-        allow_unreachable=True,
+        np.zeros(m),
+        np.zeros(m),
+        p=p,
+        time_value=tv,
+        req=req,
+        exc=exc,
+        time_limit=limit,
+        started=t0,
+        report=ProgressReporter(progress, t0),
         should_stop=should_stop,
-    )
-    scale = time_value
-    return dataclasses.replace(
-        relaxed,
-        objective=relaxed.objective * scale,
-        lower_bound=relaxed.lower_bound * scale,
+        sizes=(fixed, cap),
     )
 
 
@@ -382,194 +409,133 @@ def _capacitated(
     started: float,
     report: ProgressReporter,
     should_stop: StopCallback | None,
+    sizes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Solution:
-    """Single-sourcing capacitated location MIP (fixed-charge or with exactly p sites)."""
+    """Single-source capacitated location (fixed-charge, exactly ``p`` sites, or with sizes):
+    :func:`planner.models._single_source.solve_single_source` on the customers with demand.
+
+    ``sizes`` = (fixed cost, capacity), each (m, S) with inf fixed cost where a size is not
+    allowed, replaces ``f`` and ``cap``.
+    """
     n, m = cost.shape
-    allowed = np.ones(m, dtype=bool)
-    allowed[exc] = False
-    demand = float(w.sum())
-    avail_cap = np.where(allowed, cap, 0.0)
-    if p is None:
-        total_cap = float(avail_cap.sum())
-        if total_cap < demand:
-            raise InfeasibleError(
-                f"capacity {format_number(total_cap)} < demand {format_number(demand)}"
-            )
-    else:
-        free = allowed.copy()
-        free[req] = False
-        best_free = np.sort(avail_cap[free])[::-1][: p - req.size]
-        total_cap = float(cap[req].sum() + best_free.sum())
-        if total_cap < demand:
-            raise InfeasibleError(
-                f"capacity {format_number(total_cap)} of the {p} largest sites < demand "
-                f"{format_number(demand)}"
-            )
     rows_w = np.flatnonzero(w > 0)
-    reach = np.isfinite(cost) & allowed[None, :]
-    max_cap = np.where(reach, avail_cap[None, :], 0.0).max(axis=1)
-    too_big = rows_w[w[rows_w] > max_cap[rows_w]]
-    if too_big.size:
-        raise InfeasibleError(
-            f"{too_big.size} customers have more demand than any site they reach can take: "
-            f"rows {format_ids(too_big)}"
+    fixed2 = f[:, None].astype(float).copy() if sizes is None else sizes[0].astype(float).copy()
+    cap2 = cap[:, None].astype(float).copy() if sizes is None else sizes[1].astype(float)
+    fixed2[exc] = np.inf
+    if rows_w.size == 0:
+        # no demand: the required sites, else the cheapest (p of them)
+        cheapest = fixed2.min(axis=1)
+        order = [int(j) for j in np.argsort(cheapest, kind="stable") if np.isfinite(cheapest[j])]
+        open_sites = list(req)
+        want = max(p or 1, len(open_sites))
+        for j in order:
+            if len(open_sites) >= want:
+                break
+            if j not in open_sites:
+                open_sites.append(j)
+        size = np.full(m, -1, dtype=np.intp)
+        size[open_sites] = np.argmin(fixed2[open_sites], axis=1)
+        assign = np.full(n, -1, dtype=np.intp)
+        return _finish(
+            model,
+            cost,
+            w,
+            fixed=fixed2,
+            cap=cap2,
+            size=size,
+            assignment=assign,
+            time_value=time_value,
+            lower_bound=-np.inf,
+            status="optimal",
+            solver="trivial (no demand)",
+            started=started,
+            sized=sizes is not None,
+            bound_is_objective=True,
         )
-    # A relaxation (no capacities) gives a valid lower bound and open sites to start from.
-    relaxed = _relaxed_solution(
+    c = cost[rows_w] * (time_value * w[rows_w])[:, None]
+    c[~np.isfinite(cost[rows_w])] = np.inf
+    c[:, exc] = np.inf
+    result = solve_single_source(
+        c,
+        w[rows_w],
+        fixed2,
+        cap2,
+        p=p,
+        required=req,
+        time_limit=time_limit - (time.perf_counter() - started),
+        started=time.perf_counter(),
+        report=report,
+        should_stop=should_stop,
+        row_ids=rows_w,
+    )
+    assign = np.full(n, -1, dtype=np.intp)
+    assign[rows_w] = result.assign
+    return _finish(
+        model,
         cost,
         w,
-        f,
-        p=p,
+        fixed=fixed2,
+        cap=cap2,
+        size=result.size,
+        assignment=assign,
         time_value=time_value,
-        req=req,
-        exc=exc,
-        time_limit=min(0.2 * time_limit, 10.0),
-        should_stop=should_stop,
-    )
-
-    def finish(
-        open_sites: np.ndarray,
-        assignment: np.ndarray,
-        *,
-        lower_bound: float,
-        status: str,
-        solver: str,
-        **extras: object,
-    ) -> Solution:
-        """The solution from single-sourcing ``assignment`` (-1 for customers without demand,
-        who then go to their nearest open site)."""
-        assignment = assignment.copy()
-        zero = np.flatnonzero(assignment < 0)
-        if zero.size:
-            assignment[zero] = assign_nearest(cost[zero], open_sites)
-        used = (w > 0) & (assignment >= 0)
-        load = np.bincount(assignment[used], weights=w[used], minlength=m)
-        travel = float((time_value * w[used] * cost[used, assignment[used]]).sum())
-        return make_solution(
-            model,
-            open_sites=open_sites,
-            assignment=assignment,
-            objective=float(f[open_sites].sum()) + travel,
-            lower_bound=lower_bound,
-            status=status,
-            solver=solver,
-            started=started,
-            extras={
-                "fixed_cost_total": float(f[open_sites].sum()),
-                "travel_cost_total": travel,
-                "load": {int(j): float(load[j]) for j in open_sites},
-                "capacity": {int(j): float(cap[j]) for j in open_sites},
-                **extras,
-            },
-        )
-
-    relaxed_open = np.asarray(relaxed.open, dtype=np.intp)
-    heuristic = _assign_with_capacity(cost, w, relaxed_open, cap)
-    if heuristic is not None:
-        served = heuristic >= 0
-        first = float(f[relaxed_open].sum()) + float(
-            (time_value * w[served] * cost[served, heuristic[served]]).sum()
-        )
-        report("Capacity-respecting first solution", objective=first, bound=relaxed.lower_bound)
-        if relative_gap(first, relaxed.lower_bound) <= OPTIMALITY_GAP:
-            # the capacities do not bind at the relaxation's optimum: nothing left to prove
-            # (Malta demo x 500 candidates, p = 8: HiGHS's presolve of the 976,500-binary MIP
-            # alone took 150 s before this answer was returned)
-            return finish(
-                relaxed_open,
-                heuristic,
-                lower_bound=relaxed.lower_bound,
-                status="optimal",
-                solver=f"{relaxed.solver}; capacities not binding",
-            )
-    else:
-        report("Uncapacitated relaxation", objective=np.inf, bound=relaxed.lower_bound)
-    # variables: y (m), x over reachable pairs of customers with demand
-    sub = reach[rows_w]
-    k = int(sub.sum())
-    if heuristic is not None and k > MIP_MAX_PAIRS:
-        # HiGHS would spend the time limit and more in its presolve without improving the
-        # answer: return the first solution with the relaxation's bound
-        logger.info("capacitated MIP skipped: %d pairs > %d", k, MIP_MAX_PAIRS)
-        return finish(
-            relaxed_open,
-            heuristic,
-            lower_bound=relaxed.lower_bound,
-            status="mip_too_large",
-            solver=f"{relaxed.solver}; regret assignment within capacities",
-            mip_status=f"skipped: {k:,} customer-site pairs > {MIP_MAX_PAIRS:,}",
-        )
-    pi, pj = np.nonzero(sub)
-    nr = rows_w.size
-    c = np.concatenate([f, time_value * w[rows_w][pi] * cost[rows_w][pi, pj]])
-    a_rows = [pi, pj + nr, np.arange(m) + nr, nr + m + np.arange(k), nr + m + np.arange(k)]
-    a_cols = [m + np.arange(k), m + np.arange(k), np.arange(m), m + np.arange(k), pj]
-    a_vals = [np.ones(k), w[rows_w][pi], -cap, np.ones(k), -np.ones(k)]
-    row_lower = [np.ones(nr), np.full(m, -np.inf), np.full(k, -np.inf)]
-    row_upper = [np.ones(nr), np.zeros(m), np.zeros(k)]
-    n_rows = nr + m + k
-    if p is not None:
-        a_rows.append(np.full(m, n_rows))
-        a_cols.append(np.arange(m))
-        a_vals.append(np.ones(m))
-        row_lower.append(np.array([float(p)]))
-        row_upper.append(np.array([float(p)]))
-        n_rows += 1
-    a_matrix = sp.csc_matrix(
-        (np.concatenate(a_vals), (np.concatenate(a_rows), np.concatenate(a_cols))),
-        shape=(n_rows, m + k),
-    )
-    col_lower = np.zeros(m + k)
-    col_upper = np.ones(m + k)
-    col_lower[req] = 1.0
-    col_upper[exc] = 0.0
-    start = None
-    if heuristic is not None:
-        start = np.zeros(m + k)
-        start[relaxed_open] = 1.0
-        rows = np.flatnonzero(heuristic[rows_w] >= 0)
-        # pairs are in row-major order, so (row, site) keys are sorted
-        key = pi.astype(np.int64) * m + pj
-        start[m + np.searchsorted(key, rows.astype(np.int64) * m + heuristic[rows_w[rows]])] = 1.0
-    result = solve_mip(
-        c,
-        a_matrix,
-        row_lower=np.concatenate(row_lower),
-        row_upper=np.concatenate(row_upper),
-        col_lower=col_lower,
-        col_upper=col_upper,
-        integer=np.ones(m + k, dtype=bool),
-        time_limit=max(time_limit - (time.perf_counter() - started), 0.05),
-        start=start,
-        should_stop=should_stop,
-        progress=lambda objective, bound: report(
-            "Capacitated MIP", objective=objective, bound=max(bound, relaxed.lower_bound)
-        ),
-    )
-    if result.status == "limit" and should_stop is not None and should_stop():
-        result = dataclasses.replace(result, status="stopped")
-    if result.x is None and start is not None:
-        # HiGHS found nothing better in time: keep the greedy solution
-        result = dataclasses.replace(result, x=start, status="time_limit")
-    if result.x is None:
-        if result.status == "infeasible":
-            raise InfeasibleError(
-                "no assignment of customers to sites respects the capacities "
-                f"(capacity {format_number(total_cap)}, demand {format_number(demand)}; "
-                "single sourcing: each customer goes to one site)"
-            )
-        raise InfeasibleError(
-            f"no feasible solution found within the time limit ({result.status}); "
-            "the capacities may be too tight"
-        )
-    open_sites = np.flatnonzero(result.x[:m] > 0.5)
-    chosen = result.x[m:] > 0.5
-    assignment = np.full(n, -1, dtype=np.intp)
-    assignment[rows_w[pi[chosen]]] = pj[chosen]
-    return finish(
-        open_sites,
-        assignment,
-        lower_bound=max(result.bound, relaxed.lower_bound),
+        lower_bound=result.lower_bound,
         status=result.status,
-        solver=f"{highs_version()} (single-sourcing MIP)",
+        solver=result.solver,
+        started=started,
+        sized=sizes is not None,
+        extras=result.extras,
+    )
+
+
+def _finish(
+    model: str,
+    cost: np.ndarray,
+    w: np.ndarray,
+    *,
+    fixed: np.ndarray,
+    cap: np.ndarray,
+    size: np.ndarray,
+    assignment: np.ndarray,
+    time_value: float,
+    lower_bound: float,
+    status: str,
+    solver: str,
+    started: float,
+    sized: bool,
+    extras: dict[str, object] | None = None,
+    bound_is_objective: bool = False,
+) -> Solution:
+    """The Solution of a single-source answer (customers without demand, ``assignment`` -1,
+    go to their nearest open site)."""
+    m = cost.shape[1]
+    open_sites = np.flatnonzero(size >= 0)
+    assignment = assignment.copy()
+    zero = np.flatnonzero(assignment < 0)
+    if zero.size:
+        assignment[zero] = assign_nearest(cost[zero], open_sites)
+    used = (w > 0) & (assignment >= 0)
+    load = np.bincount(assignment[used], weights=w[used], minlength=m)
+    travel = float((time_value * w[used] * cost[used, assignment[used]]).sum())
+    fixed_total = float(fixed[open_sites, size[open_sites]].sum())
+    objective = fixed_total + travel
+    out: dict[str, object] = {
+        "fixed_cost_total": fixed_total,
+        "travel_cost_total": travel,
+        "load": {int(j): float(load[j]) for j in open_sites},
+        "capacity": {int(j): float(cap[j, size[j]]) for j in open_sites},
+    }
+    if sized:
+        out["size"] = {int(j): int(size[j]) for j in open_sites}
+    out.update(extras or {})
+    return make_solution(
+        model,
+        open_sites=open_sites,
+        assignment=assignment,
+        objective=objective,
+        lower_bound=objective if bound_is_objective else lower_bound,
+        status=status,
+        solver=solver,
+        started=started,
+        extras=out,
     )

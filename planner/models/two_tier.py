@@ -25,6 +25,10 @@ enumeration every office gets a lower bound: the largest of
   on the customer costs only, so each office resumes the cut loop with the cuts of the others;
   up to 30 % of the time limit).
 
+With capacities (single sourcing) each office's problem is the capacitated model of
+:mod:`planner.models._single_source`; the a-priori bounds above (without capacities) stay valid
+lower bounds and prune offices the same way.
+
 Offices are solved in increasing bound; an office whose bound is not below the best objective
 found is pruned without a solve, and an office solve stops as soon as its bound reaches the best
 objective (status ``"pruned"``). The reported lower bound is the minimum over offices of their
@@ -62,6 +66,7 @@ from planner.models._base import (
 from planner.models._benders import lp_bounds
 from planner.models._local_search import evaluate, local_search, penalize_inf
 from planner.models._median import LAGRANGIAN_FIRST_PAIRS, solve_median
+from planner.models._single_source import solve_single_source
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +100,7 @@ def two_tier(
     excluded: Iterable[int] | np.ndarray | None = None,
     required_office: int | None = None,
     excluded_offices: Iterable[int] | np.ndarray | None = None,
+    capacity: np.ndarray | float | None = None,
     time_limit: float | None = None,
     seed: int | None = None,
     progress: ProgressCallback | None = None,
@@ -133,6 +139,12 @@ def two_tier(
         Office row that must be chosen (e.g. the existing office), or None.
     excluded_offices
         Office rows that may not be chosen.
+    capacity
+        Weight each workshop candidate can serve (scalar or per candidate), or None. With
+        capacities each customer goes to one workshop within its capacity (single sourcing)
+        and each office's problem is the single-source capacitated model
+        (:mod:`planner.models._single_source`: Lagrangian knapsack bound, local search,
+        reduced MIP), in the same office enumeration and pruning.
     time_limit
         Seconds for the whole solve (default 60), shared among the office candidates.
     seed
@@ -181,6 +193,7 @@ def two_tier(
     dl = _vector(deliveries, m, name="deliveries", what="workshop candidates")
     f_ws = _vector(fixed_cost_workshop, m, name="fixed_cost_workshop", what="workshop candidates")
     f_of = _vector(fixed_cost_office, k, name="fixed_cost_office", what="office candidates")
+    cap = None if capacity is None else _vector(capacity, m, name="capacity", what="workshops")
     exc_o = check_index_set(excluded_offices, k, name="excluded_offices")
     offices = np.setdiff1d(np.arange(k), exc_o)
     if required_office is not None:
@@ -226,7 +239,7 @@ def two_tier(
                 "bound": const + _cheapest_links(link_part, exc_o_ws, req, p),
             }
         )
-    if rows.size and plans and not stop():
+    if rows.size and plans and not stop() and cap is None:
         # a first answer at once (before the LP bounds, which take up to 30 % of the time
         # limit), so progress shows a best value and a gap from the start and a stop has an
         # answer to keep; the office solves below only have to beat it
@@ -308,6 +321,15 @@ def two_tier(
                 "solver": "trivial (no demand)",
                 "optimal": True,
             }
+        elif cap is not None:
+            try:
+                res = _capacitated_office(
+                    a, w[rows], fixed, cap, p=p, req=req, exc=exc_o_ws, limit=share, stop=stop
+                )
+            except InfeasibleError as err:
+                reasons.append(f"office {o}: {err}")
+                results.append({"office": int(o), "status": "infeasible", "reason": str(err)})
+                continue
         else:
             try:
                 r = solve_median(
@@ -357,6 +379,15 @@ def two_tier(
     o = best["office"]
     open_ws = best["open"]
     assignment = assign_nearest(cost, open_ws)
+    cap_extras: dict[str, Any] = {}
+    if "assign" in best and cap is not None:  # single sourcing within the capacities
+        assignment[rows] = best["assign"]
+        used = assignment >= 0
+        load = np.bincount(assignment[used], weights=w[used], minlength=m)
+        cap_extras = {
+            "load": {int(j): float(load[j]) for j in open_ws},
+            "capacity": {int(j): float(cap[j]) for j in open_ws},
+        }
     served = assignment >= 0
     customer_travel = float(tv * (w[served] * cost[served, assignment[served]]).sum())
     office_travel = float(tv * (ow[ow > 0] * oc[ow > 0, o]).sum())
@@ -384,8 +415,52 @@ def two_tier(
             "fixed_cost_workshops": float(f_ws[open_ws].sum()),
             "fixed_cost_office": float(f_of[o]),
             "offices": results,
+            **cap_extras,
         },
     )
+
+
+def _capacitated_office(
+    a: np.ndarray,
+    w: np.ndarray,
+    fixed: np.ndarray,
+    cap: np.ndarray,
+    *,
+    p: int | None,
+    req: np.ndarray,
+    exc: np.ndarray,
+    limit: float,
+    stop: StopCallback,
+) -> dict[str, Any]:
+    """One office's workshops with capacities: the single-source model on the customers
+    with demand (``a`` = their weighted costs, ``fixed`` with the office's link terms)."""
+    t0 = time.perf_counter()
+    c = a.copy()
+    c[:, exc] = np.inf
+    f2 = fixed[:, None].astype(float).copy()
+    f2[exc] = np.inf
+    r = solve_single_source(
+        c,
+        w,
+        f2,
+        cap[:, None],
+        p=p,
+        required=req,
+        time_limit=limit,
+        started=t0,
+        report=ProgressReporter(None, t0),
+        should_stop=stop,
+    )
+    open_ws = np.flatnonzero(r.size >= 0)
+    return {
+        "open": open_ws,
+        "assign": r.assign,
+        "objective": r.objective,
+        "lower_bound": r.lower_bound,
+        "status": r.status,
+        "solver": r.solver,
+        "optimal": r.status == "optimal",
+    }
 
 
 def _first_answer(

@@ -69,7 +69,8 @@ class ScenarioResult:
 
     def shortlist(self) -> pd.DataFrame:
         """The proposed sites, one row each, with the figures that justify them."""
-        return pd.DataFrame(self.sites[SHORTLIST_COLUMNS]).reset_index(drop=True)
+        columns = SHORTLIST_COLUMNS + [c for c in ("size",) if c in self.sites]
+        return pd.DataFrame(self.sites[columns]).reset_index(drop=True)
 
     def assignments(self) -> pd.DataFrame:
         """Each customer's service point (``site_id``) and travel minutes to it."""
