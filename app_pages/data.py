@@ -13,6 +13,7 @@ from app_pages import _shared as shared
 from planner.engine import workspace as ws
 from planner.errors import NetworkError, PlannerError
 from planner.outputs import export, maps
+from planner.roads.osm_file import check_osm_file
 from planner.settings import offline
 
 shared.init_state()
@@ -149,9 +150,15 @@ with right:
         "extract) or use the command line: planner run --region FILE.",
     )
     if roads is not None:
-        path = shared.save_road_file(ws.InputFile(roads.name, roads.getvalue()))
-        if st.session_state["region"] != path:
-            st.button("Use these roads", type="primary", on_click=_set_region, args=(path,))
+        road_file = ws.InputFile(roads.name, roads.getvalue())
+        try:  # the library's one check of road files, before the file is kept or offered
+            check_osm_file(road_file.name, data=road_file.data)
+        except PlannerError as exc:
+            st.error(f"**{road_file.name} cannot be used**: {exc}")
+        else:
+            path = shared.save_road_file(road_file)
+            if st.session_state["region"] != path:
+                st.button("Use these roads", type="primary", on_click=_set_region, args=(path,))
     if shared.is_online():
         place = st.text_input("Or a place (OpenStreetMap name)", key="place")
         if place:

@@ -57,6 +57,7 @@ import numpy as np
 from planner.errors import GraphError, InputError, NetworkError
 from planner.roads import _graph_cache
 from planner.roads.arrays import ArrayGraph, load_pbf_arrays
+from planner.roads.osm_file import check_osm_file
 from planner.settings import DATA_DIR, array_loader_min_bytes, cache_dir, offline
 
 logger = logging.getLogger(__name__)
@@ -598,6 +599,7 @@ def _resolve_source(name_or_path: Any) -> _Source:
                 f"{list(SUPPORTED_SUFFIXES)}"
             )
             raise InputError(msg, file=path)
+        check_osm_file(path)  # every loader reads the file only after this one check
         return _Source("file", str(path), f"sha256:{_sha256_file(path)}", path=path)
     if not isinstance(name_or_path, str) or not name_or_path.strip():
         msg = (
@@ -632,47 +634,6 @@ def _check_bbox(bbox: Sequence[Any]) -> tuple[float, float, float, float]:
         )
         raise InputError(msg)
     return (west, south, east, north)
-
-
-def _check_xml_head(path: Path) -> None:
-    """Fail early, naming the file and the fix, on empty files and web pages."""
-    import bz2
-    import gzip
-
-    if path.stat().st_size == 0:
-        msg = (
-            "the file is empty (0 bytes); export the road network again (e.g. from "
-            "download.geofabrik.de) or use a bundled region"
-        )
-        raise GraphError(f"{path}: {msg}")
-    opener: Any = open
-    if path.name.lower().endswith(".bz2"):
-        opener = bz2.open
-    elif path.name.lower().endswith(".gz"):
-        opener = gzip.open
-    try:
-        with opener(path, "rb") as fh:
-            head = fh.read(4096)
-    except (OSError, EOFError) as exc:
-        msg = f"cannot decompress the file ({exc}); check that it is a complete download"
-        raise GraphError(f"{path}: {msg}") from exc
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n").lower()
-    if not text:
-        msg = "the file holds no data; export the road network again or use a bundled region"
-        raise GraphError(f"{path}: {msg}")
-    if "<html" in text or text.startswith("<!doctype"):
-        msg = (
-            "this is a web page (HTML), not OSM data: the browser saved the download page. "
-            "Download the .osm/.osm.pbf file itself (e.g. from download.geofabrik.de or the "
-            "'Export' button on openstreetmap.org)"
-        )
-        raise GraphError(f"{path}: {msg}")
-    if "<osm" not in text:
-        msg = (
-            "not OSM XML (no <osm> element at the start of the file); export the road network "
-            "as .osm or .osm.pbf"
-        )
-        raise GraphError(f"{path}: {msg}")
 
 
 def _filter_drivable(src: Path, dst: Path) -> dict[str, Any]:
@@ -748,8 +709,6 @@ def _raw_graph_from_file(path: Path, *, prefiltered: bool) -> tuple[nx.MultiDiGr
     if suffix == ".graphml":
         import osmnx as ox
 
-        if path.stat().st_size == 0:
-            raise GraphError(f"{path}: the file is empty (0 bytes); save the graph again")
         try:
             G = ox.load_graphml(path)
         except Exception as exc:
@@ -762,22 +721,8 @@ def _raw_graph_from_file(path: Path, *, prefiltered: bool) -> tuple[nx.MultiDiGr
             )
             raise GraphError(f"{path}: {msg}")
         return G, info
-    if suffix in {".osm.pbf", ".pbf"}:
-        if path.stat().st_size == 0:
-            msg = "the file is empty (0 bytes); download the .osm.pbf again"
-            raise GraphError(f"{path}: {msg}")
-        with open(path, "rb") as fh:
-            head = fh.read(512).lower()
-        if b"<html" in head or b"<!doctype" in head:
-            msg = (
-                "this is a web page (HTML), not an .osm.pbf file: the browser saved the download "
-                "page. Download the file itself, e.g. from download.geofabrik.de"
-            )
-            raise GraphError(f"{path}: {msg}")
-    else:
-        _check_xml_head(path)
-        if prefiltered:
-            return _graph_from_osm_xml(path, str(path)), info
+    if suffix not in {".osm.pbf", ".pbf"} and prefiltered:
+        return _graph_from_osm_xml(path, str(path)), info
     with tempfile.TemporaryDirectory(prefix="planner-osm-") as tmp:
         filtered = Path(tmp) / "drive.osm"
         info = _filter_drivable(path, filtered)
@@ -969,9 +914,6 @@ def _load_arrays(
             G.graph["planner_report"]["load_time_s"] = time.perf_counter() - started
             logger.info("loaded %s (array graph) from cache %s", source.label, cache_path)
             return G
-    if source.path.stat().st_size == 0:
-        raise GraphError(f"{source.path}: the file is empty (0 bytes); download the .osm.pbf again")
-
     def rule(highways: list[str], maxspeeds: list[str]) -> tuple[float, bool]:
         hwy: Any = highways if len(highways) > 1 else highways[0]
         ms: Any = (maxspeeds if len(maxspeeds) > 1 else maxspeeds[0]) if maxspeeds else None
