@@ -914,6 +914,7 @@ def _load_arrays(
             G.graph["planner_report"]["load_time_s"] = time.perf_counter() - started
             logger.info("loaded %s (array graph) from cache %s", source.label, cache_path)
             return G
+
     def rule(highways: list[str], maxspeeds: list[str]) -> tuple[float, bool]:
         hwy: Any = highways if len(highways) > 1 else highways[0]
         ms: Any = (maxspeeds if len(maxspeeds) > 1 else maxspeeds[0]) if maxspeeds else None

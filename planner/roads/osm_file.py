@@ -59,7 +59,7 @@ def _open(path: Path, data: bytes | None) -> Any:
         return bz2.open(raw, "rb")
     if name.endswith(".gz"):
         return gzip.open(raw, "rb")
-    return io.BytesIO(data) if data is not None else open(path, "rb")  # noqa: SIM115
+    return io.BytesIO(data) if data is not None else open(path, "rb")
 
 
 def file_kind(path: str | os.PathLike[str]) -> str:
@@ -175,10 +175,7 @@ def _check_xml_prolog(path: Path, data: bytes | None, root: str, refuse: Any) ->
             f"bomb'); it was not read. {_HOW_TO_GET[0].upper()}{_HOW_TO_GET[1:]}"
         ) from None
     except expat.ExpatError as exc:
-        raise refuse(
-            f"it is not XML ({exc}); "
-            + _HOW_TO_GET
-        ) from None
+        raise refuse(f"it is not XML ({exc}); " + _HOW_TO_GET) from None
     except (OSError, EOFError, ValueError) as exc:
         raise refuse(f"cannot decompress it ({exc}); check that it is a complete download") from exc
     raise refuse(f"no <{root}> element in its first {MAX_PROLOG_BYTES // 1024} KB; {_HOW_TO_GET}")
