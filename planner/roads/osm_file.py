@@ -147,11 +147,14 @@ def _check_xml_prolog(path: Path, data: bytes | None, root: str, refuse: Any) ->
     def declaration(*args: Any) -> None:
         raise _Declaration
 
+    def external(context: str, base: str | None, system: str | None, public: str | None) -> int:
+        raise _Declaration
+
     parser.StartElementHandler = start
     parser.StartDoctypeDeclHandler = declaration
     parser.EntityDeclHandler = declaration
     parser.UnparsedEntityDeclHandler = declaration
-    parser.ExternalEntityRefHandler = declaration
+    parser.ExternalEntityRefHandler = external
     read = 0
     try:
         with _open(path, data) as fh:
