@@ -37,7 +37,6 @@ from typing import Any, TypeVar
 
 import folium
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -353,6 +352,11 @@ class _Memo:
                     self._items.popitem(last=False)
             return value
 
+    def has(self, key: Hashable) -> bool:
+        """Whether ``key`` is built (a :meth:`get` would return at once)."""
+        with self._lock:
+            return key in self._items
+
     def forget(self, key: Hashable) -> None:
         """Drop ``key`` (for example an answer cut short by a Stop)."""
         with self._lock:
@@ -365,11 +369,37 @@ def memo(name: str, size: int = 16) -> _Memo:
     return _Memo(size, name)
 
 
-@st.cache_resource(show_spinner=False)
-def load_graph(region: str, _progress: Progress | None = None) -> nx.MultiDiGraph:
-    """Road graph of a region, shared by all sessions (read-only); ``_progress`` (not part of
-    the cache key) shows the loading stages with their ETA on the first load."""
-    return network.load_region(region, progress=_progress)
+#: Road graphs kept in memory by the server process (the last ones used).
+GRAPH_CACHE_SIZE = 4
+
+
+def load_graph(region: str, progress: Progress | None = None) -> network.RoadGraph:
+    """Road graph of a region, shared by all sessions (read-only), loaded once per process.
+
+    Never draws: the first load reports its stages (with an ETA) to ``progress``, a plain
+    callback such as a background job's (:func:`start_roads`, :func:`start_plan`), which the
+    page shows with :func:`job_panel`. (A Streamlit element drawn from inside a cached
+    function cannot be replayed on the next rerun: ``CacheReplayClosureError``.)
+    """
+    return memo("graphs", GRAPH_CACHE_SIZE).get(
+        region, lambda: network.load_region(region, progress=progress)
+    )
+
+
+def graph_loaded(region: str) -> bool:
+    """Whether the road graph of ``region`` is in memory (:func:`load_graph` returns at once)."""
+    return memo("graphs", GRAPH_CACHE_SIZE).has(region)
+
+
+def start_roads(region: str) -> Job:
+    """Load the roads of ``region`` in the background; the page shows the job's progress."""
+    memo("graphs", GRAPH_CACHE_SIZE)  # warmed here: the thread calls no Streamlit command
+
+    def work(progress: Progress, should_stop: StopCallback) -> str:
+        load_graph(region, progress)
+        return region
+
+    return start_job("roads", work, lambda loaded: {"region": loaded})
 
 
 @st.cache_data(show_spinner=False)
@@ -455,7 +485,7 @@ def prepared(
         return prepare_scenario(
             spec,
             layouts=layouts,
-            graph=load_graph(spec.region),
+            graph=load_graph(spec.region, progress),
             customers=None if customers is None else customers.open(),
             sites=None if sites is None else sites.open(),
             progress=progress,
@@ -658,9 +688,9 @@ def collect_job(kind: str) -> Job | None:
 
 
 @st.fragment(run_every=POLL_S)
-def job_panel(kind: str) -> None:
-    """Progress line and Stop button of the running job of ``kind``, refreshed every
-    :data:`POLL_S` seconds; reruns the page when the job has ended."""
+def job_panel(kind: str, *, stoppable: bool = True) -> None:
+    """Progress line and Stop button (if ``stoppable``) of the running job of ``kind``,
+    refreshed every :data:`POLL_S` seconds; reruns the page when the job has ended."""
     job: Job | None = st.session_state.get(f"{kind}_job")
     if job is None or job.done:
         st.rerun()
@@ -669,6 +699,8 @@ def job_panel(kind: str) -> None:
     elapsed = time.monotonic() - job.started
     if job.stop.is_set():
         st.caption(f"Stopping… keeping the best answer found so far ({elapsed:.0f} s)")
+    elif not stoppable:
+        st.caption(f"Working for {elapsed:.0f} s")
     elif st.button(
         "Stop",
         key=f"{kind}_stop",
@@ -684,9 +716,13 @@ def job_panel(kind: str) -> None:
 
 def _warm_caches(region: str) -> None:
     """Build the shared caches a background job uses, here in the script thread."""
-    for name, size in (("instances", 8), ("results", 64), ("comparisons", 16)):
+    for name, size in (
+        ("graphs", GRAPH_CACHE_SIZE),
+        ("instances", 8),
+        ("results", 64),
+        ("comparisons", 16),
+    ):
         memo(name, size)
-    load_graph(region)
 
 
 def start_plan() -> Job:
