@@ -465,7 +465,10 @@ def test_uploaded_road_file_shows_progress_then_plans_to_the_map(
     uploaded customers, Plan -> Run, the Results map. Before, each of these showed
     ``CacheReplayClosureError``. ``PLANNER_ARRAY_LOADER_MB=1`` sends the 5.5 MB file through
     the array loader, which big extracts (from 20 MB) take and which reports progress."""
+    import planner
+
     roads, customers = tiled_roads
+    planner.load_region("liechtenstein")  # the page it opens on, from the shared disk cache
     proc, url = start_app(
         tmp_path,
         env={

@@ -1008,7 +1008,8 @@ def load_region(
         logged and recorded as ``planner_report["loader"]``.
     progress
         ``progress(message, fraction)`` while the array loader reads and builds a file
-        (with an estimated time to completion); default: log at INFO level.
+        (with an estimated time to completion; default: log at INFO level), and at the stages
+        of the osmnx loader (reading, preparing).
 
     Returns
     -------
@@ -1058,9 +1059,11 @@ def load_region(
             logger.info("loaded %s from cache %s", source.label, cache_path)
             return G
 
+    stage = progress or (lambda message, fraction: None)
     info: dict[str, Any] = {}
     if source.kind in {"bundled", "file"}:
         assert source.path is not None
+        stage(f"Reading the roads of {source.path.name} (osmnx loader)", 0.0)
         raw, info = _raw_graph_from_file(source.path, prefiltered=source.kind == "bundled")
     else:
         raw = _raw_graph_online(source, timeout_s=timeout_s)
@@ -1071,6 +1074,9 @@ def load_region(
         "osm_date": source.region.osm_date if source.region else info.get("osm_date"),
         "utm_epsg": source.region.utm_epsg if source.region else None,
     }
+    stage(
+        f"Preparing the road graph: {raw.number_of_edges():,} edges, speeds and travel times", 0.7
+    )
     G = prepare_graph(raw, speeds=table, congestion=factor, retain_all=retain_all)
     report = G.graph["planner_report"]
     report["loader"] = "osmnx"
