@@ -202,13 +202,25 @@ def current_spec() -> ScenarioSpec:
         workshops=None if state.get("workshops_auto") else int(state.get("workshops", 5)),
         parameters=current_parameters(),
         service_standard_min={"default": float(state.get("sla_min", 30.0))},
-        generate_candidates=bool(state.get("generate_candidates", True)),
+        generate_candidates=_generate_candidates(state),
         n_candidates=int(state.get("n_candidates", DEFAULT_CANDIDATES)),
         time_limit_s=float(state.get("time_limit_s", DEFAULT_TIME_LIMIT_S)),
         budget_per_year=float(state["budget_per_year"]) if state.get("budget_on") else None,
         meet_standard=bool(state.get("standard_on")) and not state.get("budget_on"),
         product_class=str(state.get("product_class", DEFAULT_PRODUCT_CLASS)),
     )
+
+
+def _generate_candidates(state: Any) -> bool | None:
+    """The spec's ``generate_candidates`` for the Plan page's "Also propose new sites" box.
+
+    Ticked, it means what the library's default (``None``) does unless the uploads hold
+    candidate locations (which ``None`` would use alone): ``True`` only then, so that the same
+    question is the same spec as ``planner run`` builds (one cache entry, one instance).
+    """
+    if not state.get("generate_candidates", True):
+        return False
+    return True if state.get("uploads", {}).get("candidates") is not None else None
 
 
 def current_inputs() -> tuple[ws.InputFile | None, ws.InputFile | None]:
