@@ -495,9 +495,11 @@ def test_uploaded_road_file_shows_progress_then_plans_to_the_map(
 
         _go(pg, "Plan")
         pg.get_by_role("button", name="Run").click()
-        pg.get_by_text(re.compile(r"400 customers, \d+ candidate sites")).wait_for()
-        pg.get_by_text("roads of my-roads.osm.pbf (uploaded roads)").first.wait_for()
-        pg.screenshot(path=str(artifacts / "roads-3-plan.png"), full_page=True)
+        try:
+            pg.get_by_text(re.compile(r"400 customers, \d+ candidate sites")).wait_for()
+            pg.get_by_text("roads of my-roads.osm.pbf (uploaded roads)").first.wait_for()
+        finally:
+            pg.screenshot(path=str(artifacts / "roads-3-plan.png"), full_page=True)
 
         _go(pg, "Results")
         stats = _map_stats(pg, min_sites=5)
