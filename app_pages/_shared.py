@@ -37,7 +37,6 @@ from typing import Any, TypeVar
 
 import folium
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -209,7 +208,7 @@ def current_spec() -> ScenarioSpec:
         else int(state.get("workshops", 5)),
         parameters=current_parameters(),
         service_standard_min={"default": float(state.get("sla_min", 30.0))},
-        generate_candidates=bool(state.get("generate_candidates", True)),
+        generate_candidates=_generate_candidates(state),
         n_candidates=int(state.get("n_candidates", DEFAULT_CANDIDATES)),
         time_limit_s=float(state.get("time_limit_s", DEFAULT_TIME_LIMIT_S)),
         budget_per_year=float(state["budget_per_year"])
@@ -222,6 +221,18 @@ def current_spec() -> ScenarioSpec:
         capacitated=bool(state.get("capacitated", False)),
         **market_ui.spec_fields(state),
     )
+
+
+def _generate_candidates(state: Any) -> bool | None:
+    """The spec's ``generate_candidates`` for the Plan page's "Also propose new sites" box.
+
+    Ticked, it means what the library's default (``None``) does unless the uploads hold
+    candidate locations (which ``None`` would use alone): ``True`` only then, so that the same
+    question is the same spec as ``planner run`` builds (one cache entry, one instance).
+    """
+    if not state.get("generate_candidates", True):
+        return False
+    return True if state.get("uploads", {}).get("candidates") is not None else None
 
 
 def current_inputs() -> tuple[ws.InputFile | None, ws.InputFile | None]:
@@ -367,6 +378,11 @@ class _Memo:
                     self._items.popitem(last=False)
             return value
 
+    def has(self, key: Hashable) -> bool:
+        """Whether ``key`` is built (a :meth:`get` would return at once)."""
+        with self._lock:
+            return key in self._items
+
     def forget(self, key: Hashable) -> None:
         """Drop ``key`` (for example an answer cut short by a Stop)."""
         with self._lock:
@@ -379,11 +395,37 @@ def memo(name: str, size: int = 16) -> _Memo:
     return _Memo(size, name)
 
 
-@st.cache_resource(show_spinner=False)
-def load_graph(region: str, _progress: Progress | None = None) -> nx.MultiDiGraph:
-    """Road graph of a region, shared by all sessions (read-only); ``_progress`` (not part of
-    the cache key) shows the loading stages with their ETA on the first load."""
-    return network.load_region(region, progress=_progress)
+#: Road graphs kept in memory by the server process (the last ones used).
+GRAPH_CACHE_SIZE = 4
+
+
+def load_graph(region: str, progress: Progress | None = None) -> network.RoadGraph:
+    """Road graph of a region, shared by all sessions (read-only), loaded once per process.
+
+    Never draws: the first load reports its stages (with an ETA) to ``progress``, a plain
+    callback such as a background job's (:func:`start_roads`, :func:`start_plan`), which the
+    page shows with :func:`job_panel`. (A Streamlit element drawn from inside a cached
+    function cannot be replayed on the next rerun: ``CacheReplayClosureError``.)
+    """
+    return memo("graphs", GRAPH_CACHE_SIZE).get(
+        region, lambda: network.load_region(region, progress=progress)
+    )
+
+
+def graph_loaded(region: str) -> bool:
+    """Whether the road graph of ``region`` is in memory (:func:`load_graph` returns at once)."""
+    return memo("graphs", GRAPH_CACHE_SIZE).has(region)
+
+
+def start_roads(region: str) -> Job:
+    """Load the roads of ``region`` in the background; the page shows the job's progress."""
+    memo("graphs", GRAPH_CACHE_SIZE)  # warmed here: the thread calls no Streamlit command
+
+    def work(progress: Progress, should_stop: StopCallback) -> str:
+        load_graph(region, progress)
+        return region
+
+    return start_job("roads", work, lambda loaded: {"region": loaded})
 
 
 @st.cache_data(show_spinner=False)
@@ -470,7 +512,7 @@ def prepared(
         return prepare_scenario(
             spec,
             layouts=layouts,
-            graph=load_graph(spec.region),
+            graph=load_graph(spec.region, progress),
             customers=None if customers is None else customers.open(),
             sites=None if sites is None else sites.open(),
             progress=progress,
@@ -673,9 +715,9 @@ def collect_job(kind: str) -> Job | None:
 
 
 @st.fragment(run_every=POLL_S)
-def job_panel(kind: str) -> None:
-    """Progress line and Stop button of the running job of ``kind``, refreshed every
-    :data:`POLL_S` seconds; reruns the page when the job has ended."""
+def job_panel(kind: str, *, stoppable: bool = True) -> None:
+    """Progress line and Stop button (if ``stoppable``) of the running job of ``kind``,
+    refreshed every :data:`POLL_S` seconds; reruns the page when the job has ended."""
     job: Job | None = st.session_state.get(f"{kind}_job")
     if job is None or job.done:
         st.rerun()
@@ -684,6 +726,8 @@ def job_panel(kind: str) -> None:
     elapsed = time.monotonic() - job.started
     if job.stop.is_set():
         st.caption(f"Stopping… keeping the best answer found so far ({elapsed:.0f} s)")
+    elif not stoppable:
+        st.caption(f"Working for {elapsed:.0f} s")
     elif st.button(
         "Stop",
         key=f"{kind}_stop",
@@ -699,9 +743,13 @@ def job_panel(kind: str) -> None:
 
 def _warm_caches(region: str) -> None:
     """Build the shared caches a background job uses, here in the script thread."""
-    for name, size in (("instances", 8), ("results", 64), ("comparisons", 16)):
+    for name, size in (
+        ("graphs", GRAPH_CACHE_SIZE),
+        ("instances", 8),
+        ("results", 64),
+        ("comparisons", 16),
+    ):
         memo(name, size)
-    load_graph(region)
 
 
 def start_plan() -> Job:

@@ -14,6 +14,7 @@ from app_pages import _shared as shared
 from planner.engine import workspace as ws
 from planner.errors import NetworkError, PlannerError
 from planner.outputs import export, maps
+from planner.roads.osm_file import check_osm_file
 from planner.settings import offline
 
 shared.init_state()
@@ -21,6 +22,36 @@ shared.init_state()
 
 def _set_region(value: str) -> None:
     st.session_state["region"] = value
+
+
+def _roads_problem(region: str) -> BaseException | None:
+    """Why the roads of ``region`` could not be loaded (this session, same online setting)."""
+    failed = st.session_state.get("roads_failed")
+    if failed is not None and failed[0] == (region, shared.is_online()):
+        return failed[1]  # type: ignore[no-any-return]
+    return None
+
+
+def _roads_ready(region: str) -> bool:
+    """Whether the roads of ``region`` are loaded. If not, they load in the background (the
+    library's progress, with an ETA, on the job panel; the page reruns when they are in)."""
+    job = st.session_state.get("roads_job")
+    if job is not None and job.done:
+        if job.error is not None:
+            st.session_state["roads_failed"] = (st.session_state.get("roads_for"), job.error)
+        shared.collect_job("roads")
+        st.session_state.pop("roads_error", None)
+        job = None
+    if shared.graph_loaded(region):
+        return True
+    if _roads_problem(region) is not None:
+        return False
+    if job is None:
+        st.session_state["roads_for"] = (region, shared.is_online())
+        if shared.start_roads(region).finished.wait(shared.QUICK_WAIT_S):
+            return _roads_ready(region)
+    shared.job_panel("roads", stoppable=False)
+    return False
 
 
 def _open_saved(name: str) -> None:
@@ -71,7 +102,13 @@ def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
             shared.forget_upload(role)
             st.rerun()
     region = st.session_state["region"]
+    problem = _roads_problem(region)
+    if problem is None and not shared.graph_loaded(region):
+        st.info(f"{upload.name} is checked as soon as the roads of {region_name} are loaded.")
+        return upload
     try:
+        if problem is not None:
+            raise problem
         with st.spinner(f"Checking {upload.name} against the roads of {region_name}…"):
             valid, report = shared.check_upload(
                 "customers" if role == "customers" else "sites", region, upload.name, upload.data
@@ -153,9 +190,15 @@ with right:
         "extract) or use the command line: planner run --region FILE.",
     )
     if roads is not None:
-        path = shared.save_road_file(ws.InputFile(roads.name, roads.getvalue()))
-        if st.session_state["region"] != path:
-            st.button("Use these roads", type="primary", on_click=_set_region, args=(path,))
+        road_file = ws.InputFile(roads.name, roads.getvalue())
+        try:  # the library's one check of road files, before the file is kept or offered
+            check_osm_file(road_file.name, data=road_file.data)
+        except PlannerError as exc:
+            st.error(f"**{road_file.name} cannot be used**: {exc}")
+        else:
+            path = shared.save_road_file(road_file)
+            if st.session_state["region"] != path:
+                st.button("Use these roads", type="primary", on_click=_set_region, args=(path,))
     if shared.is_online():
         place = st.text_input("Or a place (OpenStreetMap name)", key="place")
         if place:
@@ -166,6 +209,9 @@ with right:
 _regions.region_picker()
 
 preview_box = st.container()  # filled below, once the uploads are known: the map stays in view
+with preview_box:
+    st.subheader("Preview")
+    roads_ready = _roads_ready(st.session_state["region"])
 
 # -- customers -----------------------------------------------------------------------------
 st.subheader("Customers")
@@ -200,30 +246,29 @@ for tab, role in zip(tabs, ("existing", "candidates", "partners"), strict=True):
 
 # -- preview -------------------------------------------------------------------------------
 with preview_box:
-    st.subheader("Preview")
     try:
         region = st.session_state["region"]
-        bar, report = shared.progress_bar(f"Loading the roads of {region_name}…")
-        shared.load_graph(region, report)  # the first load reports its stages with an ETA
-        road_layer = shared.load_roads(region)
-        bar.empty()
-        if customers is None:
-            points = shared.load_demo_customers(region) if region in shared.REGIONS else None
-            source = "demo customers"
-        else:
-            points = shared.check_upload("customers", region, customers.name, customers.data)[0]
-            source = f"customers from {customers.name}"
-        if points is not None:
-            st.info(
-                f"{len(points):,} {source} in {region_name}. Next: choose the number of workshops "
-                "on the **Plan** page."
-            )
-            shared.show_map(
-                maps.customers_map(points, roads=road_layer, tiles=shared.tiles()),
-                key=f"data-map-{region}-{customers.sha256[:8] if customers else 'demo'}",
-            )
-        else:
-            st.info(f"Upload customers for {region_name}: this region has no demo customers.")
+        if (problem := _roads_problem(region)) is not None:
+            raise problem
+        if roads_ready:  # else: the job panel reruns the page once the roads are in
+            road_layer = shared.load_roads(region)
+            if customers is None:
+                points = shared.load_demo_customers(region) if region in shared.REGIONS else None
+                source = "demo customers"
+            else:
+                points = shared.check_upload("customers", region, customers.name, customers.data)[0]
+                source = f"customers from {customers.name}"
+            if points is not None:
+                st.info(
+                    f"{len(points):,} {source} in {region_name}. Next: choose the number of "
+                    "workshops on the **Plan** page."
+                )
+                shared.show_map(
+                    maps.customers_map(points, roads=road_layer, tiles=shared.tiles()),
+                    key=f"data-map-{region}-{customers.sha256[:8] if customers else 'demo'}",
+                )
+            else:
+                st.info(f"Upload customers for {region_name}: this region has no demo customers.")
     except NetworkError:
         st.error(
             f"Could not load the roads of **{region_name}**: a place name needs OpenStreetMap, "

@@ -61,7 +61,7 @@ def test_uploaded_pbf_becomes_the_region_and_is_solved_on(tmp_path: Path) -> Non
     _ok(at.run())
     (use,) = [b for b in at.button if b.label == "Use these roads"]
     use.click()
-    _ok(at.run())
+    _wait_for_job(_ok(at.run()), "roads")  # the roads load in the background
     region = at.session_state["region"]
     assert region.endswith("grid.osm.pbf")
     assert Path(region).read_bytes() == data  # kept in the workspace

@@ -21,14 +21,13 @@ import json
 import logging
 import os
 import re
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.errors import InputError, NetworkError
+from planner.errors import GraphError, InputError, NetworkError
 from planner.roads import _http
 from planner.roads.catalog import (
     Catalog,
@@ -38,6 +37,7 @@ from planner.roads.catalog import (
     load_catalog,
     resolve_region,
 )
+from planner.roads.osm_file import check_osm_file
 
 logger = logging.getLogger(__name__)
 
@@ -99,39 +99,22 @@ class NotPbfError(NetworkError):
 def check_pbf_head(head: bytes, *, what: str) -> None:
     """Refuse data that does not start like an ``.osm.pbf`` file.
 
-    A PBF file starts with a 4-byte big-endian length, then a BlobHeader (protobuf) whose
-    field 1, the blob type, is ``OSMHeader``.
+    The same check every road file gets (:func:`planner.roads.osm_file.check_osm_file`),
+    applied to the first bytes of the server's answer.
 
     Raises
     ------
     NotPbfError
-        With what the data looks like (a web page, text...).
+        With what the data looks like (a web page, XML, empty...).
     """
-    looks = head[:64].lstrip().lower()
-    ok = False
-    if len(head) >= 4 + 2 + len(b"OSMHeader"):
-        (length,) = struct.unpack(">I", head[:4])
-        blob_header = head[4 : 4 + length]
-        ok = (
-            0 < length < 64 * 1024
-            and blob_header[:1] == b"\x0a"
-            and blob_header[2 : 2 + blob_header[1]] == b"OSMHeader"
+    try:
+        check_osm_file(Path("download.osm.pbf"), name=what, data=head)
+    except GraphError as exc:
+        msg = (
+            f"the server's answer is {exc}; check PLANNER_DOWNLOAD_URL and the region "
+            "id (`planner regions list --search NAME`)"
         )
-    if ok:
-        return
-    if looks.startswith((b"<!doctype", b"<html")) or b"<html" in looks:
-        kind = "a web page (HTML)"
-    elif looks.startswith(b"<?xml") or looks.startswith(b"<osm"):
-        kind = "OSM XML, not .osm.pbf"
-    elif not head:
-        kind = "empty"
-    else:
-        kind = f"not an .osm.pbf file (it starts with {head[:16]!r})"
-    msg = (
-        f"{what}: the server's answer is {kind}; check PLANNER_DOWNLOAD_URL and the region "
-        "id (`planner regions list --search NAME`)"
-    )
-    raise NotPbfError(msg)
+        raise NotPbfError(msg) from exc
 
 
 def _md5_of_file(path: Path) -> hashlib._Hash:

@@ -27,6 +27,7 @@ import pandas as pd
 from planner.errors import InputError
 from planner.roads import _cache
 from planner.roads.network import region_features_path
+from planner.roads.osm_file import check_osm_file
 from planner.settings import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
         known = _MEMO.get(memo_key)
     if known is not None:
         return known.copy()
+    check_osm_file(path)  # the road reader's check: no empty file, web page or XML entities
     source_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     stem = path.name.split(".")[0]
     cache_file = folder / f"{stem}-{source_sha256[:16]}-v{_FEATURE_CACHE_VERSION}.parquet"

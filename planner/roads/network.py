@@ -57,6 +57,7 @@ import numpy as np
 from planner.errors import GraphError, InputError, NetworkError
 from planner.roads import _graph_cache
 from planner.roads.arrays import ArrayGraph, load_pbf_arrays
+from planner.roads.osm_file import check_osm_file
 from planner.roads.trim import Area, area_report, describe_kept, way_in_area
 from planner.settings import DATA_DIR, array_loader_min_bytes, cache_dir, offline
 
@@ -599,6 +600,7 @@ def _resolve_source(name_or_path: Any) -> _Source:
                 f"{list(SUPPORTED_SUFFIXES)}"
             )
             raise InputError(msg, file=path)
+        check_osm_file(path)  # every loader reads the file only after this one check
         return _Source("file", str(path), f"sha256:{_sha256_file(path)}", path=path)
     if not isinstance(name_or_path, str) or not name_or_path.strip():
         msg = (
@@ -633,47 +635,6 @@ def _check_bbox(bbox: Sequence[Any]) -> tuple[float, float, float, float]:
         )
         raise InputError(msg)
     return (west, south, east, north)
-
-
-def _check_xml_head(path: Path) -> None:
-    """Fail early, naming the file and the fix, on empty files and web pages."""
-    import bz2
-    import gzip
-
-    if path.stat().st_size == 0:
-        msg = (
-            "the file is empty (0 bytes); export the road network again (e.g. from "
-            "download.geofabrik.de) or use a bundled region"
-        )
-        raise GraphError(f"{path}: {msg}")
-    opener: Any = open
-    if path.name.lower().endswith(".bz2"):
-        opener = bz2.open
-    elif path.name.lower().endswith(".gz"):
-        opener = gzip.open
-    try:
-        with opener(path, "rb") as fh:
-            head = fh.read(4096)
-    except (OSError, EOFError) as exc:
-        msg = f"cannot decompress the file ({exc}); check that it is a complete download"
-        raise GraphError(f"{path}: {msg}") from exc
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n").lower()
-    if not text:
-        msg = "the file holds no data; export the road network again or use a bundled region"
-        raise GraphError(f"{path}: {msg}")
-    if "<html" in text or text.startswith("<!doctype"):
-        msg = (
-            "this is a web page (HTML), not OSM data: the browser saved the download page. "
-            "Download the .osm/.osm.pbf file itself (e.g. from download.geofabrik.de or the "
-            "'Export' button on openstreetmap.org)"
-        )
-        raise GraphError(f"{path}: {msg}")
-    if "<osm" not in text:
-        msg = (
-            "not OSM XML (no <osm> element at the start of the file); export the road network "
-            "as .osm or .osm.pbf"
-        )
-        raise GraphError(f"{path}: {msg}")
 
 
 def _way_coords(way: Any) -> list[tuple[float, float]]:
@@ -782,8 +743,6 @@ def _raw_graph_from_file(
     if suffix == ".graphml":
         import osmnx as ox
 
-        if path.stat().st_size == 0:
-            raise GraphError(f"{path}: the file is empty (0 bytes); save the graph again")
         try:
             G = ox.load_graphml(path)
         except Exception as exc:
@@ -796,22 +755,8 @@ def _raw_graph_from_file(
             )
             raise GraphError(f"{path}: {msg}")
         return G, info
-    if suffix in {".osm.pbf", ".pbf"}:
-        if path.stat().st_size == 0:
-            msg = "the file is empty (0 bytes); download the .osm.pbf again"
-            raise GraphError(f"{path}: {msg}")
-        with open(path, "rb") as fh:
-            head = fh.read(512).lower()
-        if b"<html" in head or b"<!doctype" in head:
-            msg = (
-                "this is a web page (HTML), not an .osm.pbf file: the browser saved the download "
-                "page. Download the file itself, e.g. from download.geofabrik.de"
-            )
-            raise GraphError(f"{path}: {msg}")
-    else:
-        _check_xml_head(path)
-        if prefiltered and area is None:
-            return _graph_from_osm_xml(path, str(path)), info
+    if suffix not in {".osm.pbf", ".pbf"} and prefiltered and area is None:
+        return _graph_from_osm_xml(path, str(path)), info
     with tempfile.TemporaryDirectory(prefix="planner-osm-") as tmp:
         filtered = Path(tmp) / "drive.osm"
         info = _filter_drivable(path, filtered, area)
@@ -1039,8 +984,6 @@ def _load_arrays(
             G.graph["planner_report"]["load_time_s"] = time.perf_counter() - started
             logger.info("loaded %s (array graph) from cache %s", source.label, cache_path)
             return G
-    if source.path.stat().st_size == 0:
-        raise GraphError(f"{source.path}: the file is empty (0 bytes); download the .osm.pbf again")
 
     def rule(highways: list[str], maxspeeds: list[str]) -> tuple[float, bool]:
         hwy: Any = highways if len(highways) > 1 else highways[0]
@@ -1138,7 +1081,8 @@ def load_region(
         logged and recorded as ``planner_report["loader"]``.
     progress
         ``progress(message, fraction)`` while the array loader reads and builds a file
-        (with an estimated time to completion); default: log at INFO level.
+        (with an estimated time to completion; default: log at INFO level), and at the stages
+        of the osmnx loader (reading, preparing).
     area
         Trim a road file or bundled region to this area while reading it
         (:mod:`planner.roads.trim`: the customers' extent plus a margin, or a box): only the
@@ -1196,9 +1140,11 @@ def load_region(
             logger.info("loaded %s from cache %s", source.label, cache_path)
             return G
 
+    stage = progress or (lambda message, fraction: None)
     info: dict[str, Any] = {}
     if source.kind in {"bundled", "file"}:
         assert source.path is not None
+        stage(f"Reading the roads of {source.path.name} (osmnx loader)", 0.0)
         raw, info = _raw_graph_from_file(
             source.path, prefiltered=source.kind == "bundled", area=area
         )
@@ -1211,6 +1157,9 @@ def load_region(
         "osm_date": source.region.osm_date if source.region else info.get("osm_date"),
         "utm_epsg": source.region.utm_epsg if source.region else None,
     }
+    stage(
+        f"Preparing the road graph: {raw.number_of_edges():,} edges, speeds and travel times", 0.7
+    )
     G = prepare_graph(raw, speeds=table, congestion=factor, retain_all=retain_all)
     report = G.graph["planner_report"]
     report["loader"] = "osmnx"
