@@ -178,5 +178,5 @@ def test_scenario_sizes_round_trip_and_are_checked(tmp_path: Path) -> None:
     sites = pd.DataFrame({"site_id": ["a", "b", "c"], "sizes": ["small", None, "small, large"]})
     allowed = allowed_sizes(sites, sizes)
     assert allowed.tolist() == [[True, False], [True, True], [True, True]]
-    with pytest.raises(InputError, match="site a allows size"):
+    with pytest.raises(InputError, match=r"site a: unknown size\(s\) \[.medium.\]"):
         allowed_sizes(sites.assign(sizes=["medium", None, None]), sizes)
