@@ -155,3 +155,22 @@ def matrix_dtype() -> str:
 def max_table_rows() -> int:
     """Most data rows read from one customer or site file: ``$PLANNER_MAX_ROWS`` or 1,000,000."""
     return int(_env_float(MAX_ROWS_ENV_VAR, DEFAULT_MAX_TABLE_ROWS, minimum=0.5))
+
+
+#: Environment variable naming the app's workspace folder (saved scenarios, the register).
+WORKSPACE_ENV_VAR = "PLANNER_WORKSPACE_DIR"
+#: File name of the register database inside the workspace.
+REGISTER_DB_NAME = "register.duckdb"
+
+
+def workspace_folder() -> Path:
+    """The workspace folder: ``$PLANNER_WORKSPACE_DIR`` or ``~/planner-workspace`` (created)."""
+    raw = os.environ.get(WORKSPACE_ENV_VAR, "").strip()
+    folder = Path(raw).expanduser() if raw else Path.home() / "planner-workspace"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.resolve()
+
+
+def register_db_path() -> Path:
+    """The register database: ``register.duckdb`` in :func:`workspace_folder`."""
+    return workspace_folder() / REGISTER_DB_NAME
