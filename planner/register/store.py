@@ -229,14 +229,14 @@ class RegisterStore:
         """Whether the database has table ``name``."""
         found = self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-        ).fetchone()
+        ).fetchall()[0]
         return bool(found and found[0])
 
     def count(self, table: str) -> int:
         """Rows of ``table`` (0 when it does not exist)."""
         if not self.has_table(table):
             return 0
-        row = self.con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+        row = self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0]
         return int(row[0]) if row else 0
 
     def customers(self) -> gpd.GeoDataFrame:
@@ -272,7 +272,7 @@ class RegisterStore:
         """Rows, date range and last import of the register."""
         first = last = None
         if self.count("jobs"):
-            row = self.con.execute("SELECT min(date), max(date) FROM jobs").fetchone()
+            row = self.con.execute("SELECT min(date), max(date) FROM jobs").fetchall()[0]
             if row:
                 first, last = pd.Timestamp(row[0]), pd.Timestamp(row[1])
         last_import = None
@@ -280,7 +280,7 @@ class RegisterStore:
             recent = self.con.execute(
                 "SELECT imported_at, kind, source, new_rows, already_stored, changed "
                 "FROM imports ORDER BY import_id DESC, kind LIMIT 1"
-            ).fetchone()
+            ).fetchall()[0]
             if recent:
                 at, kind, source, new, stored, changed = recent
                 last_import = (
@@ -334,7 +334,7 @@ class RegisterStore:
         cur = self.con.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
-            row = cur.execute("SELECT coalesce(max(plan_id), 0) + 1 FROM plans").fetchone()
+            row = cur.execute("SELECT coalesce(max(plan_id), 0) + 1 FROM plans").fetchall()[0]
             plan_id = int(row[0]) if row else 1
             cur.execute(
                 "INSERT INTO plans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -388,7 +388,7 @@ class RegisterStore:
             When the register has no saved plan (or not that one).
         """
         if plan_id is None:
-            row = self.con.execute("SELECT max(plan_id) FROM plans").fetchone()
+            row = self.con.execute("SELECT max(plan_id) FROM plans").fetchall()[0]
             plan_id = None if not row or row[0] is None else int(row[0])
         if plan_id is None:
             raise InputError(
@@ -531,5 +531,5 @@ def job_connection(
 
 def date_range(con: duckdb.DuckDBPyConnection, where: str = "") -> tuple[Any, Any]:
     """First and last ``date`` of the ``jobs`` of a :func:`job_connection` (None, None if none)."""
-    row = con.execute(f"SELECT min(date), max(date) FROM jobs {where}").fetchone()
+    row = con.execute(f"SELECT min(date), max(date) FROM jobs {where}").fetchall()[0]
     return (None, None) if row is None else (row[0], row[1])

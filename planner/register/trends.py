@@ -243,7 +243,7 @@ def monthly_counts(
         lost = con.execute(
             "SELECT count(*) FROM jobs WHERE customer_id NOT IN "
             "(SELECT customer_id FROM customer_info)"
-        ).fetchone()
+        ).fetchall()[0]
         if lost and lost[0]:
             logger.warning(
                 "%d jobs of customers not in the register left out of the trends", lost[0]
