@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from planner.inputs.jobs import read_jobs, read_register
 from planner.register import complaint_flags, count_jobs, forecast_jobs, segment_trends
 from planner.register.trends import area_trends, jobs_with_customers
@@ -34,9 +32,9 @@ def main() -> None:
     area_trends(valid, customers).to_csv(OUT / "area_trends.csv", index=False)
     forecast_jobs(valid, customers, years=3).to_csv(OUT / "forecast.csv", index=False)
     for period in ("month", "quarter", "year"):
-        count_jobs(
-            jobs_with_customers(valid, customers), by=("segment",), period=period
-        ).to_csv(OUT / f"segment_counts_{period}.csv", index=False)
+        count_jobs(jobs_with_customers(valid, customers), by=("segment",), period=period).to_csv(
+            OUT / f"segment_counts_{period}.csv", index=False
+        )
     complaint_flags(valid).to_csv(OUT / "complaint_flags.csv", index=False)
     window = valid[valid["date"] >= "2025-01-01"]
     window.groupby("customer_id").agg(

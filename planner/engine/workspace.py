@@ -52,6 +52,7 @@ __all__ = [
     "REGION_NOTES",
     "SCENARIO_FILE",
     "SITE_ROLES",
+    "WORKSPACE_ENV_VAR",
     "InputFile",
     "SavedScenario",
     "bundle_bytes",

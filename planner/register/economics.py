@@ -105,9 +105,7 @@ def wilson_interval(
     return np.where(n > 0, centre - half, np.nan), np.where(n > 0, centre + half, np.nan)
 
 
-def window_stats(
-    jobs: JobSource, *, as_of: object = None, window_months: int = 12
-) -> pd.DataFrame:
+def window_stats(jobs: JobSource, *, as_of: object = None, window_months: int = 12) -> pd.DataFrame:
     """Per customer (index ``customer_id``): ``jobs``, ``revenue_eur`` and ``complaints`` of
     the last ``window_months`` whole months of the history; counted in SQL."""
     _, last = job_window(jobs, as_of=as_of)  # type: ignore[arg-type]

@@ -405,9 +405,11 @@ def _import_jobs(
     as_of: str | pd.Timestamp | None,
     progress: Progress,
 ) -> ImportSummary:
-    known = [r[0] for r in con.execute("SELECT customer_id FROM customers").fetchall()] if (
-        _table_exists(con, "customers")
-    ) else []
+    known = (
+        [r[0] for r in con.execute("SELECT customer_id FROM customers").fetchall()]
+        if (_table_exists(con, "customers"))
+        else []
+    )
     if not known:
         raise InputError(
             "the register has no customers yet, so the jobs' customer ids cannot be checked; "
@@ -725,7 +727,7 @@ def import_postgres(
         When psycopg is missing, the server cannot be reached, or the table/query fails.
     """
     if (table is None) == (query is None):
-        raise InputError("give --table NAME or --query \"SELECT ...\" (one of them)")
+        raise InputError('give --table NAME or --query "SELECT ..." (one of them)')
     try:
         import psycopg
         from psycopg import sql
@@ -734,6 +736,7 @@ def import_postgres(
             "reading from PostgreSQL needs psycopg: pip install 'psycopg[binary]'"
         ) from exc
     label = postgres_label(url, table=table, query=query)
+    select: sql.Composable
     if table is not None:
         parts = [p for p in table.split(".") if p]
         select = sql.SQL("SELECT * FROM {}").format(sql.Identifier(*parts))
@@ -743,11 +746,14 @@ def import_postgres(
     with tempfile.TemporaryDirectory(prefix="planner-pg-") as tmp:
         path = Path(tmp) / "jobs.csv"
         try:
-            with psycopg.connect(url, connect_timeout=connect_timeout_s) as pg:
-                with pg.cursor() as cur, path.open("wb") as out:
-                    with cur.copy(copy) as stream:
-                        for block in stream:
-                            out.write(bytes(block))
+            with (
+                psycopg.connect(url, connect_timeout=connect_timeout_s) as pg,
+                pg.cursor() as cur,
+                path.open("wb") as out,
+                cur.copy(copy) as stream,
+            ):
+                for block in stream:
+                    out.write(bytes(block))
         except psycopg.Error as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(

@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import duckdb
 import numpy as np
@@ -256,9 +256,7 @@ class RegisterStore:
         frame = self.con.execute("SELECT * FROM customers ORDER BY customer_id").df()
         frame = frame.drop(columns=["import_id"], errors="ignore")
         if "first_contact" in frame:
-            frame["first_contact"] = pd.to_datetime(frame["first_contact"]).astype(
-                "datetime64[ns]"
-            )
+            frame["first_contact"] = pd.to_datetime(frame["first_contact"]).astype("datetime64[ns]")
         return customers_frame(frame)
 
     def sites(self) -> pd.DataFrame:
@@ -278,15 +276,14 @@ class RegisterStore:
         last_import = None
         if self.count("imports"):
             recent = self.con.execute(
-                "SELECT imported_at, kind, source, new_rows, already_stored, changed "
-                "FROM imports ORDER BY import_id DESC, kind LIMIT 1"
-            ).fetchall()[0]
-            if recent:
-                at, kind, source, new, stored, changed = recent
-                last_import = (
-                    f"{pd.Timestamp(at):%Y-%m-%d %H:%M} UTC, {kind} from {source}: "
-                    f"{new:,} new, {stored:,} already stored, {changed:,} changed"
-                )
+                "SELECT imported_at, kind, source, new_rows, already_stored, changed FROM imports "
+                "WHERE import_id = (SELECT max(import_id) FROM imports) ORDER BY kind"
+            ).fetchall()
+            parts = [
+                f"{kind} from {source}: {new:,} new, {stored:,} already stored, {changed:,} changed"
+                for _, kind, source, new, stored, changed in recent
+            ]
+            last_import = f"{pd.Timestamp(recent[0][0]):%Y-%m-%d %H:%M} UTC; " + "; ".join(parts)
         return RegisterStatus(
             path=self.path,
             customers=self.count("customers"),
@@ -436,8 +433,15 @@ class RegisterStore:
         out = Path(folder)
         tables = [
             t
-            for t in ("customers", "sites", "jobs", "imports", "plans", "plan_sites")
-            + ("plan_assignments",)
+            for t in (
+                "customers",
+                "sites",
+                "jobs",
+                "imports",
+                "plans",
+                "plan_sites",
+                "plan_assignments",
+            )
             if self.has_table(t)
         ]
         paths = [out / f"{t}.parquet" for t in tables]
@@ -470,7 +474,7 @@ def open_store(
 
 
 #: What the register statistics accept as a job history: a frame of valid jobs or a store.
-JobSource = pd.DataFrame | RegisterStore
+JobSource: TypeAlias = pd.DataFrame | RegisterStore
 
 
 def jobs_frame_view(jobs: pd.DataFrame) -> pd.DataFrame:

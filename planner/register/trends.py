@@ -493,9 +493,7 @@ def area_trends(
     table = _trend_table(monthly, by, level=level, min_jobs=min_jobs)
     if table.empty:
         return pd.DataFrame(columns=list(AREA_TREND_COLUMNS))
-    centres = _area_centres(
-        list(table["area_id"].unique()), jobs, located, h3_cells=areas is None
-    )
+    centres = _area_centres(list(table["area_id"].unique()), jobs, located, h3_cells=areas is None)
     table["lat"] = table["area_id"].map(lambda a: centres[a][0])
     table["lon"] = table["area_id"].map(lambda a: centres[a][1])
     return table.reindex(columns=list(AREA_TREND_COLUMNS))
