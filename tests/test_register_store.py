@@ -59,9 +59,7 @@ def demo_frames() -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
 
 
 def _stored_jobs(store: RegisterStore) -> pd.DataFrame:
-    return store.con.execute(
-        f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs ORDER BY job_id"
-    ).df()
+    return store.con.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs ORDER BY job_id").df()
 
 
 @pytest.mark.parametrize("source", ["file", "register"])
@@ -81,9 +79,7 @@ def test_every_register_output_equals_the_pandas_path(source, demo_store, demo_f
             )
         _same_as_golden("complaint_flags.csv", complaint_flags(jobs))
         window = window_stats(jobs).sort_index().reset_index()
-        _same_as_golden(
-            "customer_window.csv", window.astype({"jobs": int, "complaints": int})
-        )
+        _same_as_golden("customer_window.csv", window.astype({"jobs": int, "complaints": int}))
     finally:
         if store is not None:
             store.close()
@@ -156,9 +152,7 @@ def test_import_reimport_and_changed_rows(tmp_path: Path, demo_frames) -> None:
         ]
         stored = _stored_jobs(store)
         expected = valid[JOB_COLUMNS].sort_values("job_id").reset_index(drop=True)
-        pd.testing.assert_frame_equal(
-            stored, expected, check_dtype=False
-        )
+        pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
         again = import_register(store, customers=DEMO_CUSTOMERS, jobs=DEMO_JOBS)
         assert [(s.new, s.already_stored, s.changed) for s in again] == [
             (0, 2000, ()),
@@ -226,9 +220,7 @@ def test_bad_rows_reported_with_file_and_row_as_today(
     ids = pd.read_csv(DEMO_CUSTOMERS)["id"]
     today = read_jobs(path, customer_ids=ids, as_of="2026-01-01")
     with open_store(tmp_path / "r.duckdb") as store:
-        _, jobs = import_register(
-            store, customers=DEMO_CUSTOMERS, jobs=path, as_of="2026-01-01"
-        )
+        _, jobs = import_register(store, customers=DEMO_CUSTOMERS, jobs=path, as_of="2026-01-01")
         assert str(jobs.reports[0]) == str(today.report)
         assert "row 2 (line 3 of the file), column 'customer_id', value 'NOBODY'" in str(
             jobs.reports[0]

@@ -196,6 +196,7 @@ def import_register(
     report = progress or (lambda message, fraction: None)
     if customers is None and sites is None and jobs is None:
         raise InputError("nothing to import: give --customers FILE, --sites FILE or --jobs FILE")
+    store.memo.clear()
     con = store.con.cursor()
     summaries: list[ImportSummary] = []
     try:
@@ -310,17 +311,21 @@ def _merge(
     cols = ", ".join(_quote(c) for c in staged)
     total = con.execute("SELECT count(*) FROM staged").fetchall()[0]
     new = (int(total[0]) if total else 0) - already - n_changed
-    con.execute(
-        f"INSERT INTO {table} ({cols}, import_id) SELECT {cols}, ? FROM staged s "
-        f"WHERE s.{k} NOT IN (SELECT id FROM matched)",
-        [import_id],
-    )
+    anti = "" if not (already or n_changed) else f"ANTI JOIN matched m ON s.{k} = m.id"
+    con.execute("SET preserve_insertion_order = false")  # rows in any order: parallel insert
+    try:
+        con.execute(
+            f"INSERT INTO {table} ({cols}, import_id) SELECT {cols}, ? FROM staged s {anti}",
+            [import_id],
+        )
+    finally:
+        con.execute("RESET preserve_insertion_order")
     updated = 0
     if update and n_changed:
         con.execute(f"DELETE FROM {table} WHERE {k} IN (SELECT id FROM matched WHERE NOT same)")
         con.execute(
             f"INSERT INTO {table} ({cols}, import_id) SELECT {cols}, ? FROM staged s "
-            f"WHERE s.{k} IN (SELECT id FROM matched WHERE NOT same)",
+            f"SEMI JOIN matched m ON s.{k} = m.id AND NOT m.same",
             [import_id],
         )
         updated = n_changed
@@ -530,86 +535,101 @@ def _stage_jobs(
     reference: pd.Timestamp,
     as_of: str | pd.Timestamp | None,
 ) -> ValidationReport:
-    """Validate ``raw`` into the temp table ``staged`` (valid jobs); returns the report."""
+    """Validate ``raw`` into the temp table ``staged`` (valid jobs); returns the report.
+
+    One SQL pass keeps the rows that are plainly valid; the others (and the first row, for
+    the notes of the report) are checked by :func:`check_jobs` with their row numbers.
+    """
     columns = [c for c in _columns(con, "raw") if c != "__row"]
     try:
         found = v.detect_columns(columns, fields=v.JOB_FIELDS, mapping=mapping)
     except InputError:
         found = {}
+    known = list(known)
     con.execute("CREATE OR REPLACE TEMP TABLE known_ids (customer_id VARCHAR)")
-    known_frame = pd.DataFrame({"customer_id": pd.Series(list(known), dtype="string")})
+    known_frame = pd.DataFrame({"customer_id": pd.Series(known, dtype="string")})
     con.register("known_frame", known_frame)
     con.execute("INSERT INTO known_ids SELECT customer_id FROM known_frame")
     con.unregister("known_frame")
 
-    def text(field_name: str) -> str:
-        if field_name not in found:
-            return "NULL::VARCHAR"
-        return f"nullif(trim({_quote(found[field_name])}, {_WS}), '')"
+    def col(field_name: str) -> str:
+        return "r." + _quote(found[field_name]) if field_name in found else "NULL::VARCHAR"
 
-    blank = " AND ".join(f"{_quote(c)} IS NULL" for c in columns) or "FALSE"
+    def clean(expr: str) -> str:
+        # text that Python's str.strip() leaves as it is: first and last character printable
+        # ASCII other than a space (anything else goes through check_jobs)
+        return f"(ascii({expr}) BETWEEN 33 AND 126 AND ascii(right({expr}, 1)) BETWEEN 33 AND 126)"
+
+    job_id, customer, date = col("job_id"), col("customer_id"), col("date")
+    revenue, complaint, served = col("revenue_eur"), col("complaint"), col("served_by")
+    date_sql = (
+        f"CASE WHEN length({date}) = 10 THEN coalesce(try_strptime({date}, '%Y-%m-%d'), "
+        f"try_strptime({date}, '%d.%m.%Y'), try_strptime({date}, '%d/%m/%Y')) "
+        f"WHEN length({date}) BETWEEN 8 AND 9 THEN coalesce(try_strptime({date}, '%d.%m.%Y'), "
+        f"try_strptime({date}, '%d/%m/%Y')) END"
+    )
     true_set = ", ".join(f"'{x}'" for x in _TRUE)
     flags = ", ".join(f"'{x}'" for x in (*_TRUE, *_FALSE))
+    id_sql = f"{job_id}" if "job_id" in found else "'J' || r.__row"
+    conditions = [
+        f"{date_sql} <= ?",
+        f"({revenue} IS NULL OR (isfinite(try_cast({revenue} AS DOUBLE)) "
+        f"AND try_cast({revenue} AS DOUBLE) >= 0 AND NOT contains({revenue}, '_')))",
+        f"({complaint} IS NULL OR {complaint} IN ({flags}))",
+        f"({served} IS NULL OR {clean(served)})",
+    ]
+    if "job_id" in found:
+        conditions.append(f"{job_id} IS NOT NULL AND {clean(job_id)}")
     required = "customer_id" in found and "date" in found
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE typed AS SELECT __row AS row, "
-        f"{text('job_id')} AS job_id, {text('customer_id')} AS customer_id, "
-        f"{text('date')} AS date_t, {text('revenue_eur')} AS revenue_t, "
-        f"{text('complaint')} AS complaint_t, {text('served_by')} AS served_by "
-        f"FROM raw WHERE NOT ({blank})"
+    if required:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE staged AS SELECT r.__row AS row, "
+            f"{id_sql} AS job_id, {customer} AS customer_id, ({date_sql})::TIMESTAMP AS date, "
+            f"coalesce(try_cast({revenue} AS DOUBLE), 0.0) AS revenue_eur, "
+            f"CASE WHEN {complaint} IN ({true_set}) THEN 1 ELSE 0 END AS complaint, "
+            f"{served} AS served_by FROM raw r JOIN known_ids k ON {customer} = k.customer_id "
+            f"WHERE {' AND '.join(conditions)}",
+            [reference.to_pydatetime()],
+        )
+    else:  # check_jobs says what is missing
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE staged (row BIGINT, job_id VARCHAR, customer_id "
+            "VARCHAR, date TIMESTAMP, revenue_eur DOUBLE, complaint INTEGER, served_by VARCHAR)"
+        )
+    blank = " AND ".join(f"{_quote(c)} IS NULL" for c in columns) or "FALSE"
+    counts = con.execute(
+        f"SELECT count(*) FILTER (WHERE NOT ({blank})), min(__row) FILTER (WHERE NOT ({blank})) "
+        "FROM raw"
+    ).fetchall()[0]
+    n_rows, first_row = int(counts[0]), counts[1]
+    cleared = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
+    extra: list[np.ndarray] = []
+    if "job_id" in found and n_rows:
+        extra.append(  # rows sharing a job id: check_ids names the row each one repeats
+            con.execute(
+                f"WITH unclean AS (SELECT trim({job_id}) AS j FROM raw r WHERE {job_id} IS NOT "
+                f"NULL AND NOT {clean(job_id)}), dup AS (SELECT {job_id} AS j FROM raw r "
+                f"WHERE {job_id} IS NOT NULL GROUP BY j HAVING count(*) > 1) "
+                f"SELECT __row FROM raw r WHERE {job_id} IN (SELECT j FROM dup) OR "
+                f"{job_id} IN (SELECT j FROM unclean) OR trim({job_id}) IN "
+                "(SELECT j FROM unclean)"
+            ).fetchnumpy()["__row"]
+        )
+    if cleared < n_rows:
+        extra.append(
+            con.execute(
+                f"SELECT __row FROM raw WHERE NOT ({blank}) AND __row NOT IN "
+                "(SELECT row FROM staged)"
+            ).fetchnumpy()["__row"]
+        )
+    dup_rows = np.asarray(extra[0] if "job_id" in found and extra else [], dtype=np.int64)
+    suspect = np.unique(
+        np.concatenate(
+            [np.asarray(e, dtype=np.int64) for e in extra]
+            + [np.array([] if first_row is None else [first_row], dtype=np.int64)]
+        )
     )
-    date_sql = (
-        "CASE WHEN regexp_full_match(date_t, '\\d{4}-\\d{2}-\\d{2}( 00:00:00)?') "
-        "THEN try_strptime(substr(date_t, 1, 10), '%Y-%m-%d') "
-        "WHEN regexp_full_match(date_t, '\\d{1,2}\\.\\d{1,2}\\.\\d{4}') "
-        "THEN try_strptime(date_t, '%d.%m.%Y') "
-        "WHEN regexp_full_match(date_t, '\\d{1,2}/\\d{1,2}/\\d{4}') "
-        "THEN try_strptime(date_t, '%d/%m/%Y') END"
-    )
-    id_ok = (
-        "job_id IS NOT NULL AND job_id NOT IN (SELECT job_id FROM typed WHERE job_id IS NOT "
-        "NULL GROUP BY job_id HAVING count(*) > 1)"
-        if "job_id" in found
-        else "TRUE"
-    )
-    rev_ok = "revenue_t IS NULL OR regexp_full_match(revenue_t, '\\d+(\\.\\d+)?')"
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE cleared AS SELECT row, "
-        "coalesce(job_id, 'J' || row) AS job_id, customer_id, "
-        f"{date_sql} AS date, revenue_t, complaint_t, served_by FROM typed"
-    )
-    ok_sql = (
-        f"({required}) AND customer_id IN (SELECT customer_id FROM known_ids) "
-        f"AND date IS NOT NULL AND date <= ? AND ({rev_ok}) "
-        f"AND (complaint_t IS NULL OR lower(complaint_t) IN ({flags})) "
-        f"AND row IN (SELECT row FROM typed WHERE {id_ok})"
-    )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE cleared_ok AS SELECT * FROM cleared WHERE {ok_sql}",
-        [reference.to_pydatetime()],
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE staged AS SELECT job_id, customer_id, "
-        "date::TIMESTAMP AS date, coalesce(CAST(revenue_t AS DOUBLE), 0.0) AS revenue_eur, "
-        f"CASE WHEN lower(complaint_t) IN ({true_set}) THEN 1 ELSE 0 END AS complaint, "
-        "served_by FROM cleared_ok"
-    )
-    # rows the SQL pass did not clear, plus the first row (for the notes of the report)
-    suspect = con.execute(
-        "SELECT row FROM typed WHERE row NOT IN (SELECT row FROM cleared_ok) "
-        "OR row = (SELECT min(row) FROM typed) ORDER BY row"
-    ).fetchnumpy()["row"]
-    total = con.execute("SELECT count(*) FROM typed").fetchall()[0]
-    n_rows = int(total[0]) if total else 0
-    if n_rows == 0:
-        suspect = np.array([], dtype=np.int64)
-    dup_rows = np.array([], dtype=np.int64)
-    if "job_id" in found and len(suspect):
-        dup_rows = con.execute(
-            "SELECT row FROM typed WHERE job_id IN (SELECT job_id FROM typed WHERE job_id IS "
-            "NOT NULL GROUP BY job_id HAVING count(*) > 1) ORDER BY row"
-        ).fetchnumpy()["row"]
-    chunks = _chunks(np.asarray(suspect, dtype=np.int64), np.asarray(dup_rows, dtype=np.int64))
+    chunks = _chunks(suspect, np.sort(dup_rows))
     reports: list[ValidationReport] = []
     fixed: list[pd.DataFrame] = []
     for rows in chunks or [np.array([], dtype=np.int64)]:
@@ -622,43 +642,38 @@ def _stage_jobs(
         raw = raw.astype(object).where(raw.notna(), None)
         raw.attrs.update(attrs)
         table = check_jobs(
-            raw,
-            customer_ids=known,
-            mapping=mapping,
-            as_of=as_of,
-            path=label,
-            rows=rows,
+            raw, customer_ids=known, mapping=mapping, as_of=as_of, path=label, rows=rows
         )
         if table.report.fatal:
             return replace(table.report, n_rows=n_rows if n_rows else table.report.n_rows)
         reports.append(table.report)
         fixed.append(table.valid)
     report = _merged_report(reports, n_rows=n_rows)
+    if len(suspect):
+        con.register("suspect_rows", pd.DataFrame({"row": suspect}))
+        con.execute("DELETE FROM staged WHERE row IN (SELECT row FROM suspect_rows)")
+        con.unregister("suspect_rows")
     fixed_frame = pd.concat(fixed, ignore_index=True) if fixed else pd.DataFrame()
     if len(fixed_frame):
         fixed_frame = pd.DataFrame(
             {
+                "row": fixed_frame["row"].astype(np.int64),
                 "job_id": fixed_frame["job_id"].astype("string"),
                 "customer_id": fixed_frame["customer_id"].astype("string"),
                 "date": fixed_frame["date"].astype("datetime64[ns]"),
                 "revenue_eur": fixed_frame["revenue_eur"].astype(float),
                 "complaint": fixed_frame["complaint"].astype(np.int32),
                 "served_by": fixed_frame["served_by"].astype("string"),
-                "row": fixed_frame["row"].astype(np.int64),
             }
         )
         con.register("fixed_frame", fixed_frame)
         con.execute(
-            "DELETE FROM staged WHERE job_id IN (SELECT job_id FROM cleared_ok WHERE row IN "
-            "(SELECT row FROM fixed_frame))"
-        )
-        con.execute(
-            "INSERT INTO staged SELECT job_id, customer_id, date::TIMESTAMP, revenue_eur, "
+            "INSERT INTO staged SELECT row, job_id, customer_id, date::TIMESTAMP, revenue_eur, "
             "complaint, served_by FROM fixed_frame"
         )
         con.unregister("fixed_frame")
-    for t in ("typed", "cleared", "cleared_ok", "known_ids"):
-        con.execute(f"DROP TABLE IF EXISTS {t}")
+    con.execute("ALTER TABLE staged DROP COLUMN row")
+    con.execute("DROP TABLE IF EXISTS known_ids")
     return report
 
 

@@ -170,6 +170,8 @@ class RegisterStore:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
         self.con = con
         self.path = path
+        #: Aggregated tables already computed on this connection (cleared by imports).
+        self.memo: dict[tuple[object, ...], pd.DataFrame] = {}
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -203,6 +205,7 @@ class RegisterStore:
                 file=target,
             ) from exc
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute("SET enable_progress_bar = false")
         if not read_only:
             con.execute(_SCHEMA)
         return cls(con, target)
@@ -211,6 +214,7 @@ class RegisterStore:
     def in_memory(cls) -> RegisterStore:
         """An empty register in memory (tests, and a file read for one run)."""
         con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
         con.execute(_SCHEMA)
         return cls(con, None)
 
@@ -524,6 +528,7 @@ def job_connection(
         con = jobs.con.cursor()
     else:
         con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
         con.register("jobs", jobs_frame_view(jobs))
     try:
         for name, frame in (tables or {}).items():

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from planner.register.store import JobSource, date_range, job_connection
+from planner.register.store import JobSource, RegisterStore, date_range, job_connection
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +208,7 @@ def _monthly_sql(
     import duckdb
 
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         con.register("counted", frame)
         return _monthly(con, relation, by, date=date)
@@ -235,25 +236,34 @@ def monthly_counts(
 
     Jobs of customers missing from ``customers`` are left out (and logged), as in
     :func:`jobs_with_customers`. ``customers`` needs ``customer_id`` and the ``by`` columns.
+    A stored register keeps the answer for the same customers while it is open.
     """
     info = customers[["customer_id", *by]].drop_duplicates("customer_id")
-    info = info.assign(customer_id=info["customer_id"].astype(str))
+    info = pd.DataFrame(info.assign(customer_id=info["customer_id"].astype(str)))
+    key = None
+    if isinstance(jobs, RegisterStore):
+        key = ("monthly", tuple(by), int(pd.util.hash_pandas_object(info, index=False).sum()))
+        if key in jobs.memo:
+            return jobs.memo[key].copy()
     cols = ", ".join(f'c."{b}"' for b in by)
-    with job_connection(jobs, {"customer_info": pd.DataFrame(info)}) as con:
-        lost = con.execute(
-            "SELECT count(*) FROM jobs WHERE customer_id NOT IN "
-            "(SELECT customer_id FROM customer_info)"
-        ).fetchall()[0]
-        if lost and lost[0]:
-            logger.warning(
-                "%d jobs of customers not in the register left out of the trends", lost[0]
-            )
-        return _monthly(
+    with job_connection(jobs, {"customer_info": info}) as con:
+        counted = _monthly(
             con,
-            f"SELECT {cols}, j.date FROM jobs j JOIN customer_info c USING (customer_id)",
-            by,
+            f"SELECT {cols}, c.customer_id IS NULL AS unknown, j.date FROM jobs j "
+            "LEFT JOIN customer_info c USING (customer_id)",
+            [*by, "unknown"],
             date="date",
         )
+    unknown = counted["unknown"].astype(bool)
+    if unknown.any():
+        logger.warning(
+            "%d jobs of customers not in the register left out of the trends",
+            int(counted.loc[unknown, "jobs"].sum()),
+        )
+    out = counted.loc[~unknown].drop(columns="unknown").reset_index(drop=True)
+    if key is not None and isinstance(jobs, RegisterStore):
+        jobs.memo[key] = out.copy()
+    return out
 
 
 def periods_from_monthly(
