@@ -81,7 +81,7 @@ def generate(folder: Path, *, customers: int, jobs: int, append: int) -> dict[st
     return paths
 
 
-def timed(fn, *args, **kwargs):  # noqa: ANN001, ANN201
+def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     out = fn(*args, **kwargs)
     return time.perf_counter() - start, out
@@ -106,16 +106,9 @@ def baseline_module(ref: str) -> types.SimpleNamespace | None:
         assert spec is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        exec(compile(text, f"{ref}:{name}.py", "exec"), module.__dict__)  # noqa: S102
+        exec(compile(text, f"{ref}:{name}.py", "exec"), module.__dict__)
         modules[name] = module
     return types.SimpleNamespace(**modules)
-
-
-def demo_statistics(jobs, customers, trends_mod, forecast_mod) -> None:  # noqa: ANN001
-    seg = trends_mod.segment_trends(jobs, customers)
-    area = trends_mod.area_trends(jobs, customers)
-    forecast_mod.forecast_jobs(jobs, customers, years=3)
-    return seg, area
 
 
 def bench_demo(ref: str, repeats: int) -> None:
