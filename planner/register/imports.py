@@ -160,6 +160,7 @@ def import_register(
     update: bool = False,
     as_of: str | pd.Timestamp | None = None,
     progress: Progress | None = None,
+    job_format: str | None = None,
 ) -> list[ImportSummary]:
     """Validate and append customers, sites and jobs to the register, in one transaction.
 
@@ -181,6 +182,9 @@ def import_register(
         Jobs dated after this day are errors (default: today).
     progress
         ``progress(message, fraction)`` callback.
+    job_format
+        What the reports say the job rows were read as (default: the file format; rows of a
+        database query have no file lines).
 
     Returns
     -------
@@ -225,6 +229,7 @@ def import_register(
                     update=update,
                     as_of=as_of,
                     progress=report,
+                    job_format=job_format,
                 )
             )
         now = pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()
@@ -409,6 +414,7 @@ def _import_jobs(
     update: bool,
     as_of: str | pd.Timestamp | None,
     progress: Progress,
+    job_format: str | None = None,
 ) -> ImportSummary:
     known = (
         [r[0] for r in con.execute("SELECT customer_id FROM customers").fetchall()]
@@ -429,6 +435,8 @@ def _import_jobs(
         base = 0.1 + 0.85 * i / len(files)
         progress(f"Reading {label}", base)
         attrs = _load_raw(con, path, label)
+        if job_format is not None:
+            attrs = {"format": job_format}
         progress(f"Validating {label}", base + 0.3 / len(files))
         file_report = _stage_jobs(
             con, label, attrs, known, mapping=mapping, reference=reference, as_of=as_of
@@ -783,4 +791,5 @@ def import_postgres(
             update=update,
             as_of=as_of,
             progress=progress,
+            job_format="PostgreSQL rows",
         )

@@ -31,7 +31,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from planner.register.store import JobSource, RegisterStore, date_range, job_connection
+from planner.register.store import (
+    JobSource,
+    RegisterStore,
+    date_range,
+    job_connection,
+    scratch_connection,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -205,10 +211,7 @@ def count_jobs(
 def _monthly_sql(
     frame: pd.DataFrame, relation: str, by: Sequence[str], *, date: str
 ) -> pd.DataFrame:
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = scratch_connection()
     try:
         con.register("counted", frame)
         return _monthly(con, relation, by, date=date)
