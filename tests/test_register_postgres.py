@@ -60,16 +60,20 @@ def postgres_url() -> Iterator[str]:
         shutil.chown(data, "postgres", "postgres")
         shutil.chown(root, "postgres", "postgres")
     port = _free_port()
-    run = {"check": True, "capture_output": True, "timeout": 120}
     subprocess.run(
         [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
-        **run,  # type: ignore[arg-type]
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    log = str(root / "server.log")
+    pg_ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data)]
     subprocess.run(
-        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60"]
-        + ["-l", str(root / "server.log"), "start"],
-        **run,  # type: ignore[arg-type]
+        [*pg_ctl, "-o", options, "-w", "-t", "60", "-l", log, "start"],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -129,7 +133,8 @@ def test_import_from_a_postgres_table_equals_the_file(crm: str, tmp_path: Path) 
         assert (jobs.new, jobs.left_out) == (len(from_file), 1)
         (report,) = jobs.reports
         text = str(report)
-        assert "table crm.auftraege" in text and "read as PostgreSQL rows" in text
+        assert "table crm.auftraege" in text
+        assert "read as PostgreSQL rows" in text
         assert f"- row {len(from_file) + 1}, column 'kunde', value 'NOBODY'" in text
         stored = store.con.execute(
             f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs ORDER BY job_id"
@@ -156,7 +161,8 @@ def test_cli_import_with_a_query(crm: str, tmp_path: Path, capsys) -> None:
     # a table that does not exist: a clear error naming the source, nothing imported
     assert main(["register", "import", crm, "--table", "nope", "--db", db]) == 2
     err = capsys.readouterr().err
-    assert "cannot read jobs from PostgreSQL" in err and "nope" in err
+    assert "cannot read jobs from PostgreSQL" in err
+    assert "nope" in err
     with open_store(db, read_only=True) as store:
         assert store.count("jobs") == n_2025
 
