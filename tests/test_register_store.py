@@ -441,3 +441,30 @@ def test_a_killed_import_leaves_the_register_as_it_was(tmp_path: Path) -> None:
     with open_store(db) as store:
         (jobs,) = import_register(store, jobs=big)
         assert (jobs.new, jobs.already_stored) == (n, 0)
+
+
+@pytest.mark.slow
+def test_cli_run_saves_the_plan_and_economics_read_the_register(tmp_path: Path, capsys) -> None:
+    db = str(tmp_path / "r.duckdb")
+    argv = ["register", "import", "--customers", str(DEMO_CUSTOMERS), "--jobs", str(DEMO_JOBS)]
+    assert main([*argv, "--db", db]) == 0
+    common = ["--region", "malta", "--workshops", "3", "--time-limit", "20"]
+    plan_out = tmp_path / "plan"
+    run_argv = ["run", *common, "--customers", str(DEMO_CUSTOMERS), "--out", str(plan_out)]
+    assert main([*run_argv, "--save", "--db", db]) == 0
+    assert "saved as plan 1 in the register" in capsys.readouterr().out
+    with open_store(db, read_only=True) as store:
+        plans = store.plans()
+        stored = store.plan_assignments()
+    assert len(plans) == 1
+    assert plans.loc[0, "sites"] == 3
+    assert len(stored) == 2000
+    assert 1 <= stored["site_id"].nunique() <= 3
+    stored_out, file_out = tmp_path / "eco_db", tmp_path / "eco_file"
+    assert main(["economics", *common, "--db", db, "--out", str(stored_out)]) == 0
+    eco_argv = ["economics", str(DEMO_JOBS), "--customers", str(DEMO_CUSTOMERS), *common]
+    assert main([*eco_argv, "--out", str(file_out)]) == 0
+    for name in ("customer_economics.csv", "site_economics.csv", "segment_economics.csv"):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(stored_out / name), pd.read_csv(file_out / name), rtol=1e-9
+        )
