@@ -483,8 +483,8 @@ JobSource: TypeAlias = pd.DataFrame | RegisterStore
 
 
 def jobs_frame_view(jobs: pd.DataFrame) -> pd.DataFrame:
-    """A job frame in the shape of the stored ``jobs`` table (missing optional columns filled:
-    revenue 0, complaint 0, served_by empty)."""
+    """A job frame in the shape of the stored ``jobs`` table (missing columns filled: revenue 0,
+    complaint 0, served_by, customer_id and date empty)."""
     n = len(jobs)
     frame = pd.DataFrame(
         {
@@ -493,8 +493,16 @@ def jobs_frame_view(jobs: pd.DataFrame) -> pd.DataFrame:
                 if "job_id" in jobs
                 else np.array([f"J{i + 1}" for i in range(n)], dtype=object)
             ),
-            "customer_id": jobs["customer_id"].astype(str).to_numpy(),
-            "date": pd.to_datetime(jobs["date"]).to_numpy(dtype="datetime64[ns]"),
+            "customer_id": (
+                jobs["customer_id"].astype(str).to_numpy()
+                if "customer_id" in jobs
+                else np.full(n, None, dtype=object)
+            ),
+            "date": (
+                pd.to_datetime(jobs["date"]).to_numpy(dtype="datetime64[ns]")
+                if "date" in jobs
+                else np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+            ),
             "revenue_eur": (
                 pd.to_numeric(jobs["revenue_eur"], errors="coerce").to_numpy(float)
                 if "revenue_eur" in jobs
