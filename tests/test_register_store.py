@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from planner.cli import main
+from planner.cli_register import previous_from_store
 from planner.inputs.jobs import read_jobs, read_register
 from planner.models import Solution
 from planner.register import complaint_flags, customer_economics, forecast_jobs, segment_trends
@@ -317,6 +318,9 @@ def test_status_plans_and_customer_history(tmp_path: Path, demo_frames, capsys) 
         # the last stored plan is the --previous of a phased plan
         last = store.plan_assignments()
         assert last.set_index("customer_id").loc["C00001", "site_id"] == "P2"
+        previous = previous_from_store(store, None)
+        assert previous is not None
+        pd.testing.assert_frame_equal(previous, last[["customer_id", "site_id"]])
         history = store.customer_history("C00001")
         assert history.loc[history["source"] == "plan", "site_id"].tolist() == ["W1", "P2"]
         served = history[history["source"] == "jobs"]
