@@ -41,7 +41,7 @@ from planner.inputs.tables import (
     table_format,
 )
 from planner.inputs.validation import ValidationReport
-from planner.register.store import RegisterStore
+from planner.register.store import MEMORY_LIMIT, RegisterStore
 from planner.settings import max_table_rows
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ __all__ = [
 JOB_FILE_SUFFIXES: tuple[str, ...] = (".csv", ".txt", ".tsv", ".parquet", ".xlsx")
 #: Rows of a file checked in pandas at a time (rows the SQL pass could not clear).
 CHECK_CHUNK_ROWS = 500_000
+#: Memory DuckDB may use during an import (staging tables of ten million rows fit).
+IMPORT_MEMORY_LIMIT = "4GB"
 #: Changed ids listed in a summary (the rest are counted).
 MAX_LISTED_CHANGES = 20
 _TRUE = ("1", "yes", "y", "true", "ja", "x")
@@ -203,6 +205,8 @@ def import_register(
     store.memo.clear()
     con = store.con.cursor()
     summaries: list[ImportSummary] = []
+    # the staging tables of a long history are held in memory rather than spilled to disk
+    con.execute(f"SET memory_limit = '{IMPORT_MEMORY_LIMIT}'")
     try:
         con.execute("BEGIN TRANSACTION")
         row = con.execute("SELECT coalesce(max(import_id), 0) + 1 FROM imports").fetchall()[0]
@@ -254,6 +258,7 @@ def import_register(
         con.execute("ROLLBACK")
         raise
     finally:
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.close()
     return summaries
 
