@@ -27,6 +27,7 @@ import functools
 import json
 import logging
 import os
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from planner.errors import InputError
 from planner.inputs.customers import customers_frame
@@ -523,6 +525,45 @@ def jobs_frame_view(jobs: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+#: Arrow copies of the last job frames shown to DuckDB, and the aggregated tables computed from
+#: them: id -> (weak reference, content fingerprint, table, memo).
+_VIEWS: dict[
+    int, tuple[weakref.ref[pd.DataFrame], int, pa.Table, dict[tuple[object, ...], pd.DataFrame]]
+] = {}
+_MAX_VIEWS = 8
+
+
+def _fingerprint(jobs: pd.DataFrame) -> int:
+    cols = [c for c in JOB_TABLE_COLUMNS if c in jobs]
+    return int(pd.util.hash_pandas_object(jobs[cols], index=False).sum()) ^ len(jobs)
+
+
+def _held(jobs: pd.DataFrame) -> tuple[pa.Table, dict[tuple[object, ...], pd.DataFrame]]:
+    """:func:`jobs_frame_view` as an Arrow table, and a memo of aggregates, kept while the
+    frame lives and its content is unchanged (the statistics of one history query it several
+    times)."""
+    key, mark = id(jobs), _fingerprint(jobs)
+    held = _VIEWS.get(key)
+    if held is not None and held[0]() is jobs and held[1] == mark:
+        return held[2], held[3]
+    table = pa.Table.from_pandas(jobs_frame_view(jobs), preserve_index=False)
+    for stale in [k for k, entry in _VIEWS.items() if entry[0]() is None]:
+        del _VIEWS[stale]
+    if len(_VIEWS) >= _MAX_VIEWS:
+        _VIEWS.pop(next(iter(_VIEWS)))
+    memo: dict[tuple[object, ...], pd.DataFrame] = {}
+    _VIEWS[key] = (weakref.ref(jobs), mark, table, memo)
+    return table, memo
+
+
+def memo_of(jobs: JobSource) -> dict[tuple[object, ...], pd.DataFrame]:
+    """Where aggregates of this job history are kept: the store's memo (cleared by imports),
+    or the memo of a frame (dropped when its content changes)."""
+    if isinstance(jobs, RegisterStore):
+        return jobs.memo
+    return _held(jobs)[1]
+
+
 @functools.lru_cache(maxsize=1)
 def _scratch_database() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
@@ -552,7 +593,7 @@ def job_connection(
         con = jobs.con.cursor()
     else:
         con = scratch_connection()
-        con.register("jobs", jobs_frame_view(jobs))
+        con.register("jobs", _held(jobs)[0])
     try:
         for name, frame in (tables or {}).items():
             con.register(name, frame)

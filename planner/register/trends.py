@@ -33,9 +33,9 @@ from scipy.special import ndtri
 
 from planner.register.store import (
     JobSource,
-    RegisterStore,
     date_range,
     job_connection,
+    memo_of,
     scratch_connection,
 )
 
@@ -243,11 +243,10 @@ def monthly_counts(
     """
     info = customers[["customer_id", *by]].drop_duplicates("customer_id")
     info = pd.DataFrame(info.assign(customer_id=info["customer_id"].astype(str)))
-    key = None
-    if isinstance(jobs, RegisterStore):
-        key = ("monthly", tuple(by), int(pd.util.hash_pandas_object(info, index=False).sum()))
-        if key in jobs.memo:
-            return jobs.memo[key].copy()
+    memo = memo_of(jobs)
+    key = ("monthly", tuple(by), int(pd.util.hash_pandas_object(info, index=False).sum()))
+    if key in memo:
+        return memo[key].copy()
     cols = ", ".join(f'c."{b}"' for b in by)
     with job_connection(jobs, {"customer_info": info}) as con:
         counted = _monthly(
@@ -264,8 +263,7 @@ def monthly_counts(
             int(counted.loc[unknown, "jobs"].sum()),
         )
     out = counted.loc[~unknown].drop(columns="unknown").reset_index(drop=True)
-    if key is not None and isinstance(jobs, RegisterStore):
-        jobs.memo[key] = out.copy()
+    memo[key] = out.copy()
     return out
 
 
@@ -284,9 +282,12 @@ def periods_from_monthly(
     first, last = window_of_range(monthly["month"].min(), monthly["month"].max(), as_of=as_of)
     freq = {"month": "M", "quarter": "Q", "year": "Y"}[period]
     inside = monthly[(monthly["month"] >= first) & (monthly["month"] <= last)]
-    keys = inside["month"].dt.to_period(freq).dt.to_timestamp()
-    counted = inside.assign(period=keys).groupby([*by, "period"])["jobs"].sum()
     periods = pd.period_range(first, last, freq=freq).to_timestamp()
+    # start month of each month's period (months counted from 1970-01, a quarter's start)
+    months = inside["month"].to_numpy().astype("datetime64[M]").astype(np.int64)
+    step = {"month": 1, "quarter": 3, "year": 12}[period]
+    keys = (months - months % step).astype("datetime64[M]").astype(periods.dtype)
+    counted = inside.assign(period=keys).groupby([*by, "period"])["jobs"].sum()
     groups = inside[list(by)].drop_duplicates().sort_values(list(by))
     full = groups.merge(pd.DataFrame({"period": periods}), how="cross")
     out = full.merge(counted.reset_index(), on=[*by, "period"], how="left")
@@ -392,6 +393,23 @@ def _trend_table(
     return pd.DataFrame(rows)
 
 
+def _kept_trend_table(
+    jobs: JobSource, monthly: pd.DataFrame, by: Sequence[str], *, level: float, min_jobs: int
+) -> pd.DataFrame:
+    """:func:`_trend_table`, fitted once per history and counts (the forecast asks again)."""
+    memo = memo_of(jobs)
+    key = (
+        "trend_table",
+        tuple(by),
+        level,
+        min_jobs,
+        int(pd.util.hash_pandas_object(monthly, index=False).sum()),
+    )
+    if key not in memo:
+        memo[key] = _trend_table(monthly, by, level=level, min_jobs=min_jobs)
+    return memo[key].copy()
+
+
 def segment_trends(
     jobs: JobSource,
     customers: pd.DataFrame,
@@ -422,7 +440,7 @@ def segment_trends(
         :data:`SEGMENT_TREND_COLUMNS`, one row per segment.
     """
     monthly = segment_counts(jobs, customers, as_of=as_of)
-    table = _trend_table(monthly, ("segment",), level=level, min_jobs=min_jobs)
+    table = _kept_trend_table(jobs, monthly, ("segment",), level=level, min_jobs=min_jobs)
     return table.reindex(columns=list(SEGMENT_TREND_COLUMNS))
 
 
@@ -503,7 +521,7 @@ def area_trends(
     by = ("area_id", "segment")
     located = cust[cust["area_id"] != ""]
     monthly = periods_from_monthly(monthly_counts(jobs, located, by=by), by=by, as_of=as_of)
-    table = _trend_table(monthly, by, level=level, min_jobs=min_jobs)
+    table = _kept_trend_table(jobs, monthly, by, level=level, min_jobs=min_jobs)
     if table.empty:
         return pd.DataFrame(columns=list(AREA_TREND_COLUMNS))
     centres = _area_centres(list(table["area_id"].unique()), jobs, located, h3_cells=areas is None)
