@@ -69,7 +69,7 @@ JOB_TABLE_COLUMNS: tuple[str, ...] = (
     "served_by",
 )
 #: Memory DuckDB may use for one query before it spills to disk.
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "512MB"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
