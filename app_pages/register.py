@@ -1,11 +1,15 @@
-"""Customer register: job history upload, demand trends, forecast, and a phased plan."""
+"""Customer register: the stored register (or a job history upload), demand trends, forecast,
+and a phased plan."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
+from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as shared
@@ -14,9 +18,11 @@ from planner.engine.phases import plan_phases
 from planner.errors import PlannerError
 from planner.inputs import customers as demand
 from planner.inputs.jobs import JobTable, read_jobs
-from planner.register import area_trends, count_jobs, forecast_jobs, segment_trends
+from planner.register import area_trends, forecast_jobs, segment_trends
 from planner.register.forecast import forecast_summary
-from planner.register.trends import jobs_with_customers
+from planner.register.imports import import_register
+from planner.register.store import RegisterStore, default_db_path, open_store
+from planner.register.trends import segment_counts
 from planner.register.trends_map import trends_map
 from planner.results.phases import PhasedPlan
 
@@ -34,49 +40,134 @@ def read_history(
     return read_jobs(upload, customer_ids=_customers["customer_id"])
 
 
+def _statistics(
+    jobs: pd.DataFrame | RegisterStore, customers: gpd.GeoDataFrame, years: int
+) -> dict[str, object]:
+    seg = segment_trends(jobs, customers)
+    area = area_trends(jobs, customers)
+    return {
+        "segments": seg,
+        "areas": area,
+        "monthly": segment_counts(jobs, customers),
+        "forecast": forecast_jobs(jobs, customers, years=years, trends=(seg, area)),
+    }
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def trends(
     customers_key: str, key: str, _jobs: JobTable, years: int, _customers: gpd.GeoDataFrame
 ) -> dict[str, object]:
-    """Segment and area trends, monthly counts and the forecast of a history."""
-    customers = _customers
-    valid = _jobs.valid
-    return {
-        "segments": segment_trends(valid, customers),
-        "areas": area_trends(valid, customers),
-        "monthly": count_jobs(jobs_with_customers(valid, customers), by=("segment",)),
-        "forecast": forecast_jobs(valid, customers, years=years),
-    }
+    """Segment and area trends, monthly counts and the forecast of an uploaded history."""
+    return _statistics(_jobs.valid, _customers, years)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def stored_trends(db: str, version: str, years: int) -> dict[str, object]:
+    """The same statistics of the stored register (computed in DuckDB; ``version`` is the
+    file's modification time, so an import shows at once)."""
+    with open_store(db, read_only=True) as store:
+        customers = store.customers()
+        out = _statistics(store, customers, years)
+        out["customers"] = customers
+        out["status"] = str(store.status())
+    return out
+
+
+def _stored_register() -> Path | None:
+    """The workspace's register database when it holds jobs."""
+    path = default_db_path()
+    if not path.is_file():
+        return None
+    try:
+        with RegisterStore.open(path, read_only=True) as store:
+            return path if store.count("jobs") else None
+    except PlannerError:
+        return None
+
+
+def _import_upload(name: str, data: bytes, customers_file: tuple[str, bytes] | None) -> list[str]:
+    """Import the uploaded history (and the customer file it belongs to) into the register."""
+    with tempfile.TemporaryDirectory(prefix="planner-upload-") as tmp:
+        jobs_path = Path(tmp) / "jobs" / Path(name).name
+        jobs_path.parent.mkdir()
+        jobs_path.write_bytes(data)
+        customers_path = None
+        if customers_file is not None:
+            customers_path = Path(tmp) / "customers" / Path(customers_file[0]).name
+            customers_path.parent.mkdir()
+            customers_path.write_bytes(customers_file[1])
+        with open_store() as store:
+            done = import_register(
+                store, customers=customers_path, jobs=jobs_path, job_labels=[name]
+            )
+    return [str(s) for s in done]
+
+
+def _customers_file(source: str) -> tuple[str, bytes] | None:
+    """The file the Data page's customers came from: the upload, or the demo file."""
+    upload, _sites = shared.current_inputs()
+    if upload is not None:
+        return upload.name, upload.data
+    demo = demand.demo_customers_path(str(region))
+    return None if demo is None else (demo.name, demo.read_bytes())
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def phases(
     customers_key: str,
     key: str,
-    _jobs: JobTable,
+    _jobs: JobTable | None,
     workshops: tuple[int, ...],
     min_gain_min: float,
     _spec: ScenarioSpec,
     _customers: gpd.GeoDataFrame,
 ) -> PhasedPlan:
     """The phased plan of a history on the register's customers (the Data page's scenario)."""
-    return plan_phases(
-        _spec.replace(name=f"{_spec.name}: phases"),
-        list(workshops),
-        jobs=_jobs.valid,
-        customers=_customers,
-        min_gain_min=min_gain_min,
-        graph=shared.load_graph(_spec.region),
-    )
+    spec = _spec.replace(name=f"{_spec.name}: phases")
+    if _jobs is not None:
+        return plan_phases(
+            spec,
+            list(workshops),
+            jobs=_jobs.valid,
+            customers=_customers,
+            min_gain_min=min_gain_min,
+            graph=shared.load_graph(_spec.region),
+        )
+    with open_store(key.rsplit(":", 1)[0], read_only=True) as store:
+        previous = store.plan_assignments() if store.count("plans") else None
+        return plan_phases(
+            spec,
+            list(workshops),
+            jobs=store,
+            customers=_customers,
+            min_gain_min=min_gain_min,
+            previous_assignment=previous,
+            graph=shared.load_graph(_spec.region),
+        )
 
 
 shared.init_state()
 st.title("Customer register over time")
 spec = shared.current_spec()
 region = spec.region
-customers, source = shared.current_customers()
-customers_key = f"{region}:{source}:{len(customers)}"
-st.caption(f"Register: {len(customers):,} customers from {source} (change them on the Data page).")
+stored = _stored_register()
+if stored is not None:
+    with st.spinner("Reading the stored register…"):
+        found = stored_trends(str(stored), str(stored.stat().st_mtime_ns), 3)
+    customers = found["customers"]  # type: ignore[assignment]
+    st.caption(
+        "Showing the stored register (add months with `planner register import --jobs "
+        "FOLDER`, or upload a history below)."
+    )
+    with st.expander("What the register holds"):
+        st.text(str(found["status"]))
+else:
+    customers, source = shared.current_customers()
+customers_key = f"{region}:{stored or source}:{len(customers)}"
+if stored is None:
+    st.caption(
+        f"Register: {len(customers):,} customers from {source} (change them on the Data page)."
+    )
 
 with st.sidebar:
     upload = st.file_uploader(
@@ -88,7 +179,12 @@ with st.sidebar:
     )
     years = int(st.number_input("Years to forecast", min_value=1, max_value=5, value=3))
 
-if upload is not None:
+history: JobTable | None = None
+if stored is not None and upload is None:
+    if years != 3:
+        found = stored_trends(str(stored), str(stored.stat().st_mtime_ns), years)
+    key = f"{stored}:{stored.stat().st_mtime_ns}"
+elif upload is not None:
     name, data = upload.name, upload.getvalue()
 elif region == "malta" and source.startswith("the demo customers"):
     name, data = DEMO_JOBS.name, DEMO_JOBS.read_bytes()
@@ -97,23 +193,35 @@ else:
     st.info("Upload a job history to see demand trends (a demo history exists for Malta).")
     st.stop()
 
-key = f"{name}:{hashlib.sha256(data).hexdigest()[:16]}"
-history = read_history(customers_key, name, data, customers)
-report = str(history.report)
-if history.report.fatal or len(history.valid) == 0:
-    st.error(report)
-    st.stop()
-if history.report.issues:
-    st.warning(
-        f"{len(history.valid):,} of {history.report.n_rows:,} jobs can be used; rows with "
-        "problems are left out (details below)."
-    )
-    with st.expander("Validation report"):
-        st.text(report)
-
-with st.spinner("Estimating trends…"):
-    found = trends(customers_key, key, history, years, customers)
-st.session_state["register"] = found
+if stored is None or upload is not None:
+    key = f"{name}:{hashlib.sha256(data).hexdigest()[:16]}"
+    table = read_history(customers_key, name, data, customers)
+    report = str(table.report)
+    if table.report.fatal or len(table.valid) == 0:
+        st.error(report)
+        st.stop()
+    if table.report.issues:
+        st.warning(
+            f"{len(table.valid):,} of {table.report.n_rows:,} jobs can be used; rows with "
+            "problems are left out (details below)."
+        )
+        with st.expander("Validation report"):
+            st.text(report)
+    history = table
+    with st.spinner("Estimating trends…"):
+        found = trends(customers_key, key, table, years, customers)
+    customers_file = None if stored is not None else _customers_file(source)
+    if (stored is not None or customers_file is not None) and st.button(
+        "Keep this history in the register",
+        help="Imports the jobs into the workspace's register database, so the page opens "
+        "them next time without an upload (only new jobs are added).",
+    ):
+        try:
+            for line in _import_upload(name, data, customers_file):
+                st.success(line)
+        except PlannerError as exc:
+            st.error(f"Cannot import the history: {exc}")
+st.session_state["register"] = {k: found[k] for k in ("segments", "areas", "monthly", "forecast")}
 
 st.subheader("Demand trends by segment")
 st.caption(

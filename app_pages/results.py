@@ -6,7 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _shared as shared
+from planner.errors import PlannerError
 from planner.outputs.safe import to_csv_bytes
+from planner.register.store import open_store
 from planner.results.capacity import not_at_nearest, utilisation_table
 
 shared.init_state()
@@ -132,4 +134,13 @@ if len(displaced):
     st.dataframe(displaced, hide_index=True, width="stretch", height=250)
 elif spec.capacitated:
     st.caption("Every customer is served by its nearest site: no site is full.")
+with st.expander("Loads per site"):
+    st.dataframe(result.loads, hide_index=True, width="stretch")
+if st.button("Save this plan to the register", key="save_plan_register"):
+    try:
+        with open_store() as store:
+            plan_id = store.save_plan(result, name=spec.name, region=str(spec.region))
+        st.success(f"Saved as plan {plan_id} in the register ({store.path}).")
+    except PlannerError as exc:
+        st.error(f"Cannot save the plan: {exc}")
 shared.footer()

@@ -1,5 +1,5 @@
 """Command line interface: ``planner run|validate|compare|geocode|trends|phases|economics``,
-``planner regions`` and ``planner calibrate``.
+``planner regions``, ``planner calibrate`` and ``planner register ...``.
 
 A thin client of the library: it parses arguments into a
 :class:`~planner.engine.ScenarioSpec`, calls the engine (:func:`planner.engine.run`,
@@ -22,6 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from planner._meta import OSM_CREDIT, __version__
+from planner.cli_register import (
+    DB_HELP,
+    add_register_parser,
+    previous_from_store,
+    register_inputs,
+)
 from planner.engine import (
     LAYOUTS,
     ScenarioSpec,
@@ -38,7 +44,6 @@ from planner.engine.regions import customers_elsewhere, region_road_source
 from planner.engine.spec import save_scenario
 from planner.errors import InputError, PlannerError
 from planner.inputs.customers import geocode_missing, read_customers
-from planner.inputs.jobs import read_jobs, read_register
 from planner.inputs.sites import (
     DEFAULT_PRODUCT_CLASS,
     PRODUCT_CLASSES,
@@ -53,7 +58,6 @@ from planner.outputs.safe import to_csv_bytes
 from planner.register import (
     area_trends,
     complaint_flags,
-    count_jobs,
     customer_economics,
     exclude_sites,
     forecast_jobs,
@@ -62,7 +66,8 @@ from planner.register import (
     site_economics,
 )
 from planner.register.calibration import calibration_plot
-from planner.register.trends import PERIODS, jobs_with_customers
+from planner.register.store import open_store
+from planner.register.trends import PERIODS, segment_counts
 from planner.register.trends_map import trends_map
 from planner.results.market import DECAY_FORMS, OBJECTIVES
 from planner.roads.catalog import (
@@ -187,7 +192,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     names = ["calibration.csv", "calibration.png", "calibration_customers.csv", "scenario.toml"]
     _check_outputs([out / n for n in names], overwrite=args.overwrite)
     spec = load_scenario(args.scenario) if args.scenario else ScenarioSpec()
-    changes: dict[str, Any] = {"customers": Path(args.customers), "sites": Path(args.sites)}
+    changes: dict[str, Any] = {"sites": Path(args.sites)}
+    if args.customers:
+        changes["customers"] = Path(args.customers)
     if args.region:
         changes["region"] = args.region
     if args.product_class:
@@ -195,19 +202,24 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.crs:
         changes["crs"] = args.crs
     spec = spec.replace(**changes)
-    register, jobs = _read_register_and_jobs(args.jobs, args.customers)
     site_table = read_sites(args.sites, crs=spec.crs)
     if site_table.report.fatal:
         raise InputError(str(site_table.report), file=args.sites)
-    fit = calibrate_history(
-        spec,
-        register.valid,
-        jobs.valid,
-        site_table.valid,
-        form=args.decay,
-        as_of=args.as_of,
-        progress=_progress,
-    )
+    # a jobs file (with --customers), or the stored register (--db, default the workspace's)
+    with register_inputs(args.jobs, args.customers, args.db, warn=_print_warnings) as (
+        customers,
+        jobs,
+        _,
+    ):
+        fit = calibrate_history(
+            spec,
+            customers,
+            jobs,
+            site_table.valid,
+            form=args.decay,
+            as_of=args.as_of,
+            progress=_progress,
+        )
     out.mkdir(parents=True, exist_ok=True)
     fit.summary().to_csv(out / "calibration.csv", index=False)
     fit.data.to_csv(out / "calibration_customers.csv", index=False)
@@ -319,6 +331,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         lr, out, roads=maps.main_roads(sinst.graph), overwrite=args.overwrite
     )
     _print_warnings(lr.warnings)
+    if args.save:
+        with open_store(args.db) as store:
+            plan_id = store.save_plan(lr, name=spec.name, region=str(spec.region))
+        print(f"saved as plan {plan_id} in the register {store.path}")
     k = lr.kpis
     sol = lr.result.solution
     print(f"{sol.model} with {sol.solver}: {_status(sol)}")
@@ -448,27 +464,6 @@ def _cmd_geocode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_register_and_jobs(
-    jobs_path: str, customers_path: str, *, region: str | None = None
-) -> tuple[Any, Any]:
-    """The register and the valid jobs; fatal reports raise, problem rows are warned about."""
-    register = read_register(customers_path)
-    if register.report.fatal:
-        raise InputError(str(register.report), file=customers_path)
-    jobs = read_jobs(jobs_path, customer_ids=register.frame["customer_id"])
-    if jobs.report.fatal:
-        raise InputError(str(jobs.report), file=jobs_path)
-    for report, path in ((register.report, customers_path), (jobs.report, jobs_path)):
-        if len(report.error_rows):
-            _print_warnings(
-                [
-                    f"{len(report.error_rows):,} rows of {path} have problems and were left out; "
-                    f"run `planner validate {path}` or see the report: {report.summary()}"
-                ]
-            )
-    return register, jobs
-
-
 def _cmd_trends(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = (
@@ -479,21 +474,27 @@ def _cmd_trends(args: argparse.Namespace) -> int:
         "segment_counts.csv",
     )
     _check_outputs([out / n for n in names], overwrite=args.overwrite)
-    register, jobs = _read_register_and_jobs(args.jobs, args.customers)
-    customers, valid = register.valid, jobs.valid
-    seg = segment_trends(valid, customers, as_of=args.as_of)
-    area = area_trends(valid, customers, h3_resolution=args.h3_resolution, as_of=args.as_of)
-    forecast = forecast_jobs(
-        valid, customers, years=args.years, as_of=args.as_of, h3_resolution=args.h3_resolution
-    )
+    with register_inputs(args.jobs, args.customers, args.db, warn=_print_warnings) as (
+        customers,
+        valid,
+        _,
+    ):
+        seg = segment_trends(valid, customers, as_of=args.as_of)
+        area = area_trends(valid, customers, h3_resolution=args.h3_resolution, as_of=args.as_of)
+        forecast = forecast_jobs(
+            valid,
+            customers,
+            years=args.years,
+            as_of=args.as_of,
+            h3_resolution=args.h3_resolution,
+            trends=(seg, area),
+        )
+        counts = segment_counts(valid, customers, period=args.period, as_of=args.as_of)
     out.mkdir(parents=True, exist_ok=True)
     seg.to_csv(out / "segment_trends.csv", index=False)
     area.to_csv(out / "area_trends.csv", index=False)
     forecast.to_csv(out / "forecast.csv", index=False)
     maps.save_map(trends_map(area), out / "trends.html")
-    counts = count_jobs(
-        jobs_with_customers(valid, customers), by=("segment",), period=args.period, as_of=args.as_of
-    )
     counts.to_csv(out / "segment_counts.csv", index=False)
     print(
         seg[["segment", "growth_per_year", "low", "high", "trend", "jobs_last_12m"]].to_string(
@@ -552,19 +553,32 @@ def _cmd_phases(args: argparse.Namespace) -> int:
         else None
     )
     budget = _parse_per_year(args.budget, what="--budget") if args.budget is not None else None
-    register, jobs = _read_register_and_jobs(args.jobs, args.customers)
-    previous = _read_previous(args.previous) if args.previous else None
-    plan = plan_phases(
-        spec,
-        workshops,
-        jobs=jobs.valid,
-        customers=register.valid,
-        budget_per_year_eur=budget,
-        as_of=args.as_of,
-        min_gain_min=args.min_gain,
-        previous_assignment=previous,
-        progress=_progress,
-    )
+    with register_inputs(args.jobs, args.customers, args.db, warn=_print_warnings) as (
+        customers,
+        jobs,
+        store,
+    ):
+        if args.previous:
+            previous = _read_previous(args.previous)
+        else:  # with a register: keep the customers where the last saved plan put them
+            previous = previous_from_store(store, args.db)
+            if previous is not None:
+                print(
+                    f"keeping the {len(previous):,} assignments of the last saved plan "
+                    "(pass --previous FILE for others)",
+                    file=sys.stderr,
+                )
+        plan = plan_phases(
+            spec,
+            workshops,
+            jobs=jobs,
+            customers=customers,
+            budget_per_year_eur=budget,
+            as_of=args.as_of,
+            min_gain_min=args.min_gain,
+            previous_assignment=previous,
+            progress=_progress,
+        )
     out.mkdir(parents=True, exist_ok=True)
     plan.phases.to_csv(out / "phases.csv", index=False)
     plan.moves.to_csv(out / "moves.csv", index=False)
@@ -593,7 +607,23 @@ def _cmd_economics(args: argparse.Namespace) -> int:
     if args.exclude_flagged:
         names.append("sites_without_flagged.csv")
     _check_outputs([out / n for n in names], overwrite=args.overwrite)
-    register, jobs = _read_register_and_jobs(args.jobs, args.customers)
+    with register_inputs(args.jobs, args.customers, args.db, warn=_print_warnings) as (
+        customers,
+        jobs,
+        _,
+    ):
+        return _economics(args, spec, out, names, customers=customers, jobs=jobs)
+
+
+def _economics(
+    args: argparse.Namespace,
+    spec: ScenarioSpec,
+    out: Path,
+    names: list[str],
+    *,
+    customers: Any,
+    jobs: Any,
+) -> int:
     sites_arg = None
     if args.exclude_flagged:
         if spec.sites is None:
@@ -604,13 +634,13 @@ def _cmd_economics(args: argparse.Namespace) -> int:
         from_file = read_sites(spec.sites, crs=spec.crs)
         if from_file.report.fatal:
             raise InputError(str(from_file.report), file=spec.sites)
-        flags = complaint_flags(jobs.valid)
+        flags = complaint_flags(jobs)
         flagged = flags.loc[flags["flagged"], "site_id"].tolist()
         sites_arg = exclude_sites(from_file.valid, flagged)
         print(f"partners flagged for complaints and excluded: {', '.join(flagged) or 'none'}")
-    lr = run(spec, customers=register.valid, sites=sites_arg, progress=_progress)
-    per_customer = customer_economics(jobs.valid, lr, as_of=args.as_of)
-    per_site = site_economics(per_customer, lr, jobs.valid)
+    lr = run(spec, customers=customers, sites=sites_arg, progress=_progress)
+    per_customer = customer_economics(jobs, lr, as_of=args.as_of)
+    per_site = site_economics(per_customer, lr, jobs)
     out.mkdir(parents=True, exist_ok=True)
     per_customer.to_csv(out / "customer_economics.csv", index=False)
     per_site.to_csv(out / "site_economics.csv", index=False)
@@ -705,6 +735,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"solver seconds per solve (default {DEFAULT_TIME_LIMIT_S:g})",
     )
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    run.add_argument(
+        "--save",
+        action="store_true",
+        help="also record the plan, its assignments and KPIs in the register (--db)",
+    )
+    run.add_argument("--db", help=DB_HELP)
     run.add_argument(
         "scenario",
         nargs="?",
@@ -811,8 +847,14 @@ def build_parser() -> argparse.ArgumentParser:
     trn = sub.add_parser(
         "trends", help="demand trends per segment and area from a job history, and a forecast"
     )
-    trn.add_argument("jobs", help="job history (CSV/XLSX/Parquet): job_id, customer_id, date...")
-    trn.add_argument("--customers", required=True, help="customer register (customer file)")
+    trn.add_argument(
+        "jobs",
+        nargs="?",
+        help="job history (CSV/XLSX/Parquet): job_id, customer_id, date...; default: the "
+        "stored register",
+    )
+    trn.add_argument("--customers", help="customer register (customer file) of a jobs file")
+    trn.add_argument("--db", help=DB_HELP)
     trn.add_argument("--out", required=True, help="output folder")
     trn.add_argument("--years", type=int, default=3, help="years to forecast, 1-5 (default 3)")
     trn.add_argument("--as-of", help="end of the history (YYYY-MM-DD; default: its last month)")
@@ -833,8 +875,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pha.add_argument("--scenario", help="scenario TOML to start from (costs, sites...)")
     pha.add_argument("--region", help=f"bundled region or road file (default: {DEFAULT_REGION})")
-    pha.add_argument("--customers", required=True, help="customer register (customer file)")
-    pha.add_argument("--jobs", required=True, help="job history (CSV/XLSX/Parquet)")
+    pha.add_argument("--customers", help="customer register (customer file) of a jobs file")
+    pha.add_argument("--jobs", help="job history (CSV/XLSX/Parquet); default: the stored register")
+    pha.add_argument("--db", help=DB_HELP)
     pha.add_argument("--workshops", help="workshops per year, e.g. 3,4,5 (one number per year)")
     pha.add_argument("--budget", help="instead of --workshops: EUR per year, e.g. 500000,750000")
     pha.add_argument("--sites", help="candidate site file (CSV/XLSX)")
@@ -843,7 +886,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-gain", type=float, default=5.0, help="minutes a customer must gain to move (5)"
     )
     pha.add_argument(
-        "--previous", help="CSV of customer_id,site_id: assignments of the current plan to keep"
+        "--previous",
+        help="CSV of customer_id,site_id: assignments of the current plan to keep (default "
+        "with a register: the last saved plan's)",
     )
     pha.add_argument("--as-of", help="end of the history (YYYY-MM-DD; default: its last month)")
     pha.add_argument("--time-limit", type=float, help="solver seconds")
@@ -854,8 +899,11 @@ def build_parser() -> argparse.ArgumentParser:
     eco = sub.add_parser(
         "economics", help="jobs, revenue, cost to serve and margin per customer, segment and site"
     )
-    eco.add_argument("jobs", help="job history (CSV/XLSX/Parquet)")
-    eco.add_argument("--customers", required=True, help="customer register (customer file)")
+    eco.add_argument(
+        "jobs", nargs="?", help="job history (CSV/XLSX/Parquet); default: the stored register"
+    )
+    eco.add_argument("--customers", help="customer register (customer file) of a jobs file")
+    eco.add_argument("--db", help=DB_HELP)
     eco.add_argument("--scenario", help="scenario TOML (layout, costs, sites...)")
     eco.add_argument("--region", help=f"bundled region or road file (default: {DEFAULT_REGION})")
     eco.add_argument("--workshops", help="number of workshops, or 'auto'")
@@ -894,8 +942,16 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         help="fit the market model's distance decay from a job history (maximum likelihood)",
     )
-    cal.add_argument("jobs", help="job history (CSV/XLSX/Parquet) with served_by site ids")
-    cal.add_argument("--customers", required=True, help="customer register (customer file)")
+    cal.add_argument(
+        "jobs",
+        nargs="?",
+        help="job history (CSV/XLSX/Parquet) with served_by site ids; "
+        "left out: the stored register (--db)",
+    )
+    cal.add_argument(
+        "--customers", help="customer register (customer file; needed with a jobs file)"
+    )
+    cal.add_argument("--db", help=DB_HELP)
     cal.add_argument(
         "--sites", required=True, help="site file: our workshops/partners, optional competitors"
     )
@@ -910,6 +966,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", required=True, help="output folder")
     cal.add_argument("--overwrite", action="store_true", help="replace existing output files")
     cal.set_defaults(func=_cmd_calibrate)
+    add_register_parser(sub)
     return parser
 
 

@@ -180,3 +180,22 @@ def road_data_dir() -> Path | None:
     """Folder of road files already on the server (``$PLANNER_DATA_DIR``), or None."""
     raw = os.environ.get(DATA_DIR_ENV_VAR, "").strip()
     return Path(raw).expanduser() if raw else None
+
+
+#: Environment variable naming the app's workspace folder (saved scenarios, the register).
+WORKSPACE_ENV_VAR = "PLANNER_WORKSPACE_DIR"
+#: File name of the register database inside the workspace.
+REGISTER_DB_NAME = "register.duckdb"
+
+
+def workspace_folder() -> Path:
+    """The workspace folder: ``$PLANNER_WORKSPACE_DIR`` or ``~/planner-workspace`` (created)."""
+    raw = os.environ.get(WORKSPACE_ENV_VAR, "").strip()
+    folder = Path(raw).expanduser() if raw else Path.home() / "planner-workspace"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.resolve()
+
+
+def register_db_path() -> Path:
+    """The register database: ``register.duckdb`` in :func:`workspace_folder`."""
+    return workspace_folder() / REGISTER_DB_NAME

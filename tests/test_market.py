@@ -444,6 +444,17 @@ def test_calibrate_cli_recovers_a_known_decay(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
     summary = pd.read_csv(tmp_path / "out" / "calibration.csv")
     assert "parameter" in set(summary["estimate"])
+    # the same history kept in the register database: `planner calibrate --db` without a jobs
+    # file reads it there and fits the same model
+    db = str(tmp_path / "register.duckdb")
+    args = ["--customers", str(tmp_path / "customers.csv"), "--jobs", str(tmp_path / "jobs.csv")]
+    assert main(["register", "import", *args, "--db", db]) == 0
+    site_args = ["--sites", str(tmp_path / "sites.csv"), "--region", "liechtenstein"]
+    out_db = str(tmp_path / "out_db")
+    assert main(["calibrate", *site_args, "--db", db, "--out", out_db]) == 0
+    from_db = load_scenario(tmp_path / "out_db" / "scenario.toml").demand_model
+    assert from_db.parameter == pytest.approx(spec.demand_model.parameter, rel=1e-9)
+    assert from_db.interval == pytest.approx(spec.demand_model.interval, rel=1e-9)
 
 
 # ------------------------------------------------------------------------------------------

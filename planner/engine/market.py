@@ -30,6 +30,7 @@ from planner.engine.spec import ScenarioSpec
 from planner.errors import InputError
 from planner.models import Solution
 from planner.register.calibration import Calibration, customer_history, fit_decay
+from planner.register.store import JobSource
 from planner.results.costs import CostParameters
 from planner.results.market import (
     MarketOutcome,
@@ -232,7 +233,7 @@ def market_outcome(
 def calibrate_history(
     spec: ScenarioSpec,
     customers: gpd.GeoDataFrame,
-    jobs: pd.DataFrame,
+    jobs: JobSource,
     sites: gpd.GeoDataFrame,
     *,
     form: str = "power",

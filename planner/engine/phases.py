@@ -36,6 +36,7 @@ from planner.inputs.tables import TableSource, source_name
 from planner.models.multi_period import multi_period_p_median
 from planner.register.forecast import forecast_jobs
 from planner.register.stability import DEFAULT_MIN_GAIN_MIN, MOVE_COLUMNS, stable_assignment
+from planner.register.store import JobSource, RegisterStore
 from planner.results.phases import PHASES_COLUMNS, SUMMARY_COLUMNS, PhasedPlan
 from planner.results.site_figures import site_figures
 
@@ -81,10 +82,11 @@ def workshops_from_budget(
 
 
 def load_jobs(
-    jobs: pd.DataFrame | TableSource, customers: pd.DataFrame
-) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """Valid jobs of a history (frame used as is, or a file validated against the register)."""
-    if isinstance(jobs, pd.DataFrame):
+    jobs: JobSource | TableSource, customers: pd.DataFrame
+) -> tuple[JobSource, tuple[str, ...]]:
+    """Valid jobs of a history (a frame or the stored register used as is, or a file
+    validated against the customers)."""
+    if isinstance(jobs, pd.DataFrame | RegisterStore):
         return jobs, ()
     table = read_jobs(jobs, customer_ids=customers["customer_id"].astype(str))
     if table.report.fatal:
@@ -120,7 +122,7 @@ def plan_phases(
     spec: ScenarioSpec,
     workshops_per_year: Sequence[int] | None = None,
     *,
-    jobs: pd.DataFrame | TableSource,
+    jobs: JobSource | TableSource,
     customers: InputArg | None = None,
     sites: InputArg | None = None,
     budget_per_year_eur: Sequence[float] | None = None,

@@ -42,6 +42,7 @@ from planner.inputs.customers import geocode_missing
 from planner.inputs.tables import read_table
 from planner.inputs.validation import ValidationReport, detect_columns, parse_numbers
 from planner.roads.network import REGIONS
+from planner.settings import WORKSPACE_ENV_VAR, workspace_folder
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ __all__ = [
     "REGION_NOTES",
     "SCENARIO_FILE",
     "SITE_ROLES",
+    "WORKSPACE_ENV_VAR",
     "InputFile",
     "SavedScenario",
     "bundle_bytes",
@@ -75,8 +77,6 @@ INPUTS_DIR = "inputs"
 INPUT_FIELDS: tuple[str, ...] = ("customers", "sites", "region")
 #: Largest uncompressed size of an uploaded bundle.
 MAX_BUNDLE_BYTES = 500 * 1024 * 1024
-#: Environment variable naming the app's workspace folder.
-WORKSPACE_ENV_VAR = "PLANNER_WORKSPACE_DIR"
 #: What the bundled road extracts do not cover, said next to "outside the region" problems.
 REGION_NOTES: dict[str, str] = {
     "malta": "the bundled Malta roads cover the main island only (Gozo and Comino are not "
@@ -98,10 +98,7 @@ def workspace_dir() -> Path:
 
     Read at call time (each test or server may set its own); the folder is created.
     """
-    raw = os.environ.get(WORKSPACE_ENV_VAR, "").strip()
-    folder = Path(raw).expanduser() if raw else Path.home() / "planner-workspace"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder.resolve()
+    return workspace_folder()
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from planner.errors import InputError
 from planner.inputs import validation as v
 from planner.inputs.customers import CustomerTable, check_customers
 from planner.inputs.customers import _empty_customers as empty_customers
-from planner.inputs.tables import TableSource, read_table, source_name
+from planner.inputs.tables import TableSource, TooManyRowsError, read_table, source_name
 from planner.inputs.validation import ValidatedTable
 
 if TYPE_CHECKING:
@@ -172,6 +172,9 @@ def read_jobs(
     label = source_name(path)
     try:
         raw = read_table(path)
+    except TooManyRowsError as exc:
+        refusal = TooManyRowsError(exc.n_rows, exc.limit, file=label, kind="jobs")
+        return JobTable(_empty_jobs(), v.unreadable_report(label, "jobs", refusal))
     except InputError as exc:
         return JobTable(_empty_jobs(), v.unreadable_report(label, "jobs", exc))
     return check_jobs(
@@ -192,8 +195,14 @@ def check_jobs(
     mapping: Mapping[str, str] | None = None,
     as_of: str | pd.Timestamp | None = None,
     path: str | os.PathLike[str] | None = None,
+    rows: np.ndarray | None = None,
 ) -> JobTable:
-    """Validate a job history already in memory (see :func:`read_jobs`)."""
+    """Validate a job history already in memory (see :func:`read_jobs`).
+
+    ``rows``: the 1-based data row in the file of each row of ``data`` when ``data`` holds only
+    some rows of a file (the register import checks the rows its SQL pass could not clear
+    here, so the report names the file's rows); default ``1..len(data)``.
+    """
     check = v.TableCheck.start(
         data,
         kind="jobs",
@@ -203,6 +212,8 @@ def check_jobs(
         region=None,
         graph=None,
     )
+    if rows is not None:
+        check.rows = np.asarray(rows, dtype=np.int64)[check.rows - 1]
     data, rows, found, issues, notes, n = check.parts()
     if n == 0:
         return JobTable(_empty_jobs(), check.empty_report("add one job per row below the header"))

@@ -59,15 +59,25 @@ class TooManyRowsError(InputError):
 
     code = "too_many_rows"
 
-    def __init__(self, n_rows: int, limit: int, *, file: object | None = None) -> None:
+    def __init__(
+        self, n_rows: int, limit: int, *, file: object | None = None, kind: str = "customers"
+    ) -> None:
         self.n_rows = n_rows
         self.limit = limit
-        self.fix = (
-            f"aggregate customers (one row per building, street or postcode, with the number "
-            f"of jobs in the weight column), split the file by area, or raise the limit with "
-            f"the environment variable {MAX_ROWS_ENV_VAR} (peak memory grows by about 1 KB "
-            "per row)"
-        )
+        if kind == "jobs":
+            self.fix = (
+                "import it into the register, which has no row limit and keeps the history "
+                "between runs: `planner register import --jobs FILE_OR_FOLDER` (a folder of "
+                "monthly CSV or Parquet exports imports in one command), then run `planner "
+                "trends` without a jobs file"
+            )
+        else:
+            self.fix = (
+                f"aggregate customers (one row per building, street or postcode, with the "
+                f"number of jobs in the weight column), split the file by area, or raise the "
+                f"limit with the environment variable {MAX_ROWS_ENV_VAR} (peak memory grows "
+                "by about 1 KB per row)"
+            )
         super().__init__(
             f"the file has {n_rows:,} data rows, more than the {limit:,} rows the planner "
             f"reads from one file; {self.fix}",

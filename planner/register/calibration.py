@@ -40,7 +40,8 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from planner.errors import InputError
-from planner.register.trends import history_window
+from planner.register.store import JobSource, job_connection
+from planner.register.trends import job_window
 from planner.results.market import DECAY_FORMS, DEFAULT_DECAY_PARAMETER, MIN_MINUTES, DemandModel
 
 logger = logging.getLogger(__name__)
@@ -344,7 +345,7 @@ def _profile_interval(
 
 
 def customer_history(
-    jobs: pd.DataFrame,
+    jobs: JobSource,
     customers: pd.DataFrame,
     *,
     as_of: str | pd.Timestamp | None = None,
@@ -354,8 +355,9 @@ def customer_history(
     Parameters
     ----------
     jobs
-        Valid jobs (:func:`planner.inputs.jobs.read_jobs`): ``customer_id``, ``date``,
-        optionally ``served_by``.
+        Valid jobs (:func:`planner.inputs.jobs.read_jobs`: ``customer_id``, ``date``,
+        optionally ``served_by``) or the stored register (:class:`RegisterStore`); counted in
+        SQL either way (:func:`planner.register.store.job_connection`).
     customers
         The register (``customer_id``; optional ``first_contact``).
     as_of
@@ -366,38 +368,45 @@ def customer_history(
     pandas.DataFrame
         ``customer_id``, ``jobs``, ``years`` (from the first month of the history, or the
         customer's first contact when later, to the end of the window) and ``served_by`` (the
-        site that did most of its jobs, None when unknown), in the register's order.
+        site that did most of its jobs, ties to the smallest id; None when unknown), in the
+        register's order.
     """
-    first, last = history_window(jobs["date"], as_of=as_of)
+    first, last = job_window(jobs, as_of=as_of)
     end = last + pd.offsets.MonthBegin(1)
-    inside = jobs[(jobs["date"] >= first) & (jobs["date"] < end)]
+    window = [first.to_pydatetime(), end.to_pydatetime()]
+    with job_connection(jobs) as con:
+        columns = {d[0] for d in con.execute("SELECT * FROM jobs LIMIT 0").description}
+        counts = con.execute(
+            "SELECT CAST(customer_id AS VARCHAR) AS customer_id, count(*) AS k FROM jobs "
+            "WHERE date >= ? AND date < ? GROUP BY 1",
+            window,
+        ).df()
+        top = pd.DataFrame({"customer_id": [], "s": []})
+        if "served_by" in columns:
+            top = con.execute(
+                "SELECT customer_id, s FROM ("
+                " SELECT CAST(customer_id AS VARCHAR) AS customer_id,"
+                "  CAST(served_by AS VARCHAR) AS s,"
+                "  row_number() OVER (PARTITION BY CAST(customer_id AS VARCHAR)"
+                "   ORDER BY count(*) DESC, CAST(served_by AS VARCHAR)) AS rn"
+                " FROM jobs WHERE date >= ? AND date < ? AND served_by IS NOT NULL"
+                " GROUP BY 1, 2) WHERE rn = 1",
+                window,
+            ).df()
     ids = customers["customer_id"].astype(str)
-    counts = inside["customer_id"].astype(str).value_counts()
     out = pd.DataFrame({"customer_id": ids.to_numpy()})
-    out["jobs"] = counts.reindex(out["customer_id"]).fillna(0).to_numpy(float)
+    k = counts.set_index("customer_id")["k"]
+    out["jobs"] = k.reindex(out["customer_id"]).fillna(0).to_numpy(float)
     start = pd.Series(first, index=out.index)
     if "first_contact" in customers:
         fc = pd.to_datetime(customers["first_contact"], errors="coerce").reset_index(drop=True)
         start = pd.Series(np.where(fc.notna() & (fc > first), fc, first), index=out.index)
         start = pd.to_datetime(start)
     out["years"] = ((end - start).dt.days / 365.25).clip(lower=1 / 12).to_numpy(float)
-    out["served_by"] = None
-    if "served_by" in inside:
-        sb = inside.dropna(subset=["served_by"])
-        if len(sb):
-            top = (
-                sb.assign(customer_id=sb["customer_id"].astype(str), s=sb["served_by"].astype(str))
-                .groupby(["customer_id", "s"])
-                .size()
-                .reset_index(name="k")
-                .sort_values(["customer_id", "k", "s"], ascending=[True, False, True])
-                .drop_duplicates("customer_id")
-                .set_index("customer_id")["s"]
-            )
-            found = top.reindex(out["customer_id"]).to_numpy(object)
-            out["served_by"] = pd.Series(
-                [None if pd.isna(s) else str(s) for s in found], dtype=object, index=out.index
-            )
+    found = top.set_index("customer_id")["s"].reindex(out["customer_id"]).to_numpy(object)
+    out["served_by"] = pd.Series(
+        [None if pd.isna(s) else str(s) for s in found], dtype=object, index=out.index
+    )
     return out
 
 

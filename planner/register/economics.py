@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from planner.register.trends import history_window
+from planner.register.store import JobSource, RegisterStore, job_connection
+from planner.register.trends import job_window
 from planner.results.types import LayoutResult
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ __all__ = [
     "segment_economics",
     "site_economics",
     "wilson_interval",
+    "window_stats",
 ]
 
 CUSTOMER_ECONOMICS_COLUMNS: tuple[str, ...] = (
@@ -103,15 +105,24 @@ def wilson_interval(
     return np.where(n > 0, centre - half, np.nan), np.where(n > 0, centre + half, np.nan)
 
 
-def _window(jobs: pd.DataFrame, *, as_of: object, window_months: int) -> pd.DataFrame:
-    _, last = history_window(jobs["date"], as_of=as_of)  # type: ignore[arg-type]
+def window_stats(jobs: JobSource, *, as_of: object = None, window_months: int = 12) -> pd.DataFrame:
+    """Per customer (index ``customer_id``): ``jobs``, ``revenue_eur`` and ``complaints`` of
+    the last ``window_months`` whole months of the history; counted in SQL."""
+    _, last = job_window(jobs, as_of=as_of)  # type: ignore[arg-type]
     end = last + pd.offsets.MonthBegin(1)
     start = end - pd.DateOffset(months=int(window_months))
-    return jobs[(jobs["date"] >= start) & (jobs["date"] < end)]
+    with job_connection(jobs) as con:
+        out = con.execute(
+            "SELECT customer_id, count(*) AS jobs, sum(revenue_eur) AS revenue_eur, "
+            "sum(complaint) AS complaints FROM jobs WHERE date >= ? AND date < ? "
+            "GROUP BY customer_id",
+            [start.to_pydatetime(), end.to_pydatetime()],
+        ).df()
+    return out.set_index("customer_id").astype(float)
 
 
 def customer_economics(
-    jobs: pd.DataFrame,
+    jobs: JobSource,
     layout: LayoutResult,
     *,
     as_of: str | pd.Timestamp | None = None,
@@ -134,17 +145,7 @@ def customer_economics(
         :data:`CUSTOMER_ECONOMICS_COLUMNS`, one row per customer of the layout.
     """
     params = layout.parameters
-    window = _window(jobs, as_of=as_of, window_months=window_months)
-    window = window.assign(customer_id=window["customer_id"].astype(str))
-    by_customer = window.groupby("customer_id").agg(
-        jobs=("customer_id", "size"),
-        revenue_eur=("revenue_eur", "sum") if "revenue_eur" in window else ("customer_id", "size"),
-        complaints=("complaint", "sum") if "complaint" in window else ("customer_id", "size"),
-    )
-    if "revenue_eur" not in window:
-        by_customer["revenue_eur"] = 0.0
-    if "complaint" not in window:
-        by_customer["complaints"] = 0
+    by_customer = window_stats(jobs, as_of=as_of, window_months=window_months)
     cust = pd.DataFrame(layout.customers.drop(columns="geometry", errors="ignore"))
     out = pd.DataFrame(
         {
@@ -220,7 +221,7 @@ def segment_economics(customers: pd.DataFrame) -> pd.DataFrame:
 
 
 def complaint_flags(
-    jobs: pd.DataFrame,
+    jobs: JobSource,
     *,
     level: float = 0.95,
     min_jobs: int = DEFAULT_MIN_JOBS,
@@ -233,12 +234,12 @@ def complaint_flags(
         ``site_id``, ``served_jobs``, ``served_complaints``, ``served_complaint_rate``,
         ``rate_elsewhere`` (pooled rate of all other sites), ``wilson_low`` and ``flagged``.
     """
-    served = jobs.dropna(subset=["served_by"])
-    complaint = served.get("complaint", 0)
-    g = served.assign(complaint=complaint).groupby(served["served_by"].astype(str))
-    table = pd.DataFrame(
-        {"served_jobs": g.size(), "served_complaints": g["complaint"].sum()}
-    ).reset_index(names="site_id")
+    with job_connection(jobs) as con:
+        table = con.execute(
+            "SELECT served_by AS site_id, count(*) AS served_jobs, "
+            "sum(complaint)::BIGINT AS served_complaints FROM jobs WHERE served_by IS NOT NULL "
+            "GROUP BY served_by ORDER BY served_by"
+        ).df()
     n = table["served_jobs"].to_numpy(float)
     k = table["served_complaints"].to_numpy(float)
     total_n, total_k = n.sum(), k.sum()
@@ -254,7 +255,7 @@ def complaint_flags(
 def site_economics(
     customers: pd.DataFrame,
     layout: LayoutResult,
-    jobs: pd.DataFrame,
+    jobs: JobSource,
     *,
     level: float = 0.95,
     min_jobs: int = DEFAULT_MIN_JOBS,
@@ -272,7 +273,7 @@ def site_economics(
     table = roles.merge(table, on="site_id", how="left")
     with np.errstate(invalid="ignore", divide="ignore"):
         table["complaint_rate"] = table["complaints"] / table["jobs"]
-    if "served_by" in jobs:
+    if isinstance(jobs, RegisterStore) or "served_by" in jobs:
         flags = complaint_flags(jobs, level=level, min_jobs=min_jobs)
         table = table.merge(flags, on="site_id", how="outer")
     table["role"] = table["role"].fillna("")

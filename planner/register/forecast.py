@@ -25,18 +25,25 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from planner.register.store import JobSource, job_connection
 from planner.register.trends import (
     DEFAULT_H3_RESOLUTION,
     DEFAULT_MIN_JOBS,
     area_trends,
     assign_areas,
-    history_window,
+    job_window,
     segment_trends,
 )
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FORECAST_COLUMNS", "forecast_jobs", "forecast_summary", "forecast_weights"]
+__all__ = [
+    "FORECAST_COLUMNS",
+    "forecast_jobs",
+    "forecast_summary",
+    "forecast_weights",
+    "recent_jobs",
+]
 
 FORECAST_COLUMNS: tuple[str, ...] = (
     "customer_id",
@@ -56,12 +63,25 @@ MIN_ACTIVE_MONTHS = 3
 MAX_YEARS = 5
 
 
+def recent_jobs(jobs: JobSource, *, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Per customer (index ``customer_id``): ``jobs`` dated in ``[start, end)`` and the date of
+    its ``first_job`` (of the whole history); counted in SQL."""
+    with job_connection(jobs) as con:
+        out = con.execute(
+            "SELECT customer_id, count(*) FILTER (WHERE date >= ? AND date < ?) AS jobs, "
+            "min(date) AS first_job FROM jobs GROUP BY customer_id",
+            [start.to_pydatetime(), end.to_pydatetime()],
+        ).df()
+    out["first_job"] = pd.to_datetime(out["first_job"]).astype("datetime64[ns]")
+    return out.set_index("customer_id")
+
+
 def _growth_log(values: pd.Series) -> pd.Series:
     return np.log1p(values.astype(float))
 
 
 def forecast_jobs(
-    jobs: pd.DataFrame,
+    jobs: JobSource,
     customers: pd.DataFrame,
     *,
     years: int = 3,
@@ -70,13 +90,15 @@ def forecast_jobs(
     h3_resolution: int = DEFAULT_H3_RESOLUTION,
     shrink_jobs: float = DEFAULT_SHRINK_JOBS,
     min_jobs: int = DEFAULT_MIN_JOBS,
+    trends: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Expected jobs of every register customer in each of the next ``years`` years.
 
     Parameters
     ----------
     jobs
-        Valid jobs (``customer_id``, ``date``).
+        Valid jobs (``customer_id``, ``date``), or the stored register
+        (:class:`~planner.register.store.RegisterStore`).
     customers
         The register (``customer_id``, ``lat``, ``lon``, ``segment``, optional
         ``first_contact``).
@@ -88,6 +110,9 @@ def forecast_jobs(
         As for :func:`planner.register.trends.area_trends`.
     shrink_jobs
         Area jobs at which area and segment growth weigh equally (see the module docstring).
+    trends
+        The segment and area trends of the same history and arguments when already computed
+        (:func:`segment_trends`, :func:`area_trends`); default: computed here.
 
     Returns
     -------
@@ -100,12 +125,15 @@ def forecast_jobs(
         raise ValueError(f"shrink_jobs must be >= 0, got {shrink_jobs!r}")
     cust = pd.DataFrame(customers.drop(columns="geometry", errors="ignore")).copy()
     cust["customer_id"] = cust["customer_id"].astype(str)
-    first, last = history_window(jobs["date"], as_of=as_of)
+    first, last = job_window(jobs, as_of=as_of)
     end = last + pd.offsets.MonthBegin(1)  # first day after the window
-    seg = segment_trends(jobs, cust, as_of=as_of, min_jobs=min_jobs)
-    area = area_trends(
-        jobs, cust, areas=areas, h3_resolution=h3_resolution, as_of=as_of, min_jobs=min_jobs
-    )
+    if trends is None:
+        seg = segment_trends(jobs, cust, as_of=as_of, min_jobs=min_jobs)
+        area = area_trends(
+            jobs, cust, areas=areas, h3_resolution=h3_resolution, as_of=as_of, min_jobs=min_jobs
+        )
+    else:
+        seg, area = trends
     if areas is None:
         cust["area_id"] = assign_areas(cust, h3_resolution=h3_resolution).to_numpy()
     else:
@@ -122,11 +150,9 @@ def forecast_jobs(
     log_g = w * np.nan_to_num(log_a) + (1.0 - w) * log_s
 
     start12 = end - pd.DateOffset(months=12)
-    window = jobs[(jobs["date"] >= start12) & (jobs["date"] < end)]
-    recent = window.assign(customer_id=window["customer_id"].astype(str)).groupby("customer_id")
-    count12 = cust["customer_id"].map(recent.size()).fillna(0).to_numpy(float)
-    began = jobs.assign(customer_id=jobs["customer_id"].astype(str)).groupby("customer_id")["date"]
-    since = cust["customer_id"].map(began.min())
+    per_customer = recent_jobs(jobs, start=start12, end=end)
+    count12 = cust["customer_id"].map(per_customer["jobs"]).fillna(0).to_numpy(float)
+    since = cust["customer_id"].map(per_customer["first_job"])
     if "first_contact" in cust:
         contact = pd.to_datetime(cust["first_contact"], errors="coerce")
         since = since.where(contact.isna() | (contact > since), contact)

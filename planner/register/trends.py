@@ -25,10 +25,19 @@ import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import ndtri
+
+from planner.register.store import (
+    JobSource,
+    date_range,
+    job_connection,
+    memo_of,
+    scratch_connection,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +51,13 @@ __all__ = [
     "count_jobs",
     "fit_trend",
     "history_window",
+    "job_window",
     "jobs_with_customers",
+    "monthly_counts",
+    "periods_from_monthly",
+    "segment_counts",
     "segment_trends",
+    "window_of_range",
 ]
 
 PERIODS: tuple[str, ...] = ("month", "quarter", "year")
@@ -113,16 +127,35 @@ def history_window(
     d = pd.to_datetime(dates).dropna()
     if d.empty:
         raise ValueError("the job history has no dated jobs")
+    return window_of_range(d.min(), d.max(), as_of=as_of)
+
+
+def window_of_range(
+    first_date: object, last_date: object, *, as_of: str | pd.Timestamp | None = None
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """:func:`history_window` of a history whose first and last dates are given."""
+    if first_date is None or last_date is None or pd.isna(first_date) or pd.isna(last_date):
+        raise ValueError("the job history has no dated jobs")
+    lo, hi = pd.Timestamp(first_date), pd.Timestamp(last_date)  # type: ignore[arg-type]
     end = (
-        d.max().to_period("M").to_timestamp(how="end").normalize()
+        hi.to_period("M").to_timestamp(how="end").normalize()
         if as_of is None
         else pd.Timestamp(as_of).normalize()
     )
     last = (end + pd.Timedelta(days=1)).to_period("M").to_timestamp() - pd.offsets.MonthBegin(1)
-    first = d.min().to_period("M").to_timestamp()
+    first = lo.to_period("M").to_timestamp()
     if last < first:
         raise ValueError(f"as_of {end.date()} lies before the first whole month of the history")
     return first, last
+
+
+def job_window(
+    jobs: JobSource, *, as_of: str | pd.Timestamp | None = None
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """:func:`history_window` of all jobs of a frame or a stored register (min/max in SQL)."""
+    with job_connection(jobs) as con:
+        lo, hi = date_range(con)
+    return window_of_range(lo, hi, as_of=as_of)
 
 
 def jobs_with_customers(jobs: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
@@ -170,17 +203,108 @@ def count_jobs(
     """
     if period not in PERIODS:
         raise ValueError(f"unknown period {period!r}; allowed: {list(PERIODS)}")
-    first, last = history_window(jobs["date"], as_of=as_of)
+    frame = pd.DataFrame({c: jobs[c] for c in [*by, "date"]})
+    monthly = _monthly_sql(frame, "SELECT * FROM counted", by, date="date")
+    return periods_from_monthly(monthly, by=by, period=period, as_of=as_of)
+
+
+def _monthly_sql(
+    frame: pd.DataFrame, relation: str, by: Sequence[str], *, date: str
+) -> pd.DataFrame:
+    con = scratch_connection()
+    try:
+        con.register("counted", frame)
+        return _monthly(con, relation, by, date=date)
+    finally:
+        con.close()
+
+
+def _monthly(con: Any, relation: str, by: Sequence[str], *, date: str) -> pd.DataFrame:
+    """Jobs per ``by`` group and calendar month of ``relation`` (SQL; the one count)."""
+    keys = ", ".join(f'"{c}"' for c in by)
+    sql = (
+        f"SELECT {keys}{', ' if keys else ''}date_trunc('month', {date}) AS month, "
+        f"count(*) AS jobs FROM ({relation}) WHERE {date} IS NOT NULL GROUP BY ALL"
+    )
+    out = con.execute(sql).df()
+    out["month"] = pd.to_datetime(out["month"]).astype("datetime64[ns]")
+    out["jobs"] = out["jobs"].astype(np.int64)
+    return out
+
+
+def monthly_counts(
+    jobs: JobSource, customers: pd.DataFrame, *, by: Sequence[str] = ("segment",)
+) -> pd.DataFrame:
+    """Jobs per group of customer columns ``by`` and calendar month, counted in SQL.
+
+    Jobs of customers missing from ``customers`` are left out (and logged), as in
+    :func:`jobs_with_customers`. ``customers`` needs ``customer_id`` and the ``by`` columns.
+    A stored register keeps the answer for the same customers while it is open.
+    """
+    info = customers[["customer_id", *by]].drop_duplicates("customer_id")
+    info = pd.DataFrame(info.assign(customer_id=info["customer_id"].astype(str)))
+    memo = memo_of(jobs)
+    key = ("monthly", tuple(by), int(pd.util.hash_pandas_object(info, index=False).sum()))
+    if key in memo:
+        return memo[key].copy()
+    cols = ", ".join(f'c."{b}"' for b in by)
+    with job_connection(jobs, {"customer_info": info}) as con:
+        counted = _monthly(
+            con,
+            f"SELECT {cols}, c.customer_id IS NULL AS unknown, j.date FROM jobs j "
+            "LEFT JOIN customer_info c USING (customer_id)",
+            [*by, "unknown"],
+            date="date",
+        )
+    unknown = counted["unknown"].astype(bool)
+    if unknown.any():
+        logger.warning(
+            "%d jobs of customers not in the register left out of the trends",
+            int(counted.loc[unknown, "jobs"].sum()),
+        )
+    out = counted.loc[~unknown].drop(columns="unknown").reset_index(drop=True)
+    memo[key] = out.copy()
+    return out
+
+
+def periods_from_monthly(
+    monthly: pd.DataFrame,
+    *,
+    by: Sequence[str] = ("segment",),
+    period: str = "month",
+    as_of: str | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """:func:`count_jobs` from monthly counts (``by``, ``month``, ``jobs``)."""
+    if period not in PERIODS:
+        raise ValueError(f"unknown period {period!r}; allowed: {list(PERIODS)}")
+    if monthly.empty:
+        raise ValueError("the job history has no dated jobs")
+    first, last = window_of_range(monthly["month"].min(), monthly["month"].max(), as_of=as_of)
     freq = {"month": "M", "quarter": "Q", "year": "Y"}[period]
-    inside = jobs[(jobs["date"] >= first) & (jobs["date"] < last + pd.offsets.MonthBegin(1))]
-    keys = inside["date"].dt.to_period(freq).dt.to_timestamp()
-    counted = inside.assign(period=keys).groupby([*by, "period"]).size().rename("jobs")
+    inside = monthly[(monthly["month"] >= first) & (monthly["month"] <= last)]
     periods = pd.period_range(first, last, freq=freq).to_timestamp()
+    # start month of each month's period (months counted from 1970-01, a quarter's start)
+    months = inside["month"].to_numpy().astype("datetime64[M]").astype(np.int64)
+    step = {"month": 1, "quarter": 3, "year": 12}[period]
+    keys = (months - months % step).astype("datetime64[M]").astype(periods.dtype)
+    counted = inside.assign(period=keys).groupby([*by, "period"])["jobs"].sum()
     groups = inside[list(by)].drop_duplicates().sort_values(list(by))
     full = groups.merge(pd.DataFrame({"period": periods}), how="cross")
     out = full.merge(counted.reset_index(), on=[*by, "period"], how="left")
     out["jobs"] = out["jobs"].fillna(0).astype(np.int64)
     return out.reset_index(drop=True)
+
+
+def segment_counts(
+    jobs: JobSource,
+    customers: pd.DataFrame,
+    *,
+    period: str = "month",
+    as_of: str | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Jobs per segment and period (``segment_counts.csv``), counted in SQL."""
+    monthly = monthly_counts(jobs, customers, by=("segment",))
+    return periods_from_monthly(monthly, by=("segment",), period=period, as_of=as_of)
 
 
 def fit_trend(
@@ -269,8 +393,25 @@ def _trend_table(
     return pd.DataFrame(rows)
 
 
+def _kept_trend_table(
+    jobs: JobSource, monthly: pd.DataFrame, by: Sequence[str], *, level: float, min_jobs: int
+) -> pd.DataFrame:
+    """:func:`_trend_table`, fitted once per history and counts (the forecast asks again)."""
+    memo = memo_of(jobs)
+    key = (
+        "trend_table",
+        tuple(by),
+        level,
+        min_jobs,
+        int(pd.util.hash_pandas_object(monthly, index=False).sum()),
+    )
+    if key not in memo:
+        memo[key] = _trend_table(monthly, by, level=level, min_jobs=min_jobs)
+    return memo[key].copy()
+
+
 def segment_trends(
-    jobs: pd.DataFrame,
+    jobs: JobSource,
     customers: pd.DataFrame,
     *,
     as_of: str | pd.Timestamp | None = None,
@@ -282,7 +423,8 @@ def segment_trends(
     Parameters
     ----------
     jobs
-        Valid jobs (``customer_id``, ``date``), e.g. ``read_jobs(...).valid``.
+        Valid jobs (``customer_id``, ``date``), e.g. ``read_jobs(...).valid``, or the
+        stored register (:class:`~planner.register.store.RegisterStore`).
     customers
         The register (``customer_id``, ``segment``).
     as_of
@@ -297,9 +439,8 @@ def segment_trends(
     pandas.DataFrame
         :data:`SEGMENT_TREND_COLUMNS`, one row per segment.
     """
-    joined = jobs_with_customers(jobs, customers)
-    monthly = count_jobs(joined, by=("segment",), as_of=as_of)
-    table = _trend_table(monthly, ("segment",), level=level, min_jobs=min_jobs)
+    monthly = segment_counts(jobs, customers, as_of=as_of)
+    table = _kept_trend_table(jobs, monthly, ("segment",), level=level, min_jobs=min_jobs)
     return table.reindex(columns=list(SEGMENT_TREND_COLUMNS))
 
 
@@ -321,18 +462,27 @@ def assign_areas(
 
 
 def _area_centres(
-    area_ids: Sequence[str], joined: pd.DataFrame, *, h3_cells: bool
+    area_ids: Sequence[str], jobs: JobSource, customers: pd.DataFrame, *, h3_cells: bool
 ) -> dict[str, tuple[float, float]]:
     if h3_cells:
         import h3
 
         return {a: h3.cell_to_latlng(a) for a in area_ids if a}
-    means = joined.groupby("area_id")[["lat", "lon"]].mean()
+    info = customers[["customer_id", "area_id", "lat", "lon"]].drop_duplicates("customer_id")
+    with job_connection(jobs, {"customer_info": pd.DataFrame(info)}) as con:
+        means = (  # mean location of the area's jobs
+            con.execute(
+                "SELECT area_id, avg(lat) AS lat, avg(lon) AS lon FROM jobs "
+                "JOIN customer_info USING (customer_id) GROUP BY area_id"
+            )
+            .df()
+            .set_index("area_id")
+        )
     return {a: (float(r["lat"]), float(r["lon"])) for a, r in means.iterrows()}
 
 
 def area_trends(
-    jobs: pd.DataFrame,
+    jobs: JobSource,
     customers: pd.DataFrame,
     *,
     areas: Mapping[str, str] | None = None,
@@ -368,13 +518,13 @@ def area_trends(
     else:
         cust["area_id"] = cust["customer_id"].map({str(k): str(a) for k, a in areas.items()})
         cust["area_id"] = cust["area_id"].fillna("")
-    joined = jobs_with_customers(jobs, cust[["customer_id", "segment", "lat", "lon", "area_id"]])
-    joined = joined[joined["area_id"] != ""]
-    monthly = count_jobs(joined, by=("area_id", "segment"), as_of=as_of)
-    table = _trend_table(monthly, ("area_id", "segment"), level=level, min_jobs=min_jobs)
+    by = ("area_id", "segment")
+    located = cust[cust["area_id"] != ""]
+    monthly = periods_from_monthly(monthly_counts(jobs, located, by=by), by=by, as_of=as_of)
+    table = _kept_trend_table(jobs, monthly, by, level=level, min_jobs=min_jobs)
     if table.empty:
         return pd.DataFrame(columns=list(AREA_TREND_COLUMNS))
-    centres = _area_centres(list(table["area_id"].unique()), joined, h3_cells=areas is None)
+    centres = _area_centres(list(table["area_id"].unique()), jobs, located, h3_cells=areas is None)
     table["lat"] = table["area_id"].map(lambda a: centres[a][0])
     table["lon"] = table["area_id"].map(lambda a: centres[a][1])
     return table.reindex(columns=list(AREA_TREND_COLUMNS))
