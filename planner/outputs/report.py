@@ -25,6 +25,7 @@ import pandas as pd
 from planner._meta import OSM_CREDIT, OSM_LICENSE
 from planner.outputs import maps
 from planner.results.costs import CostParameters, describe_parameters
+from planner.results.display import COST_PARTS
 from planner.results.tables import (
     comparison_row,
     display_table,
@@ -37,13 +38,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["cost_chart_svg", "report_html"]
 
-COST_PARTS: tuple[tuple[str, str], ...] = (
-    ("fixed_eur", "fixed costs"),
-    ("fees_eur", "partner fees"),
-    ("deliveries_eur", "parts deliveries"),
-    ("leakage_eur", "leakage (lost margin)"),
-    ("customer_time_eur", "customer time"),
-)
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 
 _CSS = """

@@ -1,0 +1,60 @@
+"""Long work of one user running outside the page script: progress, Stop, answer or error.
+
+A :class:`Job` is what a page polls: its latest progress line, a ``stop`` event the engine
+polls as ``should_stop``, and, once ``finished`` is set, its ``value`` or ``error``. The job
+never calls Streamlit; the page turns its answer into session state. No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Job", "Progress", "StopCallback"]
+
+#: ``progress(message, fraction)``; ``fraction`` runs from 0 to 1.
+Progress = Callable[[str, float], None]
+#: ``should_stop()``: True ends a solve with the best answer found so far.
+StopCallback = Callable[[], bool]
+
+
+@dataclasses.dataclass
+class Job:
+    """Work of one session running in a background thread (the app starts it with ``start_job``).
+
+    Attributes
+    ----------
+    kind
+        ``"plan"`` or ``"compare"``: the session-state key its answer goes to.
+    stop
+        Set by the Stop button; the engine polls it as ``should_stop``.
+    finish
+        Builds the session-state entry from the answer (run in the script thread).
+    message, fraction
+        The latest progress line (with bound, best and gap while solving) and how far.
+    value, error
+        The answer, or the error it ended with.
+    """
+
+    kind: str
+    stop: threading.Event
+    finish: Callable[[Any], dict[str, Any]]
+    message: str = "Starting…"
+    fraction: float = 0.0
+    value: Any = None
+    error: BaseException | None = None
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    finished: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def progress(self, message: str, fraction: float) -> None:
+        """The ``progress(message, fraction)`` callback given to the engine."""
+        self.message = message
+        self.fraction = min(max(float(fraction), 0.0), 1.0)
+
+    @property
+    def done(self) -> bool:
+        """Whether the work has ended (with an answer or an error)."""
+        return self.finished.is_set()
