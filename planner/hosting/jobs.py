@@ -37,6 +37,16 @@ class Job:
         The latest progress line (with bound, best and gap while solving) and how far.
     value, error
         The answer, or the error it ended with.
+    user
+        Who asked (a signed-in user's id, or the session's); the queue runs at most one job
+        per user at a time.
+    estimated_bytes
+        Memory the work is expected to need (see ``planner.hosting.queue.estimate_job_bytes``).
+    alive
+        Whether the page that asked is still open (None: always); the queue stops the job of
+        a closed tab.
+    state
+        ``"waiting"``, ``"running"`` or ``"done"`` (set by the queue).
     """
 
     kind: str
@@ -48,6 +58,10 @@ class Job:
     error: BaseException | None = None
     started: float = dataclasses.field(default_factory=time.monotonic)
     finished: threading.Event = dataclasses.field(default_factory=threading.Event)
+    user: str = ""
+    estimated_bytes: int = 0
+    alive: Callable[[], bool] | None = None
+    state: str = "waiting"
 
     def progress(self, message: str, fraction: float) -> None:
         """The ``progress(message, fraction)`` callback given to the engine."""
