@@ -42,6 +42,7 @@ import streamlit as st
 import tomli_w
 from streamlit_folium import st_folium
 
+from app_pages import _account as account
 from planner.engine import (
     LAYOUTS,
     ScenarioInstance,
@@ -56,6 +57,8 @@ from planner.engine import workspace as ws
 from planner.errors import PlannerError
 from planner.hosting.cache import SharedCache
 from planner.hosting.jobs import Job, Progress, StopCallback
+from planner.hosting.queue import JobRefused, estimate_job_bytes
+from planner.hosting.workspaces import UPLOADS_DIR
 from planner.inputs import customers as demand
 from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES, read_sites
 from planner.inputs.validation import ValidationReport
@@ -287,7 +290,7 @@ def region_title(region: str) -> str:
     if region in network.REGIONS:
         return network.REGIONS[region].title
     path = Path(region)
-    if path.parent == ws.workspace_dir() / "roads" and ROAD_FILE_NAME.fullmatch(path.name):
+    if path.parent.parent.name == UPLOADS_DIR and ROAD_FILE_NAME.fullmatch(path.name):
         # saved by save_road_file: the title needs no session state (a widget's format_func)
         return f"{path.name[ROAD_FILE_PREFIX_LEN:]} (uploaded roads)"
     files = st.session_state.get("road_files", {})
@@ -311,9 +314,9 @@ ROAD_FILE_PREFIX_LEN = 13
 
 
 def save_road_file(upload: ws.InputFile) -> str:
-    """Store an uploaded road file in the workspace (once per content) and return its path."""
-    folder = ws.workspace_dir() / "roads"
-    folder.mkdir(parents=True, exist_ok=True)
+    """Store an uploaded road file in the session's upload folder (once per content; deleted
+    when the tab is closed, kept inside a scenario when saved) and return its path."""
+    folder = account.uploads_dir()
     path = folder / f"{upload.sha256[: ROAD_FILE_PREFIX_LEN - 1]}-{upload.name}"
     if not path.exists():
         tmp = path.with_name(path.name + ".part")
@@ -542,26 +545,52 @@ def start_job(
     kind: str,
     work: Callable[[Progress, StopCallback], Any],
     finish: Callable[[Any], dict[str, Any]],
+    *,
+    estimated_bytes: int = 0,
 ) -> Job:
-    """Run ``work(progress, should_stop)`` in a background thread; kept in the session.
+    """Queue ``work(progress, should_stop)`` in the server's job queue; kept in the session.
 
-    The thread calls no Streamlit command: the shared caches it uses are warmed by the
-    caller, and its answer is turned into the session's entry by :func:`collect_job`.
+    The work runs in a thread of the queue (at most ``$PLANNER_MAX_JOBS`` at once, one per
+    user), never in the script thread, and calls no Streamlit command: the shared caches it
+    uses are warmed by the caller, and its answer is turned into the session's entry by
+    :func:`collect_job`. A job needing more memory than is free ends at once with that error;
+    one whose tab was closed is stopped by the queue.
     """
-    job = Job(kind=kind, stop=threading.Event(), finish=finish)
-
-    def target() -> None:
-        try:
-            job.value = work(job.progress, job.stop.is_set)
-        except Exception as exc:  # shown on the page by collect_job
-            job.error = exc
-        finally:
-            job.finished.set()
-
+    job = Job(
+        kind=kind,
+        stop=threading.Event(),
+        finish=finish,
+        user=account.queue_user(),
+        estimated_bytes=int(estimated_bytes),
+        alive=account.session_alive(),
+    )
     st.session_state[f"{kind}_job"] = job
     st.session_state.pop(f"{kind}_error", None)
-    threading.Thread(target=target, name=f"planner-{kind}", daemon=True).start()
+    try:
+        account.job_queue().submit(job, work)
+    except JobRefused as exc:
+        job.error = exc
+        job.state = "done"
+        job.finished.set()
     return job
+
+
+def estimated_job_bytes(layouts: int = 1) -> int:
+    """Memory a solve of the current data needs, roughly (customers x candidate sites)."""
+    spec = current_spec()
+    customers, sites = current_inputs()
+    try:
+        n_customers = (
+            len(load_demo_customers(spec.region))
+            if customers is None
+            else customers.data.count(b"\n")
+        )
+    except PlannerError:
+        n_customers = 0
+    n_sites = (spec.n_candidates if spec.generate_candidates is not False else 0) + (
+        sites.data.count(b"\n") if sites is not None else 0
+    )
+    return estimate_job_bytes(n_customers, n_sites, layouts)
 
 
 def collect_job(kind: str) -> Job | None:
@@ -588,6 +617,16 @@ def job_panel(kind: str) -> None:
     if job is None or job.done:
         st.rerun()
         return
+    if job.state == "waiting":
+        place = account.job_queue().position(job)
+        st.progress(0.0, text=f"Waiting, number {place} in line" if place else "Starting…")
+        if st.button("Stop", key=f"{kind}_stop_waiting", icon=":material/stop_circle:"):
+            account.job_queue().cancel(job)
+        st.caption(
+            "The server runs a few solves at a time, one per user; yours starts when a "
+            "place is free."
+        )
+        return
     st.progress(job.fraction, text=job.message)
     elapsed = time.monotonic() - job.started
     if job.stop.is_set():
@@ -599,7 +638,7 @@ def job_panel(kind: str) -> None:
         help="End the solve now and keep the best answer found so far, with its proven "
         "gap to the optimum.",
     ):
-        job.stop.set()
+        account.job_queue().cancel(job)
         st.caption("Stopping… keeping the best answer found so far")
     else:
         st.caption(f"Working for {elapsed:.0f} s")
@@ -631,7 +670,7 @@ def start_plan() -> Job:
             "stopped": should_stop() and not result.solution.optimal,
         }
 
-    return start_job("plan", work, lambda entry: entry)
+    return start_job("plan", work, lambda entry: entry, estimated_bytes=estimated_job_bytes())
 
 
 def start_compare(layouts: tuple[str, ...]) -> Job:
@@ -656,7 +695,9 @@ def start_compare(layouts: tuple[str, ...]) -> Job:
             and not all(r.solution.optimal for r in comparison.results.values()),
         }
 
-    return start_job("compare", work, lambda entry: entry)
+    return start_job(
+        "compare", work, lambda entry: entry, estimated_bytes=estimated_job_bytes(len(layouts))
+    )
 
 
 def progress_bar(text: str) -> tuple[Any, Progress]:
