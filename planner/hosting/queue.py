@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 #: Environment variable: how many jobs may run at once on this server.
 MAX_JOBS_ENV_VAR = "PLANNER_MAX_JOBS"
+#: Diagnostics: when set, every start and end of a job appends one line (time, event, user,
+#: kind, jobs running) to this file (used by benchmarks/bench_hosted.py).
+QUEUE_LOG_ENV_VAR = "PLANNER_QUEUE_LOG"
 #: Memory a solve needs per customer-site pair (travel time, cost and model coefficients).
 BYTES_PER_PAIR = 200
 #: Memory a prepared instance needs besides its matrix (graph views, tables).
@@ -201,6 +204,14 @@ class JobQueue:
         self._dead_since.pop(id(job), None)
         job.finished.set()
 
+    def _log(self, event: str, job: Job) -> None:
+        """One diagnostics line (call with the lock held); see :data:`QUEUE_LOG_ENV_VAR`."""
+        if path := os.environ.get(QUEUE_LOG_ENV_VAR):
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(
+                    f"{time.time():.3f}\t{event}\t{job.user}\t{job.kind}\t{len(self._running)}\n"
+                )
+
     def _dispatch(self) -> None:
         """Start waiting jobs while slots are free (call with the lock held)."""
         busy_users = {job.user for job in self._running}
@@ -220,6 +231,7 @@ class JobQueue:
             self.peak_running = max(self.peak_running, len(self._running))
             job.state = "running"
             job.started = time.monotonic()
+            self._log("start", job)
             threading.Thread(
                 target=self._run, args=(job, work), name=f"planner-{job.kind}", daemon=True
             ).start()
@@ -233,6 +245,7 @@ class JobQueue:
         finally:
             with self._lock:
                 self._running.remove(job)
+                self._log("end", job)
                 self._end(job, error)
                 self._dispatch()
 
