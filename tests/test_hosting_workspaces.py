@@ -221,3 +221,24 @@ def test_teams_from_the_environment_or_a_file(tmp_path: Path) -> None:
     assert read_teams(tmp_path, {}) == {"sales": frozenset({"ann@x.com"})}
     with pytest.raises(ValueError, match="team name"):
         read_teams(tmp_path, {"PLANNER_TEAMS": "../x=ann@x.com"})
+
+
+def test_a_save_that_fails_midway_leaves_the_saved_scenario_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planner.engine import workspace as engine_ws
+
+    ann, _bob, _cyd = spaces(tmp_path)
+    ann.save(spec("Client A"), {"customers": InputFile("a.csv", CUSTOMERS)})
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(engine_ws, "save_scenario", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        ann.save(spec("Client A").replace(workshops=8), overwrite=True)
+    monkeypatch.undo()
+    reopened = ann.open("me", "client-a")
+    assert reopened.spec.workshops == 3
+    assert reopened.inputs["customers"].data == CUSTOMERS
+    assert [p.name for p in ann.home.iterdir()] == ["client-a"]
