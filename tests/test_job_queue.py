@@ -200,6 +200,29 @@ def test_a_closed_page_frees_its_slot_within_seconds() -> None:
     assert "bob:0" not in rec.order
 
 
+def test_a_closed_page_ends_work_that_does_not_poll_stop_at_its_next_progress_report() -> None:
+    queue = JobQueue(max_jobs=1, available_bytes=lambda: 64 * GB, grace_s=0.2, watch_s=0.05)
+    page_open = threading.Event()
+    page_open.set()
+    reports = []
+
+    def matrix_build(progress: Progress, should_stop: StopCallback) -> str:
+        for i in range(1000):  # never asks should_stop, only reports progress
+            progress(f"row block {i}", i / 1000)
+            reports.append(i)
+            time.sleep(0.01)
+        return "matrix"
+
+    job = queue.submit(make_job("ann", alive=page_open.is_set), matrix_build)
+    wait_until(lambda: len(reports) > 5)
+    page_open.clear()
+    wait_until(lambda: job.done, timeout_s=3)
+    assert isinstance(job.error, JobStopped)
+    assert job.value is None
+    assert len(reports) < 1000
+    assert not queue.running
+
+
 def test_max_jobs_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MAX_JOBS_ENV_VAR, "3")
     assert default_max_jobs() == 3

@@ -13,12 +13,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Job", "Progress", "StopCallback"]
+from planner.errors import PlannerError
+
+__all__ = ["Job", "JobStopped", "Progress", "StopCallback"]
 
 #: ``progress(message, fraction)``; ``fraction`` runs from 0 to 1.
 Progress = Callable[[str, float], None]
 #: ``should_stop()``: True ends a solve with the best answer found so far.
 StopCallback = Callable[[], bool]
+
+
+class JobStopped(PlannerError, RuntimeError):
+    """A job ended before its answer: stopped while waiting, or its page was closed."""
 
 
 @dataclasses.dataclass
@@ -47,6 +53,8 @@ class Job:
         a closed tab.
     state
         ``"waiting"``, ``"running"`` or ``"done"`` (set by the queue).
+    abandoned
+        Set by the queue when the page was closed: the job ends at its next progress report.
     """
 
     kind: str
@@ -62,9 +70,19 @@ class Job:
     estimated_bytes: int = 0
     alive: Callable[[], bool] | None = None
     state: str = "waiting"
+    abandoned: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def progress(self, message: str, fraction: float) -> None:
-        """The ``progress(message, fraction)`` callback given to the engine."""
+        """The ``progress(message, fraction)`` callback given to the engine.
+
+        Raises
+        ------
+        JobStopped
+            Once the job is ``abandoned`` (its page was closed): work that does not poll
+            ``should_stop`` (a travel-time matrix being built) ends at its next report.
+        """
+        if self.abandoned.is_set():
+            raise JobStopped("stopped: the page that asked for it was closed")
         self.message = message
         self.fraction = min(max(float(fraction), 0.0), 1.0)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from planner.errors import PlannerError
-from planner.hosting.jobs import Job, Progress, StopCallback
+from planner.hosting.jobs import Job, JobStopped, Progress, StopCallback
 
 __all__ = [
     "MAX_JOBS_ENV_VAR",
@@ -53,10 +53,6 @@ Work = Callable[[Progress, StopCallback], Any]
 
 class JobRefused(PlannerError, MemoryError):
     """A job the server cannot take (it would need more memory than is free)."""
-
-
-class JobStopped(PlannerError, RuntimeError):
-    """A job stopped before it started (by its Stop button, or its page was closed)."""
 
 
 def default_max_jobs() -> int:
@@ -281,4 +277,5 @@ class JobQueue:
                 since = self._dead_since.setdefault(id(job), now)
                 if now - since >= self.grace_s and not job.stop.is_set():
                     logger.info("stopping %s's %s job: its page was closed", job.user, job.kind)
+                    job.abandoned.set()
                     self.cancel(job)
