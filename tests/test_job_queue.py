@@ -218,9 +218,25 @@ def test_a_closed_page_ends_work_that_does_not_poll_stop_at_its_next_progress_re
     page_open.clear()
     wait_until(lambda: job.done, timeout_s=3)
     assert isinstance(job.error, JobStopped)
-    assert job.value is None
     assert len(reports) < 1000
     assert not queue.running
+    wait_until(lambda: queue.abandoned_running == 0)
+
+
+def test_a_closed_page_frees_the_slot_even_while_its_work_reports_nothing() -> None:
+    queue = JobQueue(max_jobs=1, available_bytes=lambda: 64 * GB, grace_s=0.2, watch_s=0.05)
+    busy = threading.Event()  # the step that reports nothing (snapping thousands of points)
+    quiet = queue.submit(
+        make_job("ann", alive=lambda: False),
+        lambda progress, should_stop: busy.wait(10),
+    )
+    nxt = queue.submit(make_job("bob"), lambda progress, should_stop: "bob's answer")
+    wait_until(lambda: nxt.done, timeout_s=3)
+    assert nxt.value == "bob's answer"
+    assert isinstance(quiet.error, JobStopped)
+    assert queue.abandoned_running == 1  # still winding down, outside the slots
+    busy.set()
+    wait_until(lambda: queue.abandoned_running == 0)
 
 
 def test_max_jobs_setting(monkeypatch: pytest.MonkeyPatch) -> None:

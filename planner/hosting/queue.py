@@ -9,7 +9,8 @@ Solves and matrix builds of every session go through one :class:`JobQueue`:
 - a job whose estimated memory exceeds what the machine has free is refused at once with
   :class:`JobRefused`, instead of taking the server down;
 - a job whose page was closed (its ``alive`` callback says False for ``grace_s`` seconds) is
-  stopped and dropped, so its slot is free again within seconds.
+  stopped and dropped, so its slot is free again within seconds (the abandoned work ends at
+  its next progress report or stop check).
 
 Jobs run in threads of their own, never in Streamlit's script thread; no Streamlit here.
 """
@@ -134,6 +135,8 @@ class JobQueue:
         self._watcher: threading.Thread | None = None
         #: The most jobs that ever ran at once (for tests and benchmarks).
         self.peak_running = 0
+        #: Jobs of closed pages still winding down after their slot was given away.
+        self.abandoned_running = 0
 
     # -- what pages ask ------------------------------------------------------------------
 
@@ -240,10 +243,34 @@ class JobQueue:
             error = exc
         finally:
             with self._lock:
-                self._running.remove(job)
-                self._log("end", job)
-                self._end(job, error)
+                if any(r is job for r in self._running):
+                    self._running = [r for r in self._running if r is not job]
+                    self._log("end", job)
+                    self._end(job, error)
+                    self._dispatch()
+                else:  # abandoned: its slot was given away already
+                    self.abandoned_running -= 1
+                    self._log("end-abandoned", job)
+
+    def _abandon(self, job: Job) -> None:
+        """The page of ``job`` was closed: stop it and free its place or slot now.
+
+        A running job is asked to stop (``should_stop``) and ends at its next progress report
+        (:attr:`Job.abandoned`); its slot goes to the next job at once, so a step that reports
+        nothing for a while (snapping thousands of points) cannot hold the slot.
+        """
+        job.abandoned.set()
+        job.stop.set()
+        stopped = JobStopped("stopped: the page that asked for it was closed")
+        with self._lock:
+            self._log("abandon", job)
+            if any(r is job for r in self._running):
+                self._running = [r for r in self._running if r is not job]
+                self.abandoned_running += 1
+                self._end(job, stopped)
                 self._dispatch()
+                return
+        self.cancel(job)
 
     def _ensure_watcher(self) -> None:
         with self._lock:
@@ -277,5 +304,4 @@ class JobQueue:
                 since = self._dead_since.setdefault(id(job), now)
                 if now - since >= self.grace_s and not job.stop.is_set():
                     logger.info("stopping %s's %s job: its page was closed", job.user, job.kind)
-                    job.abandoned.set()
-                    self.cancel(job)
+                    self._abandon(job)
