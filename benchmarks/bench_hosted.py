@@ -143,7 +143,7 @@ async def quitter(browser, url: str, queue_log: Path) -> float | None:
     while time.monotonic() < deadline:
         for line in queue_log.read_text().splitlines():
             t, event, user, _kind, _n = line.split("\t")
-            if event == "end" and user == "quitter@example.com":
+            if event in ("end", "abandon") and user == "quitter@example.com":
                 return float(t) - closed
         await asyncio.sleep(0.2)
     return None
