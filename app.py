@@ -15,6 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages import _account as account
 from app_pages import _shared as shared
 from planner.outputs import assets
 
@@ -36,6 +37,8 @@ def _install_assets() -> str | None:
 if (problem := _install_assets()) is not None:
     st.warning(f"{problem}. Maps may stay empty without internet.")
 
+account.require_user()  # a sign-in page (and nothing else) until the user has signed in
+account.user_box()
 shared.init_state()
 
 #: (file, title, icon) in workflow order; pages added by other work appear when present.

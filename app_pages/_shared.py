@@ -10,8 +10,9 @@ uploaded customer and site files.
 
 Heavy work is shared by all sessions of the server: the road graph with ``st.cache_resource``;
 prepared instances (customers and candidates snapped, travel-time matrix) and solved results
-in a process-wide cache (:class:`_Memo`) keyed by the spec, where each key is built once even
-when several sessions ask at the same time, and which lets a progress callback run.
+in a process-wide cache (:class:`planner.hosting.cache.SharedCache`) keyed by the spec, where
+each key is built once even when several sessions ask at the same time, and which lets a
+progress callback run. Formatting of results lives in :mod:`planner.results.display`.
 
 Long work (Plan's "Run", Compare's "Compare") runs in a background thread of the session
 (:class:`Job`, :func:`start_job`): the page polls it with a fragment that shows the progress
@@ -25,13 +26,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import itertools
-import os
 import re
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +41,7 @@ import streamlit as st
 import tomli_w
 from streamlit_folium import st_folium
 
+from app_pages import _account as account
 from app_pages import _market as market_ui
 from planner.engine import (
     LAYOUTS,
@@ -56,10 +55,15 @@ from planner.engine import (
 )
 from planner.engine import workspace as ws
 from planner.errors import PlannerError
+from planner.hosting.cache import SharedCache
+from planner.hosting.jobs import Job, Progress, StopCallback
+from planner.hosting.queue import JobRefused, estimate_job_bytes
+from planner.hosting.workspaces import UPLOADS_DIR
 from planner.inputs import customers as demand
 from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES, read_sites
 from planner.inputs.validation import ValidationReport
 from planner.outputs import assets, export, maps, report
+from planner.results import display
 from planner.results.costs import CostParameters, describe_parameters
 from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
 from planner.results.market import market_map_layers
@@ -68,6 +72,20 @@ from planner.roads import network
 from planner.settings import DEFAULT_CANDIDATES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKSHOPS, offline
 
 T = TypeVar("T")
+
+#: The shared cache's old name (tests and benchmarks import it from here).
+_Memo = SharedCache
+# Formatting of results, moved to planner.results.display (the CLI and report use it too).
+PLAIN_KPIS = display.PLAIN_KPIS
+assignment_table = display.assignment_table
+cost_split = display.cost_split
+minutes = display.minutes
+money = display.money
+percent = display.percent
+plain_kpis = display.plain_kpis
+shortlist_table = display.shortlist_table
+solution_note = display.solution_note
+travel_time_distribution = display.travel_time_distribution
 
 #: Bundled regions offered in the app, default first.
 REGIONS: tuple[str, ...] = ("malta", *sorted(r for r in network.REGIONS if r != "malta"))
@@ -297,7 +315,7 @@ def region_title(region: str) -> str:
     if region in network.REGIONS:
         return network.REGIONS[region].title
     path = Path(region)
-    if path.parent == ws.workspace_dir() / "roads" and ROAD_FILE_NAME.fullmatch(path.name):
+    if path.parent.parent.name == UPLOADS_DIR and ROAD_FILE_NAME.fullmatch(path.name):
         # saved by save_road_file: the title needs no session state (a widget's format_func)
         return f"{path.name[ROAD_FILE_PREFIX_LEN:]} (uploaded roads)"
     files = st.session_state.get("road_files", {})
@@ -321,9 +339,9 @@ ROAD_FILE_PREFIX_LEN = 13
 
 
 def save_road_file(upload: ws.InputFile) -> str:
-    """Store an uploaded road file in the workspace (once per content) and return its path."""
-    folder = ws.workspace_dir() / "roads"
-    folder.mkdir(parents=True, exist_ok=True)
+    """Store an uploaded road file in the session's upload folder (once per content; deleted
+    when the tab is closed, kept inside a scenario when saved) and return its path."""
+    folder = account.uploads_dir()
     path = folder / f"{upload.sha256[: ROAD_FILE_PREFIX_LEN - 1]}-{upload.name}"
     if not path.exists():
         tmp = path.with_name(path.name + ".part")
@@ -337,62 +355,10 @@ def save_road_file(upload: ws.InputFile) -> str:
 # shared caches
 
 
-#: Diagnostics: when set, every build of a shared cache appends one line to this file (used by
-#: benchmarks/load_app.py to check that ten sessions build each instance once).
-BUILD_LOG_ENV_VAR = "PLANNER_APP_BUILD_LOG"
-
-
-class _Memo:
-    """A small process-wide LRU cache where each key is built once, even under concurrency."""
-
-    def __init__(self, size: int, name: str = "") -> None:
-        self.name = name
-        self._size = size
-        self._lock = threading.Lock()
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._building: dict[Hashable, threading.Lock] = {}
-        self.builds = 0
-
-    def get(self, key: Hashable, build: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]  # type: ignore[no-any-return]
-            key_lock = self._building.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._items:
-                    return self._items[key]  # type: ignore[no-any-return]
-            try:
-                value = build()
-            finally:
-                with self._lock:
-                    self._building.pop(key, None)
-            with self._lock:
-                self.builds += 1
-                self._items[key] = value
-                if log := os.environ.get(BUILD_LOG_ENV_VAR):
-                    with open(log, "a", encoding="utf-8") as fh:
-                        fh.write(f"{self.name}\t{hash(key)}\n")
-                while len(self._items) > self._size:
-                    self._items.popitem(last=False)
-            return value
-
-    def has(self, key: Hashable) -> bool:
-        """Whether ``key`` is built (a :meth:`get` would return at once)."""
-        with self._lock:
-            return key in self._items
-
-    def forget(self, key: Hashable) -> None:
-        """Drop ``key`` (for example an answer cut short by a Stop)."""
-        with self._lock:
-            self._items.pop(key, None)
-
-
 @st.cache_resource(show_spinner=False)
-def memo(name: str, size: int = 16) -> _Memo:
+def memo(name: str, size: int = 16) -> SharedCache:
     """The shared cache ``name`` (one per server process)."""
-    return _Memo(size, name)
+    return SharedCache(size, name)
 
 
 #: Road graphs kept in memory by the server process (the last ones used).
@@ -494,9 +460,6 @@ def _file_key(upload: ws.InputFile | None) -> str | None:
     return None if upload is None else f"{upload.name}:{upload.sha256}"
 
 
-Progress = Callable[[str, float], None]
-
-
 def prepared(
     spec: ScenarioSpec,
     customers: ws.InputFile | None,
@@ -520,9 +483,6 @@ def prepared(
 
     sinst = memo("instances", 8).get(key, build)
     return dataclasses.replace(sinst, spec=spec)
-
-
-StopCallback = Callable[[], bool]
 
 
 def solve(
@@ -633,69 +593,56 @@ QUICK_WAIT_S = 1.5
 POLL_S = 0.5
 
 
-@dataclasses.dataclass
-class Job:
-    """Work of one session running in a background thread (see :func:`start_job`).
-
-    Attributes
-    ----------
-    kind
-        ``"plan"`` or ``"compare"``: the session-state key its answer goes to.
-    stop
-        Set by the Stop button; the engine polls it as ``should_stop``.
-    finish
-        Builds the session-state entry from the answer (run in the script thread).
-    message, fraction
-        The latest progress line (with bound, best and gap while solving) and how far.
-    value, error
-        The answer, or the error it ended with.
-    """
-
-    kind: str
-    stop: threading.Event
-    finish: Callable[[Any], dict[str, Any]]
-    message: str = "Starting…"
-    fraction: float = 0.0
-    value: Any = None
-    error: BaseException | None = None
-    started: float = dataclasses.field(default_factory=time.monotonic)
-    finished: threading.Event = dataclasses.field(default_factory=threading.Event)
-
-    def progress(self, message: str, fraction: float) -> None:
-        """The ``progress(message, fraction)`` callback given to the engine."""
-        self.message = message
-        self.fraction = min(max(float(fraction), 0.0), 1.0)
-
-    @property
-    def done(self) -> bool:
-        """Whether the work has ended (with an answer or an error)."""
-        return self.finished.is_set()
-
-
 def start_job(
     kind: str,
     work: Callable[[Progress, StopCallback], Any],
     finish: Callable[[Any], dict[str, Any]],
+    *,
+    estimated_bytes: int = 0,
 ) -> Job:
-    """Run ``work(progress, should_stop)`` in a background thread; kept in the session.
+    """Queue ``work(progress, should_stop)`` in the server's job queue; kept in the session.
 
-    The thread calls no Streamlit command: the shared caches it uses are warmed by the
-    caller, and its answer is turned into the session's entry by :func:`collect_job`.
+    The work runs in a thread of the queue (at most ``$PLANNER_MAX_JOBS`` at once, one per
+    user), never in the script thread, and calls no Streamlit command: the shared caches it
+    uses are warmed by the caller, and its answer is turned into the session's entry by
+    :func:`collect_job`. A job needing more memory than is free ends at once with that error;
+    one whose tab was closed is stopped by the queue.
     """
-    job = Job(kind=kind, stop=threading.Event(), finish=finish)
-
-    def target() -> None:
-        try:
-            job.value = work(job.progress, job.stop.is_set)
-        except Exception as exc:  # shown on the page by collect_job
-            job.error = exc
-        finally:
-            job.finished.set()
-
+    job = Job(
+        kind=kind,
+        stop=threading.Event(),
+        finish=finish,
+        user=account.queue_user(),
+        estimated_bytes=int(estimated_bytes),
+        alive=account.session_alive(),
+    )
     st.session_state[f"{kind}_job"] = job
     st.session_state.pop(f"{kind}_error", None)
-    threading.Thread(target=target, name=f"planner-{kind}", daemon=True).start()
+    try:
+        account.job_queue().submit(job, work)
+    except JobRefused as exc:
+        job.error = exc
+        job.state = "done"
+        job.finished.set()
     return job
+
+
+def estimated_job_bytes(layouts: int = 1) -> int:
+    """Memory a solve of the current data needs, roughly (customers x candidate sites)."""
+    spec = current_spec()
+    customers, sites = current_inputs()
+    try:
+        n_customers = (
+            len(load_demo_customers(spec.region))
+            if customers is None
+            else customers.data.count(b"\n")
+        )
+    except PlannerError:
+        n_customers = 0
+    n_sites = (spec.n_candidates if spec.generate_candidates is not False else 0) + (
+        sites.data.count(b"\n") if sites is not None else 0
+    )
+    return estimate_job_bytes(n_customers, n_sites, layouts)
 
 
 def collect_job(kind: str) -> Job | None:
@@ -722,6 +669,16 @@ def job_panel(kind: str, *, stoppable: bool = True) -> None:
     if job is None or job.done:
         st.rerun()
         return
+    if job.state == "waiting":
+        place = account.job_queue().position(job)
+        st.progress(0.0, text=f"Waiting, number {place} in line" if place else "Starting…")
+        if st.button("Stop", key=f"{kind}_stop_waiting", icon=":material/stop_circle:"):
+            account.job_queue().cancel(job)
+        st.caption(
+            "The server runs a few solves at a time, one per user; yours starts when a "
+            "place is free."
+        )
+        return
     st.progress(job.fraction, text=job.message)
     elapsed = time.monotonic() - job.started
     if job.stop.is_set():
@@ -735,7 +692,7 @@ def job_panel(kind: str, *, stoppable: bool = True) -> None:
         help="End the solve now and keep the best answer found so far, with its proven "
         "gap to the optimum.",
     ):
-        job.stop.set()
+        account.job_queue().cancel(job)
         st.caption("Stopping… keeping the best answer found so far")
     else:
         st.caption(f"Working for {elapsed:.0f} s")
@@ -771,7 +728,7 @@ def start_plan() -> Job:
             "stopped": should_stop() and not result.solution.optimal,
         }
 
-    return start_job("plan", work, lambda entry: entry)
+    return start_job("plan", work, lambda entry: entry, estimated_bytes=estimated_job_bytes())
 
 
 def start_compare(layouts: tuple[str, ...]) -> Job:
@@ -796,7 +753,9 @@ def start_compare(layouts: tuple[str, ...]) -> Job:
             and not all(r.solution.optimal for r in comparison.results.values()),
         }
 
-    return start_job("compare", work, lambda entry: entry)
+    return start_job(
+        "compare", work, lambda entry: entry, estimated_bytes=estimated_job_bytes(len(layouts))
+    )
 
 
 def progress_bar(text: str) -> tuple[Any, Progress]:
@@ -844,130 +803,6 @@ def describe_data(
 ) -> str:
     """ "Solved on ...": the data of a result (its prepared instance is cached, so this is fast)."""
     return solved_on_instance(prepared(spec, customers, sites, layouts), spec.region)
-
-
-def money(value: float) -> str:
-    """EUR amount for people: ``€ 1,173,627``."""
-    return f"€ {value:,.0f}"
-
-
-def minutes(value: float) -> str:
-    """Minutes for people: ``4.5 min``."""
-    return "–" if not np.isfinite(value) else f"{value:,.1f} min"
-
-
-def percent(share: float) -> str:
-    """A share as percent: ``93 %``."""
-    return "–" if not np.isfinite(share) else f"{100 * share:.0f} %"
-
-
-#: KPI keys shown in plain words, with their formatter.
-PLAIN_KPIS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
-    ("customers", "Customers served", lambda v: f"{v:,.0f}"),
-    ("served_demand_share", "Share of demand served", percent),
-    ("mean_travel_min", "Average drive to the workshop", minutes),
-    ("p90_travel_min", "9 in 10 jobs are within", minutes),
-    ("max_travel_min", "Longest drive", minutes),
-    ("share_within_15_min", "Jobs within 15 minutes", percent),
-    ("share_within_30_min", "Jobs within 30 minutes", percent),
-    ("share_within_sla", "Jobs within the service standard", percent),
-    ("sites", "Service points", lambda v: f"{v:,.0f}"),
-    ("max_utilisation", "Busiest workshop's load", percent),
-    ("annual_cost_eur", "Annual cost", money),
-    ("cost_per_job_eur", "Cost per job", money),
-    ("jobs", "Jobs per year", lambda v: f"{v:,.0f}"),
-)
-
-
-def plain_kpis(result: LayoutResult) -> pd.DataFrame:
-    """The KPIs as ``measure`` / ``value`` rows in plain words, formatted for reading."""
-    kpis = result.kpis
-    rows = [
-        (label, fmt(float(kpis[key])))
-        for key, label, fmt in PLAIN_KPIS
-        if key in kpis and kpis[key] is not None
-    ]
-    sol = result.solution
-    rows.append(
-        (
-            "Optimizer",
-            "proven optimal"
-            if sol.optimal
-            else f"best found, within {100 * float(sol.gap):.2f} % of the optimum",
-        )
-    )
-    return pd.DataFrame(rows, columns=["measure", "value"])
-
-
-def solution_note(result: LayoutResult) -> str:
-    """Whether the answer is proven optimal, and if not its gap, in words."""
-    sol = result.solution
-    if sol.optimal:
-        return f"Proven optimal ({sol.solver}, {sol.solve_time_s:.1f} s)."
-    if sol.status == "stopped":
-        bound = (
-            f"at most {100 * float(sol.gap):.2f} % worse than the best possible"
-            if np.isfinite(sol.gap)
-            else "no bound on the best possible was proven yet"
-        )
-        return f"Stopped by you after {sol.solve_time_s:.1f} s: the best answer so far, {bound}."
-    return (
-        f"Not proven optimal: at most {100 * float(sol.gap):.2f} % worse than the best possible "
-        f"({sol.solver}, stopped after {sol.solve_time_s:.1f} s; raise the time limit on the "
-        "Plan page to close the gap)."
-    )
-
-
-def shortlist_table(result: LayoutResult) -> pd.DataFrame:
-    """The proposed sites with existing / new, for display."""
-    table = result.shortlist()
-    status = result.sites.get("status", pd.Series("candidate", index=result.sites.index))
-    table.insert(
-        1,
-        "existing_or_new",
-        np.where(status.astype(str).to_numpy() == "existing", "existing", "new"),
-    )
-    return table
-
-
-def assignment_table(result: LayoutResult) -> pd.DataFrame:
-    """Each customer with its name, assigned site and the site's name, for display/download."""
-    customers = pd.DataFrame(result.customers.drop(columns="geometry", errors="ignore"))
-    names = dict(
-        zip(result.sites["site_id"].astype(str), result.sites["name"].astype(str), strict=False)
-    )
-    out = pd.DataFrame(
-        {
-            "customer_id": customers["customer_id"],
-            "customer_name": customers.get("name", pd.Series("", index=customers.index)).fillna(""),
-            "segment": customers.get("segment", pd.Series("", index=customers.index)),
-            "weight": customers.get("weight", pd.Series(1.0, index=customers.index)),
-            "site_id": customers["site_id"],
-            "site_name": customers["site_id"].astype(str).map(names).fillna(""),
-            "travel_min": customers["travel_min"].round(1),
-        }
-    )
-    reason = customers.get("excluded_reason")
-    if reason is not None and reason.astype(str).str.len().gt(0).any():
-        out["left_out_because"] = reason.fillna("")
-    return out
-
-
-def travel_time_distribution(result: LayoutResult, *, bin_min: float = 5.0) -> pd.DataFrame:
-    """Jobs per band of travel minutes (``travel band``, ``jobs``), for a bar chart."""
-    customers = result.customers
-    minutes_ = customers["travel_min"].to_numpy(float)
-    weights = customers.get("weight", pd.Series(1.0, index=customers.index)).to_numpy(float)
-    ok = np.isfinite(minutes_)
-    if not ok.any():
-        return pd.DataFrame({"travel band": [], "jobs": []})
-    top = max(bin_min, float(np.ceil(minutes_[ok].max() / bin_min) * bin_min))
-    edges = np.arange(0.0, top + bin_min, bin_min)
-    counts, _ = np.histogram(minutes_[ok], bins=edges, weights=weights[ok])
-    labels = [f"{lo:.0f}–{hi:.0f} min" for lo, hi in itertools.pairwise(edges)]
-    return pd.DataFrame(
-        {"travel band": pd.Categorical(labels, labels, ordered=True), "jobs": counts}
-    )
 
 
 def cost_rows() -> list[dict[str, Any]]:
@@ -1147,12 +982,3 @@ def comparison_columns() -> dict[str, Any]:
         "cannibalised_jobs": number("cannibalised", format="%.0f"),
         "profit_eur": number("profit (EUR)", format="localized"),
     }
-
-
-def cost_split(comparison: Comparison) -> pd.DataFrame:
-    """Annual cost parts per layout with readable column names, for a stacked bar chart."""
-    table = comparison.table
-    frame = pd.DataFrame({"layout": table["layout"]})
-    for column, label in report.COST_PARTS:
-        frame[label] = table[column].astype(float)
-    return frame

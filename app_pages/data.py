@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import _account as account
 from app_pages import _regions
 from app_pages import _shared as shared
 from planner.engine import workspace as ws
@@ -54,12 +55,21 @@ def _roads_ready(region: str) -> bool:
     return False
 
 
-def _open_saved(name: str) -> None:
+def _open_saved(space: str, name: str) -> None:
     try:
-        shared.apply_saved(ws.open_saved_scenario(name))
+        shared.apply_saved(account.my_workspace().open(space, name))
         st.session_state["data_message"] = ("success", f"Opened {name}.")
     except PlannerError as exc:
         st.session_state["data_message"] = ("error", f"Could not open {name}: {exc}")
+
+
+def _delete_saved(space: str, name: str) -> None:
+    try:
+        account.my_workspace().delete(space, name)
+        st.session_state["data_message"] = ("success", f"Deleted {name} and its files.")
+        st.session_state.pop("open_name", None)
+    except PlannerError as exc:
+        st.session_state["data_message"] = ("error", f"Could not delete {name}: {exc}")
 
 
 def _open_bundle() -> None:
@@ -67,7 +77,7 @@ def _open_bundle() -> None:
     if bundle is None:
         return
     try:
-        shared.apply_saved(ws.open_bundle(bundle.getvalue(), name=bundle.name))
+        shared.apply_saved(account.my_workspace().open_bundle(bundle.getvalue(), bundle.name))
         st.session_state["data_message"] = ("success", f"Opened {bundle.name}.")
     except PlannerError as exc:
         st.session_state["data_message"] = ("error", f"Could not open {bundle.name}: {exc}")
@@ -286,23 +296,43 @@ st.text_input("Scenario name", key="scenario_name")
 save_col, open_col, bundle_col = st.columns(3)
 with save_col:
     st.markdown("**Save to the workspace**")
+    workspace = account.my_workspace()
+    spaces = {space.key: space.label for space in workspace.spaces}
+    save_in = "me"
+    if len(spaces) > 1:
+        save_in = st.selectbox(
+            "Save in", list(spaces), format_func=spaces.__getitem__, key="save_space"
+        )
     replace = st.checkbox("Replace a saved scenario of this name", key="save_overwrite")
     if st.button("Save scenario", key="save_scenario"):
         try:
-            path = ws.save_to_workspace(
-                shared.current_spec(), shared.scenario_inputs(), overwrite=replace
+            path = workspace.save(
+                shared.current_spec(), shared.scenario_inputs(), space=save_in, overwrite=replace
             )
-            st.success(f"Saved as {path.parent.name} in the workspace.")
+            st.success(f"Saved as {path.parent.name} in {spaces[save_in]}.")
         except FileExistsError as exc:
             st.warning(str(exc))
         except PlannerError as exc:
             st.error(f"Could not save: {exc}")
 with open_col:
     st.markdown("**Open a saved scenario**")
-    saved_names = ws.list_saved_scenarios()
-    chosen = st.selectbox("Saved scenarios", saved_names, key="open_name", index=None)
-    if chosen:
-        st.button("Open", key="open_scenario", on_click=_open_saved, args=(chosen,))
+    saved = {f"{space}/{name}": (space, name) for space, name in workspace.list_scenarios()}
+    chosen = st.selectbox(
+        "Saved scenarios",
+        list(saved),
+        key="open_name",
+        index=None,
+        format_func=lambda k: k.removeprefix("me/").replace("team:", "Team ", 1),
+    )
+    if chosen in saved:
+        st.button("Open", key="open_scenario", on_click=_open_saved, args=saved[chosen])
+        st.button(
+            "Delete",
+            key="delete_scenario",
+            on_click=_delete_saved,
+            args=saved[chosen],
+            help="Delete this saved scenario and all its files (cannot be undone).",
+        )
 with bundle_col:
     st.markdown("**One file (.zip)**")
     try:
@@ -311,6 +341,8 @@ with bundle_col:
             data=ws.bundle_bytes(shared.current_spec(), shared.scenario_inputs()),
             file_name=f"{ws.scenario_slug(st.session_state['scenario_name'])}.zip",
             mime="application/zip",
+            on_click=account.audit_export,
+            args=("scenario bundle",),
         )
     except PlannerError as exc:
         st.error(f"Could not build the bundle: {exc}")

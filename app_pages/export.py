@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import _account as account
 from app_pages import _shared as shared
 from planner.engine import workspace as ws
 from planner.errors import PlannerError
@@ -28,6 +29,8 @@ if entry:
             "shortlist.csv",
             "text/csv",
             key="exp_shortlist",
+            on_click=account.audit_export,
+            args=("shortlist",),
         )
         c1.download_button(
             "Assignments (CSV)",
@@ -35,6 +38,8 @@ if entry:
             "assignments.csv",
             "text/csv",
             key="exp_assignments",
+            on_click=account.audit_export,
+            args=("assignments",),
         )
         c1.download_button(
             "Territories (CSV)",
@@ -42,6 +47,8 @@ if entry:
             "territories.csv",
             "text/csv",
             key="exp_territories",
+            on_click=account.audit_export,
+            args=("territories",),
         )
         c2.download_button(
             "Map (HTML, works offline)",
@@ -49,6 +56,8 @@ if entry:
             "map.html",
             "text/html",
             key="exp_map",
+            on_click=account.audit_export,
+            args=("map",),
         )
         c2.download_button(
             "Report (HTML, prints on A4)",
@@ -56,6 +65,8 @@ if entry:
             "report.html",
             "text/html",
             key="exp_report",
+            on_click=account.audit_export,
+            args=("report",),
         )
         c2.download_button(
             "Workbook (XLSX)",
@@ -63,6 +74,8 @@ if entry:
             "plan.xlsx",
             XLSX,
             key="exp_xlsx",
+            on_click=account.audit_export,
+            args=("xlsx",),
         )
         c3.download_button(
             "Sites (GeoJSON)",
@@ -70,6 +83,8 @@ if entry:
             "sites.geojson",
             "application/geo+json",
             key="exp_geojson",
+            on_click=account.audit_export,
+            args=("geojson",),
         )
         c3.download_button(
             "All GIS layers (GeoPackage, for QGIS)",
@@ -77,6 +92,8 @@ if entry:
             "plan.gpkg",
             "application/geopackage+sqlite3",
             key="exp_gpkg",
+            on_click=account.audit_export,
+            args=("gpkg",),
         )
     except PlannerError as exc:
         st.error(f"Could not build the exports: {exc}")
@@ -116,6 +133,8 @@ if saved:
             "comparison.csv",
             "text/csv",
             key="exp_cmp_csv",
+            on_click=account.audit_export,
+            args=("cmp_csv",),
         )
         c2.download_button(
             "Workbook (XLSX)",
@@ -123,6 +142,8 @@ if saved:
             "comparison.xlsx",
             XLSX,
             key="exp_cmp_xlsx",
+            on_click=account.audit_export,
+            args=("cmp_xlsx",),
         )
         c3.download_button(
             "Report (HTML, prints on A4)",
@@ -130,6 +151,8 @@ if saved:
             "report.html",
             "text/html",
             key="exp_cmp_report",
+            on_click=account.audit_export,
+            args=("cmp_report",),
         )
     except PlannerError as exc:
         st.error(f"Could not build the exports: {exc}")
@@ -143,6 +166,8 @@ st.download_button(
     f"{ws.scenario_slug(st.session_state['scenario_name'])}.zip",
     "application/zip",
     key="exp_bundle",
+    on_click=account.audit_export,
+    args=("bundle",),
 )
 st.caption("Unzip and run `planner run scenario.toml`, or open it again on the Data page.")
 shared.footer()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import _account as account
 from app_pages import _shared as shared
 from planner.errors import PlannerError
 from planner.outputs.safe import to_csv_bytes
@@ -99,12 +100,16 @@ st.download_button(
     data=to_csv_bytes(assignments),
     file_name="assignments.csv",
     mime="text/csv",
+    on_click=account.audit_export,
+    args=("assignments.csv",),
 )
 st.download_button(
     "Download shortlist (CSV)",
     data=to_csv_bytes(result.shortlist()),
     file_name="shortlist.csv",
     mime="text/csv",
+    on_click=account.audit_export,
+    args=("shortlist.csv",),
 )
 st.subheader("How full each site is")
 load_table = utilisation_table(result)

@@ -43,6 +43,7 @@ from planner.engine.phases import plan_phases
 from planner.engine.regions import customers_elsewhere, region_road_source
 from planner.engine.spec import save_scenario
 from planner.errors import InputError, PlannerError
+from planner.hosting import serve as hosting_serve
 from planner.inputs.customers import geocode_missing, read_customers
 from planner.inputs.sites import (
     DEFAULT_PRODUCT_CLASS,
@@ -704,6 +705,17 @@ def _add_region_area_flags(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    plan = hosting_serve.plan_serve(
+        host=args.host,
+        port=args.port,
+        no_auth=args.no_auth,
+        auth_header=args.auth_header,
+        secrets=args.secrets,
+    )
+    return hosting_serve.serve(plan)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``planner`` argument parser (exposed for docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -967,6 +979,35 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--overwrite", action="store_true", help="replace existing output files")
     cal.set_defaults(func=_cmd_calibrate)
     add_register_parser(sub)
+    srv = sub.add_parser(
+        "serve",
+        help="start the app for others (localhost by default; sign-in needed elsewhere)",
+    )
+    srv.add_argument(
+        "--host",
+        default="localhost",
+        help="address to listen on (default localhost; 0.0.0.0 = every interface; "
+        "unix:///path.sock); any host others can reach needs sign-in or --no-auth",
+    )
+    srv.add_argument("--port", type=int, default=8501, help="TCP port (default 8501)")
+    srv.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve to others without sign-in, on purpose (every page warns)",
+    )
+    srv.add_argument(
+        "--auth-header",
+        metavar="NAME",
+        help="behind a signing-in reverse proxy: take the user from this header "
+        "(e.g. X-Forwarded-Email); needs --host localhost or a unix socket",
+    )
+    srv.add_argument(
+        "--secrets",
+        action="append",
+        metavar="FILE",
+        help="secrets.toml with the [auth] section (default: .streamlit/secrets.toml)",
+    )
+    srv.set_defaults(func=_cmd_serve)
     return parser
 
 

@@ -250,9 +250,14 @@ def save_to_workspace(
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=root))
     try:
         _write_folder(spec, inputs or {}, staging)
+        # Replace in two renames, so a crash leaves the old or the new scenario, never half
+        # of one (the hidden staging and old folders are removed at the next server start).
+        old = staging.with_name(f"{staging.name}-old")
         if folder.exists():
-            shutil.rmtree(folder)
+            folder.rename(old)
         staging.rename(folder)
+        if old.exists():
+            shutil.rmtree(old)
     finally:
         if staging.exists():
             shutil.rmtree(staging)

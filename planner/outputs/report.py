@@ -26,6 +26,7 @@ from planner._meta import OSM_CREDIT, OSM_LICENSE
 from planner.outputs import maps
 from planner.results.capacity import not_at_nearest, utilisation_table
 from planner.results.costs import CostParameters, describe_parameters
+from planner.results.display import COST_PARTS
 from planner.results.market import market_map_layers, market_tables
 from planner.results.site_figures import join_site_loads
 from planner.results.tables import (
@@ -40,13 +41,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["cost_chart_svg", "report_html"]
 
-COST_PARTS: tuple[tuple[str, str], ...] = (
-    ("fixed_eur", "fixed costs"),
-    ("fees_eur", "partner fees"),
-    ("deliveries_eur", "parts deliveries"),
-    ("leakage_eur", "leakage (lost margin)"),
-    ("customer_time_eur", "customer time"),
-)
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 
 _CSS = """

@@ -1,0 +1,249 @@
+"""Hosted for a team: 20 signed-in users on one app server, on loopback.
+
+Run from the repository root (Debian's chromium through Playwright)::
+
+    flock /tmp/cpu.lock /work/venv/bin/python benchmarks/bench_hosted.py            # 20 users
+    flock /tmp/cpu.lock /work/venv/bin/python benchmarks/bench_hosted.py --users 5 --max-jobs 1
+
+Starts ``streamlit run app.py`` in the trusted-header sign-in mode (``PLANNER_AUTH=header``,
+each browser context sends its own ``X-Forwarded-User``, as an authenticating proxy would) with
+``PLANNER_MAX_JOBS`` slots. Every user at once uploads their own customer file (a different
+number of customers each), runs a plan and saves it. Checks and prints:
+
+- every user got their own answer (their customer count in "Solved on ...");
+- no user sees another's scenario in "Saved scenarios";
+- the queue never ran more than ``PLANNER_MAX_JOBS`` jobs (the server writes each job start
+  and end to ``$PLANNER_QUEUE_LOG``);
+- page switches of a user browsing while the queue is full: p50 / p95 / max (target p95 < 1 s),
+  against the same switches on the idle server measured first (the baseline);
+- a user who closes the tab mid-solve: seconds until the queue frees the slot (target < 10 s);
+- a server restart: every saved scenario is listed and opens again, and no half-written file
+  or upload is left in the workspace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_app import ARGS, CHROMIUM, start_app
+
+REGION = "liechtenstein"
+HEADINGS = {"Data": "Your data", "Costs": "Cost assumptions", "Export": "Export"}
+
+
+def customer_files(folder: Path, users: int) -> dict[int, tuple[Path, int]]:
+    from planner.inputs import customers as demand
+
+    demo = demand.load_demo_customers(REGION)
+    rows = demo[["customer_id", "lat", "lon", "weight", "segment"]].rename(
+        columns={"customer_id": "id"}
+    )
+    out = {}
+    for i in range(users):
+        n = 120 + 7 * i
+        path = folder / f"customers-{i:02d}.csv"
+        path.write_text(rows.sample(n=n, random_state=i).to_csv(index=False))
+        out[i] = (path, n)
+    return out
+
+
+async def new_user(browser, url: str, who: str):
+    context = await browser.new_context(
+        viewport={"width": 1300, "height": 900}, extra_http_headers={"X-Forwarded-User": who}
+    )
+    page = await context.new_page()
+    page.set_default_timeout(900_000)
+    await page.goto(f"{url}/?region={REGION}")
+    await page.get_by_role("heading", level=1, name="Your data").wait_for()
+    return context, page
+
+
+async def go(page, title: str) -> float:
+    t0 = time.perf_counter()
+    await page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    await page.get_by_role("heading", level=1, name=HEADINGS.get(title, title)).wait_for()
+    return time.perf_counter() - t0
+
+
+async def saved_options(page) -> list[str]:
+    await page.get_by_text("ODbL 1.0").last.wait_for()
+    await page.wait_for_timeout(1500)
+    select = page.get_by_label("Saved scenarios")
+    if await select.is_disabled():
+        return []
+    await select.click()
+    texts = [t.strip() for t in await page.get_by_role("option").all_inner_texts()]
+    await page.keyboard.press("Escape")
+    return texts
+
+
+async def one_user(browser, url: str, i: int, path: Path, n: int) -> dict:
+    who = f"user{i:02d}@example.com"
+    context, page = await new_user(browser, url, who)
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Upload customers")
+    await uploader.locator("input[type=file]").set_input_files(str(path))
+    await page.get_by_text(f"{n} customers from {path.name}").wait_for()
+    await go(page, "Plan")
+    t0 = time.perf_counter()
+    await page.get_by_role("button", name="Run").click()
+    await page.get_by_text("Solved for").wait_for()
+    solved_s = time.perf_counter() - t0
+    solved_on = await page.get_by_text("Solved for").inner_text()
+    await go(page, "Data")
+    box = page.get_by_label("Scenario name")
+    await box.fill(f"Plan of user {i:02d}")
+    await box.press("Enter")
+    await page.wait_for_timeout(500)
+    await page.get_by_role("button", name="Save scenario").click()
+    await page.get_by_text("Saved as").wait_for()
+    seen = await saved_options(page)
+    await context.close()
+    return {"who": who, "n": n, "solved_on": solved_on, "solved_s": solved_s, "seen": seen}
+
+
+async def browse(browser, url: str, stop: asyncio.Event, out: list[float]) -> None:
+    """A user switching pages while the others' plans run."""
+    context, page = await new_user(browser, url, "browser@example.com")
+    pages = ["Costs", "Export", "Data"]
+    k = 0
+    while not stop.is_set():
+        out.append(await go(page, pages[k % len(pages)]))
+        k += 1
+        await asyncio.sleep(0.3)
+    await context.close()
+
+
+async def baseline_switches(browser, url: str, n: int = 12) -> list[float]:
+    context, page = await new_user(browser, url, "baseline@example.com")
+    times = [await go(page, ["Costs", "Export", "Data"][k % 3]) for k in range(n)]
+    await context.close()
+    return times
+
+
+async def quitter(browser, url: str, queue_log: Path) -> float | None:
+    """Start a long solve, close the tab, and time until the queue frees the slot."""
+    context, page = await new_user(browser, url, "quitter@example.com")
+    await go(page, "Plan")
+    await page.get_by_label("Number of workshops (existing ones included)").fill("25")
+    await page.get_by_label("Number of workshops (existing ones included)").press("Enter")
+    await page.wait_for_timeout(500)
+    await page.get_by_role("button", name="Run").click()
+    await page.get_by_role("button", name="Stop").wait_for()
+    closed = time.time()
+    await context.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for line in queue_log.read_text().splitlines():
+            t, event, user, _kind, _n = line.split("\t")
+            if event in ("end", "abandon") and user == "quitter@example.com":
+                return float(t) - closed
+        await asyncio.sleep(0.2)
+    return None
+
+
+async def main_async(args: argparse.Namespace, work: Path) -> int:
+    from playwright.async_api import async_playwright
+
+    queue_log = work / "queue.tsv"
+    queue_log.touch()
+    workspace = work / "workspace"
+    env = {
+        "PLANNER_OFFLINE": "1",
+        "PLANNER_AUTH": "header",
+        "PLANNER_AUTH_HEADER": "X-Forwarded-User",
+        "PLANNER_MAX_JOBS": str(args.max_jobs),
+        "PLANNER_WORKSPACE_DIR": str(workspace),
+        "PLANNER_QUEUE_LOG": str(queue_log),
+        "PLANNER_CACHE_DIR": str(work / "cache"),
+    }
+    files = customer_files(work, args.users)
+    ok = True
+    proc, url = start_app(env, work / "server.log")
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            base = await baseline_switches(browser, url)
+            stop = asyncio.Event()
+            switches: list[float] = []
+            prober = asyncio.create_task(browse(browser, url, stop, switches))
+            t0 = time.perf_counter()
+            results = await asyncio.gather(
+                *(one_user(browser, url, i, *files[i]) for i in range(args.users))
+            )
+            wall = time.perf_counter() - t0
+            stop.set()
+            await prober
+            freed = await quitter(browser, url, queue_log)
+            await browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+    own = all(f"{r['n']:,} customers" in r["solved_on"] for r in results)
+    private = all(r["seen"] == [f"plan-of-user-{i:02d}"] for i, r in enumerate(results))
+    peaks = [int(x.split("\t")[4]) for x in queue_log.read_text().splitlines() if "\tstart\t" in x]
+    peak = max(peaks) if peaks else 0
+    p = sorted(switches)
+    p95 = p[min(len(p) - 1, int(0.95 * len(p)))] if p else float("nan")
+    b95 = sorted(base)[int(0.95 * (len(base) - 1))]
+    print(f"{args.users} users, PLANNER_MAX_JOBS={args.max_jobs}, region {REGION}")
+    print(
+        f"all done in {wall:.1f} s; time to answer per user: median "
+        f"{statistics.median(r['solved_s'] for r in results):.1f} s, max "
+        f"{max(r['solved_s'] for r in results):.1f} s"
+    )
+    print(f"every user got their own answer: {own}")
+    print(f"no user saw another's scenario: {private}")
+    print(f"queue: {len(peaks)} jobs, at most {peak} running at once (limit {args.max_jobs})")
+    print(
+        f"page switch while the queue is busy ({len(p)} switches): p50 "
+        f"{statistics.median(p):.2f} s, p95 {p95:.2f} s, max {p[-1]:.2f} s; idle server "
+        f"p95 {b95:.2f} s (busy / idle = {p95 / b95:.2f})"
+    )
+    print(f"closed tab mid-solve: slot freed after {freed if freed is None else round(freed, 1)} s")
+    ok &= own and private and peak <= args.max_jobs and p95 < 1.0
+    ok &= freed is not None and freed < 10
+
+    # restart: everything saved is still there, nothing half-written is left
+    proc, url = start_app(env, work / "server2.log")
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            _context, page = await new_user(browser, url, "user00@example.com")
+            seen = await saved_options(page)
+            await browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    saved = sorted(workspace.glob("users/*/*/scenario.toml"))
+    hidden = [q for q in workspace.rglob(".*") if q.name != "."]
+    uploads = list(workspace.rglob("uploads/*"))
+    print(
+        f"after a restart: {len(saved)} saved scenarios on disk (expected {args.users}); "
+        f"user00 sees {seen}; half-written or hidden folders left: {len(hidden)}; "
+        f"uploads left: {len(uploads)}"
+    )
+    ok &= len(saved) == args.users and seen == ["plan-of-user-00"] and not hidden
+    print("PASS" if ok else "FAIL", f"(work folder {work})")
+    return 0 if ok else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--max-jobs", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-hosted-"))
+    sys.exit(asyncio.run(main_async(args, work)))
+
+
+if __name__ == "__main__":
+    main()

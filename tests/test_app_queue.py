@@ -1,0 +1,91 @@
+"""The app's Run goes through the server's one queue: with one slot, a second session waits
+("Waiting, number 1 in line") with Stop, and runs once the first is done; a job that needs
+more memory than is free is refused with a clear message (two AppTest sessions, one process)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from _apptest import TIMEOUT_S
+from _apptest import ok as _ok
+from _apptest import wait_for_job as _wait_for_job
+from streamlit.testing.v1 import AppTest
+
+from planner.hosting.queue import JobQueue
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+pytestmark = [pytest.mark.usefixtures("offline_app"), pytest.mark.slow]
+
+
+def _plan_session() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    at.query_params["region"] = "liechtenstein"
+    at.switch_page("app_pages/plan.py")
+    _ok(at.run())
+    at.number_input(key="workshops").set_value(3)
+    return _ok(at.run())
+
+
+def _click(at: AppTest, label: str) -> AppTest:
+    next(b for b in at.button if b.label == label).click()
+    return _ok(at.run())
+
+
+def test_second_session_waits_in_line_then_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app_pages import _account, _shared
+
+    queue = JobQueue(max_jobs=1)
+    monkeypatch.setattr(_account, "job_queue", lambda: queue)
+    gate = threading.Event()
+    real_run = _shared.run
+
+    def gated_run(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        assert gate.wait(TIMEOUT_S)
+        return real_run(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_shared, "run", gated_run)
+    first, second = _plan_session(), _plan_session()
+    _click(first, "Run")
+    _click(second, "Run")
+    assert first.session_state["plan_job"].state == "running"
+    job = second.session_state["plan_job"]
+    assert job.state == "waiting"
+    assert [p.text for p in second.progress] == ["Waiting, number 1 in line"]
+    assert any(b.label == "Stop" for b in second.button)
+    assert queue.peak_running == 1
+    gate.set()
+    _wait_for_job(first, "plan")
+    _wait_for_job(second, "plan")
+    assert queue.peak_running == 1
+    assert first.session_state["plan"]["result"].solution.open.size == 3
+    assert second.session_state["plan"]["result"].solution.open.size == 3
+
+
+def test_stop_while_waiting_and_memory_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app_pages import _account
+
+    queue = JobQueue(max_jobs=1)
+    monkeypatch.setattr(_account, "job_queue", lambda: queue)
+    blocker = threading.Event()
+    from planner.hosting.jobs import Job
+
+    queue.submit(
+        Job(kind="plan", stop=threading.Event(), finish=lambda v: v, user="someone else"),
+        lambda progress, should_stop: blocker.wait(TIMEOUT_S),
+    )
+    at = _plan_session()
+    _click(at, "Run")
+    assert [p.text for p in at.progress] == ["Waiting, number 1 in line"]
+    _click(at, "Stop")
+    _ok(at.run())
+    assert "plan_job" not in at.session_state
+    assert "Stopped while waiting in line" in at.session_state["plan_error"]
+    blocker.set()
+
+    tiny = JobQueue(max_jobs=1, available_bytes=lambda: 1024)
+    monkeypatch.setattr(_account, "job_queue", lambda: tiny)
+    _click(at, "Run")
+    _ok(at.run())
+    assert any("of memory, but the server has" in e.value for e in at.error)
