@@ -54,6 +54,8 @@ from planner.engine import (
     run,
 )
 from planner.engine import workspace as ws
+from planner.engine.sizes import default_sizes
+from planner.engine.spec import WorkshopSize
 from planner.errors import PlannerError
 from planner.hosting.cache import SharedCache
 from planner.hosting.jobs import Job, Progress, StopCallback
@@ -147,6 +149,8 @@ DEFAULTS: dict[str, Any] = {
     "standard_on": False,
     "product_class": DEFAULT_PRODUCT_CLASS,
     "capacitated": False,
+    "sizes_on": False,
+    "sizes_rows": None,
     **market_ui.DEFAULTS,
     **{f"{_COST_PREFIX}{f.name}": f.default for f in dataclasses.fields(CostParameters)},
 }
@@ -237,8 +241,37 @@ def current_spec() -> ScenarioSpec:
         and not market_ui.market_on(state),
         product_class=str(state.get("product_class", DEFAULT_PRODUCT_CLASS)),
         capacitated=bool(state.get("capacitated", False)),
+        sizes=current_sizes() if state.get("sizes_on") else (),
         **market_ui.spec_fields(state),
     )
+
+
+def sizes_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The Plan page's sizes table as rows for :class:`WorkshopSize` (blank rows dropped:
+    the editor's empty new row, not user data)."""
+    rows = []
+    for row in table.to_dict("records"):
+        if not str(row.get("name") or "").strip():
+            continue
+        technicians = row.get("technicians")
+        rows.append(
+            {
+                "name": str(row["name"]).strip(),
+                "fixed_cost_eur": float(row["fixed_cost_eur"]),
+                "capacity_jobs": float(row["capacity_jobs"]),
+                "technicians": None if pd.isna(technicians) else float(technicians),
+            }
+        )
+    return rows
+
+
+def current_sizes() -> tuple[WorkshopSize, ...]:
+    """The Plan page's workshop sizes: the user's table, else the Costs page's three sizes
+    (:func:`planner.engine.sizes.default_sizes`)."""
+    rows = st.session_state.get("sizes_rows")
+    if not rows:
+        return default_sizes(current_parameters())
+    return tuple(WorkshopSize(**row) for row in rows)
 
 
 def _generate_candidates(state: Any) -> bool | None:
@@ -283,6 +316,8 @@ def apply_saved(saved: ws.SavedScenario) -> None:
     state["standard_on"] = spec.meet_standard
     state["product_class"] = spec.product_class
     state["capacitated"] = spec.capacitated
+    state["sizes_on"] = bool(spec.sizes)
+    state["sizes_rows"] = [size.to_dict() for size in spec.sizes] or None
     market_ui.apply_spec(state, spec)
     for key, value in spec.parameters.to_dict().items():
         state[f"{_COST_PREFIX}{key}"] = float(value)

@@ -5,6 +5,7 @@ answer so far."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as shared
@@ -82,6 +83,38 @@ with left:
         "capacity, else partner_capacity_jobs. Customers of a full site go to the next one "
         "(Results lists them with the extra minutes).",
     )
+    sizes_on = st.toggle(
+        "Choose workshop sizes",
+        key="sizes_on",
+        disabled=st.session_state["layout"] != "in-house"
+        or st.session_state["objective"] != "min_travel",
+        help="In-house: each new workshop opens in one of these sizes (yearly fixed cost and "
+        "jobs a year), chosen together with the sites; capacities are respected. A sites "
+        "file's `sizes` column limits the sizes a site allows.",
+    )
+    if sizes_on and not st.session_state.get("cost_customer_time_eur_per_hour"):
+        st.warning(
+            "Sizes trade each size's fixed cost against customers' travel time: set a value "
+            "of customer time (EUR per hour) on the Costs page."
+        )
+    if sizes_on:
+        edited = st.data_editor(
+            pd.DataFrame([size.to_dict() for size in shared.current_sizes()]),
+            num_rows="dynamic",
+            hide_index=True,
+            key="sizes_editor",
+            column_config={
+                "name": st.column_config.TextColumn("size", required=True),
+                "fixed_cost_eur": st.column_config.NumberColumn(
+                    "fixed cost (EUR/year)", min_value=0, format="%.0f", required=True
+                ),
+                "capacity_jobs": st.column_config.NumberColumn(
+                    "capacity (jobs/year)", min_value=1, format="%.0f", required=True
+                ),
+                "technicians": st.column_config.NumberColumn("technicians", min_value=0),
+            },
+        )
+        st.session_state["sizes_rows"] = shared.sizes_rows(edited)
 with right:
     st.number_input(
         "Service standard: a customer should reach a workshop within (minutes)",

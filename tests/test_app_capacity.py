@@ -23,6 +23,7 @@ from planner.results.capacity import (
     not_at_nearest,
     utilisation_table,
 )
+from planner.results.costs import CostParameters
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 REGION = "liechtenstein"
@@ -103,7 +104,6 @@ def test_utilisation_colours_mark_sites_above_capacity(tmp_path: Path) -> None:
     from test_scenarios import make_sinst
 
     from planner.engine import solve_layout
-    from planner.results.costs import CostParameters
 
     sinst = make_sinst(seed=1)
     total = float(sinst.instance.demand_weight.sum())
@@ -180,3 +180,47 @@ def test_scenario_sizes_round_trip_and_are_checked(tmp_path: Path) -> None:
     assert allowed.tolist() == [[True, False], [True, True], [True, True]]
     with pytest.raises(InputError, match=r"site a: unknown size\(s\) \[.medium.\]"):
         allowed_sizes(sites.assign(sizes=["medium", None, None]), sizes)
+
+
+@pytest.mark.slow
+def test_plan_choosing_workshop_sizes_gives_the_library_answer() -> None:
+    """The Plan page's "Choose workshop sizes" plans with the Costs page's three sizes; the
+    answer is the library's for the same spec, and every site says its size."""
+    from planner.engine import run
+    from planner.engine.sizes import default_sizes
+
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    at.query_params["region"] = REGION
+    at.switch_page("app_pages/plan.py")
+    ok(at.run())
+    at.session_state["workshops"] = 2
+    at.session_state["n_candidates"] = 8
+    at.session_state["time_limit_s"] = 20.0
+    ok(at.run())
+    toggle = _toggle(at, "Choose workshop sizes")
+    toggle.set_value(True)
+    ok(at.run())
+    # sizes trade fixed costs against customer time: the page asks for its value
+    assert any("value of customer time" in w.value for w in at.warning)
+    at.session_state["cost_customer_time_eur_per_hour"] = 20.0
+    ok(at.run())
+    assert not any("value of customer time" in w.value for w in at.warning)
+    (run_button,) = [b for b in at.button if b.label == "Run"]
+    run_button.click()
+    ok(at.run())
+    wait_for_job(at, "plan")
+    entry = at.session_state["plan"]
+    spec, result = entry["spec"], entry["result"]
+    assert spec.sizes == default_sizes(spec.parameters)
+    assert spec.parameters.customer_time_eur_per_hour == 20.0
+    sites = result.result.sites
+    assert set(sites["size"]) <= {size.name for size in spec.sizes}
+    by_name = {size.name: size for size in spec.sizes}
+    for _, site in sites.iterrows():
+        assert site["capacity_jobs"] == by_name[site["size"]].capacity_jobs
+    assert (result.loads["jobs"] <= result.loads["capacity_jobs"] + 1e-6).all()
+    library = run(spec)
+    assert sorted(library.result.sites["site_id"]) == sorted(sites["site_id"])
+    assert library.result.kpis["annual_cost_eur"] == pytest.approx(
+        result.result.kpis["annual_cost_eur"]
+    )

@@ -30,7 +30,17 @@ from planner.models import Solution
 from planner.results.costs import CostParameters
 from planner.results.types import ScenarioResult
 
-__all__ = ["allowed_sizes", "site_sizes_warnings", "solve_sized", "with_sizes"]
+__all__ = [
+    "DEFAULT_SIZE_TECHNICIANS",
+    "allowed_sizes",
+    "default_sizes",
+    "site_sizes_warnings",
+    "solve_sized",
+    "with_sizes",
+]
+
+#: Technicians of the sizes offered when the user gives none (small, medium, large).
+DEFAULT_SIZE_TECHNICIANS: tuple[int, ...] = (2, 4, 6)
 
 
 def allowed_sizes(candidates: pd.DataFrame, sizes: Sequence[WorkshopSize]) -> np.ndarray:
@@ -163,3 +173,27 @@ def site_sizes_warnings(candidates: pd.DataFrame, sizes: Sequence[WorkshopSize])
         f"{n} site(s) of the site list name allowed sizes, but the scenario has no sizes to "
         "choose from; each site is planned with its own fixed_cost and capacity",
     )
+
+
+def default_sizes(
+    params: CostParameters, technicians: Sequence[int] = DEFAULT_SIZE_TECHNICIANS
+) -> tuple[WorkshopSize, ...]:
+    """Workshop sizes from the Costs page's figures, one per number of ``technicians``.
+
+    A size with ``t`` technicians costs the in-house workshop's fixed cost with ``t``
+    technicians (rent + ``t`` x salary + receptionist + parts store) and does ``t`` x jobs per
+    technician a year: with the defaults, 2 / 4 / 6 technicians cost 193,000 / 283,000 /
+    373,000 EUR and do 2,000 / 4,000 / 6,000 jobs a year.
+    """
+    out = []
+    for t in technicians:
+        p = params.replace(technicians_per_workshop=float(t))
+        out.append(
+            WorkshopSize(
+                name=f"{t} technicians",
+                fixed_cost_eur=p.workshop_fixed_cost_eur(layout="in-house"),
+                capacity_jobs=p.workshop_capacity_jobs,
+                technicians=float(t),
+            )
+        )
+    return tuple(out)
