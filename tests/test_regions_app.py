@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _apptest import TIMEOUT_S
+from _apptest import TIMEOUT_S, wait_for_job
 from _apptest import ok as _ok
 from streamlit.testing.v1 import AppTest
 
@@ -65,7 +65,9 @@ def test_search_download_and_use(server: RegionServer) -> None:
     assert region.endswith("regions/europe/liechtenstein-latest.osm.pbf")
     assert Path(region).is_file()
     assert any("Downloaded Liechtenstein (3.3 MB)" in s.value for s in at.success)
-    # the preview loads the downloaded roads; the picker now offers to use it, not download it
+    # the preview loads the downloaded roads (in the background: the roads job); the picker
+    # now offers to use it, not download it
+    wait_for_job(at, "roads")
     assert not at.error, [e.value for e in at.error]
     infos = [i.value for i in at.info]
     assert "Upload customers for liechtenstein-latest.osm.pbf" in " ".join(infos), infos

@@ -208,7 +208,7 @@ class RegisterStore:
                 file=target,
             ) from exc
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        con.execute("SET enable_progress_bar = false")
+        _no_progress_bar(con)
         if not read_only:
             con.execute(_SCHEMA)
         return cls(con, target)
@@ -217,7 +217,7 @@ class RegisterStore:
     def in_memory(cls) -> RegisterStore:
         """An empty register in memory (tests, and a file read for one run)."""
         con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")
+        _no_progress_bar(con)
         con.execute(_SCHEMA)
         return cls(con, None)
 
@@ -564,10 +564,17 @@ def memo_of(jobs: JobSource) -> dict[tuple[object, ...], pd.DataFrame]:
     return _held(jobs)[1]
 
 
+def _no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+    """Switch DuckDB's terminal progress bar off. Inside Jupyter DuckDB refuses to change the
+    setting at all without ipywidgets (and draws no bar there), so that refusal is ignored."""
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
+
+
 @functools.lru_cache(maxsize=1)
 def _scratch_database() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    _no_progress_bar(con)
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     return con
 
