@@ -213,10 +213,12 @@ def import_register(
         import_id = int(row[0]) if row else 1
         if customers is not None:
             report(f"Reading customers from {customers}", 0.02)
-            summaries.append(_import_customers(con, customers, import_id, update=update))
+            summaries.append(
+                _import_table(con, customers, import_id, update=update, kind="customers")
+            )
         if sites is not None:
             report(f"Reading sites from {sites}", 0.05)
-            summaries.append(_import_sites(con, sites, import_id, update=update))
+            summaries.append(_import_table(con, sites, import_id, update=update, kind="sites"))
         if jobs is not None:
             if isinstance(jobs, str | os.PathLike):
                 files = job_files(jobs)
@@ -357,44 +359,27 @@ def _fatal(report: ValidationReport, source: object) -> InputError:
     return InputError(f"nothing was imported:\n{report}", file=source)
 
 
-def _import_customers(
-    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], import_id: int, *, update: bool
+def _import_table(
+    con: duckdb.DuckDBPyConnection,
+    path: str | os.PathLike[str],
+    import_id: int,
+    *,
+    update: bool,
+    kind: str,
 ) -> ImportSummary:
-    table = read_register(path)
+    """Validate a customer (``kind="customers"``) or site (``"sites"``) file as ever and
+    merge its valid rows into the table of that name, keyed by its id."""
+    read, key = (read_register, "customer_id") if kind == "customers" else (read_sites, "site_id")
+    table = read(path)
     if table.report.fatal:
         raise _fatal(table.report, path)
     frame = _storable(table.valid)
     con.register("staged_frame", frame)
     con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM staged_frame")
     con.unregister("staged_frame")
-    new, already, changed, updated = _merge(
-        con, "customers", "customer_id", import_id, update=update
-    )
+    new, already, changed, updated = _merge(con, kind, key, import_id, update=update)
     return ImportSummary(
-        "customers",
-        (str(path),),
-        new,
-        already,
-        changed,
-        updated,
-        len(table.report.error_rows),
-        (table.report,),
-    )
-
-
-def _import_sites(
-    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], import_id: int, *, update: bool
-) -> ImportSummary:
-    table = read_sites(path)
-    if table.report.fatal:
-        raise _fatal(table.report, path)
-    frame = _storable(table.valid)
-    con.register("staged_frame", frame)
-    con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM staged_frame")
-    con.unregister("staged_frame")
-    new, already, changed, updated = _merge(con, "sites", "site_id", import_id, update=update)
-    return ImportSummary(
-        "sites",
+        kind,
         (str(path),),
         new,
         already,
