@@ -17,7 +17,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from planner.engine import workspace as ws
-from planner.hosting.audit import audit
+from planner.hosting.audit import SignIns, audit, sign_in_token
 from planner.hosting.queue import JobQueue
 from planner.hosting.serve import NO_AUTH_WARNING
 from planner.hosting.users import (
@@ -35,6 +35,10 @@ from planner.hosting.workspaces import UploadJanitor, Workspace, clean_leftovers
 #: Where "Sign out" leads in the trusted-header mode (oauth2-proxy's default path).
 SIGN_OUT_URL_ENV_VAR = "PLANNER_SIGN_OUT_URL"
 DEFAULT_SIGN_OUT_URL = "/oauth2/sign_out"
+#: The proxy's session cookie in the trusted-header mode (oauth2-proxy's default name): a new
+#: value is a new sign-in, for the audit log.
+PROXY_COOKIE_ENV_VAR = "PLANNER_AUTH_COOKIE"
+DEFAULT_PROXY_COOKIE = "_oauth2_proxy"
 _USER_KEY = "_planner_user"
 
 
@@ -122,10 +126,27 @@ def require_user() -> User:
     state = st.session_state
     if state.get(_USER_KEY) != user:
         state[_USER_KEY] = user
-        if user.signed_in:
+        if user.signed_in and _sign_ins().first(user.id, _sign_in_token(mode)):
             audit(ws.workspace_dir(), user.id, "sign-in", mode)
     _startup()
     return user
+
+
+@st.cache_resource(show_spinner=False)
+def _sign_ins() -> SignIns:
+    """The sign-ins this server has logged (one audit line each, not one per tab)."""
+    return SignIns()
+
+
+def _sign_in_token(mode: str) -> str:
+    if mode == "oidc":
+        return sign_in_token(claims=st.user.to_dict())
+    name = os.environ.get(PROXY_COOKIE_ENV_VAR, "").strip() or DEFAULT_PROXY_COOKIE
+    try:
+        cookie = st.context.cookies.get(name)
+    except Exception:  # no cookies in this context (AppTest)
+        cookie = None
+    return sign_in_token(cookie=cookie)
 
 
 def current_user() -> User:
@@ -137,6 +158,7 @@ def current_user() -> User:
 def _sign_out() -> None:
     user = current_user()
     audit(ws.workspace_dir(), user.id, "sign-out")
+    _sign_ins().forget(user.id)
     st.session_state.pop(_USER_KEY, None)
     st.logout()
 

@@ -58,7 +58,7 @@ from planner.engine.sizes import default_sizes
 from planner.engine.spec import WorkshopSize
 from planner.errors import PlannerError
 from planner.hosting.cache import SharedCache
-from planner.hosting.jobs import Job, Progress, StopCallback
+from planner.hosting.jobs import Job, JobStopped, Progress, StopCallback
 from planner.hosting.queue import JobRefused, estimate_job_bytes
 from planner.hosting.workspaces import UPLOADS_DIR
 from planner.inputs import customers as demand
@@ -418,15 +418,46 @@ def graph_loaded(region: str) -> bool:
     return memo("graphs", GRAPH_CACHE_SIZE).has(region)
 
 
+@st.cache_resource(show_spinner=False)
+def _roads_jobs() -> dict[str, tuple[Job, list[Callable[[], bool]]]]:
+    """The roads being loaded, per region: one job for every session that waits for them."""
+    return {}
+
+
+_ROADS_LOCK = threading.Lock()
+
+
 def start_roads(region: str) -> Job:
-    """Load the roads of ``region`` in the background; the page shows the job's progress."""
+    """Load the roads of ``region`` in the background; the page shows the job's progress.
+
+    One job per region for the whole server: a session asking for roads another session is
+    already loading follows that job (one place in the queue, not one per user), and the load
+    is given up only when every page waiting for it has been closed.
+    """
     memo("graphs", GRAPH_CACHE_SIZE)  # warmed here: the thread calls no Streamlit command
+    alive = account.session_alive()
+    jobs = _roads_jobs()
+    with _ROADS_LOCK:
+        known = jobs.get(region)
+        if known is not None and not known[0].done:
+            known[1].append(alive)
+            st.session_state["roads_job"] = known[0]
+            st.session_state.pop("roads_error", None)
+            return known[0]
+        watchers = [alive]
 
-    def work(progress: Progress, should_stop: StopCallback) -> str:
-        load_graph(region, progress)
-        return region
+        def work(progress: Progress, should_stop: StopCallback) -> str:
+            load_graph(region, progress)
+            return region
 
-    return start_job("roads", work, lambda loaded: {"region": loaded})
+        job = start_job(
+            "roads",
+            work,
+            lambda loaded: {"region": loaded},
+            alive=lambda: any(watch() for watch in list(watchers)),
+        )
+        jobs[region] = (job, watchers)
+        return job
 
 
 @st.cache_data(show_spinner=False)
@@ -586,7 +617,9 @@ def k_curve_for(
     key = (_spec_key(spec), _file_key(customers), _file_key(sites), layout, k_max)
 
     def build() -> pd.DataFrame:
-        sinst = prepared(spec.replace(layout=layout), customers, sites, (layout,))
+        sinst = prepared(
+            spec.replace(layout=layout), customers, sites, (layout,), progress=progress
+        )
         return k_curve(sinst, k_max, layout=layout, progress=progress)
 
     return memo("k_curves", 16).get(key, build)
@@ -606,7 +639,9 @@ def robustness_for(
     key = (_spec_key(spec), _file_key(customers), _file_key(sites), layout, growth, slowdown)
 
     def build() -> Robustness:
-        sinst = prepared(spec.replace(layout=layout), customers, sites, (layout,))
+        sinst = prepared(
+            spec.replace(layout=layout), customers, sites, (layout,), progress=progress
+        )
         return robustness(
             sinst,
             layout=layout,
@@ -626,6 +661,9 @@ def robustness_for(
 QUICK_WAIT_S = 1.5
 #: Seconds between two looks at a running job.
 POLL_S = 0.5
+#: Seconds between two looks at a job waiting in line (its place changes only when a job ends;
+#: twenty waiting pages polling twice a second would keep the server busy for nothing).
+WAIT_POLL_S = 2.0
 
 
 def start_job(
@@ -634,6 +672,7 @@ def start_job(
     finish: Callable[[Any], dict[str, Any]],
     *,
     estimated_bytes: int = 0,
+    alive: Callable[[], bool] | None = None,
 ) -> Job:
     """Queue ``work(progress, should_stop)`` in the server's job queue; kept in the session.
 
@@ -649,7 +688,7 @@ def start_job(
         finish=finish,
         user=account.queue_user(),
         estimated_bytes=int(estimated_bytes),
-        alive=account.session_alive(),
+        alive=alive or account.session_alive(),
     )
     st.session_state[f"{kind}_job"] = job
     st.session_state.pop(f"{kind}_error", None)
@@ -696,23 +735,37 @@ def collect_job(kind: str) -> Job | None:
     return None
 
 
-@st.fragment(run_every=POLL_S)
 def job_panel(kind: str, *, stoppable: bool = True) -> None:
     """Progress line and Stop button (if ``stoppable``) of the running job of ``kind``,
-    refreshed every :data:`POLL_S` seconds; reruns the page when the job has ended."""
+    refreshed every :data:`POLL_S` seconds (every :data:`WAIT_POLL_S` while it waits in
+    line); reruns the page when the job has ended."""
+    job: Job | None = st.session_state.get(f"{kind}_job")
+    if job is not None and job.state == "waiting":
+        _waiting_panel(kind)
+    else:
+        _running_panel(kind, stoppable=stoppable)
+
+
+@st.fragment(run_every=WAIT_POLL_S)
+def _waiting_panel(kind: str) -> None:
+    job: Job | None = st.session_state.get(f"{kind}_job")
+    if job is None or job.state != "waiting":
+        st.rerun()  # started or ended: the page shows its progress or answer
+        return
+    place = account.job_queue().position(job)
+    st.progress(0.0, text=f"Waiting, number {place} in line" if place else "Starting…")
+    if st.button("Stop", key=f"{kind}_stop_waiting", icon=":material/stop_circle:"):
+        account.job_queue().cancel(job)
+    st.caption(
+        "The server runs a few solves at a time, one per user; yours starts when a place is free."
+    )
+
+
+@st.fragment(run_every=POLL_S)
+def _running_panel(kind: str, *, stoppable: bool = True) -> None:
     job: Job | None = st.session_state.get(f"{kind}_job")
     if job is None or job.done:
         st.rerun()
-        return
-    if job.state == "waiting":
-        place = account.job_queue().position(job)
-        st.progress(0.0, text=f"Waiting, number {place} in line" if place else "Starting…")
-        if st.button("Stop", key=f"{kind}_stop_waiting", icon=":material/stop_circle:"):
-            account.job_queue().cancel(job)
-        st.caption(
-            "The server runs a few solves at a time, one per user; yours starts when a "
-            "place is free."
-        )
         return
     st.progress(job.fraction, text=job.message)
     elapsed = time.monotonic() - job.started
@@ -740,8 +793,63 @@ def _warm_caches(region: str) -> None:
         ("instances", 8),
         ("results", 64),
         ("comparisons", 16),
+        ("k_curves", 16),
+        ("robustness", 16),
     ):
         memo(name, size)
+
+
+def start_sweep(
+    kind: str,
+    compute: Callable[[Progress], Any],
+    finish: Callable[[Any], Any],
+    *,
+    estimated_bytes: int = 0,
+) -> Job:
+    """Queue a series of solves (K-curve, robustness, phases) like a plan: through the server's
+    one queue, with its progress and Stop; the entry goes to ``st.session_state[kind]``.
+
+    These engine calls report progress but take no ``should_stop``: Stop (or a closed tab)
+    ends them at their next progress report, without an answer.
+    """
+
+    def work(progress: Progress, should_stop: StopCallback) -> Any:
+        def report(message: str, fraction: float) -> None:
+            if should_stop():
+                raise JobStopped("Stopped; nothing was kept (press the button again to redo).")
+            progress(message, fraction)
+
+        return compute(report)
+
+    return start_job(kind, work, finish, estimated_bytes=estimated_bytes)
+
+
+def start_k_curve(entry: dict[str, Any], layout: str, k_max: int) -> Job:
+    """The K-curve of ``layout`` for 1 to ``k_max`` workshops on the data of a comparison
+    ``entry``; ``st.session_state["k_curve"]`` becomes ``((entry key, layout), k_max, curve)``."""
+    spec, inputs, key = entry["spec"], entry["inputs"], entry["key"]
+    _warm_caches(spec.region)
+    return start_sweep(
+        "k_curve",
+        lambda report: k_curve_for(spec, *inputs.values(), layout, k_max, progress=report),
+        lambda curve: ((key, layout), k_max, curve),
+        estimated_bytes=estimated_job_bytes(),
+    )
+
+
+def start_robustness(entry: dict[str, Any], layout: str, growth: float, slowdown: float) -> Job:
+    """The robustness cases of ``layout`` on the data of a comparison ``entry``;
+    ``st.session_state["robust"]`` becomes ``((entry key, layout), growth, slowdown, result)``."""
+    spec, inputs, key = entry["spec"], entry["inputs"], entry["key"]
+    _warm_caches(spec.region)
+    return start_sweep(
+        "robust",
+        lambda report: robustness_for(
+            spec, *inputs.values(), layout, growth=growth, slowdown=slowdown, progress=report
+        ),
+        lambda rob: ((key, layout), growth, slowdown, rob),
+        estimated_bytes=estimated_job_bytes(),
+    )
 
 
 def start_plan() -> Job:

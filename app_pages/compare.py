@@ -6,7 +6,6 @@ import streamlit as st
 
 from app_pages import _shared as shared
 from planner.engine import LAYOUTS
-from planner.errors import PlannerError
 from planner.outputs.report import COST_PARTS
 from planner.results.capacity import utilisation_table
 
@@ -114,16 +113,14 @@ if saved and job is None:
     c1, c2, c3 = st.columns(3)
     k_layout = c1.selectbox("Layout", list(comparison.results), key="cmp_klayout")
     k_max = int(c2.number_input("Up to", 2, shared.MAX_WORKSHOPS, key="cmp_kmax"))
-    if c3.button("Draw the K-curve", key="cmp_kcurve"):
-        bar, report = shared.progress_bar(f"Solving {k_layout} for 1, 2, … {k_max} workshops…")
-        try:
-            curve = shared.k_curve_for(
-                saved["spec"], *saved["inputs"].values(), k_layout, k_max, progress=report
-            )
-            st.session_state["k_curve"] = ((saved["key"], k_layout), k_max, curve)
-        except PlannerError as exc:
-            st.error(f"Could not draw the K-curve: {exc}")
-        bar.empty()
+    k_job = shared.collect_job("k_curve")
+    if c3.button("Draw the K-curve", key="cmp_kcurve", disabled=k_job is not None):
+        shared.start_k_curve(saved, k_layout, k_max).finished.wait(shared.QUICK_WAIT_S)
+        k_job = shared.collect_job("k_curve")
+    if k_job is not None:
+        shared.job_panel("k_curve")
+    if error := st.session_state.pop("k_curve_error", None):
+        st.error(f"Could not draw the K-curve: {error}")
     curve_state = st.session_state.get("k_curve")
     if curve_state and curve_state[:2] == ((saved["key"], k_layout), k_max):
         curve = curve_state[2]
@@ -159,21 +156,16 @@ if saved and job is None:
     r_layout = c1.selectbox("Layout ", list(comparison.results), key="cmp_rlayout")
     growth = c2.slider("Business demand grows by", 0.0, 1.0, step=0.05, key="cmp_growth")
     slowdown = c3.slider("Main roads slower by", 0.0, 1.0, step=0.05, key="cmp_slow")
-    if c4.button("Re-solve the cases", key="cmp_robust"):
-        bar, report = shared.progress_bar("Re-solving with more demand and slower roads…")
-        try:
-            rob = shared.robustness_for(
-                saved["spec"],
-                *saved["inputs"].values(),
-                r_layout,
-                growth=growth,
-                slowdown=slowdown,
-                progress=report,
-            )
-            st.session_state["robust"] = ((saved["key"], r_layout), growth, slowdown, rob)
-        except PlannerError as exc:
-            st.error(f"Could not re-solve: {exc}")
-        bar.empty()
+    r_job = shared.collect_job("robust")
+    if c4.button("Re-solve the cases", key="cmp_robust", disabled=r_job is not None):
+        shared.start_robustness(saved, r_layout, growth, slowdown).finished.wait(
+            shared.QUICK_WAIT_S
+        )
+        r_job = shared.collect_job("robust")
+    if r_job is not None:
+        shared.job_panel("robust")
+    if error := st.session_state.pop("robust_error", None):
+        st.error(f"Could not re-solve: {error}")
     rob_state = st.session_state.get("robust")
     if rob_state and rob_state[:3] == ((saved["key"], r_layout), growth, slowdown):
         rob = rob_state[3]

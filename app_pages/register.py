@@ -16,6 +16,7 @@ from app_pages import _shared as shared
 from planner.engine import ScenarioSpec
 from planner.engine.phases import plan_phases
 from planner.errors import PlannerError
+from planner.hosting.jobs import Job, Progress
 from planner.inputs import customers as demand
 from planner.inputs.jobs import JobTable, read_jobs
 from planner.register import area_trends, forecast_jobs, segment_trends
@@ -112,38 +113,58 @@ def _customers_file(source: str) -> tuple[str, bytes] | None:
     return None if demo is None else (demo.name, demo.read_bytes())
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
 def phases(
     customers_key: str,
     key: str,
-    _jobs: JobTable | None,
+    jobs: JobTable | None,
     workshops: tuple[int, ...],
+    *,
     min_gain_min: float,
-    _spec: ScenarioSpec,
-    _customers: gpd.GeoDataFrame,
-) -> PhasedPlan:
-    """The phased plan of a history on the register's customers (the Data page's scenario)."""
-    spec = _spec.replace(name=f"{_spec.name}: phases")
-    if _jobs is not None:
-        return plan_phases(
-            spec,
-            list(workshops),
-            jobs=_jobs.valid,
-            customers=_customers,
-            min_gain_min=min_gain_min,
-            graph=shared.load_graph(_spec.region),
-        )
-    with open_store(key.rsplit(":", 1)[0], read_only=True) as store:
-        previous = store.plan_assignments() if store.count("plans") else None
-        return plan_phases(
-            spec,
-            list(workshops),
-            jobs=store,
-            customers=_customers,
-            min_gain_min=min_gain_min,
-            previous_assignment=previous,
-            graph=shared.load_graph(_spec.region),
-        )
+    spec: ScenarioSpec,
+    customers: gpd.GeoDataFrame,
+) -> Job:
+    """Plan the phases of a history on the register's customers (the Data page's scenario)
+    through the server's job queue, like every solve; shared by the sessions asking the same.
+    The plan goes to ``st.session_state["register_phases"]``."""
+    phased = spec.replace(name=f"{spec.name}: phases")
+    cache = shared.memo("phases", 8)
+    cache_key = (customers_key, key, workshops, min_gain_min, shared.current_key())
+
+    def compute(progress: Progress) -> PhasedPlan:
+        def build() -> PhasedPlan:
+            graph = shared.load_graph(spec.region, progress)
+            if jobs is not None:
+                return plan_phases(
+                    phased,
+                    list(workshops),
+                    jobs=jobs.valid,
+                    customers=customers,
+                    min_gain_min=min_gain_min,
+                    graph=graph,
+                    progress=progress,
+                )
+            with open_store(key.rsplit(":", 1)[0], read_only=True) as store:
+                previous = store.plan_assignments() if store.count("plans") else None
+                return plan_phases(
+                    phased,
+                    list(workshops),
+                    jobs=store,
+                    customers=customers,
+                    min_gain_min=min_gain_min,
+                    previous_assignment=previous,
+                    graph=graph,
+                    progress=progress,
+                )
+
+        return cache.get(cache_key, build)
+
+    shared.memo("graphs", shared.GRAPH_CACHE_SIZE)  # warmed here: the thread calls no Streamlit
+    return shared.start_sweep(
+        "register_phases",
+        compute,
+        lambda plan: plan,
+        estimated_bytes=shared.estimated_job_bytes(),
+    )
 
 
 shared.init_state()
@@ -242,15 +263,28 @@ st.dataframe(forecast_summary(found["forecast"]))  # type: ignore[arg-type]
 st.subheader("Phased plan")
 text = st.text_input("Workshops per year", value="3,4,5", key="phase_workshops")
 min_gain = float(st.number_input("Minutes a customer must gain to move", value=5.0, min_value=0.0))
-if st.button("Plan phases", type="primary"):
+phase_job = shared.collect_job("register_phases")
+if st.button("Plan phases", type="primary", disabled=phase_job is not None):
     try:
         workshops = tuple(int(x) for x in text.replace(";", ",").split(",") if x.strip())
-        with st.spinner("Choosing which workshops open in which year…"):
-            st.session_state["register_phases"] = phases(
-                customers_key, key, history, workshops, min_gain, spec, customers
-            )
-    except (ValueError, PlannerError) as exc:
+        if not workshops:
+            raise ValueError("give the number of workshops of each year, such as 3,4,5")
+        phases(
+            customers_key,
+            key,
+            history,
+            workshops,
+            min_gain_min=min_gain,
+            spec=spec,
+            customers=customers,
+        ).finished.wait(shared.QUICK_WAIT_S)
+        phase_job = shared.collect_job("register_phases")
+    except ValueError as exc:
         st.error(f"Cannot plan these phases: {exc}")
+if phase_job is not None:
+    shared.job_panel("register_phases")
+if error := st.session_state.pop("register_phases_error", None):
+    st.error(f"Cannot plan these phases: {error}")
 
 plan = st.session_state.get("register_phases")
 if plan is not None:

@@ -37,6 +37,12 @@ from bench_app import ARGS, CHROMIUM, start_app
 
 REGION = "liechtenstein"
 HEADINGS = {"Data": "Your data", "Costs": "Cost assumptions", "Export": "Export"}
+T0 = time.perf_counter()
+
+
+def note(message: str) -> None:
+    """A timestamped progress line on stderr (where a slow run spends its time)."""
+    print(f"[{time.perf_counter() - T0:7.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def customer_files(folder: Path, users: int) -> dict[int, tuple[Path, int]]:
@@ -88,14 +94,17 @@ async def saved_options(page) -> list[str]:
 async def one_user(browser, url: str, i: int, path: Path, n: int) -> dict:
     who = f"user{i:02d}@example.com"
     context, page = await new_user(browser, url, who)
+    note(f"{who}: Data page shown")
     uploader = page.get_by_test_id("stFileUploader").filter(has_text="Upload customers")
     await uploader.locator("input[type=file]").set_input_files(str(path))
     await page.get_by_text(f"{n} customers from {path.name}").wait_for()
+    note(f"{who}: upload checked")
     await go(page, "Plan")
     t0 = time.perf_counter()
     await page.get_by_role("button", name="Run").click()
     await page.get_by_text("Solved for").wait_for()
     solved_s = time.perf_counter() - t0
+    note(f"{who}: solved in {solved_s:.1f} s")
     solved_on = await page.get_by_text("Solved for").inner_text()
     await go(page, "Data")
     box = page.get_by_label("Scenario name")
@@ -105,6 +114,7 @@ async def one_user(browser, url: str, i: int, path: Path, n: int) -> dict:
     await page.get_by_role("button", name="Save scenario").click()
     await page.get_by_text("Saved as").wait_for()
     seen = await saved_options(page)
+    note(f"{who}: saved")
     await context.close()
     return {"who": who, "n": n, "solved_on": solved_on, "solved_s": solved_s, "seen": seen}
 
