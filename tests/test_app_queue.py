@@ -89,3 +89,75 @@ def test_stop_while_waiting_and_memory_refusal(monkeypatch: pytest.MonkeyPatch) 
     _click(at, "Run")
     _ok(at.run())
     assert any("of memory, but the server has" in e.value for e in at.error)
+
+
+def _compare_session() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    at.query_params["region"] = "liechtenstein"
+    at.switch_page("app_pages/compare.py")
+    _ok(at.run())
+    at.number_input(key="workshops").set_value(2)
+    at.multiselect(key="cmp_layouts").set_value(["in-house"])
+    _ok(at.run())
+    _click(at, "Compare")
+    return _wait_for_job(at, "compare")
+
+
+def test_k_curve_and_robustness_wait_in_the_same_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app_pages import _account
+    from planner.hosting.jobs import Job
+
+    queue = JobQueue(max_jobs=1)
+    monkeypatch.setattr(_account, "job_queue", lambda: queue)
+    at = _compare_session()
+    blocker = threading.Event()
+    queue.submit(
+        Job(kind="plan", stop=threading.Event(), finish=lambda v: v, user="someone else"),
+        lambda progress, should_stop: blocker.wait(TIMEOUT_S),
+    )
+    at.number_input(key="cmp_kmax").set_value(3)
+    _ok(at.run())
+    _click(at, "Draw the K-curve")
+    _click(at, "Re-solve the cases")
+    assert [job.kind for job in queue.waiting] == ["k_curve", "robust"]
+    assert [p.text for p in at.progress] == [
+        "Waiting, number 1 in line",
+        "Waiting, number 2 in line",
+    ]
+    assert "k_curve" not in at.session_state
+    assert "robust" not in at.session_state
+    blocker.set()
+    _wait_for_job(at, "k_curve")
+    _wait_for_job(at, "robust")
+    assert queue.peak_running == 1
+    assert at.session_state["k_curve"][2]["workshops"].tolist() == [1, 2, 3]
+    assert len(at.session_state["robust"][3].cases) >= 2
+
+
+def test_stop_ends_a_running_k_curve(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app_pages import _account, _shared
+
+    queue = JobQueue(max_jobs=1)
+    monkeypatch.setattr(_account, "job_queue", lambda: queue)
+    at = _compare_session()
+    calls: list[str] = []
+    real = _shared.k_curve
+
+    def slow_k_curve(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        report = kwargs["progress"]
+        for _ in range(int(TIMEOUT_S * 10)):  # reports until Stop ends it
+            report("solving", 0.5)  # type: ignore[operator]
+            calls.append("report")
+            threading.Event().wait(0.1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_shared, "k_curve", slow_k_curve)
+    at.number_input(key="cmp_kmax").set_value(4)
+    _ok(at.run())
+    _click(at, "Draw the K-curve")
+    assert at.session_state["k_curve_job"].state == "running"
+    _click(at, "Stop")
+    _wait_for_job(at, "k_curve", timeout_s=30)
+    assert any("Stopped; nothing was kept" in e.value for e in at.error)
+    assert "k_curve" not in at.session_state
+    assert not queue.running

@@ -164,8 +164,10 @@ def test_compare_page_runs_and_matches_library():
     at.number_input(key="cmp_kmax").set_value(4)
     at.button(key="cmp_kcurve").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    at.button(key="cmp_robust").click().run()
+    at.button(key="cmp_robust").click().run()  # waits in line behind the K-curve (one user)
     assert not at.exception, [e.value for e in at.exception]
+    ok(wait_for_job(at, "k_curve", timeout_s=300))
+    ok(wait_for_job(at, "robust", timeout_s=300))
     spec = ScenarioSpec(name="direct", region=REGION, workshops=2)
     sinst = prepare_scenario(spec)
     curve = k_curve(sinst, 4)

@@ -11,6 +11,7 @@ import pytest
 
 from planner.engine import ScenarioSpec
 from planner.engine.workspace import SCENARIO_FILE, InputFile
+from planner.hosting.audit import SignIns, sign_in_token
 from planner.hosting.users import (
     SignInError,
     User,
@@ -165,6 +166,35 @@ def test_audit_log_says_who_did_what_and_when_without_customer_data(tmp_path: Pa
     assert {x["user"] for x in lines} == {"ann@example.com"}
     assert all(x["time"].endswith("+00:00") for x in lines)
     assert "35.90" not in (tmp_path / "audit.log").read_text()
+
+
+def test_one_sign_in_is_one_sign_in_however_many_tabs_and_reruns() -> None:
+    seen = SignIns()
+    first = sign_in_token(claims={"email": "ann@example.com", "iat": 1700000000, "nonce": "a"})
+    again = sign_in_token(claims={"email": "ann@example.com", "iat": 1700000000, "nonce": "a"})
+    later = sign_in_token(claims={"email": "ann@example.com", "iat": 1700003600, "nonce": "b"})
+    assert first == again != later
+    # reruns and new tabs carry the same identity token: one sign-in
+    assert [seen.first("ann@example.com", t) for t in (first, again, first)] == [
+        True,
+        False,
+        False,
+    ]
+    assert seen.first("bob@example.com", first)  # another user is another sign-in
+    assert seen.first("ann@example.com", later)  # signed in again: a new token
+    # behind a proxy: its session cookie tells sign-ins apart, and is not kept as it is
+    proxy = sign_in_token(cookie="secret-session-value")
+    assert "secret-session-value" not in proxy
+    assert seen.first("cyd@example.com", proxy)
+    assert not seen.first("cyd@example.com", sign_in_token(cookie="secret-session-value"))
+    assert seen.first("cyd@example.com", sign_in_token(cookie="next-session"))
+    # nothing to tell sign-ins apart: the first visit since the server started; after Sign
+    # out the next visit is a sign-in again
+    assert sign_in_token() == ""
+    assert seen.first("dan@example.com", "")
+    assert not seen.first("dan@example.com", "")
+    seen.forget("dan@example.com")
+    assert seen.first("dan@example.com", "")
 
 
 def test_leftovers_of_a_stopped_server_are_removed_saved_scenarios_kept(tmp_path: Path) -> None:
