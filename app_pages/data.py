@@ -167,6 +167,8 @@ def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
             file_name=f"problems-{upload.name.rsplit('.', 1)[0]}.csv",
             mime="text/csv",
             key=f"bad_rows_{role}",
+            on_click=account.audit_export,
+            args=(f"rows with problems of the {role} file",),
         )
     return upload
 

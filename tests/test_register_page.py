@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _apptest import wait_for_job
 from streamlit.testing.v1 import AppTest
 
 from planner.inputs import customers as demand
@@ -54,6 +55,7 @@ def test_page_plans_phases() -> None:
     (button,) = [b for b in at.button if b.label == "Plan phases"]
     button.click().run()
     assert not at.exception, [e.value for e in at.exception]
+    wait_for_job(at, "register_phases", timeout_s=TIMEOUT_S)  # through the server's queue
     plan = at.session_state["register_phases"]
     assert plan.summary["workshops"].tolist() == [2, 3]
     assert plan.phases.groupby("year").size().tolist() == [2, 3]
