@@ -355,3 +355,36 @@ def test_features_read_again_in_process_are_an_independent_copy(
     # a new OSM file at the same path is read anew
     osm_with_shops(path, ["Garage C"])
     assert list(read_osm_features(path)["name"]) == ["Garage C"]
+
+
+def test_threads_reading_the_same_features_at_once_parse_the_file_once(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several users' solves on one server ask for a region's features together: one parse."""
+    import threading
+
+    import osmnx as ox
+
+    from planner.roads.features import read_osm_features
+
+    path = osm_with_shops(tmp_path / "mine.osm", ["Garage A", "Garage B"])
+    parses: list[str] = []
+    real = ox.features_from_xml
+
+    def counted(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        parses.append(str(args[0]))
+        threading.Event().wait(0.3)  # long enough for every thread to be waiting
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ox, "features_from_xml", counted)
+    got: list[list[str]] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(sorted(read_osm_features(path)["name"])))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert parses == [str(path)]
+    assert got == [["Garage A", "Garage B"]] * 4

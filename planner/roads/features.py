@@ -64,6 +64,8 @@ _FEATURE_CACHE_VERSION = 2
 _MEMO: dict[tuple[Any, ...], gpd.GeoDataFrame] = {}
 _MEMO_SIZE = 4
 _MEMO_LOCK = threading.Lock()
+#: One lock per OSM file being read (see :func:`read_osm_features`).
+_BUILDING: dict[str, threading.Lock] = {}
 
 
 def features_path(region: str | os.PathLike[str]) -> Path:
@@ -143,6 +145,20 @@ def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     memo_key = _memo_key(path, folder)
     with _MEMO_LOCK:
         known = _MEMO.get(memo_key)
+        if known is None:
+            building = _BUILDING.setdefault(str(path.resolve()), threading.Lock())
+    if known is not None:
+        return known.copy()
+    # one reader per file at a time: threads asking at once (several users' solves on one
+    # server) wait for the first one's parse and then take its cache entry, instead of each
+    # parsing the whole file again
+    with building:
+        return _read_osm_features(path, folder)
+
+
+def _read_osm_features(path: Path, folder: Path) -> gpd.GeoDataFrame:
+    with _MEMO_LOCK:
+        known = _MEMO.get(_memo_key(path, folder))
     if known is not None:
         return known.copy()
     check_osm_file(path)  # the road reader's check: no empty file, web page or XML entities
