@@ -161,3 +161,38 @@ def test_stop_ends_a_running_k_curve(monkeypatch: pytest.MonkeyPatch) -> None:
     assert any("Stopped; nothing was kept" in e.value for e in at.error)
     assert "k_curve" not in at.session_state
     assert not queue.running
+
+
+def test_sessions_waiting_for_the_same_roads_follow_one_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twenty users opening the app on a cold server take one place in the queue for the
+    region's roads, not twenty; the load goes on while any of their pages is open."""
+    from app_pages import _account, _shared
+
+    queue = JobQueue(max_jobs=2)
+    monkeypatch.setattr(_account, "job_queue", lambda: queue)
+    gate = threading.Event()
+    real_loaded, real_load = _shared.graph_loaded, _shared.load_graph
+    monkeypatch.setattr(
+        _shared, "graph_loaded", lambda region: gate.is_set() and real_loaded(region)
+    )
+
+    def gated_load(region: str, progress: object = None):  # type: ignore[no-untyped-def]
+        assert gate.wait(TIMEOUT_S)
+        return real_load(region, progress)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_shared, "load_graph", gated_load)
+    sessions = []
+    for _ in range(3):
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+        at.query_params["region"] = "liechtenstein"
+        sessions.append(_ok(at.run()))
+    jobs = {id(at.session_state["roads_job"]) for at in sessions}
+    assert len(jobs) == 1
+    assert len(queue.running) + len(queue.waiting) == 1
+    gate.set()
+    for at in sessions:
+        _wait_for_job(at, "roads")
+        assert any("demo customers in" in i.value for i in at.info)
+    assert queue.peak_running == 1
