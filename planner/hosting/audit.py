@@ -3,6 +3,10 @@
 Each line is a JSON object with ``time`` (UTC, ISO 8601), ``user``, ``action`` and ``what``
 (a scenario's name or an export's kind): who did what and when, never customer data. The log
 is ``$PLANNER_AUDIT_LOG``, else ``audit.log`` in the workspace folder.
+
+A sign-in is one line, however many tabs, reloads and page switches follow it:
+:class:`SignIns` remembers the sign-ins a server has logged, told apart by
+:func:`sign_in_token`.
 """
 
 from __future__ import annotations
