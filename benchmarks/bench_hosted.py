@@ -86,16 +86,23 @@ async def go(page, title: str) -> float:
     return time.perf_counter() - t0
 
 
-async def saved_options(page) -> list[str]:
-    await page.get_by_text("ODbL 1.0").last.wait_for()
-    await page.wait_for_timeout(1500)
-    select = page.get_by_label("Saved scenarios")
-    if await select.is_disabled():
-        return []
-    await select.click()
-    texts = [t.strip() for t in await page.get_by_role("option").all_inner_texts()]
-    await page.keyboard.press("Escape")
-    return texts
+async def saved_options(
+    page, expected: list[str] | None = None, timeout_s: float = 120
+) -> list[str]:
+    """The "Saved scenarios" options once they equal ``expected`` (or the last seen): on a
+    busy server the page may still show the list of the run before the save."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        await page.get_by_text("ODbL 1.0").last.wait_for()
+        await page.wait_for_timeout(1500)
+        select = page.get_by_label("Saved scenarios")
+        texts: list[str] = []
+        if not await select.is_disabled():
+            await select.click()
+            texts = [t.strip() for t in await page.get_by_role("option").all_inner_texts()]
+            await page.keyboard.press("Escape")
+        if expected is None or texts == expected or time.monotonic() > deadline:
+            return texts
 
 
 async def one_user(browser, url: str, i: int, path: Path, n: int) -> dict:
@@ -121,7 +128,7 @@ async def one_user(browser, url: str, i: int, path: Path, n: int) -> dict:
     await page.wait_for_timeout(500)
     await page.get_by_role("button", name="Save scenario").click()
     await page.get_by_text("Saved as").wait_for()
-    seen = await saved_options(page)
+    seen = await saved_options(page, [f"plan-of-user-{i:02d}"])
     note(f"{who}: saved")
     await context.close()
     return {"who": who, "n": n, "solved_on": solved_on, "solved_s": solved_s, "seen": seen}
@@ -194,6 +201,36 @@ def server_env(work: Path, max_jobs: int) -> dict[str, str]:
     }
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes and their ended children
+    (Linux /proc; a closed tab's renderer counts in its browser's children)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def browser_pids(server_pid: int) -> list[int]:
+    """This script's browser processes: its descendants outside the app server."""
+    parent: dict[int, int] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                parent[int(p.name)] = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    mine, grew = {os.getpid()}, True
+    while grew:
+        new = {pid for pid, ppid in parent.items() if ppid in mine and pid != server_pid}
+        grew = not new <= mine
+        mine |= new
+    return sorted(mine - {os.getpid()})
+
+
 def load_line() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -216,12 +253,15 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
             switches: list[float] = []
             prober = asyncio.create_task(browse(browser, url, stop, switches))
             t0 = time.perf_counter()
+            cpu0 = cpu_seconds([proc.pid]), cpu_seconds(browser_pids(proc.pid))
             results = await asyncio.gather(
                 *(one_user(browser, url, i, *files[i]) for i in range(args.users))
             )
             wall = time.perf_counter() - t0
             stop.set()
             await prober
+            server_cpu = cpu_seconds([proc.pid]) - cpu0[0]
+            browsers_cpu = cpu_seconds(browser_pids(proc.pid)) - cpu0[1]
             await browser.close()
     finally:
         proc.terminate()
@@ -244,6 +284,13 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
     )
     print(f"every user got their own answer: {own}")
     print(f"no user saw another's scenario: {private}")
+    for i, r in enumerate(results):
+        if r["seen"] != [f"plan-of-user-{i:02d}"]:
+            print(f"  {r['who']} saw {r['seen']}")
+    print(
+        f"CPU while the users worked: app server {server_cpu:.0f} s, the browsers "
+        f"{browsers_cpu:.0f} s ({wall:.0f} s wall clock, {os.cpu_count()} cores)"
+    )
     print(
         f"queue: {len(starts)} jobs ({', '.join(kinds)}), at most {peak} running at once "
         f"(limit {args.max_jobs})"
@@ -290,7 +337,7 @@ async def part_restart(args: argparse.Namespace, work: Path) -> bool:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             _context, page = await new_user(browser, url, "user00@example.com")
-            seen = await saved_options(page)
+            seen = await saved_options(page, ["plan-of-user-00"])
             await browser.close()
     finally:
         proc.terminate()
