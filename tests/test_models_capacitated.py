@@ -667,3 +667,24 @@ def test_outsourced_layout_says_sizes_do_not_apply() -> None:
     lr = solve_layout(sinst, "outsourced")
     assert any("no sizes" in w for w in lr.warnings)
     assert "size" not in lr.result.solution.extras
+
+
+def test_budget_with_sizes_counts_the_cheapest_sizes_and_says_what_it_proves() -> None:
+    """A budget with sizes: as many workshops as the cheapest allowed sizes pay for are tried
+    (not the Costs page's workshop cost), the plan kept fits the budget, and the result says
+    which question it answered; a budget below the cheapest size pays for none."""
+    from planner.engine.solve import network_cost_eur
+
+    params = CostParameters(customer_time_eur_per_hour=40.0)
+    spec = ScenarioSpec(
+        region="tiny", workshops=2, parameters=params, sizes=SIZES, budget_per_year=95_000.0
+    )
+    lr = solve_layout(sized_sinst(2, spec), "in-house")
+    cost = network_cost_eur(lr)
+    assert cost <= 95_000.0
+    assert params.workshop_fixed_cost_eur(layout="in-house") > 95_000.0  # the Costs page's
+    assert 1 <= len(lr.result.sites) <= 3  # three small ones would fit 90,000
+    assert any("with workshop sizes, the budget" in w for w in lr.warnings)
+    poor = spec.replace(budget_per_year=20_000.0)
+    with pytest.raises(InfeasibleError, match="pays for no in-house layout"):
+        solve_layout(sized_sinst(2, poor), "in-house")

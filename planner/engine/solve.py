@@ -913,6 +913,14 @@ def _solve_within_budget(
     k_max = usable
     # each site's own fixed cost (partners serving as two-tier workshops have none)
     fixed = site_figures(inst.candidates, params, layout=layout)["fixed_cost_eur"].to_numpy(float)
+    sized = bool(sinst.spec.sizes) and own
+    if sized:
+        # an own workshop costs at least its cheapest allowed size (not the Costs page's)
+        own_cols = sinst.columns["own"]
+        cheapest = size_tables(inst.candidates.iloc[own_cols], sinst.spec.sizes, params)[0]
+        fixed = fixed.copy()
+        fixed[own_cols] = cheapest.min(axis=1)
+        usable_cols = usable_cols[np.isfinite(fixed[usable_cols])]
     if own:
         offices = sinst.columns["office"][~np.isin(sinst.columns["office"], inst.excluded)]
         office = float(fixed[offices].min()) if layout == "two-tier" and offices.size else 0.0
@@ -953,6 +961,17 @@ def _solve_within_budget(
                     "network_cost_per_year": cost,
                 },
             )
+            if sized:
+                res = dataclasses.replace(
+                    res,
+                    warnings=(
+                        *res.warnings,
+                        f"with workshop sizes, the budget keeps the largest number of workshops "
+                        f"({k}) whose best sized plan fits € {budget_eur:,.0f} a year; that plan "
+                        "is proven for fixed costs plus customer time at this number, not as "
+                        "the least travel of every plan within the budget",
+                    ),
+                )
             return dataclasses.replace(result, result=res)
         if cheapest is None or cost < network_cost_eur(cheapest):
             cheapest = result
