@@ -917,9 +917,9 @@ def _solve_within_budget(
     if sized:
         # an own workshop costs at least its cheapest allowed size (not the Costs page's)
         own_cols = sinst.columns["own"]
-        cheapest = size_tables(inst.candidates.iloc[own_cols], sinst.spec.sizes, params)[0]
+        size_fixed = size_tables(inst.candidates.iloc[own_cols], sinst.spec.sizes, params)[0]
         fixed = fixed.copy()
-        fixed[own_cols] = cheapest.min(axis=1)
+        fixed[own_cols] = size_fixed.min(axis=1)
         usable_cols = usable_cols[np.isfinite(fixed[usable_cols])]
     if own:
         offices = sinst.columns["office"][~np.isin(sinst.columns["office"], inst.excluded)]
