@@ -64,8 +64,10 @@ ROOT_ROUNDS = 200
 #: share of the gap between the incumbent and the node's LP bound.
 TAIL_SHARE = 0.05
 
-#: Most cut rounds per branch-and-bound node.
-NODE_CUT_ROUNDS = 20
+#: Most cut rounds per branch-and-bound node (more nodes with fewer rounds each proved the
+#: hard instances of ``benchmarks/bench_market.py`` sooner: beta 2, p 10 on 100 x 100 proven
+#: in 18-23 s with 5 rounds, at a 1.8-4.7 % gap after 30 s with 20; see benchmarks/README.md).
+NODE_CUT_ROUNDS = 5
 
 #: The master LP drops its slack cuts when it has more rows than this per column.
 MAX_ROWS_PER_COLUMN = 4
@@ -77,8 +79,9 @@ SUBMODULAR_CUTS = True
 
 #: Customers are split into this many groups, one epigraph variable and one cut per group and
 #: round (1: a single cut; the number of customers: a multi-cut). Fewer, denser-in-meaning cuts
-#: keep the master LP small; the bound they converge to is the same.
-CUT_GROUPS = 16
+#: keep the master LP small; the bound they converge to is the same, but more groups get
+#: there in fewer rounds (16 -> 64 groups: a third fewer nodes on the benchmark's hard cases).
+CUT_GROUPS = 64
 
 
 def _groups(prob: CaptureProblem, n_groups: int) -> np.ndarray:
