@@ -74,6 +74,13 @@ MAX_ROWS_PER_COLUMN = 4
 
 EXTRA_POINTS = False
 
+#: After the root, a problem whose reduced-cost fixing closes at least this share of the sites
+#: is solved again on the others only (up to :data:`RESTRICT_DEPTH` times).
+RESTRICT_SHARE = 0.3
+
+#: Most nested restrictions (see :data:`RESTRICT_SHARE`).
+RESTRICT_DEPTH = 3
+
 #: Whether submodular cuts are separated (besides the gradient cuts).
 SUBMODULAR_CUTS = True
 
@@ -483,6 +490,7 @@ def solve_capture(
     should_stop: StopCallback | None = None,
     p_max: int | None = None,
     target: float | None = None,
+    _depth: int = 0,
 ) -> CaptureResult:
     """Minimise ``F`` exactly by outer approximation and branch-and-cut; see the module docs.
 
@@ -668,6 +676,32 @@ def solve_capture(
         forced = (y > 1.0 - 1e-9) & (-rc > slack)
         extras["fixed_closed"] = int(closed.sum())
         extras["fixed_open"] = int(forced.sum())
+        if _depth < RESTRICT_DEPTH and closed.sum() >= RESTRICT_SHARE * m:
+            # most sites cannot be in a better answer: solve again on the others only (a
+            # smaller master with shorter cuts, and a tighter relaxation: fractional y can no
+            # longer spread over the removed sites). The optimum is there unless the incumbent
+            # is optimal, so the smaller problem's bound is valid here up to the incumbent.
+            return _restricted(
+                prob,
+                keep=np.flatnonzero(~closed),
+                required=np.union1d(required, np.flatnonzero(forced)),
+                start_open=best_open,
+                cap=upper_bound() * scale,
+                extras=extras,
+                solve=lambda sub, req, start: solve_capture(
+                    sub,
+                    p=p,
+                    required=req,
+                    start_open=start,
+                    deadline=deadline,
+                    gap_target=gap_target,
+                    report=report,
+                    should_stop=should_stop,
+                    p_max=p_max,
+                    target=target,
+                    _depth=_depth + 1,
+                ),
+            )
         base_lo = np.maximum(y_lo, forced.astype(float))
         base_hi = np.where(closed, 0.0, 1.0)
         cuts.incumbent = upper_bound
@@ -709,4 +743,41 @@ def solve_capture(
         bound=min(lb, ub) * scale if target_s is None else lb * scale,
         status=status,
         extras=extras,
+    )
+
+
+def _restricted(
+    prob: CaptureProblem,
+    *,
+    keep: np.ndarray,
+    required: np.ndarray,
+    start_open: np.ndarray,
+    cap: float,
+    extras: dict[str, Any],
+    solve: Callable[[CaptureProblem, np.ndarray, np.ndarray], CaptureResult],
+) -> CaptureResult:
+    """Solve ``prob`` on the columns ``keep`` only (every open set using another column is
+    worse than ``cap``, the incumbent's value, by reduced-cost fixing) and map the answer
+    back. The bound is the smaller problem's, capped at ``cap``: the optimum is either in the
+    smaller problem or not below ``cap``."""
+    keep = np.union1d(keep, start_open).astype(np.intp)  # the incumbent is never fixed closed
+    pos = np.full(prob.m, -1, dtype=np.intp)
+    pos[keep] = np.arange(keep.size)
+    sub = CaptureProblem(prob.u[:, keep], prob.o, prob.a, prob.f[keep])
+    res = solve(sub, pos[np.intersect1d(required, keep)], pos[start_open])
+    merged = dict(extras)
+    merged["restricted_columns"] = int(keep.size)
+    for key, value in res.extras.items():
+        if key in ("nodes", "cuts", "cuts_purged", "cut_nonzeros"):
+            merged[key] = merged.get(key, 0) + value
+        elif key not in merged:
+            merged[key] = value
+        else:
+            merged[f"restricted_{key}"] = value
+    return CaptureResult(
+        open=np.sort(keep[res.open]),
+        objective=res.objective,
+        bound=min(res.bound, cap),
+        status=res.status,
+        extras=merged,
     )
