@@ -176,8 +176,17 @@ def _box_section() -> None:
         st.session_state["region_bbox"] = drawn
     st.markdown(
         "**Only the roads of an area** (a country is large: keep the part you need). Type the "
-        "box, or draw it on the map with the square tool. Without a box, the roads around "
-        f"your customers are kept (+{DEFAULT_MARGIN_KM:g} km)."
+        "box, or draw it on the map with the square tool. Without a box, the roads of a road "
+        "file around your customers are kept, with a margin."
+    )
+    st.number_input(
+        "Margin around the customers (km)",
+        min_value=0.0,
+        max_value=500.0,
+        step=5.0,
+        key="margin_km",
+        help=f"Default {DEFAULT_MARGIN_KM:g} km, as `planner run --margin-km`: routes near the "
+        "edge of the area stay right within it.",
     )
     text = st.text_input(
         "Box W,S,E,N (degrees)", key="region_bbox", placeholder="e.g. 21.0,37.5,24.5,39.9"
@@ -220,7 +229,7 @@ def waits_for_area(region: str, area: Area | None) -> bool:
         return False
     st.info(
         f"{path.name} is a large road file ({size_mb:,.0f} MB): upload your customers below "
-        f"(the roads around them, +{DEFAULT_MARGIN_KM:g} km, are kept) or give a box under "
+        "(the roads around them, plus the margin, are kept) or give a box under "
         "**Find a region**; the whole file is never loaded here."
     )
     return True

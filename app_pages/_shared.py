@@ -73,7 +73,13 @@ from planner.results.market import market_map_layers
 from planner.results.types import Comparison, LayoutResult, Robustness
 from planner.roads import network
 from planner.roads.trim import Area
-from planner.settings import DEFAULT_CANDIDATES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKSHOPS, offline
+from planner.settings import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_MARGIN_KM,
+    DEFAULT_TIME_LIMIT_S,
+    DEFAULT_WORKSHOPS,
+    offline,
+)
 
 T = TypeVar("T")
 
@@ -153,6 +159,7 @@ DEFAULTS: dict[str, Any] = {
     "capacitated": False,
     "sizes_on": False,
     "sizes_rows": None,
+    "margin_km": DEFAULT_MARGIN_KM,
     **market_ui.DEFAULTS,
     **{f"{_COST_PREFIX}{f.name}": f.default for f in dataclasses.fields(CostParameters)},
 }
@@ -245,6 +252,7 @@ def current_spec() -> ScenarioSpec:
         capacitated=bool(state.get("capacitated", False)),
         sizes=current_sizes() if state.get("sizes_on") else (),
         bbox=current_box(),
+        margin_km=float(state.get("margin_km", DEFAULT_MARGIN_KM)),
         **market_ui.spec_fields(state),
     )
 
