@@ -115,7 +115,7 @@ def region_picker() -> None:
         st.error(problem)
     with st.expander(
         "Find a region: any country, a download, or a road file on this server",
-        expanded=bool(st.session_state.get("region_bbox")),
+        expanded=bool(st.session_state.get("region_bbox") or st.session_state.get(DRAWN_KEY)),
     ):
         refresh = st.button("Refresh catalog", key="region_refresh")
         cat = catalog(refresh=refresh)
