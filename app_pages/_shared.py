@@ -339,6 +339,12 @@ def apply_saved(saved: ws.SavedScenario) -> None:
     state["capacitated"] = spec.capacitated
     state["sizes_on"] = bool(spec.sizes)
     state["sizes_rows"] = [size.to_dict() for size in spec.sizes] or None
+    if spec.bbox is not None:
+        state["area_box"] = {"region": spec.region, "bbox": list(spec.bbox)}
+    else:
+        state.pop("area_box", None)
+    if spec.margin_km is not None:
+        state["margin_km"] = spec.margin_km
     market_ui.apply_spec(state, spec)
     for key, value in spec.parameters.to_dict().items():
         state[f"{_COST_PREFIX}{key}"] = float(value)
