@@ -8,18 +8,20 @@ Builds nothing itself: give it the tiled extract and its customers
 (``benchmarks/make_tiled_pbf.py --tiles 8 --customers 4000 --out /tmp/tiled8.osm.pbf``); the
 customers kept are those of the 4 x 4 south-west tiles, as in ``bench_regions.py``.
 
-Parts (each under its own ``flock /tmp/cpu.lock``: one lock hold stays under 10 minutes);
-``--work DIR`` keeps the caches between parts::
+Parts, in this order (each under its own ``flock /tmp/cpu.lock``: one lock hold stays under
+10 minutes); ``--work DIR`` keeps the caches between parts::
 
-    python benchmarks/bench_regions_app.py --pbf /tmp/tiled8.osm.pbf --work /tmp/bra --part cli
-    python benchmarks/bench_regions_app.py --pbf /tmp/tiled8.osm.pbf --work /tmp/bra --part app
+    for part in cli-cold cli-warm app-cold app-warm; do
+      flock /tmp/cpu.lock python benchmarks/bench_regions_app.py --pbf /tmp/tiled8.osm.pbf \
+        --work /tmp/bra --part $part
+    done
 
-``cli``: ``planner run`` cold (empty cache: download + trim + build + solve) and warm.
-``app``: a fresh app server on an empty cache (cold: the download, the trimmed load, the
-matrix and the solve), then a new server on the same cache (warm: a restarted app, the
-extract on disk), then a second browser session on that server (everything in memory). Each
-prints its stages and the ratio against the CLI figure of the ``cli`` part when its
-``--work`` holds it.
+``cli-cold``: ``planner run`` on an empty cache (download + trim + build + solve);
+``cli-warm``: the same again. ``app-cold``: a fresh app server on an empty cache (the
+download, the trimmed load, the matrix and the solve); ``app-warm``: a new server on that
+cache (a restarted app: the extract on disk), then a second browser session on the same
+server (everything in memory). The app parts print their stages and the ratio against the
+CLI figure of the same kind measured with the same ``--work``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -64,7 +67,12 @@ def serve(state: Any, pbf: Path) -> None:
     )
 
 
-def part_cli(state: Any, quarter: Path, work: Path) -> None:
+def _figures(work: Path) -> dict[str, float]:
+    path = work / "cli.json"
+    return json.loads(path.read_text()) if path.is_file() else {}  # type: ignore[no-any-return]
+
+
+def part_cli(state: Any, quarter: Path, work: Path, label: str) -> None:
     env = {
         "PYTHONPATH": str(REPO),
         "PLANNER_DOWNLOAD_URL": state.url,
@@ -72,14 +80,13 @@ def part_cli(state: Any, quarter: Path, work: Path) -> None:
     }
     cli = [sys.executable, "-m", "planner.cli", "run", "--region", "europe/tiled"]
     cli += ["--customers", str(quarter), "--workshops", str(WORKSHOPS), "--overwrite"]
-    figures = {}
-    for label in ("cold", "warm"):
-        s, gb, out = _child([*cli, "--out", str(work / "out-cli")], env)
-        kept = [line for line in out.splitlines() if line.startswith("Kept")]
-        status = [line for line in out.splitlines() if "proven" in line or "gap" in line]
-        print(f"planner run {label}: {s:.1f} s, peak {gb:.2f} GB; {kept[:1]} {status[:1]}")
-        figures[label] = s
-    (work / "cli.json").write_text(json.dumps(figures))
+    if label == "cold":
+        shutil.rmtree(env["PLANNER_CACHE_DIR"], ignore_errors=True)
+    s, gb, out = _child([*cli, "--out", str(work / "out-cli")], env)
+    kept = [line for line in out.splitlines() if line.startswith("Kept")]
+    status = [line for line in out.splitlines() if "proven" in line or "gap" in line]
+    print(f"planner run {label}: {s:.1f} s, peak {gb:.2f} GB; {kept[:1]} {status[:1]}")
+    (work / "cli.json").write_text(json.dumps({**_figures(work), label: s}))
 
 
 class Clock:
@@ -155,8 +162,8 @@ def _browser_pass(url: str, quarter: Path, n: int, shots: Path) -> Clock:
             browser.close()
 
 
-def part_app(state: Any, quarter: Path, n: int, work: Path) -> None:
-    cli = json.loads((work / "cli.json").read_text()) if (work / "cli.json").is_file() else {}
+def part_app(state: Any, quarter: Path, n: int, work: Path, label: str) -> None:
+    cli = _figures(work)
     env = {
         "PLANNER_DOWNLOAD_URL": state.url,
         "PLANNER_CACHE_DIR": str(work / "cache-app"),
@@ -168,21 +175,26 @@ def part_app(state: Any, quarter: Path, n: int, work: Path) -> None:
         ratio = f", app / planner run {clock.total / baseline:.2f}" if baseline else ""
         print(f"app {label}: {clock.total:.1f} s ({clock.line()}){ratio}", flush=True)
 
-    passes: list[tuple[str, str | None, bool]] = [
-        ("cold (fresh server, empty cache)", "cold", True),
-        ("warm (restarted server, same cache)", "warm", True),
-        ("warm (second session, same server)", "warm", False),
-    ]
+    passes: list[tuple[str, str | None, bool]] = (
+        [("cold (fresh server, empty cache)", "cold", True)]
+        if label == "cold"
+        else [
+            ("warm (restarted server, same cache)", "warm", True),
+            ("warm (second session, same server)", "warm", False),
+        ]
+    )
+    if label == "cold":
+        shutil.rmtree(env["PLANNER_CACHE_DIR"], ignore_errors=True)
     proc = None
     try:
-        for k, (label, base, restart) in enumerate(passes):
+        for k, (name, base, restart) in enumerate(passes):
             if restart:
                 if proc is not None:
                     proc.terminate()
                     proc.wait(timeout=60)
                 proc, url = start_app(env, work / f"streamlit-{k}.log")
             clock = _browser_pass(url, quarter, n, work / f"app-{k}.png")
-            report(label, clock, cli.get(base) if base else None)
+            report(name, clock, cli.get(base) if base else None)
     finally:
         if proc is not None:
             proc.terminate()
@@ -194,20 +206,21 @@ def main() -> None:
     parser.add_argument("--pbf", type=Path, required=True, help="the 8 x 8 tiled extract")
     parser.add_argument("--customers", type=Path, help="default: <pbf>.customers.csv")
     parser.add_argument("--work", type=Path, required=True, help="caches kept between parts")
-    parser.add_argument("--part", choices=("cli", "app"), required=True)
+    parser.add_argument(
+        "--part", choices=("cli-cold", "cli-warm", "app-cold", "app-warm"), required=True
+    )
     args = parser.parse_args()
     customers = args.customers or args.pbf.with_suffix(".customers.csv")
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
     quarter, n = quarter_customers(customers, work)
     print(f"{args.pbf.name}: {args.pbf.stat().st_size / 1e6:.1f} MB, {n:,} customers kept")
-    run: dict[str, Callable[[Any], None]] = {
-        "cli": lambda state: part_cli(state, quarter, work),
-        "app": lambda state: part_app(state, quarter, n, work),
-    }
+    kind, label = args.part.split("-")
+    part: Callable[..., None] = part_cli if kind == "cli" else part_app
+    extra = () if kind == "cli" else (n,)
     with region_server() as state:
         serve(state, args.pbf)
-        run[args.part](state)
+        part(state, quarter, *extra, work, label)
 
 
 if __name__ == "__main__":
