@@ -194,7 +194,11 @@ def _box_section() -> None:
     if text:
         st.button("Keep only the roads in this box", key="region_bbox_use", on_click=keep_box)
     if shared.current_box() is not None:
-        st.button("Keep the roads around the customers again", on_click=clear_box)
+        st.button(
+            "Forget the box",
+            on_click=clear_box,
+            help="Keep the roads around the customers again (a road file) or the whole region.",
+        )
 
 
 def keep_box() -> None:

@@ -98,7 +98,7 @@ def test_box_keeps_only_its_roads(server: RegionServer) -> None:
     n_kept, n_read = (int(g.replace(",", "")) for g in ways.groups())
     assert 0 < n_kept < n_read
     # back to the whole region (a bundled one has no customers' area)
-    _button(at, "Keep the roads around the customers again").click()
+    _button(at, "Forget the box").click()
     _ok(at.run())
     assert "area_box" not in at.session_state
 
