@@ -85,7 +85,7 @@ def part_cli(state: Any, quarter: Path, work: Path, label: str) -> None:
     s, gb, out = _child([*cli, "--out", str(work / "out-cli")], env)
     kept = [line for line in out.splitlines() if line.startswith("Kept")]
     status = [line for line in out.splitlines() if "proven" in line or "gap" in line]
-    print(f"planner run {label}: {s:.1f} s, peak {gb:.2f} GB; {kept[:1]} {status[:1]}")
+    print(f"planner run {label}: {s:.1f} s, peak {gb:.2f} GB; {kept[:1]} {status[-1:]}")
     (work / "cli.json").write_text(json.dumps({**_figures(work), label: s}))
 
 
