@@ -86,11 +86,12 @@ with left:
     sizes_on = st.toggle(
         "Choose workshop sizes",
         key="sizes_on",
-        disabled=st.session_state["layout"] != "in-house"
+        disabled=st.session_state["layout"] == "outsourced"
         or st.session_state["objective"] != "min_travel",
-        help="In-house: each new workshop opens in one of these sizes (yearly fixed cost and "
-        "jobs a year), chosen together with the sites; capacities are respected. A sites "
-        "file's `sizes` column limits the sizes a site allows.",
+        help="In-house and two-tier: each new own workshop opens in one of these sizes (yearly "
+        "fixed cost and jobs a year), chosen together with the sites (and the office); "
+        "capacities are respected. Partner shops have no sizes. A sites file's `sizes` column "
+        "limits the sizes a site allows.",
     )
     if sizes_on and not st.session_state.get("cost_customer_time_eur_per_hour"):
         st.warning(

@@ -443,6 +443,162 @@ def test_engine_two_tier_with_capacities_is_the_cheapest_joint_plan(seed: int) -
     assert (lr.loads.loc[lr.loads["role"] == "workshop", "jobs"] <= cap + 1e-9).all()
 
 
+def brute_force_two_tier_sized(cost, link, p, w, fixed, cap, f_of, tv, lv, dl):  # noqa: PLR0917
+    """Least two-tier cost with sized workshops: every single-source assignment, every office,
+    each used workshop at its cheapest allowed size that holds its load (with ``p``: unused
+    open workshops at their cheapest size's fixed cost + link cost)."""
+    n, m = cost.shape
+    best = None
+    cheapest = fixed.min(axis=1)
+    for choice in itertools.product(range(m), repeat=n):
+        assign = np.array(choice)
+        load = np.bincount(assign, weights=w, minlength=m)
+        used = np.flatnonzero(load > 0)
+        if p is not None and used.size > p:
+            continue
+        size_cost = []
+        for j in used:
+            fits = np.isfinite(fixed[j]) & (cap[j] >= load[j] - 1e-9)
+            if not fits.any():
+                break
+            size_cost.append(float(fixed[j, fits].min()))
+        else:
+            for o in range(link.shape[0]):
+                total = (
+                    tv * (w * cost[np.arange(n), assign]).sum()
+                    + lv * (dl * link[o, used]).sum()
+                    + sum(size_cost)
+                    + f_of[o]
+                )
+                if p is not None and used.size < p:
+                    spare = np.setdiff1d(np.arange(m), used)
+                    extra = np.sort(cheapest[spare] + lv * dl * link[o, spare])
+                    extra = extra[: p - used.size]
+                    if extra.size < p - used.size or not np.isfinite(extra).all():
+                        continue
+                    total += extra.sum()
+                best = total if best is None else min(best, total)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_two_tier_with_sizes_is_one_joint_model(seed: int) -> None:
+    """Office, workshops, their sizes (some not allowed at some sites) and the single-source
+    assignment chosen together: the enumerated optimum, proven, each workshop within the
+    capacity of its size."""
+    from planner.models import two_tier
+
+    rng = np.random.default_rng(500 + seed)
+    cost, w, fixed, cap = random_sized(500 + seed, sizes=2)
+    m = cost.shape[1]
+    k = int(rng.integers(1, 4))
+    link = rng.uniform(60, 3600, (k, m))
+    f_of = rng.uniform(0, 3000, k)
+    p = None if seed % 2 else int(rng.integers(1, m + 1))
+    best = brute_force_two_tier_sized(cost, link, p, w, fixed, cap, f_of, 0.5, 0.2, 3.0)
+    kwargs = {
+        "size_fixed_cost": fixed,
+        "size_capacity": cap,
+        "fixed_cost_office": f_of,
+        "time_value": 0.5,
+        "link_value": 0.2,
+        "deliveries": 3.0,
+    }
+    if best is None:
+        with pytest.raises(InfeasibleError):
+            two_tier(cost, link, p, w, **kwargs)
+        return
+    sol = two_tier(cost, link, p, w, **kwargs)
+    assert sol.optimal
+    assert sol.objective == pytest.approx(best, rel=1e-7)
+    size = sol.extras["size"]
+    assert set(size) == set(sol.open.tolist())
+    load = np.bincount(sol.assignment, weights=w, minlength=m)
+    for j, s in size.items():
+        assert np.isfinite(fixed[j, s])
+        assert load[j] <= cap[j, s] + 1e-9
+    assert sol.extras["fixed_cost_workshops"] == pytest.approx(
+        sum(fixed[j, s] for j, s in size.items())
+    )
+
+
+def test_two_tier_sizes_refuse_mixed_or_bad_tables() -> None:
+    from planner.models import two_tier
+
+    cost = np.full((2, 2), 100.0)
+    link = np.full((1, 2), 100.0)
+    table = np.array([[1.0, 2.0], [1.0, 2.0]])
+    with pytest.raises(InputError, match="replace fixed_cost_workshop"):
+        two_tier(cost, link, 1, size_fixed_cost=table, size_capacity=table, capacity=5.0)
+    with pytest.raises(InputError, match="given together"):
+        two_tier(cost, link, 1, size_fixed_cost=table)
+    with pytest.raises(InputError, match=r"\(2 x S\)"):
+        two_tier(cost, link, 1, size_fixed_cost=table[:1], size_capacity=table[:1])
+    with pytest.raises(InfeasibleError, match="allow no size"):
+        two_tier(
+            cost,
+            link,
+            1,
+            size_fixed_cost=np.array([[np.inf, np.inf], [1.0, 2.0]]),
+            size_capacity=table,
+            required=[0],
+        )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_engine_two_tier_plans_office_sites_and_sizes_together(seed: int) -> None:
+    """Through solve_layout: two-tier with the scenario's sizes is one proven joint model: its
+    annual cost is the least over offices, workshops, sizes and assignments, and the shortlist,
+    loads and costs carry each workshop's size."""
+    sinst = sized_sinst(seed, ScenarioSpec(region="tiny"), offices=2)
+    params = CostParameters(customer_time_eur_per_hour=40, delivery_cost_per_min_eur=5.0)
+    spec = ScenarioSpec(region="tiny", workshops=None, parameters=params, sizes=SIZES)
+    sinst = ScenarioInstance(
+        spec=spec,
+        instance=sinst.instance,
+        columns=sinst.columns,
+        office_link_s=sinst.office_link_s,
+    )
+    inst = sinst.instance
+    lr = solve_layout(sinst, "two-tier")
+    tv = params.customer_time_eur_per_hour * params.jobs_per_weight * 2 / 3600
+    fixed = np.array([[s.fixed_cost_eur for s in SIZES]] * 3)
+    cap = np.array([[s.capacity_jobs for s in SIZES]] * 3)
+    best = brute_force_two_tier_sized(
+        inst.cost_s[:, :3],
+        sinst.office_link_s[:, :3],
+        None,
+        inst.demand_weight,
+        fixed,
+        cap,
+        np.full(2, params.office_fixed_cost_eur),
+        tv,
+        2.0 * params.delivery_cost_per_min_eur / 60.0,
+        params.deliveries_per_workshop,
+    )
+    assert lr.result.solution.optimal
+    assert lr.costs.total_eur == pytest.approx(best, rel=1e-7)
+    shortlist = lr.result.shortlist()
+    workshops = shortlist[shortlist["role"] == "workshop"]
+    by_name = {s.name: s for s in SIZES}
+    assert set(workshops["size"]) <= set(by_name)
+    loads = lr.loads.set_index("site_id")
+    for sid, size in zip(workshops["site_id"], workshops["size"], strict=True):
+        assert loads.loc[sid, "capacity_jobs"] == by_name[size].capacity_jobs
+        assert loads.loc[sid, "jobs"] <= by_name[size].capacity_jobs + 1e-9
+    no_time = spec.replace(parameters=params.replace(customer_time_eur_per_hour=0.0))
+    with pytest.raises(InputError, match="customer_time_eur_per_hour must be > 0"):
+        solve_layout(
+            ScenarioInstance(
+                spec=no_time,
+                instance=inst,
+                columns=sinst.columns,
+                office_link_s=sinst.office_link_s,
+            ),
+            "two-tier",
+        )
+
+
 @pytest.mark.slow
 def test_planner_run_with_a_sized_scenario_file_and_a_sites_file(tmp_path) -> None:
     """End to end on the bundled Liechtenstein extract: a scenario file with sizes and a site
@@ -495,3 +651,40 @@ capacity_jobs = 5000
     fixed = {"small": 120_000.0, "large": 230_000.0}
     assert lr.costs.fixed_eur == pytest.approx(sum(fixed[s] for s in table["size"]))
     assert lr.result.solution.gap < 0.01
+
+
+def test_outsourced_layout_says_sizes_do_not_apply() -> None:
+    """Partner shops have no sizes: the outsourced layout plans without them and says so."""
+    params = CostParameters(customer_time_eur_per_hour=40.0)
+    spec = ScenarioSpec(region="tiny", workshops=2, parameters=params, sizes=SIZES)
+    base = sized_sinst(3, spec)
+    sinst = ScenarioInstance(
+        spec=spec,
+        instance=base.instance,
+        columns={**base.columns, "partner": base.columns["own"]},
+        office_link_s=base.office_link_s,
+    )
+    lr = solve_layout(sinst, "outsourced")
+    assert any("no sizes" in w for w in lr.warnings)
+    assert "size" not in lr.result.solution.extras
+
+
+def test_budget_with_sizes_counts_the_cheapest_sizes_and_says_what_it_proves() -> None:
+    """A budget with sizes: as many workshops as the cheapest allowed sizes pay for are tried
+    (not the Costs page's workshop cost), the plan kept fits the budget, and the result says
+    which question it answered; a budget below the cheapest size pays for none."""
+    from planner.engine.solve import network_cost_eur
+
+    params = CostParameters(customer_time_eur_per_hour=40.0)
+    spec = ScenarioSpec(
+        region="tiny", workshops=2, parameters=params, sizes=SIZES, budget_per_year=95_000.0
+    )
+    lr = solve_layout(sized_sinst(2, spec), "in-house")
+    cost = network_cost_eur(lr)
+    assert cost <= 95_000.0
+    assert params.workshop_fixed_cost_eur(layout="in-house") > 95_000.0  # the Costs page's
+    assert 1 <= len(lr.result.sites) <= 3  # three small ones would fit 90,000
+    assert any("with workshop sizes, the budget" in w for w in lr.warnings)
+    poor = spec.replace(budget_per_year=20_000.0)
+    with pytest.raises(InfeasibleError, match="pays for no in-house layout"):
+        solve_layout(sized_sinst(2, poor), "in-house")

@@ -362,3 +362,37 @@ def test_every_cut_is_valid_at_every_open_set(p) -> None:
             y[t] = 1.0
             true_lost = prob.lost(u[:, t].sum(axis=1))
             assert np.all(rhs - coef @ y <= true_lost + 1e-9), (s, t)
+
+
+def spatial(seed: int, n: int, m: int, beta: float):
+    """A bench-like spatial instance: exp(-beta d) utilities in a 10 x 10 square, outside =
+    two competitors plus not coming (``benchmarks/bench_market.py``'s generator)."""
+    rng = np.random.default_rng(seed)
+    cust = rng.uniform(0, 10, (n, 2))
+    sites = rng.uniform(0, 10, (m, 2))
+    comp = rng.uniform(0, 10, (2, 2))
+    u = np.exp(-beta * np.linalg.norm(cust[:, None] - sites[None], axis=2))
+    o = np.exp(-beta * np.linalg.norm(cust[:, None] - comp[None], axis=2)).sum(axis=1)
+    return u, o + np.exp(-2.5 * beta), rng.integers(1, 11, n).astype(float)
+
+
+def test_restriction_to_the_sites_left_after_fixing_keeps_the_optimum() -> None:
+    """After the root, a problem whose reduced-cost fixing closes most sites is solved again on
+    the others: on instances where that happens, the answer is still the enumerated optimum
+    and the bound never above it, for p and profit modes."""
+    restricted = 0
+    for seed in range(5):
+        u, o, w = spatial(seed, 70, 13, 1.0 + 0.25 * (seed % 3))
+        for p in (2, 3, 4):
+            sol = max_capture(u, p, w, outside=o, time_limit=30)
+            best = brute_p(u, o, w, p)
+            assert sol.optimal
+            assert_close(sol.objective, best)
+            assert sol.upper_bound >= best - 1e-7
+            restricted += "restricted_columns" in sol.extras
+        fixed = np.full(13, 3.0)
+        sol = max_capture(u, None, w, outside=o, fixed_cost=fixed, margin=1.0, time_limit=30)
+        assert sol.optimal
+        assert_close(sol.objective, brute_profit(u, o, w, fixed, 1.0))
+        restricted += "restricted_columns" in sol.extras
+    assert restricted >= 2  # the restricted path ran (and gave the optimum)

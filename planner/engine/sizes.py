@@ -1,4 +1,4 @@
-"""Sized workshops: the in-house layout choosing sites and sizes together.
+"""Sized workshops: the in-house and two-tier layouts choosing sites and sizes together.
 
 A scenario's ``sizes`` (:class:`~planner.engine.spec.WorkshopSize`: name, yearly fixed cost,
 capacity in jobs) are the sizes an own workshop may open in; a site file's ``sizes`` column
@@ -35,6 +35,7 @@ __all__ = [
     "allowed_sizes",
     "default_sizes",
     "site_sizes_warnings",
+    "size_tables",
     "solve_sized",
     "with_sizes",
 ]
@@ -124,6 +125,43 @@ def solve_sized(
         progress=progress,
         should_stop=should_stop,
     )
+
+
+def size_tables(
+    candidates: pd.DataFrame,
+    sizes: Sequence[WorkshopSize],
+    params: CostParameters,
+    *,
+    partner: np.ndarray | None = None,
+    partner_capacity: np.ndarray | None = None,
+    total_weight: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(candidates x sizes) fixed costs (``np.inf`` where the site does not allow the size)
+    and capacities (weight units) of the sized models.
+
+    Rows flagged in ``partner`` are partner shops: they have no sizes of their own, so their
+    first column is their own capacity (``partner_capacity``, weight units; None: room for
+    ``total_weight``, i.e. all) at no fixed cost and the other columns are not allowed.
+    """
+    mask = allowed_sizes(candidates, sizes)
+    per_weight = params.jobs_per_weight if params.jobs_per_weight > 0 else 1.0
+    fixed = np.where(mask, [size.fixed_cost_eur for size in sizes], np.inf)
+    capacity = np.tile(
+        np.array([size.capacity_jobs for size in sizes], dtype=float) / per_weight,
+        (len(candidates), 1),
+    )
+    if partner is not None and np.any(partner):
+        rows = np.flatnonzero(partner)
+        fixed[rows] = np.inf
+        fixed[rows, 0] = 0.0
+        room = (
+            np.full(len(candidates), float(total_weight))
+            if partner_capacity is None
+            else np.asarray(partner_capacity, dtype=float)
+        )
+        capacity[rows] = 0.0
+        capacity[rows, 0] = room[rows]
+    return fixed, capacity
 
 
 def with_sizes(

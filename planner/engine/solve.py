@@ -38,8 +38,14 @@ from planner.engine._progress import (
 )
 from planner.engine.instance import Instance, ScenarioInstance
 from planner.engine.market import market_inputs, market_outcome
-from planner.engine.sizes import allowed_sizes, site_sizes_warnings, solve_sized, with_sizes
-from planner.engine.spec import LAYOUTS
+from planner.engine.sizes import (
+    allowed_sizes,
+    site_sizes_warnings,
+    size_tables,
+    solve_sized,
+    with_sizes,
+)
+from planner.engine.spec import LAYOUTS, WorkshopSize
 from planner.errors import InfeasibleError, InputError
 from planner.models import Solution
 from planner.models.budget import budget_p_median
@@ -555,6 +561,11 @@ def solve_layout(
         cols = sinst.columns["partner"]
         _require(cols, "partner repair shops", layout)
         p = cols.size if n_ws is None else n_ws
+        if spec.sizes:
+            layout_warnings.append(
+                "the outsourced layout uses existing partner shops, which have no sizes: the "
+                "scenario's workshop sizes apply to the in-house and two-tier layouts only"
+            )
         usable = cols.size - int(np.isin(cols, inst.excluded).sum())
         if p > usable:
             layout_warnings.append(
@@ -902,6 +913,14 @@ def _solve_within_budget(
     k_max = usable
     # each site's own fixed cost (partners serving as two-tier workshops have none)
     fixed = site_figures(inst.candidates, params, layout=layout)["fixed_cost_eur"].to_numpy(float)
+    sized = bool(sinst.spec.sizes) and own
+    if sized:
+        # an own workshop costs at least its cheapest allowed size (not the Costs page's)
+        own_cols = sinst.columns["own"]
+        size_fixed = size_tables(inst.candidates.iloc[own_cols], sinst.spec.sizes, params)[0]
+        fixed = fixed.copy()
+        fixed[own_cols] = size_fixed.min(axis=1)
+        usable_cols = usable_cols[np.isfinite(fixed[usable_cols])]
     if own:
         offices = sinst.columns["office"][~np.isin(sinst.columns["office"], inst.excluded)]
         office = float(fixed[offices].min()) if layout == "two-tier" and offices.size else 0.0
@@ -942,6 +961,17 @@ def _solve_within_budget(
                     "network_cost_per_year": cost,
                 },
             )
+            if sized:
+                res = dataclasses.replace(
+                    res,
+                    warnings=(
+                        *res.warnings,
+                        f"with workshop sizes, the budget keeps the largest number of workshops "
+                        f"({k}) whose best sized plan fits € {budget_eur:,.0f} a year; that plan "
+                        "is proven for fixed costs plus customer time at this number, not as "
+                        "the least travel of every plan within the budget",
+                    ),
+                )
             return dataclasses.replace(result, result=res)
         if cheapest is None or cost < network_cost_eur(cheapest):
             cheapest = result
@@ -1187,6 +1217,13 @@ def _solve_two_tier(
     tv = _time_value_per_weight_s(params)
     # each workshop column's own capacity (partner shops' too), weight units
     ws_capacity = None if capacity is None else np.asarray(capacity, dtype=float)[ws_cols]
+    sizes = sinst.spec.sizes
+    if sizes and tv <= 0:
+        raise InputError(
+            "sizes let the model trade each size's fixed cost against customer time, so "
+            "customer_time_eur_per_hour must be > 0; set it in the parameters",
+            field="sizes",
+        )
     if tv > 0 or n_ws is not None:
         # ONE model: office and workshops chosen together. With customer time valued, on money
         # (EUR/year); otherwise on time: customer round trips weighted by jobs plus the office
@@ -1201,6 +1238,7 @@ def _solve_two_tier(
                 time_value=tv,
                 capacity=ws_capacity,
                 fixed_cost_eur=fixed_cost_eur,
+                sizes=sizes,
                 progress=progress,
                 should_stop=should_stop,
             )
@@ -1274,6 +1312,17 @@ def _solve_two_tier(
         )
     office_col = int(off_cols[office_local])
     full = _to_full_columns(ws_sol, ws_cols, extra_open=[office_col])
+    if "size" in ws_sol.extras:  # sized own workshops (partners have no size)
+        own = np.isin(ws_cols, sinst.columns["own"])
+        full = dataclasses.replace(
+            full,
+            extras={
+                **full.extras,
+                "size": {
+                    int(ws_cols[j]): int(k) for j, k in ws_sol.extras["size"].items() if own[j]
+                },
+            },
+        )
     sites = inst.candidates["site_id"].astype(str).to_numpy()
     link_time = {
         sites[int(ws_cols[j])]: float(link[office_local, int(j)]) for j in np.asarray(ws_sol.open)
@@ -1291,11 +1340,17 @@ def _call_two_tier(
     time_value: float,
     fixed_cost_eur: np.ndarray,
     capacity: np.ndarray | None = None,
+    sizes: Sequence[WorkshopSize] = (),
     progress: SolveWatch | None = None,
     should_stop: StopCallback | None = None,
 ) -> Solution:
     """Solve office and workshops jointly with :func:`planner.models.two_tier`, in EUR/year
     (with ``capacity``, weight per workshop column, single sourcing within it).
+
+    With ``sizes`` (the scenario's workshop sizes) each own workshop opens in one of the sizes
+    its site allows, at the size's fixed cost and capacity, chosen with the sites and the office
+    (:func:`planner.engine.sizes.size_tables`); partner workshops keep no fixed cost and their
+    own capacity (none: room for all).
 
     Customer travel is valued at ``time_value`` EUR per weight-second (round trips), each
     delivery costs ``2 * link_s / 60 * delivery_cost_per_min_eur``, and the fixed costs are the
@@ -1316,6 +1371,17 @@ def _call_two_tier(
     if sinst.office_link_s is None:
         raise InputError("prepare the instance with layouts=['two-tier'] first")
     link = sinst.office_link_s[:, ws_cols]
+    size_kw: dict[str, Any] = {"fixed_cost_workshop": fixed, "capacity": capacity}
+    if sizes:
+        size_fixed, size_capacity = size_tables(
+            inst.candidates.iloc[ws_cols],
+            sizes,
+            params,
+            partner=is_partner,
+            partner_capacity=capacity,
+            total_weight=float(np.sum(weights)),
+        )
+        size_kw = {"size_fixed_cost": size_fixed, "size_capacity": size_capacity}
     return models.two_tier(
         cost,
         link,
@@ -1324,12 +1390,11 @@ def _call_two_tier(
         deliveries=params.deliveries_per_workshop,
         time_value=time_value,
         link_value=2.0 * params.delivery_cost_per_min_eur / 60.0,
-        fixed_cost_workshop=fixed,
+        **size_kw,
         fixed_cost_office=fixed_cost_eur[sinst.columns["office"]],
         required=np.flatnonzero(np.isin(ws_cols, inst.required)),
         excluded=np.flatnonzero(np.isin(ws_cols, inst.excluded)),
         excluded_offices=np.flatnonzero(np.isin(sinst.columns["office"], inst.excluded)),
-        capacity=capacity,
         time_limit=sinst.spec.time_limit_s,
         progress=progress,
         should_stop=should_stop,

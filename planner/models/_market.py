@@ -64,21 +64,31 @@ ROOT_ROUNDS = 200
 #: share of the gap between the incumbent and the node's LP bound.
 TAIL_SHARE = 0.05
 
-#: Most cut rounds per branch-and-bound node.
-NODE_CUT_ROUNDS = 20
+#: Most cut rounds per branch-and-bound node (more nodes with fewer rounds each proved the
+#: hard instances of ``benchmarks/bench_market.py`` sooner: beta 2, p 10 on 100 x 100 proven
+#: in 18-23 s with 5 rounds, at a 1.8-4.7 % gap after 30 s with 20; see benchmarks/README.md).
+NODE_CUT_ROUNDS = 5
 
 #: The master LP drops its slack cuts when it has more rows than this per column.
 MAX_ROWS_PER_COLUMN = 4
 
 EXTRA_POINTS = False
 
+#: After the root, a problem whose reduced-cost fixing closes at least this share of the sites
+#: is solved again on the others only (up to :data:`RESTRICT_DEPTH` times).
+RESTRICT_SHARE = 0.3
+
+#: Most nested restrictions (see :data:`RESTRICT_SHARE`).
+RESTRICT_DEPTH = 3
+
 #: Whether submodular cuts are separated (besides the gradient cuts).
 SUBMODULAR_CUTS = True
 
 #: Customers are split into this many groups, one epigraph variable and one cut per group and
 #: round (1: a single cut; the number of customers: a multi-cut). Fewer, denser-in-meaning cuts
-#: keep the master LP small; the bound they converge to is the same.
-CUT_GROUPS = 16
+#: keep the master LP small; the bound they converge to is the same, but more groups get
+#: there in fewer rounds (16 -> 64 groups: a third fewer nodes on the benchmark's hard cases).
+CUT_GROUPS = 64
 
 
 def _groups(prob: CaptureProblem, n_groups: int) -> np.ndarray:
@@ -480,6 +490,7 @@ def solve_capture(
     should_stop: StopCallback | None = None,
     p_max: int | None = None,
     target: float | None = None,
+    _depth: int = 0,
 ) -> CaptureResult:
     """Minimise ``F`` exactly by outer approximation and branch-and-cut; see the module docs.
 
@@ -665,6 +676,32 @@ def solve_capture(
         forced = (y > 1.0 - 1e-9) & (-rc > slack)
         extras["fixed_closed"] = int(closed.sum())
         extras["fixed_open"] = int(forced.sum())
+        if _depth < RESTRICT_DEPTH and closed.sum() >= RESTRICT_SHARE * m:
+            # most sites cannot be in a better answer: solve again on the others only (a
+            # smaller master with shorter cuts, and a tighter relaxation: fractional y can no
+            # longer spread over the removed sites). The optimum is there unless the incumbent
+            # is optimal, so the smaller problem's bound is valid here up to the incumbent.
+            return _restricted(
+                prob,
+                keep=np.flatnonzero(~closed),
+                required=np.union1d(required, np.flatnonzero(forced)),
+                start_open=best_open,
+                cap=upper_bound() * scale,
+                extras=extras,
+                solve=lambda sub, req, start: solve_capture(
+                    sub,
+                    p=p,
+                    required=req,
+                    start_open=start,
+                    deadline=deadline,
+                    gap_target=gap_target,
+                    report=report,
+                    should_stop=should_stop,
+                    p_max=p_max,
+                    target=target,
+                    _depth=_depth + 1,
+                ),
+            )
         base_lo = np.maximum(y_lo, forced.astype(float))
         base_hi = np.where(closed, 0.0, 1.0)
         cuts.incumbent = upper_bound
@@ -706,4 +743,41 @@ def solve_capture(
         bound=min(lb, ub) * scale if target_s is None else lb * scale,
         status=status,
         extras=extras,
+    )
+
+
+def _restricted(
+    prob: CaptureProblem,
+    *,
+    keep: np.ndarray,
+    required: np.ndarray,
+    start_open: np.ndarray,
+    cap: float,
+    extras: dict[str, Any],
+    solve: Callable[[CaptureProblem, np.ndarray, np.ndarray], CaptureResult],
+) -> CaptureResult:
+    """Solve ``prob`` on the columns ``keep`` only (every open set using another column is
+    worse than ``cap``, the incumbent's value, by reduced-cost fixing) and map the answer
+    back. The bound is the smaller problem's, capped at ``cap``: the optimum is either in the
+    smaller problem or not below ``cap``."""
+    keep = np.union1d(keep, start_open).astype(np.intp)  # the incumbent is never fixed closed
+    pos = np.full(prob.m, -1, dtype=np.intp)
+    pos[keep] = np.arange(keep.size)
+    sub = CaptureProblem(prob.u[:, keep], prob.o, prob.a, prob.f[keep])
+    res = solve(sub, pos[np.intersect1d(required, keep)], pos[start_open])
+    merged = dict(extras)
+    merged["restricted_columns"] = int(keep.size)
+    for key, value in res.extras.items():
+        if key in ("nodes", "cuts", "cuts_purged", "cut_nonzeros"):
+            merged[key] = merged.get(key, 0) + value
+        elif key not in merged:
+            merged[key] = value
+        else:
+            merged[f"restricted_{key}"] = value
+    return CaptureResult(
+        open=np.sort(keep[res.open]),
+        objective=res.objective,
+        bound=min(res.bound, cap),
+        status=res.status,
+        extras=merged,
     )

@@ -101,6 +101,8 @@ def two_tier(
     required_office: int | None = None,
     excluded_offices: Iterable[int] | np.ndarray | None = None,
     capacity: np.ndarray | float | None = None,
+    size_fixed_cost: np.ndarray | None = None,
+    size_capacity: np.ndarray | None = None,
     time_limit: float | None = None,
     seed: int | None = None,
     progress: ProgressCallback | None = None,
@@ -191,9 +193,32 @@ def two_tier(
     if not (np.isfinite(tv) and tv >= 0 and np.isfinite(lv) and lv >= 0):
         raise InputError("time_value and link_value must be finite and >= 0")
     dl = _vector(deliveries, m, name="deliveries", what="workshop candidates")
-    f_ws = _vector(fixed_cost_workshop, m, name="fixed_cost_workshop", what="workshop candidates")
     f_of = _vector(fixed_cost_office, k, name="fixed_cost_office", what="office candidates")
-    cap = None if capacity is None else _vector(capacity, m, name="capacity", what="workshops")
+    sizes: tuple[np.ndarray, np.ndarray] | None = None
+    if size_fixed_cost is not None or size_capacity is not None:
+        if fixed_cost_workshop is not None or capacity is not None:
+            raise InputError(
+                "with sizes, each size's fixed cost and capacity replace fixed_cost_workshop "
+                "and capacity; give one or the other"
+            )
+        sizes = _size_tables(size_fixed_cost, size_capacity, m)
+        # the cheapest allowed size bounds each workshop's fixed cost from below (what the
+        # a-priori office bounds use); a candidate with no allowed size cannot open
+        no_size = ~np.isfinite(sizes[0]).any(axis=1)
+        if np.isin(req, np.flatnonzero(no_size)).any():
+            bad = req[no_size[req]]
+            raise InfeasibleError(
+                f"required workshop candidates {format_ids(bad)} allow no size; allow one "
+                "or do not require them"
+            )
+        exc = np.union1d(exc, np.flatnonzero(no_size)).astype(exc.dtype)
+        f_ws = np.where(no_size, 0.0, sizes[0].min(axis=1))
+        cap: np.ndarray | None = sizes[1]
+    else:
+        f_ws = _vector(
+            fixed_cost_workshop, m, name="fixed_cost_workshop", what="workshop candidates"
+        )
+        cap = None if capacity is None else _vector(capacity, m, name="capacity", what="workshops")
     exc_o = check_index_set(excluded_offices, k, name="excluded_offices")
     offices = np.setdiff1d(np.arange(k), exc_o)
     if required_office is not None:
@@ -315,6 +340,12 @@ def two_tier(
             obj = float(fixed[open_ws].sum())
             res: dict[str, Any] = {
                 "open": open_ws,
+                # no demand: each open workshop in its cheapest allowed size
+                **(
+                    {}
+                    if sizes is None
+                    else {"size": np.where(np.isin(np.arange(m), open_ws), _cheapest(sizes), -1)}
+                ),
                 "objective": obj,
                 "lower_bound": obj,
                 "status": "optimal",
@@ -324,7 +355,15 @@ def two_tier(
         elif cap is not None:
             try:
                 res = _capacitated_office(
-                    a, w[rows], fixed, cap, p=p, req=req, exc=exc_o_ws, limit=share, stop=stop
+                    a,
+                    w[rows],
+                    fixed if sizes is None else sizes[0] + plan["link_part"][:, None],
+                    cap,
+                    p=p,
+                    req=req,
+                    exc=exc_o_ws,
+                    limit=share,
+                    stop=stop,
                 )
             except InfeasibleError as err:
                 reasons.append(f"office {o}: {err}")
@@ -380,14 +419,20 @@ def two_tier(
     open_ws = best["open"]
     assignment = assign_nearest(cost, open_ws)
     cap_extras: dict[str, Any] = {}
+    fixed_ws = float(f_ws[open_ws].sum())
+    if sizes is not None:
+        size_of = np.asarray(best["size"])
+        cap_ws = sizes[1][open_ws, size_of[open_ws]]
+        fixed_ws = float(sizes[0][open_ws, size_of[open_ws]].sum())
+        cap_extras["size"] = {int(j): int(size_of[j]) for j in open_ws}
+    elif cap is not None:
+        cap_ws = cap[open_ws]
     if "assign" in best and cap is not None:  # single sourcing within the capacities
         assignment[rows] = best["assign"]
         used = assignment >= 0
         load = np.bincount(assignment[used], weights=w[used], minlength=m)
-        cap_extras = {
-            "load": {int(j): float(load[j]) for j in open_ws},
-            "capacity": {int(j): float(cap[j]) for j in open_ws},
-        }
+        cap_extras["load"] = {int(j): float(load[j]) for j in open_ws}
+        cap_extras["capacity"] = {int(j): float(q) for j, q in zip(open_ws, cap_ws, strict=True)}
     served = assignment >= 0
     customer_travel = float(tv * (w[served] * cost[served, assignment[served]]).sum())
     office_travel = float(tv * (ow[ow > 0] * oc[ow > 0, o]).sum())
@@ -412,7 +457,7 @@ def two_tier(
             "customer_travel_cost": customer_travel,
             "office_travel_cost": office_travel,
             "link_cost": link_cost,
-            "fixed_cost_workshops": float(f_ws[open_ws].sum()),
+            "fixed_cost_workshops": fixed_ws,
             "fixed_cost_office": float(f_of[o]),
             "offices": results,
             **cap_extras,
@@ -437,13 +482,13 @@ def _capacitated_office(
     t0 = time.perf_counter()
     c = a.copy()
     c[:, exc] = np.inf
-    f2 = fixed[:, None].astype(float).copy()
+    f2 = (fixed[:, None] if fixed.ndim == 1 else fixed).astype(float)
     f2[exc] = np.inf
     r = solve_single_source(
         c,
         w,
         f2,
-        cap[:, None],
+        cap[:, None] if cap.ndim == 1 else cap,
         p=p,
         required=req,
         time_limit=limit,
@@ -454,6 +499,7 @@ def _capacitated_office(
     open_ws = np.flatnonzero(r.size >= 0)
     return {
         "open": open_ws,
+        "size": r.size,
         "assign": r.assign,
         "objective": r.objective,
         "lower_bound": r.lower_bound,
@@ -461,6 +507,31 @@ def _capacitated_office(
         "solver": r.solver,
         "optimal": r.status == "optimal",
     }
+
+
+def _size_tables(
+    fixed: np.ndarray | None, capacity: np.ndarray | None, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checked (m x S) size tables: fixed costs (>= 0, inf = not allowed), capacities."""
+    if fixed is None or capacity is None:
+        raise InputError("size_fixed_cost and size_capacity are given together")
+    sf = np.array(fixed, dtype=np.float64, ndmin=2)
+    sq = np.array(capacity, dtype=np.float64, ndmin=2)
+    if sf.shape != sq.shape or sf.shape[0] != m or sf.shape[1] < 1:
+        raise InputError(
+            f"size_fixed_cost and size_capacity must both be (workshop candidates x sizes) = "
+            f"({m} x S), got {sf.shape} and {sq.shape}"
+        )
+    if np.isnan(sf).any() or (sf < 0).any():
+        raise InputError("size_fixed_cost must be >= 0 (np.inf where a size is not allowed)")
+    if not np.isfinite(sq).all() or (sq < 0).any():
+        raise InputError("size_capacity must be finite and >= 0")
+    return sf, sq
+
+
+def _cheapest(sizes: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Each candidate's cheapest allowed size (index)."""
+    return np.argmin(sizes[0], axis=1).astype(np.intp)
 
 
 def _first_answer(
