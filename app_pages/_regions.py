@@ -1,7 +1,10 @@
 """The Data page's region picker: search the download server's catalog, the bundled regions,
 the extracts already downloaded and the road files already on the server; download a region
-with a progress bar; keep only the roads of a box (W,S,E,N); and the hint "these customers are
-in Armenia: download Armenia, 33 MB?" when an upload lies outside the chosen region.
+with a progress bar; keep only the roads of a box, typed as W,S,E,N or drawn on the Data page
+map (both set the scenario's ``bbox``: the engine trims the roads while reading them, as
+``planner run --bbox``; without a box, a road file is trimmed to the customers' extent plus
+the margin, as ``planner run`` does); and the hint "these customers are in Armenia: download
+Armenia, 33 MB?" when an upload lies outside the chosen region.
 
 Page code only: the catalog, the download, the trim rule and the "which region holds these
 points" answer all come from the library (:mod:`planner.roads.catalog`,
@@ -14,12 +17,17 @@ import threading
 import time
 from pathlib import Path
 
+import folium
+import folium.plugins
 import streamlit as st
+from streamlit_folium import st_folium
 
+from app_pages import _shared as shared
 from planner.engine import workspace as ws
-from planner.engine.regions import customers_elsewhere
+from planner.engine.regions import area_from_drawing, customers_elsewhere
 from planner.errors import PlannerError
 from planner.inputs.customers import read_customers
+from planner.outputs import assets
 from planner.roads.catalog import (
     Catalog,
     RegionEntry,
@@ -30,8 +38,8 @@ from planner.roads.catalog import (
 )
 from planner.roads.download import DownloadProgress, download_region
 from planner.roads.network import REGIONS
-from planner.roads.trim import area_from_bbox, write_area_extract
-from planner.settings import download_url
+from planner.roads.trim import Area, area_from_bbox
+from planner.settings import DEFAULT_MARGIN_KM, download_url
 
 #: Session key of a region chosen by a button, applied before the region widget is drawn.
 PENDING_KEY = "region_pending"
@@ -39,6 +47,11 @@ PENDING_KEY = "region_pending"
 MAX_LISTED = 300
 #: Seconds before an unreachable server is asked again (offline pages must stay fast).
 RETRY_S = 300.0
+#: A road file this large (MB) is not loaded whole by the Data page: it waits for the
+#: customers (their extent plus the margin is kept) or a box.
+LARGE_ROADS_MB = 30.0
+#: Session key of a box drawn on the map, applied to the W,S,E,N field before it is drawn.
+DRAWN_KEY = "region_bbox_drawn"
 
 _CATALOGS: dict[str, tuple[float, Catalog]] = {}
 _CATALOG_LOCK = threading.Lock()
@@ -98,7 +111,12 @@ def region_picker() -> None:
     Download button with progress, and the W,S,E,N box."""
     if (message := st.session_state.pop("region_message", None)) is not None:
         st.success(message)
-    with st.expander("Find a region: any country, a download, or a road file on this server"):
+    if (problem := st.session_state.pop("region_message_error", None)) is not None:
+        st.error(problem)
+    with st.expander(
+        "Find a region: any country, a download, or a road file on this server",
+        expanded=bool(st.session_state.get("region_bbox") or st.session_state.get(DRAWN_KEY)),
+    ):
         refresh = st.button("Refresh catalog", key="region_refresh")
         cat = catalog(refresh=refresh)
         text = st.text_input(
@@ -146,27 +164,122 @@ def _entry_actions(entry: RegionEntry) -> None:
             _download(entry)
 
 
+def _source(region: str) -> Path:
+    return REGIONS[region].drive_file if region in REGIONS else Path(region)
+
+
 def _box_section() -> None:
     region = str(st.session_state.get("region", ""))
-    source = REGIONS[region].drive_file if region in REGIONS else Path(region)
-    if not source.is_file():
+    if not _source(region).is_file():
         return
-    st.markdown("**Only the roads of an area** (a country is large: keep the part you need)")
+    if (drawn := st.session_state.pop(DRAWN_KEY, None)) is not None:
+        st.session_state["region_bbox"] = drawn
+    st.markdown(
+        "**Only the roads of an area** (a country is large: keep the part you need). Type the "
+        "box, or draw it on the map with the square tool. Without a box, the roads of a road "
+        "file around your customers are kept, with a margin."
+    )
+    st.number_input(
+        "Margin around the customers (km)",
+        min_value=0.0,
+        max_value=500.0,
+        step=5.0,
+        key="margin_km",
+        help=f"Default {DEFAULT_MARGIN_KM:g} km, as `planner run --margin-km`: routes near the "
+        "edge of the area stay right within it.",
+    )
     text = st.text_input(
         "Box W,S,E,N (degrees)", key="region_bbox", placeholder="e.g. 21.0,37.5,24.5,39.9"
     )
-    if text and st.button("Keep only the roads in this box", key="region_bbox_use"):
-        try:
-            area = area_from_bbox(text)
-            with st.spinner(f"Keeping the roads of {area.km2():,.0f} km2 from {source.name}…"):
-                path = write_area_extract(source, area)
-        except PlannerError as exc:
-            st.error(str(exc))
-            return
-        _choose(
-            str(path),
-            f"Using the roads of {area.km2():,.0f} km2 {area.describe()}, from {source.name}.",
+    if text:
+        st.button("Keep only the roads in this box", key="region_bbox_use", on_click=keep_box)
+    if shared.current_box() is not None:
+        st.button(
+            "Forget the box",
+            on_click=clear_box,
+            help="Keep the roads around the customers again (a road file) or the whole region.",
         )
+
+
+def keep_box() -> None:
+    """Make the W,S,E,N field (typed, or drawn on the map) the scenario's box: the roads are
+    trimmed to it while they are read (the engine's area, as ``planner run --bbox``)."""
+    state = st.session_state
+    try:
+        area = area_from_bbox(str(state.get("region_bbox", "")))
+    except PlannerError as exc:
+        state["region_message_error"] = str(exc)
+        return
+    state["area_box"] = {"region": state.get("region"), "bbox": list(area.bbox)}
+    state["region_message"] = (
+        f"Keeping the roads of {area.km2():,.0f} km2 {area.describe()} "
+        f"from {_source(str(state.get('region'))).name}."
+    )
+
+
+def clear_box() -> None:
+    """Forget the box: a road file is trimmed to the customers' extent again."""
+    st.session_state.pop("area_box", None)
+
+
+def waits_for_area(region: str, area: Area | None) -> bool:
+    """True (and says why) when ``region`` is a road file too large to load whole and there
+    is no area yet (no customers, no box): the Data page then waits for one."""
+    path = Path(region)
+    if area is not None or region in REGIONS or not path.is_file():
+        return False
+    size_mb = path.stat().st_size / 1e6
+    if size_mb < LARGE_ROADS_MB:
+        return False
+    st.info(
+        f"{path.name} is a large road file ({size_mb:,.0f} MB): upload your customers below "
+        "(the roads around them, plus the margin, are kept) or give a box under "
+        "**Find a region**; the whole file is never loaded here."
+    )
+    return True
+
+
+def box_map(m: folium.Map, *, key: str) -> None:
+    """The Data page map with a tool to draw a box: a drawn box fills the W,S,E,N field and
+    is kept with **Keep only the roads in this box** (the same path as a typed box).
+
+    Leaflet.draw is served by the app (pip-installed), like Leaflet itself.
+    """
+    folium.plugins.Draw(
+        draw_options={
+            "polyline": False,
+            "polygon": False,
+            "circle": False,
+            "marker": False,
+            "circlemarker": False,
+            "rectangle": {"showArea": False},
+        },
+        edit_options={"edit": False, "remove": False},
+        show_geometry_on_click=False,
+    ).add_to(m)
+    assets.localize_map(m, base_url=shared.static_url())
+    value = st_folium(
+        m,
+        key=key,
+        height=shared.MAP_HEIGHT_PX,
+        use_container_width=True,
+        returned_objects=["last_active_drawing"],
+    )
+    drawing = (value or {}).get("last_active_drawing")
+    if not drawing or drawing == st.session_state.get(f"{key}-seen"):
+        return
+    st.session_state[f"{key}-seen"] = drawing
+    try:
+        area = area_from_drawing(drawing)
+    except PlannerError as exc:
+        st.error(f"Could not read the drawn box: {exc}")
+        return
+    st.session_state[DRAWN_KEY] = ",".join(f"{v:g}" for v in area.bbox)
+    st.session_state["region_message"] = (
+        f"Box drawn: {st.session_state[DRAWN_KEY]} ({area.km2():,.0f} km2). Keep only its roads "
+        "with **Keep only the roads in this box** under *Find a region*."
+    )
+    st.rerun()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

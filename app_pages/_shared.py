@@ -54,6 +54,7 @@ from planner.engine import (
     run,
 )
 from planner.engine import workspace as ws
+from planner.engine.instance import graph_area
 from planner.engine.sizes import default_sizes
 from planner.engine.spec import WorkshopSize
 from planner.errors import PlannerError
@@ -71,7 +72,14 @@ from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
 from planner.results.market import market_map_layers
 from planner.results.types import Comparison, LayoutResult, Robustness
 from planner.roads import network
-from planner.settings import DEFAULT_CANDIDATES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKSHOPS, offline
+from planner.roads.trim import Area
+from planner.settings import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_MARGIN_KM,
+    DEFAULT_TIME_LIMIT_S,
+    DEFAULT_WORKSHOPS,
+    offline,
+)
 
 T = TypeVar("T")
 
@@ -151,6 +159,7 @@ DEFAULTS: dict[str, Any] = {
     "capacitated": False,
     "sizes_on": False,
     "sizes_rows": None,
+    "margin_km": DEFAULT_MARGIN_KM,
     **market_ui.DEFAULTS,
     **{f"{_COST_PREFIX}{f.name}": f.default for f in dataclasses.fields(CostParameters)},
 }
@@ -242,8 +251,20 @@ def current_spec() -> ScenarioSpec:
         product_class=str(state.get("product_class", DEFAULT_PRODUCT_CLASS)),
         capacitated=bool(state.get("capacitated", False)),
         sizes=current_sizes() if state.get("sizes_on") else (),
+        bbox=current_box(),
+        margin_km=float(state.get("margin_km", DEFAULT_MARGIN_KM)),
         **market_ui.spec_fields(state),
     )
+
+
+def current_box() -> tuple[float, float, float, float] | None:
+    """The box the user chose for the current region (the Data page's W,S,E,N or the box drawn
+    on its map), else None: the roads are then trimmed to the customers' extent plus the
+    spec's margin, as ``planner run`` does (:func:`roads_area`)."""
+    box = st.session_state.get("area_box")
+    if not box or box.get("region") != st.session_state.get("region"):
+        return None
+    return tuple(box["bbox"])  # type: ignore[return-value]
 
 
 def sizes_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -318,6 +339,12 @@ def apply_saved(saved: ws.SavedScenario) -> None:
     state["capacitated"] = spec.capacitated
     state["sizes_on"] = bool(spec.sizes)
     state["sizes_rows"] = [size.to_dict() for size in spec.sizes] or None
+    if spec.bbox is not None:
+        state["area_box"] = {"region": spec.region, "bbox": list(spec.bbox)}
+    else:
+        state.pop("area_box", None)
+    if spec.margin_km is not None:
+        state["margin_km"] = spec.margin_km
     market_ui.apply_spec(state, spec)
     for key, value in spec.parameters.to_dict().items():
         state[f"{_COST_PREFIX}{key}"] = float(value)
@@ -400,45 +427,79 @@ def memo(name: str, size: int = 16) -> SharedCache:
 GRAPH_CACHE_SIZE = 4
 
 
-def load_graph(region: str, progress: Progress | None = None) -> network.RoadGraph:
-    """Road graph of a region, shared by all sessions (read-only), loaded once per process.
+def load_graph(
+    region: str, progress: Progress | None = None, *, area: Area | None = None
+) -> network.RoadGraph:
+    """Road graph of a region (trimmed to ``area``, see :func:`roads_area`), shared by all
+    sessions (read-only), loaded once per process and area.
 
     Never draws: the first load reports its stages (with an ETA) to ``progress``, a plain
     callback such as a background job's (:func:`start_roads`, :func:`start_plan`), which the
     page shows with :func:`job_panel`. (A Streamlit element drawn from inside a cached
     function cannot be replayed on the next rerun: ``CacheReplayClosureError``.)
     """
+    key = region if area is None else (region, area)
     return memo("graphs", GRAPH_CACHE_SIZE).get(
-        region, lambda: network.load_region(region, progress=progress)
+        key, lambda: network.load_region(region, progress=progress, area=area)
     )
 
 
-def graph_loaded(region: str) -> bool:
+def roads_area(spec: ScenarioSpec, customers: ws.InputFile | None) -> Area | None:
+    """The area the roads of ``spec`` are trimmed to: the engine's answer
+    (:func:`planner.engine.instance.graph_area`, as ``planner run``), the user's box, else
+    for a road file the uploaded customers' extent plus ``spec.margin_km``; None: the whole
+    region."""
+    if spec.bbox is None and (customers is None or str(spec.region) in network.REGIONS):
+        return None
+    key = (str(spec.region), spec.bbox, spec.margin_km, _file_key(customers))
+
+    def build() -> tuple[Area | None]:
+        try:
+            return (graph_area(spec, None if customers is None else customers.open()),)
+        except PlannerError:
+            return (None,)  # the customer check reports the file's problems
+
+    return memo("areas", 64).get(key, build)[0]
+
+
+def entry_area(entry: dict[str, Any]) -> Area | None:
+    """:func:`roads_area` of a solved entry (Plan's or Compare's): the roads its map draws."""
+    return roads_area(entry["spec"], entry.get("inputs", {}).get("customers"))
+
+
+def current_area() -> Area | None:
+    """:func:`roads_area` of the current spec and customer upload."""
+    return roads_area(current_spec(), current_inputs()[0])
+
+
+def graph_loaded(region: str, area: Area | None = None) -> bool:
     """Whether the road graph of ``region`` is in memory (:func:`load_graph` returns at once)."""
-    return memo("graphs", GRAPH_CACHE_SIZE).has(region)
+    return memo("graphs", GRAPH_CACHE_SIZE).has(region if area is None else (region, area))
 
 
 @st.cache_resource(show_spinner=False)
-def _roads_jobs() -> dict[str, tuple[Job, list[Callable[[], bool]]]]:
-    """The roads being loaded, per region: one job for every session that waits for them."""
+def _roads_jobs() -> dict[Any, tuple[Job, list[Callable[[], bool]]]]:
+    """The roads being loaded, per (region, area): one job for every session that waits."""
     return {}
 
 
 _ROADS_LOCK = threading.Lock()
 
 
-def start_roads(region: str) -> Job:
-    """Load the roads of ``region`` in the background; the page shows the job's progress.
+def start_roads(region: str, area: Area | None = None) -> Job:
+    """Load the roads of ``region`` (trimmed to ``area``) in the background; the page shows
+    the job's progress.
 
-    One job per region for the whole server: a session asking for roads another session is
-    already loading follows that job (one place in the queue, not one per user), and the load
-    is given up only when every page waiting for it has been closed.
+    One job per (region, area) for the whole server: a session asking for roads another
+    session is already loading follows that job (one place in the queue, not one per user),
+    and the load is given up only when every page waiting for it has been closed.
     """
     memo("graphs", GRAPH_CACHE_SIZE)  # warmed here: the thread calls no Streamlit command
     alive = account.session_alive()
     jobs = _roads_jobs()
+    key = region if area is None else (region, area)
     with _ROADS_LOCK:
-        known = jobs.get(region)
+        known = jobs.get(key)
         if known is not None and not known[0].done:
             known[1].append(alive)
             st.session_state["roads_job"] = known[0]
@@ -447,7 +508,7 @@ def start_roads(region: str) -> Job:
         watchers = [alive]
 
         def work(progress: Progress, should_stop: StopCallback) -> str:
-            load_graph(region, progress)
+            load_graph(region, progress, area=area)
             return region
 
         job = start_job(
@@ -456,14 +517,24 @@ def start_roads(region: str) -> Job:
             lambda loaded: {"region": loaded},
             alive=lambda: any(watch() for watch in list(watchers)),
         )
-        jobs[region] = (job, watchers)
+        jobs[key] = (job, watchers)
         return job
 
 
+def roads_kept(region: str, area: Area | None) -> str | None:
+    """What a trimmed graph holds (the library's sentence, as ``planner run`` prints it):
+    "roads of 38,200 km2 around your 1,240 customers (+30 km), from greece-latest.osm.pbf of
+    2026-11-30 (...)"; None for a whole region."""
+    if area is None:
+        return None
+    kept = load_graph(region, area=area).graph.get("planner_report", {}).get("kept")
+    return None if kept is None else str(kept)
+
+
 @st.cache_data(show_spinner=False)
-def load_roads(region: str) -> gpd.GeoDataFrame:
+def load_roads(region: str, area: Area | None = None) -> gpd.GeoDataFrame:
     """Main roads of a region, drawn as the light background layer of every map."""
-    return maps.main_roads(load_graph(region))
+    return maps.main_roads(load_graph(region, area=area))
 
 
 @st.cache_data(show_spinner=False)
@@ -479,20 +550,23 @@ def current_customers() -> tuple[gpd.GeoDataFrame, str]:
     upload, _sites = current_inputs()
     if upload is None:
         return load_demo_customers(region), f"the demo customers of {region_title(region)}"
-    customers, _report = check_upload("customers", region, upload.name, upload.data)
+    customers, _report = check_upload(
+        "customers", region, upload.name, upload.data, area=current_area()
+    )
     return customers, upload.name
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def check_upload(
-    role: str, region: str, name: str, data: bytes
+    role: str, region: str, name: str, data: bytes, area: Area | None = None
 ) -> tuple[gpd.GeoDataFrame, ValidationReport]:
-    """Read and validate an uploaded customer or site file against the region's roads.
+    """Read and validate an uploaded customer or site file against the region's roads
+    (trimmed to ``area``).
 
     Parsed in memory (never executed or unpickled); the report names the user's file.
     """
     upload = ws.InputFile(name, data).open()
-    graph = load_graph(region)
+    graph = load_graph(region, area=area)
     if role == "customers":
         table = demand.read_customers(upload, region=region, graph=graph)
         return table.valid, table.report
@@ -512,6 +586,8 @@ _PREP_FIELDS = (
     "max_snap_m",
     "product_class",
     "objective",
+    "bbox",
+    "margin_km",
 )
 
 
@@ -541,7 +617,7 @@ def prepared(
         return prepare_scenario(
             spec,
             layouts=layouts,
-            graph=load_graph(spec.region, progress),
+            graph=load_graph(spec.region, progress, area=roads_area(spec, customers)),
             customers=None if customers is None else customers.open(),
             sites=None if sites is None else sites.open(),
             progress=progress,
@@ -961,18 +1037,23 @@ def result_map(
     assignment_lines: bool = False,
     isochrone_site: str | None = None,
     isochrone_min: float = 15.0,
+    area: Area | None = None,
 ) -> folium.Map:
-    """The map of a result, with the optional layers the Results page offers."""
+    """The map of a result, with the optional layers the Results page offers (``area``: the
+    one its roads were trimmed to, see :func:`roads_area`)."""
     areas = None
     if isochrone_site is not None:
         site = result.sites.set_index(result.sites["site_id"].astype(str)).loc[isochrone_site]
         area = maps.isochrone(
-            load_graph(region), float(site["lon"]), float(site["lat"]), float(isochrone_min)
+            load_graph(region, area=area),
+            float(site["lon"]),
+            float(site["lat"]),
+            float(isochrone_min),
         )
         areas = {f"{isochrone_min:g} min from {isochrone_site}": area}
     return maps.result_map(
         result,
-        roads=load_roads(region),
+        roads=load_roads(region, area),
         tiles=tiles(),
         catchments=catchments,
         assignment_lines=assignment_lines,
@@ -987,20 +1068,23 @@ def _written(write: Callable[..., Any], obj: Any, **options: Any) -> bytes:
     return buffer.getvalue()
 
 
-def export_bytes(kind: str, obj: Any, region: str, **extras: Any) -> bytes:
-    """The bytes of one export of a result or comparison (see the Export page).
+def export_bytes(
+    kind: str, obj: Any, region: str, *, area: Area | None = None, **extras: Any
+) -> bytes:
+    """The bytes of one export of a result or comparison (see the Export page); ``area``: the
+    one its roads were trimmed to (:func:`roads_area`).
 
     Built once per result object and options (shared cache), so re-rendering the Export page
     is instant.
     """
-    key = (kind, id(obj), region, tuple((k, id(v)) for k, v in sorted(extras.items())))
+    key = (kind, id(obj), region, area, tuple((k, id(v)) for k, v in sorted(extras.items())))
     # the cache keeps ``obj`` alive with the bytes, so its id cannot be reused meanwhile
-    return memo("exports", 64).get(key, lambda: (obj, _export_bytes(kind, obj, region, **extras)))[
-        1
-    ]
+    return memo("exports", 64).get(
+        key, lambda: (obj, _export_bytes(kind, obj, region, area, **extras))
+    )[1]
 
 
-def _export_bytes(kind: str, obj: Any, region: str, **extras: Any) -> bytes:
+def _export_bytes(kind: str, obj: Any, region: str, area: Area | None, **extras: Any) -> bytes:
     if kind == "xlsx":
         return _written(export.write_xlsx, obj, **extras)
     if kind == "geojson":
@@ -1010,9 +1094,9 @@ def _export_bytes(kind: str, obj: Any, region: str, **extras: Any) -> bytes:
     if kind == "territories":
         return _written(export.write_territories_csv, obj)
     if kind == "map":
-        return maps.map_html(result_map(obj, region)).encode("utf-8")
+        return maps.map_html(result_map(obj, region, area=area)).encode("utf-8")
     if kind == "report":
-        html = report.report_html(obj, roads=load_roads(region), **extras)
+        html = report.report_html(obj, roads=load_roads(region, area), **extras)
         return html.encode("utf-8")
     raise ValueError(f"unknown export {kind!r}")
 

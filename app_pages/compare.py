@@ -94,7 +94,7 @@ if saved and job is None:
             for warning in lr.warnings:
                 st.warning(warning)
             shared.show_map(
-                shared.result_map(lr, saved["spec"].region),
+                shared.result_map(lr, saved["spec"].region, area=shared.entry_area(saved)),
                 key=f"cmp-map-{layout}-{hash(saved['key'])}",
             )
             loads = utilisation_table(lr)

@@ -26,16 +26,18 @@ def _set_region(value: str) -> None:
 
 
 def _roads_problem(region: str) -> BaseException | None:
-    """Why the roads of ``region`` could not be loaded (this session, same online setting)."""
+    """Why the roads of ``region`` could not be loaded (this session, same online setting
+    and area)."""
     failed = st.session_state.get("roads_failed")
-    if failed is not None and failed[0] == (region, shared.is_online()):
+    if failed is not None and failed[0] == (region, shared.is_online(), roads_area):
         return failed[1]  # type: ignore[no-any-return]
     return None
 
 
 def _roads_ready(region: str) -> bool:
-    """Whether the roads of ``region`` are loaded. If not, they load in the background (the
-    library's progress, with an ETA, on the job panel; the page reruns when they are in)."""
+    """Whether the roads of ``region`` (trimmed to :data:`roads_area`) are loaded. If not,
+    they load in the background (the library's progress, with an ETA, on the job panel; the
+    page reruns when they are in). A large road file waits for the customers or a box."""
     job = st.session_state.get("roads_job")
     if job is not None and job.done:
         if job.error is not None:
@@ -43,13 +45,15 @@ def _roads_ready(region: str) -> bool:
         shared.collect_job("roads")
         st.session_state.pop("roads_error", None)
         job = None
-    if shared.graph_loaded(region):
+    if shared.graph_loaded(region, roads_area):
         return True
     if _roads_problem(region) is not None:
         return False
     if job is None:
-        st.session_state["roads_for"] = (region, shared.is_online())
-        if shared.start_roads(region).finished.wait(shared.QUICK_WAIT_S):
+        if _regions.waits_for_area(region, roads_area):
+            return False
+        st.session_state["roads_for"] = (region, shared.is_online(), roads_area)
+        if shared.start_roads(region, roads_area).finished.wait(shared.QUICK_WAIT_S):
             return _roads_ready(region)
     shared.job_panel("roads", stoppable=False)
     return False
@@ -113,7 +117,7 @@ def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
             st.rerun()
     region = st.session_state["region"]
     problem = _roads_problem(region)
-    if problem is None and not shared.graph_loaded(region):
+    if problem is None and not shared.graph_loaded(region, roads_area):
         st.info(f"{upload.name} is checked as soon as the roads of {region_name} are loaded.")
         return upload
     try:
@@ -121,7 +125,11 @@ def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
             raise problem
         with st.spinner(f"Checking {upload.name} against the roads of {region_name}…"):
             valid, report = shared.check_upload(
-                "customers" if role == "customers" else "sites", region, upload.name, upload.data
+                "customers" if role == "customers" else "sites",
+                region,
+                upload.name,
+                upload.data,
+                area=roads_area,
             )
     except NetworkError:
         st.error(
@@ -186,6 +194,9 @@ with left:
         help="A bundled region, a road file you upload, or a place name (online).",
     )
     region_name = shared.region_title(st.session_state["region"])
+    #: The area the roads are trimmed to (the user's box, else the customers' extent + margin
+    #: for a road file, as ``planner run``); None: the whole region.
+    roads_area = shared.current_area()
     st.toggle(
         "Use the internet (place names, address lookup, map tiles)",
         key="online",
@@ -263,19 +274,23 @@ with preview_box:
         if (problem := _roads_problem(region)) is not None:
             raise problem
         if roads_ready:  # else: the job panel reruns the page once the roads are in
-            road_layer = shared.load_roads(region)
+            road_layer = shared.load_roads(region, roads_area)
+            if (kept := shared.roads_kept(region, roads_area)) is not None:
+                st.info(f"Kept the {kept}.")
             if customers is None:
                 points = shared.load_demo_customers(region) if region in shared.REGIONS else None
                 source = "demo customers"
             else:
-                points = shared.check_upload("customers", region, customers.name, customers.data)[0]
+                points = shared.check_upload(
+                    "customers", region, customers.name, customers.data, area=roads_area
+                )[0]
                 source = f"customers from {customers.name}"
             if points is not None:
                 st.info(
                     f"{len(points):,} {source} in {region_name}. Next: choose the number of "
                     "workshops on the **Plan** page."
                 )
-                shared.show_map(
+                _regions.box_map(
                     maps.customers_map(points, roads=road_layer, tiles=shared.tiles()),
                     key=f"data-map-{region}-{customers.sha256[:8] if customers else 'demo'}",
                 )

@@ -19,6 +19,7 @@ entry = st.session_state.get("plan")
 st.subheader("Plan")
 if entry:
     result, region = entry["result"], entry["spec"].region
+    area = shared.entry_area(entry)  # the roads the plan was solved on
     st.caption(f"{entry['spec'].name}: solved on {entry['solved_on']}.")
     shared.stale_note(entry)
     try:
@@ -43,7 +44,7 @@ if entry:
         )
         c1.download_button(
             "Territories (CSV)",
-            shared.export_bytes("territories", result, region),
+            shared.export_bytes("territories", result, region, area=area),
             "territories.csv",
             "text/csv",
             key="exp_territories",
@@ -52,7 +53,7 @@ if entry:
         )
         c2.download_button(
             "Map (HTML, works offline)",
-            shared.export_bytes("map", result, region),
+            shared.export_bytes("map", result, region, area=area),
             "map.html",
             "text/html",
             key="exp_map",
@@ -61,7 +62,7 @@ if entry:
         )
         c2.download_button(
             "Report (HTML, prints on A4)",
-            shared.export_bytes("report", result, region),
+            shared.export_bytes("report", result, region, area=area),
             "report.html",
             "text/html",
             key="exp_report",
@@ -70,7 +71,7 @@ if entry:
         )
         c2.download_button(
             "Workbook (XLSX)",
-            shared.export_bytes("xlsx", result, region),
+            shared.export_bytes("xlsx", result, region, area=area),
             "plan.xlsx",
             XLSX,
             key="exp_xlsx",
@@ -79,7 +80,7 @@ if entry:
         )
         c3.download_button(
             "Sites (GeoJSON)",
-            shared.export_bytes("geojson", result, region),
+            shared.export_bytes("geojson", result, region, area=area),
             "sites.geojson",
             "application/geo+json",
             key="exp_geojson",
@@ -88,7 +89,7 @@ if entry:
         )
         c3.download_button(
             "All GIS layers (GeoPackage, for QGIS)",
-            shared.export_bytes("gpkg", result, region),
+            shared.export_bytes("gpkg", result, region, area=area),
             "plan.gpkg",
             "application/geopackage+sqlite3",
             key="exp_gpkg",
@@ -104,6 +105,7 @@ st.subheader("Comparison")
 saved = st.session_state.get("compare")
 if saved:
     comparison, region = saved["comparison"], saved["spec"].region
+    cmp_area = shared.entry_area(saved)
     key = saved["key"]
     curve_state = st.session_state.get("k_curve")
     rob_state = st.session_state.get("robust")
@@ -138,7 +140,7 @@ if saved:
         )
         c2.download_button(
             "Workbook (XLSX)",
-            shared.export_bytes("xlsx", comparison, region, **extras),
+            shared.export_bytes("xlsx", comparison, region, area=cmp_area, **extras),
             "comparison.xlsx",
             XLSX,
             key="exp_cmp_xlsx",
@@ -147,7 +149,7 @@ if saved:
         )
         c3.download_button(
             "Report (HTML, prints on A4)",
-            shared.export_bytes("report", comparison, region, **extras),
+            shared.export_bytes("report", comparison, region, area=cmp_area, **extras),
             "report.html",
             "text/html",
             key="exp_cmp_report",

@@ -61,7 +61,7 @@ with st.expander("Map layers", expanded=False):
     options["isochrone_min"] = st.number_input("Minutes", 5.0, 120.0, 15.0, 5.0, key="iso_min")
 with st.spinner("Drawing the map…"):
     shared.show_map(
-        shared.result_map(result, spec.region, **options),
+        shared.result_map(result, spec.region, area=shared.entry_area(entry), **options),
         key=f"result-map-{hash(entry['key'])}-{hash(tuple(sorted(map(str, options.items()))))}",
     )
 

@@ -367,6 +367,26 @@ def test_localize_map_points_every_resource_at_vendor_files() -> None:
     assert EXTERNAL_REF.findall(folium.Map(tiles=None).get_root().render())[0].startswith("https")
 
 
+def test_draw_tool_is_served_locally(tmp_path) -> None:
+    """The Data page's "draw a box" tool (Leaflet.draw, from django-leaflet's copy), with the
+    icons its stylesheet refers to, and no CDN."""
+    m = folium.Map(tiles=None)
+    folium.plugins.Draw().add_to(m)
+    assets.localize_map(m, base_url="/app/static/vendor")
+    refs = EXTERNAL_REF.findall(m.get_root().render())
+    assert "/app/static/vendor/leaflet.draw/leaflet.draw.js" in refs
+    assert "/app/static/vendor/leaflet.draw/leaflet.draw.css" in refs
+    files = assets.vendor_files()
+    assert all(ref.removeprefix("/app/static/vendor/") in files for ref in refs)
+    vendor = assets.install_static_assets(tmp_path / "static")
+    assert "Leaflet.draw 1.0" in (vendor / "leaflet.draw/leaflet.draw.js").read_text()[:200]
+    css = (vendor / "leaflet.draw/leaflet.draw.css").read_text()
+    images = re.findall(r"url\(['\"]?([^'\")]+)['\"]?\)", css)
+    assert images
+    for image in images:
+        assert (vendor / "leaflet.draw" / image).is_file(), image
+
+
 def test_localize_map_refuses_resources_without_local_copy() -> None:
     m = folium.Map(tiles=None)
     folium.plugins.Fullscreen().add_to(m)

@@ -4,6 +4,7 @@ Malta: download Malta?" hint, and the offline picker."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,11 +84,23 @@ def test_box_keeps_only_its_roads(server: RegionServer) -> None:
     _ok(at.run())
     _button(at, "Keep only the roads in this box").click()
     _ok(at.run())
-    region = Path(at.session_state["region"])
-    assert region.parent.name == "areas"
-    assert region.name.startswith("liechtenstein-2026-03-29-drive.area-")
+    # the box is the scenario's bbox: the region stays, the engine trims while reading
+    assert at.session_state["region"] == "liechtenstein"
+    assert at.session_state["area_box"]["bbox"] == [9.5, 47.1, 9.56, 47.16]
     assert any("in the box 9.5,47.1,9.56,47.16" in s.value for s in at.success)
+    wait_for_job(at, "roads")
     assert not at.error, [e.value for e in at.error]
+    kept = [i.value for i in at.info if i.value.startswith("Kept the roads of ")]
+    assert len(kept) == 1, [i.value for i in at.info]
+    assert "in the box 9.5,47.1,9.56,47.16, from liechtenstein" in kept[0]
+    ways = re.search(r"\(([\d,]+) of ([\d,]+) drivable ways\)", kept[0])
+    assert ways is not None, kept[0]
+    n_kept, n_read = (int(g.replace(",", "")) for g in ways.groups())
+    assert 0 < n_kept < n_read
+    # back to the whole region (a bundled one has no customers' area)
+    _button(at, "Forget the box").click()
+    _ok(at.run())
+    assert "area_box" not in at.session_state
 
 
 def test_customers_elsewhere_offer_their_region(server: RegionServer) -> None:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,9 +33,11 @@ from planner.roads.catalog import (
 )
 from planner.roads.download import ProgressFn, download_region
 from planner.roads.network import REGIONS, SUPPORTED_SUFFIXES
+from planner.roads.trim import Area, area_from_bbox
 
 __all__ = [
     "Elsewhere",
+    "area_from_drawing",
     "catalog_entry_for",
     "customers_elsewhere",
     "region_road_source",
@@ -82,6 +85,29 @@ def region_road_source(
             raise
         return text  # a place name, downloaded with osmnx
     return str(download_region(entry, progress=progress, catalog=catalog))
+
+
+def area_from_drawing(feature: dict[str, Any]) -> Area:
+    """The box (W,S,E,N) of a shape drawn on a map, given as a GeoJSON Feature or geometry
+    (what Leaflet.draw and ``st_folium``'s ``last_active_drawing`` return), as the area
+    :func:`planner.roads.trim.area_from_bbox` gives for the same four numbers.
+
+    Raises
+    ------
+    InputError
+        Not a GeoJSON shape with coordinates.
+    """
+    geometry = feature.get("geometry", feature) if isinstance(feature, dict) else None
+    coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    try:
+        points = np.asarray(coords, dtype=float).reshape(-1, 2)
+    except (TypeError, ValueError):
+        points = np.zeros((0, 2))
+    if points.size == 0 or not np.isfinite(points).all():
+        raise InputError(f"a drawn box is a GeoJSON shape with coordinates, got {feature!r}")
+    west, south = points.min(axis=0)
+    east, north = points.max(axis=0)
+    return area_from_bbox([round(float(v), 5) for v in (west, south, east, north)])
 
 
 def catalog_entry_for(region: str, catalog: Catalog) -> RegionEntry | None:

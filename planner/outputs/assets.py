@@ -1,8 +1,9 @@
-"""Offline web assets for folium maps (Leaflet, jQuery, Leaflet.markercluster).
+"""Offline web assets for folium maps (Leaflet, jQuery, Leaflet.markercluster, Leaflet.draw).
 
 folium loads Leaflet and its plugins from public CDNs, which leaves an empty frame when the
 browser has no internet. This module serves the same libraries from pip-installed XStatic
-packages instead, in two ways:
+packages instead (Leaflet.draw, which has no XStatic package, from the copy django-leaflet
+ships), in two ways:
 
 - for the Streamlit app, :func:`install_static_assets` copies the files into the app's
   ``static/vendor/`` folder (served at ``/app/static/vendor/`` when
@@ -19,6 +20,7 @@ an error instead of silently reaching for a CDN.
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import logging
 import os
 import re
@@ -59,6 +61,15 @@ VENDOR_DIR_NAME = "vendor"
 _INLINE_PREFIX = "planner-asset:"
 
 
+def _leaflet_draw_dir() -> Path:
+    """Leaflet.draw 1.0.4 as django-leaflet ships it (found without importing Django)."""
+    try:
+        dist = importlib.metadata.distribution("django-leaflet")
+    except importlib.metadata.PackageNotFoundError:
+        return Path("django-leaflet-is-not-installed")  # no files: vendor_files() skips them
+    return Path(str(dist.locate_file("leaflet/static/leaflet/draw")))
+
+
 @dataclass(frozen=True)
 class _Asset:
     """One file shipped by an XStatic package, addressed by ``<package>/<relative path>``."""
@@ -95,6 +106,16 @@ _PACKAGES: dict[str, tuple[Path, tuple[str, ...]]] = {
         Path(xstatic.pkg.leaflet_markercluster.BASE_DIR),
         ("leaflet.markercluster.js", "MarkerCluster.css", "MarkerCluster.Default.css"),
     ),
+    "leaflet.draw": (
+        _leaflet_draw_dir(),
+        (
+            "leaflet.draw.js",
+            "leaflet.draw.css",
+            "images/spritesheet.png",
+            "images/spritesheet-2x.png",
+            "images/spritesheet.svg",
+        ),
+    ),
 }
 
 # folium resource name -> asset key (None: dropped, never used by the planner's maps).
@@ -105,6 +126,8 @@ _FOLIUM_RESOURCES: dict[str, str | None] = {
     "markerclusterjs": "leaflet.markercluster/leaflet.markercluster.js",
     "markerclustercss": "leaflet.markercluster/MarkerCluster.css",
     "markerclusterdefaultcss": "leaflet.markercluster/MarkerCluster.Default.css",
+    "leaflet_draw_js": "leaflet.draw/leaflet.draw.js",
+    "leaflet_draw_css": "leaflet.draw/leaflet.draw.css",
     "bootstrap": None,
     "bootstrap_css": None,
     "glyphicons_css": None,
