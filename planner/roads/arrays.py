@@ -200,17 +200,15 @@ class ArrayGraph:
 
     def position(self, node: int) -> int:
         """Position of an OSM node id in the node arrays (KeyError if absent)."""
-        sorter = self._sorter()
-        at = int(np.searchsorted(self.node_id, node, sorter=sorter))
-        if at >= sorter.size or self.node_id[sorter[at]] != node:
-            raise KeyError(node)
-        return int(sorter[at])
+        return self._index()[node]
 
-    def _sorter(self) -> npt.NDArray[np.int64]:
-        cached = self.graph.get("_sorter")
-        if cached is None or cached.size != self.node_id.size:
-            cached = np.argsort(self.node_id, kind="stable")
-            self.graph["_sorter"] = cached
+    def _index(self) -> dict[int, int]:
+        """OSM node id -> position, built once (consumers look nodes up one by one, hundreds
+        of thousands of times on a country: a dict lookup, not a search per call)."""
+        cached = self.graph.get("_index")
+        if cached is None or len(cached) != self.node_id.size:
+            cached = dict(zip(self.node_id.tolist(), range(self.node_id.size), strict=True))
+            self.graph["_index"] = cached
         return cached  # type: ignore[no-any-return]
 
     def edge_keys(self) -> npt.NDArray[np.int64]:
