@@ -255,8 +255,12 @@ class ArrayGraph:
             cols = [u, v] + ([k] if k is not None else []) + [values]
             return zip(*cols, strict=True)
         names = ("travel_time", "length", "speed_kph", "freeflow_speed_kph", "highway")
-        columns = [list(self.edge_attribute(n)) for n in names]
-        dicts = (dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True))
+        columns = [self.edge_attribute(n) for n in names]
+        columns = [c.tolist() if isinstance(c, np.ndarray) else c for c in columns]
+        dicts = (
+            {"travel_time": t, "length": d, "speed_kph": s, "freeflow_speed_kph": f, "highway": h}
+            for t, d, s, f, h in zip(*columns, strict=True)
+        )
         cols = [u, v] + ([k] if k is not None else []) + [dicts]  # type: ignore[list-item]
         return zip(*cols, strict=True)
 
