@@ -167,3 +167,62 @@ def test_osmnx_loader_trims_a_bundled_region_the_same_way() -> None:
     assert "in the box 9.5,47.1,9.6,47.25, from liechtenstein" in report["kept"]
     assert 0 < report["area"]["ways_kept"] < report["area"]["ways_read"]
     _check_trim(full, clip, box, (9.53, 47.13, 9.57, 47.22))
+
+
+def _write_ways(path: Path, ways: list[tuple[list[tuple[float, float]], dict[str, str]]]) -> None:
+    """A tiny .osm.pbf: each way with its own nodes at the given (lon, lat)."""
+    import osmium
+
+    writer = osmium.SimpleWriter(str(path))
+    node_id = 1
+    refs_of: list[list[int]] = []
+    try:
+        for coords, _ in ways:
+            refs = []
+            for lon, lat in coords:
+                writer.add_node(osmium.osm.mutable.Node(id=node_id, location=(lon, lat)))
+                refs.append(node_id)
+                node_id += 1
+            refs_of.append(refs)
+        for k, ((_, tags), refs) in enumerate(zip(ways, refs_of, strict=True), 1):
+            writer.add_way(osmium.osm.mutable.Way(id=k, nodes=refs, tags=tags))
+    finally:
+        writer.close()
+
+
+def test_array_loader_area_test_is_exact_at_the_edges(tmp_path: Path) -> None:
+    """The reader drops a way early when its bounding box misses the area, and decides the
+    others by their nodes: a way crossing the corner (box overlapping, no node inside) goes,
+    a way with one node inside stays whole; non-drivable tags are refused whatever the type's
+    first test said (brute force: :func:`ways_in_area` on every way)."""
+    area = Area(0.0, 0.0, 1.0, 1.0)
+    road = {"highway": "residential"}
+    ways = [
+        ([(0.5, 0.5), (0.6, 0.5), (0.7, 0.6)], road),  # inside
+        ([(0.9, 0.9), (1.5, 1.5), (2.0, 2.0)], road),  # one node inside: kept whole
+        ([(-0.5, 0.5), (0.5, 1.5)], road),  # crosses the corner, no node inside
+        ([(2.0, 2.0), (3.0, 2.5)], road),  # far outside
+        ([(0.2, 0.2), (0.3, 0.3)], {"highway": "footway"}),
+        ([(0.2, 0.4), (0.3, 0.4)], {"highway": "residential", "access": "private"}),
+        ([(0.4, 0.1), (0.4, 0.2)], {"highway": "primary", "service": "driveway"}),
+        ([(0.1, 0.8), (0.2, 0.8)], {"highway": "residential;service"}),
+    ]
+    path = tmp_path / "edges.osm.pbf"
+    _write_ways(path, ways)
+    G = load_region(path, loader="arrays", area=area, retain_all=True, cache=False)
+    drivable = ways[:4]
+    coords = [np.asarray(c, dtype=float) for c, _ in drivable]
+    brute = ways_in_area(
+        area,
+        np.concatenate([c[:, 0] for c in coords]),
+        np.concatenate([c[:, 1] for c in coords]),
+        np.array([len(c) for c in coords]),
+    )
+    assert brute.tolist() == [True, True, False, False]
+    report = G.graph["planner_report"]["area"]
+    assert (report["ways_read"], report["ways_kept"]) == (4, 2)
+    # the kept ways' end nodes, the one outside the area included (kept whole)
+    got = sorted(zip(G.x.round(6).tolist(), G.y.round(6).tolist(), strict=True))
+    assert got == [(0.5, 0.5), (0.7, 0.6), (0.9, 0.9), (2.0, 2.0)]
+    whole = load_region(path, loader="arrays", retain_all=True, cache=False)
+    assert whole.graph["planner_report"]["drivable_ways"] == 4

@@ -354,8 +354,8 @@ def main_roads(G: nx.MultiDiGraph, *, tolerance_m: float = 10.0) -> gpd.GeoDataF
     crs = G.graph.get("crs", "EPSG:4326")
     rows: list[dict[str, Any]] = []
     geoms: list[Any] = []
+    straight: list[tuple[int, Any, Any]] = []  # (row, u, v) of edges without a geometry
     seen: set[tuple[Any, Any, str]] = set()
-    nodes = G.nodes
     for u, v, data in G.edges(data=True):
         highway = _first_main_class(data.get("highway"))
         if highway is None:
@@ -366,9 +366,7 @@ def main_roads(G: nx.MultiDiGraph, *, tolerance_m: float = 10.0) -> gpd.GeoDataF
         seen.add(pair)
         geom = data.get("geometry")
         if geom is None:
-            geom = shapely.LineString(
-                [(nodes[u]["x"], nodes[u]["y"]), (nodes[v]["x"], nodes[v]["y"])]
-            )
+            straight.append((len(geoms), u, v))
         rows.append(
             {
                 "highway": highway,
@@ -377,6 +375,12 @@ def main_roads(G: nx.MultiDiGraph, *, tolerance_m: float = 10.0) -> gpd.GeoDataF
             }
         )
         geoms.append(geom)
+    if straight:  # straight lines between the end nodes, made in one shapely call
+        nodes = G.nodes
+        ends = [(nodes[n]["x"], nodes[n]["y"]) for _, u, v in straight for n in (u, v)]
+        lines = shapely.linestrings(np.asarray(ends).reshape(len(straight), 2, 2))
+        for (at, _, _), line in zip(straight, lines, strict=True):
+            geoms[at] = line
     frame = pd.DataFrame(rows, columns=columns)
     roads = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
     if roads.crs is not None and not roads.crs.equals("EPSG:4326"):

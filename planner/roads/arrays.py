@@ -31,6 +31,7 @@ import logging
 import os
 import tempfile
 import time
+from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -199,17 +200,15 @@ class ArrayGraph:
 
     def position(self, node: int) -> int:
         """Position of an OSM node id in the node arrays (KeyError if absent)."""
-        sorter = self._sorter()
-        at = int(np.searchsorted(self.node_id, node, sorter=sorter))
-        if at >= sorter.size or self.node_id[sorter[at]] != node:
-            raise KeyError(node)
-        return int(sorter[at])
+        return self._index()[node]
 
-    def _sorter(self) -> npt.NDArray[np.int64]:
-        cached = self.graph.get("_sorter")
-        if cached is None or cached.size != self.node_id.size:
-            cached = np.argsort(self.node_id, kind="stable")
-            self.graph["_sorter"] = cached
+    def _index(self) -> dict[int, int]:
+        """OSM node id -> position, built once (consumers look nodes up one by one, hundreds
+        of thousands of times on a country: a dict lookup, not a search per call)."""
+        cached = self.graph.get("_index")
+        if cached is None or len(cached) != self.node_id.size:
+            cached = dict(zip(self.node_id.tolist(), range(self.node_id.size), strict=True))
+            self.graph["_index"] = cached
         return cached  # type: ignore[no-any-return]
 
     def edge_keys(self) -> npt.NDArray[np.int64]:
@@ -256,8 +255,12 @@ class ArrayGraph:
             cols = [u, v] + ([k] if k is not None else []) + [values]
             return zip(*cols, strict=True)
         names = ("travel_time", "length", "speed_kph", "freeflow_speed_kph", "highway")
-        columns = [list(self.edge_attribute(n)) for n in names]
-        dicts = (dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True))
+        columns = [self.edge_attribute(n) for n in names]
+        columns = [c.tolist() if isinstance(c, np.ndarray) else c for c in columns]
+        dicts = (
+            {"travel_time": t, "length": d, "speed_kph": s, "freeflow_speed_kph": f, "highway": h}
+            for t, d, s, f, h in zip(*columns, strict=True)
+        )
         cols = [u, v] + ([k] if k is not None else []) + [dicts]  # type: ignore[list-item]
         return zip(*cols, strict=True)
 
@@ -506,6 +509,7 @@ def _read_ways(
     # coordinates come as WKB from C++ (osmium.geom), so Python touches each node once (its id)
     wkb = osmium.geom.WKBFactory()
     every_node = osmium.geom.use_nodes.ALL
+    box = None if area is None else area.bbox
     try:
         processor = (
             osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
@@ -514,25 +518,46 @@ def _read_ways(
             .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
             .with_filter(osmium.filter.KeyFilter("highway"))
         )
+        # the filter excludes: a highway type that fails on its own fails with any other tag,
+        # so most non-drivable ways (footway, service, track...) cost one lookup
+        highway_passes: dict[str, bool] = {}
         obj: Any
         for obj in processor:
-            if keys is None:
-                tags = dict(obj.tags)
-            else:  # a few C lookups instead of every tag as a Python object
-                way_tags = obj.tags
-                tags = {k: v for k in keys if (v := way_tags.get(k)) is not None}
             seen += 1
             if seen % 20_000 == 0:
                 progress(seen)
+            way_tags = obj.tags
+            if keys is None:
+                tags = dict(way_tags)
+            else:  # a few C lookups instead of every tag as a Python object
+                highway = way_tags.get("highway")
+                passes = highway_passes.get(highway)
+                if passes is None:
+                    passes = highway_passes[highway] = is_drivable({"highway": highway})
+                if not passes:
+                    continue
+                tags = {k: v for k in keys if (v := way_tags.get(k)) is not None}
             if not is_drivable(tags):
                 continue
             nodes = obj.nodes
             k = len(nodes)
             if k < 2:
                 continue
-            flat_refs.extend([n.ref for n in nodes])
+            stamp = obj.timestamp
+            if stamp is not None and stamp.year > 1970 and (newest is None or stamp > newest):
+                newest = stamp
             # WKB linestring: 1 byte order, 4 type, 4 count, then k (x, y) doubles
-            flat_xy += bytes.fromhex(wkb.create_linestring(obj, every_node))[9:]
+            xy = bytes.fromhex(wkb.create_linestring(obj, every_node))[9:]
+            if box is not None:
+                # a way whose bounding box misses the area has no node in it: dropped before
+                # its node ids become Python objects (the flush decides the others exactly)
+                coords = array("d", xy)
+                lon, lat = coords[0::2], coords[1::2]
+                if min(lon) > box[2] or max(lon) < box[0] or min(lat) > box[3] or max(lat) < box[1]:
+                    buffer.read += 1
+                    continue
+            flat_refs.extend([n.ref for n in nodes])
+            flat_xy += xy
             buffer.counts.append(k)
             one = tags.get("oneway")
             if one in ONEWAY_VALUES or tags.get("junction") == "roundabout":
@@ -549,9 +574,6 @@ def _read_ways(
             if len(buffer.counts) >= _CHUNK_WAYS:
                 buffer.flush()
                 flat_refs, flat_xy = buffer.refs, buffer.xy
-            stamp = obj.timestamp
-            if stamp is not None and stamp.year > 1970 and (newest is None or stamp > newest):
-                newest = stamp
     except RuntimeError as exc:
         msg = (
             f"cannot read the file as OpenStreetMap data ({exc}); check that it is a complete "
@@ -912,6 +934,10 @@ def load_pbf_arrays(
     filter_keys
         The tag keys ``is_drivable`` reads; only those are looked up (much faster than
         turning every tag of every highway into Python objects). None passes all tags.
+        With keys, ``is_drivable`` must be an exclusion filter (a way that fails with only
+        its ``highway`` tag fails with any other tags too, as osmnx's ``drive`` filter):
+        each highway type is tested alone once, and only the ways whose type passes have
+        their other tags read.
     area
         Keep only the ways with a node inside this area (:mod:`planner.roads.trim`); the
         others are dropped while reading, never built. ``planner_report["area"]`` says what
