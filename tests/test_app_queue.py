@@ -175,12 +175,14 @@ def test_sessions_waiting_for_the_same_roads_follow_one_job(
     gate = threading.Event()
     real_loaded, real_load = _shared.graph_loaded, _shared.load_graph
     monkeypatch.setattr(
-        _shared, "graph_loaded", lambda region: gate.is_set() and real_loaded(region)
+        _shared,
+        "graph_loaded",
+        lambda region, area=None: gate.is_set() and real_loaded(region, area),
     )
 
-    def gated_load(region: str, progress: object = None):  # type: ignore[no-untyped-def]
+    def gated_load(region: str, progress: object = None, area: object = None):  # type: ignore[no-untyped-def]
         assert gate.wait(TIMEOUT_S)
-        return real_load(region, progress)  # type: ignore[arg-type]
+        return real_load(region, progress, area=area)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_shared, "load_graph", gated_load)
     sessions = []
