@@ -33,6 +33,7 @@ from scipy.special import ndtri
 
 from planner.register.store import (
     JobSource,
+    customer_join,
     date_range,
     job_connection,
     memo_of,
@@ -252,7 +253,7 @@ def monthly_counts(
         counted = _monthly(
             con,
             f"SELECT {cols}, c.customer_id IS NULL AS unknown, j.date FROM jobs j "
-            "LEFT JOIN customer_info c USING (customer_id)",
+            + customer_join(jobs, "customer_info"),
             [*by, "unknown"],
             date="date",
         )
