@@ -455,11 +455,24 @@ def assign_areas(
 
     lat = pd.to_numeric(customers["lat"], errors="coerce").to_numpy(float)
     lon = pd.to_numeric(customers["lon"], errors="coerce").to_numpy(float)
-    cells = [
-        h3.latlng_to_cell(a, b, h3_resolution) if np.isfinite(a) and np.isfinite(b) else ""
-        for a, b in zip(lat, lon, strict=True)
-    ]
-    return pd.Series(cells, index=customers.index, dtype=object, name="area_id")
+    key = (h3_resolution, len(lat), hash(lat.tobytes()), hash(lon.tobytes()))
+    cells = _AREA_CELLS.get(key)
+    if cells is None:  # the trends and the forecast of one run ask for the same customers
+        cells = np.array(
+            [
+                h3.latlng_to_cell(a, b, h3_resolution) if np.isfinite(a) and np.isfinite(b) else ""
+                for a, b in zip(lat, lon, strict=True)
+            ],
+            dtype=object,
+        )
+        if len(_AREA_CELLS) >= 4:
+            _AREA_CELLS.pop(next(iter(_AREA_CELLS)))
+        _AREA_CELLS[key] = cells
+    return pd.Series(cells.copy(), index=customers.index, dtype=object, name="area_id")
+
+
+#: H3 cells of the last customer locations asked for: (resolution, n, hashes) -> cells.
+_AREA_CELLS: dict[tuple[int, int, int, int], np.ndarray] = {}
 
 
 def _area_centres(
