@@ -58,7 +58,7 @@ __all__ = [
     "JobSource",
     "RegisterStatus",
     "RegisterStore",
-    "customer_join",
+    "customer_codes",
     "default_db_path",
     "job_connection",
     "open_store",
@@ -192,6 +192,11 @@ class RegisterStore:
             self._keyed = bool(
                 self.has_table("customer_keys")
                 and "customer_no" in _table_columns(self.con, "jobs")
+                and self.con.execute(  # numbers 1..n, one per id: a list index
+                    "SELECT count(*) = count(DISTINCT customer_id) AND count(*) = "
+                    "coalesce(max(customer_no), 0) AND count(*) = count(DISTINCT customer_no) "
+                    "FROM customer_keys"
+                ).fetchall()[0][0]
                 and not self.con.execute(
                     "SELECT count(*) FROM jobs WHERE customer_no IS NULL"
                 ).fetchall()[0][0]
@@ -501,17 +506,21 @@ def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     ]
 
 
-def customer_join(jobs: JobSource, info: str, alias: str = "c") -> str:
-    """``LEFT JOIN`` of the ``jobs`` of a :func:`job_connection` (aliased ``j``) to the
-    registered customer frame ``info`` (with ``customer_id``), as ``alias``: on the stored
-    integer ``customer_no`` when the register has them, else on the text id."""
+def customer_codes(jobs: JobSource, codes: str) -> str:
+    """The ``jobs`` of a :func:`job_connection` as a relation of ``g`` (the code the registered
+    frame ``codes`` (``customer_id``, ``g``) gives each job's customer; NULL for customers not
+    in it) and ``date``.
+
+    A numbered register looks the code up by position in one list indexed by ``customer_no``
+    (no join of ten million rows); otherwise the jobs are joined on the text id.
+    """
     if isinstance(jobs, RegisterStore) and jobs.keyed:
         return (
-            f"LEFT JOIN (SELECT k.customer_no, i.* FROM {info} i "
-            f"JOIN customer_keys k USING (customer_id)) {alias} "
-            f"ON j.customer_no = {alias}.customer_no"
+            "SELECT m.codes[j.customer_no] AS g, j.date FROM jobs j, (SELECT list(c.g ORDER BY "
+            f"k.customer_no) AS codes FROM customer_keys k LEFT JOIN {codes} c "
+            "USING (customer_id)) m"
         )
-    return f"LEFT JOIN {info} {alias} ON j.customer_id = {alias}.customer_id"
+    return f"SELECT c.g, j.date FROM jobs j LEFT JOIN {codes} c USING (customer_id)"
 
 
 def _json_number(value: Any) -> float | None:

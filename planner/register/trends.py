@@ -33,7 +33,7 @@ from scipy.special import ndtri
 
 from planner.register.store import (
     JobSource,
-    customer_join,
+    customer_codes,
     date_range,
     job_connection,
     memo_of,
@@ -248,22 +248,27 @@ def monthly_counts(
     key = ("monthly", tuple(by), int(pd.util.hash_pandas_object(info, index=False).sum()))
     if key in memo:
         return memo[key].copy()
-    cols = ", ".join(f'c."{b}"' for b in by)
-    with job_connection(jobs, {"customer_info": info}) as con:
-        counted = _monthly(
-            con,
-            f"SELECT {cols}, c.customer_id IS NULL AS unknown, j.date FROM jobs j "
-            + customer_join(jobs, "customer_info"),
-            [*by, "unknown"],
-            date="date",
-        )
-    unknown = counted["unknown"].astype(bool)
+    # each customer's group as an integer code: the jobs are counted per code and month
+    codes = info.groupby(list(by), sort=False, dropna=False).ngroup().to_numpy(np.int32)
+    groups = info.assign(g=codes).drop_duplicates("g").set_index("g").sort_index()
+    coded = pd.DataFrame({"customer_id": info["customer_id"].to_numpy(), "g": codes})
+    with job_connection(jobs, {"customer_codes": coded}) as con:
+        counted = _monthly(con, customer_codes(jobs, "customer_codes"), ["g"], date="date")
+    unknown = counted["g"].isna().to_numpy()
     if unknown.any():
         logger.warning(
             "%d jobs of customers not in the register left out of the trends",
             int(counted.loc[unknown, "jobs"].sum()),
         )
-    out = counted.loc[~unknown].drop(columns="unknown").reset_index(drop=True)
+    counted = counted.loc[~unknown]
+    picked = groups.loc[counted["g"].astype(np.int64).to_numpy()]
+    out = pd.DataFrame(
+        {
+            **{b: picked[b].astype(object).to_numpy() for b in by},
+            "month": counted["month"].to_numpy(),
+            "jobs": counted["jobs"].to_numpy(),
+        }
+    )
     memo[key] = out.copy()
     return out
 
