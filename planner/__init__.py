@@ -41,9 +41,9 @@ if TYPE_CHECKING:
         plan_workshops,
         prepare_scenario,
         robustness,
-        run,
         save_scenario,
     )
+    from planner.engine.run import run
     from planner.inputs.customers import load_demo_customers, read_customers
     from planner.inputs.sites import read_sites
     from planner.inputs.validate import validate_file
