@@ -15,12 +15,19 @@ Command (what benchmarks/README.md records)::
 
     flock /tmp/cpu.lock /work/venv/bin/python benchmarks/bench_register.py
 
-``--customers 10000 --jobs 1000000`` gives a quick run.
+``--customers 10000 --jobs 1000000`` gives a quick run. One lock hold should stay under ten
+minutes on the shared machine, so the parts can run one at a time on data kept in a folder::
+
+    flock /tmp/cpu.lock python benchmarks/bench_register.py --part demo
+    flock /tmp/cpu.lock python benchmarks/bench_register.py --data /tmp/reg --part import
+    flock /tmp/cpu.lock python benchmarks/bench_register.py --data /tmp/reg --part trends
+    flock /tmp/cpu.lock python benchmarks/bench_register.py --data /tmp/reg --part append
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import resource
@@ -158,6 +165,44 @@ def bench_demo(ref: str, repeats: int) -> None:
         print(f"  {label:9s} {seconds:6.2f} s{ratio}")
 
 
+def bench_import(folder: Path, paths: dict[str, Path]) -> Path:
+    db = folder / "register.duckdb"
+    db.unlink(missing_ok=True)
+    with open_store(db) as store:
+        t_import, result = timed(
+            import_register, store, customers=paths["customers"], jobs=paths["jobs"]
+        )
+    print(f"import: {t_import:.1f} s (target < 60 s); " + "; ".join(str(s) for s in result))
+    print(f"  database file: {db.stat().st_size / 1e6:,.0f} MB")
+    return db
+
+
+def bench_trends(folder: Path, db: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = folder / "trends"
+    cmd = [sys.executable, "-m", "planner.cli", "trends", "--db", str(db), "--out", str(out)]
+    cmd.append("--overwrite")
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    t_trends = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        f"planner trends --db: {t_trends:.1f} s (target < 10 s), peak memory "
+        f"{peak_mb:,.0f} MB (target < 2,048 MB)"
+    )
+
+
+def bench_append(db: Path, paths: dict[str, Path]) -> None:
+    with open_store(db) as store:
+        t_month, (month,) = timed(import_register, store, jobs=paths["month"])
+        t_again, (again,) = timed(import_register, store, jobs=paths["month"])
+    print(f"monthly append: {t_month:.1f} s (target < 5 s); {month}")
+    print(f"same month again: {t_again:.1f} s; {again}")
+
+
+PARTS = ("demo", "import", "trends", "append")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -166,44 +211,47 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default="8dd5f9f", help="git ref of the pandas path")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folder", help="work folder (default: a temporary one)")
+    parser.add_argument(
+        "--data",
+        help="keep the generated files and the database in this folder and reuse them, so "
+        "that the parts can run one at a time (each under its own lock hold)",
+    )
+    parser.add_argument(
+        "--part",
+        choices=("all", *PARTS),
+        default="all",
+        help="run one part (import needs the data; trends and append need the import)",
+    )
     args = parser.parse_args()
+    parts = PARTS if args.part == "all" else (args.part,)
 
-    bench_demo(args.baseline_ref, args.repeats)
-    with tempfile.TemporaryDirectory(dir=args.folder) as tmp:
-        folder = Path(tmp)
-        t_gen, paths = timed(
-            generate, folder, customers=args.customers, jobs=args.jobs, append=args.append
-        )
-        size_mb = paths["jobs"].stat().st_size / 1e6
-        print(
-            f"generated {args.customers:,} customers and {args.jobs:,} jobs "
-            f"({size_mb:,.0f} MB CSV) in {t_gen:.1f} s"
-        )
-        db = folder / "register.duckdb"
-        with open_store(db) as store:
-            t_import, result = timed(
-                import_register, store, customers=paths["customers"], jobs=paths["jobs"]
+    if "demo" in parts:
+        bench_demo(args.baseline_ref, args.repeats)
+    if parts == ("demo",):
+        return
+    with contextlib.ExitStack() as stack:
+        if args.data:
+            folder = Path(args.data)
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.folder)))
+        paths = {name: folder / f"{name}.csv" for name in ("customers", "jobs", "month")}
+        if not all(p.is_file() for p in paths.values()):
+            t_gen, paths = timed(
+                generate, folder, customers=args.customers, jobs=args.jobs, append=args.append
             )
-        print(f"import: {t_import:.1f} s (target < 60 s); " + "; ".join(str(s) for s in result))
-        print(f"  database file: {db.stat().st_size / 1e6:,.0f} MB")
-
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        out = folder / "trends"
-        cmd = [sys.executable, "-m", "planner.cli", "trends", "--db", str(db), "--out", str(out)]
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, env=env, capture_output=True)
-        t_trends = time.perf_counter() - start
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(
-            f"planner trends --db: {t_trends:.1f} s (target < 10 s), peak memory "
-            f"{peak_mb:,.0f} MB (target < 2,048 MB)"
-        )
-
-        with open_store(db) as store:
-            t_month, (month,) = timed(import_register, store, jobs=paths["month"])
-            t_again, (again,) = timed(import_register, store, jobs=paths["month"])
-        print(f"monthly append: {t_month:.1f} s (target < 5 s); {month}")
-        print(f"same month again: {t_again:.1f} s; {again}")
+            size_mb = paths["jobs"].stat().st_size / 1e6
+            print(
+                f"generated {args.customers:,} customers and {args.jobs:,} jobs "
+                f"({size_mb:,.0f} MB CSV) in {t_gen:.1f} s"
+            )
+        db = folder / "register.duckdb"
+        if "import" in parts:
+            db = bench_import(folder, paths)
+        if "trends" in parts:
+            bench_trends(folder, db)
+        if "append" in parts:
+            bench_append(db, paths)
 
 
 if __name__ == "__main__":

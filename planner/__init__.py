@@ -25,27 +25,71 @@ Road data © OpenStreetMap contributors, available under the Open Database Licen
 from __future__ import annotations
 
 import logging
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from planner._meta import OSM_CREDIT, OSM_LICENSE, __version__
-from planner.engine import (
-    LAYOUTS,
-    ScenarioSpec,
-    compare,
-    k_curve,
-    load_scenario,
-    plan_workshops,
-    prepare_scenario,
-    robustness,
-    run,
-    save_scenario,
-)
 from planner.errors import InfeasibleError, InputError, NetworkError, PlannerError
-from planner.inputs.customers import load_demo_customers, read_customers
-from planner.inputs.sites import read_sites
-from planner.inputs.validate import validate_file
-from planner.results.costs import CostParameters
-from planner.results.types import Comparison, LayoutResult, Robustness, ScenarioResult
-from planner.roads.network import load_region
+
+if TYPE_CHECKING:
+    from planner.engine import (
+        LAYOUTS,
+        ScenarioSpec,
+        compare,
+        k_curve,
+        load_scenario,
+        plan_workshops,
+        prepare_scenario,
+        robustness,
+        save_scenario,
+    )
+    from planner.engine.run import run
+    from planner.inputs.customers import load_demo_customers, read_customers
+    from planner.inputs.sites import read_sites
+    from planner.inputs.validate import validate_file
+    from planner.results.costs import CostParameters
+    from planner.results.types import Comparison, LayoutResult, Robustness, ScenarioResult
+    from planner.roads.network import load_region
+
+#: Where each name of the public API lives: imported at first use, so that ``planner.cli``
+#: and the register commands do not load the road and solver stack (osmnx, scikit-learn,
+#: matplotlib) they never touch.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "LAYOUTS",
+            "ScenarioSpec",
+            "compare",
+            "k_curve",
+            "load_scenario",
+            "plan_workshops",
+            "prepare_scenario",
+            "robustness",
+            "run",
+            "save_scenario",
+        ),
+        "planner.engine",
+    ),
+    "load_demo_customers": "planner.inputs.customers",
+    "read_customers": "planner.inputs.customers",
+    "read_sites": "planner.inputs.sites",
+    "validate_file": "planner.inputs.validate",
+    "CostParameters": "planner.results.costs",
+    **dict.fromkeys(
+        ("Comparison", "LayoutResult", "Robustness", "ScenarioResult"), "planner.results.types"
+    ),
+    "load_region": "planner.roads.network",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'planner' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

@@ -472,3 +472,41 @@ def test_cli_run_saves_the_plan_and_economics_read_the_register(tmp_path: Path, 
         pd.testing.assert_frame_equal(
             pd.read_csv(stored_out / name), pd.read_csv(file_out / name), rtol=1e-9
         )
+
+
+def test_a_register_without_customer_numbers_reads_the_same_and_is_numbered_on_import(
+    tmp_path: Path,
+) -> None:
+    """A register written before ``customer_no`` existed joins on the text id (same answers),
+    and its next import numbers every stored job; a customer imported later gets the next
+    number, and its jobs are counted."""
+    path = tmp_path / "register.duckdb"
+    with open_store(path) as store:
+        import_register(store, customers=DEMO_CUSTOMERS, jobs=DEMO_JOBS)
+        assert store.keyed
+        keyed = segment_counts(store, store.customers())
+        store.con.execute("DROP TABLE customer_keys")
+        store.con.execute("ALTER TABLE jobs DROP COLUMN customer_no")
+    with open_store(path, read_only=True) as store:
+        assert not store.keyed
+        pd.testing.assert_frame_equal(segment_counts(store, store.customers()), keyed)
+    extra_customers = tmp_path / "more_customers.csv"
+    extra_customers.write_text("id,lat,lon,segment\nZ1,35.9,14.5,private\n")
+    extra_jobs = tmp_path / "more_jobs.csv"
+    extra_jobs.write_text("job_id,customer_id,date\nZ1-1,Z1,2024-03-05\nZ1-2,Z1,2024-03-09\n")
+    with open_store(path) as store:
+        import_register(store, customers=extra_customers)
+        import_register(store, jobs=extra_jobs)
+        nulls = store.con.execute("SELECT count(*) FROM jobs WHERE customer_no IS NULL")
+        assert nulls.fetchall()[0][0] == 0
+        assert store.keyed
+        numbers = store.con.execute(
+            "SELECT count(*), max(customer_no), count(DISTINCT customer_no) FROM customer_keys"
+        ).fetchall()[0]
+        assert numbers[0] == numbers[1] == numbers[2] == store.count("customers")
+        counts = segment_counts(store, store.customers())
+    both = keyed.merge(counts, on=["segment", "period"], how="outer", suffixes=("_old", ""))
+    march = both["period"] == pd.Timestamp("2024-03-01")
+    extra = both["jobs"].fillna(0) - both["jobs_old"].fillna(0)
+    assert extra[march & (both["segment"] == "private")].sum() == 2
+    assert extra[~(march & (both["segment"] == "private"))].abs().sum() == 0

@@ -17,7 +17,6 @@ from typing import TypeAlias
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from osmnx._errors import InsufficientResponseError
 
 from planner.engine._progress import ProgressCallback, log_progress
 from planner.engine.spec import LAYOUTS, ScenarioSpec
@@ -34,6 +33,7 @@ from planner.inputs.sites import (
 )
 from planner.inputs.tables import TableSource, source_name
 from planner.inputs.validation import KIND_ALIASES, ValidationReport, normalize_column
+from planner.roads.features import is_no_features_error
 from planner.roads.network import REGIONS, RoadGraph, fingerprint_once, load_region
 from planner.roads.snapping import SnappedPoints, snap_points
 from planner.roads.trim import Area, area_around, area_from_bbox
@@ -641,7 +641,9 @@ def gather_competitors(
         ours = sites[keep]
     try:
         osm = osm_competitor_sites(spec.region, product_class=spec.product_class, partners=ours)
-    except (InputError, InsufficientResponseError) as exc:
+    except Exception as exc:
+        if not (isinstance(exc, InputError) or is_no_features_error(exc)):
+            raise
         logger.info("no OSM competitors for %s: %s", spec.region, exc)
         warnings.append(
             "no OpenStreetMap features for this region, so competitors come only from the "

@@ -63,7 +63,6 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
-from osmnx._errors import InsufficientResponseError
 
 from planner.errors import InputError
 from planner.inputs import validation
@@ -78,7 +77,7 @@ from planner.inputs.validation import (
     text_or_none,
 )
 from planner.roads.classes import CANDIDATE_ROAD_CLASSES, MINOR_ROAD_CLASSES
-from planner.roads.features import read_osm_features
+from planner.roads.features import is_no_features_error, read_osm_features
 
 logger = logging.getLogger(__name__)
 
@@ -675,7 +674,9 @@ def region_features(region: str | os.PathLike[str], *, fix: str) -> gpd.GeoDataF
     """
     try:
         return read_osm_features(region)
-    except InsufficientResponseError:
+    except Exception as exc:
+        if not is_no_features_error(exc):
+            raise
         raise InputError(
             f"has no buildings, shops or offices (a road-only extract?); {fix}",
             file=Path(region),
@@ -689,7 +690,9 @@ def optional_region_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame
     """
     try:
         return read_osm_features(region)
-    except (InputError, InsufficientResponseError) as exc:
+    except Exception as exc:
+        if not (isinstance(exc, InputError) or is_no_features_error(exc)):
+            raise
         logger.debug("no OSM features for %s: %s", region, exc)
         return None
 

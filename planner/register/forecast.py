@@ -25,7 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from planner.register.store import JobSource, job_connection
+from planner.register.store import JobSource, RegisterStore, job_connection
 from planner.register.trends import (
     DEFAULT_H3_RESOLUTION,
     DEFAULT_MIN_JOBS,
@@ -66,12 +66,19 @@ MAX_YEARS = 5
 def recent_jobs(jobs: JobSource, *, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Per customer (index ``customer_id``): ``jobs`` dated in ``[start, end)`` and the date of
     its ``first_job`` (of the whole history); counted in SQL."""
+    keyed = isinstance(jobs, RegisterStore) and jobs.keyed
+    per = "customer_no" if keyed else "customer_id"
+    sql = (
+        f"SELECT {per}, count(*) FILTER (WHERE date >= ? AND date < ?) AS jobs, "
+        f"min(date) AS first_job FROM jobs GROUP BY {per}"
+    )
+    if keyed:  # grouped on the integer, named afterwards
+        sql = (
+            f"SELECT k.customer_id, r.jobs, r.first_job FROM ({sql}) r "
+            "JOIN customer_keys k USING (customer_no)"
+        )
     with job_connection(jobs) as con:
-        out = con.execute(
-            "SELECT customer_id, count(*) FILTER (WHERE date >= ? AND date < ?) AS jobs, "
-            "min(date) AS first_job FROM jobs GROUP BY customer_id",
-            [start.to_pydatetime(), end.to_pydatetime()],
-        ).df()
+        out = con.execute(sql, [start.to_pydatetime(), end.to_pydatetime()]).df()
     out["first_job"] = pd.to_datetime(out["first_job"]).astype("datetime64[ns]")
     return out.set_index("customer_id")
 

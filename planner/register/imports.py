@@ -202,7 +202,7 @@ def import_register(
     report = progress or (lambda message, fraction: None)
     if customers is None and sites is None and jobs is None:
         raise InputError("nothing to import: give --customers FILE, --sites FILE or --jobs FILE")
-    store.memo.clear()
+    store.forget()
     con = store.con.cursor()
     summaries: list[ImportSummary] = []
     # the staging tables of a long history are held in memory rather than spilled to disk
@@ -260,6 +260,7 @@ def import_register(
         con.execute("ROLLBACK")
         raise
     finally:
+        store.forget()
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.close()
     return summaries
@@ -285,10 +286,16 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _merge(
-    con: duckdb.DuckDBPyConnection, table: str, key: str, import_id: int, *, update: bool
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    key: str,
+    import_id: int,
+    *,
+    update: bool,
+    derived: Sequence[str] = (),
 ) -> tuple[int, int, tuple[str, ...], int]:
     """Append the temp table ``staged`` to ``table``: (new, already stored, changed ids,
-    updated)."""
+    updated). ``derived`` columns (the job's ``customer_no``) are not compared."""
     staged = _columns(con, "staged")
     if not _table_exists(con, table):
         con.execute(
@@ -304,7 +311,7 @@ def _merge(
             ).fetchall()[0]
             con.execute(f"ALTER TABLE {table} ADD COLUMN {_quote(c)} {kind[0] if kind else ''}")
     k = _quote(key)
-    compared = [c for c in staged if c != key]
+    compared = [c for c in staged if c != key and c not in derived]
     same = " AND ".join(f"s.{_quote(c)} IS NOT DISTINCT FROM t.{_quote(c)}" for c in compared)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE matched AS SELECT s.{k} AS id, "
@@ -417,6 +424,7 @@ def _import_jobs(
             "import the customer register first (planner register import --customers FILE "
             "--jobs ...)"
         )
+    _number_customers(con)
     reference = pd.Timestamp.today().normalize() if as_of is None else pd.Timestamp(as_of)
     new = already = updated = left_out = 0
     changed: list[str] = []
@@ -436,12 +444,34 @@ def _import_jobs(
             raise _fatal(file_report, label)
         left_out += len(file_report.error_rows)
         progress(f"Appending the new jobs of {label}", base + 0.6 / len(files))
-        n, a, c, u = _merge(con, "jobs", "job_id", import_id, update=update)
+        n, a, c, u = _merge(
+            con, "jobs", "job_id", import_id, update=update, derived=("customer_no",)
+        )
         new, already, updated = new + n, already + a, updated + u
         changed += list(c)
         con.execute("DROP TABLE IF EXISTS raw")
+    missing = con.execute("SELECT count(*) FROM jobs WHERE customer_no IS NULL").fetchall()[0]
+    if missing and missing[0]:  # a register written before the customer numbers
+        con.execute(
+            "UPDATE jobs SET customer_no = k.customer_no FROM customer_keys k "
+            "WHERE jobs.customer_no IS NULL AND jobs.customer_id = k.customer_id"
+        )
     return ImportSummary(
         "jobs", tuple(labels), new, already, tuple(changed), updated, left_out, tuple(reports)
+    )
+
+
+def _number_customers(con: duckdb.DuckDBPyConnection) -> None:
+    """Give every stored customer id without one the next ``customer_no`` (numbers are never
+    reused, so a stored job keeps its customer's number)."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS customer_keys (customer_id VARCHAR, customer_no INTEGER)"
+    )
+    con.execute(
+        "INSERT INTO customer_keys SELECT customer_id, "
+        "(SELECT coalesce(max(customer_no), 0) FROM customer_keys) "
+        "+ row_number() OVER (ORDER BY customer_id) FROM "
+        "(SELECT DISTINCT customer_id FROM customers) c ANTI JOIN customer_keys USING (customer_id)"
     )
 
 
@@ -544,11 +574,10 @@ def _stage_jobs(
     except InputError:
         found = {}
     known = list(known)
-    con.execute("CREATE OR REPLACE TEMP TABLE known_ids (customer_id VARCHAR)")
-    known_frame = pd.DataFrame({"customer_id": pd.Series(known, dtype="string")})
-    con.register("known_frame", known_frame)
-    con.execute("INSERT INTO known_ids SELECT customer_id FROM known_frame")
-    con.unregister("known_frame")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE known_ids AS SELECT customer_id, customer_no "
+        "FROM customer_keys SEMI JOIN customers USING (customer_id)"
+    )
 
     def col(field_name: str) -> str:
         return "r." + _quote(found[field_name]) if field_name in found else "NULL::VARCHAR"
@@ -585,14 +614,16 @@ def _stage_jobs(
             f"{id_sql} AS job_id, {customer} AS customer_id, ({date_sql})::TIMESTAMP AS date, "
             f"coalesce(try_cast({revenue} AS DOUBLE), 0.0) AS revenue_eur, "
             f"CASE WHEN {complaint} IN ({true_set}) THEN 1 ELSE 0 END AS complaint, "
-            f"{served} AS served_by FROM raw r JOIN known_ids k ON {customer} = k.customer_id "
+            f"{served} AS served_by, k.customer_no FROM raw r "
+            f"JOIN known_ids k ON {customer} = k.customer_id "
             f"WHERE {' AND '.join(conditions)}",
             [reference.to_pydatetime()],
         )
     else:  # check_jobs says what is missing
         con.execute(
             "CREATE OR REPLACE TEMP TABLE staged (row BIGINT, job_id VARCHAR, customer_id "
-            "VARCHAR, date TIMESTAMP, revenue_eur DOUBLE, complaint INTEGER, served_by VARCHAR)"
+            "VARCHAR, date TIMESTAMP, revenue_eur DOUBLE, complaint INTEGER, served_by VARCHAR, "
+            "customer_no INTEGER)"
         )
     blank = " AND ".join(f"{_quote(c)} IS NULL" for c in columns) or "FALSE"
     counts = con.execute(
@@ -666,8 +697,9 @@ def _stage_jobs(
         )
         con.register("fixed_frame", fixed_frame)
         con.execute(
-            "INSERT INTO staged SELECT row, job_id, customer_id, date::TIMESTAMP, revenue_eur, "
-            "complaint, served_by FROM fixed_frame"
+            "INSERT INTO staged SELECT f.row, f.job_id, f.customer_id, f.date::TIMESTAMP, "
+            "f.revenue_eur, f.complaint, f.served_by, k.customer_no FROM fixed_frame f "
+            "LEFT JOIN known_ids k USING (customer_id)"
         )
         con.unregister("fixed_frame")
     con.execute("ALTER TABLE staged DROP COLUMN row")

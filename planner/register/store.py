@@ -13,7 +13,11 @@ Tables
 ------
 ``customers``          the validated customer register (one row per ``customer_id``)
 ``sites``              the validated site list (one row per ``site_id``)
-``jobs``               the job history (one row per ``job_id``)
+``jobs``               the job history (one row per ``job_id``); ``customer_no`` is the
+                       customer's number in ``customer_keys``
+``customer_keys``      a number for every customer id ever imported (never reused): the
+                       statistics join ten million jobs to the customers on this integer,
+                       three times faster than on the text id
 ``imports``            one row per import: when, from where, how many rows new / already stored
 ``plans``              saved plans: name, layout, region, KPIs (JSON), when
 ``plan_sites``         the sites of each saved plan with their role
@@ -54,6 +58,7 @@ __all__ = [
     "JobSource",
     "RegisterStatus",
     "RegisterStore",
+    "customer_codes",
     "default_db_path",
     "job_connection",
     "open_store",
@@ -79,8 +84,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     revenue_eur DOUBLE NOT NULL,
     complaint INTEGER NOT NULL,
     served_by VARCHAR,
-    import_id INTEGER
+    import_id INTEGER,
+    customer_no INTEGER
 );
+CREATE TABLE IF NOT EXISTS customer_keys (customer_id VARCHAR, customer_no INTEGER);
 CREATE TABLE IF NOT EXISTS imports (
     import_id INTEGER,
     imported_at TIMESTAMP,
@@ -175,6 +182,31 @@ class RegisterStore:
         self.path = path
         #: Aggregated tables already computed on this connection (cleared by imports).
         self.memo: dict[tuple[object, ...], pd.DataFrame] = {}
+        self._keyed: bool | None = None
+
+    @property
+    def keyed(self) -> bool:
+        """Whether every stored job carries its ``customer_no`` (registers written before the
+        numbers were introduced do not, until their next import; they join on the text id)."""
+        if self._keyed is None:
+            self._keyed = bool(
+                self.has_table("customer_keys")
+                and "customer_no" in _table_columns(self.con, "jobs")
+                and self.con.execute(  # numbers 1..n, one per id: a list index
+                    "SELECT count(*) = count(DISTINCT customer_id) AND count(*) = "
+                    "coalesce(max(customer_no), 0) AND count(*) = count(DISTINCT customer_no) "
+                    "FROM customer_keys"
+                ).fetchall()[0][0]
+                and not self.con.execute(
+                    "SELECT count(*) FROM jobs WHERE customer_no IS NULL"
+                ).fetchall()[0][0]
+            )
+        return self._keyed
+
+    def forget(self) -> None:
+        """Drop what was computed from the stored rows (after an import)."""
+        self.memo.clear()
+        self._keyed = None
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -463,6 +495,32 @@ class RegisterStore:
             target = str(path).replace("'", "''")
             self.con.execute(f"COPY \"{table}\" TO '{target}' (FORMAT parquet)")
         return paths
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [
+        str(r[0])
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+    ]
+
+
+def customer_codes(jobs: JobSource, codes: str) -> str:
+    """The ``jobs`` of a :func:`job_connection` as a relation of ``g`` (the code the registered
+    frame ``codes`` (``customer_id``, ``g``) gives each job's customer; NULL for customers not
+    in it) and ``date``.
+
+    A numbered register looks the code up by position in one list indexed by ``customer_no``
+    (no join of ten million rows); otherwise the jobs are joined on the text id.
+    """
+    if isinstance(jobs, RegisterStore) and jobs.keyed:
+        return (
+            "SELECT m.codes[j.customer_no] AS g, j.date FROM jobs j, (SELECT list(c.g ORDER BY "
+            f"k.customer_no) AS codes FROM customer_keys k LEFT JOIN {codes} c "
+            "USING (customer_id)) m"
+        )
+    return f"SELECT c.g, j.date FROM jobs j LEFT JOIN {codes} c USING (customer_id)"
 
 
 def _json_number(value: Any) -> float | None:

@@ -33,6 +33,7 @@ from scipy.special import ndtri
 
 from planner.register.store import (
     JobSource,
+    customer_codes,
     date_range,
     job_connection,
     memo_of,
@@ -247,22 +248,27 @@ def monthly_counts(
     key = ("monthly", tuple(by), int(pd.util.hash_pandas_object(info, index=False).sum()))
     if key in memo:
         return memo[key].copy()
-    cols = ", ".join(f'c."{b}"' for b in by)
-    with job_connection(jobs, {"customer_info": info}) as con:
-        counted = _monthly(
-            con,
-            f"SELECT {cols}, c.customer_id IS NULL AS unknown, j.date FROM jobs j "
-            "LEFT JOIN customer_info c USING (customer_id)",
-            [*by, "unknown"],
-            date="date",
-        )
-    unknown = counted["unknown"].astype(bool)
+    # each customer's group as an integer code: the jobs are counted per code and month
+    codes = info.groupby(list(by), sort=False, dropna=False).ngroup().to_numpy(np.int32)
+    groups = info.assign(g=codes).drop_duplicates("g").set_index("g").sort_index()
+    coded = pd.DataFrame({"customer_id": info["customer_id"].to_numpy(), "g": codes})
+    with job_connection(jobs, {"customer_codes": coded}) as con:
+        counted = _monthly(con, customer_codes(jobs, "customer_codes"), ["g"], date="date")
+    unknown = counted["g"].isna().to_numpy()
     if unknown.any():
         logger.warning(
             "%d jobs of customers not in the register left out of the trends",
             int(counted.loc[unknown, "jobs"].sum()),
         )
-    out = counted.loc[~unknown].drop(columns="unknown").reset_index(drop=True)
+    counted = counted.loc[~unknown]
+    picked = groups.loc[counted["g"].astype(np.int64).to_numpy()]
+    out = pd.DataFrame(
+        {
+            **{b: picked[b].astype(object).to_numpy() for b in by},
+            "month": counted["month"].to_numpy(),
+            "jobs": counted["jobs"].to_numpy(),
+        }
+    )
     memo[key] = out.copy()
     return out
 
@@ -454,11 +460,24 @@ def assign_areas(
 
     lat = pd.to_numeric(customers["lat"], errors="coerce").to_numpy(float)
     lon = pd.to_numeric(customers["lon"], errors="coerce").to_numpy(float)
-    cells = [
-        h3.latlng_to_cell(a, b, h3_resolution) if np.isfinite(a) and np.isfinite(b) else ""
-        for a, b in zip(lat, lon, strict=True)
-    ]
-    return pd.Series(cells, index=customers.index, dtype=object, name="area_id")
+    key = (h3_resolution, len(lat), hash(lat.tobytes()), hash(lon.tobytes()))
+    cells = _AREA_CELLS.get(key)
+    if cells is None:  # the trends and the forecast of one run ask for the same customers
+        cells = np.array(
+            [
+                h3.latlng_to_cell(a, b, h3_resolution) if np.isfinite(a) and np.isfinite(b) else ""
+                for a, b in zip(lat, lon, strict=True)
+            ],
+            dtype=object,
+        )
+        if len(_AREA_CELLS) >= 4:
+            _AREA_CELLS.pop(next(iter(_AREA_CELLS)))
+        _AREA_CELLS[key] = cells
+    return pd.Series(cells.copy(), index=customers.index, dtype=object, name="area_id")
+
+
+#: H3 cells of the last customer locations asked for: (resolution, n, hashes) -> cells.
+_AREA_CELLS: dict[tuple[int, int, int, int], np.ndarray] = {}
 
 
 def _area_centres(

@@ -125,6 +125,13 @@ def _features_xml_from_pbf(src: Path, dst: Path) -> None:
         ) from exc
 
 
+def is_no_features_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is osmnx's ``InsufficientResponseError`` (a file without the features
+    asked for), recognised by name so that modules catching it need not import osmnx (and its
+    scikit-learn and matplotlib) when they load."""
+    return any(t.__name__ == "InsufficientResponseError" for t in type(exc).__mro__)
+
+
 def read_osm_features(region: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     """Return the buildings and POIs of a region (cached as GeoParquet).
 
