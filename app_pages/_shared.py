@@ -1068,6 +1068,15 @@ def _written(write: Callable[..., Any], obj: Any, **options: Any) -> bytes:
     return buffer.getvalue()
 
 
+def scenario_bundle() -> Callable[[], bytes]:
+    """The current scenario's ``.zip`` (:func:`planner.engine.workspace.bundle_bytes`), built
+    when the user presses the download button, not on every rerun: the bundle carries the
+    user's files, a road file of a hundred MB among them, and compressing it took seconds of
+    every rerun of the page that offers it (``benchmarks/bench_regions_app.py``)."""
+    spec, inputs = current_spec(), scenario_inputs()
+    return lambda: ws.bundle_bytes(spec, inputs)
+
+
 def export_bytes(
     kind: str, obj: Any, region: str, *, area: Area | None = None, **extras: Any
 ) -> bytes:

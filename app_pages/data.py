@@ -352,17 +352,14 @@ with open_col:
         )
 with bundle_col:
     st.markdown("**One file (.zip)**")
-    try:
-        st.download_button(
-            "Download scenario bundle",
-            data=ws.bundle_bytes(shared.current_spec(), shared.scenario_inputs()),
-            file_name=f"{ws.scenario_slug(st.session_state['scenario_name'])}.zip",
-            mime="application/zip",
-            on_click=account.audit_export,
-            args=("scenario bundle",),
-        )
-    except PlannerError as exc:
-        st.error(f"Could not build the bundle: {exc}")
+    st.download_button(
+        "Download scenario bundle",
+        data=shared.scenario_bundle(),
+        file_name=f"{ws.scenario_slug(st.session_state['scenario_name'])}.zip",
+        mime="application/zip",
+        on_click=account.audit_export,
+        args=("scenario bundle",),
+    )
     bundle = st.file_uploader(
         "Open a bundle (.zip) or scenario (.toml)",
         type=["zip", "toml"],

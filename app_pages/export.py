@@ -164,7 +164,7 @@ else:
 st.subheader("Scenario")
 st.download_button(
     "Scenario bundle (.zip: scenario.toml + your files)",
-    ws.bundle_bytes(shared.current_spec(), shared.scenario_inputs()),
+    shared.scenario_bundle(),
     f"{ws.scenario_slug(st.session_state['scenario_name'])}.zip",
     "application/zip",
     key="exp_bundle",

@@ -312,6 +312,19 @@ def test_workflow_upload_keep_two_add_three_compare_and_come_back(
     _go(pg, "Results")
     assert _map_stats(pg, min_sites=5)["sites"] == 5
     pg.screenshot(path=str(artifacts / "6-back-to-results.png"))
+
+    # the scenario bundle is built when its button is pressed (not on every rerun) and
+    # reopens as the same scenario with the user's files
+    from planner.engine.workspace import open_bundle
+
+    _go(pg, "Export")
+    with pg.expect_download(timeout=120_000) as download:
+        pg.get_by_role("button", name="Scenario bundle (.zip: scenario.toml + your files)").click()
+    bundle = tmp_path / "bundle.zip"
+    download.value.save_as(bundle)
+    saved = open_bundle(bundle.read_bytes(), workspace=tmp_path / "opened")
+    assert saved.spec.parameters.partner_fee_per_job_eur == 99.0
+    assert saved.inputs["customers"].data == customers.read_bytes()
     _assert_only_local_requests(pg.requested)
 
 
