@@ -18,17 +18,52 @@ job histories (:mod:`planner.inputs.jobs`) and solved results, and the engine's 
 
 from __future__ import annotations
 
-from planner.register.calibration import calibration_plot, customer_history, fit_decay
-from planner.register.economics import (
-    complaint_flags,
-    customer_economics,
-    exclude_sites,
-    segment_economics,
-    site_economics,
-)
-from planner.register.forecast import forecast_jobs, forecast_weights
-from planner.register.stability import stable_assignment
-from planner.register.trends import area_trends, count_jobs, segment_trends
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from planner.register.calibration import calibration_plot, customer_history, fit_decay
+    from planner.register.economics import (
+        complaint_flags,
+        customer_economics,
+        exclude_sites,
+        segment_economics,
+        site_economics,
+    )
+    from planner.register.forecast import forecast_jobs, forecast_weights
+    from planner.register.stability import stable_assignment
+    from planner.register.trends import area_trends, count_jobs, segment_trends
+
+# imported at first use (PEP 562): ``planner trends`` does not pay for the calibration's
+# scipy.optimize, the economics or the forecast it does not call
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        ("calibration_plot", "customer_history", "fit_decay"), "planner.register.calibration"
+    ),
+    **dict.fromkeys(
+        (
+            "complaint_flags",
+            "customer_economics",
+            "exclude_sites",
+            "segment_economics",
+            "site_economics",
+        ),
+        "planner.register.economics",
+    ),
+    **dict.fromkeys(("forecast_jobs", "forecast_weights"), "planner.register.forecast"),
+    "stable_assignment": "planner.register.stability",
+    **dict.fromkeys(("area_trends", "count_jobs", "segment_trends"), "planner.register.trends"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'planner.register' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "area_trends",
