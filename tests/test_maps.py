@@ -210,6 +210,40 @@ def test_roads_layer_draws_every_segment_with_osm_credit() -> None:
     _assert_osm_credit(m)
 
 
+def test_layers_know_their_bounds_without_walking_every_coordinate() -> None:
+    """The roads and customer layers carry bounds from their coordinate arrays (what
+    streamlit-folium asks for on every rerun): equal to folium's walk over the data, and a map
+    rendered twice gives the same data script (the layer's JSON is made once)."""
+    from folium.utilities import get_bounds
+
+    rng = np.random.default_rng(0)
+    customers = pd.DataFrame(
+        {"lat": 35.8 + 0.1 * rng.random(500), "lon": 14.3 + 0.2 * rng.random(500)}
+    )
+    customers.loc[3, "lat"] = np.nan  # a customer without a location is not on the map
+    m = maps.customers_map(customers, roads=maps.main_roads(_tiny_graph()))
+    layers = [g for g in _layers(m, folium.GeoJson) if g.data["features"]]
+    assert {g.layer_name for g in layers} >= {"Main roads"}
+    assert len(layers) >= 2
+    for layer in layers:
+        assert layer._bounds is not None
+        assert np.allclose(layer.get_bounds(), get_bounds(layer.data, lonlat=True))
+    first = m.get_root().render()
+    second = m.get_root().render()
+    for layer in layers:
+        data_lines = [
+            [
+                line
+                for line in html.splitlines()
+                if f"{layer.get_name()}_add(" in line and '"features": []' not in line
+            ]
+            for html in (first, second)
+        ]
+        assert len(data_lines[0]) == 1
+        assert data_lines[0] == data_lines[1]
+        assert json.loads(data_lines[0][0].split("_add(", 1)[1].rstrip(");")) == layer.data
+
+
 # --- result map -------------------------------------------------------------------------------
 
 

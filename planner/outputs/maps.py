@@ -169,6 +169,31 @@ class _GeoJson(folium.GeoJson):
     (streamlit-folium) sees the full data in ``data``, as with a plain ``folium.GeoJson``.
     """
 
+    def __init__(
+        self,
+        data: Any,
+        *args: Any,
+        lonlat: np.ndarray | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(data, *args, **kwargs)
+        #: bounds [[lat_min, lon_min], [lat_max, lon_max]] from the caller's coordinate array
+        #: (``lonlat``, n x 2): folium's own walks every coordinate in Python, which
+        #: streamlit-folium asks for on every rerun (seconds for a large road layer)
+        self._bounds: list[list[float | None]] | None = None
+        if lonlat is not None:
+            xy = np.asarray(lonlat, dtype=float).reshape(-1, 2)
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            if len(xy):
+                lo, hi = xy.min(axis=0), xy.max(axis=0)
+                self._bounds = [[float(lo[1]), float(lo[0])], [float(hi[1]), float(hi[0])]]
+        self._payload: tuple[int, str] | None = None
+
+    def _get_self_bounds(self) -> list[list[float | None]]:
+        if self._bounds is not None:
+            return self._bounds
+        return super()._get_self_bounds()  # type: ignore[no-any-return]
+
     def render(self, **kwargs: Any) -> Any:
         data = self.data
         self.data = {"type": "FeatureCollection", "features": []}
@@ -178,13 +203,17 @@ class _GeoJson(folium.GeoJson):
             self.data = data
         if not self.embed:
             return
-        payload = (
-            json.dumps(data)
-            .replace("<", "\\u003c")
-            .replace(">", "\\u003e")
-            .replace("&", "\\u0026")
-            .replace("'", "\\u0027")
-        )
+        # the JSON of the data, once per data object (streamlit-folium renders a map twice)
+        if self._payload is None or self._payload[0] != id(data):
+            text = (
+                json.dumps(data)
+                .replace("<", "\\u003c")
+                .replace(">", "\\u003e")
+                .replace("&", "\\u0026")
+                .replace("'", "\\u0027")
+            )
+            self._payload = (id(data), text)
+        payload = self._payload[1]
         figure = self.get_root()
         if not isinstance(figure, branca.element.Figure):
             raise TypeError("render the layer as part of a map in a figure")
@@ -449,6 +478,7 @@ def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame | None) -> None:
     if roads is None or len(roads) == 0:
         return
     features = []
+    extent: list[np.ndarray] = []
     for highway, weight in ROAD_LINE_WEIGHTS_PX.items():
         parts = shapely.get_parts(roads.geometry.values[roads["highway"].to_numpy() == highway])
         lines = parts[
@@ -461,6 +491,7 @@ def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame | None) -> None:
         # per vertex), rounded as the customers are
         coords, index = shapely.get_coordinates(lines, return_index=True)
         cuts = np.flatnonzero(np.diff(index)) + 1
+        extent.append(coords)
         features.append(
             {
                 "type": "Feature",
@@ -481,6 +512,7 @@ def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame | None) -> None:
         name="Main roads",
         interactive=False,
         attribution=OSM_ATTRIBUTION,
+        lonlat=np.concatenate(extent) if extent else None,
     ).add_to(m)
 
 
@@ -521,6 +553,7 @@ def _points_layer(
         name=name,
         marker=marker,
         on_each_feature=_POINT_STYLE_JS,
+        lonlat=np.column_stack([lon_r[ok], lat_r[ok]]),
     )
     layer.add_child(_SharedTooltip())
     return layer
