@@ -318,8 +318,15 @@ def test_workflow_upload_keep_two_add_three_compare_and_come_back(
     from planner.engine.workspace import open_bundle
 
     _go(pg, "Export")
+    bundle_button = pg.get_by_role(
+        "button", name="Scenario bundle (.zip: scenario.toml + your files)"
+    )
+    bundle_button.wait_for()
+    # a click while the page's script still runs (the exports are built) can be lost in the
+    # rerun it starts: click when the app is idle
+    pg.locator("[data-testid='stStatusWidget']").wait_for(state="detached", timeout=120_000)
     with pg.expect_download(timeout=120_000) as download:
-        pg.get_by_role("button", name="Scenario bundle (.zip: scenario.toml + your files)").click()
+        bundle_button.click()
     bundle = tmp_path / "bundle.zip"
     download.value.save_as(bundle)
     saved = open_bundle(bundle.read_bytes(), workspace=tmp_path / "opened")
