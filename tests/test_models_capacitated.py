@@ -345,27 +345,11 @@ def test_sizes_round_trip_through_scenario_files(tmp_path) -> None:
 
 def brute_force_two_tier(cost, link, p, w, cap, f_ws, f_of, tv, lv, dl):  # noqa: PLR0917
     """Least two-tier cost over every single-source assignment within capacities and every
-    office (with ``p``: unused open workshops at their cheapest fixed + link cost)."""
-    n, m = cost.shape
-    best = None
-    for choice in itertools.product(range(m), repeat=n):
-        assign = np.array(choice)
-        load = np.bincount(assign, weights=w, minlength=m)
-        used = np.flatnonzero(load > 0)
-        if (load > cap + 1e-9).any() or (p is not None and used.size > p):
-            continue
-        for o in range(link.shape[0]):
-            total = (
-                tv * (w * cost[np.arange(n), assign]).sum()
-                + lv * (dl * link[o, used]).sum()
-                + f_ws[used].sum()
-                + f_of[o]
-            )
-            if p is not None and used.size < p:
-                spare = np.setdiff1d(np.arange(m), used)
-                total += np.sort(f_ws[spare] + lv * dl * link[o, spare])[: p - used.size].sum()
-            best = total if best is None else min(best, total)
-    return best
+    office (with ``p``: unused open workshops at their cheapest fixed + link cost): the sized
+    enumeration with one size per workshop."""
+    return brute_force_two_tier_sized(
+        cost, link, p, w, np.asarray(f_ws)[:, None], np.asarray(cap)[:, None], f_of, tv, lv, dl
+    )
 
 
 @pytest.mark.parametrize("seed", range(16))
