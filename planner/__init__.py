@@ -25,9 +25,9 @@ Road data © OpenStreetMap contributors, available under the Open Database Licen
 from __future__ import annotations
 
 import logging
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from planner._lazy import lazy_getattr
 from planner._meta import OSM_CREDIT, OSM_LICENSE, __version__
 from planner.errors import InfeasibleError, InputError, NetworkError, PlannerError
 
@@ -82,13 +82,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'planner' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)
 
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

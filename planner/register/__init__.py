@@ -18,8 +18,9 @@ job histories (:mod:`planner.inputs.jobs`) and solved results, and the engine's 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from planner._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from planner.register.calibration import calibration_plot, customer_history, fit_decay
@@ -56,13 +57,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'planner.register' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)
 
 
 __all__ = [
