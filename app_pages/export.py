@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from app_pages import _account as account
@@ -13,7 +15,28 @@ from planner.outputs.safe import to_csv_bytes
 shared.init_state()
 st.title("Export")
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MIME = {
+    "csv": "text/csv",
+    "html": "text/html",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "geojson": "application/geo+json",
+    "gpkg": "application/geopackage+sqlite3",
+    "zip": "application/zip",
+}
+
+
+def _download(where: Any, label: str, data: Any, filename: str, what: str) -> None:
+    """A download button (its type from the file name) whose press is audited as ``what``."""
+    where.download_button(
+        label,
+        data,
+        filename,
+        MIME[filename.rsplit(".", 1)[-1]],
+        key=f"exp_{what}",
+        on_click=account.audit_export,
+        args=(what,),
+    )
+
 
 entry = st.session_state.get("plan")
 st.subheader("Plan")
@@ -24,77 +47,57 @@ if entry:
     shared.stale_note(entry)
     try:
         c1, c2, c3 = st.columns(3)
-        c1.download_button(
-            "Shortlist (CSV)",
-            to_csv_bytes(result.shortlist()),
-            "shortlist.csv",
-            "text/csv",
-            key="exp_shortlist",
-            on_click=account.audit_export,
-            args=("shortlist",),
+        _download(
+            c1, "Shortlist (CSV)", to_csv_bytes(result.shortlist()), "shortlist.csv", "shortlist"
         )
-        c1.download_button(
+        _download(
+            c1,
             "Assignments (CSV)",
             to_csv_bytes(shared.assignment_table(result)),
             "assignments.csv",
-            "text/csv",
-            key="exp_assignments",
-            on_click=account.audit_export,
-            args=("assignments",),
+            "assignments",
         )
-        c1.download_button(
+        _download(
+            c1,
             "Territories (CSV)",
             shared.export_bytes("territories", result, region, area=area),
             "territories.csv",
-            "text/csv",
-            key="exp_territories",
-            on_click=account.audit_export,
-            args=("territories",),
+            "territories",
         )
-        c2.download_button(
+        _download(
+            c2,
             "Map (HTML, works offline)",
             shared.export_bytes("map", result, region, area=area),
             "map.html",
-            "text/html",
-            key="exp_map",
-            on_click=account.audit_export,
-            args=("map",),
+            "map",
         )
-        c2.download_button(
+        _download(
+            c2,
             "Report (HTML, prints on A4)",
             shared.export_bytes("report", result, region, area=area),
             "report.html",
-            "text/html",
-            key="exp_report",
-            on_click=account.audit_export,
-            args=("report",),
+            "report",
         )
-        c2.download_button(
+        _download(
+            c2,
             "Workbook (XLSX)",
             shared.export_bytes("xlsx", result, region, area=area),
             "plan.xlsx",
-            XLSX,
-            key="exp_xlsx",
-            on_click=account.audit_export,
-            args=("xlsx",),
+            "xlsx",
         )
-        c3.download_button(
+        _download(
+            c3,
             "Sites (GeoJSON)",
             shared.export_bytes("geojson", result, region, area=area),
             "sites.geojson",
-            "application/geo+json",
-            key="exp_geojson",
-            on_click=account.audit_export,
-            args=("geojson",),
+            "geojson",
         )
-        c3.download_button(
+        _download(
+            c3,
             "All GIS layers (GeoPackage, for QGIS)",
             shared.export_bytes("gpkg", result, region, area=area),
             "plan.gpkg",
-            "application/geopackage+sqlite3",
-            key="exp_gpkg",
-            on_click=account.audit_export,
-            args=("gpkg",),
+            "gpkg",
         )
     except PlannerError as exc:
         st.error(f"Could not build the exports: {exc}")
@@ -129,32 +132,22 @@ if saved:
     )
     try:
         c1, c2, c3 = st.columns(3)
-        c1.download_button(
-            "Comparison (CSV)",
-            to_csv_bytes(comparison.table),
-            "comparison.csv",
-            "text/csv",
-            key="exp_cmp_csv",
-            on_click=account.audit_export,
-            args=("cmp_csv",),
+        _download(
+            c1, "Comparison (CSV)", to_csv_bytes(comparison.table), "comparison.csv", "cmp_csv"
         )
-        c2.download_button(
+        _download(
+            c2,
             "Workbook (XLSX)",
             shared.export_bytes("xlsx", comparison, region, area=cmp_area, **extras),
             "comparison.xlsx",
-            XLSX,
-            key="exp_cmp_xlsx",
-            on_click=account.audit_export,
-            args=("cmp_xlsx",),
+            "cmp_xlsx",
         )
-        c3.download_button(
+        _download(
+            c3,
             "Report (HTML, prints on A4)",
             shared.export_bytes("report", comparison, region, area=cmp_area, **extras),
             "report.html",
-            "text/html",
-            key="exp_cmp_report",
-            on_click=account.audit_export,
-            args=("cmp_report",),
+            "cmp_report",
         )
     except PlannerError as exc:
         st.error(f"Could not build the exports: {exc}")
@@ -162,14 +155,12 @@ else:
     st.info("Press **Compare** on the Compare page first.")
 
 st.subheader("Scenario")
-st.download_button(
+_download(
+    st,
     "Scenario bundle (.zip: scenario.toml + your files)",
     shared.scenario_bundle(),
     f"{ws.scenario_slug(st.session_state['scenario_name'])}.zip",
-    "application/zip",
-    key="exp_bundle",
-    on_click=account.audit_export,
-    args=("bundle",),
+    "bundle",
 )
 st.caption("Unzip and run `planner run scenario.toml`, or open it again on the Data page.")
 shared.footer()
