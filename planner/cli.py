@@ -135,8 +135,12 @@ def _spec_from_args(args: argparse.Namespace, *, scenario: str | None) -> Scenar
     """The spec a command line asks for: the scenario file (or the defaults), then the flags."""
     spec = load_scenario(scenario) if scenario else ScenarioSpec()
     changes: dict[str, Any] = {}
-    if args.region:
-        changes["region"] = region_road_source(args.region, progress=_download_progress)
+    # a catalog id from the flag or the scenario file becomes its extract (downloaded once)
+    region = args.region or (str(spec.region) if scenario else None)
+    if region:
+        source = region_road_source(region, progress=_download_progress)
+        if args.region or source != region:
+            changes["region"] = source
     if getattr(args, "bbox", None):
         changes["bbox"] = args.bbox
     if getattr(args, "margin_km", None) is not None:

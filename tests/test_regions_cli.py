@@ -130,3 +130,31 @@ def test_customers_elsewhere_name_the_region_that_holds_them(
     assert "run with --region europe/malta" in err
     # checked before any road is read: nothing was downloaded
     assert server.gets("/europe/liechtenstein-latest.osm.pbf") == [None]
+
+
+def test_a_scenario_file_with_a_catalog_id_downloads_like_the_flag(
+    server: RegionServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    customers = _customers(tmp_path, east_of=14.48, n=120)
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(
+        f'name = "from the catalog"\nregion = "europe/malta"\nworkshops = 2\n'
+        f"customers = {str(customers)!r}\nmargin_km = 5.0\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(scenario), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "Downloading malta-latest.osm.pbf" in captured.err
+    assert "around your 120 customers (+5 km), from malta-latest.osm.pbf" in captured.out
+    assert len(pd.read_csv(out / "shortlist.csv")) == 2
+    # the flag and the file give the same plan, and the extract is fetched once
+    out2 = tmp_path / "out2"
+    args = ["run", "--region", "europe/malta", "--customers", str(customers)]
+    assert main([*args, "--workshops", "2", "--margin-km", "5", "--out", str(out2)]) == 0
+    capsys.readouterr()
+    assert (
+        pd.read_csv(out / "shortlist.csv")["site_id"].tolist()
+        == pd.read_csv(out2 / "shortlist.csv")["site_id"].tolist()
+    )
+    assert len(server.gets("/europe/malta-latest.osm.pbf")) == 1

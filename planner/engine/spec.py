@@ -507,7 +507,10 @@ class ScenarioSpec:
                 values[key] = _resolve(values[key], base_dir)
         region = values.get("region")
         if isinstance(region, str) and _looks_like_path(region):
-            values["region"] = str(_resolve(region, base_dir))
+            resolved = _resolve(region, base_dir)
+            # a catalog id such as "europe/greece" is no file: the front door resolves it
+            if resolved.exists() or region.lower().endswith(_PATH_SUFFIXES) or "\\" in region:
+                values["region"] = str(resolved)
         try:
             return cls(**values)
         except TypeError as exc:
