@@ -14,6 +14,7 @@ import streamlit as st
 
 from app_pages import _shared as shared
 from planner.engine import ScenarioSpec
+from planner.engine.instance import graph_area
 from planner.engine.phases import plan_phases
 from planner.errors import PlannerError
 from planner.hosting.jobs import Job, Progress
@@ -129,10 +130,13 @@ def phases(
     phased = spec.replace(name=f"{spec.name}: phases")
     cache = shared.memo("phases", 8)
     cache_key = (customers_key, key, workshops, min_gain_min, shared.current_key())
+    # a road file's roads trimmed to these customers + the margin, as the Data page and
+    # `planner phases` read them (not the whole country)
+    area = graph_area(spec, customers)
 
     def compute(progress: Progress) -> PhasedPlan:
         def build() -> PhasedPlan:
-            graph = shared.load_graph(spec.region, progress)
+            graph = shared.load_graph(spec.region, progress, area=area)
             if jobs is not None:
                 return plan_phases(
                     phased,

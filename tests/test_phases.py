@@ -247,3 +247,38 @@ def test_decreasing_workshops_rejected(tiny):
         plan_phases(
             spec, (3, 2, 2), jobs=jobs, customers=customers, sites=sites, forecast=forecast, graph=G
         )
+
+
+@pytest.mark.slow
+def test_phases_on_a_road_file_read_only_the_roads_around_the_register(tmp_path, monkeypatch):
+    """A road file (a country) is trimmed to the register's customers + the margin, as
+    ``planner run`` trims it, not read whole (the app's register page calls this)."""
+    import shutil
+
+    from planner.engine import instance
+    from planner.inputs.customers import DEMO_DIR, load_demo_customers
+    from planner.roads.trim import area_around
+
+    road_file = tmp_path / "malta.osm.pbf"
+    shutil.copy(DEMO_DIR.parent / "osm" / "malta-2018-08-27.osm.pbf", road_file)
+    customers = load_demo_customers("malta")
+    customers = customers[customers["lon"] > 14.48].head(150).reset_index(drop=True)
+    jobs = pd.read_csv(DEMO_DIR / "malta_jobs.csv", dtype={"customer_id": str})
+    jobs = jobs[jobs["customer_id"].isin(customers["customer_id"])]
+    jobs["date"] = pd.to_datetime(jobs["date"])
+    areas = []
+    load_region = instance.load_region
+
+    def spy(*args, **kwargs):
+        areas.append(kwargs.get("area"))
+        return load_region(*args, **kwargs)
+
+    monkeypatch.setattr(instance, "load_region", spy)
+    spec = ScenarioSpec(name="phases", region=str(road_file), margin_km=3.0, time_limit_s=30)
+    plan = plan_phases(spec, [1, 2], jobs=jobs, customers=customers)
+    assert plan.summary["workshops"].tolist() == [1, 2]
+    expected = area_around(
+        customers["lon"].to_numpy(float), customers["lat"].to_numpy(float), margin_km=3.0
+    )
+    assert areas == [expected]
+    assert expected is not None

@@ -180,7 +180,7 @@ def plan_phases(
     if sinst is None:
         if graph is None:
             report(f"Loading the road network of {spec.region}", 0.02)
-            graph = load_graph(spec)
+            graph = load_graph(spec, customers=customers)  # trimmed around them
         source = spec.customers if customers is None else customers
         register, warnings = load_customers(
             source, spec.region, graph=graph, crs=spec.crs, seed=spec.seed
