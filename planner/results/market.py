@@ -303,10 +303,10 @@ def capture_tables(
     for k, j in enumerate(cols):
         own = w * u_open[:, k] / safe
         rest = total_u - u_open[:, k]
-        # closed, a partner still competes: the denominator stays, the site's pull is lost
-        d2 = denom if closed_compete else out + rest
+        d2 = out + rest
         without = np.where(d2 > 0, w * rest / np.where(d2 > 0, d2, 1.0), 0.0)
-        added = float(won.sum() - without.sum())
+        # closed, a partner still competes: the denominator stays, only its own jobs are lost
+        added = float(own.sum()) if closed_compete else float(won.sum() - without.sum())
         rows.append(
             {
                 "column": int(j),
