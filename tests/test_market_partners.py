@@ -6,6 +6,7 @@ here by hand from networkx shortest paths and the Huff rule, over every set of p
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import networkx as nx
@@ -13,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.engine import ScenarioSpec, compare, prepare_scenario, run
+from planner.engine import ScenarioSpec, compare, k_curve, prepare_scenario, run
 from planner.inputs.customers import customers_frame
 from planner.inputs.sites import sites_frame
+from planner.outputs import export
 from planner.results.market import DemandModel, decay
 
 N = 5
@@ -156,6 +158,15 @@ def test_uncontracted_partners_compete_and_the_share_is_the_hand_computed_one(pr
     assert set(comp.loc[comp["site_id"] != "C0", "kind"]) == {"partner"}
     assert kp["competitors"] == 3
     assert any("competitor C1" in m and "P2" in m for m in lr.warnings)
+    # the export carries the same numbers (written and read back)
+    buf = io.BytesIO()
+    export.write_xlsx(lr, buf)
+    sheets = pd.read_excel(io.BytesIO(buf.getvalue()), sheet_name=None)
+    figures = dict(zip(sheets["market"]["figure"], sheets["market"]["value"], strict=True))
+    assert float(figures["expected jobs won a year"]) == pytest.approx(best[0], abs=1e-4)
+    assert float(figures["competing shops"]) == 3
+    exported = sheets["market sites"].set_index("site_id")
+    assert exported["jobs_won"].to_dict() == pytest.approx(sites["jobs_won"].to_dict())
     assert not any("overstated" in m for m in lr.warnings)
 
 
@@ -175,3 +186,7 @@ def test_target_share_and_compare_use_the_partner_model(prepared) -> None:  # ty
     assert lr.solution.optimal
     table = compare(spec, sinst=sinst, layouts=["outsourced"]).table
     assert table.loc[0, "jobs_won"] == pytest.approx(order[:2].sum(), rel=1e-9)
+    # the share curve: k partners win the k largest values
+    curve = k_curve(sinst, len(PARTNERS), layout="outsourced")
+    assert curve["jobs_won"].to_numpy() == pytest.approx(np.cumsum(order), rel=1e-9)
+    assert curve["expected_share"].to_numpy() == pytest.approx(np.cumsum(order) / total)
