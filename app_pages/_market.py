@@ -83,8 +83,9 @@ def plan_controls() -> None:
         key="objective",
         help="Shortest drives: every customer goes to the nearest workshop. The others use "
         "the market model: each customer shares its jobs among your sites, competing repair "
-        "shops (OpenStreetMap and competitor rows of your site list) and not coming at all, "
-        "by attractiveness x a decay of the drive time (Huff).",
+        "shops (OpenStreetMap and competitor rows of your site list; outsourced, also the "
+        "partner shops you do not contract) and not coming at all, by attractiveness x a "
+        "decay of the drive time (Huff).",
     )
     if not market_on(st.session_state):
         return

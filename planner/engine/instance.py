@@ -613,9 +613,9 @@ def gather_competitors(
     plus the region's OSM repair shops of ``spec.product_class`` that are not ours: an OSM
     shop within :data:`planner.inputs.sites.PARTNER_MATCH_M` of one of the file's partner,
     existing workshop or competitor rows is that row, not another competitor. OSM shops
-    that are partner candidates stay competitors here; the outsourced layout takes its own
-    partner candidates out of the competition when it solves (see
-    :func:`planner.engine.market.market_inputs`).
+    that are partner candidates stay competitors here; a layout counts each of them once when
+    it solves, as its partner column (the outsourced layout: a competitor while not
+    contracted; see :func:`planner.engine.market.market_inputs`).
     """
     warnings: list[str] = []
     parts: list[gpd.GeoDataFrame] = []

@@ -8,6 +8,11 @@ with ``two_tier_partners``; the office is then the one cheapest to supply them, 
 step). :func:`market_inputs` builds the model's matrices from the instance's travel times, the
 competitors and :class:`~planner.results.market.DemandModel`; :func:`market_outcome` evaluates
 the open sites (jobs won and lost per site and customer, cannibalisation, expected share).
+
+The outsourced layout's partners are shops that exist whether or not we contract them: those
+we do not contract compete with us (``partners_compete``), which makes the share linear in
+the contracted set (:func:`planner.models.max_capture_partners`). New own workshops do not
+exist until opened (:func:`planner.models.max_capture`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 
 from planner.engine._progress import ProgressCallback, log_progress
 from planner.engine.instance import (
@@ -28,6 +34,7 @@ from planner.engine.instance import (
 )
 from planner.engine.spec import ScenarioSpec
 from planner.errors import InputError
+from planner.inputs.sites import PARTNER_MATCH_M
 from planner.models import Solution
 from planner.register.calibration import Calibration, customer_history, fit_decay
 from planner.register.store import JobSource
@@ -59,7 +66,14 @@ class MarketInputs:
     nobody
         Attraction of not coming at all.
     competitor_rows
-        Which competitors of the instance take part (bool per competitor).
+        Which competitors of the instance take part (bool per competitor): not those that are
+        one of ``cols``.
+    partners_compete
+        True when every column is a shop that exists either way (the outsourced layout's
+        partners): the columns not open compete with us.
+    twins
+        Competitor rows of the site file that are one of ``cols`` by place (within
+        :data:`~planner.inputs.sites.PARTNER_MATCH_M` of a partner): competitor id -> site id.
     """
 
     def __init__(
@@ -69,27 +83,44 @@ class MarketInputs:
         competitors: np.ndarray,
         nobody: float,
         competitor_rows: np.ndarray,
+        *,
+        partners_compete: bool = False,
+        twins: dict[str, str] | None = None,
     ) -> None:
         self.cols = cols
         self.utility = utility
         self.competitors = competitors
         self.nobody = nobody
         self.competitor_rows = competitor_rows
+        self.partners_compete = partners_compete
+        self.twins = dict(twins or {})
 
     @property
     def outside(self) -> np.ndarray:
-        """``outside[i]`` of :func:`planner.models.max_capture`: competitors plus nobody."""
+        """``outside[i]`` of :func:`planner.models.max_capture` (and of
+        :func:`planner.models.max_capture_partners`, which adds the partners not contracted
+        itself): the competitors that are none of ``cols`` plus nobody."""
         return self.competitors + self.nobody
 
 
-def market_inputs(sinst: ScenarioInstance, cols: np.ndarray) -> MarketInputs:
+def market_inputs(
+    sinst: ScenarioInstance, cols: np.ndarray, *, partners_compete: bool = False
+) -> MarketInputs:
     """Utilities of candidate columns ``cols`` and the outside attraction per demand point.
 
-    A competitor that is itself one of ``cols`` (an OpenStreetMap repair shop that the
-    outsourced layout may contract) is taken out of the competition: contracted, it is ours;
-    not contracted, the model assumes it does not compete for our customers (name it in the
-    site file as a competitor to count it). Our candidates' ``attractiveness`` column, where
-    given, multiplies :attr:`~planner.results.market.DemandModel.own_attractiveness`.
+    A competitor that is itself one of ``cols`` is counted once, as that column, not in the
+    outside attraction: the same ``site_id`` (an OpenStreetMap repair shop that is also a
+    partner candidate), the same OSM object (``osm_ref``), or, for a partner column, a
+    competitor within :data:`~planner.inputs.sites.PARTNER_MATCH_M` (a site file's competitor
+    row naming a partner shop; listed in :attr:`MarketInputs.twins`).
+
+    With ``partners_compete`` (the outsourced layout) every column is a shop that exists
+    whether or not we contract it, and those not contracted compete with us through their
+    utility (:func:`planner.models.max_capture_partners`). Without it (in-house, two-tier) a
+    partner column that is not open does not compete (:func:`planner.models.max_capture`).
+    Our candidates' ``attractiveness`` column, where given, multiplies
+    :attr:`~planner.results.market.DemandModel.own_attractiveness`; a partner shop attracts
+    customers alike contracted or not.
 
     Raises
     ------
@@ -113,9 +144,9 @@ def market_inputs(sinst: ScenarioInstance, cols: np.ndarray) -> MarketInputs:
         else None
     )
     utility = utility_matrix(inst.cost_s[:, cols], model, attract)
-    ours = set(cands["site_id"].astype(str).to_numpy()[cols])
     comp = sinst.competitors
-    rows = ~comp["site_id"].astype(str).isin(ours).to_numpy()
+    same, twins = _competitors_among(comp, cands.iloc[cols])
+    rows = ~same
     cost = sinst.competitor_cost_s[:, rows]
     a = (
         pd.to_numeric(comp["attractiveness"], errors="coerce").fillna(1.0).to_numpy(float)[rows]
@@ -124,7 +155,72 @@ def market_inputs(sinst: ScenarioInstance, cols: np.ndarray) -> MarketInputs:
     )
     pull = (decay(cost / 60.0, model) * a[None, :]).sum(axis=1) if cost.shape[1] else None
     competitors = np.zeros(utility.shape[0]) if pull is None else pull
-    return MarketInputs(cols, utility, competitors, model.outside_utility, rows)
+    return MarketInputs(
+        cols,
+        utility,
+        competitors,
+        model.outside_utility,
+        rows,
+        partners_compete=partners_compete,
+        twins=twins,
+    )
+
+
+def _osm_keys(frame: pd.DataFrame) -> np.ndarray:
+    """``osm:<ref>`` of each row with an ``osm_ref``, else its ``site_id``."""
+    ids = frame["site_id"].astype(str).to_numpy(dtype=object)
+    if "osm_ref" not in frame:
+        return ids
+    ref = frame["osm_ref"]
+    has = ref.notna().to_numpy() & (ref.astype(str).str.strip() != "").to_numpy()
+    out = ids.copy()
+    out[has] = np.char.add("osm:", ref[has].astype(str).to_numpy().astype(str))
+    return out
+
+
+def _competitors_among(
+    competitors: pd.DataFrame, columns: pd.DataFrame
+) -> tuple[np.ndarray, dict[str, str]]:
+    """Which competitors are one of the candidate ``columns`` (bool per competitor), and the
+    site file's competitor rows matched to a partner column by place (id -> site id)."""
+    same = np.zeros(len(competitors), dtype=bool)
+    if not len(competitors) or not len(columns):
+        return same, {}
+    comp_ids = competitors["site_id"].astype(str).to_numpy()
+    col_ids = columns["site_id"].astype(str).to_numpy()
+    same |= np.isin(comp_ids, col_ids)
+    same |= np.isin(_osm_keys(competitors), _osm_keys(columns))
+    kinds = columns["kind"].astype(str).to_numpy() if "kind" in columns else np.array([])
+    partners = columns[kinds == "partner"] if kinds.size else columns.iloc[:0]
+    twins: dict[str, str] = {}
+    plat = pd.to_numeric(partners["lat"], errors="coerce").to_numpy(float)
+    plon = pd.to_numeric(partners["lon"], errors="coerce").to_numpy(float)
+    clat = pd.to_numeric(competitors["lat"], errors="coerce").to_numpy(float)
+    clon = pd.to_numeric(competitors["lon"], errors="coerce").to_numpy(float)
+    ok = np.isfinite(plat) & np.isfinite(plon)
+    # OSM shops near our partner rows were left out when gathered; two OSM shops near each
+    # other are two shops: only the site file's rows are matched by place
+    from_file = (
+        (competitors["source"].astype(str) != "osm").to_numpy()
+        if "source" in competitors
+        else np.ones(len(competitors), dtype=bool)
+    )
+    look = np.flatnonzero(~same & from_file & np.isfinite(clat) & np.isfinite(clon))
+    if ok.any() and look.size:
+        lat0 = float(np.mean(plat[ok]))
+        tree = cKDTree(_local_m(plon[ok], plat[ok], lat0))
+        dist, nearest = tree.query(_local_m(clon[look], clat[look], lat0))
+        hit = np.asarray(dist) <= PARTNER_MATCH_M
+        ids = partners["site_id"].astype(str).to_numpy()[ok]
+        for row, k in zip(look[hit], np.asarray(nearest)[hit], strict=True):
+            same[row] = True
+            twins[str(comp_ids[row])] = str(ids[k])
+    return same, twins
+
+
+def _local_m(lon: np.ndarray, lat: np.ndarray, lat0: float) -> np.ndarray:
+    """Equirectangular metres around latitude ``lat0`` (a small region)."""
+    return np.column_stack([lon * 111_320.0 * np.cos(np.deg2rad(lat0)), lat * 110_574.0])
 
 
 def market_outcome(
@@ -145,7 +241,12 @@ def market_outcome(
     inst = sinst.instance
     local = np.flatnonzero(np.isin(inputs.cols, np.asarray(solution.open)))
     points, per_site = capture_tables(
-        inputs.utility, inputs.competitors, inputs.nobody, weights, local
+        inputs.utility,
+        inputs.competitors,
+        inputs.nobody,
+        weights,
+        local,
+        closed_compete=inputs.partners_compete,
     )
     cands = inst.candidates
     full_cols = inputs.cols[per_site["column"].to_numpy(np.int64)]
@@ -205,9 +306,13 @@ def market_outcome(
         if comp is not None
         else pd.DataFrame()
     )
+    if inputs.partners_compete:
+        competitors = pd.concat(
+            [competitors, _partners_not_contracted(sinst, inputs, local)], ignore_index=True
+        )
     keep = [
         c
-        for c in ("site_id", "name", "lat", "lon", "attractiveness", "source", "osm_tag")
+        for c in ("site_id", "name", "kind", "lat", "lon", "attractiveness", "source", "osm_tag")
         if c in competitors
     ]
     kpis = {
@@ -228,6 +333,25 @@ def market_outcome(
         customers=cust,
         competitors=competitors[keep],
     )
+
+
+def _partners_not_contracted(
+    sinst: ScenarioInstance, inputs: MarketInputs, open_local: np.ndarray
+) -> pd.DataFrame:
+    """The partner columns not open, as competitors (``kind = partner``), with the
+    attractiveness they compete with (that of our sites times their own)."""
+    closed = np.setdiff1d(np.arange(inputs.cols.size), open_local)
+    cands = sinst.instance.candidates.iloc[inputs.cols[closed]]
+    out = cands.drop(columns="geometry", errors="ignore").reset_index(drop=True)
+    own = sinst.spec.demand_model.own_attractiveness
+    a = (
+        pd.to_numeric(out["attractiveness"], errors="coerce").fillna(1.0).to_numpy(float)
+        if "attractiveness" in out
+        else np.ones(len(out))
+    )
+    out["attractiveness"] = own * a
+    out["kind"] = "partner"
+    return out
 
 
 def calibrate_history(

@@ -47,6 +47,7 @@ from planner.engine.sizes import (
 )
 from planner.engine.spec import LAYOUTS, WorkshopSize
 from planner.errors import InfeasibleError, InputError
+from planner.inputs.sites import PARTNER_MATCH_M
 from planner.models import Solution
 from planner.models.budget import budget_p_median
 from planner.models.coverage import min_sites_to_reach
@@ -713,9 +714,12 @@ def _solve_market(
     """A market objective (:attr:`ScenarioSpec.objective`) on the layout's columns.
 
     Returns the solution over full columns, the roles, the office id, the office link seconds
-    per workshop, the market outcome and warnings. Two-tier: the workshops (and partners
-    with ``two_tier_partners``) by :func:`planner.models.max_capture`, then the office
-    cheapest to supply them (a second step; the proven gap is the workshops').
+    per workshop, the market outcome and warnings. Outsourced: the partner shops by
+    :func:`planner.models.max_capture_partners` (every partner shop exists, and those not
+    contracted compete with us). In-house: the own workshops by
+    :func:`planner.models.max_capture`. Two-tier: the workshops (and partners with
+    ``two_tier_partners``) by :func:`planner.models.max_capture`, then the office cheapest to
+    supply them (a second step; the proven gap is the workshops').
     """
     spec = sinst.spec
     inst = sinst.instance
@@ -731,14 +735,21 @@ def _solve_market(
         _require(cols, "own candidate sites", layout)
         # each site's own fixed cost (site_figures: the sites file's, else the Costs page's)
         fixed = np.where(np.isin(cols, sinst.columns["partner"]), 0.0, fixed_all[cols])
-    inputs = market_inputs(sinst, cols)
+    outsourced = layout == "outsourced"
+    inputs = market_inputs(sinst, cols, partners_compete=outsourced)
     dropped = int((~inputs.competitor_rows).sum())
-    if dropped:
+    if dropped and not outsourced:
         warnings.append(
             f"{dropped} competing repair shop(s) are partner candidates of the {layout} layout "
             "and are not counted as competitors (contracted they are ours; the model assumes "
-            "the others do not compete for our customers). List shops that compete in the "
-            "site file with kind = competitor"
+            "the others do not compete for our customers, so the share is overstated). List "
+            "shops that compete in the site file with kind = competitor"
+        )
+    for comp_id, site_id in inputs.twins.items():
+        warnings.append(
+            f"competitor {comp_id} of the site list is the partner shop {site_id} (within "
+            f"{PARTNER_MATCH_M:g} m): counted once, as that partner"
+            + (" (a competitor while not contracted)" if outsourced else "")
         )
     jobs = np.asarray(weights, dtype=float) * params.jobs_per_weight
     required = np.flatnonzero(np.isin(cols, inst.required))
@@ -765,14 +776,14 @@ def _solve_market(
         "progress": progress,
         "should_stop": should_stop,
     }
+    # partners exist either way: the share is linear in the contracted set
+    capture = models.max_capture_partners if outsourced else models.max_capture
     if spec.objective == "max_capture":
-        sol = models.max_capture(inputs.utility, p, jobs, **common)
+        sol = capture(inputs.utility, p, jobs, **common)
     elif spec.objective == "target_share":
-        sol = models.max_capture(
-            inputs.utility, None, jobs, target_share=spec.target_share, **common
-        )
+        sol = capture(inputs.utility, None, jobs, target_share=spec.target_share, **common)
     else:
-        sol = models.max_capture(
+        sol = capture(
             inputs.utility,
             p,
             jobs,

@@ -247,6 +247,8 @@ def capture_tables(
     nobody: float,
     weights: np.ndarray,
     open_cols: np.ndarray,
+    *,
+    closed_compete: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Expected jobs won per demand point and per open site, with cannibalisation.
 
@@ -262,6 +264,11 @@ def capture_tables(
         Jobs per demand point (all shops, and those left undone).
     open_cols
         Open candidate columns.
+    closed_compete
+        True when every candidate is a shop that exists either way (outsourcing partners,
+        :func:`planner.models.max_capture_partners`): the columns not open are competitors
+        (their jobs count as lost to competitors), and a site that closed would compete, so it
+        takes nothing from our other sites (``cannibalised`` 0).
 
     Returns
     -------
@@ -275,9 +282,11 @@ def capture_tables(
     cols = np.asarray(open_cols, dtype=np.int64)
     w = np.asarray(weights, dtype=float)
     comp = np.broadcast_to(np.asarray(competitors, dtype=float), w.shape)
-    out = comp + float(nobody)
     u_open = utility[:, cols]
     total_u = u_open.sum(axis=1)
+    if closed_compete:  # the partners we do not contract compete with us
+        comp = comp + np.maximum(np.asarray(utility, dtype=float).sum(axis=1) - total_u, 0.0)
+    out = comp + float(nobody)
     denom = out + total_u
     safe = np.where(denom > 0, denom, 1.0)
     won = np.where(denom > 0, w * total_u / safe, 0.0)
@@ -296,7 +305,8 @@ def capture_tables(
         rest = total_u - u_open[:, k]
         d2 = out + rest
         without = np.where(d2 > 0, w * rest / np.where(d2 > 0, d2, 1.0), 0.0)
-        added = float(won.sum() - without.sum())
+        # closed, a partner still competes: the denominator stays, only its own jobs are lost
+        added = float(own.sum()) if closed_compete else float(won.sum() - without.sum())
         rows.append(
             {
                 "column": int(j),
