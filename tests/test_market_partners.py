@@ -190,3 +190,59 @@ def test_target_share_and_compare_use_the_partner_model(prepared) -> None:  # ty
     curve = k_curve(sinst, len(PARTNERS), layout="outsourced")
     assert curve["jobs_won"].to_numpy() == pytest.approx(np.cumsum(order), rel=1e-9)
     assert curve["expected_share"].to_numpy() == pytest.approx(np.cumsum(order) / total)
+
+
+OWN = [6, 18]  # W0, W1: own workshop candidates (exist only when opened)
+OFFICE = 12
+
+
+def test_two_tier_with_partners_counts_uncontracted_partners_as_competitors() -> None:
+    """Own workshops and partners chosen together (max_capture_mixed): every partner shop is in
+    every customer's choice set, contracted or not; an own workshop only when opened."""
+    G = grid_graph()
+    customers, sites = _inputs(G)
+    lat, lon = zip(*(_xy(G, v) for v in [*OWN, OFFICE]), strict=True)
+    extra = sites_frame(
+        {
+            "site_id": ["W0", "W1", "O0"],
+            "lat": lat,
+            "lon": lon,
+            "kind": ["workshop", "workshop", "office"],
+        }
+    )
+    sites = pd.concat([sites, extra], ignore_index=True)
+    spec = ScenarioSpec(
+        region="grid",
+        layout="two-tier",
+        workshops=2,
+        objective="max_capture",
+        two_tier_partners=True,
+        time_limit_s=10,
+    )
+    sinst = prepare_scenario(spec, layouts=["two-tier"], graph=G, customers=customers, sites=sites)
+    w, partner, rival = _pull(G)
+    own = np.zeros((w.size, len(OWN)))
+    for i, c in enumerate(CUSTOMERS):
+        minutes = nx.single_source_dijkstra_path_length(G, c, weight="travel_time")
+        own[i] = [max(minutes[v] / 60.0, 1.0) ** -1.5 for v in OWN]
+    nobody = 30.0**-1.5
+    names = [f"P{j}" for j in range(len(PARTNERS))] + ["W0", "W1"]
+    pull = np.column_stack([partner, own])
+    is_partner = np.array([True] * len(PARTNERS) + [False] * len(OWN))
+
+    def won(s: tuple[int, ...]) -> float:
+        a = pull[:, [j for j in s if not is_partner[j]]].sum(axis=1)
+        ours = pull[:, list(s)].sum(axis=1)
+        return float(np.sum(w * ours / (nobody + rival + partner.sum(axis=1) + a)))
+
+    best = max((won(s), s) for s in itertools.combinations(range(len(names)), 2))
+    lr = run(spec, sinst=sinst)
+    assert lr.solution.optimal
+    assert lr.market.kpis["jobs_won"] == pytest.approx(best[0], rel=1e-7)
+    chosen = set(lr.sites.loc[lr.sites["role"] != "office", "site_id"])
+    assert chosen == {names[j] for j in best[1]}
+    # the partners not contracted are listed with the competitors, on the map and in exports
+    listed = set(lr.market.competitors["site_id"])
+    assert {f"P{j}" for j in range(len(PARTNERS))} - chosen <= listed
+    # no warning that the share is overstated any more
+    assert not [m for m in lr.warnings if "overstated" in m]

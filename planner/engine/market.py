@@ -9,10 +9,11 @@ step). :func:`market_inputs` builds the model's matrices from the instance's tra
 competitors and :class:`~planner.results.market.DemandModel`; :func:`market_outcome` evaluates
 the open sites (jobs won and lost per site and customer, cannibalisation, expected share).
 
-The outsourced layout's partners are shops that exist whether or not we contract them: those
-we do not contract compete with us (``partners_compete``), which makes the share linear in
-the contracted set (:func:`planner.models.max_capture_partners`). New own workshops do not
-exist until opened (:func:`planner.models.max_capture`).
+Partner shops exist whether or not we contract them: those we do not contract compete with us
+(``partners_compete``). In the outsourced layout that makes the share linear in the contracted
+set (:func:`planner.models.max_capture_partners`); new own workshops do not exist until opened
+(:func:`planner.models.max_capture`); two-tier with partners chooses both kinds together
+(:func:`planner.models.max_capture_mixed`).
 """
 
 from __future__ import annotations
@@ -69,11 +70,14 @@ class MarketInputs:
         Which competitors of the instance take part (bool per competitor): not those that are
         one of ``cols``.
     partners_compete
-        True when every column is a shop that exists either way (the outsourced layout's
-        partners): the columns not open compete with us.
+        True when the partner columns are shops that exist either way (the outsourced layout,
+        and two-tier with partners): those not open compete with us.
     twins
         Competitor rows of the site file that are one of ``cols`` by place (within
         :data:`~planner.inputs.sites.PARTNER_MATCH_M` of a partner): competitor id -> site id.
+    closed_compete
+        Per column of ``cols``: a shop that competes with us while not open (the partner
+        columns, with ``partners_compete``).
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class MarketInputs:
         *,
         partners_compete: bool = False,
         twins: dict[str, str] | None = None,
+        closed_compete: np.ndarray | None = None,
     ) -> None:
         self.cols = cols
         self.utility = utility
@@ -94,6 +99,11 @@ class MarketInputs:
         self.competitor_rows = competitor_rows
         self.partners_compete = partners_compete
         self.twins = dict(twins or {})
+        self.closed_compete = (
+            np.full(cols.size, partners_compete, dtype=bool)
+            if closed_compete is None
+            else np.asarray(closed_compete, dtype=bool)
+        )
 
     @property
     def outside(self) -> np.ndarray:
@@ -114,10 +124,12 @@ def market_inputs(
     competitor within :data:`~planner.inputs.sites.PARTNER_MATCH_M` (a site file's competitor
     row naming a partner shop; listed in :attr:`MarketInputs.twins`).
 
-    With ``partners_compete`` (the outsourced layout) every column is a shop that exists
-    whether or not we contract it, and those not contracted compete with us through their
-    utility (:func:`planner.models.max_capture_partners`). Without it (in-house, two-tier) a
-    partner column that is not open does not compete (:func:`planner.models.max_capture`).
+    With ``partners_compete`` (the outsourced layout, two-tier with partners) every partner
+    column is a shop that exists whether or not we contract it, and those not contracted
+    compete with us through their utility (:func:`planner.models.max_capture_partners`,
+    :func:`planner.models.max_capture_mixed`); own candidates exist only when opened.
+    Without it a partner column that is not open does not compete
+    (:func:`planner.models.max_capture`).
     Our candidates' ``attractiveness`` column, where given, multiplies
     :attr:`~planner.results.market.DemandModel.own_attractiveness`; a partner shop attracts
     customers alike contracted or not.
@@ -163,6 +175,7 @@ def market_inputs(
         rows,
         partners_compete=partners_compete,
         twins=twins,
+        closed_compete=partners_compete & np.isin(cols, np.asarray(sinst.columns["partner"])),
     )
 
 
@@ -246,7 +259,7 @@ def market_outcome(
         inputs.nobody,
         weights,
         local,
-        closed_compete=inputs.partners_compete,
+        closed_compete=inputs.closed_compete,
     )
     cands = inst.candidates
     full_cols = inputs.cols[per_site["column"].to_numpy(np.int64)]
@@ -306,7 +319,7 @@ def market_outcome(
         if comp is not None
         else pd.DataFrame()
     )
-    if inputs.partners_compete:
+    if inputs.closed_compete.any():
         competitors = pd.concat(
             [competitors, _partners_not_contracted(sinst, inputs, local)], ignore_index=True
         )
@@ -340,7 +353,7 @@ def _partners_not_contracted(
 ) -> pd.DataFrame:
     """The partner columns not open, as competitors (``kind = partner``), with the
     attractiveness they compete with (that of our sites times their own)."""
-    closed = np.setdiff1d(np.arange(inputs.cols.size), open_local)
+    closed = np.setdiff1d(np.flatnonzero(inputs.closed_compete), open_local)
     cands = sinst.instance.candidates.iloc[inputs.cols[closed]]
     out = cands.drop(columns="geometry", errors="ignore").reset_index(drop=True)
     own = sinst.spec.demand_model.own_attractiveness

@@ -19,6 +19,7 @@ KPIs, costs, loads and provenance are computed once, here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -717,9 +718,10 @@ def _solve_market(
     per workshop, the market outcome and warnings. Outsourced: the partner shops by
     :func:`planner.models.max_capture_partners` (every partner shop exists, and those not
     contracted compete with us). In-house: the own workshops by
-    :func:`planner.models.max_capture`. Two-tier: the workshops (and partners with
-    ``two_tier_partners``) by :func:`planner.models.max_capture`, then the office cheapest to
-    supply them (a second step; the proven gap is the workshops').
+    :func:`planner.models.max_capture`. Two-tier: the workshops by
+    :func:`planner.models.max_capture` (with ``two_tier_partners``, workshops and partners
+    together by :func:`planner.models.max_capture_mixed`: partners not contracted compete),
+    then the office cheapest to supply them (a second step; the proven gap is the workshops').
     """
     spec = sinst.spec
     inst = sinst.instance
@@ -736,9 +738,11 @@ def _solve_market(
         # each site's own fixed cost (site_figures: the sites file's, else the Costs page's)
         fixed = np.where(np.isin(cols, sinst.columns["partner"]), 0.0, fixed_all[cols])
     outsourced = layout == "outsourced"
-    inputs = market_inputs(sinst, cols, partners_compete=outsourced)
+    # partner shops exist either way: those not contracted compete (outsourced, two-tier)
+    inputs = market_inputs(sinst, cols, partners_compete=True)
+    mixed = not outsourced and bool(inputs.closed_compete.any())
     dropped = int((~inputs.competitor_rows).sum())
-    if dropped and not outsourced:
+    if dropped and not inputs.closed_compete.any():
         warnings.append(
             f"{dropped} competing repair shop(s) are partner candidates of the {layout} layout "
             "and are not counted as competitors (contracted they are ours; the model assumes "
@@ -749,7 +753,7 @@ def _solve_market(
         warnings.append(
             f"competitor {comp_id} of the site list is the partner shop {site_id} (within "
             f"{PARTNER_MATCH_M:g} m): counted once, as that partner"
-            + (" (a competitor while not contracted)" if outsourced else "")
+            + (" (a competitor while not contracted)" if inputs.closed_compete.any() else "")
         )
     jobs = np.asarray(weights, dtype=float) * params.jobs_per_weight
     required = np.flatnonzero(np.isin(cols, inst.required))
@@ -776,8 +780,12 @@ def _solve_market(
         "progress": progress,
         "should_stop": should_stop,
     }
-    # partners exist either way: the share is linear in the contracted set
-    capture = models.max_capture_partners if outsourced else models.max_capture
+    if outsourced:  # partners exist either way: the share is linear in the contracted set
+        capture: Callable[..., Solution] = models.max_capture_partners
+    elif mixed:  # own sites and partners together
+        capture = functools.partial(models.max_capture_mixed, partners=inputs.closed_compete)
+    else:
+        capture = models.max_capture
     if spec.objective == "max_capture":
         sol = capture(inputs.utility, p, jobs, **common)
     elif spec.objective == "target_share":

@@ -20,6 +20,8 @@ solution, with a message that says why.
                             sites, fewest sites for a share, or most profit (maximises)
 :func:`max_capture_partners`  the same questions over shops that compete unless contracted
                             (outsourcing partners): a linear share, exact by sorting
+:func:`max_capture_mixed`     own sites and partner shops together (two-tier with partners):
+                            partners compete unless contracted; Haase's MILP in HiGHS
 ==========================  ==========================================================
 
 Median-type models (p-median, fixed-charge, two-tier) share one solve path: greedy + fast
@@ -33,6 +35,7 @@ from planner.models._base import Solution, SolveProgress
 from planner.models.coverage import max_coverage, set_cover
 from planner.models.fixed_charge import capacitated_p_median, fixed_charge, sized_fixed_charge
 from planner.models.market import max_capture
+from planner.models.market_mixed import max_capture_mixed
 from planner.models.market_partners import max_capture_partners
 from planner.models.multi_period import multi_period_p_median as multi_period_p_median
 from planner.models.p_center import p_center
@@ -45,6 +48,7 @@ __all__ = [
     "capacitated_p_median",
     "fixed_charge",
     "max_capture",
+    "max_capture_mixed",
     "max_capture_partners",
     "max_coverage",
     "p_center",

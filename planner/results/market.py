@@ -248,7 +248,7 @@ def capture_tables(
     weights: np.ndarray,
     open_cols: np.ndarray,
     *,
-    closed_compete: bool = False,
+    closed_compete: bool | np.ndarray = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Expected jobs won per demand point and per open site, with cannibalisation.
 
@@ -266,9 +266,11 @@ def capture_tables(
         Open candidate columns.
     closed_compete
         True when every candidate is a shop that exists either way (outsourcing partners,
-        :func:`planner.models.max_capture_partners`): the columns not open are competitors
-        (their jobs count as lost to competitors), and a site that closed would compete, so it
-        takes nothing from our other sites (``cannibalised`` 0).
+        :func:`planner.models.max_capture_partners`), or a bool per candidate marking those
+        shops among new sites (two-tier with partners, :func:`planner.models.max_capture_mixed`):
+        such a column not open is a competitor (its jobs count as lost to competitors), and
+        one that closed would compete, so it takes nothing from our other sites
+        (``cannibalised`` 0).
 
     Returns
     -------
@@ -284,8 +286,11 @@ def capture_tables(
     comp = np.broadcast_to(np.asarray(competitors, dtype=float), w.shape)
     u_open = utility[:, cols]
     total_u = u_open.sum(axis=1)
-    if closed_compete:  # the partners we do not contract compete with us
-        comp = comp + np.maximum(np.asarray(utility, dtype=float).sum(axis=1) - total_u, 0.0)
+    exists = np.broadcast_to(np.asarray(closed_compete, dtype=bool), (utility.shape[1],))
+    if exists.any():  # the partners we do not contract compete with us
+        shut = exists.copy()
+        shut[cols] = False
+        comp = comp + np.asarray(utility, dtype=float)[:, shut].sum(axis=1)
     out = comp + float(nobody)
     denom = out + total_u
     safe = np.where(denom > 0, denom, 1.0)
@@ -306,7 +311,7 @@ def capture_tables(
         d2 = out + rest
         without = np.where(d2 > 0, w * rest / np.where(d2 > 0, d2, 1.0), 0.0)
         # closed, a partner still competes: the denominator stays, only its own jobs are lost
-        added = float(own.sum()) if closed_compete else float(won.sum() - without.sum())
+        added = float(own.sum()) if exists[j] else float(won.sum() - without.sum())
         rows.append(
             {
                 "column": int(j),
