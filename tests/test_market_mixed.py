@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
 
 from planner.errors import InfeasibleError, InputError
 from planner.models import max_capture, max_capture_mixed, max_capture_partners
-from planner.models.market_mixed import mixed_capture
+from planner.models._base import ProgressReporter
+from planner.models.market_mixed import _CutLoop, _Mixed, mixed_capture
 
 
 def _instance(seed: int, n: int = 9, m: int = 7, n_partners: int = 3):
@@ -140,3 +142,41 @@ def test_bad_partners_are_refused():
         max_capture_mixed(u, 2, w, outside=o, partners=[99])
     with pytest.raises(InputError, match="bool mask"):
         max_capture_mixed(u, 2, w, outside=o, partners=np.zeros(3, dtype=bool))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_stopped_solve_keeps_a_valid_bound(seed):
+    """Stopped at once: the greedy plan, its true value, and a bound above the optimum."""
+    u, o, w, partners = _instance(seed, n=12, m=9)
+    best = max(mixed_capture(u, w, o, partners, c).sum() for c in _plans(u.shape[1]) if c.size == 3)
+    sol = max_capture_mixed(u, 3, w, outside=o, partners=partners, should_stop=lambda: True)
+    assert sol.status == "stopped"
+    assert sol.objective == pytest.approx(_by_hand(u, o, w, partners, set(sol.open)))
+    assert sol.upper_bound >= best - 1e-9
+    assert sol.gap == pytest.approx((sol.upper_bound - sol.objective) / sol.objective)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_cut_loop_finds_the_optimum_from_the_worst_start(seed):
+    """Greedy + swaps is often optimal already: start the cuts from the worst plan instead."""
+    u, o, w, partners = _instance(seed, n=14, m=9)
+    plans = [c for c in _plans(u.shape[1]) if c.size == 3]
+    values = [mixed_capture(u, w, o, partners, c).sum() for c in plans]
+    prob = _Mixed(u, o, w, partners, np.zeros(0, dtype=np.intp))
+    loop = _CutLoop(
+        prob,
+        required=np.zeros(0, dtype=np.intp),
+        deadline=time.perf_counter() + 30,
+        should_stop=None,
+    )
+    plan, bound, status = loop.best(
+        "p",
+        k=3,
+        start=plans[int(np.argmin(values))],
+        margin=1.0,
+        fixed=np.zeros(u.shape[1]),
+        report=ProgressReporter(None, time.perf_counter()),
+    )
+    assert status == "optimal"
+    assert mixed_capture(u, w, o, partners, plan).sum() == pytest.approx(max(values), rel=1e-9)
+    assert bound == pytest.approx(max(values), rel=1e-6)

@@ -14,19 +14,17 @@ jobs. The function is monotone and submodular in the joint plan (the marginal va
 partner, ``u_ik / (c_i + A_i)``, falls as own sites open; that of an own site,
 ``u_ij (c_i - B_i) / ((c_i + A_i)(c_i + A_i + u_ij))`` with ``c_i = outside[i] + P_i``, falls
 as either kind is added), but not concave in ``(A, B)``: :func:`max_capture`'s outer
-approximation does not apply. It is solved exactly by Haase's (2009) linear formulation,
-extended with the partners, in HiGHS: per customer ``s_i`` is the probability of the outside
-option, ``x_ij`` of an own site, and the partners, always there, take ``(u_ik / o_i) s_i``
-each, of which ``z_ik`` is ours::
+approximation does not apply. Submodularity gives the cuts instead (Nemhauser & Wolsey 1981;
+Ljubic & Moreno 2018): for every plan ``T`` and customer group ``g``,
 
-    s_i (1 + P_i / o_i) + sum_j x_ij = 1
-    x_ij <= (u_ij / o_i) s_i,     x_ij <= u_ij / (u_ij + o_i + P_i) y_j      (own j)
-    z_ik <= (u_ik / o_i) s_i,     z_ik <= u_ik / (o_i + P_i) y_k              (partner k)
+    theta_g <= F_g(T) + sum over j not in T of rho_gj(T) y_j
 
-maximising ``sum_i w_i (sum_j x_ij + sum_k z_ik)``. More capture needs a smaller ``s_i``, and
-the ratios bound it below by the MNL value, so every optimum has the exact shares. A greedy
-plan with one-swap improvement is the warm start and the first answer; HiGHS's dual bound is
-the proven bound (``gap`` when it stops at the time limit).
+(``rho_gj(T)`` the jobs ``j`` adds to ``T``) holds at every plan and is tight at ``T``. A HiGHS
+master over the plan ``y`` and one ``theta`` per group of customers maximises the jobs under
+the cuts so far, which bounds every plan; cuts are added at the level sets of its LP optimum,
+then at each integer answer until the answer's true value meets the bound. Greedy + swaps is
+the first answer and the warm start. At the time limit the best plan is returned with the
+master's proven bound and gap.
 """
 
 from __future__ import annotations
@@ -231,27 +229,21 @@ def max_capture_mixed(
         extras["first_objective"] = prob.captured(first)
         extras["first_solution_time_s"] = time.perf_counter() - t0
         extras["greedy_sites"] = int(first.size)
-        fewest = prob.milp(
-            "fewest", k=None, need=need, required=req, start=first, deadline=deadline,
-            should_stop=should_stop,
-        )  # fmt: skip
-        k_best = first.size if fewest.x is None else round(fewest.objective)
-        open_k = first if fewest.x is None else prob.open_of(fewest.x)
-        proven_min = fewest.optimal or k_best <= max(req.size, 1)
+        loop = _CutLoop(prob, required=req, deadline=deadline, should_stop=should_stop)
+        open_k, proven_min = loop.fewest(need, first)
         extras["min_sites_proven"] = bool(proven_min)
-        res = prob.milp(
-            "capture", k=k_best, need=need, required=req, start=open_k, deadline=deadline,
-            should_stop=should_stop, progress=report,
-        )  # fmt: skip
-        open_cols = open_k if res.x is None else prob.open_of(res.x)
-        if prob.captured(open_cols) < need:  # keep the plan that reaches the target
+        open_cols, bound, status = loop.best(
+            "p", k=open_k.size, start=open_k, margin=1.0, fixed=fixed, report=report
+        )
+        if prob.captured(open_cols) < need:  # cannot happen: open_k reaches it
             open_cols = open_k
-        status = res.status if proven_min else _unfinished(should_stop)
-        bound = max(res.bound, prob.captured(open_cols))
+        if not proven_min and status == "optimal":
+            status = _unfinished(should_stop)
+        extras.update(loop.extras())
         return _finish(
-        prob, open_cols, mode=mode, margin=margin_v, fixed=fixed, bound=bound, status=status,
-        started=t0, extras=extras,
-    )  # fmt: skip
+            prob, open_cols, mode=mode, margin=margin_v, fixed=fixed, bound=bound, status=status,
+            started=t0, extras=extras,
+        )  # fmt: skip
 
     k_p = p if mode == "p" else None
     first = prob.greedy(req, k=k_p, k_max=k_max, margin=margin_v, fixed=fixed)
@@ -259,19 +251,11 @@ def max_capture_mixed(
     extras["first_objective"] = first_value
     extras["first_solution_time_s"] = time.perf_counter() - t0
     report("greedy + swaps", objective=-first_value, bound=-np.inf)
-    res = prob.milp(
-        mode, k=p if mode == "p" else None, k_max=k_max, required=req, start=first,
-        deadline=deadline, should_stop=should_stop, progress=report, margin=margin_v,
-        fixed=fixed,
-    )  # fmt: skip
-    open_cols = first
-    if res.x is not None:
-        cand = prob.open_of(res.x)
-        if prob.objective(cand, mode, margin_v, fixed) >= first_value:
-            open_cols = cand
-    status = res.status if res.x is not None else _unfinished(should_stop)
-    value = prob.objective(open_cols, mode, margin_v, fixed)
-    bound = max(float(res.bound) if np.isfinite(res.bound) else np.inf, value)
+    loop = _CutLoop(prob, required=req, deadline=deadline, should_stop=should_stop)
+    open_cols, bound, status = loop.best(
+        mode, k=k_p, k_max=k_max, start=first, margin=margin_v, fixed=fixed, report=report
+    )
+    extras.update(loop.extras())
     return _finish(
         prob, open_cols, mode=mode, margin=margin_v, fixed=fixed, bound=bound, status=status,
         started=t0, extras=extras,
@@ -303,17 +287,10 @@ class _Mixed:
         got = self.captured(cols)
         return margin * got - float(fixed[cols].sum()) if mode == "profit" else got
 
-    def open_of(self, x: np.ndarray) -> np.ndarray:
-        return np.flatnonzero(x[: self.m] > 0.5).astype(np.intp)
-
-    # ---- greedy + one-swap: the first answer and the MILP's warm start ----------------------
-    def _gains(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Jobs each column adds to the plan with utility sums ``a`` (own) and ``b`` (ours)."""
-        u = self.u
-        d = self.c + a
-        partner_gain = (self.w / d) @ u
-        own_gain = ((self.w * (self.c - b) / d)[:, None] * u / (d[:, None] + u)).sum(axis=0)
-        return np.where(self.partners, partner_gain, own_gain)
+    # ---- greedy + one-swap: the first answer and the master's warm start --------------------
+    def _gains(self, cols: np.ndarray) -> np.ndarray:
+        """Jobs each column adds to the plan ``cols`` (summed :meth:`gains`)."""
+        return self.gains(np.asarray(cols, dtype=np.intp)).sum(axis=0)
 
     def greedy(
         self,
@@ -328,8 +305,8 @@ class _Mixed:
         chosen = list(np.asarray(required, dtype=np.intp))
         mode_profit = k is None
         while len(chosen) < (k if k is not None else k_max):
-            a, b = self._sums(np.asarray(chosen, dtype=np.intp))
-            gain = margin * self._gains(a, b) - (fixed if mode_profit else 0.0)
+            gain = margin * self._gains(np.asarray(chosen, dtype=np.intp))
+            gain = gain - (fixed if mode_profit else 0.0)
             gain[chosen] = -np.inf
             gain[np.setdiff1d(np.arange(self.m), self.allowed)] = -np.inf
             j = int(np.argmax(gain))
@@ -359,8 +336,7 @@ class _Mixed:
             ins = np.setdiff1d(self.allowed, cur)
             for j_out in outs:
                 base = cur[cur != j_out]
-                a, b = self._sums(base)
-                gain = margin * self._gains(a, b) - (fixed if mode == "profit" else 0.0)
+                gain = margin * self._gains(base) - (fixed if mode == "profit" else 0.0)
                 j_in = ins[np.argmax(gain[ins])] if ins.size else None
                 if j_in is None:
                     break
@@ -375,150 +351,265 @@ class _Mixed:
         """Greedy until the captured jobs reach ``need`` (at least one site)."""
         cur = np.asarray(required, dtype=np.intp)
         while cur.size == 0 or self.captured(cur) < need:
-            a, b = self._sums(cur)
-            gain = self._gains(a, b)
+            gain = self._gains(cur)
             gain[cur] = -np.inf
             gain[np.setdiff1d(np.arange(self.m), self.allowed)] = -np.inf
             cur = np.sort(np.append(cur, int(np.argmax(gain))))
         return cur
 
-    # ---- the MILP -----------------------------------------------------------------------------
-    def milp(
+    # ---- submodular cuts ------------------------------------------------------------------
+    def gains(self, cols: np.ndarray) -> np.ndarray:
+        """``rho[i, j]``: jobs customer ``i`` adds when column ``j`` joins ``cols`` (0 for the
+        columns of ``cols``)."""
+        a, b = self._sums(cols)
+        d = self.c + a
+        partner_gain = (self.w / d)[:, None] * self.u
+        own_gain = (self.w * (self.c - b) / d)[:, None] * self.u / (d[:, None] + self.u)
+        rho = np.where(self.partners[None, :], partner_gain, own_gain)
+        rho[:, cols] = 0.0
+        return np.asarray(rho)
+
+
+#: Customers are summed into at most this many groups, one ``theta`` and one cut row each per
+#: cut point: per-customer cuts are stronger but make the master too large to solve fast.
+CUT_GROUPS = 64
+#: LP rounds before the integer master (each adds cuts at the LP point's level sets).
+LP_ROUNDS = 15
+
+
+class _CutLoop:
+    """Submodular cuts (Nemhauser & Wolsey 1981; Ljubic & Moreno 2018) in a HiGHS master.
+
+    ``F`` is monotone and submodular in the plan ``S``, so for every plan ``T`` and every
+    customer group ``g``: ``theta_g <= F_g(T) + sum_{j not in T} rho_gj(T) y_j`` holds at every
+    plan ``y``, and is tight at ``y = T``. The master maximises ``sum_g theta_g`` over the
+    cuts so far: its optimum bounds every plan; an LP phase adds cuts at the level sets of the
+    fractional point (the ``k`` columns with the largest ``y``), then the integer master
+    alternates with a cut at its answer until the answer's true value meets the bound (it
+    must: a plan seen twice has its cut).
+    """
+
+    def __init__(
+        self,
+        prob: _Mixed,
+        *,
+        required: np.ndarray,
+        deadline: float,
+        should_stop: StopCallback | None,
+    ) -> None:
+        self.prob = prob
+        n = prob.u.shape[0]
+        self.groups = min(n, CUT_GROUPS)
+        # customers of one nearest column together: their cuts move alike
+        nearest = np.argmax(prob.u, axis=1) if prob.m else np.zeros(n, dtype=np.intp)
+        self.group = np.asarray(nearest % self.groups, dtype=np.intp)
+        self.required = np.asarray(required, dtype=np.intp)
+        self.deadline = deadline
+        self.should_stop = should_stop
+        self.const: list[np.ndarray] = []
+        self.coef: list[np.ndarray] = []
+        self.seen: set[tuple[int, ...]] = set()
+        self.rounds = 0
+
+    def extras(self) -> dict[str, Any]:
+        return {"cuts": len(self.const) * self.groups, "master_solves": self.rounds}
+
+    def add(self, cols: np.ndarray) -> None:
+        cols = np.sort(np.asarray(cols, dtype=np.intp))
+        key = tuple(cols.tolist())
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        prob = self.prob
+        f = prob.per_customer(cols)
+        rho = prob.gains(cols)
+        self.const.append(np.bincount(self.group, weights=f, minlength=self.groups))
+        coef = np.zeros((self.groups, prob.m))
+        np.add.at(coef, self.group, rho)
+        self.coef.append(coef)
+
+    def _master(
+        self,
+        *,
+        lo: float,
+        hi: float,
+        objective: str,
+        integer: bool,
+        margin: float,
+        fixed: np.ndarray,
+        need: float | None = None,
+        start: np.ndarray | None = None,
+    ) -> Any:
+        """Solve the master: ``lo <= sum(y) <= hi``; objective ``"capture"`` (margin x sum
+        theta - fixed y) or ``"count"`` (fewest sites with sum theta >= need)."""
+        prob, g, m = self.prob, self.groups, self.prob.m
+        cuts = len(self.const)
+        coef = np.vstack(self.coef)  # (cuts * g) x m
+        ri, jj = np.nonzero(coef > 0)
+        rows = [np.arange(cuts * g), ri]
+        cols = [m + np.tile(np.arange(g), cuts), jj]
+        vals = [np.ones(cuts * g), -coef[ri, jj]]
+        row_lo = [np.full(cuts * g, -np.inf)]
+        row_hi = [np.concatenate(self.const)]
+        r = cuts * g
+        rows.append(np.full(m, r))
+        cols.append(np.arange(m))
+        vals.append(np.ones(m))
+        row_lo.append(np.array([lo]))
+        row_hi.append(np.array([hi]))
+        r += 1
+        if need is not None:
+            rows.append(np.full(g, r))
+            cols.append(m + np.arange(g))
+            vals.append(np.ones(g))
+            row_lo.append(np.array([need]))
+            row_hi.append(np.array([np.inf]))
+            r += 1
+        a_mat = sp.csc_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, m + g)
+        )
+        c = np.zeros(m + g)
+        if objective == "count":
+            c[:m] = 1.0
+        else:
+            c[m:] = margin
+            c[:m] = -fixed
+        col_lower = np.zeros(m + g)
+        col_upper = np.zeros(m + g)
+        col_upper[prob.allowed] = 1.0
+        col_lower[self.required] = 1.0
+        col_upper[m:] = np.bincount(self.group, weights=prob.w, minlength=g)
+        x0 = None
+        if start is not None:
+            x0 = np.zeros(m + g)
+            x0[start] = 1.0
+            rhs = np.stack(self.const) + (coef @ x0[:m]).reshape(cuts, g)
+            x0[m:] = np.minimum(rhs.min(axis=0), col_upper[m:])
+        self.rounds += 1
+        return solve_mip(
+            c,
+            a_mat,
+            row_lower=np.concatenate(row_lo),
+            row_upper=np.concatenate(row_hi),
+            col_lower=col_lower,
+            col_upper=col_upper,
+            integer=np.arange(m + g) < (m if integer else 0),
+            time_limit=max(self.deadline - time.perf_counter(), 0.01),
+            start=x0,
+            maximize=objective != "count",
+            mip_rel_gap=1e-9,
+            should_stop=self.should_stop,
+        )
+
+    def _out_of_time(self) -> bool:
+        stop = self.should_stop is not None and self.should_stop()
+        return stop or time.perf_counter() >= self.deadline
+
+    def best(
         self,
         mode: str,
         *,
         k: int | None,
-        required: np.ndarray,
         start: np.ndarray,
-        deadline: float,
-        should_stop: StopCallback | None,
-        need: float | None = None,
+        margin: float,
+        fixed: np.ndarray,
+        report: ProgressReporter,
         k_max: int | None = None,
-        progress: ProgressReporter | None = None,
-        margin: float = 1.0,
-        fixed: np.ndarray | None = None,
-    ) -> Any:
-        """Haase's formulation with partners (module docstring) in HiGHS.
+    ) -> tuple[np.ndarray, float, str]:
+        """Most jobs with ``k`` sites (``mode`` ``"p"``) or most profit (at most ``k_max``
+        sites); returns (plan, proven upper bound, status)."""
+        prob = self.prob
+        size = k if mode == "p" and k is not None else (k_max or prob.m)
+        lo, hi = (float(size), float(size)) if mode == "p" else (1.0, float(size))
+        best = np.sort(np.asarray(start, dtype=np.intp))
+        value = prob.objective(best, mode, margin, fixed)
+        bound = self._plain_bound(best, int(hi), margin, fixed if mode == "profit" else None)
+        self.add(np.zeros(0, dtype=np.intp))
+        for size in range(1, best.size + 1):
+            self.add(best[:size])  # the greedy order is lost after swaps; prefixes by index
+        self.add(best)
+        kw: dict[str, Any] = {
+            "margin": margin, "fixed": fixed, "objective": "capture", "lo": lo, "hi": hi,
+        }  # fmt: skip
+        last = np.inf
+        for _ in range(LP_ROUNDS):  # the LP phase: cuts at the level sets
+            if self._out_of_time():
+                break
+            res = self._master(integer=False, **kw)
+            if res.x is None:
+                break
+            bound = min(bound, res.objective)
+            y = res.x[: prob.m]
+            order = np.argsort(-y, kind="stable")
+            top = int(np.sum(y > 1e-9))
+            for size in range(1, max(top, int(hi if mode == "p" else 1)) + 1):
+                trial = np.sort(order[:size])
+                self.add(trial)
+                if mode == "profit" or size == k:
+                    got = prob.objective(trial, mode, margin, fixed)
+                    if got > value and np.isin(self.required, trial).all():
+                        best, value = trial, got
+            report("submodular cuts, LP", objective=-value, bound=-bound)
+            if bound - value <= OPTIMALITY_GAP * max(abs(value), 1e-12):
+                return best, bound, "optimal"
+            if last - res.objective <= 1e-4 * max(abs(value), 1e-12):
+                break
+            last = res.objective
+        while not self._out_of_time():
+            res = self._master(integer=True, start=best, **kw)
+            if res.x is None:
+                break
+            bound = min(bound, res.bound if res.status != "optimal" else res.objective)
+            plan = np.flatnonzero(res.x[: prob.m] > 0.5)
+            got = prob.objective(plan, mode, margin, fixed)
+            if got > value:
+                best, value = plan, got
+            report("submodular cuts, integer master", objective=-value, bound=-bound)
+            if bound - value <= OPTIMALITY_GAP * max(abs(value), 1e-12):
+                return best, max(bound, value), "optimal"
+            if res.status != "optimal":
+                break
+            self.add(plan)
+        return best, max(bound, value), _unfinished(self.should_stop)
 
-        ``mode``: ``"p"`` (most jobs with ``k`` sites), ``"profit"``, ``"capture"`` (most jobs
-        with ``k`` sites and at least ``need``) or ``"fewest"`` (fewest sites reaching
-        ``need``)."""
-        u, o, w, m = self.u, self.o, self.w, self.m
-        n = u.shape[0]
-        p_sum = self.c - o
-        ii, jj = np.nonzero(u > 0)
-        keep = np.isin(jj, self.allowed)
-        ii, jj = ii[keep], jj[keep]
-        npair = ii.size
-        s_col = m + np.arange(n)
-        x_col = m + n + np.arange(npair)
-        is_p = self.partners[jj]
-        ratio = u[ii, jj] / o[ii]
-        cap = np.where(is_p, u[ii, jj] / self.c[ii], u[ii, jj] / (u[ii, jj] + self.c[ii]))
-        rows, cols, vals, lo, hi = [], [], [], [], []
-        # s_i (1 + P_i / o_i) + sum_own x_ij = 1
-        own = ~is_p
-        rows += [np.arange(n), ii[own]]
-        cols += [s_col, x_col[own]]
-        vals += [1.0 + p_sum / o, np.ones(int(own.sum()))]
-        lo.append(np.ones(n))
-        hi.append(np.ones(n))
-        r = n
-        rid = r + np.arange(npair)  # x - ratio s <= 0
-        rows += [rid, rid]
-        cols += [x_col, s_col[ii]]
-        vals += [np.ones(npair), -ratio]
-        lo.append(np.full(npair, -np.inf))
-        hi.append(np.zeros(npair))
-        r += npair
-        rid = r + np.arange(npair)  # x - cap y <= 0
-        rows += [rid, rid]
-        cols += [x_col, jj]
-        vals += [np.ones(npair), -cap]
-        lo.append(np.full(npair, -np.inf))
-        hi.append(np.zeros(npair))
-        r += npair
-        count_lo, count_hi = 1.0, float(m)
-        if mode in ("p", "capture"):
-            count_lo = count_hi = float(k)  # type: ignore[arg-type]
-        elif mode == "profit":
-            count_hi = float(k_max if k_max is not None else m)
-        rows.append(np.full(m, r))
-        cols.append(np.arange(m))
-        vals.append(np.ones(m))
-        lo.append(np.array([count_lo]))
-        hi.append(np.array([count_hi]))
-        r += 1
-        if mode in ("capture", "fewest"):  # captured >= need
-            rows.append(np.full(npair, r))
-            cols.append(x_col)
-            vals.append(w[ii])
-            lo.append(np.array([float(need)]))  # type: ignore[arg-type]
-            hi.append(np.array([np.inf]))
-            r += 1
-        ncol = m + n + npair
-        a_mat = sp.csc_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, ncol)
-        )
-        c = np.zeros(ncol)
-        if mode == "fewest":
-            c[:m] = 1.0
-        else:
-            c[x_col] = margin * w[ii]
-            if mode == "profit" and fixed is not None:
-                c[:m] = -fixed
-        col_lower = np.zeros(ncol)
-        col_upper = np.ones(ncol)
-        col_upper[:m] = 0.0
-        col_upper[self.allowed] = 1.0
-        col_lower[required] = 1.0
-        col_upper[s_col] = o / self.c
-        integer = np.zeros(ncol, dtype=bool)
-        integer[:m] = True
-        x0 = self._start(start, ii=ii, jj=jj, ncol=ncol, s_col=s_col, x_col=x_col)
-        remaining = max(deadline - time.perf_counter(), 0.01)
-        report = None
-        if progress is not None:
+    def _plain_bound(
+        self, plan: np.ndarray, size: int, margin: float, fixed: np.ndarray | None
+    ) -> float:
+        """One cut alone: ``F(S) + the best size - |required| gains rho_j(S)`` bounds every
+        plan of at most ``size`` sites holding the required ones (``S`` holds them too); with
+        ``fixed`` (profit) each gain is less the column's fixed cost, the positive ones only,
+        and the required sites' fixed costs are paid."""
+        prob = self.prob
+        gain = margin * prob.gains(plan).sum(axis=0)
+        free = np.setdiff1d(prob.allowed, plan)
+        score = gain[free] - (fixed[free] if fixed is not None else 0.0)
+        top = np.sort(score)[::-1][: max(size - self.required.size, 0)]
+        paid = float(fixed[self.required].sum()) if fixed is not None else 0.0
+        return margin * prob.captured(plan) - paid + float(np.maximum(top, 0.0).sum())
 
-            def report(objective: float, bound: float) -> None:
-                progress("HiGHS branch-and-bound", objective=-objective, bound=-bound)
-
-        return solve_mip(
-            c,
-            a_mat,
-            row_lower=np.concatenate(lo),
-            row_upper=np.concatenate(hi),
-            col_lower=col_lower,
-            col_upper=col_upper,
-            integer=integer,
-            time_limit=remaining,
-            start=x0,
-            maximize=mode != "fewest",
-            mip_rel_gap=1e-7,
-            should_stop=should_stop,
-            progress=report,
-        )
-
-    def _start(
-        self,
-        open_cols: np.ndarray,
-        *,
-        ii: np.ndarray,
-        jj: np.ndarray,
-        ncol: int,
-        s_col: np.ndarray,
-        x_col: np.ndarray,
-    ) -> np.ndarray:
-        """The MILP's values of the plan ``open_cols`` (exact MNL shares)."""
-        x = np.zeros(ncol)
-        x[open_cols] = 1.0
-        a, _ = self._sums(np.asarray(open_cols, dtype=np.intp))
-        denom = self.c + a
-        x[s_col] = self.o / denom
-        is_open = np.zeros(self.m, dtype=bool)
-        is_open[open_cols] = True
-        x[x_col] = np.where(is_open[jj], self.u[ii, jj] / denom[ii], 0.0)
-        return x
+    def fewest(self, need: float, start: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Fewest sites reaching ``need`` jobs: (plan, whether its size is proven minimal)."""
+        prob = self.prob
+        best = np.sort(np.asarray(start, dtype=np.intp))
+        floor = max(self.required.size, 1)
+        if best.size <= floor:
+            return best, True
+        self.add(np.zeros(0, dtype=np.intp))
+        self.add(best)
+        while not self._out_of_time():
+            res = self._master(
+                lo=float(floor), hi=float(best.size), objective="count", integer=True,
+                margin=1.0, fixed=np.zeros(prob.m), need=need,
+            )  # fmt: skip
+            if res.status == "infeasible":
+                return best, True  # no smaller plan reaches it
+            if res.x is None or res.status != "optimal":
+                return best, False
+            plan = np.flatnonzero(res.x[: prob.m] > 0.5)
+            if prob.captured(plan) >= need:
+                return (plan, True) if plan.size <= best.size else (best, True)
+            self.add(plan)
+        return best, False
 
 
 def _finish(
@@ -588,7 +679,7 @@ def _finish(
         optimal=optimal,
         status=status,
         solve_time_s=time.perf_counter() - started,
-        solver=f"Haase's MNL formulation with partners, HiGHS {_version('highspy')}",
+        solver=f"planner submodular cuts, HiGHS {_version('highspy')}",
         extras=extras,
         upper_bound=upper,
     )
