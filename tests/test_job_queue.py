@@ -3,6 +3,8 @@ memory refusal and closed pages, checked with fake jobs that record what ran whe
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -13,9 +15,11 @@ import pytest
 from planner.hosting.jobs import Job, Progress, StopCallback
 from planner.hosting.queue import (
     MAX_JOBS_ENV_VAR,
+    NICE_ENV_VAR,
     JobQueue,
     JobRefused,
     JobStopped,
+    default_job_nice,
     default_max_jobs,
     estimate_job_bytes,
 )
@@ -248,3 +252,46 @@ def test_max_jobs_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MAX_JOBS_ENV_VAR, "zero")
     with pytest.raises(ValueError, match="PLANNER_MAX_JOBS='zero'"):
         default_max_jobs()
+
+
+def thread_niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_job_threads_run_at_the_niceness_set_and_the_pages_thread_keeps_its_own() -> None:
+    before = thread_niceness()
+    nice = min(before + 5, 19)
+    queue = JobQueue(max_jobs=2, available_bytes=lambda: 64 * GB, nice=nice)
+    jobs = [
+        queue.submit(make_job(user), lambda progress, should_stop: thread_niceness())
+        for user in ("ann", "bob")
+    ]
+    for job in jobs:
+        assert job.finished.wait(5)
+        assert job.error is None
+        assert job.value == nice
+    assert thread_niceness() == before  # the caller (a page's script thread) is untouched
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_nice_zero_leaves_job_threads_at_the_pages_priority() -> None:
+    before = thread_niceness()
+    queue = JobQueue(max_jobs=1, available_bytes=lambda: 64 * GB, nice=0)
+    job = queue.submit(make_job("ann"), lambda progress, should_stop: thread_niceness())
+    assert job.finished.wait(5)
+    assert job.value == before
+
+
+def test_job_nice_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(NICE_ENV_VAR, raising=False)
+    assert default_job_nice() == 10
+    assert JobQueue(max_jobs=1).nice == 10
+    monkeypatch.setenv(NICE_ENV_VAR, "15")
+    assert JobQueue(max_jobs=1).nice == 15
+    monkeypatch.setenv(NICE_ENV_VAR, "0")
+    assert default_job_nice() == 0
+    for bad in ("-5", "20", "low"):
+        monkeypatch.setenv(NICE_ENV_VAR, bad)
+        with pytest.raises(ValueError, match=f"PLANNER_JOB_NICE='{bad}'"):
+            default_job_nice()
