@@ -169,26 +169,58 @@ DEFAULTS: dict[str, Any] = {
 # state
 
 
+#: A plain copy of every entered value (not a widget's key, so Streamlit never drops it).
+KEPT_VALUES_KEY = "_planner_values"
+
+
 def init_state() -> None:
     """Set defaults and keep every entered value across page switches and reruns.
 
     Streamlit forgets a widget's value when a page without that widget runs; writing the
-    value back under its key makes it plain session state, which survives. Call at the top of
-    every page (and in ``app.py``).
+    value back under its key makes it plain session state, which survives one run. That is not
+    enough: Streamlit stores a widget-keyed value under the widget's id at the start of every
+    run, and a run of a job panel (a fragment, which does not call this function) leaves it
+    there alone, so a page switch right after one drops it. Every value is therefore also kept
+    in a plain copy (:data:`KEPT_VALUES_KEY`) and restored from it when Streamlit has dropped
+    it; without the copy the region fell back to Malta on the next page (and Malta's roads
+    were loaded for nothing), and the Plan page's choices went back to their defaults. Call at
+    the top of every page (and in ``app.py``).
     """
     state = st.session_state
+    kept: dict[str, Any] = state.get(KEPT_VALUES_KEY) or {}
     requested = st.query_params.get("region")
     for key, default in DEFAULTS.items():
         if key in state:
-            state[key] = state[key]
+            value = state[key]
+        elif key in kept:  # a widget's value Streamlit dropped (see above)
+            value = kept[key]
         elif key == "region" and requested in REGIONS:
-            state[key] = requested
+            value = requested
         else:
-            state[key] = default
+            value = default
+        state[key] = kept[key] = value
+    state[KEPT_VALUES_KEY] = kept
     if "uploads" not in state:
         state["uploads"] = {}
     if "road_files" not in state:
         state["road_files"] = {}
+
+
+def keep_value(key: str, value: Any) -> None:
+    """Set an entered value (a widget's key) in a running script, after :func:`init_state`:
+    in the session and in its plain copy, so that a page switch right after a job panel's run
+    cannot bring back the old value (see :func:`init_state`)."""
+    st.session_state[key] = value
+    remember_values()
+
+
+def remember_values() -> None:
+    """Refresh the plain copy of the entered values from the session (a page calls this
+    before a job panel, whose runs do not call :func:`init_state`)."""
+    state = st.session_state
+    kept: dict[str, Any] = state.get(KEPT_VALUES_KEY) or {}
+    kept.update({key: state[key] for key in DEFAULTS if key in state})
+    state[KEPT_VALUES_KEY] = kept
 
 
 def remember_upload(role: str) -> None:
@@ -815,6 +847,7 @@ def job_panel(kind: str, *, stoppable: bool = True) -> None:
     """Progress line and Stop button (if ``stoppable``) of the running job of ``kind``,
     refreshed every :data:`POLL_S` seconds (every :data:`WAIT_POLL_S` while it waits in
     line); reruns the page when the job has ended."""
+    remember_values()  # the panel's runs do not call init_state
     job: Job | None = st.session_state.get(f"{kind}_job")
     if job is not None and job.state == "waiting":
         _waiting_panel(kind)
