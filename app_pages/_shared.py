@@ -28,7 +28,6 @@ import dataclasses
 import io
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,8 +58,15 @@ from planner.engine.sizes import default_sizes
 from planner.engine.spec import WorkshopSize
 from planner.errors import PlannerError
 from planner.hosting.cache import SharedCache
-from planner.hosting.jobs import Job, JobStopped, Progress, StopCallback
-from planner.hosting.queue import JobRefused, estimate_job_bytes
+from planner.hosting.jobs import (
+    Job,
+    Progress,
+    StopCallback,
+    error_text,
+    stop_at_progress,
+    waiting_text,
+)
+from planner.hosting.queue import estimate_job_bytes
 from planner.hosting.workspaces import UPLOADS_DIR
 from planner.inputs import customers as demand
 from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES, read_sites
@@ -790,22 +796,16 @@ def start_job(
     :func:`collect_job`. A job needing more memory than is free ends at once with that error;
     one whose tab was closed is stopped by the queue.
     """
-    job = Job(
-        kind=kind,
-        stop=threading.Event(),
-        finish=finish,
+    job = account.job_queue().start(
+        kind,
+        work,
+        finish,
         user=account.queue_user(),
-        estimated_bytes=int(estimated_bytes),
+        estimated_bytes=estimated_bytes,
         alive=alive or account.session_alive(),
     )
     st.session_state[f"{kind}_job"] = job
     st.session_state.pop(f"{kind}_error", None)
-    try:
-        account.job_queue().submit(job, work)
-    except JobRefused as exc:
-        job.error = exc
-        job.state = "done"
-        job.finished.set()
     return job
 
 
@@ -835,9 +835,7 @@ def collect_job(kind: str) -> Job | None:
         return job
     del st.session_state[f"{kind}_job"]
     if job.error is not None:
-        st.session_state[f"{kind}_error"] = str(job.error)
-        if not isinstance(job.error, PlannerError):
-            st.session_state[f"{kind}_error"] = f"{type(job.error).__name__}: {job.error}"
+        st.session_state[f"{kind}_error"] = error_text(job.error)
     else:
         st.session_state[kind] = job.finish(job.value)
     return None
@@ -862,7 +860,7 @@ def _waiting_panel(kind: str) -> None:
         st.rerun()  # started or ended: the page shows its progress or answer
         return
     place = account.job_queue().position(job)
-    st.progress(0.0, text=f"Waiting, number {place} in line" if place else "Starting…")
+    st.progress(0.0, text=waiting_text(place))
     if st.button("Stop", key=f"{kind}_stop_waiting", icon=":material/stop_circle:"):
         account.job_queue().cancel(job)
     st.caption(
@@ -877,11 +875,8 @@ def _running_panel(kind: str, *, stoppable: bool = True) -> None:
         st.rerun()
         return
     st.progress(job.fraction, text=job.message)
-    elapsed = time.monotonic() - job.started
-    if job.stop.is_set():
-        st.caption(f"Stopping… keeping the best answer found so far ({elapsed:.0f} s)")
-    elif not stoppable:
-        st.caption(f"Working for {elapsed:.0f} s")
+    if job.stop.is_set() or not stoppable:
+        st.caption(job.status_text())
     elif st.button(
         "Stop",
         key=f"{kind}_stop",
@@ -892,7 +887,7 @@ def _running_panel(kind: str, *, stoppable: bool = True) -> None:
         account.job_queue().cancel(job)
         st.caption("Stopping… keeping the best answer found so far")
     else:
-        st.caption(f"Working for {elapsed:.0f} s")
+        st.caption(job.status_text())
 
 
 def _warm_caches(region: str) -> None:
@@ -919,18 +914,10 @@ def start_sweep(
     one queue, with its progress and Stop; the entry goes to ``st.session_state[kind]``.
 
     These engine calls report progress but take no ``should_stop``: Stop (or a closed tab)
-    ends them at their next progress report, without an answer.
+    ends them at their next progress report, without an answer
+    (:func:`planner.hosting.jobs.stop_at_progress`).
     """
-
-    def work(progress: Progress, should_stop: StopCallback) -> Any:
-        def report(message: str, fraction: float) -> None:
-            if should_stop():
-                raise JobStopped("Stopped; nothing was kept (press the button again to redo).")
-            progress(message, fraction)
-
-        return compute(report)
-
-    return start_job(kind, work, finish, estimated_bytes=estimated_bytes)
+    return start_job(kind, stop_at_progress(compute), finish, estimated_bytes=estimated_bytes)
 
 
 def start_k_curve(entry: dict[str, Any], layout: str, k_max: int) -> Job:
@@ -1025,26 +1012,20 @@ def progress_bar(text: str) -> tuple[Any, Progress]:
 
 
 def solved_on_instance(sinst: ScenarioInstance, region: str) -> str:
-    """What a prepared instance holds: "N customers, M candidate sites (E existing)"."""
+    """What a prepared instance holds: "N customers, M candidate sites (E existing)"
+    (:func:`planner.results.display.data_summary`)."""
     inst = sinst.instance
     n_customers = int((np.asarray(inst.demand_of_customer) >= 0).sum())
-    left_out = len(inst.customers) - n_customers
     own = inst.candidates.iloc[sinst.columns["own"]]
-    n_existing = int((own.get("status", pd.Series(dtype=str)).astype(str) == "existing").sum())
-    n_partner = len(sinst.columns["partner"])
-    date = ""
-    if region in network.REGIONS:
-        date = network.REGIONS[region].osm_date[:10]
-    text = f"{n_customers:,} customers"
-    if left_out:
-        text += f" ({left_out:,} left out)"
-    text += f", {len(own):,} candidate sites ({n_existing} existing)"
-    if n_partner:
-        text += f", {n_partner:,} partner shops"
-    text += f"; roads of {region_title(region)}"
-    if date:
-        text += f", OpenStreetMap data of {date}"
-    return text
+    return display.data_summary(
+        customers=n_customers,
+        left_out=len(inst.customers) - n_customers,
+        sites=len(own),
+        existing=int((own.get("status", pd.Series(dtype=str)).astype(str) == "existing").sum()),
+        partners=len(sinst.columns["partner"]),
+        roads=region_title(region),
+        osm_date=network.REGIONS[region].osm_date[:10] if region in network.REGIONS else None,
+    )
 
 
 def describe_data(

@@ -201,6 +201,48 @@ class JobQueue:
 
     # -- what pages ask ------------------------------------------------------------------
 
+    def start(
+        self,
+        kind: str,
+        work: Work,
+        finish: Callable[[Any], Any],
+        *,
+        user: str,
+        estimated_bytes: int = 0,
+        alive: Callable[[], bool] | None = None,
+    ) -> Job:
+        """A new :class:`Job` of ``user`` for ``work``, queued; one the server cannot take
+        (:class:`JobRefused`) is returned already ended, with that error.
+
+        Parameters
+        ----------
+        kind
+            What the job computes (``"plan"``, ``"compare"``, ``"roads"``...).
+        work
+            ``work(progress, should_stop)``, run in a thread of the queue.
+        finish
+            Turns the answer into what the page keeps (run by the page, not here).
+        user
+            Whose turn it takes (one running job per user).
+        estimated_bytes
+            Memory the work needs, roughly (:func:`estimate_job_bytes`).
+        alive
+            Whether the page that asked is still open (None: always).
+        """
+        job = Job(
+            kind=kind,
+            stop=threading.Event(),
+            finish=finish,
+            user=user,
+            estimated_bytes=int(estimated_bytes),
+            alive=alive,
+        )
+        try:
+            self.submit(job, work)
+        except JobRefused as exc:
+            self._end(job, exc)
+        return job
+
     def submit(self, job: Job, work: Work) -> Job:
         """Queue ``work(progress, should_stop)`` as ``job``; it starts as soon as it may.
 
