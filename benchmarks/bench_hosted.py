@@ -216,13 +216,16 @@ class SocketUser:
 
 async def socket_switches(
     url: str, who: str, stop: Callable[[], bool] | None, n: int = 12
-) -> list[tuple[float, float]]:
-    """Page switches of a websocket user: until ``stop()`` says True, else ``n`` of them."""
-    out: list[tuple[float, float]] = []
+) -> list[tuple[float, float, float, str]]:
+    """Page switches of a websocket user: until ``stop()`` says True, else ``n`` of them; each
+    as (seconds to the title, to the page's end, wall-clock start, page)."""
+    out: list[tuple[float, float, float, str]] = []
     async with SocketUser(url, who) as user:
         k = 0
         while (stop is None and k < n) or (stop is not None and not stop()):
-            out.append(await user.switch(["Costs", "Export", "Data"][k % 3]))
+            title = ["Costs", "Export", "Data"][k % 3]
+            started = time.time()
+            out.append((*await user.switch(title), started, title))
             k += 1
             await asyncio.sleep(0.3)
     return out
@@ -410,6 +413,7 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
     own = all(f"{r['n']:,} customers" in r["solved_on"] for r in results)
     private = all(r["seen"] == [f"plan-of-user-{i:02d}"] for i, r in enumerate(results))
     starts = [x.split("\t") for x in queue_log.read_text().splitlines() if "\tstart\t" in x]
+    t_first_run = min((float(x[0]) for x in starts if x[3] == "plan"), default=0.0)
     peak = max((int(x[4]) for x in starts), default=0)
     kinds = sorted({x[3] for x in starts})
     p = sorted(switches)
@@ -442,16 +446,21 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
         f"{statistics.median(p):.2f} s, p95 {p95:.2f} s, max {p[-1]:.2f} s; idle server "
         f"p95 {b95:.2f} s (busy / idle = {p95 / b95:.2f})"
     )
-    heads = [h for h, _full in socket_busy]
-    fulls = [f for _h, f in socket_busy]
+    heads = [x[0] for x in socket_busy]
+    fulls = [x[1] for x in socket_busy]
     print(
         f"page switch answered by the server while the queue is busy (websocket user in its "
         f"own process, "
         f"{len(heads)} switches): title p50 {statistics.median(heads):.2f} s, p95 "
         f"{pct95(heads):.2f} s; whole page p50 {statistics.median(fulls):.2f} s, p95 "
         f"{pct95(fulls):.2f} s; idle server: title p95 "
-        f"{pct95([h for h, _f in socket_base]):.2f} s, whole page p95 "
-        f"{pct95([f for _h, f in socket_base]):.2f} s"
+        f"{pct95([x[0] for x in socket_base]):.2f} s, whole page p95 "
+        f"{pct95([x[1] for x in socket_base]):.2f} s"
+    )
+    slow = sorted(socket_busy, reverse=True)[: max(1, len(socket_busy) // 20)]
+    print(
+        "slowest 5 % of the websocket switches (title s, page, seconds after the first Run): "
+        + ", ".join(f"{h:.2f} {page} +{start - t_first_run:.0f}" for h, _f, start, page in slow)
     )
     (work / "users.json").write_text(json.dumps({"users": args.users}))
     return own and private and peak <= args.max_jobs and pct95(heads) < 1.0
