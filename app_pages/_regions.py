@@ -77,7 +77,7 @@ def apply_pending() -> None:
     """Apply a region chosen by a button in the last run (call before the region widget)."""
     pending = st.session_state.pop(PENDING_KEY, None)
     if pending is not None:
-        st.session_state["region"] = pending
+        shared.keep_value("region", pending)
 
 
 def _choose(path: str, message: str) -> None:

@@ -28,7 +28,6 @@ import dataclasses
 import io
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,8 +58,15 @@ from planner.engine.sizes import default_sizes
 from planner.engine.spec import WorkshopSize
 from planner.errors import PlannerError
 from planner.hosting.cache import SharedCache
-from planner.hosting.jobs import Job, JobStopped, Progress, StopCallback
-from planner.hosting.queue import JobRefused, estimate_job_bytes
+from planner.hosting.jobs import (
+    Job,
+    Progress,
+    StopCallback,
+    error_text,
+    stop_at_progress,
+    waiting_text,
+)
+from planner.hosting.queue import estimate_job_bytes
 from planner.hosting.workspaces import UPLOADS_DIR
 from planner.inputs import customers as demand
 from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES, read_sites
@@ -169,26 +175,58 @@ DEFAULTS: dict[str, Any] = {
 # state
 
 
+#: A plain copy of every entered value (not a widget's key, so Streamlit never drops it).
+KEPT_VALUES_KEY = "_planner_values"
+
+
 def init_state() -> None:
     """Set defaults and keep every entered value across page switches and reruns.
 
     Streamlit forgets a widget's value when a page without that widget runs; writing the
-    value back under its key makes it plain session state, which survives. Call at the top of
-    every page (and in ``app.py``).
+    value back under its key makes it plain session state, which survives one run. That is not
+    enough: Streamlit stores a widget-keyed value under the widget's id at the start of every
+    run, and a run of a job panel (a fragment, which does not call this function) leaves it
+    there alone, so a page switch right after one drops it. Every value is therefore also kept
+    in a plain copy (:data:`KEPT_VALUES_KEY`) and restored from it when Streamlit has dropped
+    it; without the copy the region fell back to Malta on the next page (and Malta's roads
+    were loaded for nothing), and the Plan page's choices went back to their defaults. Call at
+    the top of every page (and in ``app.py``).
     """
     state = st.session_state
+    kept: dict[str, Any] = state.get(KEPT_VALUES_KEY) or {}
     requested = st.query_params.get("region")
     for key, default in DEFAULTS.items():
         if key in state:
-            state[key] = state[key]
+            value = state[key]
+        elif key in kept:  # a widget's value Streamlit dropped (see above)
+            value = kept[key]
         elif key == "region" and requested in REGIONS:
-            state[key] = requested
+            value = requested
         else:
-            state[key] = default
+            value = default
+        state[key] = kept[key] = value
+    state[KEPT_VALUES_KEY] = kept
     if "uploads" not in state:
         state["uploads"] = {}
     if "road_files" not in state:
         state["road_files"] = {}
+
+
+def keep_value(key: str, value: Any) -> None:
+    """Set an entered value (a widget's key) in a running script, after :func:`init_state`:
+    in the session and in its plain copy, so that a page switch right after a job panel's run
+    cannot bring back the old value (see :func:`init_state`)."""
+    st.session_state[key] = value
+    remember_values()
+
+
+def remember_values() -> None:
+    """Refresh the plain copy of the entered values from the session (a page calls this
+    before a job panel, whose runs do not call :func:`init_state`)."""
+    state = st.session_state
+    kept: dict[str, Any] = state.get(KEPT_VALUES_KEY) or {}
+    kept.update({key: state[key] for key in DEFAULTS if key in state})
+    state[KEPT_VALUES_KEY] = kept
 
 
 def remember_upload(role: str) -> None:
@@ -758,22 +796,16 @@ def start_job(
     :func:`collect_job`. A job needing more memory than is free ends at once with that error;
     one whose tab was closed is stopped by the queue.
     """
-    job = Job(
-        kind=kind,
-        stop=threading.Event(),
-        finish=finish,
+    job = account.job_queue().start(
+        kind,
+        work,
+        finish,
         user=account.queue_user(),
-        estimated_bytes=int(estimated_bytes),
+        estimated_bytes=estimated_bytes,
         alive=alive or account.session_alive(),
     )
     st.session_state[f"{kind}_job"] = job
     st.session_state.pop(f"{kind}_error", None)
-    try:
-        account.job_queue().submit(job, work)
-    except JobRefused as exc:
-        job.error = exc
-        job.state = "done"
-        job.finished.set()
     return job
 
 
@@ -803,9 +835,7 @@ def collect_job(kind: str) -> Job | None:
         return job
     del st.session_state[f"{kind}_job"]
     if job.error is not None:
-        st.session_state[f"{kind}_error"] = str(job.error)
-        if not isinstance(job.error, PlannerError):
-            st.session_state[f"{kind}_error"] = f"{type(job.error).__name__}: {job.error}"
+        st.session_state[f"{kind}_error"] = error_text(job.error)
     else:
         st.session_state[kind] = job.finish(job.value)
     return None
@@ -815,6 +845,7 @@ def job_panel(kind: str, *, stoppable: bool = True) -> None:
     """Progress line and Stop button (if ``stoppable``) of the running job of ``kind``,
     refreshed every :data:`POLL_S` seconds (every :data:`WAIT_POLL_S` while it waits in
     line); reruns the page when the job has ended."""
+    remember_values()  # the panel's runs do not call init_state
     job: Job | None = st.session_state.get(f"{kind}_job")
     if job is not None and job.state == "waiting":
         _waiting_panel(kind)
@@ -829,7 +860,7 @@ def _waiting_panel(kind: str) -> None:
         st.rerun()  # started or ended: the page shows its progress or answer
         return
     place = account.job_queue().position(job)
-    st.progress(0.0, text=f"Waiting, number {place} in line" if place else "Starting…")
+    st.progress(0.0, text=waiting_text(place))
     if st.button("Stop", key=f"{kind}_stop_waiting", icon=":material/stop_circle:"):
         account.job_queue().cancel(job)
     st.caption(
@@ -844,11 +875,8 @@ def _running_panel(kind: str, *, stoppable: bool = True) -> None:
         st.rerun()
         return
     st.progress(job.fraction, text=job.message)
-    elapsed = time.monotonic() - job.started
-    if job.stop.is_set():
-        st.caption(f"Stopping… keeping the best answer found so far ({elapsed:.0f} s)")
-    elif not stoppable:
-        st.caption(f"Working for {elapsed:.0f} s")
+    if job.stop.is_set() or not stoppable:
+        st.caption(job.status_text())
     elif st.button(
         "Stop",
         key=f"{kind}_stop",
@@ -859,7 +887,7 @@ def _running_panel(kind: str, *, stoppable: bool = True) -> None:
         account.job_queue().cancel(job)
         st.caption("Stopping… keeping the best answer found so far")
     else:
-        st.caption(f"Working for {elapsed:.0f} s")
+        st.caption(job.status_text())
 
 
 def _warm_caches(region: str) -> None:
@@ -886,18 +914,10 @@ def start_sweep(
     one queue, with its progress and Stop; the entry goes to ``st.session_state[kind]``.
 
     These engine calls report progress but take no ``should_stop``: Stop (or a closed tab)
-    ends them at their next progress report, without an answer.
+    ends them at their next progress report, without an answer
+    (:func:`planner.hosting.jobs.stop_at_progress`).
     """
-
-    def work(progress: Progress, should_stop: StopCallback) -> Any:
-        def report(message: str, fraction: float) -> None:
-            if should_stop():
-                raise JobStopped("Stopped; nothing was kept (press the button again to redo).")
-            progress(message, fraction)
-
-        return compute(report)
-
-    return start_job(kind, work, finish, estimated_bytes=estimated_bytes)
+    return start_job(kind, stop_at_progress(compute), finish, estimated_bytes=estimated_bytes)
 
 
 def start_k_curve(entry: dict[str, Any], layout: str, k_max: int) -> Job:
@@ -992,26 +1012,20 @@ def progress_bar(text: str) -> tuple[Any, Progress]:
 
 
 def solved_on_instance(sinst: ScenarioInstance, region: str) -> str:
-    """What a prepared instance holds: "N customers, M candidate sites (E existing)"."""
+    """What a prepared instance holds: "N customers, M candidate sites (E existing)"
+    (:func:`planner.results.display.data_summary`)."""
     inst = sinst.instance
     n_customers = int((np.asarray(inst.demand_of_customer) >= 0).sum())
-    left_out = len(inst.customers) - n_customers
     own = inst.candidates.iloc[sinst.columns["own"]]
-    n_existing = int((own.get("status", pd.Series(dtype=str)).astype(str) == "existing").sum())
-    n_partner = len(sinst.columns["partner"])
-    date = ""
-    if region in network.REGIONS:
-        date = network.REGIONS[region].osm_date[:10]
-    text = f"{n_customers:,} customers"
-    if left_out:
-        text += f" ({left_out:,} left out)"
-    text += f", {len(own):,} candidate sites ({n_existing} existing)"
-    if n_partner:
-        text += f", {n_partner:,} partner shops"
-    text += f"; roads of {region_title(region)}"
-    if date:
-        text += f", OpenStreetMap data of {date}"
-    return text
+    return display.data_summary(
+        customers=n_customers,
+        left_out=len(inst.customers) - n_customers,
+        sites=len(own),
+        existing=int((own.get("status", pd.Series(dtype=str)).astype(str) == "existing").sum()),
+        partners=len(sinst.columns["partner"]),
+        roads=region_title(region),
+        osm_date=network.REGIONS[region].osm_date[:10] if region in network.REGIONS else None,
+    )
 
 
 def describe_data(

@@ -11,6 +11,10 @@ or part by part, each under its own lock hold, on one work folder::
       flock /tmp/cpu.lock /work/venv/bin/python benchmarks/bench_hosted.py --part $part --work $W
     done
 
+``--clients-nice 10`` runs the simulated browsers (and this script's Playwright driver) at that
+niceness, so on a machine where they share the cores with the app server the server's side is
+what is measured; the websocket user's process and the app server keep the normal priority.
+
 Starts ``streamlit run app.py`` in the trusted-header sign-in mode (``PLANNER_AUTH=header``,
 each browser context sends its own ``X-Forwarded-User``, as an authenticating proxy would) with
 ``PLANNER_MAX_JOBS`` slots. Every user at once uploads their own customer file (a different
@@ -23,8 +27,9 @@ number of customers each), runs a plan and saves it. Checks and prints:
 - page switches while the queue is full (target p95 < 1 s), against the same switches on the
   idle server measured first (the baseline), by two more users: one in Chromium (click to
   title shown; includes the CPU of the twenty other browsers on the same machine) and one
-  speaking Streamlit's websocket protocol (request to the page's title and to the page's end:
-  the server's answer; this one is checked against the target);
+  speaking Streamlit's websocket protocol in a process of its own (request to the page's title
+  and to the page's end: the server's answer, not slowed by this script's Playwright driver;
+  this one is checked against the target);
 - the CPU the app server and the browsers used while the users worked;
 - a user who closes the tab mid-solve: seconds until the queue frees the slot (target < 10 s);
 - a server restart: every saved scenario is listed and opens again, and no half-written file
@@ -38,13 +43,17 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_app import ARGS, CHROMIUM, start_app
+
+from planner.hosting.queue import default_job_nice
 
 REGION = "liechtenstein"
 HEADINGS = {"Data": "Your data", "Costs": "Cost assumptions", "Export": "Export"}
@@ -205,16 +214,55 @@ class SocketUser:
         return await self._run("", self.pages[title], HEADINGS.get(title, title))
 
 
-async def socket_switches(url: str, who: str, stop: asyncio.Event | None, n: int = 12):
-    """Page switches of a websocket user: until ``stop`` is set, else ``n`` of them."""
-    out: list[tuple[float, float]] = []
+async def socket_switches(
+    url: str, who: str, stop: Callable[[], bool] | None, n: int = 12
+) -> list[tuple[float, float, float, str]]:
+    """Page switches of a websocket user: until ``stop()`` says True, else ``n`` of them; each
+    as (seconds to the title, to the page's end, wall-clock start, page)."""
+    out: list[tuple[float, float, float, str]] = []
     async with SocketUser(url, who) as user:
         k = 0
-        while (stop is None and k < n) or (stop is not None and not stop.is_set()):
-            out.append(await user.switch(["Costs", "Export", "Data"][k % 3]))
+        while (stop is None and k < n) or (stop is not None and not stop()):
+            title = ["Costs", "Export", "Data"][k % 3]
+            started = time.time()
+            out.append((*await user.switch(title), started, title))
             k += 1
             await asyncio.sleep(0.3)
     return out
+
+
+async def wait_for_file(path: Path, proc: subprocess.Popen | None = None) -> None:
+    """Until ``path`` exists (or ``proc``, which should write it, has ended)."""
+    while not path.exists():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the websocket prober ended with code {proc.returncode}")
+        await asyncio.sleep(0.05)
+
+
+async def probe(url: str, folder: Path) -> None:
+    """The websocket user's own process (``--probe``), steered by files in ``folder``:
+    ``baseline`` -> 12 switches into ``baseline.json``; ``go`` -> switches until ``stop``,
+    into ``busy.json``. Its own process, so the twenty browsers' Playwright driver (this
+    script's main process) cannot delay its reading of the server's answer."""
+    await wait_for_file(folder / "baseline")
+    base = await socket_switches(url, "socket-baseline@example.com", None)
+    (folder / "baseline.json").write_text(json.dumps(base))
+    await wait_for_file(folder / "go")
+    stop = folder / "stop"
+    busy = await socket_switches(url, "socket-browser@example.com", stop.exists)
+    (folder / "busy.json.tmp").write_text(json.dumps(busy))
+    (folder / "busy.json.tmp").rename(folder / "busy.json")
+
+
+def start_prober(url: str, folder: Path) -> subprocess.Popen:
+    """The websocket user's process, at this script's priority (start it before nicing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("baseline", "baseline.json", "go", "stop", "busy.json"):
+        (folder / name).unlink(missing_ok=True)
+    return subprocess.Popen(
+        [sys.executable, __file__, "--probe", url, "--work", str(folder)],
+        stdout=sys.stderr,
+    )
 
 
 def pct95(values: list[float]) -> float:
@@ -290,8 +338,9 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def browser_pids(server_pid: int) -> list[int]:
-    """This script's browser processes: its descendants outside the app server."""
+def browser_pids(*outside: int) -> list[int]:
+    """This script's browser processes: its descendants outside the app server and the
+    websocket prober (the pids in ``outside``)."""
     parent: dict[int, int] = {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -301,7 +350,7 @@ def browser_pids(server_pid: int) -> list[int]:
                 continue
     mine, grew = {os.getpid()}, True
     while grew:
-        new = {pid for pid, ppid in parent.items() if ppid in mine and pid != server_pid}
+        new = {pid for pid, ppid in parent.items() if ppid in mine and pid not in outside}
         grew = not new <= mine
         mine |= new
     return sorted(mine - {os.getpid()})
@@ -320,44 +369,60 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
     files = customer_files(work, args.users)
     print(f"users part: {load_line()} at the start")
     proc, url = start_app(server_env(work, args.max_jobs), work / "server.log")
+    probe_dir = work / "probe"
+    prober_proc = start_prober(url, probe_dir)
+    if args.clients_nice:
+        os.nice(args.clients_nice)  # this process and the browsers it starts from now on
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             base = await baseline_switches(browser, url)
-            socket_base = await socket_switches(url, "socket-baseline@example.com", None)
+            (probe_dir / "baseline").touch()
+            await wait_for_file(probe_dir / "baseline.json", prober_proc)
+            socket_base = json.loads((probe_dir / "baseline.json").read_text())
             note("baseline done")
             stop = asyncio.Event()
             switches: list[float] = []
             prober = asyncio.create_task(browse(browser, url, stop, switches))
-            socket_prober = asyncio.create_task(
-                socket_switches(url, "socket-browser@example.com", stop)
-            )
+            (probe_dir / "go").touch()
             t0 = time.perf_counter()
-            cpu0 = cpu_seconds([proc.pid]), cpu_seconds(browser_pids(proc.pid))
+            outside = (proc.pid, prober_proc.pid)
+            cpu0 = cpu_seconds([proc.pid]), cpu_seconds(browser_pids(*outside))
             results = await asyncio.gather(
                 *(one_user(browser, url, i, *files[i]) for i in range(args.users))
             )
             wall = time.perf_counter() - t0
             stop.set()
+            (probe_dir / "stop").touch()
             await prober
-            socket_busy = await socket_prober
+            await wait_for_file(probe_dir / "busy.json", prober_proc)
+            socket_busy = json.loads((probe_dir / "busy.json").read_text())
             server_cpu = cpu_seconds([proc.pid]) - cpu0[0]
-            browsers_cpu = cpu_seconds(browser_pids(proc.pid)) - cpu0[1]
+            browsers_cpu = cpu_seconds(browser_pids(*outside)) - cpu0[1]
             await browser.close()
     finally:
+        prober_proc.terminate()
+        prober_proc.wait(timeout=60)
         proc.terminate()
         proc.wait(timeout=60)
     print(f"users part: {load_line()} at the end")
+    roads_jobs = sum(
+        1 for x in queue_log.read_text().splitlines() if "\tstart\t" in x and "\troads\t" in x
+    )
 
     own = all(f"{r['n']:,} customers" in r["solved_on"] for r in results)
     private = all(r["seen"] == [f"plan-of-user-{i:02d}"] for i, r in enumerate(results))
     starts = [x.split("\t") for x in queue_log.read_text().splitlines() if "\tstart\t" in x]
+    t_first_run = min((float(x[0]) for x in starts if x[3] == "plan"), default=0.0)
     peak = max((int(x[4]) for x in starts), default=0)
     kinds = sorted({x[3] for x in starts})
     p = sorted(switches)
     p95 = p[min(len(p) - 1, int(0.95 * len(p)))] if p else float("nan")
     b95 = sorted(base)[int(0.95 * (len(base) - 1))]
-    print(f"{args.users} users, PLANNER_MAX_JOBS={args.max_jobs}, region {REGION}")
+    print(
+        f"{args.users} users, PLANNER_MAX_JOBS={args.max_jobs}, region {REGION}, browsers at "
+        f"nice {args.clients_nice}, job threads at nice {default_job_nice()}"
+    )
     print(
         f"all done in {wall:.1f} s; time to answer per user (Run to result): median "
         f"{statistics.median(r['solved_s'] for r in results):.1f} s, max "
@@ -373,23 +438,29 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
         f"{browsers_cpu:.0f} s ({wall:.0f} s wall clock, {os.cpu_count()} cores)"
     )
     print(
-        f"queue: {len(starts)} jobs ({', '.join(kinds)}), at most {peak} running at once "
-        f"(limit {args.max_jobs})"
+        f"queue: {len(starts)} jobs ({', '.join(kinds)}; {roads_jobs} roads loads), at most "
+        f"{peak} running at once (limit {args.max_jobs})"
     )
     print(
         f"page switch while the queue is busy ({len(p)} switches): p50 "
         f"{statistics.median(p):.2f} s, p95 {p95:.2f} s, max {p[-1]:.2f} s; idle server "
         f"p95 {b95:.2f} s (busy / idle = {p95 / b95:.2f})"
     )
-    heads = [h for h, _full in socket_busy]
-    fulls = [f for _h, f in socket_busy]
+    heads = [x[0] for x in socket_busy]
+    fulls = [x[1] for x in socket_busy]
     print(
-        f"page switch answered by the server while the queue is busy (websocket user, "
+        f"page switch answered by the server while the queue is busy (websocket user in its "
+        f"own process, "
         f"{len(heads)} switches): title p50 {statistics.median(heads):.2f} s, p95 "
         f"{pct95(heads):.2f} s; whole page p50 {statistics.median(fulls):.2f} s, p95 "
         f"{pct95(fulls):.2f} s; idle server: title p95 "
-        f"{pct95([h for h, _f in socket_base]):.2f} s, whole page p95 "
-        f"{pct95([f for _h, f in socket_base]):.2f} s"
+        f"{pct95([x[0] for x in socket_base]):.2f} s, whole page p95 "
+        f"{pct95([x[1] for x in socket_base]):.2f} s"
+    )
+    slow = sorted(socket_busy, reverse=True)[: max(1, len(socket_busy) // 20)]
+    print(
+        "slowest 5 % of the websocket switches (title s, page, seconds after the first Run): "
+        + ", ".join(f"{h:.2f} {page} +{start - t_first_run:.0f}" for h, _f, start, page in slow)
     )
     (work / "users.json").write_text(json.dumps({"users": args.users}))
     return own and private and peak <= args.max_jobs and pct95(heads) < 1.0
@@ -455,6 +526,19 @@ async def main_async(args: argparse.Namespace, work: Path) -> int:
     return 0 if ok else 1
 
 
+def each_part_apart(args: argparse.Namespace, work: Path) -> int:
+    """``--part all`` with ``--clients-nice``: each part in a process of its own (a niced
+    process cannot start the next part's app server at the normal priority again)."""
+    ok = True
+    for name in PARTS:
+        command = [sys.executable, __file__, "--part", name, "--work", str(work)]
+        command += ["--users", str(args.users), "--max-jobs", str(args.max_jobs)]
+        command += ["--clients-nice", str(args.clients_nice)]
+        ok &= subprocess.run(command, check=False).returncode == 0
+    print("PASS" if ok else "FAIL", f"(work folder {work})")
+    return 0 if ok else 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20)
@@ -467,9 +551,22 @@ def main() -> None:
         "part's --work folder",
     )
     parser.add_argument("--work", type=Path, help="work folder (default: a new temporary one)")
+    parser.add_argument(
+        "--clients-nice",
+        type=int,
+        default=0,
+        help="niceness of the simulated browsers (0-19; the app server and the websocket "
+        "user keep the normal priority)",
+    )
+    parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)  # the prober process
     args = parser.parse_args()
+    if args.probe:
+        asyncio.run(probe(args.probe, args.work))
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-hosted-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.part == "all" and args.clients_nice:
+        sys.exit(each_part_apart(args, work))
     sys.exit(asyncio.run(main_async(args, work)))
 
 

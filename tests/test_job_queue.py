@@ -3,6 +3,8 @@ memory refusal and closed pages, checked with fake jobs that record what ran whe
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -10,12 +12,21 @@ from typing import Any
 
 import pytest
 
-from planner.hosting.jobs import Job, Progress, StopCallback
+from planner.hosting.jobs import (
+    Job,
+    Progress,
+    StopCallback,
+    error_text,
+    stop_at_progress,
+    waiting_text,
+)
 from planner.hosting.queue import (
     MAX_JOBS_ENV_VAR,
+    NICE_ENV_VAR,
     JobQueue,
     JobRefused,
     JobStopped,
+    default_job_nice,
     default_max_jobs,
     estimate_job_bytes,
 )
@@ -248,3 +259,88 @@ def test_max_jobs_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MAX_JOBS_ENV_VAR, "zero")
     with pytest.raises(ValueError, match="PLANNER_MAX_JOBS='zero'"):
         default_max_jobs()
+
+
+def thread_niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_job_threads_run_at_the_niceness_set_and_the_pages_thread_keeps_its_own() -> None:
+    before = thread_niceness()
+    nice = min(before + 5, 19)
+    queue = JobQueue(max_jobs=2, available_bytes=lambda: 64 * GB, nice=nice)
+    jobs = [
+        queue.submit(make_job(user), lambda progress, should_stop: thread_niceness())
+        for user in ("ann", "bob")
+    ]
+    for job in jobs:
+        assert job.finished.wait(5)
+        assert job.error is None
+        assert job.value == nice
+    assert thread_niceness() == before  # the caller (a page's script thread) is untouched
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_nice_zero_leaves_job_threads_at_the_pages_priority() -> None:
+    before = thread_niceness()
+    queue = JobQueue(max_jobs=1, available_bytes=lambda: 64 * GB, nice=0)
+    job = queue.submit(make_job("ann"), lambda progress, should_stop: thread_niceness())
+    assert job.finished.wait(5)
+    assert job.value == before
+
+
+def test_job_nice_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(NICE_ENV_VAR, raising=False)
+    assert default_job_nice() == 10
+    assert JobQueue(max_jobs=1).nice == 10
+    monkeypatch.setenv(NICE_ENV_VAR, "15")
+    assert JobQueue(max_jobs=1).nice == 15
+    monkeypatch.setenv(NICE_ENV_VAR, "0")
+    assert default_job_nice() == 0
+    for bad in ("-5", "20", "low"):
+        monkeypatch.setenv(NICE_ENV_VAR, bad)
+        with pytest.raises(ValueError, match=f"PLANNER_JOB_NICE='{bad}'"):
+            default_job_nice()
+
+
+def test_start_queues_a_new_job_and_ends_a_refused_one_at_once() -> None:
+    queue = JobQueue(max_jobs=1, available_bytes=lambda: 2 * GB)
+    job = queue.start("plan", lambda progress, should_stop: 42, lambda v: v, user="ann")
+    assert job.finished.wait(5)
+    assert (job.kind, job.user, job.value, job.error) == ("plan", "ann", 42, None)
+    big = queue.start(
+        "plan", lambda progress, should_stop: 1, lambda v: v, user="bob", estimated_bytes=3 * GB
+    )
+    assert big.done
+    assert big.state == "done"
+    assert isinstance(big.error, JobRefused)
+    assert error_text(big.error).startswith("This job would need about 3,072 MB")
+
+
+def test_stop_at_progress_ends_work_without_should_stop_at_its_next_report() -> None:
+    reports: list[str] = []
+
+    def compute(progress: Progress) -> str:
+        for k in range(5):
+            progress(f"step {k}", k / 5)
+        return "curve"
+
+    work = stop_at_progress(compute)
+    assert work(lambda m, f: reports.append(m), lambda: False) == "curve"
+    assert len(reports) == 5
+    with pytest.raises(JobStopped, match="Stopped; nothing was kept"):
+        work(lambda m, f: reports.append(m), lambda: True)
+    assert len(reports) == 5  # not one report after Stop
+
+
+def test_texts_of_jobs() -> None:
+    assert waiting_text(2) == "Waiting, number 2 in line"
+    assert waiting_text(0) == "Starting…"
+    assert error_text(ValueError("bad")) == "ValueError: bad"
+    assert error_text(JobStopped("Stopped while waiting")) == "Stopped while waiting"
+    job = make_job("ann")
+    job.started = time.monotonic() - 12.4
+    assert job.status_text() == "Working for 12 s"
+    job.stop.set()
+    assert job.status_text() == "Stopping… keeping the best answer found so far (12 s)"

@@ -15,7 +15,15 @@ from typing import Any
 
 from planner.errors import PlannerError
 
-__all__ = ["Job", "JobStopped", "Progress", "StopCallback"]
+__all__ = [
+    "Job",
+    "JobStopped",
+    "Progress",
+    "StopCallback",
+    "error_text",
+    "stop_at_progress",
+    "waiting_text",
+]
 
 #: ``progress(message, fraction)``; ``fraction`` runs from 0 to 1.
 Progress = Callable[[str, float], None]
@@ -90,3 +98,56 @@ class Job:
     def done(self) -> bool:
         """Whether the work has ended (with an answer or an error)."""
         return self.finished.is_set()
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the job started (or was created, while it waits)."""
+        return time.monotonic() - self.started
+
+    def status_text(self) -> str:
+        """The line under a running job's progress bar: stopping, or working for how long."""
+        if self.stop.is_set():
+            return f"Stopping… keeping the best answer found so far ({self.elapsed_s:.0f} s)"
+        return f"Working for {self.elapsed_s:.0f} s"
+
+
+def stop_at_progress(
+    compute: Callable[[Progress], Any],
+) -> Callable[[Progress, StopCallback], Any]:
+    """Queue work from an engine call that reports progress but takes no ``should_stop`` (a
+    K-curve, robustness cases, phases): Stop, or a closed tab, ends it at its next progress
+    report with :class:`JobStopped`, without an answer.
+
+    Parameters
+    ----------
+    compute
+        ``compute(progress)``: the engine call.
+
+    Returns
+    -------
+    Callable
+        ``work(progress, should_stop)`` for :meth:`planner.hosting.queue.JobQueue.submit`.
+    """
+
+    def work(progress: Progress, should_stop: StopCallback) -> Any:
+        def report(message: str, fraction: float) -> None:
+            if should_stop():
+                raise JobStopped("Stopped; nothing was kept (press the button again to redo).")
+            progress(message, fraction)
+
+        return compute(report)
+
+    return work
+
+
+def error_text(error: BaseException) -> str:
+    """What a page says about a job that ended with ``error``: a planner error in its own
+    words (they say what to do), anything else with the name of its type."""
+    if isinstance(error, PlannerError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def waiting_text(place: int) -> str:
+    """The progress line of a job waiting in line (``place`` 0: about to start)."""
+    return f"Waiting, number {place} in line" if place else "Starting…"

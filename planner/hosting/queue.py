@@ -10,7 +10,10 @@ Solves and matrix builds of every session go through one :class:`JobQueue`:
   :class:`JobRefused`, instead of taking the server down;
 - a job whose page was closed (its ``alive`` callback says False for ``grace_s`` seconds) is
   stopped and dropped, so its slot is free again within seconds (the abandoned work ends at
-  its next progress report or stop check).
+  its next progress report or stop check);
+- job threads run at a lower CPU priority than the pages' script threads (``nice`` 10 by
+  default, ``$PLANNER_JOB_NICE``; Linux, per thread), so a page switch is answered first when
+  the solves keep every core busy.
 
 Jobs run in threads of their own, never in Streamlit's script thread; no Streamlit here.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,18 +33,25 @@ from planner.hosting.jobs import Job, JobStopped, Progress, StopCallback
 
 __all__ = [
     "MAX_JOBS_ENV_VAR",
+    "NICE_ENV_VAR",
     "JobQueue",
     "JobRefused",
     "JobStopped",
     "available_memory_bytes",
+    "default_job_nice",
     "default_max_jobs",
     "estimate_job_bytes",
+    "lower_thread_priority",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Environment variable: how many jobs may run at once on this server.
 MAX_JOBS_ENV_VAR = "PLANNER_MAX_JOBS"
+#: Environment variable: the niceness of job threads (0-19; higher yields more to the pages).
+NICE_ENV_VAR = "PLANNER_JOB_NICE"
+#: Niceness of job threads when ``$PLANNER_JOB_NICE`` is not set.
+DEFAULT_JOB_NICE = 10
 #: Diagnostics: when set, every start and end of a job appends one line (time, event, user,
 #: kind, jobs running) to this file (used by benchmarks/bench_hosted.py).
 QUEUE_LOG_ENV_VAR = "PLANNER_QUEUE_LOG"
@@ -74,6 +85,51 @@ def default_max_jobs() -> int:
     if value < 1:
         raise ValueError(f"{MAX_JOBS_ENV_VAR}={raw!r}: give a whole number of at least 1")
     return value
+
+
+def default_job_nice() -> int:
+    """``$PLANNER_JOB_NICE`` when set (a whole number from 0 to 19), else 10.
+
+    Raises
+    ------
+    ValueError
+        When the variable is set but is not a whole number from 0 to 19.
+    """
+    raw = os.environ.get(NICE_ENV_VAR, "").strip()
+    if not raw:
+        return DEFAULT_JOB_NICE
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 19:
+        raise ValueError(f"{NICE_ENV_VAR}={raw!r}: give a whole number from 0 to 19")
+    return value
+
+
+def lower_thread_priority(nice: int) -> bool:
+    """Give the calling thread the niceness ``nice`` (Linux; elsewhere nothing happens).
+
+    Linux schedules threads one by one, so this lowers only the calling thread (and threads it
+    starts later), not the pages' script threads of the same process. An unprivileged process
+    cannot go back to a lower niceness, so a value below the thread's current one is left as is.
+
+    Returns
+    -------
+    bool
+        Whether the thread now runs at ``nice`` or lower priority.
+    """
+    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) >= nice:
+            return True
+        os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError as exc:  # e.g. a sandbox that forbids it: run at normal priority
+        logger.warning("could not lower the priority of a job thread: %s", exc)
+        return False
+    return True
 
 
 def available_memory_bytes() -> int:
@@ -112,6 +168,9 @@ class JobQueue:
         Seconds a job's ``alive()`` may say False before the job is stopped.
     watch_s
         Seconds between two looks at the jobs' pages.
+    nice
+        Niceness of the job threads (default :func:`default_job_nice`; 0 keeps the priority of
+        the pages' script threads).
     """
 
     def __init__(
@@ -121,6 +180,7 @@ class JobQueue:
         available_bytes: Callable[[], int] = available_memory_bytes,
         grace_s: float = 3.0,
         watch_s: float = 0.5,
+        nice: int | None = None,
     ) -> None:
         self.max_jobs = default_max_jobs() if max_jobs is None else int(max_jobs)
         if self.max_jobs < 1:
@@ -128,6 +188,7 @@ class JobQueue:
         self._available = available_bytes
         self.grace_s = float(grace_s)
         self.watch_s = float(watch_s)
+        self.nice = default_job_nice() if nice is None else int(nice)
         self._lock = threading.Lock()
         self._waiting: list[tuple[Job, Work]] = []
         self._running: list[Job] = []
@@ -139,6 +200,48 @@ class JobQueue:
         self.abandoned_running = 0
 
     # -- what pages ask ------------------------------------------------------------------
+
+    def start(
+        self,
+        kind: str,
+        work: Work,
+        finish: Callable[[Any], Any],
+        *,
+        user: str,
+        estimated_bytes: int = 0,
+        alive: Callable[[], bool] | None = None,
+    ) -> Job:
+        """A new :class:`Job` of ``user`` for ``work``, queued; one the server cannot take
+        (:class:`JobRefused`) is returned already ended, with that error.
+
+        Parameters
+        ----------
+        kind
+            What the job computes (``"plan"``, ``"compare"``, ``"roads"``...).
+        work
+            ``work(progress, should_stop)``, run in a thread of the queue.
+        finish
+            Turns the answer into what the page keeps (run by the page, not here).
+        user
+            Whose turn it takes (one running job per user).
+        estimated_bytes
+            Memory the work needs, roughly (:func:`estimate_job_bytes`).
+        alive
+            Whether the page that asked is still open (None: always).
+        """
+        job = Job(
+            kind=kind,
+            stop=threading.Event(),
+            finish=finish,
+            user=user,
+            estimated_bytes=int(estimated_bytes),
+            alive=alive,
+        )
+        try:
+            self.submit(job, work)
+        except JobRefused as exc:
+            self._end(job, exc)
+        return job
 
     def submit(self, job: Job, work: Work) -> Job:
         """Queue ``work(progress, should_stop)`` as ``job``; it starts as soon as it may.
@@ -237,6 +340,8 @@ class JobQueue:
 
     def _run(self, job: Job, work: Work) -> None:
         error: BaseException | None = None
+        if self.nice > 0:
+            lower_thread_priority(self.nice)
         try:
             job.value = work(job.progress, job.stop.is_set)
         except Exception as exc:  # the page shows it

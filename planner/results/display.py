@@ -19,6 +19,7 @@ __all__ = [
     "PLAIN_KPIS",
     "assignment_table",
     "cost_split",
+    "data_summary",
     "minutes",
     "money",
     "percent",
@@ -70,6 +71,42 @@ PLAIN_KPIS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
     ("cost_per_job_eur", "Cost per job", money),
     ("jobs", "Jobs per year", lambda v: f"{v:,.0f}"),
 )
+
+
+def data_summary(
+    *,
+    customers: int,
+    left_out: int = 0,
+    sites: int,
+    existing: int = 0,
+    partners: int = 0,
+    roads: str,
+    osm_date: str | None = None,
+) -> str:
+    """What a solve ran on, in one sentence ("Solved on ..."): "300 customers, 62 candidate
+    sites (2 existing); roads of Liechtenstein, OpenStreetMap data of 2026-11-30".
+
+    Parameters
+    ----------
+    customers, left_out
+        Customers planned for, and those left out (no road nearby, no demand).
+    sites, existing, partners
+        Candidate sites of our own, the existing ones among them, and partner shops.
+    roads
+        The name of the roads (a region's title, an uploaded file's name).
+    osm_date
+        The date of the OpenStreetMap data (``YYYY-MM-DD``), when known.
+    """
+    text = f"{customers:,} customers"
+    if left_out:
+        text += f" ({left_out:,} left out)"
+    text += f", {sites:,} candidate sites ({existing} existing)"
+    if partners:
+        text += f", {partners:,} partner shops"
+    text += f"; roads of {roads}"
+    if osm_date:
+        text += f", OpenStreetMap data of {osm_date}"
+    return text
 
 
 def plain_kpis(result: LayoutResult) -> pd.DataFrame:
