@@ -71,7 +71,7 @@ from planner.hosting.workspaces import UPLOADS_DIR
 from planner.inputs import customers as demand
 from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES, read_sites
 from planner.inputs.validation import ValidationReport
-from planner.outputs import assets, export, maps, report
+from planner.outputs import assets, export, maps, report, road_layer
 from planner.results import display
 from planner.results.costs import CostParameters, describe_parameters
 from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
@@ -569,10 +569,11 @@ def roads_kept(region: str, area: Area | None) -> str | None:
     return None if kept is None else str(kept)
 
 
-@st.cache_data(show_spinner=False)
 def load_roads(region: str, area: Area | None = None) -> gpd.GeoDataFrame:
-    """Main roads of a region, drawn as the light background layer of every map."""
-    return maps.main_roads(load_graph(region, area=area))
+    """The road layer of every map of a region (trimmed to ``area``): the library's
+    :func:`planner.outputs.road_layer.map_roads`, computed once per graph and shared by the
+    server's sessions (and on disk). Not copied per call: read-only."""
+    return road_layer.map_roads(load_graph(region, area=area))
 
 
 @st.cache_data(show_spinner=False)

@@ -54,7 +54,7 @@ from planner.inputs.sites import (
 from planner.inputs.tables import read_table
 from planner.inputs.validate import validate_file
 from planner.models import Solution
-from planner.outputs import export, maps
+from planner.outputs import export, maps, road_layer
 from planner.outputs.safe import to_csv_bytes
 from planner.register import (
     area_trends,
@@ -333,7 +333,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with _stop_on_ctrl_c() as should_stop:
         lr = run(spec, sinst=sinst, progress=_progress, should_stop=should_stop)
     files = export.write_layout_bundle(
-        lr, out, roads=maps.main_roads(sinst.graph), overwrite=args.overwrite
+        lr, out, roads=road_layer.map_roads(sinst.graph), overwrite=args.overwrite
     )
     _print_warnings(lr.warnings)
     if args.save:
@@ -425,7 +425,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     written = export.write_comparison_bundle(
         comp,
         out,
-        roads=maps.main_roads(sinst.graph),
+        roads=road_layer.map_roads(sinst.graph),
         overwrite=args.overwrite,
         k_curve=curve,
         robustness=rob,

@@ -46,7 +46,7 @@ from planner.engine.workspace import InputFile
 from planner.errors import PlannerError
 from planner.inputs.tables import read_table
 from planner.inputs.validation import ValidationReport
-from planner.outputs import maps
+from planner.outputs import maps, road_layer
 from planner.outputs.report import report_html
 from planner.outputs.safe import csv_text, spreadsheet_safe, to_csv_bytes
 from planner.results.capacity import not_at_nearest
@@ -463,9 +463,9 @@ def write_map_html(
     path
         ``.html`` file or binary buffer.
     roads
-        Main roads (:func:`planner.outputs.maps.main_roads`), drawn as the app draws them.
+        The road layer (:func:`planner.outputs.road_layer.map_roads`), drawn as the app draws it.
     graph
-        The road graph; its main roads are drawn when ``roads`` is not given.
+        The road graph; its road layer is drawn when ``roads`` is not given.
     overwrite
         Replace an existing file.
 
@@ -473,7 +473,7 @@ def write_map_html(
     """
     _check_target(path, overwrite=overwrite)
     if roads is None and graph is not None:
-        roads = maps.main_roads(graph)
+        roads = road_layer.map_roads(graph)
     layers = market_map_layers(result.market) if isinstance(result, LayoutResult) else {}
     doc = maps.map_html(maps.result_map(_scenario(result), roads=roads, **layers))
     return _write_bytes(doc.encode("utf-8"), path, overwrite=overwrite)
@@ -615,9 +615,9 @@ def write_layout_bundle(
     folder
         Output folder (created when missing).
     roads
-        Main roads for the maps (:func:`planner.outputs.maps.main_roads`).
+        The road layer of the maps (:func:`planner.outputs.road_layer.map_roads`).
     graph
-        The road graph; its main roads are drawn when ``roads`` is not given.
+        The road graph; its road layer is drawn when ``roads`` is not given.
     overwrite
         Replace existing files.
     k_curve, robustness
@@ -627,7 +627,7 @@ def write_layout_bundle(
     for p in files.values():
         check_writable(p, overwrite=overwrite)
     if roads is None and graph is not None:
-        roads = maps.main_roads(graph)
+        roads = road_layer.map_roads(graph)
     write_shortlist_csv(layout_result, files["shortlist"], overwrite=True)
     write_assignments_csv(layout_result, files["assignments"], overwrite=True)
     write_territories_csv(layout_result, files["territories"], overwrite=True)

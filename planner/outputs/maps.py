@@ -16,8 +16,8 @@ areas (:func:`isochrone`) around chosen sites. Every layer can be switched in th
 
 Examples
 --------
->>> from planner.outputs import maps
->>> roads = maps.main_roads(G)  # doctest: +SKIP
+>>> from planner.outputs import maps, road_layer
+>>> roads = road_layer.map_roads(G)  # doctest: +SKIP
 >>> m = maps.result_map(result, roads=roads)  # doctest: +SKIP
 >>> maps.save_map(m, "map.html")  # doctest: +SKIP
 """
@@ -576,7 +576,8 @@ def customers_map(
     customers
         Table with ``lat``, ``lon`` and optionally ``customer_id``, ``segment``, ``weight``.
     roads
-        Main roads to draw as a light layer (see :func:`main_roads`).
+        Main roads to draw as a light layer (see
+        :func:`planner.outputs.road_layer.map_roads`).
     tiles
         One of :data:`TILES`; ``None`` (default) needs no internet.
 
@@ -696,7 +697,8 @@ def result_map(
         :class:`~planner.results.types.LayoutResult` (anything with ``customers`` and ``sites``
         tables in the shared schema works).
     roads
-        Main roads to draw as a light layer (see :func:`main_roads`).
+        Main roads to draw as a light layer (see
+        :func:`planner.outputs.road_layer.map_roads`).
     tiles
         One of :data:`TILES`; ``None`` (default) needs no internet.
     catchments

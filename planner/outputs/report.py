@@ -298,7 +298,7 @@ def report_html(
         A :class:`planner.results.types.Comparison` or a
         :class:`planner.results.types.LayoutResult`.
     roads
-        Main roads drawn on the maps (see :func:`planner.outputs.maps.main_roads`).
+        Main roads drawn on the maps (see :func:`planner.outputs.road_layer.map_roads`).
     title
         Title; default from the scenario name.
     k_curve
