@@ -93,6 +93,17 @@ def _check_fixed_cost(fixed_cost: object, m: int) -> np.ndarray:
     return arr
 
 
+def _check_margin(margin: object) -> float:
+    """``margin`` (money per job) as a positive float."""
+    try:
+        value = float(margin)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as err:
+        raise InputError(f"margin must be a number (money per job), got {margin!r}") from err
+    if not (np.isfinite(value) and value > 0):
+        raise InputError(f"margin must be > 0 (money per job), got {margin!r}")
+    return value
+
+
 def _check_mode(p: object, fixed_cost: object, margin: object, target_share: object) -> str:
     if target_share is not None:
         if p is not None or fixed_cost is not None or margin is not None:
@@ -218,12 +229,7 @@ def max_capture(
     p_max: int | None = None
     if mode == "profit":
         fixed = _check_fixed_cost(fixed_cost, m)
-        try:
-            margin_v = float(margin)  # type: ignore[arg-type]
-        except (TypeError, ValueError) as err:
-            raise InputError(f"margin must be a number (money per job), got {margin!r}") from err
-        if not (np.isfinite(margin_v) and margin_v > 0):
-            raise InputError(f"margin must be > 0 (money per job), got {margin!r}")
+        margin_v = _check_margin(margin)
         if p is not None:
             p_max = check_p(p, m, req, exc)
     elif mode == "p":

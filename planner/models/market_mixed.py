@@ -54,6 +54,7 @@ from planner.models._base import (
 from planner.models._mip import solve_mip
 from planner.models.market import (
     _check_fixed_cost,
+    _check_margin,
     _check_mode,
     _check_outside,
     _check_share,
@@ -198,12 +199,7 @@ def max_capture_mixed(
     k_max = m - exc.size
     if mode == "profit":
         fixed = _check_fixed_cost(fixed_cost, m)
-        try:
-            margin_v = float(margin)  # type: ignore[arg-type]
-        except (TypeError, ValueError) as err:
-            raise InputError(f"margin must be a number (money per job), got {margin!r}") from err
-        if not (np.isfinite(margin_v) and margin_v > 0):
-            raise InputError(f"margin must be > 0 (money per job), got {margin!r}")
+        margin_v = _check_margin(margin)
         if p is not None:
             k_max = check_p(p, m, req, exc)
     elif mode == "p":

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.errors import InfeasibleError, InputError
+from planner.errors import InfeasibleError
 from planner.models._base import (
     ProgressCallback,
     ProgressReporter,
@@ -54,6 +54,7 @@ from planner.models._base import (
 )
 from planner.models.market import (
     _check_fixed_cost,
+    _check_margin,
     _check_mode,
     _check_outside,
     _check_share,
@@ -165,12 +166,7 @@ def max_capture_partners(
     extras: dict[str, Any] = {"mode": mode, "total_jobs": total}
     if mode == "profit":
         fixed = _check_fixed_cost(fixed_cost, m)
-        try:
-            margin_v = float(margin)  # type: ignore[arg-type]
-        except (TypeError, ValueError) as err:
-            raise InputError(f"margin must be a number (money per job), got {margin!r}") from err
-        if not (np.isfinite(margin_v) and margin_v > 0):
-            raise InputError(f"margin must be > 0 (money per job), got {margin!r}")
+        margin_v = _check_margin(margin)
         p_max = check_p(p, m, req, exc) if p is not None else m
         score = margin_v * value - fixed
         ranked = _ranked(free, score)
