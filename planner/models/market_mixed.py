@@ -538,7 +538,10 @@ class _CutLoop:
             y = res.x[: prob.m]
             order = np.argsort(-y, kind="stable")
             top = int(np.sum(y > 1e-9))
-            for size in range(1, max(top, int(hi if mode == "p" else 1)) + 1):
+            sizes = range(1, min(max(top, int(hi) if mode == "p" else 1), 2 * int(hi)) + 1)
+            for size in sizes:
+                if self._out_of_time():
+                    break
                 trial = np.sort(order[:size])
                 self.add(trial)
                 if mode == "profit" or size == k:
