@@ -62,7 +62,7 @@ from planner.hosting.jobs import (
     waiting_text,
 )
 from planner.hosting.queue import estimate_job_bytes
-from planner.hosting.solves import SharedSolves, file_key, spec_key
+from planner.hosting.solves import CACHE_SIZES, SharedSolves, file_key, spec_key
 from planner.hosting.workspaces import UPLOADS_DIR
 from planner.inputs import customers as demand
 from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES, read_sites
@@ -750,14 +750,7 @@ def _running_panel(kind: str, *, stoppable: bool = True) -> None:
 
 def _warm_caches(region: str) -> None:
     """Build the shared caches a background job uses, here in the script thread."""
-    for name, size in (
-        ("graphs", GRAPH_CACHE_SIZE),
-        ("instances", 8),
-        ("results", 64),
-        ("comparisons", 16),
-        ("k_curves", 16),
-        ("robustness", 16),
-    ):
+    for name, size in {"graphs": GRAPH_CACHE_SIZE, **CACHE_SIZES}.items():
         memo(name, size)
 
 

@@ -31,7 +31,16 @@ from planner.hosting.jobs import Progress, StopCallback
 from planner.results.types import Comparison, LayoutResult, Robustness
 from planner.roads.network import RoadGraph
 
-__all__ = ["PREP_FIELDS", "SharedSolves", "file_key", "spec_key"]
+__all__ = ["CACHE_SIZES", "PREP_FIELDS", "SharedSolves", "file_key", "spec_key"]
+
+#: The shared caches the solves use, by name, with how many entries each keeps.
+CACHE_SIZES: dict[str, int] = {
+    "instances": 8,
+    "results": 64,
+    "comparisons": 16,
+    "k_curves": 16,
+    "robustness": 16,
+}
 
 #: Spec fields that change a prepared instance (the data), not only its solve.
 PREP_FIELDS = (
@@ -85,6 +94,9 @@ class SharedSolves:
     caches: Caches
     graph_for: GraphFor
 
+    def _cache(self, name: str) -> SharedCache:
+        return self.caches(name, CACHE_SIZES[name])
+
     def prepared(
         self,
         spec: ScenarioSpec,
@@ -107,7 +119,7 @@ class SharedSolves:
                 progress=progress,
             )
 
-        sinst = self.caches("instances", 8).get(key, build)
+        sinst = self._cache("instances").get(key, build)
         return dataclasses.replace(sinst, spec=spec)
 
     def solve(
@@ -127,7 +139,7 @@ class SharedSolves:
             sinst = self.prepared(spec, customers, sites, (spec.layout,), progress=progress)
             return run(spec, sinst=sinst, progress=progress, should_stop=should_stop)
 
-        cache = self.caches("results", 64)
+        cache = self._cache("results")
         result = cache.get(key, build)
         if should_stop is not None and should_stop():
             cache.forget(key)
@@ -153,7 +165,7 @@ class SharedSolves:
                 spec, layouts=layouts, sinst=sinst, progress=progress, should_stop=should_stop
             )
 
-        cache = self.caches("comparisons", 16)
+        cache = self._cache("comparisons")
         comparison = cache.get(key, build)
         if should_stop is not None and should_stop():
             cache.forget(key)
@@ -178,7 +190,7 @@ class SharedSolves:
             )
             return k_curve(sinst, k_max, layout=layout, progress=progress)
 
-        return self.caches("k_curves", 16).get(key, build)
+        return self._cache("k_curves").get(key, build)
 
     def robustness(
         self,
@@ -206,4 +218,4 @@ class SharedSolves:
                 progress=progress,
             )
 
-        return self.caches("robustness", 16).get(key, build)
+        return self._cache("robustness").get(key, build)
