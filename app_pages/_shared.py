@@ -10,9 +10,10 @@ uploaded customer and site files.
 
 Heavy work is shared by all sessions of the server: the road graph with ``st.cache_resource``;
 prepared instances (customers and candidates snapped, travel-time matrix) and solved results
-in a process-wide cache (:class:`planner.hosting.cache.SharedCache`) keyed by the spec, where
-each key is built once even when several sessions ask at the same time, and which lets a
-progress callback run. Formatting of results lives in :mod:`planner.results.display`.
+through :func:`solves` (:class:`planner.hosting.solves.SharedSolves`: process-wide caches keyed
+by the spec and the files, each key built once even when several sessions ask at the same
+time). The job queue and the jobs' texts live in :mod:`planner.hosting`; formatting of results
+in :mod:`planner.results.display`.
 
 Long work (Plan's "Run", Compare's "Compare") runs in a background thread of the session
 (:class:`Job`, :func:`start_job`): the page polls it with a fragment that shows the progress
@@ -28,7 +29,7 @@ import dataclasses
 import io
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +38,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import streamlit as st
-import tomli_w
 from streamlit_folium import st_folium
 
 from app_pages import _account as account
@@ -46,11 +46,6 @@ from planner.engine import (
     LAYOUTS,
     ScenarioInstance,
     ScenarioSpec,
-    compare,
-    k_curve,
-    prepare_scenario,
-    robustness,
-    run,
 )
 from planner.engine import workspace as ws
 from planner.engine.instance import graph_area
@@ -67,6 +62,7 @@ from planner.hosting.jobs import (
     waiting_text,
 )
 from planner.hosting.queue import estimate_job_bytes
+from planner.hosting.solves import CACHE_SIZES, SharedSolves, file_key, spec_key
 from planner.hosting.workspaces import UPLOADS_DIR
 from planner.inputs import customers as demand
 from planner.inputs.sites import DEFAULT_PRODUCT_CLASS, PRODUCT_CLASSES, read_sites
@@ -76,7 +72,7 @@ from planner.results import display
 from planner.results.costs import CostParameters, describe_parameters
 from planner.results.kpis import DEFAULT_SERVICE_STANDARD_MIN
 from planner.results.market import market_map_layers
-from planner.results.types import Comparison, LayoutResult, Robustness
+from planner.results.types import LayoutResult
 from planner.roads import network
 from planner.roads.trim import Area
 from planner.settings import (
@@ -613,159 +609,21 @@ def check_upload(
     return sites.valid, sites.report
 
 
-_PREP_FIELDS = (
-    "region",
-    "seed",
-    "congestion",
-    "speeds",
-    "crs",
-    "n_candidates",
-    "generate_candidates",
-    "two_tier_partners",
-    "max_snap_m",
-    "product_class",
-    "objective",
-    "bbox",
-    "margin_km",
-)
+#: Old names of the shared solves' keys (``roads_area`` keys by the customer file too).
+_spec_key = spec_key
+_file_key = file_key
 
 
-def _spec_key(spec: ScenarioSpec, fields: Iterable[str] | None = None) -> str:
-    values = spec.to_dict()
-    if fields is not None:
-        values = {k: values[k] for k in fields if k in values}
-    return tomli_w.dumps(values)
+def _graph_for(
+    spec: ScenarioSpec, customers: ws.InputFile | None, progress: Progress | None
+) -> network.RoadGraph:
+    return load_graph(spec.region, progress, area=roads_area(spec, customers))
 
 
-def _file_key(upload: ws.InputFile | None) -> str | None:
-    return None if upload is None else f"{upload.name}:{upload.sha256}"
-
-
-def prepared(
-    spec: ScenarioSpec,
-    customers: ws.InputFile | None,
-    sites: ws.InputFile | None,
-    layouts: tuple[str, ...],
-    *,
-    progress: Progress | None = None,
-) -> ScenarioInstance:
-    """The prepared instance (snapped points, matrix) for the data of ``spec``, shared."""
-    key = (_spec_key(spec, _PREP_FIELDS), _file_key(customers), _file_key(sites), layouts)
-
-    def build() -> ScenarioInstance:
-        return prepare_scenario(
-            spec,
-            layouts=layouts,
-            graph=load_graph(spec.region, progress, area=roads_area(spec, customers)),
-            customers=None if customers is None else customers.open(),
-            sites=None if sites is None else sites.open(),
-            progress=progress,
-        )
-
-    sinst = memo("instances", 8).get(key, build)
-    return dataclasses.replace(sinst, spec=spec)
-
-
-def solve(
-    spec: ScenarioSpec,
-    customers: ws.InputFile | None,
-    sites: ws.InputFile | None,
-    *,
-    progress: Progress | None = None,
-    should_stop: StopCallback | None = None,
-) -> LayoutResult:
-    """``planner.engine.run`` on the spec and uploads, with shared caches.
-
-    An answer cut short by ``should_stop`` is returned but not kept in the shared cache.
-    """
-    key = (_spec_key(spec), _file_key(customers), _file_key(sites))
-
-    def build() -> LayoutResult:
-        sinst = prepared(spec, customers, sites, (spec.layout,), progress=progress)
-        return run(spec, sinst=sinst, progress=progress, should_stop=should_stop)
-
-    cache = memo("results", 64)
-    result = cache.get(key, build)
-    if should_stop is not None and should_stop():
-        cache.forget(key)
-    return result
-
-
-def compare_layouts(
-    spec: ScenarioSpec,
-    customers: ws.InputFile | None,
-    sites: ws.InputFile | None,
-    layouts: tuple[str, ...],
-    *,
-    progress: Progress | None = None,
-    should_stop: StopCallback | None = None,
-) -> Comparison:
-    """``planner.engine.compare`` of ``layouts`` on the spec and uploads, with shared caches.
-
-    A comparison cut short by ``should_stop`` is returned but not kept in the shared cache.
-    """
-    key = (_spec_key(spec), _file_key(customers), _file_key(sites), layouts)
-
-    def build() -> Comparison:
-        sinst = prepared(spec, customers, sites, layouts, progress=progress)
-        return compare(
-            spec, layouts=layouts, sinst=sinst, progress=progress, should_stop=should_stop
-        )
-
-    cache = memo("comparisons", 16)
-    comparison = cache.get(key, build)
-    if should_stop is not None and should_stop():
-        cache.forget(key)
-    return comparison
-
-
-def k_curve_for(
-    spec: ScenarioSpec,
-    customers: ws.InputFile | None,
-    sites: ws.InputFile | None,
-    layout: str,
-    k_max: int,
-    *,
-    progress: Progress | None = None,
-) -> pd.DataFrame:
-    """``planner.engine.k_curve`` of ``layout`` from 1 to ``k_max`` workshops."""
-    key = (_spec_key(spec), _file_key(customers), _file_key(sites), layout, k_max)
-
-    def build() -> pd.DataFrame:
-        sinst = prepared(
-            spec.replace(layout=layout), customers, sites, (layout,), progress=progress
-        )
-        return k_curve(sinst, k_max, layout=layout, progress=progress)
-
-    return memo("k_curves", 16).get(key, build)
-
-
-def robustness_for(
-    spec: ScenarioSpec,
-    customers: ws.InputFile | None,
-    sites: ws.InputFile | None,
-    layout: str,
-    *,
-    growth: float,
-    slowdown: float,
-    progress: Progress | None = None,
-) -> Robustness:
-    """``planner.engine.robustness`` of ``layout`` with business growth and slower roads."""
-    key = (_spec_key(spec), _file_key(customers), _file_key(sites), layout, growth, slowdown)
-
-    def build() -> Robustness:
-        sinst = prepared(
-            spec.replace(layout=layout), customers, sites, (layout,), progress=progress
-        )
-        return robustness(
-            sinst,
-            layout=layout,
-            growth={"business": growth},
-            slowdown=1.0 + slowdown,
-            progress=progress,
-        )
-
-    return memo("robustness", 16).get(key, build)
+def solves() -> SharedSolves:
+    """The engine's calls through the server's shared caches
+    (:class:`planner.hosting.solves.SharedSolves`), on the graphs :func:`load_graph` keeps."""
+    return SharedSolves(memo, _graph_for)
 
 
 # ------------------------------------------------------------------------------------------
@@ -893,14 +751,7 @@ def _running_panel(kind: str, *, stoppable: bool = True) -> None:
 
 def _warm_caches(region: str) -> None:
     """Build the shared caches a background job uses, here in the script thread."""
-    for name, size in (
-        ("graphs", GRAPH_CACHE_SIZE),
-        ("instances", 8),
-        ("results", 64),
-        ("comparisons", 16),
-        ("k_curves", 16),
-        ("robustness", 16),
-    ):
+    for name, size in {"graphs": GRAPH_CACHE_SIZE, **CACHE_SIZES}.items():
         memo(name, size)
 
 
@@ -928,7 +779,7 @@ def start_k_curve(entry: dict[str, Any], layout: str, k_max: int) -> Job:
     _warm_caches(spec.region)
     return start_sweep(
         "k_curve",
-        lambda report: k_curve_for(spec, *inputs.values(), layout, k_max, progress=report),
+        lambda report: solves().k_curve(spec, *inputs.values(), layout, k_max, progress=report),
         lambda curve: ((key, layout), k_max, curve),
         estimated_bytes=estimated_job_bytes(),
     )
@@ -941,7 +792,7 @@ def start_robustness(entry: dict[str, Any], layout: str, growth: float, slowdown
     _warm_caches(spec.region)
     return start_sweep(
         "robust",
-        lambda report: robustness_for(
+        lambda report: solves().robustness(
             spec, *inputs.values(), layout, growth=growth, slowdown=slowdown, progress=report
         ),
         lambda rob: ((key, layout), growth, slowdown, rob),
@@ -958,7 +809,7 @@ def start_plan() -> Job:
     _warm_caches(spec.region)
 
     def work(progress: Progress, should_stop: StopCallback) -> dict[str, Any]:
-        result = solve(spec, customers, sites, progress=progress, should_stop=should_stop)
+        result = solves().solve(spec, customers, sites, progress=progress, should_stop=should_stop)
         return {
             "key": key,
             "spec": spec,
@@ -980,7 +831,7 @@ def start_compare(layouts: tuple[str, ...]) -> Job:
     _warm_caches(spec.region)
 
     def work(progress: Progress, should_stop: StopCallback) -> dict[str, Any]:
-        comparison = compare_layouts(
+        comparison = solves().compare(
             spec, customers, sites, layouts, progress=progress, should_stop=should_stop
         )
         return {
@@ -1036,7 +887,7 @@ def describe_data(
     layouts: tuple[str, ...],
 ) -> str:
     """ "Solved on ...": the data of a result (its prepared instance is cached, so this is fast)."""
-    return solved_on_instance(prepared(spec, customers, sites, layouts), spec.region)
+    return solved_on_instance(solves().prepared(spec, customers, sites, layouts), spec.region)
 
 
 def cost_rows() -> list[dict[str, Any]]:
@@ -1168,7 +1019,7 @@ def run_plan(*, progress: Progress | None = None) -> dict[str, Any]:
     """
     spec = current_spec()
     customers, sites = current_inputs()
-    result = solve(spec, customers, sites, progress=progress)
+    result = solves().solve(spec, customers, sites, progress=progress)
     entry = {
         "key": current_key(),
         "spec": spec,
@@ -1197,7 +1048,7 @@ def run_compare(layouts: tuple[str, ...], *, progress: Progress | None = None) -
     """
     spec = current_spec()
     customers, sites = current_inputs()
-    comparison = compare_layouts(spec, customers, sites, layouts, progress=progress)
+    comparison = solves().compare(spec, customers, sites, layouts, progress=progress)
     entry = {
         "key": (*current_key(), layouts),
         "spec": spec,

@@ -28,6 +28,7 @@ from streamlit.testing.v1 import AppTest
 
 from planner.engine import LAYOUTS, ScenarioSpec, compare, run
 from planner.engine.workspace import InputFile
+from planner.hosting import solves
 from planner.inputs import customers as demand
 from planner.outputs.export import bad_rows_csv
 from planner.outputs.safe import to_csv_bytes
@@ -389,16 +390,14 @@ def test_upload_limit_is_deliberate_and_stated() -> None:
 
 
 def test_stop_keeps_the_best_answer_so_far_with_its_gap(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app_pages import _shared
-
     gate = threading.Event()
-    real_run = _shared.run
+    real_run = solves.run
 
     def gated_run(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         assert gate.wait(TIMEOUT_S)  # the solve starts once the test lets it
         return real_run(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_shared, "run", gated_run)
+    monkeypatch.setattr(solves, "run", gated_run)  # the shared solves call the engine
     at = _open("plan")
     at.number_input(key="workshops").set_value(4)
     _ok(at.run())

@@ -13,6 +13,7 @@ from _apptest import ok as _ok
 from _apptest import wait_for_job as _wait_for_job
 from streamlit.testing.v1 import AppTest
 
+from planner.hosting import solves
 from planner.hosting.queue import JobQueue
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -34,18 +35,18 @@ def _click(at: AppTest, label: str) -> AppTest:
 
 
 def test_second_session_waits_in_line_then_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app_pages import _account, _shared
+    from app_pages import _account
 
     queue = JobQueue(max_jobs=1)
     monkeypatch.setattr(_account, "job_queue", lambda: queue)
     gate = threading.Event()
-    real_run = _shared.run
+    real_run = solves.run
 
     def gated_run(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         assert gate.wait(TIMEOUT_S)
         return real_run(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_shared, "run", gated_run)
+    monkeypatch.setattr(solves, "run", gated_run)  # the shared solves call the engine
     first, second = _plan_session(), _plan_session()
     _click(first, "Run")
     _click(second, "Run")
@@ -135,13 +136,13 @@ def test_k_curve_and_robustness_wait_in_the_same_queue(monkeypatch: pytest.Monke
 
 
 def test_stop_ends_a_running_k_curve(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app_pages import _account, _shared
+    from app_pages import _account
 
     queue = JobQueue(max_jobs=1)
     monkeypatch.setattr(_account, "job_queue", lambda: queue)
     at = _compare_session()
     calls: list[str] = []
-    real = _shared.k_curve
+    real = solves.k_curve
 
     def slow_k_curve(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         report = kwargs["progress"]
@@ -151,7 +152,7 @@ def test_stop_ends_a_running_k_curve(monkeypatch: pytest.MonkeyPatch) -> None:
             threading.Event().wait(0.1)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_shared, "k_curve", slow_k_curve)
+    monkeypatch.setattr(solves, "k_curve", slow_k_curve)
     at.number_input(key="cmp_kmax").set_value(4)
     _ok(at.run())
     _click(at, "Draw the K-curve")
