@@ -136,10 +136,13 @@ def test_k_curve_and_robustness_wait_in_the_same_queue(monkeypatch: pytest.Monke
 
 
 def test_stop_ends_a_running_k_curve(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app_pages import _account
+    from app_pages import _account, _shared
 
     queue = JobQueue(max_jobs=1)
     monkeypatch.setattr(_account, "job_queue", lambda: queue)
+    # an earlier test of this process (e.g. test_compare_cli's app run) may have drawn this
+    # K-curve already: the click would then answer from the shared cache, with no job to stop
+    _shared.memo("k_curves", solves.CACHE_SIZES["k_curves"]).clear()
     at = _compare_session()
     calls: list[str] = []
     real = solves.k_curve

@@ -89,3 +89,15 @@ def test_keys() -> None:
     upload = InputFile("c.csv", b"x")
     assert file_key(upload) == f"c.csv:{upload.sha256}"
     assert file_key(None) is None
+
+
+def test_a_cleared_shared_cache_builds_again() -> None:
+    from planner.hosting.cache import SharedCache
+
+    cache = SharedCache(4, "t")
+    assert cache.get("k", lambda: 1) == 1
+    assert cache.get("k", lambda: 2) == 1
+    cache.clear()
+    assert not cache.has("k")
+    assert cache.get("k", lambda: 3) == 3
+    assert cache.builds == 2

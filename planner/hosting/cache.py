@@ -64,6 +64,11 @@ class SharedCache:
         with self._lock:
             return key in self._items
 
+    def clear(self) -> None:
+        """Drop every built value (builds under way finish and are kept)."""
+        with self._lock:
+            self._items.clear()
+
     def forget(self, key: Hashable) -> None:
         """Drop ``key`` (for example an answer cut short by a Stop)."""
         with self._lock:
