@@ -32,7 +32,7 @@ import os
 import tempfile
 import time
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,11 @@ class ArrayGraph:
     def position(self, node: int) -> int:
         """Position of an OSM node id in the node arrays (KeyError if absent)."""
         return self._index()[node]
+
+    def positions(self, nodes: Iterable[int]) -> npt.NDArray[np.int64]:
+        """Positions of OSM node ids in the node arrays (KeyError if one is absent)."""
+        index = self._index()
+        return np.fromiter((index[n] for n in nodes), dtype=np.int64)
 
     def _index(self) -> dict[int, int]:
         """OSM node id -> position, built once (consumers look nodes up one by one, hundreds
