@@ -203,9 +203,24 @@ class ArrayGraph:
         return self._index()[node]
 
     def positions(self, nodes: Iterable[int]) -> npt.NDArray[np.int64]:
-        """Positions of OSM node ids in the node arrays (KeyError if one is absent)."""
+        """Positions of OSM node ids in the node arrays (KeyError if one is absent): a binary
+        search of the sorted ids (as the loader writes them), else the id -> position dict."""
+        wanted = np.fromiter(nodes, dtype=np.int64)
+        if self.node_id.size and self._ids_sorted():
+            at = np.minimum(np.searchsorted(self.node_id, wanted), self.node_id.size - 1)
+            missing = self.node_id[at] != wanted
+            if missing.any():
+                raise KeyError(int(wanted[missing][0]))
+            return at.astype(np.int64)
         index = self._index()
-        return np.fromiter((index[n] for n in nodes), dtype=np.int64)
+        return np.fromiter((index[n] for n in wanted.tolist()), dtype=np.int64, count=wanted.size)
+
+    def _ids_sorted(self) -> bool:
+        known = self.graph.get("_ids_sorted")
+        if known is None:
+            known = bool(np.all(self.node_id[1:] > self.node_id[:-1]))
+            self.graph["_ids_sorted"] = known
+        return bool(known)
 
     def _index(self) -> dict[int, int]:
         """OSM node id -> position, built once (consumers look nodes up one by one, hundreds
