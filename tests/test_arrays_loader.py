@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import networkx as nx
@@ -155,3 +156,20 @@ def test_array_graph_cache_round_trip() -> None:
     assert B.fingerprint() == A.fingerprint()
     np.testing.assert_array_equal(B.geom_nodes, A.geom_nodes)
     assert B.highway_names == A.highway_names
+
+
+def test_positions_of_node_ids_by_binary_search_or_lookup() -> None:
+    G = network.load_region(PBFS["liechtenstein"], loader="arrays")
+    assert isinstance(G, ArrayGraph)
+    rng = np.random.default_rng(0)
+    picks = rng.choice(G.node_id.size, 50, replace=False)
+    ids = G.node_id[picks].tolist()
+    assert G.positions(ids).tolist() == picks.tolist()
+    assert [G.position(i) for i in ids] == picks.tolist()
+    with pytest.raises(KeyError):
+        G.positions([*ids, int(G.node_id.max()) + 1])
+    # ids in another order (not as the loader writes them): the lookup path, same answer
+    flipped = dataclasses.replace(G, node_id=G.node_id[::-1].copy(), graph={})
+    assert flipped.positions(ids).tolist() == (G.node_id.size - 1 - picks).tolist()
+    with pytest.raises(KeyError):
+        flipped.positions([int(G.node_id.max()) + 1])

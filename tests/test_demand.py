@@ -15,6 +15,7 @@ import shapely
 from pyproj import Transformer
 
 from planner.errors import GraphError, InputError, NetworkError
+from planner.inputs import customers as demand
 from planner.inputs.customers import (
     aggregate_demand,
     classify_buildings,
@@ -340,3 +341,29 @@ def test_features_of_a_broken_pbf_name_the_file(tmp_path: Path) -> None:
     # the one check every road and features path shares (planner.roads.osm_file)
     with pytest.raises(GraphError, match=r"broken\.osm\.pbf: not an OSM file"):
         read_osm_features(bad)
+
+
+def test_generated_demo_customers_come_back_from_the_disk_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A region without a committed demo file (Liechtenstein) samples its customers once;
+    a restarted process reads the same customers back from the cache."""
+    fresh = demand.generate_demo_customers("liechtenstein", 300, seed=4)
+    first = load_demo_customers("liechtenstein", n=300, seed=4)
+    path = demand._demo_cache_path("liechtenstein", 300, 4)
+    assert path is not None
+    assert path.is_file()
+
+    def no_sampling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("sampled again instead of reading the cache")
+
+    monkeypatch.setattr(demand, "generate_demo_customers", no_sampling)
+    back = load_demo_customers("liechtenstein", n=300, seed=4)
+    for frame in (first, back):
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(frame.drop(columns="geometry")),
+            pd.DataFrame(fresh.drop(columns="geometry")),
+        )
+        assert frame.geometry.geom_equals_exact(fresh.geometry, tolerance=0).all()
+    assert demand._demo_cache_path("liechtenstein", 300, 5) != path  # another seed, another file
+    assert demand._demo_cache_path("not-a-region", 300, 4) is None

@@ -244,6 +244,34 @@ def test_layers_know_their_bounds_without_walking_every_coordinate() -> None:
         assert json.loads(data_lines[0][0].split("_add(", 1)[1].rstrip(");")) == layer.data
 
 
+def test_one_road_layer_is_made_into_geojson_once_for_every_map(result: FakeResult) -> None:
+    """Maps drawing the same road layer share its GeoJSON and its JSON text (the app draws
+    one shared layer on every map and rerun); another layer gets its own."""
+    roads = maps.main_roads(_tiny_graph())
+    customers = pd.DataFrame({"lat": [35.0], "lon": [14.0]})
+    first = maps.customers_map(customers, roads=roads)
+    second = maps.result_map(result, roads=roads)
+    (a,) = [g for g in _layers(first, folium.GeoJson) if g.layer_name == "Main roads"]
+    (b,) = [g for g in _layers(second, folium.GeoJson) if g.layer_name == "Main roads"]
+    assert a.data is b.data
+    scripts = []
+    for m, layer in ((first, a), (second, b)):
+        html = m.get_root().render()
+        (line,) = [
+            x
+            for x in html.splitlines()
+            if f"{layer.get_name()}_add(" in x and '"features": []' not in x
+        ]
+        scripts.append(line.split("_add(", 1)[1])
+        assert json.loads(scripts[-1].rstrip(");")) == layer.data
+    assert scripts[0] == scripts[1]
+    other = roads.iloc[:1].copy()
+    third = maps.customers_map(customers, roads=other)
+    (c,) = [g for g in _layers(third, folium.GeoJson) if g.layer_name == "Main roads"]
+    assert c.data is not a.data
+    assert len(c.data["features"]) == 1
+
+
 # --- result map -------------------------------------------------------------------------------
 
 

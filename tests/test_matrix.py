@@ -14,6 +14,7 @@ from planner import settings
 from planner.errors import GraphError, InputError
 from planner.roads.network import fingerprint_once, graph_fingerprint, load_region
 from planner.roads.snapping import SnappedPoints, snap_points
+from planner.routing import matrix
 from planner.routing.matrix import snapped_travel_time_matrix, travel_time_matrix
 
 LON0, LAT0 = 14.45, 35.90  # Malta; any place works, UTM zone 33
@@ -367,3 +368,14 @@ def test_snapped_matrix_follows_a_graph_edited_in_place() -> None:
     assert np.array_equal(doubled, brute_force(G, slower, slower))
     off_diagonal = ~np.eye(3, dtype=bool)
     assert (doubled[off_diagonal] > first[off_diagonal]).all()
+
+
+def test_array_graph_travel_time_arrays_are_built_once_per_graph() -> None:
+    pbf = Path(__file__).resolve().parent.parent / "data/osm/liechtenstein-2026-03-29.osm.pbf"
+    G = load_region(pbf, loader="arrays")
+    fp = graph_fingerprint(G)
+    first = matrix._travel_time_arrays(G, fp)
+    assert matrix._travel_time_arrays(G, fp) is first
+    expected = G.csr(weight="travel_time")
+    assert (first.csr != expected).nnz == 0
+    np.testing.assert_array_equal(first.nodes, G.node_id)

@@ -20,12 +20,16 @@ from planner.inputs.sites import (
     PARTNER_TAGS,
     PRODUCT_CLASSES,
     SITE_COLUMNS,
+    _road_nodes,
     generate_candidates,
     office_candidates,
     osm_partner_sites,
     read_sites,
 )
-from planner.roads.classes import CANDIDATE_ROAD_CLASSES
+from planner.inputs.validation import graph_bbox
+from planner.roads.arrays import ArrayGraph
+from planner.roads.classes import CANDIDATE_ROAD_CLASSES, MINOR_ROAD_CLASSES
+from planner.roads.network import load_region
 
 LON0, LAT0 = 14.40, 35.85
 STEP = 0.01  # about 1 km
@@ -445,3 +449,27 @@ def test_capacitated_outsourced_layout_respects_partner_capacity() -> None:
     assert (jobs <= cap + 1e-6).all()
     assert jobs.sum() == pytest.approx(total)
     assert not [w for w in lr.warnings if "capacity" in w]
+
+
+def test_array_graph_road_nodes_and_bbox_come_from_its_arrays() -> None:
+    """The array graph's own path gives what the generic loop over its edges gives."""
+    G = load_region(
+        Path(__file__).resolve().parent.parent / "data/osm/malta-2018-08-27.osm.pbf",
+        loader="arrays",
+    )
+    assert isinstance(G, ArrayGraph)
+    for classes in (CANDIDATE_ROAD_CLASSES, MINOR_ROAD_CLASSES):
+        rank = {c: i for i, c in enumerate(classes)}
+        best: dict[int, int] = {}
+        for u, v, data in G.edges(data=True):
+            r = rank.get(data["highway"])
+            if r is None:
+                continue
+            for node in (u, v):
+                best[node] = min(best.get(node, r), r)
+        expected = {n: f"{classes[r].replace('_', ' ').capitalize()} road" for n, r in best.items()}
+        assert _road_nodes(G, classes) == expected
+        assert expected
+    xs = [d["x"] for _, d in G.nodes(data=True)]
+    ys = [d["y"] for _, d in G.nodes(data=True)]
+    assert graph_bbox(G) == (min(xs), min(ys), max(xs), max(ys))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -11,8 +12,13 @@ import shapely
 from pyproj import Transformer
 
 from planner.errors import GraphError, InputError
+from planner.roads import snapping
+from planner.roads.arrays import ArrayGraph
 from planner.roads.network import load_region
 from planner.roads.snapping import DEFAULT_ACCESS_SPEED_KPH, snap_points
+from planner.settings import cache_dir
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "osm"
 
 LON0, LAT0 = 9.52, 47.14  # Liechtenstein, UTM zone 32
 TO_UTM = Transformer.from_crs(4326, 32632, always_xy=True)
@@ -211,3 +217,38 @@ def test_liechtenstein_snap_equals_exhaustive_nearest_edge() -> None:
     )
     assert (pts.snap_distance_m <= nearest_node_m + 1e-9).all()
     assert (pts.snap_distance_m < nearest_node_m - 1.0).mean() > 0.5  # edges, not nodes
+
+
+def test_array_graph_index_is_cached_on_disk_and_snaps_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pathlib import Path
+
+    pbf = (
+        Path(__file__).resolve().parent.parent / "data" / "osm" / "liechtenstein-2026-03-29.osm.pbf"
+    )
+    G = load_region(pbf, loader="arrays")
+    assert isinstance(G, ArrayGraph)
+    rng = np.random.default_rng(3)
+    lon = rng.uniform(9.50, 9.60, 200)
+    lat = rng.uniform(47.06, 47.24, 200)
+    first = snap_points(G, lon, lat)
+    path = cache_dir("snap-index") / f"{G.fingerprint()}-{snapping.INDEX_CACHE_VERSION}.npz"
+    assert path.is_file()
+
+    def no_rebuild(graph: object) -> None:
+        raise AssertionError("the snapping index was rebuilt instead of read from the cache")
+
+    monkeypatch.setattr(snapping, "_index_arrays", no_rebuild)
+    again = load_region(pbf, loader="arrays")  # a restarted process: another graph object
+    assert again is not G
+    second = snap_points(again, lon, lat)
+    for name in ("edge_u", "edge_v", "edge_key", "edge_index", "fraction", "snap_distance_m"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+    np.testing.assert_array_equal(first.time_to_backward_s, second.time_to_backward_s)
+    # an unreadable cache file is ignored: the index is built again
+    monkeypatch.undo()
+    path.write_bytes(b"garbage")
+    snapping._INDEX_MEMO.clear()
+    third = snap_points(G, lon, lat)
+    np.testing.assert_array_equal(first.edge_index, third.edge_index)

@@ -26,6 +26,8 @@ Road data © OpenStreetMap contributors (ODbL).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -43,7 +45,7 @@ from planner.inputs import validation
 from planner.inputs.tables import TableSource, read_table, source_name
 from planner.inputs.validation import ValidatedTable, text_or_none
 from planner.roads.features import read_osm_features
-from planner.roads.network import check_online, load_region
+from planner.roads.network import REGIONS, check_online, load_region, region_features_path
 from planner.roads.snapping import SnappedPoints
 from planner.settings import DATA_DIR, cache_dir
 
@@ -315,9 +317,49 @@ def load_demo_customers(region: str, *, n: int = 2000, seed: int = 0) -> gpd.Geo
     """
     path = demo_customers_path(region)
     if path is None:
-        return generate_demo_customers(region, n, seed=seed)
+        cached = _demo_cache_path(region, n, seed)
+        if cached is not None and cached.is_file():
+            try:
+                data = pd.read_csv(cached, dtype={"customer_id": str, "osm_ref": str})
+                return customers_frame(data)
+            except (OSError, ValueError, KeyError) as exc:
+                logger.warning("ignoring unreadable demo customers %s: %s", cached, exc)
+        customers = generate_demo_customers(region, n, seed=seed)
+        if cached is not None:
+            _write_demo_cache(customers, cached)
+        return customers
     data = pd.read_csv(path, dtype={"id": str})
     return customers_frame(data.rename(columns={"id": "customer_id"}))
+
+
+#: Version of the generated demo customers (part of their disk cache key).
+DEMO_CACHE_VERSION = "demo-1"
+
+
+def _demo_cache_path(region: str, n: int, seed: int) -> Path | None:
+    """Where the generated demo customers of a bundled region are kept: keyed by the region's
+    data files (name, size, time), ``n``, ``seed`` and :data:`DEMO_CACHE_VERSION`, so a
+    restarted app server shows them without sampling the buildings again."""
+    if region not in REGIONS:
+        return None
+    files = [REGIONS[region].drive_file, region_features_path(region)]
+    stamp = [
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+        for p in files
+        if p is not None and p.is_file()
+    ]
+    payload = json.dumps([region, n, seed, DEMO_CACHE_VERSION, stamp]).encode()
+    return cache_dir("demo-customers") / f"{region}-{hashlib.sha256(payload).hexdigest()[:24]}.csv"
+
+
+def _write_demo_cache(customers: pd.DataFrame, path: Path) -> None:
+    columns = ["customer_id", "lat", "lon", "weight", "segment", "osm_ref"]
+    try:
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        customers[[c for c in columns if c in customers]].to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.warning("could not keep the demo customers in %s: %s", path, exc)
 
 
 # --------------------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ from planner.inputs.validation import (
     normalize_column,
     text_or_none,
 )
+from planner.roads.arrays import ArrayGraph
 from planner.roads.classes import CANDIDATE_ROAD_CLASSES, MINOR_ROAD_CLASSES
 from planner.roads.features import is_no_features_error, read_osm_features
 
@@ -199,6 +200,8 @@ def _road_nodes(graph: nx.MultiDiGraph, classes: tuple[str, ...]) -> dict[int, s
     The name is the OSM ``name`` of the most important road at the node ("Triq il-Kbira"), or
     its class when unnamed ("Trunk road").
     """
+    if isinstance(graph, ArrayGraph):
+        return _array_road_nodes(graph, classes)
     rank = {c: i for i, c in enumerate(classes)}
     best: dict[int, tuple[int, bool, str]] = {}
     for u, v, data in graph.edges(data=True):
@@ -218,6 +221,41 @@ def _road_nodes(graph: nx.MultiDiGraph, classes: tuple[str, ...]) -> dict[int, s
             if old is None or (r, not named) < (old[0], not old[1]):
                 best[node] = (r, named, label)
     return {node: label for node, (_, _, label) in best.items()}
+
+
+def _array_road_nodes(graph: ArrayGraph, classes: tuple[str, ...]) -> dict[int, str]:
+    """:func:`_road_nodes` of an array graph, from its arrays: its edges carry no names, so
+    each node is labelled by the class of its most important road ("Trunk road")."""
+    order = {c: i for i, c in enumerate(classes)}
+    code_rank = np.array([order.get(h, -1) for h in graph.highway_names] or [-1])
+    edge_rank = code_rank[graph.highway_code.astype(np.int64)]
+    main = edge_rank >= 0
+    ends = np.column_stack([graph.edge_u[main], graph.edge_v[main]]).ravel()
+    ranks = np.repeat(edge_rank[main], 2)
+    best = np.full(graph.number_of_nodes(), len(classes), dtype=np.int64)
+    np.minimum.at(best, ends, ranks)
+    labels = [f"{c.replace('_', ' ').capitalize()} road" for c in classes]
+    nodes = np.flatnonzero(best < len(classes))
+    return dict(
+        zip(
+            graph.node_id[nodes].tolist(),
+            [labels[r] for r in best[nodes].tolist()],
+            strict=True,
+        )
+    )
+
+
+def _node_lonlat(
+    G: nx.MultiDiGraph | ArrayGraph, nodes: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Longitudes and latitudes of graph nodes (by id)."""
+    if isinstance(G, ArrayGraph):
+        at = G.positions(nodes)
+        return G.x[at].astype(float), G.y[at].astype(float)
+    return (
+        np.array([float(G.nodes[v]["x"]) for v in nodes], dtype=float),
+        np.array([float(G.nodes[v]["y"]) for v in nodes], dtype=float),
+    )
 
 
 def _localities(
@@ -344,11 +382,7 @@ def generate_candidates(
         raise ValueError("no road node lies near the customers; is the graph the right region?")
     eligible.sort()
     nodes = np.asarray(eligible)
-    nxy = _local_xy(
-        np.array([G.nodes[v]["x"] for v in eligible]),
-        np.array([G.nodes[v]["y"] for v in eligible]),
-        lat0,
-    )
+    nxy = _local_xy(*_node_lonlat(G, eligible), lat0)
     if n >= len(eligible):
         chosen = np.arange(len(eligible))
     else:
@@ -375,8 +409,7 @@ def generate_candidates(
         chosen = np.sort(np.asarray(chosen_list))
     picked = nodes[chosen]
     width = max(3, len(str(len(picked))))
-    plon = np.array([float(G.nodes[v]["x"]) for v in picked])
-    plat = np.array([float(G.nodes[v]["y"]) for v in picked])
+    plon, plat = _node_lonlat(G, picked.tolist())
     towns = _localities(features, plon, plat, lat0)
     frame = pd.DataFrame(
         {
@@ -407,9 +440,7 @@ def _built_up(
     if not labels:
         return []
     keys = list(labels)
-    xy = _local_xy(
-        np.array([G.nodes[v]["x"] for v in keys]), np.array([G.nodes[v]["y"] for v in keys]), lat0
-    )
+    xy = _local_xy(*_node_lonlat(G, keys), lat0)
     counts = ctree.query_ball_point(xy, r=radius_m, return_length=True)  # type: ignore[attr-defined]
     return [v for v, c in zip(keys, counts, strict=True) if c > 0]
 

@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from planner.errors import InputError
+from planner.roads.arrays import ArrayGraph
 from planner.roads.network import load_region
 from planner.roads.snapping import snap_points
 
@@ -622,9 +623,13 @@ def row_unit(fmt: str) -> tuple[int | None, str]:
 
 
 def graph_bbox(graph: Any) -> tuple[float, float, float, float]:
-    """(west, south, east, north) of a graph's nodes in degrees."""
-    xs = np.fromiter((d["x"] for _, d in graph.nodes(data=True)), dtype=float)
-    ys = np.fromiter((d["y"] for _, d in graph.nodes(data=True)), dtype=float)
+    """(west, south, east, north) of a graph's nodes in degrees (an array graph's from its
+    coordinate arrays, without a Python object per node)."""
+    if isinstance(graph, ArrayGraph):
+        xs, ys = graph.x, graph.y
+    else:
+        xs = np.fromiter((x for _, x in graph.nodes(data="x")), dtype=float)
+        ys = np.fromiter((y for _, y in graph.nodes(data="y")), dtype=float)
     return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
 
 

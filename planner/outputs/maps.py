@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +47,7 @@ from folium.utilities import JsCode
 
 from planner.outputs import assets
 from planner.roads.classes import MAIN_ROAD_CLASSES
+from planner.roads.network import utm_epsg_for
 
 __all__ = [
     "CATCHMENT_BUFFER_M",
@@ -174,9 +176,13 @@ class _GeoJson(folium.GeoJson):
         data: Any,
         *args: Any,
         lonlat: np.ndarray | None = None,
+        payload: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(data, *args, **kwargs)
+        #: where the JSON text of ``data`` is kept: shared by every layer of the same data
+        #: when the caller passes one (the road layer), else this layer's own
+        self._shared_payload = payload
         #: bounds [[lat_min, lon_min], [lat_max, lon_max]] from the caller's coordinate array
         #: (``lonlat``, n x 2): folium's own walks every coordinate in Python, which
         #: streamlit-folium asks for on every rerun (seconds for a large road layer)
@@ -204,16 +210,22 @@ class _GeoJson(folium.GeoJson):
         if not self.embed:
             return
         # the JSON of the data, once per data object (streamlit-folium renders a map twice)
-        if self._payload is None or self._payload[0] != id(data):
-            text = (
-                json.dumps(data)
-                .replace("<", "\\u003c")
-                .replace(">", "\\u003e")
-                .replace("&", "\\u0026")
-                .replace("'", "\\u0027")
-            )
-            self._payload = (id(data), text)
-        payload = self._payload[1]
+        shared = self._shared_payload
+        if shared is not None and "text" in shared:
+            payload = shared["text"]
+        else:
+            if self._payload is None or self._payload[0] != id(data):
+                text = (
+                    json.dumps(data)
+                    .replace("<", "\\u003c")
+                    .replace(">", "\\u003e")
+                    .replace("&", "\\u0026")
+                    .replace("'", "\\u0027")
+                )
+                self._payload = (id(data), text)
+            payload = self._payload[1]
+            if shared is not None:
+                shared["text"] = payload
         figure = self.get_root()
         if not isinstance(figure, branca.element.Figure):
             raise TypeError("render the layer as part of a map in a figure")
@@ -474,9 +486,49 @@ def _bounds(*frames: pd.DataFrame) -> list[list[float]] | None:
     ]
 
 
+class _RoadData:
+    """The GeoJSON of one road layer, made once and drawn by every map of it."""
+
+    def __init__(self, roads: gpd.GeoDataFrame) -> None:
+        self.ref = weakref.ref(roads)
+        self.data, self.lonlat = _road_geojson(roads)
+        self.payload: dict[str, str] = {}
+
+
+#: GeoJSON of recent road layers by ``id`` (checked against a weak reference): the app
+#: draws the same shared layer on every map and rerun.
+_ROAD_DATA: dict[int, _RoadData] = {}
+_ROAD_DATA_MAX = 8
+
+
+def _road_data(roads: gpd.GeoDataFrame) -> _RoadData:
+    known = _ROAD_DATA.get(id(roads))
+    if known is not None and known.ref() is roads:
+        return known
+    made = _RoadData(roads)
+    for key in [k for k, v in list(_ROAD_DATA.items()) if v.ref() is None]:
+        _ROAD_DATA.pop(key, None)
+    while len(_ROAD_DATA) >= _ROAD_DATA_MAX:
+        _ROAD_DATA.pop(next(iter(_ROAD_DATA)), None)
+    _ROAD_DATA[id(roads)] = made
+    return made
+
+
 def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame | None) -> None:
     if roads is None or len(roads) == 0:
         return
+    layer = _road_data(roads)
+    _GeoJson(
+        layer.data,
+        name="Main roads",
+        interactive=False,
+        attribution=OSM_ATTRIBUTION,
+        lonlat=layer.lonlat,
+        payload=layer.payload,
+    ).add_to(m)
+
+
+def _road_geojson(roads: gpd.GeoDataFrame) -> tuple[dict[str, Any], np.ndarray | None]:
     features = []
     extent: list[np.ndarray] = []
     for highway, weight in ROAD_LINE_WEIGHTS_PX.items():
@@ -507,13 +559,8 @@ def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame | None) -> None:
                 },
             }
         )
-    _GeoJson(
-        {"type": "FeatureCollection", "features": features},
-        name="Main roads",
-        interactive=False,
-        attribution=OSM_ATTRIBUTION,
-        lonlat=np.concatenate(extent) if extent else None,
-    ).add_to(m)
+    collection = {"type": "FeatureCollection", "features": features}
+    return collection, (np.concatenate(extent) if extent else None)
 
 
 _POINT_STYLE_JS = JsCode(
@@ -929,10 +976,14 @@ def catchment_polygons(
         return gpd.GeoDataFrame(
             pd.DataFrame(columns=columns), geometry=gpd.GeoSeries([], crs="EPSG:4326")
         )
-    try:
-        utm = site_pts.estimate_utm_crs()
-    except (RuntimeError, ValueError):
-        utm = "EPSG:3857"
+    # the UTM zone of the sites' centre (as geopandas' estimate_utm_crs, without its query of
+    # the projection database: 0.3 s on every first map of a process)
+    west, south, east, north = site_pts.total_bounds
+    utm = (
+        f"EPSG:{utm_epsg_for((west + east) / 2, (south + north) / 2)}"
+        if np.isfinite([west, south, east, north]).all() and -80 <= (south + north) / 2 <= 84
+        else "EPSG:3857"
+    )
     cust_utm = cust.to_crs(utm)
     site_utm = site_pts.to_crs(utm)
     rows, geoms = [], []

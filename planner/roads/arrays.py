@@ -32,7 +32,7 @@ import os
 import tempfile
 import time
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,26 @@ class ArrayGraph:
     def position(self, node: int) -> int:
         """Position of an OSM node id in the node arrays (KeyError if absent)."""
         return self._index()[node]
+
+    def positions(self, nodes: Iterable[int]) -> npt.NDArray[np.int64]:
+        """Positions of OSM node ids in the node arrays (KeyError if one is absent): a binary
+        search of the sorted ids (as the loader writes them), else the id -> position dict."""
+        wanted = np.fromiter(nodes, dtype=np.int64)
+        if self.node_id.size and self._ids_sorted():
+            at = np.minimum(np.searchsorted(self.node_id, wanted), self.node_id.size - 1)
+            missing = self.node_id[at] != wanted
+            if missing.any():
+                raise KeyError(int(wanted[missing][0]))
+            return at.astype(np.int64)
+        index = self._index()
+        return np.fromiter((index[n] for n in wanted.tolist()), dtype=np.int64, count=wanted.size)
+
+    def _ids_sorted(self) -> bool:
+        known = self.graph.get("_ids_sorted")
+        if known is None:
+            known = bool(np.all(self.node_id[1:] > self.node_id[:-1]))
+            self.graph["_ids_sorted"] = known
+        return bool(known)
 
     def _index(self) -> dict[int, int]:
         """OSM node id -> position, built once (consumers look nodes up one by one, hundreds

@@ -25,10 +25,14 @@ and the point is reached from ``u`` after ``f * travel_time(u, v)`` and from ``v
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+import tempfile
 import weakref
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +41,7 @@ import numpy.typing as npt
 from planner.errors import GraphError, InputError
 from planner.roads.arrays import ArrayGraph
 from planner.roads.network import RoadGraph, graph_fingerprint, graph_utm_epsg
+from planner.settings import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -189,19 +194,86 @@ def _transformers(epsg: int) -> tuple[Any, Any]:
     return to_utm, to_lonlat
 
 
+#: Version of the snapping index's arrays on disk (part of the cache file name).
+INDEX_CACHE_VERSION = "snap-index-1"
+_INDEX_ARRAYS = ("u", "v", "key", "tt_forward_s", "tt_reverse_s", "coords", "counts", "meta")
+
+
 def _edge_index_arrays(G: ArrayGraph, fingerprint: str) -> _EdgeIndex:
-    """The snapping index of an :class:`~planner.roads.arrays.ArrayGraph`, vectorised.
+    """The snapping index of an :class:`~planner.roads.arrays.ArrayGraph`, vectorised, read
+    from (or written to) the disk cache ``$PLANNER_CACHE_DIR/snap-index`` by the graph's
+    fingerprint: a restarted server snaps on a big graph without redoing the twin pairing
+    and the projection (only the line geometries and their tree are rebuilt).
 
     Same rules as for the osmnx graph: an edge ``u -> v`` and an edge ``v -> u`` of the same
     length (to the millimetre) are one two-way street, snapped to as the lower-index edge.
     """
-    import shapely
-
     if G.number_of_edges() == 0:
         msg = "the road graph has no edges to snap to; load a region with load_region()"
         raise GraphError(msg)
-    epsg = graph_utm_epsg(G)  # type: ignore[arg-type]
+    path = cache_dir("snap-index") / f"{fingerprint}-{INDEX_CACHE_VERSION}.npz"
+    arrays = _read_index_arrays(path)
+    if arrays is None:
+        arrays = _index_arrays(G)
+        _write_index_arrays(arrays, path)
+    return _index_from_arrays(arrays, fingerprint)
+
+
+def _read_index_arrays(path: Path) -> dict[str, npt.NDArray[Any]] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in _INDEX_ARRAYS}
+        json.loads(arrays["meta"].tobytes().decode())
+        return arrays
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("ignoring unreadable snapping index cache %s: %s", path, exc)
+        return None
+
+
+def _write_index_arrays(arrays: dict[str, Any], path: Path) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        logger.warning("could not write the snapping index cache %s: %s", path, exc)
+
+
+def _index_from_arrays(arrays: dict[str, npt.NDArray[Any]], fingerprint: str) -> _EdgeIndex:
+    import shapely
+
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    epsg = int(meta["epsg"])
     to_utm, to_lonlat = _transformers(epsg)
+    counts = arrays["counts"]
+    lines = shapely.linestrings(arrays["coords"], indices=np.repeat(np.arange(counts.size), counts))
+    return _EdgeIndex(
+        fingerprint=fingerprint,
+        epsg=epsg,
+        tree=shapely.STRtree(lines),
+        geoms=lines,
+        u=arrays["u"],
+        v=arrays["v"],
+        key=arrays["key"],
+        tt_forward_s=arrays["tt_forward_s"],
+        tt_reverse_s=arrays["tt_reverse_s"],
+        bbox=tuple(float(b) for b in meta["bbox"]),  # type: ignore[arg-type]
+        to_utm=to_utm,
+        to_lonlat=to_lonlat,
+    )
+
+
+def _index_arrays(G: ArrayGraph) -> dict[str, npt.NDArray[Any]]:
+    """The canonical edges of ``G`` (one per street position) with their UTM polylines."""
+    epsg = graph_utm_epsg(G)  # type: ignore[arg-type]
+    to_utm, _ = _transformers(epsg)
     m = G.number_of_edges()
     u = G.edge_u.astype(np.int64)
     v = G.edge_v.astype(np.int64)
@@ -240,22 +312,19 @@ def _edge_index_arrays(G: ArrayGraph, fingerprint: str) -> _EdgeIndex:
     )
     flat = G.geom_nodes[src + np.arange(int(counts.sum()))]
     coords = np.column_stack([np.asarray(gx)[flat], np.asarray(gy)[flat]])
-    lines = shapely.linestrings(coords, indices=np.repeat(np.arange(canonical.size), counts))
     keys = G.edge_keys()
-    return _EdgeIndex(
-        fingerprint=fingerprint,
-        epsg=epsg,
-        tree=shapely.STRtree(lines),
-        geoms=lines,
-        u=G.node_id[u[canonical]],
-        v=G.node_id[v[canonical]],
-        key=keys[canonical],
-        tt_forward_s=tts[canonical],
-        tt_reverse_s=tt_rev,
-        bbox=(float(G.x.min()), float(G.y.min()), float(G.x.max()), float(G.y.max())),
-        to_utm=to_utm,
-        to_lonlat=to_lonlat,
-    )
+    bbox = [float(G.x.min()), float(G.y.min()), float(G.x.max()), float(G.y.max())]
+    meta = {"epsg": epsg, "bbox": bbox, "version": INDEX_CACHE_VERSION}
+    return {
+        "u": G.node_id[u[canonical]],
+        "v": G.node_id[v[canonical]],
+        "key": keys[canonical],
+        "tt_forward_s": tts[canonical],
+        "tt_reverse_s": tt_rev,
+        "coords": coords,
+        "counts": counts.astype(np.int64),
+        "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
+    }
 
 
 def _edge_index(G: RoadGraph) -> _EdgeIndex:
