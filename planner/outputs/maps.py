@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -501,16 +502,21 @@ _ROAD_DATA: dict[int, _RoadData] = {}
 _ROAD_DATA_MAX = 8
 
 
+_ROAD_DATA_LOCK = threading.Lock()
+
+
 def _road_data(roads: gpd.GeoDataFrame) -> _RoadData:
-    known = _ROAD_DATA.get(id(roads))
+    with _ROAD_DATA_LOCK:
+        known = _ROAD_DATA.get(id(roads))
     if known is not None and known.ref() is roads:
         return known
     made = _RoadData(roads)
-    for key in [k for k, v in list(_ROAD_DATA.items()) if v.ref() is None]:
-        _ROAD_DATA.pop(key, None)
-    while len(_ROAD_DATA) >= _ROAD_DATA_MAX:
-        _ROAD_DATA.pop(next(iter(_ROAD_DATA)), None)
-    _ROAD_DATA[id(roads)] = made
+    with _ROAD_DATA_LOCK:
+        for key in [k for k, v in _ROAD_DATA.items() if v.ref() is None]:
+            del _ROAD_DATA[key]
+        while len(_ROAD_DATA) >= _ROAD_DATA_MAX:
+            del _ROAD_DATA[next(iter(_ROAD_DATA))]
+        _ROAD_DATA[id(roads)] = made
     return made
 
 
