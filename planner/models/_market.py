@@ -246,6 +246,114 @@ def local_search(
 # ---- cuts and master --------------------------------------------------------------------------
 
 
+#: Sites in the support of an envelope cut (per customer; 2**K subsets are enumerated).
+ENVELOPE_SITES = 8
+
+#: Most customers given an envelope cut per root round (those whose lost jobs' curvature
+#: times the spread of their attraction over fractional sites is largest); 0: none.
+ENVELOPE_ROOT = 200
+
+#: The same per branch-and-bound node cut round (0: envelope cuts at the root only).
+ENVELOPE_NODE = 0
+
+
+class _Envelope:
+    """Per-customer envelope cuts: the strongest cut on a customer's ``K`` most attractive
+    sites at a fractional point, from a small LP over their subsets.
+
+    For customer ``i`` (``g(U) = a o / (o + U)``, convex and decreasing) at the point ``y``
+    with ``U* = u . y`` and ``lam = -g'(U*)``, split the sites into ``R`` (the ``K`` most
+    attractive with ``y > 0``) and the others ``O``. Any open set ``T`` (at most ``q`` sites)
+    is ``A + B``, ``A`` in ``R``, and ``u(B)`` lies in ``[0, X(|A|)]`` (``X(c)``: the
+    ``q - c`` largest utilities in ``O``), so
+    ``L(T) + lam u(B) >= h(A) = min over x in [0, X(|A|)] of g(u(A) + x) + lam x``
+    (the minimum is at ``x = U* - u(A)``, clipped). Every ``(mu, pi)`` with
+    ``mu + pi(A) <= h(A)`` for all ``A`` gives the valid cut
+    ``phi_i >= mu + sum_{j in R} pi_j y_j - lam sum_{j in O} u_j y_j``;
+    the LP ``max mu + pi . y_R`` picks the one deepest at ``y``: it is the convex envelope of
+    ``h`` over the subsets of ``R`` (minimum expected lost jobs over the distributions of open
+    sets with marginals ``y``), which the tangent and submodular cuts do not reach when a
+    customer's attraction is spread over several half-open sites. ``mu`` is recomputed from
+    the enumeration, so the cut is valid whatever the LP's tolerances.
+    """
+
+    def __init__(self, prob: CaptureProblem, q: int, n_sites: int = ENVELOPE_SITES) -> None:
+        import highspy
+
+        self.prob = prob
+        self.q = q
+        kk = max(1, min(n_sites, prob.m))
+        self.kk = kk
+        bits = (np.arange(2**kk)[:, None] >> np.arange(kk)) & 1
+        card = bits.sum(axis=1)
+        keep = card <= q
+        self.bits = bits[keep].astype(float)
+        self.card = card[keep]
+        n_sub = self.bits.shape[0]
+        self.h = h = _new_highs()
+        h.setOptionValue("threads", 1)
+        inf = highspy.kHighsInf
+        lp = highspy.HighsLp()
+        lp.num_col_ = kk + 1
+        lp.num_row_ = n_sub
+        lp.sense_ = highspy.ObjSense.kMaximize
+        lp.col_cost_ = np.zeros(kk + 1)
+        lp.col_lower_ = np.concatenate([[-inf], np.full(kk, -inf)])
+        lp.col_upper_ = np.concatenate([[inf], np.zeros(kk)])  # pi <= 0: L falls as sites open
+        lp.row_lower_ = np.full(n_sub, -inf)
+        lp.row_upper_ = np.zeros(n_sub)
+        mat = np.column_stack([np.ones(n_sub), self.bits])
+        csc = sp.csc_matrix(mat)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+        lp.a_matrix_.value_ = csc.data
+        h.passModel(lp)
+        self.rows = np.arange(n_sub, dtype=np.int32)
+        self.cols = np.arange(kk + 1, dtype=np.int32)
+        self.n_sub = n_sub
+
+    def cuts(self, y: np.ndarray, customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients (len(customers) x m) and right-hand sides of the customers' envelope
+        cuts at ``y`` (``phi_i + coef . y >= rhs``)."""
+        import highspy
+
+        prob = self.prob
+        u, o, a = prob.u, prob.o, prob.a
+        m, kk, q = prob.m, self.kk, self.q
+        h = self.h
+        inf = highspy.kHighsInf
+        coef = np.zeros((customers.size, m))
+        rhs = np.zeros(customers.size)
+        positive = y > 1e-9
+        for row, i in enumerate(customers):
+            ui = u[i]
+            us = float(ui @ y)
+            d = o[i] + us
+            lam = a[i] * o[i] / (d * d)
+            score = np.where(positive, ui, ui - ui.max() - 1.0)  # the sites with y > 0 first
+            r = np.argpartition(-score, kk - 1)[:kk] if kk < m else np.arange(m)
+            out = np.ones(m, dtype=bool)
+            out[r] = False
+            uo = np.sort(ui[out])[::-1]
+            cum = np.concatenate([[0.0], np.cumsum(uo)])
+            xmax = cum[np.minimum(np.maximum(q - self.card, 0), uo.size)]
+            ua = self.bits @ ui[r]
+            x = np.clip(us - ua, 0.0, xmax)
+            ha = a[i] * o[i] / (o[i] + ua + x) + lam * x
+            h.changeColsCost(kk + 1, self.cols, np.concatenate([[1.0], y[r]]))
+            h.changeRowsBounds(self.n_sub, self.rows, np.full(self.n_sub, -inf), ha)
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                continue
+            pi = np.minimum(np.asarray(h.getSolution().col_value)[1:], 0.0)
+            mu = float(np.min(ha - self.bits @ pi))  # exact: valid whatever the LP's tolerance
+            coef[row, r] = -pi
+            coef[row, out] = lam * ui[out]
+            rhs[row] = mu
+        return coef, rhs
+
+
 class _Cuts:
     """Separation of gradient and submodular cuts; a cut is (rows, dense coefficients, rhs):
     ``phi_i + coef . y >= rhs``."""
@@ -272,6 +380,8 @@ class _Cuts:
         self.group_weight = self.agg @ prob.a
         #: the incumbent's value (set for the branch-and-cut; see :meth:`violated`)
         self.incumbent: Callable[[], float] | None = None
+        #: envelope cut separator, made at first use
+        self.env: _Envelope | None = None
 
     def gradient(self, y0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients (k x m) and right-hand sides (k) of the tangents at ``y0``."""
@@ -330,6 +440,35 @@ class _Cuts:
         rows = np.flatnonzero(value > theta + tol)
         return rows, coef[rows], rhs[rows]
 
+    def envelope(
+        self, y: np.ndarray, theta: np.ndarray, most: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Envelope cuts (:class:`_Envelope`) at ``y`` for the ``most`` customers with the
+        largest second-order estimate of their Jensen gap, grouped; those ``(y, theta)``
+        violates."""
+        prob = self.prob
+        frac = y * (1.0 - y)
+        if most <= 0 or frac.max() < 1e-6:
+            empty = np.zeros(0, dtype=np.intp)
+            return empty, np.zeros((0, y.size)), np.zeros(0)
+        if self.env is None:
+            self.env = _Envelope(prob, self.q)
+        d = prob.o + prob.u @ y
+        est = prob.a * prob.o / d**3 * ((prob.u * prob.u) @ frac)
+        cand = np.flatnonzero(est > 1e-9 * np.maximum(prob.a, 1e-12))
+        if cand.size > most:
+            cand = cand[np.argpartition(-est[cand], most - 1)[:most]]
+        coef = np.zeros((prob.u.shape[0], y.size))
+        rhs = np.zeros(prob.u.shape[0])
+        # the others keep their tangent at y (their share of the group's cut)
+        tc, tr = self.gradient(y)
+        coef[:] = tc
+        rhs[:] = tr
+        ec, er = self.env.cuts(y, cand)
+        coef[cand] = ec
+        rhs[cand] = er
+        return self._pick(coef, rhs, y, theta)
+
     def violated(
         self, y_sep: np.ndarray, y: np.ndarray, theta: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -351,6 +490,11 @@ class _Cuts:
                     empty = np.zeros(0, dtype=np.intp)
                     return empty, np.zeros((0, y.size)), np.zeros(0)
         out_rows, out_coef, out_rhs = [rows], [coef], [rhs]
+        if ENVELOPE_NODE and self.incumbent is not None:
+            rows3, coef3, rhs3 = self.envelope(y, theta, ENVELOPE_NODE)
+            out_rows.append(rows3)
+            out_coef.append(coef3)
+            out_rhs.append(rhs3)
         if SUBMODULAR_CUTS:
             for s in self.binary_points(y_sep):
                 rows2, coef2, rhs2 = self._pick(*self.submodular(s), y, theta)
@@ -648,8 +792,11 @@ def solve_capture(
         found = cuts.violated(y_sep, y, theta)
         if found[0].size == 0:
             found = cuts.violated(y, y, theta)
-            if found[0].size == 0:
-                break
+        if ENVELOPE_ROOT:
+            more = cuts.envelope(y, theta, ENVELOPE_ROOT)
+            found = tuple(np.concatenate([f, g]) for f, g in zip(found, more, strict=True))  # type: ignore[assignment]
+        if found[0].size == 0:
+            break
         stalled = len(history) > 3 and history[-1] - history[-4] <= ROOT_STALL * abs(history[-1])
         if stalled and rounds > 10:
             break
