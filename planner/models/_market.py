@@ -253,8 +253,19 @@ ENVELOPE_SITES = 8
 #: times the spread of their attraction over fractional sites is largest); 0: none.
 ENVELOPE_ROOT = 200
 
+#: Envelope cuts per customer (``"customer"``), per group of customers (``"group"``: one LP
+#: per group, the customers sharing one distribution of open sets) or both.
+ENVELOPE_MODE = "group"
+
 #: The same per branch-and-bound node cut round (0: envelope cuts at the root only).
 ENVELOPE_NODE = 0
+
+#: Envelope rounds at the root (after the tangent and submodular cuts are spent) stop when
+#: two rounds raised the bound by less than this share of the gap left ...
+ENVELOPE_STALL = 0.02
+
+#: ... or after this share of the time left.
+ENVELOPE_BUDGET = 0.3
 
 
 class _Envelope:
@@ -277,12 +288,12 @@ class _Envelope:
     the enumeration, so the cut is valid whatever the LP's tolerances.
     """
 
-    def __init__(self, prob: CaptureProblem, q: int, n_sites: int = ENVELOPE_SITES) -> None:
+    def __init__(self, prob: CaptureProblem, q: int, n_sites: int | None = None) -> None:
         import highspy
 
         self.prob = prob
         self.q = q
-        kk = max(1, min(n_sites, prob.m))
+        kk = max(1, min(ENVELOPE_SITES if n_sites is None else n_sites, prob.m))
         self.kk = kk
         bits = (np.arange(2**kk)[:, None] >> np.arange(kk)) & 1
         card = bits.sum(axis=1)
@@ -292,6 +303,7 @@ class _Envelope:
         n_sub = self.bits.shape[0]
         self.h = h = _new_highs()
         h.setOptionValue("threads", 1)
+        h.setOptionValue("presolve", "off")
         inf = highspy.kHighsInf
         lp = highspy.HighsLp()
         lp.num_col_ = kk + 1
@@ -313,34 +325,40 @@ class _Envelope:
         self.cols = np.arange(kk + 1, dtype=np.int32)
         self.n_sub = n_sub
 
-    def cuts(self, y: np.ndarray, customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Coefficients (len(customers) x m) and right-hand sides of the customers' envelope
-        cuts at ``y`` (``phi_i + coef . y >= rhs``)."""
+    def cuts(self, y: np.ndarray, clusters: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients (len(clusters) x m) and right-hand sides of the envelope cuts at ``y``
+        of each cluster's summed lost jobs (``sum_{i in C} phi_i + coef . y >= rhs``).
+
+        A cluster of one customer gives that customer's cut; a larger cluster shares one
+        distribution of open sets among its customers (its ``h`` is the sum of theirs, its
+        sites those with the largest summed tangent slope), which also captures how
+        customers compete for the same half-open sites."""
         import highspy
 
         prob = self.prob
-        u, o, a = prob.u, prob.o, prob.a
         m, kk, q = prob.m, self.kk, self.q
         h = self.h
         inf = highspy.kHighsInf
-        coef = np.zeros((customers.size, m))
-        rhs = np.zeros(customers.size)
+        coef = np.zeros((len(clusters), m))
+        rhs = np.zeros(len(clusters))
         positive = y > 1e-9
-        for row, i in enumerate(customers):
-            ui = u[i]
-            us = float(ui @ y)
-            d = o[i] + us
-            lam = a[i] * o[i] / (d * d)
-            score = np.where(positive, ui, ui - ui.max() - 1.0)  # the sites with y > 0 first
+        fill = np.minimum(np.maximum(q - self.card, 0), m - kk)
+        for row, members in enumerate(clusters):
+            uc = prob.u[members]
+            oc, ac = prob.o[members], prob.a[members]
+            us = uc @ y
+            lam = ac * oc / (oc + us) ** 2
+            score = lam @ uc
+            score = np.where(positive, score, score - score.max() - 1.0)  # y > 0 first
             r = np.argpartition(-score, kk - 1)[:kk] if kk < m else np.arange(m)
             out = np.ones(m, dtype=bool)
             out[r] = False
-            uo = np.sort(ui[out])[::-1]
-            cum = np.concatenate([[0.0], np.cumsum(uo)])
-            xmax = cum[np.minimum(np.maximum(q - self.card, 0), uo.size)]
-            ua = self.bits @ ui[r]
-            x = np.clip(us - ua, 0.0, xmax)
-            ha = a[i] * o[i] / (o[i] + ua + x) + lam * x
+            uo = -np.sort(-uc[:, out], axis=1)
+            cum = np.concatenate([np.zeros((len(members), 1)), np.cumsum(uo, axis=1)], axis=1)
+            xmax = cum[:, fill]  # (c, subsets)
+            ua = uc[:, r] @ self.bits.T
+            x = np.clip(us[:, None] - ua, 0.0, xmax)
+            ha = np.sum((ac * oc)[:, None] / (oc[:, None] + ua + x) + lam[:, None] * x, axis=0)
             h.changeColsCost(kk + 1, self.cols, np.concatenate([[1.0], y[r]]))
             h.changeRowsBounds(self.n_sub, self.rows, np.full(self.n_sub, -inf), ha)
             h.run()
@@ -349,7 +367,7 @@ class _Envelope:
             pi = np.minimum(np.asarray(h.getSolution().col_value)[1:], 0.0)
             mu = float(np.min(ha - self.bits @ pi))  # exact: valid whatever the LP's tolerance
             coef[row, r] = -pi
-            coef[row, out] = lam * ui[out]
+            coef[row, out] = lam @ uc[:, out]
             rhs[row] = mu
         return coef, rhs
 
@@ -375,6 +393,7 @@ class _Cuts:
         self.by_utility = np.argsort(-prob.u, axis=1, kind="stable")
         k = prob.u.shape[0]
         self.n_groups = int(group.max()) + 1
+        self.group = group
         #: sums the customers' cuts into their group's cut (G x k)
         self.agg = sp.csr_matrix((np.ones(k), (group, np.arange(k))), shape=(self.n_groups, k))
         self.group_weight = self.agg @ prob.a
@@ -464,10 +483,25 @@ class _Cuts:
         tc, tr = self.gradient(y)
         coef[:] = tc
         rhs[:] = tr
-        ec, er = self.env.cuts(y, cand)
+        ec, er = self.env.cuts(y, [np.array([i]) for i in cand])
         coef[cand] = ec
         rhs[cand] = er
         return self._pick(coef, rhs, y, theta)
+
+    def group_envelope(
+        self, y: np.ndarray, theta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Envelope cuts (:class:`_Envelope`) of every group's summed lost jobs at ``y``;
+        those ``(y, theta)`` violates."""
+        if self.env is None:
+            self.env = _Envelope(self.prob, self.q)
+        order = np.argsort(self.group, kind="stable")
+        members = np.split(order, np.cumsum(np.bincount(self.group))[:-1])
+        coef, rhs = self.env.cuts(y, members)
+        value = rhs - coef @ y
+        tol = CUT_TOLERANCE * np.maximum(self.group_weight, 1e-12)
+        rows = np.flatnonzero(value > theta + tol)
+        return rows, coef[rows], rhs[rows]
 
     def violated(
         self, y_sep: np.ndarray, y: np.ndarray, theta: np.ndarray
@@ -757,6 +791,9 @@ def solve_capture(
     rc = np.zeros(m)
     lp_bound = -np.inf
     center = y0.copy()
+    env_start: float | None = None
+    env_from = env_rounds = 0
+    env_budget = 0.0
     while rounds < ROOT_ROUNDS:
         if stop_all():
             status = "stopped"
@@ -792,16 +829,33 @@ def solve_capture(
         found = cuts.violated(y_sep, y, theta)
         if found[0].size == 0:
             found = cuts.violated(y, y, theta)
-        if ENVELOPE_ROOT:
-            more = cuts.envelope(y, theta, ENVELOPE_ROOT)
-            found = tuple(np.concatenate([f, g]) for f, g in zip(found, more, strict=True))  # type: ignore[assignment]
-        if found[0].size == 0:
-            break
         stalled = len(history) > 3 and history[-1] - history[-4] <= ROOT_STALL * abs(history[-1])
-        if stalled and rounds > 10:
+        if env_start is None and (found[0].size == 0 or (stalled and rounds > 10)):
+            # the tangent and submodular cuts are spent: envelope cuts, while they pay
+            now = time.perf_counter()
+            if not ENVELOPE_ROOT or np.minimum(y, 1.0 - y).max() < 1e-6:
+                break
+            env_start, env_from = now, len(history)
+            env_budget = ENVELOPE_BUDGET * max(deadline - now, 0.0)
+        if env_start is not None:
+            gained = history[-1] - history[max(len(history) - 3, env_from - 1)]
+            if (
+                len(history) - env_from >= 3 and gained <= ENVELOPE_STALL * (ub - history[-1])
+            ) or time.perf_counter() - env_start > env_budget:
+                break
+            extra = []
+            if ENVELOPE_MODE in ("group", "both"):
+                extra.append(cuts.group_envelope(y, theta))
+            if ENVELOPE_MODE in ("customer", "both"):
+                extra.append(cuts.envelope(y, theta, ENVELOPE_ROOT))
+            for more in extra:
+                found = tuple(np.concatenate([f, g]) for f, g in zip(found, more, strict=True))  # type: ignore[assignment]
+            env_rounds += 1
+        if found[0].size == 0:
             break
         master.add(*found)
         center = 0.5 * center + 0.5 * y
+    extras["envelope_rounds"] = env_rounds
     extras["root_rounds"] = rounds
     extras["root_bound"] = lp_bound * scale
     extras["root_time_s"] = time.perf_counter() - t0
