@@ -23,7 +23,12 @@ variable ``phi_i >= L_i(U_i(y))`` per customer, described by cuts in a master LP
   ``phi_i >= L(S) - sum_{j not in S} rho_j(S) y_j + sum_{j in S} rho_j(N - j) (1 - y_j)``, with
   ``rho_j(S) = L(S) - L(S + j)``; their coefficients for the sites not in ``S`` are smaller than
   the tangent's, so they cut off fractional points that every tangent leaves. Separated at the
-  rounded LP solution.
+  rounded LP solution;
+* envelope cuts (:class:`_Envelope`), per group of customers at the root once the others are
+  spent: the convex envelope of the group's lost jobs over the subsets of its ``K`` most
+  attractive sites (the other sites linearised at the point), from a small LP; where a
+  customer's attraction is spread over several half-open sites the tangents are loose by
+  Jensen's inequality and these are not.
 
 At a binary ``y`` the tangent at ``y`` is exact, so an integral LP solution without a violated cut
 is a solution with its true value. The master is solved by the project's branch-and-cut
