@@ -265,6 +265,9 @@ ENVELOPE_MODE = "group"
 #: The same per branch-and-bound node cut round (0: envelope cuts at the root only).
 ENVELOPE_NODE = 0
 
+#: After envelope rounds at the root, its binding cuts stay in every node's LP (never purged).
+KEEP_ROOT_CUTS = True
+
 #: Envelope rounds at the root (after the tangent and submodular cuts are spent) stop when
 #: two rounds raised the bound by less than this share of the gap left ...
 ENVELOPE_STALL = 0.02
@@ -612,13 +615,21 @@ class _Master:
         self.nnz = 0
         self.purged = 0
 
-    def purge(self) -> None:
+    def keep_tight(self) -> None:
+        """Drop the cuts with slack at the last LP solution and keep the others for good
+        (:meth:`purge` never drops them): the root's binding cuts, the envelope cuts among
+        them, stay in every node's LP."""
+        self.purge(force=True)
+        self.n_fixed_rows = int(self.h.getNumRow())
+
+    def purge(self, *, force: bool = False) -> None:
         """Delete the cuts with slack at the last LP solution when the LP has grown past
         :data:`MAX_ROWS_PER_COLUMN` rows per column (they are valid, only not needed now; the
         LP stays a relaxation)."""
         h = self.h
         num_row = int(h.getNumRow())
-        if num_row <= MAX_ROWS_PER_COLUMN * (self.m + self.k) or self.n_cuts == 0:
+        limit = MAX_ROWS_PER_COLUMN * (self.m + self.k) + self.n_fixed_rows
+        if (num_row <= limit and not force) or self.n_cuts == 0:
             return
         import highspy
 
@@ -910,6 +921,8 @@ def solve_capture(
             )
         base_lo = np.maximum(y_lo, forced.astype(float))
         base_hi = np.where(closed, 0.0, 1.0)
+        if KEEP_ROOT_CUTS and env_rounds:
+            master.keep_tight()
         cuts.incumbent = upper_bound
         status, branch_lb, nodes = _branch(
             master,  # type: ignore[arg-type]
