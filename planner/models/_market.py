@@ -28,7 +28,8 @@ variable ``phi_i >= L_i(U_i(y))`` per customer, described by cuts in a master LP
   spent: the convex envelope of the group's lost jobs over the subsets of its ``K`` most
   attractive sites (the other sites linearised at the point), from a small LP; where a
   customer's attraction is spread over several half-open sites the tangents are loose by
-  Jensen's inequality and these are not.
+  Jensen's inequality and these are not. The root's binding cuts then stay in every node's
+  LP (:meth:`_Master.keep_tight`).
 
 At a binary ``y`` the tangent at ``y`` is exact, so an integral LP solution without a violated cut
 is a solution with its true value. The master is solved by the project's branch-and-cut
