@@ -396,3 +396,39 @@ def test_restriction_to_the_sites_left_after_fixing_keeps_the_optimum() -> None:
         assert_close(sol.objective, brute_profit(u, o, w, fixed, 1.0))
         restricted += "restricted_columns" in sol.extras
     assert restricted >= 2  # the restricted path ran (and gave the optimum)
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 5])
+def test_envelope_cuts_are_valid_at_every_open_set_and_deeper_than_tangents(q) -> None:
+    """Envelope cuts (a small LP over the subsets of the most attractive sites) of single
+    customers and of clusters of customers never cut off an open set of at most ``q`` sites,
+    and at fractional points they are at least as deep as the tangents there (usually deeper:
+    that is what they are for)."""
+    from planner.models._market import CaptureProblem, _Envelope
+
+    rng = np.random.default_rng(40 + q)
+    n, m = 8, 7
+    deeper = 0
+    for trial in range(6):
+        u, o, w = instance(rng, n, m, zeros=0.3)
+        w[w == 0] = 1.0
+        prob = CaptureProblem(u, o, w, np.zeros(m))
+        env = _Envelope(prob, q, n_sites=2 + trial % 4)
+        clusters = [np.array([i]) for i in range(n)]
+        clusters += [np.arange(0, 3), np.arange(3, 8), np.arange(n)]
+        sets = [np.array(s, dtype=np.intp) for s in subsets(m, range(q + 1))]
+        for _ in range(4):
+            y = rng.random(m) * (rng.random(m) > 0.3)
+            y *= min(1.0, q / max(y.sum(), 1e-9))
+            coef, rhs = env.cuts(y, clusters)
+            for t in sets:
+                yy = np.zeros(m)
+                yy[t] = 1.0
+                true_lost = prob.lost(u[:, t].sum(axis=1))
+                summed = np.array([true_lost[c].sum() for c in clusters])
+                assert np.all(rhs - coef @ yy <= summed + 1e-9), t
+            tangent = prob.lost(u @ y)
+            at_y = np.array([tangent[c].sum() for c in clusters])
+            assert np.all(rhs - coef @ y >= at_y - 1e-9)
+            deeper += int(np.sum(rhs - coef @ y > at_y + 1e-6))
+    assert deeper > 0

@@ -23,7 +23,13 @@ variable ``phi_i >= L_i(U_i(y))`` per customer, described by cuts in a master LP
   ``phi_i >= L(S) - sum_{j not in S} rho_j(S) y_j + sum_{j in S} rho_j(N - j) (1 - y_j)``, with
   ``rho_j(S) = L(S) - L(S + j)``; their coefficients for the sites not in ``S`` are smaller than
   the tangent's, so they cut off fractional points that every tangent leaves. Separated at the
-  rounded LP solution.
+  rounded LP solution;
+* envelope cuts (:class:`_Envelope`), per group of customers at the root once the others are
+  spent: the convex envelope of the group's lost jobs over the subsets of its ``K`` most
+  attractive sites (the other sites linearised at the point), from a small LP; where a
+  customer's attraction is spread over several half-open sites the tangents are loose by
+  Jensen's inequality and these are not. The root's binding cuts then stay in every node's
+  LP (:meth:`_Master.keep_tight`).
 
 At a binary ``y`` the tangent at ``y`` is exact, so an integral LP solution without a violated cut
 is a solution with its true value. The master is solved by the project's branch-and-cut
@@ -246,6 +252,135 @@ def local_search(
 # ---- cuts and master --------------------------------------------------------------------------
 
 
+#: Sites in the support of an envelope cut (per customer; 2**K subsets are enumerated).
+ENVELOPE_SITES = 8
+
+#: Most customers given an envelope cut per root round (those whose lost jobs' curvature
+#: times the spread of their attraction over fractional sites is largest); 0: none.
+ENVELOPE_ROOT = 200
+
+#: Envelope cuts per customer (``"customer"``), per group of customers (``"group"``: one LP
+#: per group, the customers sharing one distribution of open sets) or both.
+ENVELOPE_MODE = "group"
+
+#: The same per branch-and-bound node cut round (0: envelope cuts at the root only).
+ENVELOPE_NODE = 0
+
+#: After envelope rounds at the root, its binding cuts stay in every node's LP (never purged).
+KEEP_ROOT_CUTS = True
+
+#: Envelope rounds at the root (after the tangent and submodular cuts are spent) stop when
+#: two rounds raised the bound by less than this share of the gap left ...
+ENVELOPE_STALL = 0.02
+
+#: ... or after this share of the time left.
+ENVELOPE_BUDGET = 0.3
+
+
+class _Envelope:
+    """Per-customer envelope cuts: the strongest cut on a customer's ``K`` most attractive
+    sites at a fractional point, from a small LP over their subsets.
+
+    For customer ``i`` (``g(U) = a o / (o + U)``, convex and decreasing) at the point ``y``
+    with ``U* = u . y`` and ``lam = -g'(U*)``, split the sites into ``R`` (the ``K`` most
+    attractive with ``y > 0``) and the others ``O``. Any open set ``T`` (at most ``q`` sites)
+    is ``A + B``, ``A`` in ``R``, and ``u(B)`` lies in ``[0, X(|A|)]`` (``X(c)``: the
+    ``q - c`` largest utilities in ``O``), so
+    ``L(T) + lam u(B) >= h(A) = min over x in [0, X(|A|)] of g(u(A) + x) + lam x``
+    (the minimum is at ``x = U* - u(A)``, clipped). Every ``(mu, pi)`` with
+    ``mu + pi(A) <= h(A)`` for all ``A`` gives the valid cut
+    ``phi_i >= mu + sum_{j in R} pi_j y_j - lam sum_{j in O} u_j y_j``;
+    the LP ``max mu + pi . y_R`` picks the one deepest at ``y``: it is the convex envelope of
+    ``h`` over the subsets of ``R`` (minimum expected lost jobs over the distributions of open
+    sets with marginals ``y``), which the tangent and submodular cuts do not reach when a
+    customer's attraction is spread over several half-open sites. ``mu`` is recomputed from
+    the enumeration, so the cut is valid whatever the LP's tolerances.
+    """
+
+    def __init__(self, prob: CaptureProblem, q: int, n_sites: int | None = None) -> None:
+        import highspy
+
+        self.prob = prob
+        self.q = q
+        kk = max(1, min(ENVELOPE_SITES if n_sites is None else n_sites, prob.m))
+        self.kk = kk
+        bits = (np.arange(2**kk)[:, None] >> np.arange(kk)) & 1
+        card = bits.sum(axis=1)
+        keep = card <= q
+        self.bits = bits[keep].astype(float)
+        self.card = card[keep]
+        n_sub = self.bits.shape[0]
+        self.h = h = _new_highs()
+        h.setOptionValue("threads", 1)
+        h.setOptionValue("presolve", "off")
+        inf = highspy.kHighsInf
+        lp = highspy.HighsLp()
+        lp.num_col_ = kk + 1
+        lp.num_row_ = n_sub
+        lp.sense_ = highspy.ObjSense.kMaximize
+        lp.col_cost_ = np.zeros(kk + 1)
+        lp.col_lower_ = np.concatenate([[-inf], np.full(kk, -inf)])
+        lp.col_upper_ = np.concatenate([[inf], np.zeros(kk)])  # pi <= 0: L falls as sites open
+        lp.row_lower_ = np.full(n_sub, -inf)
+        lp.row_upper_ = np.zeros(n_sub)
+        mat = np.column_stack([np.ones(n_sub), self.bits])
+        csc = sp.csc_matrix(mat)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+        lp.a_matrix_.value_ = csc.data
+        h.passModel(lp)
+        self.rows = np.arange(n_sub, dtype=np.int32)
+        self.cols = np.arange(kk + 1, dtype=np.int32)
+        self.n_sub = n_sub
+
+    def cuts(self, y: np.ndarray, clusters: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients (len(clusters) x m) and right-hand sides of the envelope cuts at ``y``
+        of each cluster's summed lost jobs (``sum_{i in C} phi_i + coef . y >= rhs``).
+
+        A cluster of one customer gives that customer's cut; a larger cluster shares one
+        distribution of open sets among its customers (its ``h`` is the sum of theirs, its
+        sites those with the largest summed tangent slope), which also captures how
+        customers compete for the same half-open sites."""
+        import highspy
+
+        prob = self.prob
+        m, kk, q = prob.m, self.kk, self.q
+        h = self.h
+        inf = highspy.kHighsInf
+        coef = np.zeros((len(clusters), m))
+        rhs = np.zeros(len(clusters))
+        positive = y > 1e-9
+        fill = np.minimum(np.maximum(q - self.card, 0), m - kk)
+        for row, members in enumerate(clusters):
+            uc = prob.u[members]
+            oc, ac = prob.o[members], prob.a[members]
+            us = uc @ y
+            lam = ac * oc / (oc + us) ** 2
+            score = lam @ uc
+            score = np.where(positive, score, score - score.max() - 1.0)  # y > 0 first
+            r = np.argpartition(-score, kk - 1)[:kk] if kk < m else np.arange(m)
+            out = np.ones(m, dtype=bool)
+            out[r] = False
+            uo = -np.sort(-uc[:, out], axis=1)
+            cum = np.concatenate([np.zeros((len(members), 1)), np.cumsum(uo, axis=1)], axis=1)
+            xmax = cum[:, fill]  # (c, subsets)
+            ua = uc[:, r] @ self.bits.T
+            x = np.clip(us[:, None] - ua, 0.0, xmax)
+            ha = np.sum((ac * oc)[:, None] / (oc[:, None] + ua + x) + lam[:, None] * x, axis=0)
+            h.changeColsCost(kk + 1, self.cols, np.concatenate([[1.0], y[r]]))
+            h.changeRowsBounds(self.n_sub, self.rows, np.full(self.n_sub, -inf), ha)
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                continue
+            pi = np.minimum(np.asarray(h.getSolution().col_value)[1:], 0.0)
+            mu = float(np.min(ha - self.bits @ pi))  # exact: valid whatever the LP's tolerance
+            coef[row, r] = -pi
+            coef[row, out] = lam @ uc[:, out]
+            rhs[row] = mu
+        return coef, rhs
+
+
 class _Cuts:
     """Separation of gradient and submodular cuts; a cut is (rows, dense coefficients, rhs):
     ``phi_i + coef . y >= rhs``."""
@@ -267,11 +402,14 @@ class _Cuts:
         self.by_utility = np.argsort(-prob.u, axis=1, kind="stable")
         k = prob.u.shape[0]
         self.n_groups = int(group.max()) + 1
+        self.group = group
         #: sums the customers' cuts into their group's cut (G x k)
         self.agg = sp.csr_matrix((np.ones(k), (group, np.arange(k))), shape=(self.n_groups, k))
         self.group_weight = self.agg @ prob.a
         #: the incumbent's value (set for the branch-and-cut; see :meth:`violated`)
         self.incumbent: Callable[[], float] | None = None
+        #: envelope cut separator, made at first use
+        self.env: _Envelope | None = None
 
     def gradient(self, y0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients (k x m) and right-hand sides (k) of the tangents at ``y0``."""
@@ -330,6 +468,50 @@ class _Cuts:
         rows = np.flatnonzero(value > theta + tol)
         return rows, coef[rows], rhs[rows]
 
+    def envelope(
+        self, y: np.ndarray, theta: np.ndarray, most: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Envelope cuts (:class:`_Envelope`) at ``y`` for the ``most`` customers with the
+        largest second-order estimate of their Jensen gap, grouped; those ``(y, theta)``
+        violates."""
+        prob = self.prob
+        frac = y * (1.0 - y)
+        if most <= 0 or frac.max() < 1e-6:
+            empty = np.zeros(0, dtype=np.intp)
+            return empty, np.zeros((0, y.size)), np.zeros(0)
+        if self.env is None:
+            self.env = _Envelope(prob, self.q)
+        d = prob.o + prob.u @ y
+        est = prob.a * prob.o / d**3 * ((prob.u * prob.u) @ frac)
+        cand = np.flatnonzero(est > 1e-9 * np.maximum(prob.a, 1e-12))
+        if cand.size > most:
+            cand = cand[np.argpartition(-est[cand], most - 1)[:most]]
+        coef = np.zeros((prob.u.shape[0], y.size))
+        rhs = np.zeros(prob.u.shape[0])
+        # the others keep their tangent at y (their share of the group's cut)
+        tc, tr = self.gradient(y)
+        coef[:] = tc
+        rhs[:] = tr
+        ec, er = self.env.cuts(y, [np.array([i]) for i in cand])
+        coef[cand] = ec
+        rhs[cand] = er
+        return self._pick(coef, rhs, y, theta)
+
+    def group_envelope(
+        self, y: np.ndarray, theta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Envelope cuts (:class:`_Envelope`) of every group's summed lost jobs at ``y``;
+        those ``(y, theta)`` violates."""
+        if self.env is None:
+            self.env = _Envelope(self.prob, self.q)
+        order = np.argsort(self.group, kind="stable")
+        members = np.split(order, np.cumsum(np.bincount(self.group))[:-1])
+        coef, rhs = self.env.cuts(y, members)
+        value = rhs - coef @ y
+        tol = CUT_TOLERANCE * np.maximum(self.group_weight, 1e-12)
+        rows = np.flatnonzero(value > theta + tol)
+        return rows, coef[rows], rhs[rows]
+
     def violated(
         self, y_sep: np.ndarray, y: np.ndarray, theta: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -351,6 +533,11 @@ class _Cuts:
                     empty = np.zeros(0, dtype=np.intp)
                     return empty, np.zeros((0, y.size)), np.zeros(0)
         out_rows, out_coef, out_rhs = [rows], [coef], [rhs]
+        if ENVELOPE_NODE and self.incumbent is not None:
+            rows3, coef3, rhs3 = self.envelope(y, theta, ENVELOPE_NODE)
+            out_rows.append(rows3)
+            out_coef.append(coef3)
+            out_rhs.append(rhs3)
         if SUBMODULAR_CUTS:
             for s in self.binary_points(y_sep):
                 rows2, coef2, rhs2 = self._pick(*self.submodular(s), y, theta)
@@ -429,13 +616,21 @@ class _Master:
         self.nnz = 0
         self.purged = 0
 
-    def purge(self) -> None:
+    def keep_tight(self) -> None:
+        """Drop the cuts with slack at the last LP solution and keep the others for good
+        (:meth:`purge` never drops them): the root's binding cuts, the envelope cuts among
+        them, stay in every node's LP."""
+        self.purge(force=True)
+        self.n_fixed_rows = int(self.h.getNumRow())
+
+    def purge(self, *, force: bool = False) -> None:
         """Delete the cuts with slack at the last LP solution when the LP has grown past
         :data:`MAX_ROWS_PER_COLUMN` rows per column (they are valid, only not needed now; the
         LP stays a relaxation)."""
         h = self.h
         num_row = int(h.getNumRow())
-        if num_row <= MAX_ROWS_PER_COLUMN * (self.m + self.k) or self.n_cuts == 0:
+        limit = MAX_ROWS_PER_COLUMN * (self.m + self.k) + self.n_fixed_rows
+        if (num_row <= limit and not force) or self.n_cuts == 0:
             return
         import highspy
 
@@ -613,6 +808,9 @@ def solve_capture(
     rc = np.zeros(m)
     lp_bound = -np.inf
     center = y0.copy()
+    env_start: float | None = None
+    env_from = env_rounds = 0
+    env_budget = 0.0
     while rounds < ROOT_ROUNDS:
         if stop_all():
             status = "stopped"
@@ -648,13 +846,33 @@ def solve_capture(
         found = cuts.violated(y_sep, y, theta)
         if found[0].size == 0:
             found = cuts.violated(y, y, theta)
-            if found[0].size == 0:
-                break
         stalled = len(history) > 3 and history[-1] - history[-4] <= ROOT_STALL * abs(history[-1])
-        if stalled and rounds > 10:
+        if env_start is None and (found[0].size == 0 or (stalled and rounds > 10)):
+            # the tangent and submodular cuts are spent: envelope cuts, while they pay
+            now = time.perf_counter()
+            if not ENVELOPE_ROOT or np.minimum(y, 1.0 - y).max() < 1e-6:
+                break
+            env_start, env_from = now, len(history)
+            env_budget = ENVELOPE_BUDGET * max(deadline - now, 0.0)
+        if env_start is not None:
+            gained = history[-1] - history[max(len(history) - 3, env_from - 1)]
+            if (
+                len(history) - env_from >= 3 and gained <= ENVELOPE_STALL * (ub - history[-1])
+            ) or time.perf_counter() - env_start > env_budget:
+                break
+            extra = []
+            if ENVELOPE_MODE in ("group", "both"):
+                extra.append(cuts.group_envelope(y, theta))
+            if ENVELOPE_MODE in ("customer", "both"):
+                extra.append(cuts.envelope(y, theta, ENVELOPE_ROOT))
+            for more in extra:
+                found = tuple(np.concatenate([f, g]) for f, g in zip(found, more, strict=True))  # type: ignore[assignment]
+            env_rounds += 1
+        if found[0].size == 0:
             break
         master.add(*found)
         center = 0.5 * center + 0.5 * y
+    extras["envelope_rounds"] = env_rounds
     extras["root_rounds"] = rounds
     extras["root_bound"] = lp_bound * scale
     extras["root_time_s"] = time.perf_counter() - t0
@@ -704,6 +922,8 @@ def solve_capture(
             )
         base_lo = np.maximum(y_lo, forced.astype(float))
         base_hi = np.where(closed, 0.0, 1.0)
+        if KEEP_ROOT_CUTS and env_rounds:
+            master.keep_tight()
         cuts.incumbent = upper_bound
         status, branch_lb, nodes = _branch(
             master,  # type: ignore[arg-type]
