@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 import weakref
 from pathlib import Path
@@ -39,6 +37,7 @@ import pandas as pd
 import shapely
 
 from planner.outputs import maps
+from planner.roads import _cache
 from planner.roads.arrays import ArrayGraph
 from planner.roads.classes import MAIN_ROAD_CLASSES
 from planner.roads.network import RoadGraph, graph_fingerprint
@@ -338,14 +337,8 @@ def _write(layer: gpd.GeoDataFrame, path: Path) -> None:
         "meta_json": np.frombuffer(json.dumps(meta).encode(), np.uint8),
     }
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with _cache.atomic_file(path) as fh:
+            np.savez(fh, **arrays)
     except OSError as exc:
         logger.warning("could not write the road layer cache %s: %s", path, exc)
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -41,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from planner.errors import GraphError
+from planner.roads import _cache
 from planner.roads.trim import Area, area_report, ways_in_area
 
 logger = logging.getLogger(__name__)
@@ -341,14 +340,8 @@ class ArrayGraph:
         meta = {"highway_names": list(self.highway_names), "report": report}
         arrays["meta_json"] = np.frombuffer(json.dumps(meta, default=str).encode(), np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with _cache.atomic_file(path) as fh:
+            np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> ArrayGraph | None:

@@ -28,8 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 import weakref
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -39,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from planner.errors import GraphError, InputError
+from planner.roads import _cache
 from planner.roads.arrays import ArrayGraph
 from planner.roads.network import RoadGraph, graph_fingerprint, graph_utm_epsg
 from planner.settings import cache_dir
@@ -234,14 +233,8 @@ def _read_index_arrays(path: Path) -> dict[str, npt.NDArray[Any]] | None:
 
 def _write_index_arrays(arrays: dict[str, Any], path: Path) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with _cache.atomic_file(path) as fh:
+            np.savez(fh, **arrays)
     except OSError as exc:
         logger.warning("could not write the snapping index cache %s: %s", path, exc)
 
