@@ -11,7 +11,8 @@ An answer cut short by Stop is returned but not kept. No Streamlit: the app give
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
 
 import pandas as pd
 import tomli_w
@@ -30,6 +31,8 @@ from planner.hosting.cache import SharedCache
 from planner.hosting.jobs import Progress, StopCallback
 from planner.results.types import Comparison, LayoutResult, Robustness
 from planner.roads.network import RoadGraph
+
+T = TypeVar("T")
 
 __all__ = ["CACHE_SIZES", "PREP_FIELDS", "SharedSolves", "file_key", "spec_key"]
 
@@ -97,6 +100,17 @@ class SharedSolves:
     def _cache(self, name: str) -> SharedCache:
         return self.caches(name, CACHE_SIZES[name])
 
+    def _unless_stopped(
+        self, name: str, key: Hashable, build: Callable[[], T], should_stop: StopCallback | None
+    ) -> T:
+        """``build``'s value through the cache ``name``; one cut short by ``should_stop`` is
+        returned but not kept."""
+        cache = self._cache(name)
+        value = cache.get(key, build)
+        if should_stop is not None and should_stop():
+            cache.forget(key)
+        return value
+
     def prepared(
         self,
         spec: ScenarioSpec,
@@ -139,11 +153,7 @@ class SharedSolves:
             sinst = self.prepared(spec, customers, sites, (spec.layout,), progress=progress)
             return run(spec, sinst=sinst, progress=progress, should_stop=should_stop)
 
-        cache = self._cache("results")
-        result = cache.get(key, build)
-        if should_stop is not None and should_stop():
-            cache.forget(key)
-        return result
+        return self._unless_stopped("results", key, build, should_stop)
 
     def compare(
         self,
@@ -165,11 +175,7 @@ class SharedSolves:
                 spec, layouts=layouts, sinst=sinst, progress=progress, should_stop=should_stop
             )
 
-        cache = self._cache("comparisons")
-        comparison = cache.get(key, build)
-        if should_stop is not None and should_stop():
-            cache.forget(key)
-        return comparison
+        return self._unless_stopped("comparisons", key, build, should_stop)
 
     def k_curve(
         self,
