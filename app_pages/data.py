@@ -140,7 +140,7 @@ def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
     except PlannerError as exc:
         st.error(f"{upload.name} cannot be checked: {exc}")
         return upload
-    hint = ws.region_hint(upload, region)
+    hint = shared.region_hint(upload, region)
     if role == "customers":
         _regions.elsewhere_hint(upload, region)
     if report.fatal or len(valid) == 0:
@@ -290,8 +290,10 @@ with preview_box:
                     f"{len(points):,} {source} in {region_name}. Next: choose the number of "
                     "workshops on the **Plan** page."
                 )
+                tiles = shared.tiles()
                 _regions.box_map(
-                    maps.customers_map(points, roads=road_layer, tiles=shared.tiles()),
+                    lambda: maps.customers_map(points, roads=road_layer, tiles=tiles),
+                    cache_key=("data", region, roads_area, shared.file_key(customers), tiles),
                     key=f"data-map-{region}-{customers.sha256[:8] if customers else 'demo'}",
                 )
             else:
