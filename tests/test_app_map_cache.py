@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from planner.engine import workspace as ws
 from planner.outputs import maps
+from planner.roads import network
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app.py"
@@ -85,6 +86,7 @@ def test_data_page_reruns_do_not_rebuild_the_map(monkeypatch: pytest.MonkeyPatch
     _shared.memo("map_payloads", _shared.MAP_CACHE_SIZE).clear()
     builds = _counting(monkeypatch, maps, "customers_map")
     hints = _counting(monkeypatch, ws, "region_hint")
+    hashes = _counting(monkeypatch, network, "_hash_graph")
     data = _customers_csv(150, seed=24)
 
     at = _data_page()
@@ -99,6 +101,8 @@ def test_data_page_reruns_do_not_rebuild_the_map(monkeypatch: pytest.MonkeyPatch
     assert maps_shown, "the Data page shows its map"
     assert len(builds) == 2
     assert len(hints) == 1
+
+    graph_hashes = len(hashes)  # the shared graph is hashed once, checks reuse its hash
 
     for _ in range(3):  # reruns where nothing changed: the kept map and hint are sent
         _ok(at.run())
@@ -120,3 +124,4 @@ def test_data_page_reruns_do_not_rebuild_the_map(monkeypatch: pytest.MonkeyPatch
     assert any("90 customers from mine.csv" in i.value for i in other.info)
     assert len(builds) == 3
     assert len(hints) == 2
+    assert len(hashes) == graph_hashes
