@@ -582,6 +582,13 @@ def load_demo_customers(region: str) -> gpd.GeoDataFrame:
     return demand.load_demo_customers(region)
 
 
+@st.cache_data(show_spinner=False)
+def demo_customer_count(region: str) -> int | None:
+    """How many demo customers a region has (None: not a bundled region, no demo): a page
+    that only names the number does not copy the table out of the cache on every rerun."""
+    return len(load_demo_customers(region)) if region in REGIONS else None
+
+
 def current_customers() -> tuple[gpd.GeoDataFrame, str]:
     """The customers the Data page holds (the upload's usable rows, else the demo customers),
     and where they come from."""
@@ -707,7 +714,7 @@ def estimated_job_bytes(layouts: int = 1) -> int:
     customers, sites = current_inputs()
     try:
         n_customers = (
-            len(load_demo_customers(spec.region))
+            (demo_customer_count(spec.region) or 0)
             if customers is None
             else customers.data.count(b"\n")
         )
