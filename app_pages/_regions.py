@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import folium
 import folium.plugins
 import streamlit as st
-from streamlit_folium import st_folium
 
 from app_pages import _shared as shared
 from planner.engine import workspace as ws
 from planner.engine.regions import area_from_drawing, customers_elsewhere
 from planner.errors import PlannerError
 from planner.inputs.customers import read_customers
-from planner.outputs import assets
 from planner.roads.catalog import (
     Catalog,
     RegionEntry,
@@ -239,31 +238,33 @@ def waits_for_area(region: str, area: Area | None) -> bool:
     return True
 
 
-def box_map(m: folium.Map, *, key: str) -> None:
+def box_map(build: Callable[[], folium.Map], *, cache_key: Hashable, key: str) -> None:
     """The Data page map with a tool to draw a box: a drawn box fills the W,S,E,N field and
     is kept with **Keep only the roads in this box** (the same path as a typed box).
 
+    ``build`` makes the map; it is built and rendered once per ``cache_key`` for the whole
+    server (:func:`app_pages._shared.cached_map`), so ``cache_key`` names all it shows.
     Leaflet.draw is served by the app (pip-installed), like Leaflet itself.
     """
-    folium.plugins.Draw(
-        draw_options={
-            "polyline": False,
-            "polygon": False,
-            "circle": False,
-            "marker": False,
-            "circlemarker": False,
-            "rectangle": {"showArea": False},
-        },
-        edit_options={"edit": False, "remove": False},
-        show_geometry_on_click=False,
-    ).add_to(m)
-    assets.localize_map(m, base_url=shared.static_url())
-    value = st_folium(
-        m,
-        key=key,
-        height=shared.MAP_HEIGHT_PX,
-        use_container_width=True,
-        returned_objects=["last_active_drawing"],
+
+    def with_draw() -> folium.Map:
+        m = build()
+        folium.plugins.Draw(
+            draw_options={
+                "polyline": False,
+                "polygon": False,
+                "circle": False,
+                "marker": False,
+                "circlemarker": False,
+                "rectangle": {"showArea": False},
+            },
+            edit_options={"edit": False, "remove": False},
+            show_geometry_on_click=False,
+        ).add_to(m)
+        return m
+
+    value = shared.cached_map(
+        with_draw, cache_key=cache_key, key=key, returned_objects=["last_active_drawing"]
     )
     drawing = (value or {}).get("last_active_drawing")
     if not drawing or drawing == st.session_state.get(f"{key}-seen"):
@@ -282,7 +283,7 @@ def box_map(m: folium.Map, *, key: str) -> None:
     st.rerun()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=shared.CHECK_CACHE_SIZE)
 def _points(name: str, data: bytes) -> tuple[list[float], list[float]]:
     table = read_customers(ws.InputFile(name, data).open())
     valid = table.valid

@@ -25,19 +25,23 @@ result (:func:`collect_job`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import branca.colormap
 import folium
+import folium.elements
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import streamlit as st
+import streamlit_folium
 from streamlit_folium import st_folium
 
 from app_pages import _account as account
@@ -578,6 +582,13 @@ def load_demo_customers(region: str) -> gpd.GeoDataFrame:
     return demand.load_demo_customers(region)
 
 
+@st.cache_data(show_spinner=False)
+def demo_customer_count(region: str) -> int | None:
+    """How many demo customers a region has (None: not a bundled region, no demo): a page
+    that only names the number does not copy the table out of the cache on every rerun."""
+    return len(load_demo_customers(region)) if region in REGIONS else None
+
+
 def current_customers() -> tuple[gpd.GeoDataFrame, str]:
     """The customers the Data page holds (the upload's usable rows, else the demo customers),
     and where they come from."""
@@ -591,7 +602,13 @@ def current_customers() -> tuple[gpd.GeoDataFrame, str]:
     return customers, upload.name
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+#: Uploaded files whose check is kept (``check_upload``): each user's customer file and sites,
+#: for twenty users and more (a smaller cache than the users' files checked them again on
+#: every rerun of a page, in turn).
+CHECK_CACHE_SIZE = 96
+
+
+@st.cache_data(show_spinner=False, max_entries=CHECK_CACHE_SIZE)
 def check_upload(
     role: str, region: str, name: str, data: bytes, area: Area | None = None
 ) -> tuple[gpd.GeoDataFrame, ValidationReport]:
@@ -602,11 +619,34 @@ def check_upload(
     """
     upload = ws.InputFile(name, data).open()
     graph = load_graph(region, area=area)
-    if role == "customers":
-        table = demand.read_customers(upload, region=region, graph=graph)
-        return table.valid, table.report
-    sites = read_sites(upload, region=region, graph=graph)
-    return sites.valid, sites.report
+    with network.fingerprint_once(graph, graph_fingerprint(region, area)):
+        if role == "customers":
+            table = demand.read_customers(upload, region=region, graph=graph)
+            return table.valid, table.report
+        sites = read_sites(upload, region=region, graph=graph)
+        return sites.valid, sites.report
+
+
+def graph_fingerprint(region: str, area: Area | None = None) -> str:
+    """:func:`planner.roads.network.graph_fingerprint` of a shared graph (read-only), hashed
+    once per graph: a check of an upload hashed the whole graph again to find its snapping
+    index (a quarter of the check's time on Liechtenstein, 0.2-0.4 s on a country)."""
+    key = region if area is None else (region, area)
+    graph = load_graph(region, area=area)
+    cache = memo("graph_fingerprints", GRAPH_CACHE_SIZE)
+    cached = cache.get(key, lambda: (graph, network.graph_fingerprint(graph)))
+    if cached[0] is not graph:  # the graph was loaded again meanwhile: hash the new one
+        cache.forget(key)
+        cached = cache.get(key, lambda: (graph, network.graph_fingerprint(graph)))
+    return cached[1] if cached[0] is graph else network.graph_fingerprint(graph)
+
+
+def region_hint(upload: ws.InputFile, region: str) -> str | None:
+    """:func:`planner.engine.workspace.region_hint` of a file in a region, worked out once
+    per (file, region) for the whole server: reading and parsing the file again on every
+    rerun of the Data page cost its users' pages more Python than the rest of the check."""
+    key = (file_key(upload), region)
+    return memo("region_hints", 64).get(key, lambda: (ws.region_hint(upload, region),))[0]
 
 
 #: Old names of the shared solves' keys (``roads_area`` keys by the customer file too).
@@ -674,7 +714,7 @@ def estimated_job_bytes(layouts: int = 1) -> int:
     customers, sites = current_inputs()
     try:
         n_customers = (
-            len(load_demo_customers(spec.region))
+            (demo_customer_count(spec.region) or 0)
             if customers is None
             else customers.data.count(b"\n")
         )
@@ -992,6 +1032,102 @@ def show_map(m: folium.Map, *, key: str) -> None:
     """Render a folium map with local Leaflet assets; panning or zooming does not rerun."""
     assets.localize_map(m, base_url=static_url())
     st_folium(m, key=key, height=MAP_HEIGHT_PX, use_container_width=True, returned_objects=[])
+
+
+#: Maps whose browser payload is kept by the server (:func:`cached_map`): one per user's
+#: customer file at most, a few hundred kB each.
+MAP_CACHE_SIZE = 48
+
+
+def _map_elements(element: Any) -> Iterator[Any]:
+    if isinstance(element, branca.colormap.ColorMap | folium.elements.JSCSSMixin):
+        yield element
+    for child in getattr(element, "_children", {}).values():
+        yield from _map_elements(child)
+
+
+def map_payload(m: folium.Map, *, key: str, returned_objects: list[str]) -> dict[str, Any]:
+    """What ``streamlit_folium.st_folium`` sends to the browser for ``m`` (its own steps:
+    rendering the map to Leaflet JavaScript, the HTML and header, the resource links), as the
+    keyword arguments of its component; ``m`` is rendered (modified) here."""
+    sf = streamlit_folium
+    m.get_root().render()
+    m.render()
+    html = sf._get_html(m)
+    header = sf._get_header(m)
+    leaflet = sf._get_map_string(m)
+    south_west, north_east = m.get_bounds()
+    defaults = {
+        "last_active_drawing": None,
+        "bounds": {
+            "_southWest": {"lat": south_west[0], "lng": south_west[1]},
+            "_northEast": {"lat": north_east[0], "lng": north_east[1]},
+        },
+        "zoom": m.options.get("zoom"),
+    }
+    css: list[str] = []
+    js: list[str] = []
+    for element in _map_elements(m):  # st_folium's walk: the resources, in document order
+        if isinstance(element, branca.colormap.ColorMap):
+            js[:0] = [
+                "https://d3js.org/d3.v4.min.js",
+                "https://cdnjs.cloudflare.com/ajax/libs/d3/3.5.5/d3.min.js",
+            ]
+        css.extend(href for _, href in getattr(element, "default_css", []))
+        js.extend(src for _, src in getattr(element, "default_js", []))
+    return {
+        "script": leaflet,
+        "header": header,
+        "html": html,
+        "id": sf.get_full_id(m),
+        "key": sf.generate_js_hash(leaflet, key, False),
+        "returned_objects": list(returned_objects),
+        "default": {k: v for k, v in defaults.items() if k in returned_objects},
+        "css_links": list(dict.fromkeys(css)),
+        "js_links": list(dict.fromkeys(js)),
+    }
+
+
+def cached_map(
+    build: Callable[[], folium.Map],
+    *,
+    cache_key: Hashable,
+    key: str,
+    returned_objects: list[str] | None = None,
+) -> Any:
+    """Show the map ``build`` makes (with local Leaflet assets) as ``st_folium`` does, but
+    built and rendered once per ``cache_key`` for the whole server (:func:`map_payload`):
+    a rerun of the page (a page switch, another widget) only sends the kept payload, instead
+    of building the layers and rendering them to JavaScript again (the Python work every
+    other user's page waited for, behind the GIL). ``cache_key`` must name everything the
+    map shows; returns the component's value, as ``st_folium``."""
+    returned = list(returned_objects or [])
+
+    def payload() -> dict[str, Any]:
+        m = assets.localize_map(build(), base_url=static_url())
+        return map_payload(m, key=key, returned_objects=returned)
+
+    args = memo("map_payloads", MAP_CACHE_SIZE).get(
+        (cache_key, static_url(), key, tuple(returned)), payload
+    )
+    hash_key = args["key"]
+
+    def on_change() -> None:
+        st.session_state[key] = st.session_state.get(hash_key, {})
+
+    return streamlit_folium._component_func(
+        **{**args, "default": copy.deepcopy(args["default"])},
+        height=MAP_HEIGHT_PX,
+        width=None,
+        zoom=None,
+        center=None,
+        feature_group=None,
+        return_on_hover=False,
+        layer_control=None,
+        pixelated=False,
+        on_change=on_change,
+        wrap_longitude=False,
+    )
 
 
 def is_online() -> bool:

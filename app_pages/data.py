@@ -7,6 +7,7 @@ another region or has no coordinates.
 
 from __future__ import annotations
 
+import geopandas as gpd
 import streamlit as st
 
 from app_pages import _account as account
@@ -140,7 +141,7 @@ def upload_section(role: str, *, help_text: str) -> ws.InputFile | None:
     except PlannerError as exc:
         st.error(f"{upload.name} cannot be checked: {exc}")
         return upload
-    hint = ws.region_hint(upload, region)
+    hint = shared.region_hint(upload, region)
     if role == "customers":
         _regions.elsewhere_hint(upload, region)
     if report.fatal or len(valid) == 0:
@@ -277,21 +278,31 @@ with preview_box:
             road_layer = shared.load_roads(region, roads_area)
             if (kept := shared.roads_kept(region, roads_area)) is not None:
                 st.info(f"Kept the {kept}.")
-            if customers is None:
-                points = shared.load_demo_customers(region) if region in shared.REGIONS else None
+            if customers is None:  # the demo table is read only when the map is built
+                n_points = shared.demo_customer_count(region)
                 source = "demo customers"
+
+                def points() -> gpd.GeoDataFrame:
+                    return shared.load_demo_customers(region)
             else:
-                points = shared.check_upload(
+                valid = shared.check_upload(
                     "customers", region, customers.name, customers.data, area=roads_area
                 )[0]
+                n_points = len(valid)
                 source = f"customers from {customers.name}"
-            if points is not None:
+
+                def points() -> gpd.GeoDataFrame:
+                    return valid
+
+            if n_points is not None:
                 st.info(
-                    f"{len(points):,} {source} in {region_name}. Next: choose the number of "
+                    f"{n_points:,} {source} in {region_name}. Next: choose the number of "
                     "workshops on the **Plan** page."
                 )
+                tiles = shared.tiles()
                 _regions.box_map(
-                    maps.customers_map(points, roads=road_layer, tiles=shared.tiles()),
+                    lambda: maps.customers_map(points(), roads=road_layer, tiles=tiles),
+                    cache_key=("data", region, roads_area, shared.file_key(customers), tiles),
                     key=f"data-map-{region}-{customers.sha256[:8] if customers else 'demo'}",
                 )
             else:

@@ -1186,7 +1186,9 @@ _KNOWN_FINGERPRINTS: contextvars.ContextVar[dict[int, tuple[object, str]] | None
 
 
 @contextlib.contextmanager
-def fingerprint_once(G: nx.MultiDiGraph | ArrayGraph) -> Iterator[str]:
+def fingerprint_once(
+    G: nx.MultiDiGraph | ArrayGraph, fingerprint: str | None = None
+) -> Iterator[str]:
     """Hash ``G`` once for the duration of a ``with`` block.
 
     :func:`graph_fingerprint` re-hashes a networkx graph on every call (0.2-0.4 s for a
@@ -1200,6 +1202,9 @@ def fingerprint_once(G: nx.MultiDiGraph | ArrayGraph) -> Iterator[str]:
     ----------
     G
         The graph, which must not be edited in place inside the block.
+    fingerprint
+        Its fingerprint when the caller already knows it (a server keeps one per read-only
+        graph it shares): trusted, not computed again.
 
     Yields
     ------
@@ -1211,7 +1216,8 @@ def fingerprint_once(G: nx.MultiDiGraph | ArrayGraph) -> Iterator[str]:
     if entry is not None and entry[0] is G:
         yield entry[1]
         return
-    fingerprint = _hash_graph(G)
+    if fingerprint is None:
+        fingerprint = _hash_graph(G)
     token = _KNOWN_FINGERPRINTS.set({**known, id(G): (G, fingerprint)})
     try:
         yield fingerprint
