@@ -15,7 +15,7 @@ from _apptest import TIMEOUT_S, wait_for_job
 from _apptest import ok as _ok
 from streamlit.testing.v1 import AppTest
 
-from app_pages import _regions
+from app_pages import _regions, _shared
 from planner.roads.network import load_region
 from planner.roads.trim import area_around
 
@@ -92,14 +92,16 @@ def test_box_drawn_on_the_map_fills_the_box_field(
     }
     returned: dict[str, Any] = {"last_active_drawing": None}
 
-    def fake_st_folium(m: Any, **kwargs: Any) -> dict[str, Any]:
+    def fake_cached_map(build: Any, **kwargs: Any) -> dict[str, Any]:
         assert kwargs["returned_objects"] == ["last_active_drawing"]
+        m = _shared.assets.localize_map(build(), base_url=_shared.static_url())
         html = m.get_root().render()
         assert "L.Control.Draw" in html
         assert "leaflet.draw/leaflet.draw.js" in html  # served by the app, no CDN
         return dict(returned)
 
-    monkeypatch.setattr(_regions, "st_folium", fake_st_folium)
+    # the Data page's map goes through the server-wide map cache (_shared.cached_map)
+    monkeypatch.setattr(_shared, "cached_map", fake_cached_map)
     at = _open("liechtenstein")
     wait_for_job(at, "roads")
     assert not at.text_input(key="region_bbox").value
