@@ -69,15 +69,13 @@ class MarketInputs:
     competitor_rows
         Which competitors of the instance take part (bool per competitor): not those that are
         one of ``cols``.
-    partners_compete
-        True when the partner columns are shops that exist either way (the outsourced layout,
-        and two-tier with partners): those not open compete with us.
     twins
         Competitor rows of the site file that are one of ``cols`` by place (within
         :data:`~planner.inputs.sites.PARTNER_MATCH_M` of a partner): competitor id -> site id.
     closed_compete
-        Per column of ``cols``: a shop that competes with us while not open (the partner
-        columns, with ``partners_compete``).
+        Per column of ``cols``: a shop that exists either way and competes with us while not
+        open (the partner columns, with :func:`market_inputs`'s ``partners_compete``); default
+        none.
     """
 
     def __init__(
@@ -88,7 +86,6 @@ class MarketInputs:
         nobody: float,
         competitor_rows: np.ndarray,
         *,
-        partners_compete: bool = False,
         twins: dict[str, str] | None = None,
         closed_compete: np.ndarray | None = None,
     ) -> None:
@@ -97,10 +94,9 @@ class MarketInputs:
         self.competitors = competitors
         self.nobody = nobody
         self.competitor_rows = competitor_rows
-        self.partners_compete = partners_compete
         self.twins = dict(twins or {})
         self.closed_compete = (
-            np.full(cols.size, partners_compete, dtype=bool)
+            np.zeros(cols.size, dtype=bool)
             if closed_compete is None
             else np.asarray(closed_compete, dtype=bool)
         )
@@ -173,7 +169,6 @@ def market_inputs(
         competitors,
         model.outside_utility,
         rows,
-        partners_compete=partners_compete,
         twins=twins,
         closed_compete=partners_compete & np.isin(cols, np.asarray(sinst.columns["partner"])),
     )

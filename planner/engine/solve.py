@@ -740,9 +740,9 @@ def _solve_market(
     outsourced = layout == "outsourced"
     # partner shops exist either way: those not contracted compete (outsourced, two-tier)
     inputs = market_inputs(sinst, cols, partners_compete=True)
-    mixed = not outsourced and bool(inputs.closed_compete.any())
+    compete = bool(inputs.closed_compete.any())  # some columns are partners
     dropped = int((~inputs.competitor_rows).sum())
-    if dropped and not inputs.closed_compete.any():
+    if dropped and not compete:
         warnings.append(
             f"{dropped} competing repair shop(s) are partner candidates of the {layout} layout "
             "and are not counted as competitors (contracted they are ours; the model assumes "
@@ -753,7 +753,7 @@ def _solve_market(
         warnings.append(
             f"competitor {comp_id} of the site list is the partner shop {site_id} (within "
             f"{PARTNER_MATCH_M:g} m): counted once, as that partner"
-            + (" (a competitor while not contracted)" if inputs.closed_compete.any() else "")
+            + (" (a competitor while not contracted)" if compete else "")
         )
     jobs = np.asarray(weights, dtype=float) * params.jobs_per_weight
     required = np.flatnonzero(np.isin(cols, inst.required))
@@ -782,7 +782,7 @@ def _solve_market(
     }
     if outsourced:  # partners exist either way: the share is linear in the contracted set
         capture: Callable[..., Solution] = models.max_capture_partners
-    elif mixed:  # own sites and partners together
+    elif compete:  # own sites and partners together
         capture = functools.partial(models.max_capture_mixed, partners=inputs.closed_compete)
     else:
         capture = models.max_capture
