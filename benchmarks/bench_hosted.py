@@ -30,11 +30,11 @@ number of customers each), runs a plan and saves it. Checks and prints:
 - the queue never ran more than ``PLANNER_MAX_JOBS`` jobs (the server writes each job start
   and end to ``$PLANNER_QUEUE_LOG``);
 - page switches while the queue is full (target p95 < 1 s), against the same switches on the
-  idle server measured first (the baseline), by two more users: one in Chromium (click to
-  title shown; includes the CPU of the twenty other browsers on the same machine) and one
-  speaking Streamlit's websocket protocol in a process of its own (request to the page's title
-  and to the page's end: the server's answer, not slowed by this script's Playwright driver;
-  this one is checked against the target);
+  idle server measured first (the baseline), by two more users, each in a process of its own
+  at the script's first priority: one in a Chromium of its own (click to title shown) and one
+  speaking Streamlit's websocket protocol (request to the page's title and to the page's end:
+  the server's answer, not slowed by a browser drawing it; this one is checked against the
+  target, over the whole run and over the spans in which every queue slot was taken);
 - the CPU the app server and the browsers used while the users worked;
 - a user who closes the tab mid-solve: seconds until the queue frees the slot (target < 10 s);
 - a server restart: every saved scenario is listed and opens again, and no half-written file
@@ -155,16 +155,24 @@ async def one_user(browser, url: str, i: int, path: Path, n: int) -> dict:
     return {"who": who, "n": n, "solved_on": solved_on, "solved_s": solved_s, "seen": seen}
 
 
-async def browse(browser, url: str, stop: asyncio.Event, out: list[float]) -> None:
-    """A user switching pages while the others' plans run."""
+async def browse(
+    browser, url: str, stop: Callable[[], bool]
+) -> list[tuple[float, float, float, str]]:
+    """A user in Chromium switching pages while the others' plans run, until ``stop()``: each
+    switch as (seconds from the click to the title shown, the same, wall-clock start, page),
+    the shape of :func:`socket_switches`."""
     context, page = await new_user(browser, url, "browser@example.com")
-    pages = ["Costs", "Export", "Data"]
+    out: list[tuple[float, float, float, str]] = []
     k = 0
-    while not stop.is_set():
-        out.append(await go(page, pages[k % len(pages)]))
+    while not stop():
+        title = ["Costs", "Export", "Data"][k % 3]
+        started = time.time()
+        seconds = await go(page, title)
+        out.append((seconds, seconds, started, title))
         k += 1
         await asyncio.sleep(0.3)
     await context.close()
+    return out
 
 
 class SocketUser:
@@ -242,34 +250,64 @@ async def wait_for_file(path: Path, proc: subprocess.Popen | None = None) -> Non
     """Until ``path`` exists (or ``proc``, which should write it, has ended)."""
     while not path.exists():
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the websocket prober ended with code {proc.returncode}")
+            raise RuntimeError(f"a prober process ended with code {proc.returncode}")
         await asyncio.sleep(0.05)
 
 
-async def probe(url: str, folder: Path) -> None:
-    """The websocket user's own process (``--probe``), steered by files in ``folder``:
-    ``baseline`` -> 12 switches into ``baseline.json``; ``go`` -> switches until ``stop``,
-    into ``busy.json``. Its own process, so the twenty browsers' Playwright driver (this
-    script's main process) cannot delay its reading of the server's answer."""
-    await wait_for_file(folder / "baseline")
-    base = await socket_switches(url, "socket-baseline@example.com", None)
-    (folder / "baseline.json").write_text(json.dumps(base))
-    await wait_for_file(folder / "go")
+PROBES = ("socket", "browser")
+PROBE_COMMAND = (sys.executable, __file__, "--probe")
+
+
+async def probe(url: str, folder: Path, kind: str) -> None:
+    """A page-switching user's own process (``--probe``; ``kind`` "socket": the websocket
+    user, "browser": one Chromium user), steered by files in ``folder``: ``baseline`` -> 12
+    switches into ``KIND-baseline.json``; ``go`` -> switches until ``stop``, into
+    ``KIND-busy.json``. Its own process at the script's first priority, so neither the twenty
+    browsers nor their Playwright driver (this script's main process, niced or idle) delay it."""
     stop = folder / "stop"
-    busy = await socket_switches(url, "socket-browser@example.com", stop.exists)
-    (folder / "busy.json.tmp").write_text(json.dumps(busy))
-    (folder / "busy.json.tmp").rename(folder / "busy.json")
+    if kind == "socket":
+        await wait_for_file(folder / "baseline")
+        base = await socket_switches(url, "socket-baseline@example.com", None)
+        (folder / f"{kind}-baseline.json").write_text(json.dumps(base))
+        await wait_for_file(folder / "go")
+        busy = await socket_switches(url, "socket-browser@example.com", stop.exists)
+    else:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            await wait_for_file(folder / "baseline")
+            base = await baseline_switches(browser, url)
+            (folder / f"{kind}-baseline.json").write_text(json.dumps(base))
+            await wait_for_file(folder / "go")
+            busy = await browse(browser, url, stop.exists)
+            await browser.close()
+    (folder / f"{kind}-busy.json.tmp").write_text(json.dumps(busy))
+    (folder / f"{kind}-busy.json.tmp").rename(folder / f"{kind}-busy.json")
 
 
-def start_prober(url: str, folder: Path) -> subprocess.Popen:
-    """The websocket user's process, at this script's priority (start it before nicing)."""
+def start_probers(url: str, folder: Path) -> list[subprocess.Popen]:
+    """The page-switching users' processes (:data:`PROBES`), at this script's priority
+    (start them before nicing)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("baseline", "baseline.json", "go", "stop", "busy.json"):
-        (folder / name).unlink(missing_ok=True)
-    return subprocess.Popen(
-        [sys.executable, __file__, "--probe", url, "--work", str(folder), "--region", REGION],
-        stdout=sys.stderr,
-    )
+    for path in folder.iterdir():
+        path.unlink()
+    return [
+        subprocess.Popen(
+            [*PROBE_COMMAND, url, "--probe-kind", kind, "--work", str(folder), "--region", REGION],
+            stdout=sys.stderr,
+        )
+        for kind in PROBES
+    ]
+
+
+async def probe_results(folder: Path, name: str, procs: list[subprocess.Popen]) -> list[list]:
+    """Each prober's ``KIND-NAME.json`` once written, in :data:`PROBES` order."""
+    out = []
+    for kind, proc in zip(PROBES, procs, strict=True):
+        await wait_for_file(folder / f"{kind}-{name}.json", proc)
+        out.append(json.loads((folder / f"{kind}-{name}.json").read_text()))
+    return out
 
 
 def full_intervals(log_lines: list[str], limit: int) -> list[tuple[float, float]]:
@@ -293,15 +331,31 @@ def pct95(values: list[float]) -> float:
     return p[min(len(p) - 1, int(0.95 * len(p)))] if p else float("nan")
 
 
-async def baseline_switches(browser, url: str, n: int = 12) -> list[float]:
+async def baseline_switches(
+    browser, url: str, n: int = 12
+) -> list[tuple[float, float, float, str]]:
     """Page switches on the idle server, once the first page has shown the region's roads and
-    demo customers (the server's cold start is not part of the baseline)."""
+    demo customers (the server's cold start is not part of the baseline); shaped like
+    :func:`browse`'s."""
     context, page = await new_user(browser, url, "baseline@example.com")
     await page.get_by_text("demo customers in").wait_for()
     note("server warm: roads and demo customers shown")
-    times = [await go(page, ["Costs", "Export", "Data"][k % 3]) for k in range(n)]
+    times = []
+    for k in range(n):
+        title = ["Costs", "Export", "Data"][k % 3]
+        started = time.time()
+        seconds = await go(page, title)
+        times.append((seconds, seconds, started, title))
     await context.close()
     return times
+
+
+async def warm_up(browser, url: str) -> None:
+    """The first page to open: it loads the region's roads and demo customers."""
+    context, page = await new_user(browser, url, "warm-up@example.com")
+    await page.get_by_text("demo customers in").wait_for()
+    note("server warm: roads and demo customers shown")
+    await context.close()
 
 
 async def quitter(browser, url: str, queue_log: Path) -> float | None:
@@ -363,7 +417,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def browser_pids(*outside: int) -> list[int]:
     """This script's browser processes: its descendants outside the app server and the
-    websocket prober (the pids in ``outside``)."""
+    probers (the pids in ``outside``)."""
     parent: dict[int, int] = {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -393,7 +447,7 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
     print(f"users part: {load_line()} at the start")
     proc, url = start_app(server_env(work, args.max_jobs), work / "server.log")
     probe_dir = work / "probe"
-    prober_proc = start_prober(url, probe_dir)
+    probers = start_probers(url, probe_dir)
     if args.clients_nice:
         os.nice(args.clients_nice)  # this process and the browsers it starts from now on
     if args.clients_idle:  # run only when the server and the prober leave a core free
@@ -401,33 +455,27 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            base = await baseline_switches(browser, url)
+            await warm_up(browser, url)
             (probe_dir / "baseline").touch()
-            await wait_for_file(probe_dir / "baseline.json", prober_proc)
-            socket_base = json.loads((probe_dir / "baseline.json").read_text())
+            socket_base, chromium_base = await probe_results(probe_dir, "baseline", probers)
             note("baseline done")
-            stop = asyncio.Event()
-            switches: list[float] = []
-            prober = asyncio.create_task(browse(browser, url, stop, switches))
             (probe_dir / "go").touch()
             t0 = time.perf_counter()
-            outside = (proc.pid, prober_proc.pid)
+            outside = (proc.pid, *(x.pid for x in probers))
             cpu0 = cpu_seconds([proc.pid]), cpu_seconds(browser_pids(*outside))
             results = await asyncio.gather(
                 *(one_user(browser, url, i, *files[i]) for i in range(args.users))
             )
             wall = time.perf_counter() - t0
-            stop.set()
             (probe_dir / "stop").touch()
-            await prober
-            await wait_for_file(probe_dir / "busy.json", prober_proc)
-            socket_busy = json.loads((probe_dir / "busy.json").read_text())
+            socket_busy, chromium_busy = await probe_results(probe_dir, "busy", probers)
             server_cpu = cpu_seconds([proc.pid]) - cpu0[0]
             browsers_cpu = cpu_seconds(browser_pids(*outside)) - cpu0[1]
             await browser.close()
     finally:
-        prober_proc.terminate()
-        prober_proc.wait(timeout=60)
+        for prober in probers:
+            prober.terminate()
+            prober.wait(timeout=60)
         proc.terminate()
         proc.wait(timeout=60)
     print(f"users part: {load_line()} at the end")
@@ -441,9 +489,10 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
     t_first_run = min((float(x[0]) for x in starts if x[3] == "plan"), default=0.0)
     peak = max((int(x[4]) for x in starts), default=0)
     kinds = sorted({x[3] for x in starts})
+    switches = [x[0] for x in chromium_busy]
     p = sorted(switches)
-    p95 = p[min(len(p) - 1, int(0.95 * len(p)))] if p else float("nan")
-    b95 = sorted(base)[int(0.95 * (len(base) - 1))]
+    p95 = pct95(switches)
+    b95 = pct95([x[0] for x in chromium_base])
     print(
         f"{args.users} users, PLANNER_MAX_JOBS={args.max_jobs}, region {REGION}, browsers at "
         f"nice {args.clients_nice}{' under SCHED_IDLE' if args.clients_idle else ''}, job "
@@ -468,7 +517,8 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
         f"{peak} running at once (limit {args.max_jobs})"
     )
     print(
-        f"page switch while the queue is busy ({len(p)} switches): p50 "
+        f"page switch in Chromium while the queue is busy (one user in a browser of its own, "
+        f"at the script's first priority; click to title shown; {len(p)} switches): p50 "
         f"{statistics.median(p):.2f} s, p95 {p95:.2f} s, max {p[-1]:.2f} s; idle server "
         f"p95 {b95:.2f} s (busy / idle = {p95 / b95:.2f})"
     )
@@ -486,6 +536,7 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
     spans = full_intervals(queue_log.read_text().splitlines(), args.max_jobs)
     in_full = [x for x in socket_busy if any(a <= x[2] <= b for a, b in spans)]
     full_heads = [x[0] for x in in_full]
+    chromium_full = [x[0] for x in chromium_busy if any(a <= x[2] <= b for a, b in spans)]
     print(
         f"the queue was full ({args.max_jobs} running) for {sum(b - a for a, b in spans):.0f} s "
         f"of the {wall:.0f} s; websocket switches started then ({len(in_full)}): title p50 "
@@ -493,6 +544,12 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
             f"{statistics.median(full_heads):.2f} s, p95 {pct95(full_heads):.2f} s; whole page "
             f"p95 {pct95([x[1] for x in in_full]):.2f} s"
             if in_full
+            else "none"
+        )
+        + f"; Chromium switches started then ({len(chromium_full)}): "
+        + (
+            f"p50 {statistics.median(chromium_full):.2f} s, p95 {pct95(chromium_full):.2f} s"
+            if chromium_full
             else "none"
         )
     )
@@ -620,11 +677,13 @@ def main() -> None:
         default=120,
         help="customers in the first user's file (user i has 7 i more; default %(default)s)",
     )
-    parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)  # the prober process
+    # a prober's own process (start_probers)
+    parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--probe-kind", choices=PROBES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     REGION = args.region
     if args.probe:
-        asyncio.run(probe(args.probe, args.work))
+        asyncio.run(probe(args.probe, args.work, args.probe_kind))
         return
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-hosted-"))
     work.mkdir(parents=True, exist_ok=True)
