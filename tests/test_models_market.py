@@ -432,3 +432,39 @@ def test_envelope_cuts_are_valid_at_every_open_set_and_deeper_than_tangents(q) -
             assert np.all(rhs - coef @ y >= at_y - 1e-9)
             deeper += int(np.sum(rhs - coef @ y > at_y + 1e-6))
     assert deeper > 0
+
+
+@pytest.mark.parametrize("order", ["plunge", "best", "depth"])
+def test_every_node_order_reaches_the_optimum_with_a_valid_bound_at_every_stop(
+    monkeypatch, order
+) -> None:  # type: ignore[no-untyped-def]
+    """Each node selection of the branch-and-cut (dives from the least bound, best-first,
+    depth-first) ends at the enumerated optimum; stopped after any number of polls, the
+    answer is feasible and its bound is never below the optimum."""
+    from planner.models import _market
+
+    monkeypatch.setattr(_market, "NODE_ORDER", order)
+    monkeypatch.setattr(_market, "RESTRICT_SHARE", 2.0)  # always branch on the full problem
+    nodes = 0
+    for seed in range(4):
+        u, o, w = spatial(seed, 60, 14, 1.5 + 0.5 * (seed % 2))
+        for p in (4, 6):
+            best = brute_p(u, o, w, p)
+            sol = max_capture(u, p, w, outside=o, time_limit=30)
+            assert sol.optimal
+            assert_close(sol.objective, best)
+            assert sol.upper_bound >= best - 1e-7
+            nodes += sol.extras["nodes"]
+            for polls in (3, 10, 30):
+                count = [0]
+
+                def stop(count=count, polls=polls) -> bool:
+                    count[0] += 1
+                    return count[0] > polls
+
+                cut = max_capture(u, p, w, outside=o, should_stop=stop)
+                assert cut.n_open == p
+                assert_close(cut.objective, captured(u, o, w, cut.open))
+                assert cut.objective <= best + 1e-9
+                assert cut.upper_bound >= best - 1e-7
+    assert nodes >= 20  # the tree was searched

@@ -85,8 +85,14 @@ NODE_CUT_ROUNDS = 50
 #: (largest fractional y).
 BRANCH_RULE = "pseudo"
 
-#: Node selection: ``"best"`` (least bound first) or ``"depth"`` (last child first).
+#: Node selection: ``"best"`` (least bound first), ``"depth"`` (last child first) or
+#: ``"plunge"`` (dives: a node's up-child next while its bound is within
+#: :data:`PLUNGE_SHARE` of the gap above the least open bound, else the least-bound open node;
+#: the node LP stays warm along a dive and the global bound moves between dives).
 NODE_ORDER = "depth"
+
+#: Share of the gap (least open bound to cutoff) within which a dive goes on (``"plunge"``).
+PLUNGE_SHARE = 0.5
 
 #: Strong branching: the most fractional candidates tried (0 = off), iterations per child LP.
 STRONG_CANDIDATES = 4
@@ -520,14 +526,15 @@ def _branch(
     unit: float,
     progress: Any,
     cut_rounds: int = NODE_CUT_ROUNDS,
+    node_order: str | None = None,
 ) -> tuple[str, float, int]:
-    """Best-first branch-and-bound on ``y`` over the master LP, with Benders cuts at every node.
+    """Branch-and-bound on ``y`` over the master LP, with Benders cuts at every node.
 
     Every node re-solves the master LP (dual simplex, warm) with its bounds, adds the violated
     cuts until none is (or a few rounds), fixes candidates by reduced costs, offers the rounded
-    LP solution as an incumbent and branches on the most fractional ``y_j``. Cuts are global
-    (valid for every ``y``). Returns (status, proven lower bound, nodes processed), the bound in
-    master units.
+    LP solution as an incumbent and branches (:class:`_PseudoCosts`). Cuts are global (valid
+    for every ``y``). Nodes are taken in ``node_order`` (default :data:`NODE_ORDER`). Returns
+    (status, proven lower bound, nodes processed), the bound in master units.
     """
     import heapq
 
@@ -542,10 +549,14 @@ def _branch(
     kbound = highspy.HighsModelStatus.kObjectiveBound
     inf = highspy.kHighsInf
     counter = 0
-    depth_first = NODE_ORDER == "depth"
-    heap: list[tuple[float, int, int, float, np.ndarray, np.ndarray]] = [
-        (root_bound, 0, 0, root_bound, base_lo.copy(), base_hi.copy())
-    ]
+    order = NODE_ORDER if node_order is None else node_order
+    if order not in ("best", "depth", "plunge"):
+        raise ValueError(f"node_order must be 'best', 'depth' or 'plunge', got {order!r}")
+    depth_first = order == "depth"
+    plunge = order == "plunge"
+    Entry = tuple[float, int, int, float, np.ndarray, np.ndarray]
+    heap: list[Entry] = [(root_bound, 0, 0, root_bound, base_lo.copy(), base_hi.copy())]
+    dive: list[Entry] = []  # the next node of the current dive ("plunge")
     pruned_bound = np.inf  # least bound among nodes pruned by the gap tolerance only
     nodes = 0
     last_report = time.perf_counter()
@@ -573,7 +584,7 @@ def _branch(
             if depth_first
             else (heap[0][0] if heap else np.inf)
         )
-        return min(ub, pruned_bound, open_min)
+        return min(ub, pruned_bound, open_min, min((e[3] for e in dive), default=np.inf))
 
     status = "done"
     stats = {"strong_runs": 0, "strong_iterations": 0}
@@ -581,14 +592,14 @@ def _branch(
     pseudo = _PseudoCosts(m, stats)
     lp_time = 0.0
     lp_runs = lp_iterations = 0
-    while heap:
+    while heap or dive:
         if stop():
             status = "stopped"
             break
         if time.perf_counter() >= deadline:
             status = "time_limit"
             break
-        order_key, _, node_id, parent_bound, lo, hi = heapq.heappop(heap)
+        order_key, _, node_id, parent_bound, lo, hi = dive.pop() if dive else heapq.heappop(heap)
         branched = origin.pop(node_id, None)
         if parent_bound >= cutoff():
             settle(parent_bound)
@@ -684,10 +695,16 @@ def _branch(
             child_lo[j] = child_hi[j] = value
             counter += 1
             child_key = -float(nodes) if depth_first else child_bound[value]
-            heapq.heappush(
-                heap, (child_key, -int(value), counter, child_bound[value], child_lo, child_hi)
-            )
+            # among equal bounds the newest first (plunge: the next dive starts near the last)
+            tie = -counter if plunge else -int(value)
+            entry = (child_key, tie, counter, child_bound[value], child_lo, child_hi)
             origin[counter] = (j, value, bound, float(y[j]))
+            if plunge and not dive:
+                least = min(heap[0][0] if heap else np.inf, child_bound[value])
+                if child_bound[value] <= least + PLUNGE_SHARE * (cutoff() - least):
+                    dive.append(entry)
+                    continue
+            heapq.heappush(heap, entry)
         if time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()
             progress(f"Benders branch-and-cut, {nodes} nodes", global_bound())

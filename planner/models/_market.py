@@ -33,10 +33,11 @@ variable ``phi_i >= L_i(U_i(y))`` per customer, described by cuts in a master LP
 
 At a binary ``y`` the tangent at ``y`` is exact, so an integral LP solution without a violated cut
 is a solution with its true value. The master is solved by the project's branch-and-cut
-(:func:`planner.models._benders._branch`: depth-first, reliability branching, reduced-cost fixing,
-dual simplex warm starts, cuts global), after a root cut loop. The first incumbent comes from the
-greedy (within ``1 - 1/e`` of the optimum for the cardinality version: the capture is monotone
-submodular; Dam, Ta and Mai) improved by a best-improvement swap local search.
+(:func:`planner.models._benders._branch`: dives from the least-bound open node, reliability
+branching, reduced-cost fixing, dual simplex warm starts, cuts global), after a root cut loop.
+The first incumbent comes from the greedy (within ``1 - 1/e`` of the optimum for the
+cardinality version: the capture is monotone submodular; Dam, Ta and Mai) improved by a
+best-improvement swap local search.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ TAIL_SHARE = 0.05
 #: hard instances of ``benchmarks/bench_market.py`` sooner: beta 2, p 10 on 100 x 100 proven
 #: in 18-23 s with 5 rounds, at a 1.8-4.7 % gap after 30 s with 20; see benchmarks/README.md).
 NODE_CUT_ROUNDS = 5
+
+#: Node selection of the branch-and-cut (see :data:`planner.models._benders.NODE_ORDER`):
+#: dives from the least-bound open node, so the proven bound moves while the tree is searched
+#: (depth-first kept it at the root's until whole subtrees closed).
+NODE_ORDER = "plunge"
 
 #: The master LP drops its slack cuts when it has more rows than this per column.
 MAX_ROWS_PER_COLUMN = 4
@@ -940,6 +946,7 @@ def solve_capture(
             unit=0.0,
             progress=progress,
             cut_rounds=NODE_CUT_ROUNDS,
+            node_order=NODE_ORDER,
         )
         lb = max(lb, branch_lb)
     if reached():
