@@ -85,14 +85,15 @@ NODE_CUT_ROUNDS = 50
 #: (largest fractional y).
 BRANCH_RULE = "pseudo"
 
-#: Node selection: ``"best"`` (least bound first), ``"depth"`` (last child first) or
-#: ``"plunge"`` (dives: a node's up-child next while its bound is within
-#: :data:`PLUNGE_SHARE` of the gap above the least open bound, else the least-bound open node;
-#: the node LP stays warm along a dive and the global bound moves between dives).
+#: Node selection: ``"best"`` (least bound first), ``"depth"`` (newest first) or
+#: ``"plunge"`` (the newest while its bound is within :data:`PLUNGE_SHARE` of the gap above
+#: the least open bound, else the least-bound node: depth-first, whose node LPs stay warm,
+#: with jumps that move the global bound).
 NODE_ORDER = "depth"
 
-#: Share of the gap (least open bound to cutoff) within which a dive goes on (``"plunge"``).
-PLUNGE_SHARE = 0.5
+#: Share of the gap (least open bound to cutoff) within which ``"plunge"`` takes the newest
+#: node (0: best-first, 1: depth-first).
+PLUNGE_SHARE = 0.8
 
 #: Strong branching: the most fractional candidates tried (0 = off), iterations per child LP.
 STRONG_CANDIDATES = 4
@@ -536,8 +537,6 @@ def _branch(
     for every ``y``). Nodes are taken in ``node_order`` (default :data:`NODE_ORDER`). Returns
     (status, proven lower bound, nodes processed), the bound in master units.
     """
-    import heapq
-
     import highspy
 
     h = master.h
@@ -550,13 +549,8 @@ def _branch(
     inf = highspy.kHighsInf
     counter = 0
     order = NODE_ORDER if node_order is None else node_order
-    if order not in ("best", "depth", "plunge"):
-        raise ValueError(f"node_order must be 'best', 'depth' or 'plunge', got {order!r}")
-    depth_first = order == "depth"
-    plunge = order == "plunge"
-    Entry = tuple[float, int, int, float, np.ndarray, np.ndarray]
-    heap: list[Entry] = [(root_bound, 0, 0, root_bound, base_lo.copy(), base_hi.copy())]
-    dive: list[Entry] = []  # the next node of the current dive ("plunge")
+    queue = _NodeQueue(order)
+    queue.push(0, root_bound, base_lo.copy(), base_hi.copy())
     pruned_bound = np.inf  # least bound among nodes pruned by the gap tolerance only
     nodes = 0
     last_report = time.perf_counter()
@@ -578,13 +572,7 @@ def _branch(
             pruned_bound = min(pruned_bound, bound)
 
     def global_bound() -> float:
-        ub = upper_bound()
-        open_min = (
-            min((e[3] for e in heap), default=np.inf)
-            if depth_first
-            else (heap[0][0] if heap else np.inf)
-        )
-        return min(ub, pruned_bound, open_min, min((e[3] for e in dive), default=np.inf))
+        return min(upper_bound(), pruned_bound, queue.least())
 
     status = "done"
     stats = {"strong_runs": 0, "strong_iterations": 0}
@@ -592,14 +580,14 @@ def _branch(
     pseudo = _PseudoCosts(m, stats)
     lp_time = 0.0
     lp_runs = lp_iterations = 0
-    while heap or dive:
+    while queue:
         if stop():
             status = "stopped"
             break
         if time.perf_counter() >= deadline:
             status = "time_limit"
             break
-        order_key, _, node_id, parent_bound, lo, hi = dive.pop() if dive else heapq.heappop(heap)
+        node_id, parent_bound, lo, hi = queue.pop(cutoff())
         branched = origin.pop(node_id, None)
         if parent_bound >= cutoff():
             settle(parent_bound)
@@ -647,7 +635,7 @@ def _branch(
             continue
         if y is None or rc is None:  # LP stopped by time or stop: keep the node open
             counter += 1
-            heapq.heappush(heap, (order_key, 0, counter, parent_bound, lo, hi))
+            queue.push(counter, parent_bound, lo, hi)
             if branched is not None:
                 origin[counter] = branched
             status = "stopped" if stop() else "time_limit"
@@ -687,24 +675,15 @@ def _branch(
             j = int(np.argmax(np.where(frac > 1e-6, y, -1.0)))
         else:
             j = int(np.argmax(frac))
-        for value in (1.0, 0.0):
+        for value in (0.0, 1.0):  # the up-child is the newest
             if child_bound[value] >= cutoff():
                 settle(child_bound[value])
                 continue
             child_lo, child_hi = lo.copy(), hi.copy()
             child_lo[j] = child_hi[j] = value
             counter += 1
-            child_key = -float(nodes) if depth_first else child_bound[value]
-            # among equal bounds the newest first (plunge: the next dive starts near the last)
-            tie = -counter if plunge else -int(value)
-            entry = (child_key, tie, counter, child_bound[value], child_lo, child_hi)
+            queue.push(counter, child_bound[value], child_lo, child_hi)
             origin[counter] = (j, value, bound, float(y[j]))
-            if plunge and not dive:
-                least = min(heap[0][0] if heap else np.inf, child_bound[value])
-                if child_bound[value] <= least + PLUNGE_SHARE * (cutoff() - least):
-                    dive.append(entry)
-                    continue
-            heapq.heappush(heap, entry)
         if time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()
             progress(f"Benders branch-and-cut, {nodes} nodes", global_bound())
@@ -721,6 +700,54 @@ def _branch(
     )
     logger.debug("strong branching: %s, %s", stats, pseudo.summary())
     return status, lb, nodes
+
+
+class _NodeQueue:
+    """Open nodes ``(id, bound, lower, upper)`` of the branch-and-bound, taken in ``order``
+    (see :data:`NODE_ORDER`); ids grow with creation."""
+
+    def __init__(self, order: str) -> None:
+        if order not in ("best", "depth", "plunge"):
+            raise ValueError(f"node_order must be 'best', 'depth' or 'plunge', got {order!r}")
+        self.share = {"best": 0.0, "depth": np.inf, "plunge": PLUNGE_SHARE}[order]
+        self.nodes: dict[int, tuple[int, float, np.ndarray, np.ndarray]] = {}
+        self.by_bound: list[tuple[float, int]] = []  # (bound, -id), stale entries skipped
+        self.by_age: list[int] = []  # ids, stale entries skipped
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def push(self, node_id: int, bound: float, lo: np.ndarray, hi: np.ndarray) -> None:
+        import heapq
+
+        self.nodes[node_id] = (node_id, bound, lo, hi)
+        heapq.heappush(self.by_bound, (bound, -node_id))
+        self.by_age.append(node_id)
+
+    def _clean(self) -> None:
+        import heapq
+
+        while self.by_bound and -self.by_bound[0][1] not in self.nodes:
+            heapq.heappop(self.by_bound)
+        while self.by_age and self.by_age[-1] not in self.nodes:
+            self.by_age.pop()
+
+    def least(self) -> float:
+        """The least bound of the open nodes (inf when none)."""
+        self._clean()
+        return self.by_bound[0][0] if self.by_bound else np.inf
+
+    def pop(self, cutoff: float) -> tuple[int, float, np.ndarray, np.ndarray]:
+        """The next node: the newest while its bound is within the share of the gap
+        ``least .. cutoff``, else the least-bound one (the newest among equal bounds)."""
+        least = self.least()
+        newest = self.nodes[self.by_age[-1]]
+        gap = cutoff - least
+        if self.share == np.inf or (
+            self.share > 0 and (not np.isfinite(gap) or newest[1] <= least + self.share * gap)
+        ):
+            return self.nodes.pop(newest[0])
+        return self.nodes.pop(-self.by_bound[0][1])
 
 
 class _PseudoCosts:

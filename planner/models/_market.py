@@ -33,7 +33,7 @@ variable ``phi_i >= L_i(U_i(y))`` per customer, described by cuts in a master LP
 
 At a binary ``y`` the tangent at ``y`` is exact, so an integral LP solution without a violated cut
 is a solution with its true value. The master is solved by the project's branch-and-cut
-(:func:`planner.models._benders._branch`: dives from the least-bound open node, reliability
+(:func:`planner.models._benders._branch`: depth-first with jumps to the least bound, reliability
 branching, reduced-cost fixing, dual simplex warm starts, cuts global), after a root cut loop.
 The first incumbent comes from the greedy (within ``1 - 1/e`` of the optimum for the
 cardinality version: the capture is monotone submodular; Dam, Ta and Mai) improved by a
@@ -81,8 +81,10 @@ NODE_CUT_ROUNDS = 5
 TREE_INTERRUPT = False
 
 #: Node selection of the branch-and-cut (see :data:`planner.models._benders.NODE_ORDER`):
-#: dives from the least-bound open node, so the proven bound moves while the tree is searched
-#: (depth-first kept it at the root's until whole subtrees closed).
+#: depth-first while the newest node's bound is in the lower 80 % of the open gap, else the
+#: least-bound node, so the proven bound moves while the tree is searched (depth-first kept
+#: it at the root's until whole subtrees closed; pure dives from the least bound proved
+#: fewer instances, the jumps cost warm starts).
 NODE_ORDER = "plunge"
 
 #: The master LP drops its slack cuts when it has more rows than this per column (2 rather
