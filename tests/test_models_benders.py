@@ -231,3 +231,34 @@ def test_strong_branching_without_iteration_limit_is_exact(
     sol = p_median(cost, 3, formulation="benders")
     assert sol.optimal
     assert sol.objective == pytest.approx(brute_force(cost, np.zeros(24), 3))
+
+
+def test_node_queue_orders() -> None:
+    """Depth-first takes the newest node, best-first the least bound (newest among equal
+    bounds), "plunge" the newest while its bound is within PLUNGE_SHARE of the gap above the
+    least bound, else the least; the least open bound is always reported."""
+    from planner.models._benders import PLUNGE_SHARE, _NodeQueue
+
+    z = np.zeros(2)
+
+    def filled(order: str) -> _NodeQueue:
+        q = _NodeQueue(order)
+        for node_id, bound in enumerate([1.0, 3.0, 2.0, 9.0]):
+            q.push(node_id, bound, z, z)
+        return q
+
+    depth = filled("depth")
+    assert [depth.pop(10.0)[0] for _ in range(4)] == [3, 2, 1, 0]
+    best = filled("best")
+    assert [best.pop(10.0)[0] for _ in range(4)] == [0, 2, 1, 3]
+    plunge = filled("plunge")
+    assert plunge.least() == 1.0
+    # newest (bound 9) is past least + share * (cutoff - least) for cutoff 10: the least next
+    assert 1.0 + PLUNGE_SHARE * 9.0 < 9.0
+    assert plunge.pop(10.0)[0] == 0
+    assert plunge.least() == 2.0
+    # with no incumbent (cutoff inf) the newest
+    assert plunge.pop(np.inf)[0] == 3
+    assert len(plunge) == 2
+    with pytest.raises(ValueError, match="node_order"):
+        _NodeQueue("widest")
