@@ -337,9 +337,7 @@ async def baseline_switches(
     """Page switches on the idle server, once the first page has shown the region's roads and
     demo customers (the server's cold start is not part of the baseline); shaped like
     :func:`browse`'s."""
-    context, page = await new_user(browser, url, "baseline@example.com")
-    await page.get_by_text("demo customers in").wait_for()
-    note("server warm: roads and demo customers shown")
+    context, page = await warm_page(browser, url, "baseline@example.com")
     times = []
     for k in range(n):
         title = ["Costs", "Export", "Data"][k % 3]
@@ -350,12 +348,13 @@ async def baseline_switches(
     return times
 
 
-async def warm_up(browser, url: str) -> None:
-    """The first page to open: it loads the region's roads and demo customers."""
-    context, page = await new_user(browser, url, "warm-up@example.com")
+async def warm_page(browser, url: str, who: str):
+    """A user's Data page once it shows the region's roads and demo customers (the first one
+    to open loads them)."""
+    context, page = await new_user(browser, url, who)
     await page.get_by_text("demo customers in").wait_for()
     note("server warm: roads and demo customers shown")
-    await context.close()
+    return context, page
 
 
 async def quitter(browser, url: str, queue_log: Path) -> float | None:
@@ -455,7 +454,8 @@ async def part_users(args: argparse.Namespace, work: Path) -> bool:
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            await warm_up(browser, url)
+            context, _page = await warm_page(browser, url, "warm-up@example.com")
+            await context.close()
             (probe_dir / "baseline").touch()
             socket_base, chromium_base = await probe_results(probe_dir, "baseline", probers)
             note("baseline done")
