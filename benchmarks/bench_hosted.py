@@ -79,9 +79,16 @@ def customer_files(folder: Path, users: int, base: int = 120) -> dict[int, tuple
     rows = demo[["customer_id", "lat", "lon", "weight", "segment"]].rename(
         columns={"customer_id": "id"}
     )
+    largest = base + 7 * (users - 1)
+    if largest > len(rows):
+        # capping would give two users the same count, and the own-answer check reads it
+        raise SystemExit(
+            f"--customers {base} with {users} users needs {largest:,} demo customers; "
+            f"{REGION} has {len(rows):,}: lower --customers or --users"
+        )
     out = {}
     for i in range(users):
-        n = min(len(rows), base + 7 * i)
+        n = base + 7 * i
         path = folder / f"customers-{i:02d}.csv"
         path.write_text(rows.sample(n=n, random_state=i).to_csv(index=False))
         out[i] = (path, n)
