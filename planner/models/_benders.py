@@ -57,6 +57,7 @@ progress reports carry the incumbent, the bound and the gap.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from dataclasses import dataclass, field
@@ -718,15 +719,11 @@ class _NodeQueue:
         return len(self.nodes)
 
     def push(self, node_id: int, bound: float, lo: np.ndarray, hi: np.ndarray) -> None:
-        import heapq
-
         self.nodes[node_id] = (node_id, bound, lo, hi)
         heapq.heappush(self.by_bound, (bound, -node_id))
         self.by_age.append(node_id)
 
     def _clean(self) -> None:
-        import heapq
-
         while self.by_bound and -self.by_bound[0][1] not in self.nodes:
             heapq.heappop(self.by_bound)
         while self.by_age and self.by_age[-1] not in self.nodes:
