@@ -44,6 +44,7 @@ from planner.errors import InputError, NetworkError
 from planner.inputs import validation
 from planner.inputs.tables import TableSource, read_table, source_name
 from planner.inputs.validation import ValidatedTable, text_or_none
+from planner.roads import _cache
 from planner.roads.features import read_osm_features
 from planner.roads.network import REGIONS, check_online, load_region, region_features_path
 from planner.roads.snapping import SnappedPoints
@@ -354,10 +355,10 @@ def _demo_cache_path(region: str, n: int, seed: int) -> Path | None:
 
 def _write_demo_cache(customers: pd.DataFrame, path: Path) -> None:
     columns = ["customer_id", "lat", "lon", "weight", "segment", "osm_ref"]
+    text = customers[[c for c in columns if c in customers]].to_csv(index=False)
     try:
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        customers[[c for c in columns if c in customers]].to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        with _cache.atomic_file(path) as fh:
+            fh.write(text.encode())
     except OSError as exc:
         logger.warning("could not keep the demo customers in %s: %s", path, exc)
 
