@@ -388,3 +388,45 @@ def test_threads_reading_the_same_features_at_once_parse_the_file_once(
         t.join(60)
     assert parses == [str(path)]
     assert got == [["Garage A", "Garage B"]] * 4
+
+
+# ----------------------------------------------------------------------------------------------
+# The array caches (.npz without a header): road arrays, snapping index, road layer
+# ----------------------------------------------------------------------------------------------
+
+
+def _read_array_graph(path: Path) -> object:
+    from planner.roads.arrays import ArrayGraph
+
+    return ArrayGraph.load(path)
+
+
+def _read_snap_index(path: Path) -> object:
+    from planner.roads.snapping import _read_index_arrays
+
+    return _read_index_arrays(path)
+
+
+def _read_road_layer(path: Path) -> object:
+    from planner.outputs.road_layer import _read
+
+    return _read(path)
+
+
+@pytest.mark.parametrize("damage", [truncate, zero_fill])
+@pytest.mark.parametrize("read", [_read_array_graph, _read_snap_index, _read_road_layer])
+def test_damaged_array_cache_file_is_ignored_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage, read
+) -> None:
+    path = tmp_path / "entry.npz"
+    arrays = {"coords": np.arange(4000.0).reshape(-1, 2), "meta": np.frombuffer(b"{}", np.uint8)}
+    _cache.write_npz(path, arrays, "test")
+    read_back = _cache.read_npz(path, "test")
+    assert read_back is not None
+    assert set(read_back) == set(arrays)
+    np.testing.assert_array_equal(read_back["coords"], arrays["coords"])
+    damage(path)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert read(path) is None  # a truncated zip raised BadZipFile before
+    assert len([m for m in warnings_of(caplog) if "cache entry" in m]) == 1, warnings_of(caplog)

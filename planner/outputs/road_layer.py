@@ -336,24 +336,20 @@ def _write(layer: gpd.GeoDataFrame, path: Path) -> None:
         "highway": np.array([names.index(h) for h in layer["highway"]], dtype=np.int16),
         "meta_json": np.frombuffer(json.dumps(meta).encode(), np.uint8),
     }
-    try:
-        with _cache.atomic_file(path) as fh:
-            np.savez(fh, **arrays)
-    except OSError as exc:
-        logger.warning("could not write the road layer cache %s: %s", path, exc)
+    _cache.write_npz(path, arrays, "road layer")
 
 
 def _read(path: Path) -> gpd.GeoDataFrame | None:
-    if not path.is_file():
+    npz = _cache.read_npz(path, "road layer")
+    if npz is None:
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            coords, offsets, codes = npz["coords"], npz["offsets"], npz["highway"]
-            meta = json.loads(npz["meta_json"].tobytes().decode())
+        coords, offsets, codes = npz["coords"], npz["offsets"], npz["highway"]
+        meta = json.loads(npz["meta_json"].tobytes().decode())
         names = meta["classes"]
         counts = np.diff(offsets)
         lines = shapely.linestrings(coords, indices=np.repeat(np.arange(counts.size), counts))
         return _frame(lines, [names[c] for c in codes.tolist()], meta["attrs"])
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        logger.warning("ignoring unreadable road layer cache %s: %s", path, exc)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        _cache.warn_invalid("road layer", path, f"{type(exc).__name__}: {exc}")
         return None

@@ -29,6 +29,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 logger = logging.getLogger(__name__)
 
 #: Version of the header layout itself.
@@ -165,3 +167,35 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_npz(path: Path, what: str) -> dict[str, Any] | None:
+    """Every array of the ``.npz`` file at ``path``; None when it is missing, or unreadable
+    (truncated, zero-filled, not a zip: one :func:`warn_invalid` line, never an exception).
+
+    Parameters
+    ----------
+    path
+        The cache file.
+    what
+        Kind of entry, for the warning (``"snapping index"``...).
+    """
+    if not path.is_file():
+        return None
+    try:
+        # open the file here: np.load leaks its own handle when the zip is broken
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except Exception as exc:  # BadZipFile, EOFError, ValueError...: recompute, never crash
+        warn_invalid(what, path, f"unreadable: {type(exc).__name__}: {exc}")
+        return None
+
+
+def write_npz(path: Path, arrays: Mapping[str, Any], what: str) -> None:
+    """Write ``arrays`` to the ``.npz`` file at ``path`` atomically (:func:`atomic_file`); a
+    folder that cannot be written logs one warning (the cache is a speed-up only)."""
+    try:
+        with atomic_file(path) as fh:
+            np.savez(fh, **arrays)
+    except OSError as exc:
+        logger.warning("could not write the %s cache %s: %s", what, path, exc)

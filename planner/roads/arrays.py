@@ -346,19 +346,18 @@ class ArrayGraph:
     @classmethod
     def load(cls, path: Path) -> ArrayGraph | None:
         """Read a graph written by :meth:`save`; None when missing or unreadable."""
-        if not path.is_file():
+        values = _cache.read_npz(path, "road-array")
+        if values is None:
             return None
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                values: dict[str, Any] = {k: npz[k] for k in npz.files}
             meta = json.loads(values.pop("meta_json").tobytes().decode())
             return cls(
                 **values,
                 highway_names=tuple(meta["highway_names"]),
                 graph={"planner_report": meta["report"], "crs": "epsg:4326"},
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            logger.warning("ignoring unreadable road-array cache %s: %s", path, exc)
+        except (ValueError, KeyError, TypeError) as exc:
+            _cache.warn_invalid("road-array", path, f"{type(exc).__name__}: {exc}")
             return None
 
 

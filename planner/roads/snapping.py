@@ -219,24 +219,19 @@ def _edge_index_arrays(G: ArrayGraph, fingerprint: str) -> _EdgeIndex:
 
 
 def _read_index_arrays(path: Path) -> dict[str, npt.NDArray[Any]] | None:
-    if not path.is_file():
+    arrays = _cache.read_npz(path, "snapping index")
+    if arrays is None:
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in _INDEX_ARRAYS}
         json.loads(arrays["meta"].tobytes().decode())
-        return arrays
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        logger.warning("ignoring unreadable snapping index cache %s: %s", path, exc)
+        return {name: arrays[name] for name in _INDEX_ARRAYS}
+    except (ValueError, KeyError, TypeError) as exc:
+        _cache.warn_invalid("snapping index", path, f"{type(exc).__name__}: {exc}")
         return None
 
 
 def _write_index_arrays(arrays: dict[str, Any], path: Path) -> None:
-    try:
-        with _cache.atomic_file(path) as fh:
-            np.savez(fh, **arrays)
-    except OSError as exc:
-        logger.warning("could not write the snapping index cache %s: %s", path, exc)
+    _cache.write_npz(path, arrays, "snapping index")
 
 
 def _index_from_arrays(arrays: dict[str, npt.NDArray[Any]], fingerprint: str) -> _EdgeIndex:
