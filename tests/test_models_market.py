@@ -364,6 +364,31 @@ def test_every_cut_is_valid_at_every_open_set(p) -> None:
             assert np.all(rhs - coef @ y <= true_lost + 1e-9), (s, t)
 
 
+@pytest.mark.parametrize("p", [None, 3])
+def test_grouped_cuts_are_the_group_sums_of_the_customers_cuts(p) -> None:
+    """The separation in the tree builds each group's cut without the k x m per-customer
+    coefficients; it must equal the sum of the customers' own cuts (tangent and submodular)."""
+    from planner.models._market import CaptureProblem, _Cuts, _groups
+
+    rng = np.random.default_rng(5)
+    n, m = 40, 9
+    u, o, w = instance(rng, n, m, zeros=0.3)
+    w[w == 0] = 1.0
+    prob = CaptureProblem(u, o, w, np.zeros(m))
+    cuts = _Cuts(prob, p, np.zeros(m), _groups(prob, 6), p_max=None if p else 4)
+    assert cuts.n_groups == 6
+    for y0 in [rng.random(m) for _ in range(3)]:
+        coef, rhs = cuts.gradient(y0)
+        g_coef, g_rhs = cuts.grouped_gradient(y0)
+        np.testing.assert_allclose(g_coef, cuts.agg @ coef, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(g_rhs, cuts.agg @ rhs, rtol=1e-12, atol=1e-14)
+    for s in ([], [0], [2, 5, 7], list(range(m))):
+        coef, rhs = cuts.submodular(np.array(s, dtype=np.intp))
+        g_coef, g_rhs = cuts.grouped_submodular(np.array(s, dtype=np.intp))
+        np.testing.assert_allclose(g_coef, cuts.agg @ coef, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(g_rhs, cuts.agg @ rhs, rtol=1e-12, atol=1e-14)
+
+
 def spatial(seed: int, n: int, m: int, beta: float):
     """A bench-like spatial instance: exp(-beta d) utilities in a 10 x 10 square, outside =
     two competitors plus not coming (``benchmarks/bench_market.py``'s generator)."""

@@ -419,11 +419,68 @@ class _Cuts:
         self.group = group
         #: sums the customers' cuts into their group's cut (G x k)
         self.agg = sp.csr_matrix((np.ones(k), (group, np.arange(k))), shape=(self.n_groups, k))
+        #: ``agg`` with one weight per customer (see :meth:`_weighted`); its pattern is fixed
+        self._wagg = self.agg.copy()
+        #: a k x m work array reused by the grouped separation
+        self._work = np.empty_like(prob.u)
         self.group_weight = self.agg @ prob.a
         #: the incumbent's value (set for the branch-and-cut; see :meth:`violated`)
         self.incumbent: Callable[[], float] | None = None
         #: envelope cut separator, made at first use
         self.env: _Envelope | None = None
+
+    def _weighted(self, weight: np.ndarray) -> sp.csr_matrix:
+        """``agg`` with customer ``i``'s entry ``weight[i]``: ``_weighted(w) @ M`` sums
+        ``w_i M_i`` over each group's customers in one pass over ``M``."""
+        wagg = self._wagg
+        wagg.data[:] = weight[wagg.indices]
+        return wagg
+
+    def grouped_gradient(self, y0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The group sums of :meth:`gradient`'s cuts, without the k x m coefficients."""
+        prob = self.prob
+        u0 = prob.u @ y0
+        d = prob.o + u0
+        slope = prob.a * prob.o / (d * d)
+        return np.asarray(self._weighted(slope) @ prob.u), self.agg @ (slope * (prob.o + 2.0 * u0))
+
+    def grouped_submodular(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The group sums of :meth:`submodular`'s cuts at ``s``, in two passes over ``u``."""
+        prob = self.prob
+        u, o = prob.u, prob.o
+        in_s = np.zeros(prob.m, dtype=bool)
+        in_s[s] = True
+        cols = np.flatnonzero(in_s)
+        u_s = u[:, cols]
+        us = u_s.sum(axis=1)
+        ds = o + us
+        ao = prob.a * o
+        extra = self._extra(in_s)
+        # sites outside S: ao u / (ds (ds + u)) = (ao / ds) * u / (ds + u)
+        work = self._work
+        np.add(u, ds[:, None], out=work)
+        np.divide(u, work, out=work)
+        coef = np.asarray(self._weighted(ao / ds) @ work)
+        # sites in S (few): ao u / (dx (dx + u)), dx = o + U of S + T - j at its largest
+        dx = (ds + extra)[:, None] - u_s
+        c_s = ao[:, None] * u_s / (dx * (dx + u_s))
+        coef[:, cols] = np.asarray(self.agg @ c_s)
+        rhs = self.agg @ (ao / ds + c_s.sum(axis=1))
+        return coef, rhs
+
+    def _extra(self, in_s: np.ndarray) -> np.ndarray:
+        """Per customer, the sum of the ``q`` largest utilities outside ``in_s``."""
+        prob = self.prob
+        q = min(self.q, prob.m - int(in_s.sum()))
+        if q <= 0:
+            return np.zeros(prob.u.shape[0])
+        # walk each row's sites by falling utility
+        width = min(q + int(in_s.sum()), prob.m)
+        idx = self.by_utility[:, :width]
+        vals = np.take_along_axis(prob.u, idx, axis=1)
+        keep = ~in_s[idx]
+        keep &= np.cumsum(keep, axis=1) <= q
+        return np.where(keep, vals, 0.0).sum(axis=1)
 
     def gradient(self, y0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients (k x m) and right-hand sides (k) of the tangents at ``y0``."""
@@ -451,17 +508,7 @@ class _Cuts:
         us = u[:, in_s].sum(axis=1)
         ds = o + us
         ao = prob.a * o
-        q = min(self.q, prob.m - int(in_s.sum()))
-        if q <= 0:
-            extra = np.zeros(u.shape[0])
-        else:
-            # the q largest utilities outside S: walk each row's sites by falling utility
-            width = min(q + int(in_s.sum()), prob.m)
-            idx = self.by_utility[:, :width]
-            vals = np.take_along_axis(u, idx, axis=1)
-            keep = ~in_s[idx]
-            keep &= np.cumsum(keep, axis=1) <= q
-            extra = np.where(keep, vals, 0.0).sum(axis=1)
+        extra = self._extra(in_s)
         dx = (ds + extra)[:, None] - u  # o + U of S + T - j, at its largest
         coef = np.where(
             in_s[None, :],
@@ -475,8 +522,12 @@ class _Cuts:
         self, coef: np.ndarray, rhs: np.ndarray, y: np.ndarray, theta: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Group the customers' cuts; return those ``(y, theta)`` violates."""
-        coef = np.asarray(self.agg @ coef)
-        rhs = self.agg @ rhs
+        return self._pick_grouped(np.asarray(self.agg @ coef), self.agg @ rhs, y, theta)
+
+    def _pick_grouped(
+        self, coef: np.ndarray, rhs: np.ndarray, y: np.ndarray, theta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The groups' cuts that ``(y, theta)`` violates."""
         value = rhs - coef @ y
         tol = CUT_TOLERANCE * np.maximum(self.group_weight, 1e-12)
         rows = np.flatnonzero(value > theta + tol)
@@ -536,8 +587,7 @@ class _Cuts:
         the tangents' total violation is small against the gap: more rounds could not prune
         the node, branching does more (the node's bound stays valid).
         """
-        coef, rhs = self.gradient(y_sep)
-        rows, coef, rhs = self._pick(coef, rhs, y, theta)
+        rows, coef, rhs = self._pick_grouped(*self.grouped_gradient(y_sep), y, theta)
         if self.incumbent is not None and rows.size:
             frac = np.minimum(y, 1.0 - y).max()
             if frac > 1e-6:
@@ -554,7 +604,7 @@ class _Cuts:
             out_rhs.append(rhs3)
         if SUBMODULAR_CUTS:
             for s in self.binary_points(y_sep):
-                rows2, coef2, rhs2 = self._pick(*self.submodular(s), y, theta)
+                rows2, coef2, rhs2 = self._pick_grouped(*self.grouped_submodular(s), y, theta)
                 out_rows.append(rows2)
                 out_coef.append(coef2)
                 out_rhs.append(rhs2)
