@@ -389,6 +389,19 @@ def test_grouped_cuts_are_the_group_sums_of_the_customers_cuts(p) -> None:
         np.testing.assert_allclose(g_rhs, cuts.agg @ rhs, rtol=1e-12, atol=1e-14)
 
 
+def test_capture_problem_keeps_utilities_row_major() -> None:
+    """The restricted problem takes a column subset of ``u`` (column-major in numpy); the
+    problem stores it row-major, with the same values."""
+    from planner.models._market import CaptureProblem
+
+    u = np.arange(24, dtype=float).reshape(4, 6)
+    sub = u[:, [0, 2, 5]]
+    assert not sub.flags.c_contiguous
+    prob = CaptureProblem(sub, np.ones(4), np.ones(4), np.zeros(3))
+    assert prob.u.flags.c_contiguous
+    np.testing.assert_array_equal(prob.u, sub)
+
+
 def spatial(seed: int, n: int, m: int, beta: float):
     """A bench-like spatial instance: exp(-beta d) utilities in a 10 x 10 square, outside =
     two competitors plus not coming (``benchmarks/bench_market.py``'s generator)."""

@@ -136,6 +136,11 @@ class CaptureProblem:
     a: np.ndarray
     f: np.ndarray
 
+    def __post_init__(self) -> None:
+        # row-major: the separation works row by row and multiplies u from the left; a column
+        # subset (``u[:, keep]``) comes out column-major, and every product then copied it
+        object.__setattr__(self, "u", np.ascontiguousarray(self.u, dtype=float))
+
     @property
     def m(self) -> int:
         return int(self.u.shape[1])
