@@ -55,6 +55,7 @@ from planner.errors import SolverError
 from planner.models._base import ProgressReporter, StopCallback, relative_gap
 from planner.models._benders import _branch, _set_time_limit
 from planner.models._mip import _new_highs
+from planner.settings import solver_processes
 
 logger = logging.getLogger(__name__)
 
@@ -646,6 +647,9 @@ class _Master:
     """Master LP in HiGHS: columns ``y`` (m) then ``phi`` (one per group of customers); the
     interface :func:`planner.models._benders._branch` works on (``h``, ``cuts``, ``m``, ``add``)."""
 
+    #: rows before the first cut (the cardinality row)
+    FIRST_CUT_ROW = 1
+
     def __init__(
         self,
         prob: CaptureProblem,
@@ -655,7 +659,7 @@ class _Master:
         p_max: int | None,
         y_lower: np.ndarray,
         phi_lower: np.ndarray,
-        interrupt: Callable[[Any], None],
+        interrupt: Callable[[Any], None] | None,
     ) -> None:
         import highspy
 
@@ -678,8 +682,10 @@ class _Master:
             h.addRow(float(p), float(p), m, all_y, np.ones(m))
         else:
             h.addRow(1.0, float(p_max) if p_max is not None else inf, m, all_y, np.ones(m))
-        h.cbSimplexInterrupt.subscribe(interrupt)
-        h.cbMipInterrupt.subscribe(interrupt)
+        assert int(h.getNumRow()) == self.FIRST_CUT_ROW
+        if interrupt is not None:
+            h.cbSimplexInterrupt.subscribe(interrupt)
+            h.cbMipInterrupt.subscribe(interrupt)
         self.n_fixed_rows = int(h.getNumRow())
         self.n_cuts = 0
         self.nnz = 0
@@ -999,6 +1005,8 @@ def solve_capture(
             # per-iteration callback cost about 5 % of the tree's time
             h.cbSimplexInterrupt.unsubscribe(interrupt)
             h.cbMipInterrupt.unsubscribe(interrupt)
+        processes = solver_processes() if target_s is None else 1
+        split: list[tuple[float, np.ndarray, np.ndarray]] = []
         status, branch_lb, nodes = _branch(
             master,  # type: ignore[arg-type]
             p=p,
@@ -1015,7 +1023,86 @@ def solve_capture(
             progress=progress,
             cut_rounds=NODE_CUT_ROUNDS,
             node_order=NODE_ORDER,
+            split_at=SPLIT_NODES * processes if processes > 1 else None,
+            open_out=split,
         )
+        if status == "split":
+            # rounds of ROUND_S: the open nodes, least bound first, are dealt out to this
+            # process and the others; what each leaves open is dealt out again
+            spec = _TreeSpec.of(
+                master,
+                prob=sprob,
+                cuts=cuts,
+                p=p,
+                p_max=p_max,
+                required=required,
+                gap_target=gap_target,
+                deadline=deadline,
+            )
+            from planner.models._benders import _PseudoCosts
+
+            own_pseudo = _PseudoCosts(m, {})
+            pool = split
+            split.sort(key=lambda node: node[0])
+            shares = [split[i::processes] for i in range(processes)]
+            rounds_run = 0
+            with _TreeWorkers(spec, processes - 1) as others:
+                while pool:
+                    if stop_all():
+                        status = "stopped"
+                        break
+                    now = time.perf_counter()
+                    if now >= deadline:
+                        status = "time_limit"
+                        break
+                    shares = _rebalance(shares)
+                    until = time.time() + min(ROUND_S, deadline - now)
+                    sent = 0
+                    for i, share in enumerate(shares[1:]):
+                        if share:
+                            others.send(i, _Share(share, ub, best_open, until, i + 1))
+                            sent += 1
+                    left: list[tuple[float, np.ndarray, np.ndarray]] = []
+                    _, own_lb, own_nodes = _branch(
+                        master,  # type: ignore[arg-type]
+                        p=p,
+                        base_lo=base_lo,
+                        base_hi=base_hi,
+                        root_bound=lp_bound,
+                        offer=offer,
+                        polish=lambda cand: polish(cand, 0.05),
+                        upper_bound=upper_bound,
+                        deadline=time.perf_counter() + (until - time.time()),
+                        stop=stop_all,
+                        gap_target=gap_target,
+                        unit=0.0,
+                        progress=progress,
+                        cut_rounds=NODE_CUT_ROUNDS,
+                        node_order=NODE_ORDER,
+                        start_nodes=shares[0],
+                        open_out=left,
+                        pseudo=own_pseudo,
+                    )
+                    branch_lb = min(branch_lb, own_lb)
+                    nodes += own_nodes
+                    shares = [left] + [[] for _ in range(processes - 1)]
+                    for r in others.collect(sent, stop_all):
+                        offer(r.best_open)
+                        branch_lb = min(branch_lb, r.bound)
+                        nodes += r.nodes
+                        shares[r.who] = r.left
+                    pool = [node for share in shares for node in share]
+                    rounds_run += 1
+                    progress(
+                        f"Benders branch-and-cut, {nodes} nodes",
+                        min([upper_bound(), branch_lb] + [node[0] for node in pool]),
+                    )
+                else:
+                    status = "done"
+            if pool:
+                branch_lb = min([branch_lb] + [node[0] for node in pool])
+            extras["processes"] = processes
+            extras["tree_rounds"] = rounds_run
         lb = max(lb, branch_lb)
     if reached():
         status = "reached"
@@ -1039,6 +1126,285 @@ def solve_capture(
         status=status,
         extras=extras,
     )
+
+
+#: Open nodes per process at which the tree is split (``$PLANNER_SOLVER_PROCESSES`` > 1).
+SPLIT_NODES = 8
+
+
+def _rebalance(
+    shares: list[list[tuple[float, np.ndarray, np.ndarray]]],
+) -> list[list[tuple[float, np.ndarray, np.ndarray]]]:
+    """Each process keeps the nodes it left open (its dives stay warm); a process with
+    fewer than 2 gets half of the largest share's, least bound first."""
+    shares = [list(share) for share in shares]
+    for i, share in enumerate(shares):
+        if len(share) >= 2:
+            continue
+        donor = max(range(len(shares)), key=lambda k: len(shares[k]))
+        if donor == i or len(shares[donor]) < 2:
+            continue
+        given = sorted(shares[donor], key=lambda node: node[0])
+        shares[i] = share + given[0::2]
+        shares[donor] = given[1::2]
+    return shares
+
+
+#: Seconds per round of a split tree: each process searches its share of the open nodes,
+#: then all that is still open is dealt out again (so that no process runs out of work).
+ROUND_S = 1.0
+
+
+@dataclass(frozen=True)
+class _TreeSpec:
+    """What another process needs to search part of the tree: the scaled problem, the cut
+    groups and the master LP's rows (every cut so far), as plain arrays."""
+
+    prob: CaptureProblem
+    p: int | None
+    p_max: int | None
+    required: np.ndarray
+    y_lower: np.ndarray
+    group: np.ndarray
+    phi_lower: np.ndarray
+    rows: sp.csr_matrix
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    n_fixed_rows: int
+    gap_target: float
+    wall_deadline: float
+
+    @staticmethod
+    def of(
+        master: _Master,
+        *,
+        prob: CaptureProblem,
+        cuts: _Cuts,
+        p: int | None,
+        p_max: int | None,
+        required: np.ndarray,
+        gap_target: float,
+        deadline: float,
+    ) -> _TreeSpec:
+        import highspy
+
+        lp = master.h.getLp()
+        mat = lp.a_matrix_
+        shape = (int(lp.num_row_), int(lp.num_col_))
+        parts = (np.asarray(mat.value_), np.asarray(mat.index_), np.asarray(mat.start_))
+        if mat.format_ == highspy.MatrixFormat.kRowwise:
+            a = sp.csr_matrix(parts, shape=shape)
+        else:
+            a = sp.csc_matrix(parts, shape=shape).tocsr()
+        first = _Master.FIRST_CUT_ROW
+        m = master.m
+        return _TreeSpec(
+            prob=prob,
+            p=p,
+            p_max=p_max,
+            required=np.asarray(required, dtype=np.intp),
+            y_lower=np.asarray(lp.col_lower_)[:m].copy(),
+            group=cuts.group,
+            phi_lower=np.asarray(lp.col_lower_)[m:].copy(),
+            rows=a[first:],
+            row_lower=np.asarray(lp.row_lower_)[first:].copy(),
+            row_upper=np.asarray(lp.row_upper_)[first:].copy(),
+            n_fixed_rows=master.n_fixed_rows,
+            gap_target=gap_target,
+            wall_deadline=time.time() + (deadline - time.perf_counter()),
+        )
+
+
+@dataclass
+class _Best:
+    """A tree process's incumbent (value of ``F``, open set)."""
+
+    ub: float
+    open: np.ndarray
+
+
+@dataclass(frozen=True)
+class _PartResult:
+    """A share's outcome: the bound covers what was searched; ``left`` is still open."""
+
+    status: str
+    bound: float
+    nodes: int
+    best_open: np.ndarray
+    ub: float
+    left: list[tuple[float, np.ndarray, np.ndarray]]
+    who: int
+
+
+class _PartSearcher:
+    """Searches shares of the open nodes in one process, with its own copy of the master LP
+    (built from ``spec``) and pseudo-costs kept from one share to the next."""
+
+    def __init__(self, spec: _TreeSpec) -> None:
+        from planner.models._benders import _PseudoCosts
+
+        prob = spec.prob
+        self.spec = spec
+        self.cuts = _Cuts(prob, spec.p, spec.y_lower, spec.group, spec.p_max)
+        self.master = master = _Master(
+            prob,
+            self.cuts,
+            p=spec.p,
+            p_max=spec.p_max,
+            y_lower=spec.y_lower,
+            phi_lower=spec.phi_lower,
+            interrupt=None,
+        )
+        rows = spec.rows
+        if rows.shape[0]:
+            master.h.addRows(
+                int(rows.shape[0]),
+                spec.row_lower,
+                spec.row_upper,
+                int(rows.nnz),
+                rows.indptr[:-1].astype(np.int32),
+                rows.indices.astype(np.int32),
+                rows.data,
+            )
+        master.n_fixed_rows = spec.n_fixed_rows
+        self.pseudo = _PseudoCosts(prob.m, {})
+        self.best = _Best(np.inf, np.zeros(0, dtype=np.intp))
+        self.cuts.incumbent = lambda: self.best.ub
+
+    def offer(self, cand: np.ndarray) -> None:
+        spec = self.spec
+        cand = np.asarray(cand, dtype=np.intp)
+        if spec.p is None and (
+            cand.size == 0 or (spec.p_max is not None and cand.size > spec.p_max)
+        ):
+            return
+        if not np.all(np.isin(spec.required, cand)):
+            return
+        val = spec.prob.value(cand)
+        if val < self.best.ub:
+            self.best = _Best(val, np.sort(cand))
+
+    def polish(self, cand: np.ndarray, deadline: float) -> None:
+        spec = self.spec
+        found, val = local_search(
+            spec.prob,
+            np.asarray(cand, dtype=np.intp),
+            p=spec.p,
+            required=spec.required,
+            p_max=spec.p_max,
+            deadline=time.perf_counter() + 0.05 * max(deadline - time.perf_counter(), 0.0),
+        )
+        if val < self.best.ub and (spec.p is not None or found.size):
+            self.best = _Best(val, np.sort(found))
+
+    def run(self, job: _Share, stop: Callable[[], bool]) -> _PartResult:
+        """Search under ``job.nodes`` until they are done, ``job.until`` (wall clock) or
+        ``stop``; the nodes still open come back in the result."""
+        if job.ub < self.best.ub:
+            self.best = _Best(job.ub, np.sort(np.asarray(job.best_open, dtype=np.intp)))
+        deadline = time.perf_counter() + (job.until - time.time())
+        left: list[tuple[float, np.ndarray, np.ndarray]] = []
+        status, bound, n = _branch(
+            self.master,  # type: ignore[arg-type]
+            p=self.spec.p,
+            base_lo=self.spec.y_lower,
+            base_hi=np.ones(self.spec.prob.m),
+            root_bound=-np.inf,
+            offer=self.offer,
+            polish=lambda cand: self.polish(cand, deadline),
+            upper_bound=lambda: self.best.ub,
+            deadline=deadline,
+            stop=stop,
+            gap_target=self.spec.gap_target,
+            unit=0.0,
+            progress=lambda message, bound: None,
+            cut_rounds=NODE_CUT_ROUNDS,
+            node_order=NODE_ORDER,
+            start_nodes=job.nodes,
+            open_out=left,
+            pseudo=self.pseudo,
+        )
+        return _PartResult(status, bound, n, self.best.open, self.best.ub, left, job.who)
+
+
+@dataclass(frozen=True)
+class _Share:
+    """One process's share of the open nodes for one round, with the incumbent."""
+
+    nodes: list[tuple[float, np.ndarray, np.ndarray]]
+    ub: float
+    best_open: np.ndarray
+    until: float  # wall-clock time.time() at which the round ends
+    who: int  # the share's process (1, 2, ...: this one is 0)
+
+
+def _part_main(spec: _TreeSpec, jobs: Any, out: Any, halt: Any) -> None:
+    """Entry point of a tree process: a :class:`_PartSearcher` answering each
+    :class:`_Share` from ``jobs`` with ``("ok", _PartResult)`` (or ``("error", text)``) on
+    ``out``, until it gets None."""
+    try:
+        searcher = _PartSearcher(spec)
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            out.put(("ok", searcher.run(job, halt.is_set)))
+    except Exception as exc:  # reported to the parent, which raises it
+        out.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class _TreeWorkers:
+    """Other processes that search shares of the open nodes, round after round (spawned, so
+    that a multi-threaded server never forks). The context exit stops and joins them."""
+
+    def __init__(self, spec: _TreeSpec, n: int) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.out = ctx.Queue()
+        self.halt = ctx.Event()
+        self.jobs = [ctx.Queue() for _ in range(n)]
+        self.procs = [
+            ctx.Process(target=_part_main, args=(spec, q, self.out, self.halt), daemon=True)
+            for q in self.jobs
+        ]
+
+    def __enter__(self) -> _TreeWorkers:
+        for proc in self.procs:
+            proc.start()
+        return self
+
+    def send(self, i: int, share: _Share) -> None:
+        self.jobs[i].put(share)
+
+    def collect(self, n: int, stop: Callable[[], bool]) -> list[_PartResult]:
+        """``n`` results (in any order); sets the halt flag when ``stop`` says so."""
+        import queue
+
+        results: list[_PartResult] = []
+        while len(results) < n:
+            if stop():
+                self.halt.set()
+            try:
+                kind, payload = self.out.get(timeout=0.2)
+            except queue.Empty:
+                if not all(proc.is_alive() for proc in self.procs):
+                    raise SolverError("a branch-and-cut process ended without a result") from None
+                continue
+            if kind != "ok":
+                raise SolverError(f"a branch-and-cut process failed: {payload}")
+            results.append(payload)
+        return results
+
+    def __exit__(self, *exc: object) -> None:
+        self.halt.set()
+        for q in self.jobs:
+            q.put(None)
+        for proc in self.procs:
+            proc.join(timeout=5.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
 
 
 def _restricted(
