@@ -533,6 +533,7 @@ def _branch(
     split_at: int | None = None,
     open_out: list[tuple[float, np.ndarray, np.ndarray]] | None = None,
     pseudo: _PseudoCosts | None = None,
+    donate: Any = None,
 ) -> tuple[str, float, int]:
     """Branch-and-bound on ``y`` over the master LP, with Benders cuts at every node.
 
@@ -547,6 +548,8 @@ def _branch(
     ``"split"`` as soon as that many nodes are open. With ``open_out``, the nodes still open
     when the search stops (split, deadline or stop) go there and the bound returned covers
     only the rest of the tree. ``pseudo`` carries pseudo-costs from one call to the next.
+    ``donate(queue)``, called before every node, may take open nodes out of the queue (work
+    stealing: another process searches them, and its bound covers them).
     """
     import highspy
 
@@ -603,6 +606,10 @@ def _branch(
         if split_at is not None and len(queue) >= split_at:
             status = "split"
             break
+        if donate is not None:
+            donate(queue)
+            if not queue:
+                break
         if stop():
             status = "stopped"
             break

@@ -1027,8 +1027,8 @@ def solve_capture(
             open_out=split,
         )
         if status == "split":
-            # rounds of ROUND_S: the open nodes, least bound first, are dealt out to this
-            # process and the others; what each leaves open is dealt out again
+            # the open nodes are dealt out to this process and the others; a process that
+            # runs out of work takes nodes the others give away (work stealing)
             spec = _TreeSpec.of(
                 master,
                 prob=sprob,
@@ -1042,28 +1042,12 @@ def solve_capture(
             from planner.models._benders import _PseudoCosts
 
             own_pseudo = _PseudoCosts(m, {})
-            pool = split
             split.sort(key=lambda node: node[0])
             shares = [split[i::processes] for i in range(processes)]
-            rounds_run = 0
-            with _TreeWorkers(spec, processes - 1) as others:
-                while pool:
-                    if stop_all():
-                        status = "stopped"
-                        break
-                    now = time.perf_counter()
-                    if now >= deadline:
-                        status = "time_limit"
-                        break
-                    shares = _rebalance(shares)
-                    until = time.time() + min(ROUND_S, deadline - now)
-                    sent = 0
-                    for i, share in enumerate(shares[1:]):
-                        if share:
-                            others.send(i, _Share(share, ub, best_open, until, i + 1))
-                            sent += 1
-                    left: list[tuple[float, np.ndarray, np.ndarray]] = []
-                    _, own_lb, own_nodes = _branch(
+            with _TreeWorkers(spec, shares[1:], ub, best_open) as others:
+
+                def run(start: list[Node], left: list[Node]) -> tuple[str, float, int]:
+                    return _branch(
                         master,  # type: ignore[arg-type]
                         p=p,
                         base_lo=base_lo,
@@ -1072,37 +1056,38 @@ def solve_capture(
                         offer=offer,
                         polish=lambda cand: polish(cand, 0.05),
                         upper_bound=upper_bound,
-                        deadline=time.perf_counter() + (until - time.time()),
+                        deadline=deadline,
                         stop=stop_all,
                         gap_target=gap_target,
                         unit=0.0,
                         progress=progress,
                         cut_rounds=NODE_CUT_ROUNDS,
                         node_order=NODE_ORDER,
-                        start_nodes=shares[0],
+                        start_nodes=start,
                         open_out=left,
                         pseudo=own_pseudo,
+                        donate=others.steal.donate,
                     )
-                    branch_lb = min(branch_lb, own_lb)
-                    nodes += own_nodes
-                    shares = [left] + [[] for _ in range(processes - 1)]
-                    for r in others.collect(sent, stop_all):
-                        offer(r.best_open)
-                        branch_lb = min(branch_lb, r.bound)
-                        nodes += r.nodes
-                        shares[r.who] = r.left
-                    pool = [node for share in shares for node in share]
-                    rounds_run += 1
-                    progress(
-                        f"Benders branch-and-cut, {nodes} nodes",
-                        min([upper_bound(), branch_lb] + [node[0] for node in pool]),
-                    )
-                else:
-                    status = "done"
-            if pool:
-                branch_lb = min([branch_lb] + [node[0] for node in pool])
+
+                status, own_lb, own_nodes = _search_shares(
+                    run, others.steal, shares[0], deadline, stop_all
+                )
+                results = others.collect(stop_all)
+                left_bound = others.steal.drain()
+            branch_lb = min(branch_lb, own_lb, left_bound)
+            nodes += own_nodes
+            per_process = [own_nodes]
+            for r in results:
+                offer(r.best_open)
+                branch_lb = min(branch_lb, r.bound)
+                nodes += r.nodes
+                per_process.append(r.nodes)
+                if r.status != "done" and status == "done":
+                    status = r.status
+            if np.isfinite(left_bound) and status == "done":
+                status = "time_limit"
             extras["processes"] = processes
-            extras["tree_rounds"] = rounds_run
+            extras["nodes_per_process"] = per_process
         lb = max(lb, branch_lb)
     if reached():
         status = "reached"
@@ -1128,31 +1113,11 @@ def solve_capture(
     )
 
 
+#: An open node of the tree: (bound, lower bounds, upper bounds) of ``y``.
+Node = tuple[float, np.ndarray, np.ndarray]
+
 #: Open nodes per process at which the tree is split (``$PLANNER_SOLVER_PROCESSES`` > 1).
 SPLIT_NODES = 8
-
-
-def _rebalance(
-    shares: list[list[tuple[float, np.ndarray, np.ndarray]]],
-) -> list[list[tuple[float, np.ndarray, np.ndarray]]]:
-    """Each process keeps the nodes it left open (its dives stay warm); a process with
-    fewer than 2 gets half of the largest share's, least bound first."""
-    shares = [list(share) for share in shares]
-    for i, share in enumerate(shares):
-        if len(share) >= 2:
-            continue
-        donor = max(range(len(shares)), key=lambda k: len(shares[k]))
-        if donor == i or len(shares[donor]) < 2:
-            continue
-        given = sorted(shares[donor], key=lambda node: node[0])
-        shares[i] = share + given[0::2]
-        shares[donor] = given[1::2]
-    return shares
-
-
-#: Seconds per round of a split tree: each process searches its share of the open nodes,
-#: then all that is still open is dealt out again (so that no process runs out of work).
-ROUND_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -1231,9 +1196,6 @@ class _PartResult:
     bound: float
     nodes: int
     best_open: np.ndarray
-    ub: float
-    left: list[tuple[float, np.ndarray, np.ndarray]]
-    who: int
 
 
 class _PartSearcher:
@@ -1297,76 +1259,165 @@ class _PartSearcher:
         if val < self.best.ub and (spec.p is not None or found.size):
             self.best = _Best(val, np.sort(found))
 
-    def run(self, job: _Share, stop: Callable[[], bool]) -> _PartResult:
-        """Search under ``job.nodes`` until they are done, ``job.until`` (wall clock) or
-        ``stop``; the nodes still open come back in the result."""
-        if job.ub < self.best.ub:
-            self.best = _Best(job.ub, np.sort(np.asarray(job.best_open, dtype=np.intp)))
-        deadline = time.perf_counter() + (job.until - time.time())
-        left: list[tuple[float, np.ndarray, np.ndarray]] = []
-        status, bound, n = _branch(
-            self.master,  # type: ignore[arg-type]
-            p=self.spec.p,
-            base_lo=self.spec.y_lower,
-            base_hi=np.ones(self.spec.prob.m),
-            root_bound=-np.inf,
-            offer=self.offer,
-            polish=lambda cand: self.polish(cand, deadline),
-            upper_bound=lambda: self.best.ub,
-            deadline=deadline,
-            stop=stop,
-            gap_target=self.spec.gap_target,
-            unit=0.0,
-            progress=lambda message, bound: None,
-            cut_rounds=NODE_CUT_ROUNDS,
-            node_order=NODE_ORDER,
-            start_nodes=job.nodes,
-            open_out=left,
-            pseudo=self.pseudo,
-        )
-        return _PartResult(status, bound, n, self.best.open, self.best.ub, left, job.who)
+    def search(self, nodes: list[Node], steal: _Steal, stop: Callable[[], bool]) -> _PartResult:
+        """Search under ``nodes``, then under nodes taken from the others, until the tree is
+        done, the deadline or ``stop``."""
+        deadline = time.perf_counter() + (self.spec.wall_deadline - time.time())
+
+        def run(start: list[Node], left: list[Node]) -> tuple[str, float, int]:
+            return _branch(
+                self.master,  # type: ignore[arg-type]
+                p=self.spec.p,
+                base_lo=self.spec.y_lower,
+                base_hi=np.ones(self.spec.prob.m),
+                root_bound=-np.inf,
+                offer=self.offer,
+                polish=lambda cand: self.polish(cand, deadline),
+                upper_bound=lambda: self.best.ub,
+                deadline=deadline,
+                stop=stop,
+                gap_target=self.spec.gap_target,
+                unit=0.0,
+                progress=lambda message, bound: None,
+                cut_rounds=NODE_CUT_ROUNDS,
+                node_order=NODE_ORDER,
+                start_nodes=start,
+                open_out=left,
+                pseudo=self.pseudo,
+                donate=steal.donate,
+            )
+
+        status, bound, n = _search_shares(run, steal, nodes, deadline, stop)
+        return _PartResult(status, bound, n, self.best.open)
 
 
-@dataclass(frozen=True)
-class _Share:
-    """One process's share of the open nodes for one round, with the incumbent."""
+def _search_shares(
+    run: Callable[[list[Node], list[Node]], tuple[str, float, int]],
+    steal: _Steal,
+    nodes: list[Node],
+    deadline: float,
+    stop: Callable[[], bool],
+) -> tuple[str, float, int]:
+    """One process's part of a split tree: search ``nodes`` (``run(start, left)``), then
+    nodes given away by the others, until every process is out of work (status "done"), the
+    deadline or ``stop``. Returns (status, bound over what was searched or left open,
+    nodes)."""
+    bound, total, status = np.inf, 0, "done"
+    while True:
+        if nodes:
+            left: list[Node] = []
+            status, lb, n = run(nodes, left)
+            bound, total = min(bound, lb), total + n
+            if left:  # deadline or stop with nodes still open
+                return status, min([bound] + [node[0] for node in left]), total
+        taken, status = steal.take(deadline, stop)
+        if taken is None:
+            return status, bound, total
+        nodes = taken
 
-    nodes: list[tuple[float, np.ndarray, np.ndarray]]
-    ub: float
-    best_open: np.ndarray
-    until: float  # wall-clock time.time() at which the round ends
-    who: int  # the share's process (1, 2, ...: this one is 0)
+
+class _Steal:
+    """Work stealing among the processes of a split tree: a process out of work waits for
+    nodes that a busy one gives away (half of its open nodes, least bound first)."""
+
+    def __init__(self, ctx: Any, n: int) -> None:
+        self.n = n
+        self.spare = ctx.Queue()
+        self.lock = ctx.Lock()
+        self.idle = ctx.Value("i", 0, lock=False)
+        self.posted = ctx.Value("i", 0, lock=False)
+        self.taken = ctx.Value("i", 0, lock=False)
+        self.halt = ctx.Event()
+
+    def donate(self, queue: Any) -> None:
+        """Give away half of ``queue``'s open nodes when a process waits for work and no
+        gift is already on its way to it."""
+        if self.idle.value <= 0 or len(queue) < 2:
+            return
+        with self.lock:
+            if self.idle.value <= self.posted.value - self.taken.value:
+                return
+            items = sorted(queue.nodes.values(), key=lambda node: node[1])[0::2]
+            for item in items:
+                queue.nodes.pop(item[0])
+            self.posted.value += 1
+            self.spare.put([(b, lo, hi) for _, b, lo, hi in items])
+
+    def take(self, deadline: float, stop: Callable[[], bool]) -> tuple[list[Node] | None, str]:
+        """Nodes given away by another process, or None with the reason the search ends."""
+        import queue
+
+        with self.lock:
+            self.idle.value += 1
+        while True:
+            try:
+                nodes = self.spare.get(timeout=0.02)
+            except queue.Empty:
+                if self.halt.is_set() or stop():
+                    return None, "stopped"
+                if time.perf_counter() >= deadline:
+                    return None, "time_limit"
+                with self.lock:
+                    if self.idle.value >= self.n and self.posted.value == self.taken.value:
+                        return None, "done"
+                continue
+            with self.lock:
+                self.taken.value += 1
+                self.idle.value -= 1
+            return nodes, "done"
+
+    def drain(self) -> float:
+        """The least bound among the nodes given away that nobody took (inf when none; -inf
+        when some could not be read back, so that no bound is claimed for them)."""
+        import queue
+
+        least = np.inf
+        with self.lock:
+            missing = self.posted.value - self.taken.value
+        while missing > 0:
+            try:
+                nodes = self.spare.get(timeout=1.0)
+            except queue.Empty:
+                return -np.inf
+            missing -= 1
+            least = min([least] + [node[0] for node in nodes])
+        return least
 
 
-def _part_main(spec: _TreeSpec, jobs: Any, out: Any, halt: Any) -> None:
-    """Entry point of a tree process: a :class:`_PartSearcher` answering each
-    :class:`_Share` from ``jobs`` with ``("ok", _PartResult)`` (or ``("error", text)``) on
-    ``out``, until it gets None."""
+def _part_main(
+    spec: _TreeSpec, nodes: list[Node], job: tuple[float, Any], steal: _Steal, out: Any
+) -> None:
+    """Entry point of a tree process: searches its share and what it can take, then puts
+    ``("ok", _PartResult)`` (or ``("error", text)``) on ``out``."""
+    ub, best_open = job
     try:
         searcher = _PartSearcher(spec)
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            out.put(("ok", searcher.run(job, halt.is_set)))
+        searcher.best = _Best(ub, np.sort(np.asarray(best_open, dtype=np.intp)))
+        out.put(("ok", searcher.search(nodes, steal, steal.halt.is_set)))
     except Exception as exc:  # reported to the parent, which raises it
+        steal.halt.set()
         out.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
 class _TreeWorkers:
-    """Other processes that search shares of the open nodes, round after round (spawned, so
-    that a multi-threaded server never forks). The context exit stops and joins them."""
+    """The other processes of a split tree (spawned, so that a multi-threaded server never
+    forks), each with its share of the open nodes. The context exit stops and joins them."""
 
-    def __init__(self, spec: _TreeSpec, n: int) -> None:
+    def __init__(
+        self, spec: _TreeSpec, shares: list[list[Node]], ub: float, best_open: np.ndarray
+    ) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
+        self.steal = _Steal(ctx, len(shares) + 1)
         self.out = ctx.Queue()
-        self.halt = ctx.Event()
-        self.jobs = [ctx.Queue() for _ in range(n)]
         self.procs = [
-            ctx.Process(target=_part_main, args=(spec, q, self.out, self.halt), daemon=True)
-            for q in self.jobs
+            ctx.Process(
+                target=_part_main,
+                args=(spec, share, (ub, best_open), self.steal, self.out),
+                daemon=True,
+            )
+            for share in shares
         ]
 
     def __enter__(self) -> _TreeWorkers:
@@ -1374,17 +1425,14 @@ class _TreeWorkers:
             proc.start()
         return self
 
-    def send(self, i: int, share: _Share) -> None:
-        self.jobs[i].put(share)
-
-    def collect(self, n: int, stop: Callable[[], bool]) -> list[_PartResult]:
-        """``n`` results (in any order); sets the halt flag when ``stop`` says so."""
+    def collect(self, stop: Callable[[], bool]) -> list[_PartResult]:
+        """Every other process's result; sets the halt flag when ``stop`` says so."""
         import queue
 
         results: list[_PartResult] = []
-        while len(results) < n:
+        while len(results) < len(self.procs):
             if stop():
-                self.halt.set()
+                self.steal.halt.set()
             try:
                 kind, payload = self.out.get(timeout=0.2)
             except queue.Empty:
@@ -1397,9 +1445,7 @@ class _TreeWorkers:
         return results
 
     def __exit__(self, *exc: object) -> None:
-        self.halt.set()
-        for q in self.jobs:
-            q.put(None)
+        self.steal.halt.set()
         for proc in self.procs:
             proc.join(timeout=5.0)
             if proc.is_alive():
