@@ -1044,7 +1044,14 @@ def solve_capture(
             own_pseudo = _PseudoCosts(m, {})
             split.sort(key=lambda node: node[0])
             shares = [split[i::processes] for i in range(processes)]
-            with _TreeWorkers(spec, shares[1:], ub, best_open) as others:
+            from threadpoolctl import threadpool_limits
+
+            # one BLAS thread per process: BLAS's own threads on the cores the other
+            # processes use made every matrix product several times slower
+            with (
+                threadpool_limits(limits=1),
+                _TreeWorkers(spec, shares[1:], ub, best_open) as others,
+            ):
 
                 def run(start: list[Node], left: list[Node]) -> tuple[str, float, int]:
                     return _branch(
@@ -1117,7 +1124,7 @@ def solve_capture(
 Node = tuple[float, np.ndarray, np.ndarray]
 
 #: Open nodes per process at which the tree is split (``$PLANNER_SOLVER_PROCESSES`` > 1).
-SPLIT_NODES = 8
+SPLIT_NODES = 4
 
 
 @dataclass(frozen=True)
@@ -1389,11 +1396,16 @@ def _part_main(
 ) -> None:
     """Entry point of a tree process: searches its share and what it can take, then puts
     ``("ok", _PartResult)`` (or ``("error", text)``) on ``out``."""
+    from threadpoolctl import threadpool_limits
+
     ub, best_open = job
     try:
-        searcher = _PartSearcher(spec)
-        searcher.best = _Best(ub, np.sort(np.asarray(best_open, dtype=np.intp)))
-        out.put(("ok", searcher.search(nodes, steal, steal.halt.is_set)))
+        # one BLAS thread: the processes already use every core
+        with threadpool_limits(limits=1):
+            searcher = _PartSearcher(spec)
+            searcher.best = _Best(ub, np.sort(np.asarray(best_open, dtype=np.intp)))
+            result = searcher.search(nodes, steal, steal.halt.is_set)
+        out.put(("ok", result))
     except Exception as exc:  # reported to the parent, which raises it
         steal.halt.set()
         out.put(("error", f"{type(exc).__name__}: {exc}"))
