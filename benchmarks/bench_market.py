@@ -29,6 +29,7 @@ Command (under the shared CPU lock)::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -132,7 +133,16 @@ def main() -> None:
         "--reference-limit", type=float, default=60.0, help="reference MILP limit, s (0: skip)"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="processes max_capture's tree is split among (sets PLANNER_SOLVER_PROCESSES)",
+    )
     args = parser.parse_args()
+    if args.processes is not None:
+        os.environ["PLANNER_SOLVER_PROCESSES"] = str(args.processes)
+    print(f"max_capture tree processes: {os.environ.get('PLANNER_SOLVER_PROCESSES', '1')}")
     print(
         "| n | m | beta | p | max_capture s | status | gap | nodes | captured | reference s | "
         "reference status | ratio |"

@@ -18,6 +18,7 @@ Command (under the shared CPU lock)::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -101,7 +102,16 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=30.0)
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--skip-capture", action="store_true")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="processes max_capture's tree is split among (sets PLANNER_SOLVER_PROCESSES)",
+    )
     args = parser.parse_args()
+    if args.processes is not None:
+        os.environ["PLANNER_SOLVER_PROCESSES"] = str(args.processes)
+    print(f"max_capture tree processes: {os.environ.get('PLANNER_SOLVER_PROCESSES', '1')}")
     bench_calibration(args.jobs)
     if not args.skip_capture:
         bench_capture(args.candidates, args.p, args.limit)

@@ -29,6 +29,8 @@ variable                   meaning                                          defa
                            and of the country extracts                      geofabrik.de``
 ``PLANNER_DATA_DIR``       a folder of road files already on the server,    unset
                            offered by name in the app's region picker
+``PLANNER_SOLVER_PROCESSES`` processes the market model's branch-and-cut   ``1``
+                           tree is split among (``max_capture``)
 =========================  ===============================================  =====================
 
 The scenario defaults (:data:`DEFAULT_REGION`, :data:`DEFAULT_WORKSHOPS`, ...) are the *only*
@@ -137,6 +139,12 @@ def time_limit_s() -> float:
 def array_loader_min_bytes() -> int:
     """Bytes from which ``.osm.pbf`` files use the array loader (``$PLANNER_ARRAY_LOADER_MB``)."""
     return int(_env_float("PLANNER_ARRAY_LOADER_MB", DEFAULT_ARRAY_LOADER_MB) * 1024 * 1024)
+
+
+def solver_processes() -> int:
+    """Processes a branch-and-cut tree may be split among: ``$PLANNER_SOLVER_PROCESSES`` or 1
+    (in-process). A hosted server running several jobs at once should leave it at 1."""
+    return max(1, int(_env_float("PLANNER_SOLVER_PROCESSES", 1.0, minimum=0.5)))
 
 
 def dask_scheduler() -> str | None:

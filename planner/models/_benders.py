@@ -529,6 +529,11 @@ def _branch(
     progress: Any,
     cut_rounds: int = NODE_CUT_ROUNDS,
     node_order: str | None = None,
+    start_nodes: list[tuple[float, np.ndarray, np.ndarray]] | None = None,
+    split_at: int | None = None,
+    open_out: list[tuple[float, np.ndarray, np.ndarray]] | None = None,
+    pseudo: _PseudoCosts | None = None,
+    donate: Any = None,
 ) -> tuple[str, float, int]:
     """Branch-and-bound on ``y`` over the master LP, with Benders cuts at every node.
 
@@ -537,6 +542,14 @@ def _branch(
     LP solution as an incumbent and branches (:class:`_PseudoCosts`). Cuts are global (valid
     for every ``y``). Nodes are taken in ``node_order`` (default :data:`NODE_ORDER`). Returns
     (status, proven lower bound, nodes processed), the bound in master units.
+
+    ``start_nodes`` (bound, lower, upper) replace the root node (``base_lo``/``base_hi``):
+    a part of a tree split among processes. With ``split_at``, the search stops with status
+    ``"split"`` as soon as that many nodes are open. With ``open_out``, the nodes still open
+    when the search stops (split, deadline or stop) go there and the bound returned covers
+    only the rest of the tree. ``pseudo`` carries pseudo-costs from one call to the next.
+    ``donate(queue)``, called before every node, may take open nodes out of the queue (work
+    stealing: another process searches them, and its bound covers them).
     """
     import highspy
 
@@ -551,7 +564,12 @@ def _branch(
     counter = 0
     order = NODE_ORDER if node_order is None else node_order
     queue = _NodeQueue(order)
-    queue.push(0, root_bound, base_lo.copy(), base_hi.copy())
+    if start_nodes is None:
+        queue.push(0, root_bound, base_lo.copy(), base_hi.copy())
+    else:
+        for node_bound, node_lo, node_hi in start_nodes:
+            counter += 1
+            queue.push(counter, node_bound, node_lo.copy(), node_hi.copy())
     pruned_bound = np.inf  # least bound among nodes pruned by the gap tolerance only
     nodes = 0
     last_report = time.perf_counter()
@@ -578,10 +596,20 @@ def _branch(
     status = "done"
     stats = {"strong_runs": 0, "strong_iterations": 0}
     origin: dict[int, tuple[int, float, float, float]] = {}
-    pseudo = _PseudoCosts(m, stats)
+    if pseudo is None:
+        pseudo = _PseudoCosts(m, stats)
+    else:
+        pseudo.stats = stats
     lp_time = 0.0
     lp_runs = lp_iterations = 0
     while queue:
+        if split_at is not None and len(queue) >= split_at:
+            status = "split"
+            break
+        if donate is not None:
+            donate(queue)
+            if not queue:
+                break
         if stop():
             status = "stopped"
             break
@@ -688,7 +716,12 @@ def _branch(
         if time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()
             progress(f"Benders branch-and-cut, {nodes} nodes", global_bound())
-    lb = global_bound()
+    if open_out is not None:
+        # the open nodes are handed over: the bound covers the rest of the tree
+        open_out.extend((b, lo_, hi_) for _, b, lo_, hi_ in queue.nodes.values())
+        lb = min(upper_bound(), pruned_bound)
+    else:
+        lb = global_bound()
     logger.debug(
         "Benders branch-and-cut: %d nodes, %s, bound %.8g; %d LP runs, %d simplex iterations, "
         "%.2f s in the LP",

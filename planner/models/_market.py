@@ -55,6 +55,7 @@ from planner.errors import SolverError
 from planner.models._base import ProgressReporter, StopCallback, relative_gap
 from planner.models._benders import _branch, _set_time_limit
 from planner.models._mip import _new_highs
+from planner.settings import solver_processes
 
 logger = logging.getLogger(__name__)
 
@@ -646,6 +647,9 @@ class _Master:
     """Master LP in HiGHS: columns ``y`` (m) then ``phi`` (one per group of customers); the
     interface :func:`planner.models._benders._branch` works on (``h``, ``cuts``, ``m``, ``add``)."""
 
+    #: rows before the first cut (the cardinality row)
+    FIRST_CUT_ROW = 1
+
     def __init__(
         self,
         prob: CaptureProblem,
@@ -655,7 +659,7 @@ class _Master:
         p_max: int | None,
         y_lower: np.ndarray,
         phi_lower: np.ndarray,
-        interrupt: Callable[[Any], None],
+        interrupt: Callable[[Any], None] | None,
     ) -> None:
         import highspy
 
@@ -678,8 +682,10 @@ class _Master:
             h.addRow(float(p), float(p), m, all_y, np.ones(m))
         else:
             h.addRow(1.0, float(p_max) if p_max is not None else inf, m, all_y, np.ones(m))
-        h.cbSimplexInterrupt.subscribe(interrupt)
-        h.cbMipInterrupt.subscribe(interrupt)
+        assert int(h.getNumRow()) == self.FIRST_CUT_ROW
+        if interrupt is not None:
+            h.cbSimplexInterrupt.subscribe(interrupt)
+            h.cbMipInterrupt.subscribe(interrupt)
         self.n_fixed_rows = int(h.getNumRow())
         self.n_cuts = 0
         self.nnz = 0
@@ -999,6 +1005,8 @@ def solve_capture(
             # per-iteration callback cost about 5 % of the tree's time
             h.cbSimplexInterrupt.unsubscribe(interrupt)
             h.cbMipInterrupt.unsubscribe(interrupt)
+        processes = solver_processes() if target_s is None else 1
+        split: list[tuple[float, np.ndarray, np.ndarray]] = []
         status, branch_lb, nodes = _branch(
             master,  # type: ignore[arg-type]
             p=p,
@@ -1015,7 +1023,78 @@ def solve_capture(
             progress=progress,
             cut_rounds=NODE_CUT_ROUNDS,
             node_order=NODE_ORDER,
+            split_at=SPLIT_NODES * processes if processes > 1 else None,
+            open_out=split,
         )
+        if status == "split":
+            # the open nodes are dealt out to this process and the others; a process that
+            # runs out of work takes nodes the others give away (work stealing)
+            spec = _TreeSpec.of(
+                master,
+                prob=sprob,
+                cuts=cuts,
+                p=p,
+                p_max=p_max,
+                required=required,
+                gap_target=gap_target,
+                deadline=deadline,
+            )
+            from planner.models._benders import _PseudoCosts
+
+            own_pseudo = _PseudoCosts(m, {})
+            split.sort(key=lambda node: node[0])
+            shares = [split[i::processes] for i in range(processes)]
+            from threadpoolctl import threadpool_limits
+
+            # one BLAS thread per process: BLAS's own threads on the cores the other
+            # processes use made every matrix product several times slower
+            with (
+                threadpool_limits(limits=1),
+                _TreeWorkers(spec, shares[1:], ub, best_open) as others,
+            ):
+
+                def run(start: list[Node], left: list[Node]) -> tuple[str, float, int]:
+                    return _branch(
+                        master,  # type: ignore[arg-type]
+                        p=p,
+                        base_lo=base_lo,
+                        base_hi=base_hi,
+                        root_bound=lp_bound,
+                        offer=offer,
+                        polish=lambda cand: polish(cand, 0.05),
+                        upper_bound=upper_bound,
+                        deadline=deadline,
+                        stop=stop_all,
+                        gap_target=gap_target,
+                        unit=0.0,
+                        progress=progress,
+                        cut_rounds=NODE_CUT_ROUNDS,
+                        node_order=NODE_ORDER,
+                        start_nodes=start,
+                        open_out=left,
+                        pseudo=own_pseudo,
+                        donate=others.steal.donate,
+                    )
+
+                status, own_lb, own_nodes = _search_shares(
+                    run, others.steal, shares[0], deadline, stop_all
+                )
+                results = others.collect(stop_all)
+                left_bound = others.steal.drain()
+            branch_lb = min(branch_lb, own_lb, left_bound)
+            nodes += own_nodes
+            per_process = [own_nodes]
+            for r in results:
+                offer(r.best_open)
+                branch_lb = min(branch_lb, r.bound)
+                nodes += r.nodes
+                per_process.append(r.nodes)
+                if r.status != "done" and status == "done":
+                    status = r.status
+            if np.isfinite(left_bound) and status == "done":
+                status = "time_limit"
+            extras["processes"] = processes
+            extras["nodes_per_process"] = per_process
         lb = max(lb, branch_lb)
     if reached():
         status = "reached"
@@ -1039,6 +1118,351 @@ def solve_capture(
         status=status,
         extras=extras,
     )
+
+
+#: An open node of the tree: (bound, lower bounds, upper bounds) of ``y``.
+Node = tuple[float, np.ndarray, np.ndarray]
+
+#: Open nodes per process at which the tree is split (``$PLANNER_SOLVER_PROCESSES`` > 1).
+SPLIT_NODES = 4
+
+
+@dataclass(frozen=True)
+class _TreeSpec:
+    """What another process needs to search part of the tree: the scaled problem, the cut
+    groups and the master LP's rows (every cut so far), as plain arrays."""
+
+    prob: CaptureProblem
+    p: int | None
+    p_max: int | None
+    required: np.ndarray
+    y_lower: np.ndarray
+    group: np.ndarray
+    phi_lower: np.ndarray
+    rows: sp.csr_matrix
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    n_fixed_rows: int
+    gap_target: float
+    wall_deadline: float
+
+    @staticmethod
+    def of(
+        master: _Master,
+        *,
+        prob: CaptureProblem,
+        cuts: _Cuts,
+        p: int | None,
+        p_max: int | None,
+        required: np.ndarray,
+        gap_target: float,
+        deadline: float,
+    ) -> _TreeSpec:
+        import highspy
+
+        lp = master.h.getLp()
+        mat = lp.a_matrix_
+        shape = (int(lp.num_row_), int(lp.num_col_))
+        parts = (np.asarray(mat.value_), np.asarray(mat.index_), np.asarray(mat.start_))
+        if mat.format_ == highspy.MatrixFormat.kRowwise:
+            a = sp.csr_matrix(parts, shape=shape)
+        else:
+            a = sp.csc_matrix(parts, shape=shape).tocsr()
+        first = _Master.FIRST_CUT_ROW
+        m = master.m
+        return _TreeSpec(
+            prob=prob,
+            p=p,
+            p_max=p_max,
+            required=np.asarray(required, dtype=np.intp),
+            y_lower=np.asarray(lp.col_lower_)[:m].copy(),
+            group=cuts.group,
+            phi_lower=np.asarray(lp.col_lower_)[m:].copy(),
+            rows=a[first:],
+            row_lower=np.asarray(lp.row_lower_)[first:].copy(),
+            row_upper=np.asarray(lp.row_upper_)[first:].copy(),
+            n_fixed_rows=master.n_fixed_rows,
+            gap_target=gap_target,
+            wall_deadline=time.time() + (deadline - time.perf_counter()),
+        )
+
+
+@dataclass
+class _Best:
+    """A tree process's incumbent (value of ``F``, open set)."""
+
+    ub: float
+    open: np.ndarray
+
+
+@dataclass(frozen=True)
+class _PartResult:
+    """A share's outcome: the bound covers what was searched; ``left`` is still open."""
+
+    status: str
+    bound: float
+    nodes: int
+    best_open: np.ndarray
+
+
+class _PartSearcher:
+    """Searches shares of the open nodes in one process, with its own copy of the master LP
+    (built from ``spec``) and pseudo-costs kept from one share to the next."""
+
+    def __init__(self, spec: _TreeSpec) -> None:
+        from planner.models._benders import _PseudoCosts
+
+        prob = spec.prob
+        self.spec = spec
+        self.cuts = _Cuts(prob, spec.p, spec.y_lower, spec.group, spec.p_max)
+        self.master = master = _Master(
+            prob,
+            self.cuts,
+            p=spec.p,
+            p_max=spec.p_max,
+            y_lower=spec.y_lower,
+            phi_lower=spec.phi_lower,
+            interrupt=None,
+        )
+        rows = spec.rows
+        if rows.shape[0]:
+            master.h.addRows(
+                int(rows.shape[0]),
+                spec.row_lower,
+                spec.row_upper,
+                int(rows.nnz),
+                rows.indptr[:-1].astype(np.int32),
+                rows.indices.astype(np.int32),
+                rows.data,
+            )
+        master.n_fixed_rows = spec.n_fixed_rows
+        self.pseudo = _PseudoCosts(prob.m, {})
+        self.best = _Best(np.inf, np.zeros(0, dtype=np.intp))
+        self.cuts.incumbent = lambda: self.best.ub
+
+    def offer(self, cand: np.ndarray) -> None:
+        spec = self.spec
+        cand = np.asarray(cand, dtype=np.intp)
+        if spec.p is None and (
+            cand.size == 0 or (spec.p_max is not None and cand.size > spec.p_max)
+        ):
+            return
+        if not np.all(np.isin(spec.required, cand)):
+            return
+        val = spec.prob.value(cand)
+        if val < self.best.ub:
+            self.best = _Best(val, np.sort(cand))
+
+    def polish(self, cand: np.ndarray, deadline: float) -> None:
+        spec = self.spec
+        found, val = local_search(
+            spec.prob,
+            np.asarray(cand, dtype=np.intp),
+            p=spec.p,
+            required=spec.required,
+            p_max=spec.p_max,
+            deadline=time.perf_counter() + 0.05 * max(deadline - time.perf_counter(), 0.0),
+        )
+        if val < self.best.ub and (spec.p is not None or found.size):
+            self.best = _Best(val, np.sort(found))
+
+    def search(self, nodes: list[Node], steal: _Steal, stop: Callable[[], bool]) -> _PartResult:
+        """Search under ``nodes``, then under nodes taken from the others, until the tree is
+        done, the deadline or ``stop``."""
+        deadline = time.perf_counter() + (self.spec.wall_deadline - time.time())
+
+        def run(start: list[Node], left: list[Node]) -> tuple[str, float, int]:
+            return _branch(
+                self.master,  # type: ignore[arg-type]
+                p=self.spec.p,
+                base_lo=self.spec.y_lower,
+                base_hi=np.ones(self.spec.prob.m),
+                root_bound=-np.inf,
+                offer=self.offer,
+                polish=lambda cand: self.polish(cand, deadline),
+                upper_bound=lambda: self.best.ub,
+                deadline=deadline,
+                stop=stop,
+                gap_target=self.spec.gap_target,
+                unit=0.0,
+                progress=lambda message, bound: None,
+                cut_rounds=NODE_CUT_ROUNDS,
+                node_order=NODE_ORDER,
+                start_nodes=start,
+                open_out=left,
+                pseudo=self.pseudo,
+                donate=steal.donate,
+            )
+
+        status, bound, n = _search_shares(run, steal, nodes, deadline, stop)
+        return _PartResult(status, bound, n, self.best.open)
+
+
+def _search_shares(
+    run: Callable[[list[Node], list[Node]], tuple[str, float, int]],
+    steal: _Steal,
+    nodes: list[Node],
+    deadline: float,
+    stop: Callable[[], bool],
+) -> tuple[str, float, int]:
+    """One process's part of a split tree: search ``nodes`` (``run(start, left)``), then
+    nodes given away by the others, until every process is out of work (status "done"), the
+    deadline or ``stop``. Returns (status, bound over what was searched or left open,
+    nodes)."""
+    bound, total, status = np.inf, 0, "done"
+    while True:
+        if nodes:
+            left: list[Node] = []
+            status, lb, n = run(nodes, left)
+            bound, total = min(bound, lb), total + n
+            if left:  # deadline or stop with nodes still open
+                return status, min([bound] + [node[0] for node in left]), total
+        taken, status = steal.take(deadline, stop)
+        if taken is None:
+            return status, bound, total
+        nodes = taken
+
+
+class _Steal:
+    """Work stealing among the processes of a split tree: a process out of work waits for
+    nodes that a busy one gives away (half of its open nodes, least bound first)."""
+
+    def __init__(self, ctx: Any, n: int) -> None:
+        self.n = n
+        self.spare = ctx.Queue()
+        self.lock = ctx.Lock()
+        self.idle = ctx.Value("i", 0, lock=False)
+        self.posted = ctx.Value("i", 0, lock=False)
+        self.taken = ctx.Value("i", 0, lock=False)
+        self.halt = ctx.Event()
+
+    def donate(self, queue: Any) -> None:
+        """Give away half of ``queue``'s open nodes when a process waits for work and no
+        gift is already on its way to it."""
+        if self.idle.value <= 0 or len(queue) < 2:
+            return
+        with self.lock:
+            if self.idle.value <= self.posted.value - self.taken.value:
+                return
+            items = sorted(queue.nodes.values(), key=lambda node: node[1])[0::2]
+            for item in items:
+                queue.nodes.pop(item[0])
+            self.posted.value += 1
+            self.spare.put([(b, lo, hi) for _, b, lo, hi in items])
+
+    def take(self, deadline: float, stop: Callable[[], bool]) -> tuple[list[Node] | None, str]:
+        """Nodes given away by another process, or None with the reason the search ends."""
+        import queue
+
+        with self.lock:
+            self.idle.value += 1
+        while True:
+            try:
+                nodes = self.spare.get(timeout=0.02)
+            except queue.Empty:
+                if self.halt.is_set() or stop():
+                    return None, "stopped"
+                if time.perf_counter() >= deadline:
+                    return None, "time_limit"
+                with self.lock:
+                    if self.idle.value >= self.n and self.posted.value == self.taken.value:
+                        return None, "done"
+                continue
+            with self.lock:
+                self.taken.value += 1
+                self.idle.value -= 1
+            return nodes, "done"
+
+    def drain(self) -> float:
+        """The least bound among the nodes given away that nobody took (inf when none; -inf
+        when some could not be read back, so that no bound is claimed for them)."""
+        import queue
+
+        least = np.inf
+        with self.lock:
+            missing = self.posted.value - self.taken.value
+        while missing > 0:
+            try:
+                nodes = self.spare.get(timeout=1.0)
+            except queue.Empty:
+                return -np.inf
+            missing -= 1
+            least = min([least] + [node[0] for node in nodes])
+        return least
+
+
+def _part_main(
+    spec: _TreeSpec, nodes: list[Node], job: tuple[float, Any], steal: _Steal, out: Any
+) -> None:
+    """Entry point of a tree process: searches its share and what it can take, then puts
+    ``("ok", _PartResult)`` (or ``("error", text)``) on ``out``."""
+    from threadpoolctl import threadpool_limits
+
+    ub, best_open = job
+    try:
+        # one BLAS thread: the processes already use every core
+        with threadpool_limits(limits=1):
+            searcher = _PartSearcher(spec)
+            searcher.best = _Best(ub, np.sort(np.asarray(best_open, dtype=np.intp)))
+            result = searcher.search(nodes, steal, steal.halt.is_set)
+        out.put(("ok", result))
+    except Exception as exc:  # reported to the parent, which raises it
+        steal.halt.set()
+        out.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class _TreeWorkers:
+    """The other processes of a split tree (spawned, so that a multi-threaded server never
+    forks), each with its share of the open nodes. The context exit stops and joins them."""
+
+    def __init__(
+        self, spec: _TreeSpec, shares: list[list[Node]], ub: float, best_open: np.ndarray
+    ) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.steal = _Steal(ctx, len(shares) + 1)
+        self.out = ctx.Queue()
+        self.procs = [
+            ctx.Process(
+                target=_part_main,
+                args=(spec, share, (ub, best_open), self.steal, self.out),
+                daemon=True,
+            )
+            for share in shares
+        ]
+
+    def __enter__(self) -> _TreeWorkers:
+        for proc in self.procs:
+            proc.start()
+        return self
+
+    def collect(self, stop: Callable[[], bool]) -> list[_PartResult]:
+        """Every other process's result; sets the halt flag when ``stop`` says so."""
+        import queue
+
+        results: list[_PartResult] = []
+        while len(results) < len(self.procs):
+            if stop():
+                self.steal.halt.set()
+            try:
+                kind, payload = self.out.get(timeout=0.2)
+            except queue.Empty:
+                if not all(proc.is_alive() for proc in self.procs):
+                    raise SolverError("a branch-and-cut process ended without a result") from None
+                continue
+            if kind != "ok":
+                raise SolverError(f"a branch-and-cut process failed: {payload}")
+            results.append(payload)
+        return results
+
+    def __exit__(self, *exc: object) -> None:
+        self.steal.halt.set()
+        for proc in self.procs:
+            proc.join(timeout=5.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
 
 
 def _restricted(
