@@ -10,16 +10,7 @@ import numpy as np
 import pytest
 
 from planner.models import max_capture
-
-
-def spatial(seed: int, n: int, m: int, beta: float):
-    rng = np.random.default_rng(seed)
-    cust = rng.uniform(0, 10, (n, 2))
-    sites = rng.uniform(0, 10, (m, 2))
-    comp = rng.uniform(0, 10, (2, 2))
-    u = np.exp(-beta * np.linalg.norm(cust[:, None] - sites[None], axis=2))
-    o = np.exp(-beta * np.linalg.norm(cust[:, None] - comp[None], axis=2)).sum(axis=1)
-    return u, o + np.exp(-2.5 * beta), rng.integers(1, 11, n).astype(float)
+from tests.test_models_market import spatial
 
 
 def brute(u, o, w, p) -> float:
@@ -103,3 +94,30 @@ def test_solver_processes_setting(monkeypatch) -> None:
     monkeypatch.setenv("PLANNER_SOLVER_PROCESSES", "two")
     with pytest.raises(InputError, match="PLANNER_SOLVER_PROCESSES"):
         solver_processes()
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_tree_cut_short_still_bounds_the_optimum(processes, monkeypatch) -> None:
+    """The tree stops (its deadline) with nodes still open, before it could split: the
+    upper bound must still cover them (it is not the incumbent's value)."""
+    from planner.models import _market
+
+    monkeypatch.setenv("PLANNER_SOLVER_PROCESSES", processes)
+    monkeypatch.setattr(_market, "RESTRICT_SHARE", 2.0)
+    monkeypatch.setattr(_market, "ENVELOPE_ROOT", 0)
+    real_branch = _market._branch
+    calls = []
+
+    def short_branch(master, **kw):
+        calls.append(kw.get("split_at"))
+        kw["deadline"] = 0.0  # out of time at once: the root node stays open
+        return real_branch(master, **kw)
+
+    monkeypatch.setattr(_market, "_branch", short_branch)
+    u, o, w = spatial(8, 80, 14, 2.0)
+    best = brute(u, o, w, 5)
+    sol = max_capture(u, 5, w, outside=o, time_limit=60)
+    assert calls == [None if processes == "1" else 2 * _market.SPLIT_NODES]
+    assert not sol.optimal
+    assert sol.upper_bound >= best * (1 - 1e-9)
+    assert sol.gap > 1e-6  # the root's gap, not zero

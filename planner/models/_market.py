@@ -1006,26 +1006,34 @@ def solve_capture(
             h.cbSimplexInterrupt.unsubscribe(interrupt)
             h.cbMipInterrupt.unsubscribe(interrupt)
         processes = solver_processes() if target_s is None else 1
-        split: list[tuple[float, np.ndarray, np.ndarray]] = []
-        status, branch_lb, nodes = _branch(
-            master,  # type: ignore[arg-type]
-            p=p,
-            base_lo=base_lo,
-            base_hi=base_hi,
-            root_bound=lp_bound,
-            offer=offer,
-            polish=lambda cand: polish(cand, 0.05),
-            upper_bound=upper_bound,
-            deadline=deadline,
-            stop=stop_all,
-            gap_target=gap_target,
-            unit=0.0,
-            progress=progress,
-            cut_rounds=NODE_CUT_ROUNDS,
-            node_order=NODE_ORDER,
-            split_at=SPLIT_NODES * processes if processes > 1 else None,
-            open_out=split,
-        )
+
+        def tree(**more: Any) -> tuple[str, float, int]:
+            return _branch(
+                master,  # type: ignore[arg-type]
+                p=p,
+                base_lo=base_lo,
+                base_hi=base_hi,
+                root_bound=lp_bound,
+                offer=offer,
+                polish=lambda cand: polish(cand, 0.05),
+                upper_bound=upper_bound,
+                deadline=deadline,
+                stop=stop_all,
+                gap_target=gap_target,
+                unit=0.0,
+                progress=progress,
+                cut_rounds=NODE_CUT_ROUNDS,
+                node_order=NODE_ORDER,
+                **more,
+            )
+
+        if processes == 1:
+            status, branch_lb, nodes = tree()
+        else:
+            split: list[Node] = []
+            status, branch_lb, nodes = tree(split_at=SPLIT_NODES * processes, open_out=split)
+            if status != "split" and split:  # stopped before the split: still open
+                branch_lb = min([branch_lb] + [node[0] for node in split])
         if status == "split":
             # the open nodes are dealt out to this process and the others; a process that
             # runs out of work takes nodes the others give away (work stealing)
@@ -1054,22 +1062,7 @@ def solve_capture(
             ):
 
                 def run(start: list[Node], left: list[Node]) -> tuple[str, float, int]:
-                    return _branch(
-                        master,  # type: ignore[arg-type]
-                        p=p,
-                        base_lo=base_lo,
-                        base_hi=base_hi,
-                        root_bound=lp_bound,
-                        offer=offer,
-                        polish=lambda cand: polish(cand, 0.05),
-                        upper_bound=upper_bound,
-                        deadline=deadline,
-                        stop=stop_all,
-                        gap_target=gap_target,
-                        unit=0.0,
-                        progress=progress,
-                        cut_rounds=NODE_CUT_ROUNDS,
-                        node_order=NODE_ORDER,
+                    return tree(
                         start_nodes=start,
                         open_out=left,
                         pseudo=own_pseudo,
