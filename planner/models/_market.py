@@ -1442,7 +1442,12 @@ class _TreeWorkers:
                 kind, payload = self.out.get(timeout=0.2)
             except queue.Empty:
                 if not all(proc.is_alive() for proc in self.procs):
-                    raise SolverError("a branch-and-cut process ended without a result") from None
+                    raise SolverError(
+                        "a branch-and-cut process ended without a result (with "
+                        "PLANNER_SOLVER_PROCESSES > 1 a script must call the planner under "
+                        "`if __name__ == '__main__':`, as Python's spawned processes import "
+                        "the script again; or set PLANNER_SOLVER_PROCESSES=1)"
+                    ) from None
                 continue
             if kind != "ok":
                 raise SolverError(f"a branch-and-cut process failed: {payload}")
