@@ -53,7 +53,7 @@ import scipy.sparse as sp
 
 from planner.errors import SolverError
 from planner.models._base import ProgressReporter, StopCallback, relative_gap
-from planner.models._benders import _branch, _set_time_limit
+from planner.models._benders import _branch, _PseudoCosts, _set_time_limit
 from planner.models._mip import _new_highs
 from planner.settings import solver_processes
 
@@ -748,6 +748,16 @@ class _Master:
 # ---- the solve ---------------------------------------------------------------------------------
 
 
+def _admissible(
+    cand: np.ndarray, *, p: int | None, p_max: int | None, required: np.ndarray
+) -> bool:
+    """Whether an open set may be offered as an incumbent: every required site in it, and in
+    profit mode (``p`` None) at least one and at most ``p_max`` sites."""
+    if p is None and (cand.size == 0 or (p_max is not None and cand.size > p_max)):
+        return False
+    return bool(np.all(np.isin(required, cand)))
+
+
 def solve_capture(
     prob: CaptureProblem,
     *,
@@ -817,9 +827,7 @@ def solve_capture(
     def offer(cand: np.ndarray) -> None:
         nonlocal ub, best_open
         cand = np.asarray(cand, dtype=np.intp)
-        if p is None and (cand.size == 0 or (p_max is not None and cand.size > p_max)):
-            return
-        if not np.all(np.isin(required, cand)):
+        if not _admissible(cand, p=p, p_max=p_max, required=required):
             return
         val = sprob.value(cand)
         if val < ub:
@@ -1047,8 +1055,6 @@ def solve_capture(
                 gap_target=gap_target,
                 deadline=deadline,
             )
-            from planner.models._benders import _PseudoCosts
-
             own_pseudo = _PseudoCosts(m, {})
             split.sort(key=lambda node: node[0])
             shares = [split[i::processes] for i in range(processes)]
@@ -1203,8 +1209,6 @@ class _PartSearcher:
     (built from ``spec``) and pseudo-costs kept from one share to the next."""
 
     def __init__(self, spec: _TreeSpec) -> None:
-        from planner.models._benders import _PseudoCosts
-
         prob = spec.prob
         self.spec = spec
         self.cuts = _Cuts(prob, spec.p, spec.y_lower, spec.group, spec.p_max)
@@ -1236,11 +1240,7 @@ class _PartSearcher:
     def offer(self, cand: np.ndarray) -> None:
         spec = self.spec
         cand = np.asarray(cand, dtype=np.intp)
-        if spec.p is None and (
-            cand.size == 0 or (spec.p_max is not None and cand.size > spec.p_max)
-        ):
-            return
-        if not np.all(np.isin(spec.required, cand)):
+        if not _admissible(cand, p=spec.p, p_max=spec.p_max, required=spec.required):
             return
         val = spec.prob.value(cand)
         if val < self.best.ub:
