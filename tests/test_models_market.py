@@ -436,6 +436,64 @@ def test_restriction_to_the_sites_left_after_fixing_keeps_the_optimum() -> None:
     assert restricted >= 2  # the restricted path ran (and gave the optimum)
 
 
+def hm14_like(seed: int, n: int, m: int, alpha: float, beta: float):
+    """Haase and Mueller's instances as the literature runs them
+    (``benchmarks/bench_market_hm14.py``): L1 distances in a 30 x 30 square, one competitor
+    with utility ``exp(-alpha beta k)``, every row divided by it. With ``beta`` 5 the utilities
+    span about 1e-90 to 1e17 against an outside option of 1."""
+    rng = np.random.default_rng(seed)
+    comp, sites, cust = (30.0 * rng.random((k, 2)) for k in (1, m, n))
+    c = np.abs(cust[:, None] - sites[None]).sum(axis=2)
+    k = np.abs(cust - comp).sum(axis=1)
+    return np.exp(-beta * c + alpha * beta * k[:, None]), np.ones(n), np.ones(n)
+
+
+def test_coefficient_reduction_keeps_cuts_valid_and_tightens_them() -> None:
+    """Tangent coefficients are cut to ``rhs - floor`` (the fewest jobs a customer can be
+    lost with): still valid at every open set, never larger than that, and deeper than the
+    plain tangent at fractional points where a single site would take the tangent below
+    the floor."""
+    from planner.models._market import CaptureProblem, _Cuts
+
+    rng = np.random.default_rng(8)
+    n, m, p = 12, 7, 3
+    u, o, w = hm14_like(3, n, m, 0.2, 1.0)
+    prob = CaptureProblem(u, o, w, np.zeros(m))
+    cuts = _Cuts(prob, p, np.zeros(m), np.arange(n))
+    best = np.sort(u, axis=1)[:, ::-1][:, :p].sum(axis=1)
+    np.testing.assert_allclose(cuts.floor, prob.lost(best))
+    sets = [np.array(s, dtype=np.intp) for s in subsets(m, [p])]
+    assert min(prob.lost(u[:, t].sum(axis=1)).min() for t in sets) >= cuts.floor.min() - 1e-12
+    deeper = 0
+    for _ in range(6):
+        y = rng.random(m)
+        y *= p / y.sum()
+        coef, rhs = cuts.gradient(y)
+        assert np.all(coef <= np.maximum(rhs - cuts.floor, 0.0)[:, None] + 1e-12)
+        for t in sets:
+            yy = np.zeros(m)
+            yy[t] = 1.0
+            assert np.all(rhs - coef @ yy <= prob.lost(u[:, t].sum(axis=1)) + 1e-9)
+        d = o + u @ y
+        plain = (w * o / d**2)[:, None] * u
+        assert np.all(rhs - coef @ y >= rhs - plain @ y - 1e-12)
+        deeper += int(np.sum(rhs - coef @ y > rhs - plain @ y + 1e-9))
+    assert deeper > 0
+
+
+@pytest.mark.parametrize("beta", [5.0, 10.0])
+def test_utilities_spanning_a_hundred_orders_of_magnitude_are_solved_exactly(beta) -> None:
+    """Haase and Mueller's instances with a steep distance decay: the master LP stays well
+    scaled (it stopped with HiGHS's status "unknown", reported as a time limit, before cut
+    coefficients were reduced) and every answer is the enumerated optimum."""
+    u, o, w = hm14_like(11, 60, 10, 0.2, beta)
+    assert u.max() / u[u > 0].min() > 1e30
+    for p in (2, 3, 4):
+        sol = max_capture(u, p, w, outside=o, time_limit=60)
+        assert sol.optimal, (p, sol.status, sol.gap)
+        assert_close(sol.objective, brute_p(u, o, w, p))
+
+
 @pytest.mark.parametrize("q", [1, 2, 3, 5])
 def test_envelope_cuts_are_valid_at_every_open_set_and_deeper_than_tangents(q) -> None:
     """Envelope cuts (a small LP over the subsets of the most attractive sites) of single

@@ -112,6 +112,17 @@ SUBMODULAR_CUTS = True
 CUT_GROUPS = 64
 
 
+def _others(cols: np.ndarray) -> np.ndarray:
+    """Per entry, the sum of the other entries in its row (``row sum - entry`` without the
+    cancellation that loses a small remainder next to a utility of 1e17)."""
+    k, n = cols.shape
+    prefix = np.zeros((k, n + 1))
+    np.cumsum(cols, axis=1, out=prefix[:, 1:])
+    suffix = np.zeros((k, n + 1))
+    np.cumsum(cols[:, ::-1], axis=1, out=suffix[:, 1:])
+    return prefix[:, :n] + suffix[:, n - 1 :: -1][:, :n]
+
+
 def _groups(prob: CaptureProblem, n_groups: int) -> np.ndarray:
     """Group of each customer: customers with the same most attractive candidate together,
     groups of about equal lost-job weight."""
@@ -434,6 +445,25 @@ class _Cuts:
         self.incumbent: Callable[[], float] | None = None
         #: envelope cut separator, made at first use
         self.env: _Envelope | None = None
+        #: per customer, the fewest jobs it can be lost with (its ``q`` most attractive sites
+        #: open), and per group their sum: the floors of ``phi`` that :meth:`cap` uses
+        q = self.q
+        best = -np.partition(-prob.u, q - 1, axis=1)[:, :q] if q < prob.m else prob.u
+        self.floor = prob.lost(best.sum(axis=1))
+        self.group_floor = self.agg @ self.floor
+
+    @staticmethod
+    def cap(coef: np.ndarray, rhs: np.ndarray, floor: np.ndarray) -> np.ndarray:
+        """Coefficient reduction: the cuts ``phi + coef . y >= rhs`` with every coefficient at
+        most ``rhs - floor`` (``floor``: the least value ``phi`` can take), in place.
+
+        Valid at every binary ``y``: where a reduced coefficient's site is open the cut asks
+        ``phi >= floor`` or less, which always holds; elsewhere nothing changes. It is tighter
+        at fractional ``y``, and it keeps the master's numbers of the order of the jobs: a
+        tangent at a point far from a very attractive site (utility 1e17 against an outside
+        option of 1) would otherwise have a coefficient of that order."""
+        np.minimum(coef, np.maximum(rhs - floor, 0.0)[:, None], out=coef)
+        return coef
 
     def _weighted(self, weight: np.ndarray) -> sp.csr_matrix:
         """``agg`` with customer ``i``'s entry ``weight[i]``: ``_weighted(w) @ M`` sums
@@ -448,7 +478,10 @@ class _Cuts:
         u0 = prob.u @ y0
         d = prob.o + u0
         slope = prob.a * prob.o / (d * d)
-        return np.asarray(self._weighted(slope) @ prob.u), self.agg @ (slope * (prob.o + 2.0 * u0))
+        rhs = slope * (prob.o + 2.0 * u0)
+        work = np.multiply(prob.u, slope[:, None], out=self._work)
+        self.cap(work, rhs, self.floor)
+        return np.asarray(self.agg @ work), self.agg @ rhs
 
     def grouped_submodular(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The group sums of :meth:`submodular`'s cuts at ``s``, in two passes over ``u``."""
@@ -468,7 +501,7 @@ class _Cuts:
         np.divide(u, work, out=work)
         coef = np.asarray(self._weighted(ao / ds) @ work)
         # sites in S (few): ao u / (dx (dx + u)), dx = o + U of S + T - j at its largest
-        dx = (ds + extra)[:, None] - u_s
+        dx = (o + extra)[:, None] + _others(u_s)
         c_s = ao[:, None] * u_s / (dx * (dx + u_s))
         coef[:, cols] = np.asarray(self.agg @ c_s)
         rhs = self.agg @ (ao / ds + c_s.sum(axis=1))
@@ -494,7 +527,8 @@ class _Cuts:
         u0 = prob.u @ y0
         d = prob.o + u0
         slope = prob.a * prob.o / (d * d)
-        return slope[:, None] * prob.u, slope * (prob.o + 2.0 * u0)
+        rhs = slope * (prob.o + 2.0 * u0)
+        return self.cap(slope[:, None] * prob.u, rhs, self.floor), rhs
 
     def submodular(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients and right-hand sides of the submodular cuts at the open set ``s``.
@@ -515,7 +549,9 @@ class _Cuts:
         ds = o + us
         ao = prob.a * o
         extra = self._extra(in_s)
-        dx = (ds + extra)[:, None] - u  # o + U of S + T - j, at its largest
+        dx = np.empty_like(u)  # o + U of S + T - j, at its largest (used for j in S)
+        dx[:] = (ds + extra)[:, None]
+        dx[:, in_s] = (o + extra)[:, None] + _others(u[:, in_s])
         coef = np.where(
             in_s[None, :],
             ao[:, None] * u / (dx * (dx + u)),
@@ -533,7 +569,8 @@ class _Cuts:
     def _pick_grouped(
         self, coef: np.ndarray, rhs: np.ndarray, y: np.ndarray, theta: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The groups' cuts that ``(y, theta)`` violates."""
+        """The groups' cuts (reduced by :meth:`cap`) that ``(y, theta)`` violates."""
+        coef = self.cap(coef, rhs, self.group_floor)
         value = rhs - coef @ y
         tol = CUT_TOLERANCE * np.maximum(self.group_weight, 1e-12)
         rows = np.flatnonzero(value > theta + tol)
@@ -578,6 +615,7 @@ class _Cuts:
         order = np.argsort(self.group, kind="stable")
         members = np.split(order, np.cumsum(np.bincount(self.group))[:-1])
         coef, rhs = self.env.cuts(y, members)
+        self.cap(coef, rhs, self.group_floor)
         value = rhs - coef @ y
         tol = CUT_TOLERANCE * np.maximum(self.group_weight, 1e-12)
         rows = np.flatnonzero(value > theta + tol)
@@ -802,6 +840,9 @@ def solve_capture(
     t0 = time.perf_counter()
     k, m = prob.u.shape
     stop = should_stop or (lambda: False)
+    hs = highspy.HighsModelStatus
+    #: statuses that are an answer, not numerical trouble
+    lp_done = (hs.kOptimal, hs.kInfeasible, hs.kTimeLimit, hs.kInterrupt)
     best_open = np.sort(np.asarray(start_open, dtype=np.intp))
     ub_raw = prob.value(best_open)
     # scale so that the master's numbers are of order 1 per customer
@@ -855,14 +896,6 @@ def solve_capture(
     def progress(message: str, bound: float) -> None:
         report(message, objective=ub * scale, bound=bound * scale)
 
-    # phi_i lower bounds: every allowed site open (or the p most attractive ones)
-    if p is not None:
-        top = -np.partition(-sprob.u, p - 1, axis=1)[:, :p] if p < m else sprob.u
-        util_max = top.sum(axis=1)
-    elif p_max is not None and p_max < m:
-        util_max = (-np.partition(-sprob.u, p_max - 1, axis=1)[:, :p_max]).sum(axis=1)
-    else:
-        util_max = sprob.u.sum(axis=1)
     cuts = _Cuts(sprob, p, y_lo, _groups(sprob, CUT_GROUPS), p_max)
     master = _Master(
         sprob,
@@ -870,7 +903,7 @@ def solve_capture(
         p=p,
         p_max=p_max,
         y_lower=y_lo,
-        phi_lower=cuts.agg @ sprob.lost(util_max),
+        phi_lower=cuts.group_floor,
         interrupt=interrupt,
     )
     h = master.h
@@ -903,10 +936,19 @@ def solve_capture(
         _set_time_limit(h, deadline)
         h.run()
         ms = h.getModelStatus()
+        if ms not in lp_done and not stop_all() and time.perf_counter() < deadline:
+            h.clearSolver()  # numerical trouble in the warm start: once more from scratch
+            h.run()
+            ms = h.getModelStatus()
         if ms == highspy.HighsModelStatus.kInfeasible:
             raise SolverError("the capture master LP is infeasible (p out of range?)")
         if ms != highspy.HighsModelStatus.kOptimal:
-            status = "stopped" if stop_all() else "time_limit"
+            if stop_all():
+                status = "stopped"
+            elif ms in lp_done or time.perf_counter() >= deadline:
+                status = "time_limit"
+            else:
+                status = f"master: {h.modelStatusToString(ms)}"
             break
         rounds += 1
         sol = h.getSolution()
