@@ -69,6 +69,62 @@ def test_work_stealing_gives_half_the_open_nodes_least_bound_first() -> None:
     assert steal.drain() == float("inf")  # every gift was taken
 
 
+def test_the_split_trees_bound_covers_every_process_and_the_nodes_in_transit() -> None:
+    from planner.models._benders import _NodeQueue
+    from planner.models._market import _Steal
+
+    ctx = multiprocessing.get_context("spawn")
+    steal = _Steal(ctx, 2, [1.5, 3.0])  # the two shares' least bounds
+    assert steal.least() == 1.5
+    queue = _NodeQueue("plunge")
+    for i, bound in enumerate([2.0, 6.0, 4.0, 5.0]):
+        queue.push(i, bound, np.zeros(3), np.ones(3))
+    steal.bounds[0] = 2.0  # process 0 has searched on
+    steal.idle.value = 1  # process 1 waits for work
+    steal.donate(queue)  # gives the nodes at 2.0 and 5.0
+    steal.bounds[0] = 4.0  # process 0's own bound without them
+    assert steal.least() == 2.0  # still counted: they are on their way
+    nodes, status = steal.take(deadline=float("inf"), stop=lambda: False, me=1)
+    assert status == "done"
+    assert [b for b, _, _ in nodes] == [2.0, 5.0]
+    assert steal.bounds[1] == 2.0  # now process 1's
+    assert steal.transit.value == float("inf")
+    assert steal.least() == 2.0
+
+
+def test_progress_during_a_split_tree_never_passes_the_optimum(monkeypatch) -> None:
+    """Each progress report during a split solve bounds the whole tree, not only the nodes
+    of the process that reports (which, alone, is above the optimum once the others hold the
+    node that leads to it)."""
+    from planner.models import _benders, _market, market
+
+    monkeypatch.setenv("PLANNER_SOLVER_PROCESSES", "2")
+    monkeypatch.setattr(_market, "SPLIT_NODES", 1)
+    monkeypatch.setattr(_market, "RESTRICT_SHARE", 2.0)
+    monkeypatch.setattr(_market, "ENVELOPE_ROOT", 0)
+    monkeypatch.setattr(_benders, "PROGRESS_EVERY", 0.0)  # this process reports every node
+
+    def no_swaps(prob, cand, **kw):
+        return np.sort(cand), prob.value(np.sort(cand))
+
+    # this process starts from a poor answer and keeps it (no swaps, no rounding), so that
+    # its reports are not capped by an optimal incumbent; the other finds the optimum
+    monkeypatch.setattr(_market, "local_search", no_swaps)
+    monkeypatch.setattr(market, "local_search", no_swaps)
+    monkeypatch.setattr(market, "greedy", lambda prob, p, **kw: np.argsort(prob.u.sum(axis=0))[:p])
+    monkeypatch.setattr(_market._Cuts, "round", lambda self, y: None)
+    for seed in (4, 9):  # before the fix, seed 4 reported a bound 2.4 jobs past the optimum
+        u, o, w = spatial(seed, 80, 14, 2.0)
+        best = brute(u, o, w, 5)
+        reports = []
+        sol = max_capture(u, 5, w, outside=o, time_limit=120, progress=reports.append)
+        assert sol.optimal
+        assert sol.extras["processes"] == 2
+        tree = [r.bound for r in reports if "branch-and-cut" in r.message]
+        assert tree  # the reports checked here
+        assert all(b <= w.sum() - best + 1e-7 for b in tree)
+
+
 def test_work_stealing_ends_when_every_process_waits() -> None:
     from planner.models._market import _Steal
 

@@ -106,6 +106,9 @@ RELIABILITY = 1
 #: Every so many branch-and-bound nodes the rounded LP solution is improved by swaps.
 POLISH_EVERY = 10
 
+#: Seconds between the tree's progress reports.
+PROGRESS_EVERY = 0.5
+
 #: Weight of the stability centre in the in-out separation point.
 IN_OUT_ALPHA = 0.5
 
@@ -713,7 +716,7 @@ def _branch(
             counter += 1
             queue.push(counter, child_bound[value], child_lo, child_hi)
             origin[counter] = (j, value, bound, float(y[j]))
-        if time.perf_counter() - last_report > 0.5:
+        if time.perf_counter() - last_report > PROGRESS_EVERY:
             last_report = time.perf_counter()
             progress(f"Benders branch-and-cut, {nodes} nodes", global_bound())
     if open_out is not None:

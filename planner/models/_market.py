@@ -1057,7 +1057,9 @@ def solve_capture(
             h.cbMipInterrupt.unsubscribe(interrupt)
         processes = solver_processes() if target_s is None else 1
 
-        def tree(**more: Any) -> tuple[str, float, int]:
+        def tree(
+            report_bound: Callable[[str, float], None] = progress, **more: Any
+        ) -> tuple[str, float, int]:
             return _branch(
                 master,  # type: ignore[arg-type]
                 p=p,
@@ -1071,7 +1073,7 @@ def solve_capture(
                 stop=stop_all,
                 gap_target=gap_target,
                 unit=0.0,
-                progress=progress,
+                progress=report_bound,
                 cut_rounds=NODE_CUT_ROUNDS,
                 node_order=NODE_ORDER,
                 **more,
@@ -1106,11 +1108,19 @@ def solve_capture(
             # processes use made every matrix product several times slower
             with (
                 threadpool_limits(limits=1),
-                _TreeWorkers(spec, shares[1:], ub, best_open) as others,
+                _TreeWorkers(spec, shares, ub, best_open) as others,
             ):
 
-                def run(start: list[Node], left: list[Node]) -> tuple[str, float, int]:
+                def run(
+                    start: list[Node], left: list[Node], publish: Callable[[str, float], None]
+                ) -> tuple[str, float, int]:
+                    def report_bound(message: str, bound: float) -> None:
+                        publish(message, bound)
+                        # every process's work and the nodes on their way between them
+                        progress(message, others.steal.least())
+
                     return tree(
+                        report_bound,
                         start_nodes=start,
                         open_out=left,
                         pseudo=own_pseudo,
@@ -1118,7 +1128,7 @@ def solve_capture(
                     )
 
                 status, own_lb, own_nodes = _search_shares(
-                    run, others.steal, shares[0], deadline, stop_all
+                    run, others.steal, shares[0], deadline, stop_all, me=0
                 )
                 results = others.collect(stop_all)
                 left_bound = others.steal.drain()
@@ -1301,12 +1311,16 @@ class _PartSearcher:
         if val < self.best.ub and (spec.p is not None or found.size):
             self.best = _Best(val, np.sort(found))
 
-    def search(self, nodes: list[Node], steal: _Steal, stop: Callable[[], bool]) -> _PartResult:
+    def search(
+        self, nodes: list[Node], steal: _Steal, stop: Callable[[], bool], me: int
+    ) -> _PartResult:
         """Search under ``nodes``, then under nodes taken from the others, until the tree is
-        done, the deadline or ``stop``."""
+        done, the deadline or ``stop``; ``me`` is this process's place in ``steal``."""
         deadline = time.perf_counter() + (self.spec.wall_deadline - time.time())
 
-        def run(start: list[Node], left: list[Node]) -> tuple[str, float, int]:
+        def run(
+            start: list[Node], left: list[Node], publish: Callable[[str, float], None]
+        ) -> tuple[str, float, int]:
             return _branch(
                 self.master,  # type: ignore[arg-type]
                 p=self.spec.p,
@@ -1320,7 +1334,7 @@ class _PartSearcher:
                 stop=stop,
                 gap_target=self.spec.gap_target,
                 unit=0.0,
-                progress=lambda message, bound: None,
+                progress=publish,
                 cut_rounds=NODE_CUT_ROUNDS,
                 node_order=NODE_ORDER,
                 start_nodes=start,
@@ -1329,30 +1343,40 @@ class _PartSearcher:
                 donate=steal.donate,
             )
 
-        status, bound, n = _search_shares(run, steal, nodes, deadline, stop)
+        status, bound, n = _search_shares(run, steal, nodes, deadline, stop, me=me)
         return _PartResult(status, bound, n, self.best.open)
 
 
 def _search_shares(
-    run: Callable[[list[Node], list[Node]], tuple[str, float, int]],
+    run: Callable[[list[Node], list[Node], Callable[[str, float], None]], tuple[str, float, int]],
     steal: _Steal,
     nodes: list[Node],
     deadline: float,
     stop: Callable[[], bool],
+    *,
+    me: int,
 ) -> tuple[str, float, int]:
-    """One process's part of a split tree: search ``nodes`` (``run(start, left)``), then
-    nodes given away by the others, until every process is out of work (status "done"), the
-    deadline or ``stop``. Returns (status, bound over what was searched or left open,
-    nodes)."""
+    """One process's part of a split tree: search ``nodes`` (``run(start, left, publish)``;
+    the tree calls ``publish`` with its bound as it goes), then nodes given away by the
+    others, until every process is out of work (status "done"), the deadline or ``stop``.
+    This process's bound in ``steal`` (place ``me``) covers what it searched and holds.
+    Returns (status, bound over what was searched or left open, nodes)."""
     bound, total, status = np.inf, 0, "done"
+
+    def publish(message: str, lb: float) -> None:
+        steal.bounds[me] = min(bound, lb)
+
     while True:
         if nodes:
             left: list[Node] = []
-            status, lb, n = run(nodes, left)
+            status, lb, n = run(nodes, left, publish)
             bound, total = min(bound, lb), total + n
             if left:  # deadline or stop with nodes still open
-                return status, min([bound] + [node[0] for node in left]), total
-        taken, status = steal.take(deadline, stop)
+                bound = min([bound] + [node[0] for node in left])
+                steal.bounds[me] = bound
+                return status, bound, total
+            steal.bounds[me] = bound
+        taken, status = steal.take(deadline, stop, me)
         if taken is None:
             return status, bound, total
         nodes = taken
@@ -1362,7 +1386,7 @@ class _Steal:
     """Work stealing among the processes of a split tree: a process out of work waits for
     nodes that a busy one gives away (half of its open nodes, least bound first)."""
 
-    def __init__(self, ctx: Any, n: int) -> None:
+    def __init__(self, ctx: Any, n: int, bounds: list[float] | None = None) -> None:
         self.n = n
         self.spare = ctx.Queue()
         self.lock = ctx.Lock()
@@ -1370,6 +1394,16 @@ class _Steal:
         self.posted = ctx.Value("i", 0, lock=False)
         self.taken = ctx.Value("i", 0, lock=False)
         self.halt = ctx.Event()
+        #: per process, the least bound over the nodes it searched, holds or searches now
+        #: (at first, its share's); with :attr:`transit` the split tree's bound
+        self.bounds = ctx.Array("d", bounds if bounds is not None else [np.inf] * n, lock=False)
+        #: the least bound among nodes given away and not yet taken (inf when none)
+        self.transit = ctx.Value("d", np.inf, lock=False)
+
+    def least(self) -> float:
+        """The bound of the whole split tree now: every process's and the nodes in transit."""
+        with self.lock:
+            return min(*self.bounds[:], self.transit.value)
 
     def donate(self, queue: Any) -> None:
         """Give away half of ``queue``'s open nodes when a process waits for work and no
@@ -1383,10 +1417,14 @@ class _Steal:
             for item in items:
                 queue.nodes.pop(item[0])
             self.posted.value += 1
+            self.transit.value = min([self.transit.value] + [item[1] for item in items])
             self.spare.put([(b, lo, hi) for _, b, lo, hi in items])
 
-    def take(self, deadline: float, stop: Callable[[], bool]) -> tuple[list[Node] | None, str]:
-        """Nodes given away by another process, or None with the reason the search ends."""
+    def take(
+        self, deadline: float, stop: Callable[[], bool], me: int = 0
+    ) -> tuple[list[Node] | None, str]:
+        """Nodes given away by another process (they join process ``me``'s bound), or None
+        with the reason the search ends."""
         import queue
 
         with self.lock:
@@ -1406,6 +1444,9 @@ class _Steal:
             with self.lock:
                 self.taken.value += 1
                 self.idle.value -= 1
+                self.bounds[me] = min([self.bounds[me]] + [node[0] for node in nodes])
+                if self.taken.value == self.posted.value:
+                    self.transit.value = np.inf
             return nodes, "done"
 
     def drain(self) -> float:
@@ -1427,7 +1468,13 @@ class _Steal:
 
 
 def _part_main(
-    spec: _TreeSpec, nodes: list[Node], job: tuple[float, Any], steal: _Steal, out: Any
+    spec: _TreeSpec,
+    nodes: list[Node],
+    job: tuple[float, Any],
+    steal: _Steal,
+    out: Any,
+    *,
+    me: int,
 ) -> None:
     """Entry point of a tree process: searches its share and what it can take, then puts
     ``("ok", _PartResult)`` (or ``("error", text)``) on ``out``."""
@@ -1439,7 +1486,7 @@ def _part_main(
         with threadpool_limits(limits=1):
             searcher = _PartSearcher(spec)
             searcher.best = _Best(ub, np.sort(np.asarray(best_open, dtype=np.intp)))
-            result = searcher.search(nodes, steal, steal.halt.is_set)
+            result = searcher.search(nodes, steal, steal.halt.is_set, me)
         out.put(("ok", result))
     except Exception as exc:  # reported to the parent, which raises it
         steal.halt.set()
@@ -1453,18 +1500,21 @@ class _TreeWorkers:
     def __init__(
         self, spec: _TreeSpec, shares: list[list[Node]], ub: float, best_open: np.ndarray
     ) -> None:
+        """``shares[0]`` is this process's, the others' are searched by new processes."""
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        self.steal = _Steal(ctx, len(shares) + 1)
+        bounds = [min([np.inf] + [node[0] for node in share]) for share in shares]
+        self.steal = _Steal(ctx, len(shares), bounds)
         self.out = ctx.Queue()
         self.procs = [
             ctx.Process(
                 target=_part_main,
                 args=(spec, share, (ub, best_open), self.steal, self.out),
+                kwargs={"me": me},
                 daemon=True,
             )
-            for share in shares
+            for me, share in enumerate(shares[1:], start=1)
         ]
 
     def __enter__(self) -> _TreeWorkers:
