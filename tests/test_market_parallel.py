@@ -48,7 +48,7 @@ def test_one_process_is_the_default(monkeypatch) -> None:
 
 def test_work_stealing_gives_half_the_open_nodes_least_bound_first() -> None:
     from planner.models._benders import _NodeQueue
-    from planner.models._market import _Steal
+    from planner.models._market_split import _Steal
 
     ctx = multiprocessing.get_context("spawn")
     steal = _Steal(ctx, 2)
@@ -71,7 +71,7 @@ def test_work_stealing_gives_half_the_open_nodes_least_bound_first() -> None:
 
 def test_the_split_trees_bound_covers_every_process_and_the_nodes_in_transit() -> None:
     from planner.models._benders import _NodeQueue
-    from planner.models._market import _Steal
+    from planner.models._market_split import _Steal
 
     ctx = multiprocessing.get_context("spawn")
     steal = _Steal(ctx, 2, [1.5, 3.0])  # the two shares' least bounds
@@ -126,7 +126,7 @@ def test_progress_during_a_split_tree_never_passes_the_optimum(monkeypatch) -> N
 
 
 def test_work_stealing_ends_when_every_process_waits() -> None:
-    from planner.models._market import _Steal
+    from planner.models._market_split import _Steal
 
     ctx = multiprocessing.get_context("spawn")
     steal = _Steal(ctx, 2)

@@ -796,6 +796,41 @@ def _admissible(
     return bool(np.all(np.isin(required, cand)))
 
 
+@dataclass
+class _Incumbent:
+    """The best open set found so far (``ub``, the value of ``F``, and ``open``) and the two
+    ways it improves: an offered set, and swaps from a set (:func:`local_search`)."""
+
+    prob: CaptureProblem
+    p: int | None
+    p_max: int | None
+    required: np.ndarray
+    ub: float
+    open: np.ndarray
+
+    def offer(self, cand: np.ndarray) -> None:
+        cand = np.asarray(cand, dtype=np.intp)
+        if not _admissible(cand, p=self.p, p_max=self.p_max, required=self.required):
+            return
+        val = self.prob.value(cand)
+        if val < self.ub:
+            self.ub, self.open = val, np.sort(cand)
+
+    def polish(self, cand: np.ndarray, deadline: float, share: float) -> float:
+        """Swaps from ``cand`` for ``share`` of the time left; returns the value reached."""
+        found, val = local_search(
+            self.prob,
+            np.asarray(cand, dtype=np.intp),
+            p=self.p,
+            required=self.required,
+            p_max=self.p_max,
+            deadline=time.perf_counter() + share * max(deadline - time.perf_counter(), 0.0),
+        )
+        if val < self.ub and (self.p is not None or found.size):
+            self.ub, self.open = val, np.sort(found)
+        return val
+
+
 def solve_capture(
     prob: CaptureProblem,
     *,
@@ -843,12 +878,12 @@ def solve_capture(
     hs = highspy.HighsModelStatus
     #: statuses that are an answer, not numerical trouble
     lp_done = (hs.kOptimal, hs.kInfeasible, hs.kTimeLimit, hs.kInterrupt)
-    best_open = np.sort(np.asarray(start_open, dtype=np.intp))
-    ub_raw = prob.value(best_open)
+    start_open = np.sort(np.asarray(start_open, dtype=np.intp))
+    ub_raw = prob.value(start_open)
     # scale so that the master's numbers are of order 1 per customer
     scale = ub_raw / k if ub_raw > 1e-12 else 1.0
     sprob = CaptureProblem(prob.u, prob.o, prob.a / scale, prob.f / scale)
-    ub = ub_raw / scale
+    best = _Incumbent(sprob, p, p_max, required, ub_raw / scale, start_open)
     target_s = None if target is None else target / scale
     lb = -np.inf
     extras: dict[str, Any] = {}
@@ -856,7 +891,7 @@ def solve_capture(
     y_lo[required] = 1.0
 
     def reached() -> bool:
-        return target_s is not None and ub <= target_s
+        return target_s is not None and best.ub <= target_s
 
     def stop_all() -> bool:
         return stop() or reached()
@@ -865,36 +900,13 @@ def solve_capture(
         if stop_all() or time.perf_counter() >= deadline:
             event.interrupt()
 
-    def offer(cand: np.ndarray) -> None:
-        nonlocal ub, best_open
-        cand = np.asarray(cand, dtype=np.intp)
-        if not _admissible(cand, p=p, p_max=p_max, required=required):
-            return
-        val = sprob.value(cand)
-        if val < ub:
-            ub, best_open = val, np.sort(cand)
-
-    def polish(cand: np.ndarray, share: float = 0.05) -> float:
-        nonlocal ub, best_open
-        found, val = local_search(
-            sprob,
-            np.asarray(cand, dtype=np.intp),
-            p=p,
-            required=required,
-            p_max=p_max,
-            deadline=time.perf_counter() + share * max(deadline - time.perf_counter(), 0.0),
-        )
-        if val < ub and (p is not None or found.size):
-            ub, best_open = val, np.sort(found)
-        return val
-
     def upper_bound() -> float:
         if target_s is not None:
-            return min(ub, target_s * (1.0 + 1e-9))
-        return ub
+            return min(best.ub, target_s * (1.0 + 1e-9))
+        return best.ub
 
     def progress(message: str, bound: float) -> None:
-        report(message, objective=ub * scale, bound=bound * scale)
+        report(message, objective=best.ub * scale, bound=bound * scale)
 
     cuts = _Cuts(sprob, p, y_lo, _groups(sprob, CUT_GROUPS), p_max)
     master = _Master(
@@ -908,7 +920,7 @@ def solve_capture(
     )
     h = master.h
     y0 = np.zeros(m)
-    y0[best_open] = 1.0
+    y0[best.open] = 1.0
     no_theta = np.full(cuts.n_groups, -np.inf)
     master.add(*cuts.violated(y0, y0, no_theta))
     # a tangent at the uniform point too (the LP's first solution is less extreme)
@@ -960,8 +972,8 @@ def solve_capture(
         history.append(lp_bound)
         s = cuts.round(y)
         if s is not None:
-            offer(s)
-        if relative_gap(ub, lb) <= gap_target or reached():
+            best.offer(s)
+        if relative_gap(best.ub, lb) <= gap_target or reached():
             status = "done"
             break
         if target_s is not None and lb > target_s * (1.0 + 1e-9):
@@ -982,7 +994,7 @@ def solve_capture(
         if env_start is not None:
             gained = history[-1] - history[max(len(history) - 3, env_from - 1)]
             if (
-                len(history) - env_from >= 3 and gained <= ENVELOPE_STALL * (ub - history[-1])
+                len(history) - env_from >= 3 and gained <= ENVELOPE_STALL * (best.ub - history[-1])
             ) or time.perf_counter() - env_start > env_budget:
                 break
             extra = []
@@ -1005,16 +1017,16 @@ def solve_capture(
 
     if status not in ("stopped", "done") and rounds and time.perf_counter() < deadline:
         rounded = cuts.round(y)
-        polish(rounded if rounded is not None else best_open, 0.2)
+        best.polish(rounded if rounded is not None else best.open, deadline, 0.2)
     nodes = 0
     if (
         status not in ("stopped", "done")
         and rounds
-        and relative_gap(ub, lb) > gap_target
+        and relative_gap(best.ub, lb) > gap_target
         and not reached()
         and time.perf_counter() < deadline
     ):
-        slack = upper_bound() - lp_bound + 1e-9 * max(abs(ub), 1.0)
+        slack = upper_bound() - lp_bound + 1e-9 * max(abs(best.ub), 1.0)
         closed = (y < 1e-9) & (rc > slack) & (y_lo < 0.5)
         forced = (y > 1.0 - 1e-9) & (-rc > slack)
         extras["fixed_closed"] = int(closed.sum())
@@ -1028,7 +1040,7 @@ def solve_capture(
                 prob,
                 keep=np.flatnonzero(~closed),
                 required=np.union1d(required, np.flatnonzero(forced)),
-                start_open=best_open,
+                start_open=best.open,
                 cap=upper_bound() * scale,
                 extras=extras,
                 solve=lambda sub, req, start: solve_capture(
@@ -1066,8 +1078,8 @@ def solve_capture(
                 base_lo=base_lo,
                 base_hi=base_hi,
                 root_bound=lp_bound,
-                offer=offer,
-                polish=lambda cand: polish(cand, 0.05),
+                offer=best.offer,
+                polish=lambda cand: best.polish(cand, deadline, 0.05),
                 upper_bound=upper_bound,
                 deadline=deadline,
                 stop=stop_all,
@@ -1087,6 +1099,8 @@ def solve_capture(
             if status != "split" and split:  # stopped before the split: still open
                 branch_lb = min([branch_lb] + [node[0] for node in split])
         if status == "split":
+            from planner.models._market_split import _search_shares, _TreeSpec, _TreeWorkers
+
             # the open nodes are dealt out to this process and the others; a process that
             # runs out of work takes nodes the others give away (work stealing)
             spec = _TreeSpec.of(
@@ -1108,7 +1122,7 @@ def solve_capture(
             # processes use made every matrix product several times slower
             with (
                 threadpool_limits(limits=1),
-                _TreeWorkers(spec, shares, ub, best_open) as others,
+                _TreeWorkers(spec, shares, best.ub, best.open) as others,
             ):
 
                 def run(
@@ -1136,7 +1150,7 @@ def solve_capture(
             nodes += own_nodes
             per_process = [own_nodes]
             for r in results:
-                offer(r.best_open)
+                best.offer(r.best_open)
                 branch_lb = min(branch_lb, r.bound)
                 nodes += r.nodes
                 per_process.append(r.nodes)
@@ -1153,7 +1167,7 @@ def solve_capture(
         if target_s is not None:
             status = "cutoff"  # no open set reaches the target
         else:
-            status = "optimal" if relative_gap(ub, lb) <= 1e-6 else "gap_limit"
+            status = "optimal" if relative_gap(best.ub, lb) <= 1e-6 else "gap_limit"
     elif status == "stopped" and not stop():
         status = "time_limit"
     extras["nodes"] = nodes
@@ -1163,9 +1177,9 @@ def solve_capture(
     extras["bnc_time_s"] = time.perf_counter() - t0
     progress("outer approximation finished", lb)
     return CaptureResult(
-        open=np.sort(best_open),
-        objective=ub * scale,
-        bound=min(lb, ub) * scale if target_s is None else lb * scale,
+        open=np.sort(best.open),
+        objective=best.ub * scale,
+        bound=min(lb, best.ub) * scale if target_s is None else lb * scale,
         status=status,
         extras=extras,
     )
@@ -1176,383 +1190,6 @@ Node = tuple[float, np.ndarray, np.ndarray]
 
 #: Open nodes per process at which the tree is split (``$PLANNER_SOLVER_PROCESSES`` > 1).
 SPLIT_NODES = 4
-
-
-@dataclass(frozen=True)
-class _TreeSpec:
-    """What another process needs to search part of the tree: the scaled problem, the cut
-    groups and the master LP's rows (every cut so far), as plain arrays."""
-
-    prob: CaptureProblem
-    p: int | None
-    p_max: int | None
-    required: np.ndarray
-    y_lower: np.ndarray
-    group: np.ndarray
-    phi_lower: np.ndarray
-    rows: sp.csr_matrix
-    row_lower: np.ndarray
-    row_upper: np.ndarray
-    n_fixed_rows: int
-    gap_target: float
-    wall_deadline: float
-
-    @staticmethod
-    def of(
-        master: _Master,
-        *,
-        prob: CaptureProblem,
-        cuts: _Cuts,
-        p: int | None,
-        p_max: int | None,
-        required: np.ndarray,
-        gap_target: float,
-        deadline: float,
-    ) -> _TreeSpec:
-        import highspy
-
-        lp = master.h.getLp()
-        mat = lp.a_matrix_
-        shape = (int(lp.num_row_), int(lp.num_col_))
-        parts = (np.asarray(mat.value_), np.asarray(mat.index_), np.asarray(mat.start_))
-        if mat.format_ == highspy.MatrixFormat.kRowwise:
-            a = sp.csr_matrix(parts, shape=shape)
-        else:
-            a = sp.csc_matrix(parts, shape=shape).tocsr()
-        first = _Master.FIRST_CUT_ROW
-        m = master.m
-        return _TreeSpec(
-            prob=prob,
-            p=p,
-            p_max=p_max,
-            required=np.asarray(required, dtype=np.intp),
-            y_lower=np.asarray(lp.col_lower_)[:m].copy(),
-            group=cuts.group,
-            phi_lower=np.asarray(lp.col_lower_)[m:].copy(),
-            rows=a[first:],
-            row_lower=np.asarray(lp.row_lower_)[first:].copy(),
-            row_upper=np.asarray(lp.row_upper_)[first:].copy(),
-            n_fixed_rows=master.n_fixed_rows,
-            gap_target=gap_target,
-            wall_deadline=time.time() + (deadline - time.perf_counter()),
-        )
-
-
-@dataclass
-class _Best:
-    """A tree process's incumbent (value of ``F``, open set)."""
-
-    ub: float
-    open: np.ndarray
-
-
-@dataclass(frozen=True)
-class _PartResult:
-    """A share's outcome: the bound covers what was searched; ``left`` is still open."""
-
-    status: str
-    bound: float
-    nodes: int
-    best_open: np.ndarray
-
-
-class _PartSearcher:
-    """Searches shares of the open nodes in one process, with its own copy of the master LP
-    (built from ``spec``) and pseudo-costs kept from one share to the next."""
-
-    def __init__(self, spec: _TreeSpec) -> None:
-        prob = spec.prob
-        self.spec = spec
-        self.cuts = _Cuts(prob, spec.p, spec.y_lower, spec.group, spec.p_max)
-        self.master = master = _Master(
-            prob,
-            self.cuts,
-            p=spec.p,
-            p_max=spec.p_max,
-            y_lower=spec.y_lower,
-            phi_lower=spec.phi_lower,
-            interrupt=None,
-        )
-        rows = spec.rows
-        if rows.shape[0]:
-            master.h.addRows(
-                int(rows.shape[0]),
-                spec.row_lower,
-                spec.row_upper,
-                int(rows.nnz),
-                rows.indptr[:-1].astype(np.int32),
-                rows.indices.astype(np.int32),
-                rows.data,
-            )
-        master.n_fixed_rows = spec.n_fixed_rows
-        self.pseudo = _PseudoCosts(prob.m, {})
-        self.best = _Best(np.inf, np.zeros(0, dtype=np.intp))
-        self.cuts.incumbent = lambda: self.best.ub
-
-    def offer(self, cand: np.ndarray) -> None:
-        spec = self.spec
-        cand = np.asarray(cand, dtype=np.intp)
-        if not _admissible(cand, p=spec.p, p_max=spec.p_max, required=spec.required):
-            return
-        val = spec.prob.value(cand)
-        if val < self.best.ub:
-            self.best = _Best(val, np.sort(cand))
-
-    def polish(self, cand: np.ndarray, deadline: float) -> None:
-        spec = self.spec
-        found, val = local_search(
-            spec.prob,
-            np.asarray(cand, dtype=np.intp),
-            p=spec.p,
-            required=spec.required,
-            p_max=spec.p_max,
-            deadline=time.perf_counter() + 0.05 * max(deadline - time.perf_counter(), 0.0),
-        )
-        if val < self.best.ub and (spec.p is not None or found.size):
-            self.best = _Best(val, np.sort(found))
-
-    def search(
-        self, nodes: list[Node], steal: _Steal, stop: Callable[[], bool], me: int
-    ) -> _PartResult:
-        """Search under ``nodes``, then under nodes taken from the others, until the tree is
-        done, the deadline or ``stop``; ``me`` is this process's place in ``steal``."""
-        deadline = time.perf_counter() + (self.spec.wall_deadline - time.time())
-
-        def run(
-            start: list[Node], left: list[Node], publish: Callable[[str, float], None]
-        ) -> tuple[str, float, int]:
-            return _branch(
-                self.master,  # type: ignore[arg-type]
-                p=self.spec.p,
-                base_lo=self.spec.y_lower,
-                base_hi=np.ones(self.spec.prob.m),
-                root_bound=-np.inf,
-                offer=self.offer,
-                polish=lambda cand: self.polish(cand, deadline),
-                upper_bound=lambda: self.best.ub,
-                deadline=deadline,
-                stop=stop,
-                gap_target=self.spec.gap_target,
-                unit=0.0,
-                progress=publish,
-                cut_rounds=NODE_CUT_ROUNDS,
-                node_order=NODE_ORDER,
-                start_nodes=start,
-                open_out=left,
-                pseudo=self.pseudo,
-                donate=steal.donate,
-            )
-
-        status, bound, n = _search_shares(run, steal, nodes, deadline, stop, me=me)
-        return _PartResult(status, bound, n, self.best.open)
-
-
-def _search_shares(
-    run: Callable[[list[Node], list[Node], Callable[[str, float], None]], tuple[str, float, int]],
-    steal: _Steal,
-    nodes: list[Node],
-    deadline: float,
-    stop: Callable[[], bool],
-    *,
-    me: int,
-) -> tuple[str, float, int]:
-    """One process's part of a split tree: search ``nodes`` (``run(start, left, publish)``;
-    the tree calls ``publish`` with its bound as it goes), then nodes given away by the
-    others, until every process is out of work (status "done"), the deadline or ``stop``.
-    This process's bound in ``steal`` (place ``me``) covers what it searched and holds.
-    Returns (status, bound over what was searched or left open, nodes)."""
-    bound, total, status = np.inf, 0, "done"
-
-    def publish(message: str, lb: float) -> None:
-        steal.bounds[me] = min(bound, lb)
-
-    while True:
-        if nodes:
-            left: list[Node] = []
-            status, lb, n = run(nodes, left, publish)
-            bound, total = min(bound, lb), total + n
-            if left:  # deadline or stop with nodes still open
-                bound = min([bound] + [node[0] for node in left])
-                steal.bounds[me] = bound
-                return status, bound, total
-            steal.bounds[me] = bound
-        taken, status = steal.take(deadline, stop, me)
-        if taken is None:
-            return status, bound, total
-        nodes = taken
-
-
-class _Steal:
-    """Work stealing among the processes of a split tree: a process out of work waits for
-    nodes that a busy one gives away (half of its open nodes, least bound first)."""
-
-    def __init__(self, ctx: Any, n: int, bounds: list[float] | None = None) -> None:
-        self.n = n
-        self.spare = ctx.Queue()
-        self.lock = ctx.Lock()
-        self.idle = ctx.Value("i", 0, lock=False)
-        self.posted = ctx.Value("i", 0, lock=False)
-        self.taken = ctx.Value("i", 0, lock=False)
-        self.halt = ctx.Event()
-        #: per process, the least bound over the nodes it searched, holds or searches now
-        #: (at first, its share's); with :attr:`transit` the split tree's bound
-        self.bounds = ctx.Array("d", bounds if bounds is not None else [np.inf] * n, lock=False)
-        #: the least bound among nodes given away and not yet taken (inf when none)
-        self.transit = ctx.Value("d", np.inf, lock=False)
-
-    def least(self) -> float:
-        """The bound of the whole split tree now: every process's and the nodes in transit."""
-        with self.lock:
-            return min(*self.bounds[:], self.transit.value)
-
-    def donate(self, queue: Any) -> None:
-        """Give away half of ``queue``'s open nodes when a process waits for work and no
-        gift is already on its way to it."""
-        if self.idle.value <= 0 or len(queue) < 2:
-            return
-        with self.lock:
-            if self.idle.value <= self.posted.value - self.taken.value:
-                return
-            items = sorted(queue.nodes.values(), key=lambda node: node[1])[0::2]
-            for item in items:
-                queue.nodes.pop(item[0])
-            self.posted.value += 1
-            self.transit.value = min([self.transit.value] + [item[1] for item in items])
-            self.spare.put([(b, lo, hi) for _, b, lo, hi in items])
-
-    def take(
-        self, deadline: float, stop: Callable[[], bool], me: int = 0
-    ) -> tuple[list[Node] | None, str]:
-        """Nodes given away by another process (they join process ``me``'s bound), or None
-        with the reason the search ends."""
-        import queue
-
-        with self.lock:
-            self.idle.value += 1
-        while True:
-            try:
-                nodes = self.spare.get(timeout=0.02)
-            except queue.Empty:
-                if self.halt.is_set() or stop():
-                    return None, "stopped"
-                if time.perf_counter() >= deadline:
-                    return None, "time_limit"
-                with self.lock:
-                    if self.idle.value >= self.n and self.posted.value == self.taken.value:
-                        return None, "done"
-                continue
-            with self.lock:
-                self.taken.value += 1
-                self.idle.value -= 1
-                self.bounds[me] = min([self.bounds[me]] + [node[0] for node in nodes])
-                if self.taken.value == self.posted.value:
-                    self.transit.value = np.inf
-            return nodes, "done"
-
-    def drain(self) -> float:
-        """The least bound among the nodes given away that nobody took (inf when none; -inf
-        when some could not be read back, so that no bound is claimed for them)."""
-        import queue
-
-        least = np.inf
-        with self.lock:
-            missing = self.posted.value - self.taken.value
-        while missing > 0:
-            try:
-                nodes = self.spare.get(timeout=1.0)
-            except queue.Empty:
-                return -np.inf
-            missing -= 1
-            least = min([least] + [node[0] for node in nodes])
-        return least
-
-
-def _part_main(
-    spec: _TreeSpec,
-    nodes: list[Node],
-    job: tuple[float, Any],
-    steal: _Steal,
-    out: Any,
-    *,
-    me: int,
-) -> None:
-    """Entry point of a tree process: searches its share and what it can take, then puts
-    ``("ok", _PartResult)`` (or ``("error", text)``) on ``out``."""
-    from threadpoolctl import threadpool_limits
-
-    ub, best_open = job
-    try:
-        # one BLAS thread: the processes already use every core
-        with threadpool_limits(limits=1):
-            searcher = _PartSearcher(spec)
-            searcher.best = _Best(ub, np.sort(np.asarray(best_open, dtype=np.intp)))
-            result = searcher.search(nodes, steal, steal.halt.is_set, me)
-        out.put(("ok", result))
-    except Exception as exc:  # reported to the parent, which raises it
-        steal.halt.set()
-        out.put(("error", f"{type(exc).__name__}: {exc}"))
-
-
-class _TreeWorkers:
-    """The other processes of a split tree (spawned, so that a multi-threaded server never
-    forks), each with its share of the open nodes. The context exit stops and joins them."""
-
-    def __init__(
-        self, spec: _TreeSpec, shares: list[list[Node]], ub: float, best_open: np.ndarray
-    ) -> None:
-        """``shares[0]`` is this process's, the others' are searched by new processes."""
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        bounds = [min([np.inf] + [node[0] for node in share]) for share in shares]
-        self.steal = _Steal(ctx, len(shares), bounds)
-        self.out = ctx.Queue()
-        self.procs = [
-            ctx.Process(
-                target=_part_main,
-                args=(spec, share, (ub, best_open), self.steal, self.out),
-                kwargs={"me": me},
-                daemon=True,
-            )
-            for me, share in enumerate(shares[1:], start=1)
-        ]
-
-    def __enter__(self) -> _TreeWorkers:
-        for proc in self.procs:
-            proc.start()
-        return self
-
-    def collect(self, stop: Callable[[], bool]) -> list[_PartResult]:
-        """Every other process's result; sets the halt flag when ``stop`` says so."""
-        import queue
-
-        results: list[_PartResult] = []
-        while len(results) < len(self.procs):
-            if stop():
-                self.steal.halt.set()
-            try:
-                kind, payload = self.out.get(timeout=0.2)
-            except queue.Empty:
-                if not all(proc.is_alive() for proc in self.procs):
-                    raise SolverError(
-                        "a branch-and-cut process ended without a result (with "
-                        "PLANNER_SOLVER_PROCESSES > 1 a script must call the planner under "
-                        "`if __name__ == '__main__':`, as Python's spawned processes import "
-                        "the script again; or set PLANNER_SOLVER_PROCESSES=1)"
-                    ) from None
-                continue
-            if kind != "ok":
-                raise SolverError(f"a branch-and-cut process failed: {payload}")
-            results.append(payload)
-        return results
-
-    def __exit__(self, *exc: object) -> None:
-        self.steal.halt.set()
-        for proc in self.procs:
-            proc.join(timeout=5.0)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
 
 
 def _restricted(
