@@ -85,6 +85,18 @@ def test_capture_tables_match_the_formula_and_cannibalisation() -> None:
     assert sites["jobs_won"].sum() == pytest.approx(points["won"].sum())
 
 
+def test_capture_tables_stay_exact_when_utilities_span_many_orders_of_magnitude() -> None:
+    """Utilities divided by a weak competitor's (as Haase and Mueller's instances are): the
+    jobs the plan keeps without the very attractive site are the other site's, not 0
+    (``total - utility`` would have lost them)."""
+    u = np.array([[1e17, 1.0, 0.0], [1e-3, 2.0, 5.0]])
+    w = np.array([3.0, 2.0])
+    points, sites = capture_tables(u, 0.0, 1.0, w, np.array([0, 1]))
+    keep = float(np.sum(w * u[:, 1] / (1.0 + u[:, 1])))
+    assert keep > 2.8
+    assert sites.loc[0, "jobs_added"] == pytest.approx(points["won"].sum() - keep, rel=1e-12)
+
+
 def test_demand_model_round_trips_through_the_scenario(tmp_path: Path) -> None:
     model = DemandModel(
         form="exponential", parameter=0.08, source="calibrated", interval=(0.06, 0.1)

@@ -183,6 +183,19 @@ def relative_gap(objective: float, lower_bound: float) -> float:
     return max(0.0, float(gap))
 
 
+def sum_of_others(cols: np.ndarray) -> np.ndarray:
+    """Per entry of a 2-D array, the sum of the other entries in its row.
+
+    Summed from both sides rather than as ``row sum - entry``, which loses everything but the
+    large entry when utilities span many orders of magnitude (1 next to 1e17)."""
+    k, n = cols.shape
+    prefix = np.zeros((k, n + 1))
+    np.cumsum(cols, axis=1, out=prefix[:, 1:])
+    suffix = np.zeros((k, n + 1))
+    np.cumsum(cols[:, ::-1], axis=1, out=suffix[:, 1:])
+    return prefix[:, :n] + suffix[:, n - 1 :: -1][:, :n]
+
+
 def highs_version() -> str:
     """Return the version string of the HiGHS solver used, e.g. ``"HiGHS 1.16.0"``."""
     from importlib.metadata import version

@@ -52,7 +52,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from planner.errors import SolverError
-from planner.models._base import ProgressReporter, StopCallback, relative_gap
+from planner.models._base import ProgressReporter, StopCallback, relative_gap, sum_of_others
 from planner.models._benders import _branch, _PseudoCosts, _set_time_limit
 from planner.models._mip import _new_highs
 from planner.settings import solver_processes
@@ -110,17 +110,6 @@ SUBMODULAR_CUTS = True
 #: keep the master LP small; the bound they converge to is the same, but more groups get
 #: there in fewer rounds (16 -> 64 groups: a third fewer nodes on the benchmark's hard cases).
 CUT_GROUPS = 64
-
-
-def _others(cols: np.ndarray) -> np.ndarray:
-    """Per entry, the sum of the other entries in its row (``row sum - entry`` without the
-    cancellation that loses a small remainder next to a utility of 1e17)."""
-    k, n = cols.shape
-    prefix = np.zeros((k, n + 1))
-    np.cumsum(cols, axis=1, out=prefix[:, 1:])
-    suffix = np.zeros((k, n + 1))
-    np.cumsum(cols[:, ::-1], axis=1, out=suffix[:, 1:])
-    return prefix[:, :n] + suffix[:, n - 1 :: -1][:, :n]
 
 
 def _groups(prob: CaptureProblem, n_groups: int) -> np.ndarray:
@@ -237,9 +226,17 @@ def local_search(
     is_open[start] = True
     fixed = np.zeros(m, dtype=bool)
     fixed[required] = True
-    util = u[:, is_open].sum(axis=1)
-    value = float(f[is_open].sum() + np.sum(a * o / (o + util)))
     cap = p_max if p_max is not None else m
+
+    def sums() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # the open set's utility per customer, and without each open site, summed afresh
+        # (subtracting a utility of 1e17 from a running sum would lose the rest)
+        idx = np.flatnonzero(is_open)
+        cols = u[:, idx]
+        return idx, cols.sum(axis=1), sum_of_others(cols)
+
+    open_idx, util, without = sums()
+    value = float(f[is_open].sum() + np.sum(a * o / (o + util)))
     tol = 1e-12 * max(abs(value), 1.0)
     while time.perf_counter() < deadline:
         best_delta, best_move = -tol, None
@@ -255,7 +252,7 @@ def local_search(
                 if delta[k] < best_delta:
                     best_delta, best_move = float(delta[k]), (-1, int(closed_ok[k]))
             for r in removable:
-                base = util - u[:, r]
+                base = without[:, np.searchsorted(open_idx, r)]
                 new = np.sum(ao[:, None] / (o[:, None] + base[:, None] + u[:, closed_ok]), axis=0)
                 delta = new + f[closed_ok] - f[r] - (value - f[is_open].sum())
                 k = int(np.argmin(delta))
@@ -263,7 +260,7 @@ def local_search(
                     best_delta, best_move = float(delta[k]), (int(r), int(closed_ok[k]))
         if p is None and is_open.sum() > 1:
             for r in removable:
-                base = util - u[:, r]
+                base = without[:, np.searchsorted(open_idx, r)]
                 delta = float(np.sum(a * o / (o + base))) - f[r] - (value - f[is_open].sum())
                 if delta < best_delta:
                     best_delta, best_move = delta, (int(r), -1)
@@ -272,10 +269,9 @@ def local_search(
         r_out, j = best_move
         if r_out >= 0:
             is_open[r_out] = False
-            util = util - u[:, r_out]
         if j >= 0:
             is_open[j] = True
-            util = util + u[:, j]
+        open_idx, util, without = sums()
         value = float(f[is_open].sum() + np.sum(a * o / (o + util)))
     return np.flatnonzero(is_open), value
 
@@ -501,7 +497,7 @@ class _Cuts:
         np.divide(u, work, out=work)
         coef = np.asarray(self._weighted(ao / ds) @ work)
         # sites in S (few): ao u / (dx (dx + u)), dx = o + U of S + T - j at its largest
-        dx = (o + extra)[:, None] + _others(u_s)
+        dx = (o + extra)[:, None] + sum_of_others(u_s)
         c_s = ao[:, None] * u_s / (dx * (dx + u_s))
         coef[:, cols] = np.asarray(self.agg @ c_s)
         rhs = self.agg @ (ao / ds + c_s.sum(axis=1))
@@ -551,7 +547,7 @@ class _Cuts:
         extra = self._extra(in_s)
         dx = np.empty_like(u)  # o + U of S + T - j, at its largest (used for j in S)
         dx[:] = (ds + extra)[:, None]
-        dx[:, in_s] = (o + extra)[:, None] + _others(u[:, in_s])
+        dx[:, in_s] = (o + extra)[:, None] + sum_of_others(u[:, in_s])
         coef = np.where(
             in_s[None, :],
             ao[:, None] * u / (dx * (dx + u)),

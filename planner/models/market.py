@@ -42,6 +42,7 @@ from planner.models._base import (
     check_time_limit,
     check_weights,
     format_number,
+    sum_of_others,
 )
 from planner.models._market import CaptureProblem, greedy, local_search, solve_capture
 
@@ -476,7 +477,7 @@ def _solution(
     captured = float(per_customer.sum())
     site_jobs = (w / (o + util))[:, None] * sub
     # jobs lost if one site closes: captured - capture without it
-    without = util[:, None] - sub
+    without = sum_of_others(sub)
     marginal = captured - (w[:, None] * without / (o[:, None] + without)).sum(axis=0)
     fixed_open = float(fixed[open_cols].sum())
     if mode == "profit":

@@ -40,6 +40,7 @@ import pandas as pd
 import shapely
 
 from planner.errors import InputError
+from planner.models._base import sum_of_others
 
 __all__ = [
     "DECAY_FORMS",
@@ -305,9 +306,10 @@ def capture_tables(
     )
     points["share"] = np.where(w > 0, won / np.where(w > 0, w, 1.0), 0.0)
     rows = []
+    others = sum_of_others(u_open)
     for k, j in enumerate(cols):
         own = w * u_open[:, k] / safe
-        rest = total_u - u_open[:, k]
+        rest = others[:, k]
         d2 = out + rest
         without = np.where(d2 > 0, w * rest / np.where(d2 > 0, d2, 1.0), 0.0)
         # closed, a partner still competes: the denominator stays, only its own jobs are lost
