@@ -54,6 +54,23 @@ def make_instance(n: int, m: int, beta: float, seed: int):
     return utility, outside, weights
 
 
+def add_processes_argument(parser: argparse.ArgumentParser) -> None:
+    """``--processes``, shared by the market benchmarks (see :func:`use_processes`)."""
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="processes max_capture's tree is split among (sets PLANNER_SOLVER_PROCESSES)",
+    )
+
+
+def use_processes(args: argparse.Namespace) -> str:
+    """Set ``PLANNER_SOLVER_PROCESSES`` from ``--processes``; returns the count in force."""
+    if args.processes is not None:
+        os.environ["PLANNER_SOLVER_PROCESSES"] = str(args.processes)
+    return os.environ.get("PLANNER_SOLVER_PROCESSES", "1")
+
+
 def reference_milp(u: np.ndarray, o: np.ndarray, w: np.ndarray, p: int, limit: float):
     """Haase's MILP in HiGHS; returns (objective, bound, status, seconds)."""
     n, m = u.shape
@@ -133,16 +150,9 @@ def main() -> None:
         "--reference-limit", type=float, default=60.0, help="reference MILP limit, s (0: skip)"
     )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=None,
-        help="processes max_capture's tree is split among (sets PLANNER_SOLVER_PROCESSES)",
-    )
+    add_processes_argument(parser)
     args = parser.parse_args()
-    if args.processes is not None:
-        os.environ["PLANNER_SOLVER_PROCESSES"] = str(args.processes)
-    print(f"max_capture tree processes: {os.environ.get('PLANNER_SOLVER_PROCESSES', '1')}")
+    print(f"max_capture tree processes: {use_processes(args)}")
     print(
         "| n | m | beta | p | max_capture s | status | gap | nodes | captured | reference s | "
         "reference status | ratio |"

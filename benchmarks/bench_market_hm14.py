@@ -22,12 +22,12 @@ Commands (under the shared CPU lock)::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_market import add_processes_argument, use_processes
 
 from planner.models import max_capture
 
@@ -80,17 +80,10 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=10.0, help="max_capture time limit, s")
     parser.add_argument("--data", type=Path, default=None, help="folder of HM14_<n>_<m>.data")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=None,
-        help="processes max_capture's tree is split among (sets PLANNER_SOLVER_PROCESSES)",
-    )
+    add_processes_argument(parser)
     args = parser.parse_args()
-    if args.processes is not None:
-        os.environ["PLANNER_SOLVER_PROCESSES"] = str(args.processes)
     source = f"files in {args.data}" if args.data else f"generated, seed {args.seed}"
-    print(f"instances: {source}; tree processes: {os.environ.get('PLANNER_SOLVER_PROCESSES', '1')}")
+    print(f"instances: {source}; tree processes: {use_processes(args)}")
     print("| n | m | beta | alpha | p | s | status | gap | nodes | captured |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     times: list[float] = []

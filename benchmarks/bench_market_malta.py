@@ -18,11 +18,11 @@ Command (under the shared CPU lock)::
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
 import pandas as pd
+from bench_market import add_processes_argument, use_processes
 
 from planner.engine import ScenarioSpec, prepare_scenario, solve_layout
 from planner.register.calibration import customer_history, fit_decay
@@ -102,16 +102,9 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=30.0)
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--skip-capture", action="store_true")
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=None,
-        help="processes max_capture's tree is split among (sets PLANNER_SOLVER_PROCESSES)",
-    )
+    add_processes_argument(parser)
     args = parser.parse_args()
-    if args.processes is not None:
-        os.environ["PLANNER_SOLVER_PROCESSES"] = str(args.processes)
-    print(f"max_capture tree processes: {os.environ.get('PLANNER_SOLVER_PROCESSES', '1')}")
+    print(f"max_capture tree processes: {use_processes(args)}")
     bench_calibration(args.jobs)
     if not args.skip_capture:
         bench_capture(args.candidates, args.p, args.limit)
