@@ -438,7 +438,7 @@ def test_restriction_to_the_sites_left_after_fixing_keeps_the_optimum() -> None:
 
 def hm14_like(seed: int, n: int, m: int, alpha: float, beta: float):
     """Haase and Mueller's instances as the literature runs them
-    (``benchmarks/bench_market_hm14.py``): L1 distances in a 30 x 30 square, one competitor
+    (``benchmarks/bench_market_hm14.py``, but L1 distances): a 30 x 30 square, one competitor
     with utility ``exp(-alpha beta k)``, every row divided by it. With ``beta`` 5 the utilities
     span about 1e-90 to 1e17 against an outside option of 1."""
     rng = np.random.default_rng(seed)
