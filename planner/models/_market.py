@@ -948,9 +948,9 @@ def solve_capture(
             h.clearSolver()  # numerical trouble in the warm start: once more from scratch
             h.run()
             ms = h.getModelStatus()
-        if ms == highspy.HighsModelStatus.kInfeasible:
+        if ms == hs.kInfeasible:
             raise SolverError("the capture master LP is infeasible (p out of range?)")
-        if ms != highspy.HighsModelStatus.kOptimal:
+        if ms != hs.kOptimal:
             if stop_all():
                 status = "stopped"
             elif ms in lp_done or time.perf_counter() >= deadline:
