@@ -54,6 +54,14 @@ import scipy.sparse as sp
 from planner.errors import SolverError
 from planner.models._base import ProgressReporter, StopCallback, relative_gap, sum_of_others
 from planner.models._benders import _branch, _PseudoCosts, _set_time_limit
+from planner.models._market_split import (
+    Node,
+    _PartResult,
+    _search_shares,
+    _Steal,
+    _TreeSpec,
+    _TreeWorkers,
+)
 from planner.models._mip import _new_highs
 from planner.settings import solver_processes
 
@@ -1095,8 +1103,6 @@ def solve_capture(
             if status != "split" and split:  # stopped before the split: still open
                 branch_lb = min([branch_lb] + [node[0] for node in split])
         if status == "split":
-            from planner.models._market_split import _search_shares, _TreeSpec, _TreeWorkers
-
             # the open nodes are dealt out to this process and the others; a process that
             # runs out of work takes nodes the others give away (work stealing)
             spec = _TreeSpec.of(
@@ -1118,7 +1124,7 @@ def solve_capture(
             # processes use made every matrix product several times slower
             with (
                 threadpool_limits(limits=1),
-                _TreeWorkers(spec, shares, best.ub, best.open) as others,
+                _TreeWorkers(spec, shares, best.ub, best.open, _PartSearcher) as others,
             ):
 
                 def run(
@@ -1181,11 +1187,79 @@ def solve_capture(
     )
 
 
-#: An open node of the tree: (bound, lower bounds, upper bounds) of ``y``.
-Node = tuple[float, np.ndarray, np.ndarray]
-
 #: Open nodes per process at which the tree is split (``$PLANNER_SOLVER_PROCESSES`` > 1).
 SPLIT_NODES = 4
+
+
+class _PartSearcher:
+    """Searches shares of the open nodes in one process, with its own copy of the master LP
+    (built from ``spec``) and pseudo-costs kept from one share to the next."""
+
+    def __init__(self, spec: _TreeSpec) -> None:
+        prob = spec.prob
+        self.spec = spec
+        self.cuts = _Cuts(prob, spec.p, spec.y_lower, spec.group, spec.p_max)
+        self.master = master = _Master(
+            prob,
+            self.cuts,
+            p=spec.p,
+            p_max=spec.p_max,
+            y_lower=spec.y_lower,
+            phi_lower=spec.phi_lower,
+            interrupt=None,
+        )
+        rows = spec.rows
+        if rows.shape[0]:
+            master.h.addRows(
+                int(rows.shape[0]),
+                spec.row_lower,
+                spec.row_upper,
+                int(rows.nnz),
+                rows.indptr[:-1].astype(np.int32),
+                rows.indices.astype(np.int32),
+                rows.data,
+            )
+        master.n_fixed_rows = spec.n_fixed_rows
+        self.pseudo = _PseudoCosts(prob.m, {})
+        self.best = _Incumbent(
+            prob, spec.p, spec.p_max, spec.required, np.inf, np.zeros(0, dtype=np.intp)
+        )
+        self.cuts.incumbent = lambda: self.best.ub
+
+    def search(
+        self, nodes: list[Node], steal: _Steal, stop: Callable[[], bool], me: int
+    ) -> _PartResult:
+        """Search under ``nodes``, then under nodes taken from the others, until the tree is
+        done, the deadline or ``stop``; ``me`` is this process's place in ``steal``."""
+        deadline = time.perf_counter() + (self.spec.wall_deadline - time.time())
+
+        def run(
+            start: list[Node], left: list[Node], publish: Callable[[str, float], None]
+        ) -> tuple[str, float, int]:
+            return _branch(
+                self.master,  # type: ignore[arg-type]
+                p=self.spec.p,
+                base_lo=self.spec.y_lower,
+                base_hi=np.ones(self.spec.prob.m),
+                root_bound=-np.inf,
+                offer=self.best.offer,
+                polish=lambda cand: self.best.polish(cand, deadline, 0.05),
+                upper_bound=lambda: self.best.ub,
+                deadline=deadline,
+                stop=stop,
+                gap_target=self.spec.gap_target,
+                unit=0.0,
+                progress=publish,
+                cut_rounds=NODE_CUT_ROUNDS,
+                node_order=NODE_ORDER,
+                start_nodes=start,
+                open_out=left,
+                pseudo=self.pseudo,
+                donate=steal.donate,
+            )
+
+        status, bound, n = _search_shares(run, steal, nodes, deadline, stop, me=me)
+        return _PartResult(status, bound, n, self.best.open)
 
 
 def _restricted(

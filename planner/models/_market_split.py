@@ -3,7 +3,8 @@
 
 Once enough nodes are open, the parent hands the master LP's rows and the open nodes to
 spawned processes (:class:`_TreeSpec`, :class:`_TreeWorkers`); each searches its share
-depth-first with its own copy of the LP (:class:`_PartSearcher`), and a process out of work
+depth-first with its own copy of the LP (:class:`planner.models._market._PartSearcher`, passed
+in so that this module needs nothing from the model's), and a process out of work
 takes half of another's open nodes (:class:`_Steal`). The split tree's bound covers every
 process's nodes and the nodes on their way between them.
 """
@@ -19,24 +20,19 @@ import numpy as np
 import scipy.sparse as sp
 
 from planner.errors import SolverError
-from planner.models._benders import _branch, _PseudoCosts
-from planner.models._market import (
-    NODE_CUT_ROUNDS,
-    NODE_ORDER,
-    CaptureProblem,
-    Node,
-    _Cuts,
-    _Incumbent,
-    _Master,
-)
+
+#: An open node of the tree: (bound, lower bounds, upper bounds) of ``y``.
+Node = tuple[float, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
 class _TreeSpec:
     """What another process needs to search part of the tree: the scaled problem, the cut
-    groups and the master LP's rows (every cut so far), as plain arrays."""
+    groups and the master LP's rows (every cut so far), as plain arrays. ``prob`` is the
+    scaled :class:`planner.models._market.CaptureProblem` (typed ``Any`` here, so that this
+    module imports nothing from the model's)."""
 
-    prob: CaptureProblem
+    prob: Any
     p: int | None
     p_max: int | None
     required: np.ndarray
@@ -52,10 +48,10 @@ class _TreeSpec:
 
     @staticmethod
     def of(
-        master: _Master,
+        master: Any,
         *,
-        prob: CaptureProblem,
-        cuts: _Cuts,
+        prob: Any,
+        cuts: Any,
         p: int | None,
         p_max: int | None,
         required: np.ndarray,
@@ -72,7 +68,7 @@ class _TreeSpec:
             a = sp.csr_matrix(parts, shape=shape)
         else:
             a = sp.csc_matrix(parts, shape=shape).tocsr()
-        first = _Master.FIRST_CUT_ROW
+        first = master.FIRST_CUT_ROW
         m = master.m
         return _TreeSpec(
             prob=prob,
@@ -99,77 +95,6 @@ class _PartResult:
     bound: float
     nodes: int
     best_open: np.ndarray
-
-
-class _PartSearcher:
-    """Searches shares of the open nodes in one process, with its own copy of the master LP
-    (built from ``spec``) and pseudo-costs kept from one share to the next."""
-
-    def __init__(self, spec: _TreeSpec) -> None:
-        prob = spec.prob
-        self.spec = spec
-        self.cuts = _Cuts(prob, spec.p, spec.y_lower, spec.group, spec.p_max)
-        self.master = master = _Master(
-            prob,
-            self.cuts,
-            p=spec.p,
-            p_max=spec.p_max,
-            y_lower=spec.y_lower,
-            phi_lower=spec.phi_lower,
-            interrupt=None,
-        )
-        rows = spec.rows
-        if rows.shape[0]:
-            master.h.addRows(
-                int(rows.shape[0]),
-                spec.row_lower,
-                spec.row_upper,
-                int(rows.nnz),
-                rows.indptr[:-1].astype(np.int32),
-                rows.indices.astype(np.int32),
-                rows.data,
-            )
-        master.n_fixed_rows = spec.n_fixed_rows
-        self.pseudo = _PseudoCosts(prob.m, {})
-        self.best = _Incumbent(
-            prob, spec.p, spec.p_max, spec.required, np.inf, np.zeros(0, dtype=np.intp)
-        )
-        self.cuts.incumbent = lambda: self.best.ub
-
-    def search(
-        self, nodes: list[Node], steal: _Steal, stop: Callable[[], bool], me: int
-    ) -> _PartResult:
-        """Search under ``nodes``, then under nodes taken from the others, until the tree is
-        done, the deadline or ``stop``; ``me`` is this process's place in ``steal``."""
-        deadline = time.perf_counter() + (self.spec.wall_deadline - time.time())
-
-        def run(
-            start: list[Node], left: list[Node], publish: Callable[[str, float], None]
-        ) -> tuple[str, float, int]:
-            return _branch(
-                self.master,  # type: ignore[arg-type]
-                p=self.spec.p,
-                base_lo=self.spec.y_lower,
-                base_hi=np.ones(self.spec.prob.m),
-                root_bound=-np.inf,
-                offer=self.best.offer,
-                polish=lambda cand: self.best.polish(cand, deadline, 0.05),
-                upper_bound=lambda: self.best.ub,
-                deadline=deadline,
-                stop=stop,
-                gap_target=self.spec.gap_target,
-                unit=0.0,
-                progress=publish,
-                cut_rounds=NODE_CUT_ROUNDS,
-                node_order=NODE_ORDER,
-                start_nodes=start,
-                open_out=left,
-                pseudo=self.pseudo,
-                donate=steal.donate,
-            )
-
-        status, bound, n = _search_shares(run, steal, nodes, deadline, stop, me=me)
-        return _PartResult(status, bound, n, self.best.open)
 
 
 def _search_shares(
@@ -300,6 +225,7 @@ def _part_main(
     out: Any,
     *,
     me: int,
+    searcher: Callable[[_TreeSpec], Any],
 ) -> None:
     """Entry point of a tree process: searches its share and what it can take, then puts
     ``("ok", _PartResult)`` (or ``("error", text)``) on ``out``."""
@@ -309,10 +235,10 @@ def _part_main(
     try:
         # one BLAS thread: the processes already use every core
         with threadpool_limits(limits=1):
-            searcher = _PartSearcher(spec)
-            searcher.best.ub = ub
-            searcher.best.open = np.sort(np.asarray(best_open, dtype=np.intp))
-            result = searcher.search(nodes, steal, steal.halt.is_set, me)
+            part = searcher(spec)
+            part.best.ub = ub
+            part.best.open = np.sort(np.asarray(best_open, dtype=np.intp))
+            result = part.search(nodes, steal, steal.halt.is_set, me)
         out.put(("ok", result))
     except Exception as exc:  # reported to the parent, which raises it
         steal.halt.set()
@@ -324,9 +250,16 @@ class _TreeWorkers:
     forks), each with its share of the open nodes. The context exit stops and joins them."""
 
     def __init__(
-        self, spec: _TreeSpec, shares: list[list[Node]], ub: float, best_open: np.ndarray
+        self,
+        spec: _TreeSpec,
+        shares: list[list[Node]],
+        ub: float,
+        best_open: np.ndarray,
+        searcher: Callable[[_TreeSpec], Any],
     ) -> None:
-        """``shares[0]`` is this process's, the others' are searched by new processes."""
+        """``shares[0]`` is this process's, the others' are searched by new processes, each
+        with ``searcher(spec)`` (an object with ``best`` and ``search``; a class importable
+        by name, as the spawned process unpickles it)."""
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
@@ -337,7 +270,7 @@ class _TreeWorkers:
             ctx.Process(
                 target=_part_main,
                 args=(spec, share, (ub, best_open), self.steal, self.out),
-                kwargs={"me": me},
+                kwargs={"me": me, "searcher": searcher},
                 daemon=True,
             )
             for me, share in enumerate(shares[1:], start=1)
