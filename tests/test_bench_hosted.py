@@ -3,24 +3,11 @@ in which every slot was taken, which decide the switches checked "while the queu
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests._benchmarks import load_benchmark
 
 
 def _bench_hosted():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_hosted", BENCH / "bench_hosted.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load_benchmark("bench_hosted")
 
 
 def test_full_spans_follow_the_running_count() -> None:

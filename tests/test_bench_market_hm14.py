@@ -3,29 +3,16 @@ format read back, the utilities as the literature defines them, and the file che
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests._benchmarks import load_benchmark
 
 
 def _bench():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "bench_market_hm14", BENCH / "bench_market_hm14.py"
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load_benchmark("bench_market_hm14")
 
 
 def write(path: Path, c: np.ndarray, k: np.ndarray, weights: str | None = None) -> None:
