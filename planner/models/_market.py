@@ -835,6 +835,25 @@ class _Incumbent:
         return val
 
 
+def _tree_search(
+    master: _Master, best: _Incumbent, *, deadline: float, **more: Any
+) -> tuple[str, float, int]:
+    """The market model's branch-and-cut over ``master`` (:func:`_branch`, this module's node
+    settings): ``best`` takes the offered open sets and swaps from them (5 % of the time left
+    each), in this process or in one of a split tree's."""
+    return _branch(
+        master,  # type: ignore[arg-type]
+        p=best.p,
+        offer=best.offer,
+        polish=lambda cand: best.polish(cand, deadline, 0.05),
+        deadline=deadline,
+        unit=0.0,
+        cut_rounds=NODE_CUT_ROUNDS,
+        node_order=NODE_ORDER,
+        **more,
+    )
+
+
 def solve_capture(
     prob: CaptureProblem,
     *,
@@ -1076,22 +1095,17 @@ def solve_capture(
         def tree(
             report_bound: Callable[[str, float], None] = progress, **more: Any
         ) -> tuple[str, float, int]:
-            return _branch(
-                master,  # type: ignore[arg-type]
-                p=p,
+            return _tree_search(
+                master,
+                best,
+                deadline=deadline,
                 base_lo=base_lo,
                 base_hi=base_hi,
                 root_bound=lp_bound,
-                offer=best.offer,
-                polish=lambda cand: best.polish(cand, deadline, 0.05),
                 upper_bound=upper_bound,
-                deadline=deadline,
                 stop=stop_all,
                 gap_target=gap_target,
-                unit=0.0,
                 progress=report_bound,
-                cut_rounds=NODE_CUT_ROUNDS,
-                node_order=NODE_ORDER,
                 **more,
             )
 
@@ -1236,22 +1250,17 @@ class _PartSearcher:
         def run(
             start: list[Node], left: list[Node], publish: Callable[[str, float], None]
         ) -> tuple[str, float, int]:
-            return _branch(
-                self.master,  # type: ignore[arg-type]
-                p=self.spec.p,
+            return _tree_search(
+                self.master,
+                self.best,
+                deadline=deadline,
                 base_lo=self.spec.y_lower,
                 base_hi=np.ones(self.spec.prob.m),
                 root_bound=-np.inf,
-                offer=self.best.offer,
-                polish=lambda cand: self.best.polish(cand, deadline, 0.05),
                 upper_bound=lambda: self.best.ub,
-                deadline=deadline,
                 stop=stop,
                 gap_target=self.spec.gap_target,
-                unit=0.0,
                 progress=publish,
-                cut_rounds=NODE_CUT_ROUNDS,
-                node_order=NODE_ORDER,
                 start_nodes=start,
                 open_out=left,
                 pseudo=self.pseudo,
