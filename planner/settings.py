@@ -5,33 +5,33 @@ globals: in a Streamlit server every user shares the process). Each function bel
 variable when called, so a test or an app session can change the environment and see the effect
 at once.
 
-=========================  ===============================================  =====================
-variable                   meaning                                          default
-=========================  ===============================================  =====================
-``PLANNER_CACHE_DIR``      folder of the disk caches (graphs, matrices,     ``~/.cache/service-
-                           OSM features, geocoding)                         site-planner``
-``PLANNER_OFFLINE``        ``1`` never touches the network (no tiles,       unset (online checks
-                           no downloads; downloads fail at once)            allowed)
-``PLANNER_MAX_SNAP_M``     farthest a customer may be from a road (m)       ``1000``
-``PLANNER_CANDIDATES``     candidate sites generated when none are given    ``60``
-``PLANNER_TIME_LIMIT_S``   solver seconds per solve                         ``60``
-``PLANNER_ARRAY_LOADER_MB`` ``.osm.pbf`` files at least this big (MB) load   ``20``
-                           through the compact array loader, not osmnx
-``PLANNER_SCHEDULER``      Dask scheduler address (``tcp://host:8786``):    unset (in-process)
-                           matrix chunks and sweeps run on that cluster
-``PLANNER_WORKERS``        workers of a local Dask cluster started for the  unset (in-process)
-                           run (``0``/unset: no Dask)
-``PLANNER_MATRIX_DTYPE``   ``float32`` halves matrix memory (travel times   ``float64``
-                           rounded to about 0.01 s at 1 day)
-``PLANNER_MAX_ROWS``       most data rows read from one customer or site    ``1000000``
-                           file (larger files are refused before parsing)
-``PLANNER_DOWNLOAD_URL``   server of the region catalog (``index-v1.json``)  ``https://download.
-                           and of the country extracts                      geofabrik.de``
-``PLANNER_DATA_DIR``       a folder of road files already on the server,    unset
-                           offered by name in the app's region picker
-``PLANNER_SOLVER_PROCESSES`` processes the market model's branch-and-cut   ``1``
-                           tree is split among (``max_capture``)
-=========================  ===============================================  =====================
+============================  ===============================================  ====================
+variable                      meaning                                          default
+============================  ===============================================  ====================
+``PLANNER_CACHE_DIR``         folder of the disk caches (graphs, matrices,     ``~/.cache/service-
+                              OSM features, geocoding)                         site-planner``
+``PLANNER_OFFLINE``           ``1`` never touches the network (no tiles,       unset (online checks
+                              no downloads; downloads fail at once)            allowed)
+``PLANNER_MAX_SNAP_M``        farthest a customer may be from a road (m)       ``1000``
+``PLANNER_CANDIDATES``        candidate sites generated when none are given    ``60``
+``PLANNER_TIME_LIMIT_S``      solver seconds per solve                         ``60``
+``PLANNER_ARRAY_LOADER_MB``   ``.osm.pbf`` files at least this big (MB) load   ``20``
+                              through the compact array loader, not osmnx
+``PLANNER_SCHEDULER``         Dask scheduler address (``tcp://host:8786``):    unset (in-process)
+                              matrix chunks and sweeps run on that cluster
+``PLANNER_WORKERS``           workers of a local Dask cluster started for the  unset (in-process)
+                              run (``0``/unset: no Dask)
+``PLANNER_MATRIX_DTYPE``      ``float32`` halves matrix memory (travel times   ``float64``
+                              rounded to about 0.01 s at 1 day)
+``PLANNER_MAX_ROWS``          most data rows read from one customer or site    ``1000000``
+                              file (larger files are refused before parsing)
+``PLANNER_DOWNLOAD_URL``      server of the region catalog                     ``https://download.
+                              (``index-v1.json``) and of the country extracts  geofabrik.de``
+``PLANNER_DATA_DIR``          a folder of road files already on the server,    unset
+                              offered by name in the app's region picker
+``PLANNER_SOLVER_PROCESSES``  processes the market model's branch-and-cut      ``1``
+                              tree is split among (``max_capture``)
+============================  ===============================================  ====================
 
 The scenario defaults (:data:`DEFAULT_REGION`, :data:`DEFAULT_WORKSHOPS`, ...) are the *only*
 defaults: :class:`planner.engine.ScenarioSpec`, the command line and the app all take them from
