@@ -30,7 +30,8 @@ variable                      meaning                                          d
 ``PLANNER_DATA_DIR``          a folder of road files already on the server,    unset
                               offered by name in the app's region picker
 ``PLANNER_SOLVER_PROCESSES``  processes the market model's branch-and-cut      ``1``
-                              tree is split among (``max_capture``)
+                              tree is split among (``max_capture``; 1 inside
+                              a Dask worker or another daemonic process)
 ============================  ===============================================  ====================
 
 The scenario defaults (:data:`DEFAULT_REGION`, :data:`DEFAULT_WORKSHOPS`, ...) are the *only*
@@ -143,8 +144,16 @@ def array_loader_min_bytes() -> int:
 
 def solver_processes() -> int:
     """Processes a branch-and-cut tree may be split among: ``$PLANNER_SOLVER_PROCESSES`` or 1
-    (in-process). A hosted server running several jobs at once should leave it at 1."""
-    return max(1, int(_env_float("PLANNER_SOLVER_PROCESSES", 1.0, minimum=0.5)))
+    (in-process). A hosted server running several jobs at once should leave it at 1.
+
+    Always 1 inside a daemonic process (a Dask worker, a ``multiprocessing`` pool's worker):
+    Python does not let those start processes, and they already share the cores out."""
+    import multiprocessing
+
+    wanted = max(1, int(_env_float("PLANNER_SOLVER_PROCESSES", 1.0, minimum=0.5)))
+    if wanted > 1 and multiprocessing.current_process().daemon:
+        return 1
+    return wanted
 
 
 def dask_scheduler() -> str | None:

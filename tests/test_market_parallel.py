@@ -147,9 +147,48 @@ def test_solver_processes_setting(monkeypatch) -> None:
     assert solver_processes() == 1
     monkeypatch.setenv("PLANNER_SOLVER_PROCESSES", "2")
     assert solver_processes() == 2
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)
+    assert solver_processes() == 1  # a daemonic process may not start processes
+    monkeypatch.undo()
     monkeypatch.setenv("PLANNER_SOLVER_PROCESSES", "two")
     with pytest.raises(InputError, match="PLANNER_SOLVER_PROCESSES"):
         solver_processes()
+
+
+def _solve_in_a_daemon(out) -> None:  # type: ignore[no-untyped-def]
+    """Runs in a spawned daemonic process (as a Dask worker is): a solve whose tree would split
+    at once, ``out`` gets (optimal, objective, split)."""
+    from planner.models import _market
+
+    _market.SPLIT_NODES = 1
+    _market.RESTRICT_SHARE = 2.0
+    _market.ENVELOPE_ROOT = 0
+    u, o, w = spatial(3, 80, 14, 2.0)
+    try:
+        sol = max_capture(u, 5, w, outside=o, time_limit=120)
+        out.put((sol.optimal, sol.objective, "processes" in sol.extras))
+    except Exception as exc:  # the test shows it
+        out.put((False, repr(exc), None))
+
+
+def test_a_daemonic_process_keeps_its_tree(monkeypatch) -> None:
+    """A Dask worker is a daemonic process, which Python does not let start processes: with
+    two tree processes asked for, the solve there runs its tree itself (it raised
+    "daemonic processes are not allowed to have children" before)."""
+    monkeypatch.setenv("PLANNER_SOLVER_PROCESSES", "2")  # inherited by the child
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    child = ctx.Process(target=_solve_in_a_daemon, args=(out,), daemon=True)
+    child.start()
+    try:
+        optimal, objective, split = out.get(timeout=180)
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+    assert optimal is True, objective
+    assert objective == pytest.approx(brute(*spatial(3, 80, 14, 2.0), 5), rel=1e-9)
+    assert split is False
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])
