@@ -272,6 +272,11 @@ def test_objective_is_monotone_in_p() -> None:
         ({"utility": [1.0, 2.0], "p": 1, "outside": [1.0]}, InputError, "2-D"),
         ({"utility": [[1.0, 2.0]], "p": 1, "outside": [0.0]}, InputError, "outside"),
         ({"utility": [[1.0, 2.0]], "p": 1, "outside": [1.0, 2.0]}, InputError, "outside has"),
+        (
+            {"utility": [[1.0, 2.0]], "p": 1, "outside": [1.0], "weights": [1.0, 2.0]},
+            InputError,
+            "weights has 2 entries but utility has 1 customer rows",
+        ),
         ({"utility": [[1.0, 2.0]], "outside": [1.0]}, InputError, "say what to optimise"),
         ({"utility": [[1.0, 2.0]], "p": 3, "outside": [1.0]}, InfeasibleError, "p=3"),
         (

@@ -235,13 +235,14 @@ def check_cost(cost: object, *, name: str = "cost") -> np.ndarray:
     return arr
 
 
-def check_weights(weights: object, n: int) -> np.ndarray:
-    """Return customer weights as a float64 vector of length ``n`` (default all ones)."""
+def check_weights(weights: object, n: int, matrix: str = "cost") -> np.ndarray:
+    """Return customer weights as a float64 vector of length ``n`` (default all ones);
+    ``matrix`` names the customer x candidate argument in the messages."""
     if weights is None:
         return np.ones(n, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if w.size != n:
-        raise InputError(f"weights has {w.size} entries but cost has {n} customer rows")
+        raise InputError(f"weights has {w.size} entries but {matrix} has {n} customer rows")
     if not np.isfinite(w).all():
         raise InputError("weights must be finite")
     if (w < 0).any():

@@ -214,7 +214,7 @@ def max_capture(
     u_full = _check_utility(utility)
     n, m = u_full.shape
     o_full = _check_outside(outside, n)
-    w_full = check_weights(weights, n)
+    w_full = check_weights(weights, n, "utility")
     mode = _check_mode(p, fixed_cost, margin, target_share)
     req, exc = check_required_excluded(required, excluded, m)
     limit = check_time_limit(time_limit)
