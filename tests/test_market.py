@@ -398,8 +398,10 @@ def test_market_objective_needs_competitor_times() -> None:
 
 
 @pytest.mark.slow
-def test_calibrate_cli_recovers_a_known_decay(tmp_path: Path) -> None:
-    """Jobs drawn from the market model on the real roads; `planner calibrate` finds it."""
+def _calibration_files(tmp_path: Path) -> None:
+    """``sites.csv``, ``customers.csv`` and ``jobs.csv`` in ``tmp_path``: jobs drawn from the
+    market model (power decay, lambda 1.6) on Liechtenstein's roads, each served by its
+    customer's nearest of 3 sites."""
     sinst = prepare_scenario(SPEC)
     inst = sinst.instance
     cust = inst.customers
@@ -436,6 +438,11 @@ def test_calibrate_cli_recovers_a_known_decay(tmp_path: Path) -> None:
     )
     register = cust.drop(columns="geometry")[["customer_id", "lat", "lon", "weight"]]
     register.to_csv(tmp_path / "customers.csv", index=False)
+
+
+def test_calibrate_cli_recovers_a_known_decay(tmp_path: Path) -> None:
+    """Jobs drawn from the market model on the real roads; `planner calibrate` finds it."""
+    _calibration_files(tmp_path)
     code = main(
         [
             "calibrate",
@@ -471,6 +478,28 @@ def test_calibrate_cli_recovers_a_known_decay(tmp_path: Path) -> None:
     from_db = load_scenario(tmp_path / "out_db" / "scenario.toml").demand_model
     assert from_db.parameter == pytest.approx(spec.demand_model.parameter, rel=1e-9)
     assert from_db.interval == pytest.approx(spec.demand_model.interval, rel=1e-9)
+
+
+def test_calibrate_warns_about_served_by_sites_not_in_the_site_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A history that names a site the site file does not hold (closed, or a typo): the
+    customers it served are measured to their nearest own site, and the user is told which
+    ids and how many customers."""
+    _calibration_files(tmp_path)
+    jobs = pd.read_csv(tmp_path / "jobs.csv", dtype=str)
+    first = jobs["customer_id"].drop_duplicates().iloc[:3]
+    jobs.loc[jobs["customer_id"].isin(first), "served_by"] = "W-closed"
+    jobs.to_csv(tmp_path / "jobs.csv", index=False)
+    args = [str(tmp_path / "jobs.csv"), "--customers", str(tmp_path / "customers.csv")]
+    args += ["--sites", str(tmp_path / "sites.csv"), "--region", "liechtenstein"]
+    with caplog.at_level("WARNING", logger="planner.engine.market"):
+        assert main(["calibrate", *args, "--out", str(tmp_path / "out")]) == 0
+    said = [r.getMessage() for r in caplog.records if "served by sites" in r.getMessage()]
+    assert len(said) == 1
+    assert said[0].startswith("3 customers were served by sites that are not ours")
+    assert "'W-closed'" in said[0]
+    assert load_scenario(tmp_path / "out" / "scenario.toml").demand_model.source == "calibrated"
 
 
 # ------------------------------------------------------------------------------------------

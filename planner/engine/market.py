@@ -417,6 +417,17 @@ def calibrate_history(
     col_of = {sid: j for j, sid in enumerate(site_ids)}
     served = history["served_by"].map(lambda s: col_of.get(str(s), -1) if s else -1)
     served = served.to_numpy(np.int64)
+    unknown = history["served_by"].notna().to_numpy() & (served < 0)
+    if unknown.any():
+        ids = sorted({str(s) for s in history.loc[unknown, "served_by"]})
+        logger.warning(
+            "%d customers were served by sites that are not ours in the site file (served_by "
+            "%s%s; ours: kind workshop or partner, status not excluded): their travel time is "
+            "to their nearest own site instead; add those sites to the site file to use theirs",
+            int(unknown.sum()),
+            ", ".join(repr(i) for i in ids[:5]),
+            f" and {len(ids) - 5} more" if len(ids) > 5 else "",
+        )
     cost = inst.cost_s
     nearest = np.full(len(history), -1, dtype=np.int64)
     nearest[ok] = np.argmin(cost[d_of_c[ok]], axis=1)
