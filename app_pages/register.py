@@ -296,6 +296,8 @@ if plan is not None:
     st.write(
         "Proven optimal." if sol.optimal else f"Best plan found, within {sol.gap:.2%} of optimal."
     )
+    for warning in plan.warnings:
+        st.warning(warning)
     st.metric("Price of keeping sites open", f"{plan.price_of_consistency:+.2%}")
     st.dataframe(plan.summary, hide_index=True)
     st.dataframe(plan.phases, hide_index=True)

@@ -135,6 +135,26 @@ def test_phased_plan_matches_brute_force(tiny, p):
     assert (plan.summary["gap"] <= 1e-6).all()
 
 
+def test_a_market_scenario_is_phased_by_drive_time_and_says_so(tiny):
+    """Phases minimise drive time with our own workshops: a scenario with another layout or
+    the market objective gets the same plan as the default one, and a warning naming what
+    is not used."""
+    G, customers, sites, forecast, jobs, spec, _ = tiny
+    kw = {"jobs": jobs, "customers": customers, "sites": sites, "forecast": forecast, "graph": G}
+    plain = plan_phases(spec, (1, 2, 2), **kw)
+    assert not any("not used" in w for w in plain.warnings)
+    market = spec.replace(objective="max_capture", layout="two-tier")
+    plan = plan_phases(market, (1, 2, 2), **kw)
+    pd.testing.assert_frame_equal(plan.phases, plain.phases)
+    assert plan.summary["objective"].sum() == pytest.approx(plain.summary["objective"].sum())
+    said = [w for w in plan.warnings if "not used" in w]
+    assert said == [
+        "the phased plan opens our own workshops for the least drive time (a multi-period "
+        "p-median); the scenario's layout 'two-tier' and objective 'max_capture' are not used "
+        "here"
+    ]
+
+
 def test_consistency_has_a_price_when_demand_moves(tiny):
     G, customers, sites, forecast, jobs, spec, _ = tiny
     plan = plan_phases(

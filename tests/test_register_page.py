@@ -51,6 +51,7 @@ def test_page_shows_the_demo_trends_of_the_library() -> None:
 @pytest.mark.slow
 def test_page_plans_phases() -> None:
     at = _open()
+    at.session_state["layout"] = "two-tier"  # chosen on the Plan page: phases are in-house
     at.text_input(key="phase_workshops").set_value("2,3").run()
     (button,) = [b for b in at.button if b.label == "Plan phases"]
     button.click().run()
@@ -60,3 +61,5 @@ def test_page_plans_phases() -> None:
     assert plan.summary["workshops"].tolist() == [2, 3]
     assert plan.phases.groupby("year").size().tolist() == [2, 3]
     assert any("customers move" in m.value for m in at.markdown)
+    assert [w.value for w in at.warning if "not used" in w.value] == list(plan.warnings)[:1]
+    assert "layout 'two-tier'" in plan.warnings[0]

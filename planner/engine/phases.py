@@ -139,7 +139,8 @@ def plan_phases(
     Parameters
     ----------
     spec
-        The scenario (region, sites, costs, time limit); its layout is taken as in-house.
+        The scenario (region, sites, costs, time limit); its layout is taken as in-house and
+        its objective as the least drive time (a warning says so when they differ).
     workshops_per_year
         Workshops open in years 1..N (non-decreasing), e.g. ``[3, 4, 5]``.
     jobs
@@ -168,7 +169,22 @@ def plan_phases(
         ``progress(message, fraction)`` callback.
     """
     report = progress or log_progress
-    spec = spec.replace(layout="in-house")
+    unused = [
+        f"{name} {value!r}"
+        for name, value, used in (
+            ("layout", spec.layout, "in-house"),
+            ("objective", spec.objective, "min_travel"),
+        )
+        if value != used
+    ]
+    notes: tuple[str, ...] = ()
+    if unused:
+        notes = (
+            f"the phased plan opens our own workshops for the least drive time (a multi-period "
+            f"p-median); the scenario's {' and '.join(unused)} "
+            f"{'is' if len(unused) == 1 else 'are'} not used here",
+        )
+    spec = spec.replace(layout="in-house", objective="min_travel", target_share=None)
     if (workshops_per_year is None) == (budget_per_year_eur is None):
         raise InputError("give either workshops per year or a budget per year", field="workshops")
     if workshops_per_year is None:
@@ -319,5 +335,5 @@ def plan_phases(
         assignments=pd.concat(assignment_frames, ignore_index=True),
         forecast=forecast,
         solution=sol,
-        warnings=tuple(sinst_warnings) + job_warnings,
+        warnings=notes + tuple(sinst_warnings) + job_warnings,
     )
