@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner._meta import OSM_CREDIT, __version__
 from planner.cli_register import (
@@ -86,6 +86,9 @@ from planner.settings import (
     DEFAULT_TIME_LIMIT_S,
     DEFAULT_WORKSHOPS,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -444,14 +447,32 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         _print_warnings([f"{layout}: {w}" for w in lr.warnings if w not in sinst.warnings])
         sol = lr.result.solution
         print(f"{layout}: {sol.model} with {sol.solver}: {_status(sol)}")
-    print(
-        comp.table[["layout", "sites", "mean_travel_min", "annual_cost", "cost_per_job"]].to_string(
-            index=False, float_format=lambda x: f"{x:,.1f}"
-        )
-    )
+    print(_comparison_summary(comp.table))
     print(f"wrote {', '.join(str(f) for f in files)}")
     print(f"Road data {OSM_CREDIT} (ODbL)")
     return 0
+
+
+#: The comparison's columns printed by ``planner compare`` (the market ones when solved so).
+COMPARE_SUMMARY = (
+    "layout",
+    "sites",
+    "mean_travel_min",
+    "annual_cost",
+    "cost_per_job",
+    "jobs_won",
+    "expected_share",
+    "profit_eur",
+)
+
+
+def _comparison_summary(table: pd.DataFrame) -> str:
+    """The comparison table as ``planner compare`` prints it: drive times and costs, and under
+    the market model the jobs won, the expected share and the profit."""
+    shown = table[[c for c in COMPARE_SUMMARY if c in table.columns]].copy()
+    if "expected_share" in shown:
+        shown["expected_share"] = shown["expected_share"].map(lambda x: f"{x:.1%}")
+    return shown.to_string(index=False, float_format=lambda x: f"{x:,.1f}")
 
 
 def _cmd_geocode(args: argparse.Namespace) -> int:

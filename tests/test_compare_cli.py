@@ -46,6 +46,30 @@ def test_growth_argument_parsing():
         cli._parse_growth(["business=lots"])
 
 
+def test_printed_comparison_shows_the_market_figures_when_there_are_some():
+    table = pd.DataFrame(
+        {
+            "layout": ["in-house", "outsourced"],
+            "sites": [3, 3],
+            "mean_travel_min": [4.04, 5.1],
+            "annual_cost": [1_200_000.0, 700_000.0],
+            "cost_per_job": [300.0, 149.0],
+            "optimal": [True, True],
+            "jobs_won": [2624.36, 4614.26],
+            "expected_share": [0.56004, 0.98469],
+            "profit_eur": [-2_222_538.1, 276_855.8],
+        }
+    )
+    lines = cli._comparison_summary(table).splitlines()
+    assert lines[0].split() == list(cli.COMPARE_SUMMARY)
+    assert lines[1].split() == [
+        "in-house", "3", "4.0", "1,200,000.0", "300.0", "2,624.4", "56.0%", "-2,222,538.1"
+    ]  # fmt: skip
+    travel_only = table.drop(columns=["jobs_won", "expected_share", "profit_eur"])
+    header = cli._comparison_summary(travel_only).splitlines()[0]
+    assert header.split() == list(cli.COMPARE_SUMMARY[:5])
+
+
 def test_compare_rejects_unknown_layout(tmp_path: Path, capsys):
     code = cli.main(["compare", "--layouts", "in-house,franchise", "--out", str(tmp_path)])
     assert code == 2
