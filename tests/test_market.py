@@ -3,6 +3,7 @@ through the engine, checked against brute force on the bundled Liechtenstein roa
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -387,6 +388,39 @@ def test_existing_sites_stay_open_and_outsourced_partners_compete_unless_contrac
     assert out.market.kpis["competitors"] == partners.size - len(out.market.sites)
     assert set(out.market.competitors["kind"]) == {"partner"}
     assert not any("partner candidates" in w for w in out.warnings)
+
+
+@pytest.mark.slow
+def test_market_plans_load_each_site_with_the_jobs_it_wins(sinst) -> None:  # type: ignore[no-untyped-def]
+    """Capacity under the market model: a site serves the jobs it is expected to win (the
+    rest of its catchment goes to competitors or nowhere), and the objectives that choose how
+    many sites open are not told that candidates are missing."""
+    lr = run(SPEC, sinst=sinst)
+    assert lr.market is not None
+    won = dict(zip(lr.market.sites["site_id"], lr.market.sites["jobs_won"], strict=True))
+    loads = lr.loads.set_index("site_id")
+    assert set(loads.index) == set(won)
+    for site, jobs in won.items():
+        assert loads.loc[site, "jobs"] == pytest.approx(jobs, rel=1e-12)
+        assert loads.loc[site, "utilisation"] == pytest.approx(
+            jobs / loads.loc[site, "capacity_jobs"], rel=1e-12
+        )
+    assert loads["jobs"].sum() < lr.market.kpis["jobs_total"]  # competitors take a share
+    travel = run(SPEC.replace(objective="min_travel"), sinst=sinst)
+    assert travel.loads["jobs"].sum() == pytest.approx(lr.market.kpis["jobs_total"], rel=1e-9)
+    # one site is enough for a small share, and none is profitable at a margin of 1 EUR
+    small = run(SPEC.replace(objective="target_share", target_share=0.01), sinst=sinst)
+    assert small.kpis["sites"] == 1
+    assert not any("usable candidate site" in w for w in small.warnings)
+    poor = SPEC.replace(
+        objective="max_profit", parameters=dataclasses.replace(lr.parameters, margin_per_job_eur=1)
+    )
+    lost = run(poor, sinst=sinst)
+    assert lost.kpis["sites"] == 1
+    assert lost.market.kpis["profit_eur"] < 0
+    assert not any("usable candidate site" in w for w in lost.warnings)
+    (said,) = [w for w in lost.warnings if "makes a profit" in w]
+    assert f"loses {-lost.market.kpis['profit_eur']:,.0f} EUR a year" in said
 
 
 @pytest.mark.slow

@@ -611,7 +611,13 @@ def solve_layout(
         cust["weight"] = np.asarray(customer_weight, float)
         res = dataclasses.replace(res, customers=cust)
     costs = annual_costs(res, params, layout=layout, link_time_s=link_time)
-    loads = site_loads(res, params)
+    # under the market model a site serves the jobs it is expected to win, not its catchment's
+    won = (
+        None
+        if market is None
+        else dict(zip(market.sites["site_id"].astype(str), market.sites["jobs_won"], strict=True))
+    )
+    loads = site_loads(res, params, jobs_by_site=won)
     kpis = scenario_kpis(
         res,
         service_standard_min=spec.service_standard_min,
@@ -666,7 +672,9 @@ def solve_layout(
             )
         )
     opened = int(kpis["sites"])
-    if n_ws is not None and opened < n_ws and layout != "outsourced":  # partners: above
+    # partners: above; target_share and max_profit choose how many (workshops: a cap)
+    fewer = n_ws is not None and opened < n_ws and spec.objective in ("min_travel", "max_capture")
+    if fewer and layout != "outsourced":
         warnings.append(
             f"{n_ws} workshops were asked for, but only {opened} usable candidate site(s) exist "
             f"for the {layout} layout, so {opened} are open; add candidate sites or allow "
@@ -837,6 +845,14 @@ def _solve_market(
     outcome = market_outcome(
         sinst, inputs, full, weights=jobs, params=params, fixed_cost_eur=fixed, roles=roles
     )
+    profit = float(outcome.kpis["profit_eur"])
+    if spec.objective == "max_profit" and profit < 0:
+        warnings.append(
+            f"no plan with at least one site makes a profit at a margin of "
+            f"{params.margin_per_job_eur:,.0f} EUR a job: the best, {len(sol.open)} site(s), "
+            f"loses {-profit:,.0f} EUR a year (before the office of a two-tier layout); check "
+            "the margin per job and the sites' fixed costs"
+        )
     return full, roles, office_id, link_time, outcome, warnings
 
 

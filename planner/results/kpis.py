@@ -157,8 +157,18 @@ def share_within_service_standard(
     return float(weights[ok].sum() / total)
 
 
-def site_loads(result: ScenarioResult, parameters: CostParameters | None = None) -> pd.DataFrame:
+def site_loads(
+    result: ScenarioResult,
+    parameters: CostParameters | None = None,
+    *,
+    jobs_by_site: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
     """Jobs per year, capacity and utilisation of every site of ``result``.
+
+    A site's jobs are those of the customers assigned to it, or ``jobs_by_site[site_id]``
+    when given (0 for the sites it leaves out): under the market model, the jobs each site is
+    expected to win (:attr:`planner.results.market.MarketOutcome.sites`), as the others go to
+    competitors or nowhere.
 
     Each site's capacity is its own (the result's ``capacity_jobs`` column, from the sites
     file or the defaults: :func:`planner.results.site_figures.site_figures`); without that
@@ -172,8 +182,11 @@ def site_loads(result: ScenarioResult, parameters: CostParameters | None = None)
         carries them, ``capacity_source``, ``fixed_cost_eur`` and ``fixed_cost_source``.
     """
     parameters = parameters or CostParameters()
-    jobs = pd.Series(_customer_jobs(result, parameters), index=result.customers.index)
-    by_site = jobs.groupby(result.customers["site_id"].astype(str)).sum()
+    if jobs_by_site is None:
+        jobs = pd.Series(_customer_jobs(result, parameters), index=result.customers.index)
+        by_site = jobs.groupby(result.customers["site_id"].astype(str)).sum()
+    else:
+        by_site = pd.Series(dict(jobs_by_site), dtype=float)
     sites = result.sites
     site_ids = sites["site_id"].astype(str)
     load = site_ids.map(by_site).fillna(0.0).to_numpy(float)
