@@ -850,8 +850,9 @@ def _solve_market(
         warnings.append(
             f"no plan with at least one site makes a profit at a margin of "
             f"{params.margin_per_job_eur:,.0f} EUR a job: the best, {len(sol.open)} site(s), "
-            f"loses {-profit:,.0f} EUR a year (before the office of a two-tier layout); check "
-            "the margin per job and the sites' fixed costs"
+            f"loses {-profit:,.0f} EUR a year"
+            + (" before the office's costs" if layout == "two-tier" else "")
+            + "; check the margin per job and the sites' fixed costs"
         )
     return full, roles, office_id, link_time, outcome, warnings
 
